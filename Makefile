@@ -1,0 +1,44 @@
+# learnct developer tasks. Run `make` or `make help` for the list.
+
+VENV ?= .venv
+PY = $(VENV)/bin/python
+EXTRAS ?= dev,astra
+PYTEST_ARGS ?=
+STAMP = $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint format bench clean
+
+# Keep W&B offline and silent in every test run.
+test test-fast: export WANDB_MODE = disabled
+
+help: ## List the available targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".[EXTRAS]"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	touch $@
+
+test: $(STAMP) ## Run the full test suite (extra args via PYTEST_ARGS=...)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check lint and formatting with ruff (no changes made)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(STAMP) ## Run the benchmarks (python -m learnct.bench)
+	$(PY) -m learnct.bench
+
+clean: ## Remove build artefacts and tool caches (keeps the venv)
+	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

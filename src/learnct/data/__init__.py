@@ -1,0 +1,1 @@
+"""Training and evaluation data: analytic phantoms and data sets."""

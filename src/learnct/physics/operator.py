@@ -1,0 +1,148 @@
+"""``RayTransform``: the differentiable ray transform ``A`` and its exact adjoint ``A^T``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from learnct.physics.backends import BACKENDS, ProjectorBackend
+from learnct.physics.backends.sparse import sparse_matrix_bytes
+from learnct.physics.geometry import Geometry
+
+__all__ = ["RayTransform", "available_backends"]
+
+#: ``auto`` uses the stored matrix when the matrix and its transpose fit in this many bytes.
+DEFAULT_MATRIX_BUDGET = 2 << 30
+
+
+def available_backends() -> dict[str, str | None]:
+    """Every registered backend name -> None if usable here, else the reason it is not."""
+    return {name: cls.unavailable_reason() for name, cls in BACKENDS.items()}
+
+
+class _Forward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, backend: ProjectorBackend) -> torch.Tensor:
+        ctx.backend = backend
+        return backend.forward(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Adjoint.apply(grad.contiguous(), ctx.backend), None
+
+
+class _Adjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, backend: ProjectorBackend) -> torch.Tensor:
+        ctx.backend = backend
+        return backend.adjoint(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Forward.apply(grad.contiguous(), ctx.backend), None
+
+
+class RayTransform(nn.Module):
+    """The ray transform of ``geometry``: images ``(B, 1, N, N)`` -> sinograms
+    ``(B, 1, n_angles, n_detectors)`` of line integrals (image units x mm).
+
+    ``forward`` and ``adjoint`` are differentiable, and the gradient of each is the other
+    (custom autograd functions, no autograd through sparse products). Runs on the device
+    of its input.
+
+    Args:
+        geometry: a ``FanBeamGeometry`` or ``ParallelBeamGeometry``.
+        backend: ``"auto"`` (``sparse`` when its matrix fits ``matrix_budget_bytes``, else
+            ``matrix_free``) or a name from ``available_backends()``.
+        matrix_budget_bytes: memory budget for the ``sparse`` backend's matrices under ``auto``.
+        check_finite: raise on NaN/inf input (costs a reduction over the input).
+        **backend_options: passed to the backend's constructor.
+    """
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        backend: str = "auto",
+        matrix_budget_bytes: int = DEFAULT_MATRIX_BUDGET,
+        check_finite: bool = True,
+        **backend_options,
+    ) -> None:
+        super().__init__()
+        if not isinstance(geometry, Geometry):
+            raise ValueError(
+                "geometry must be a FanBeamGeometry or ParallelBeamGeometry, "
+                f"got {type(geometry).__name__}"
+            )
+        if backend == "auto":
+            fits = sparse_matrix_bytes(geometry) <= matrix_budget_bytes
+            backend = "sparse" if fits else "matrix_free"
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"unknown backend {backend!r}: choose 'auto' or one of {sorted(BACKENDS)}"
+            )
+        cls = BACKENDS[backend]
+        reason = cls.unavailable_reason() or cls.supports(geometry)
+        if reason is not None:
+            raise ValueError(f"backend {backend!r} cannot be used: {reason}")
+        self.geometry = geometry
+        self.backend_name = backend
+        self.backend = cls(geometry, **backend_options)
+        self.check_finite = check_finite
+        self._norm: float | None = None
+
+    def extra_repr(self) -> str:
+        return f"backend={self.backend_name!r}, geometry={self.geometry}"
+
+    @property
+    def domain_shape(self) -> tuple[int, int]:
+        return self.geometry.image_shape
+
+    @property
+    def range_shape(self) -> tuple[int, int]:
+        return self.geometry.sinogram_shape
+
+    def _check(self, t: torch.Tensor, shape: tuple[int, int], what: str) -> None:
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{what} must be a torch.Tensor, got {type(t).__name__}")
+        expected = f"(batch, 1, {shape[0]}, {shape[1]})"
+        if t.dim() != 4 or t.shape[1] != 1 or tuple(t.shape[2:]) != shape:
+            hint = " (add batch and channel dims: t[None, None])" if t.dim() == 2 else ""
+            raise ValueError(f"{what} must have shape {expected}, got {tuple(t.shape)}{hint}")
+        if not t.is_floating_point():
+            raise ValueError(f"{what} must be float32 or float64, got {t.dtype}")
+        if t.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{what} must be float32 or float64, got {t.dtype}")
+        device_type = t.device.type
+        if device_type not in self.backend.devices():
+            raise ValueError(
+                f"backend {self.backend_name!r} runs on {self.backend.devices()}, "
+                f"got a {what} on {t.device}"
+            )
+        if self.check_finite and not torch.isfinite(t).all():
+            raise ValueError(f"{what} contains NaN or inf values")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x``: line integrals of the images ``x`` (B, 1, N, N)."""
+        self._check(x, self.domain_shape, "image")
+        return _Forward.apply(x.contiguous(), self.backend)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``A^T y``: the exact adjoint (backprojection) of sinograms ``y``."""
+        self._check(y, self.range_shape, "sinogram")
+        return _Adjoint.apply(y.contiguous(), self.backend)
+
+    def norm(self, iterations: int = 100, seed: int = 0) -> float:
+        """Operator norm ``||A||_2`` by power iteration on ``A^T A`` (computed once, cached)."""
+        if self._norm is None:
+            gen = torch.Generator().manual_seed(seed)
+            x = torch.rand(1, 1, *self.domain_shape, generator=gen, dtype=torch.float64)
+            x = x.float()
+            value = 0.0
+            with torch.no_grad():
+                for _ in range(iterations):
+                    x = x / torch.linalg.vector_norm(x)
+                    y = self.backend.adjoint(self.backend.forward(x))
+                    value = float(torch.linalg.vector_norm(y))
+                    x = y
+            self._norm = value**0.5
+        return self._norm

@@ -1,0 +1,96 @@
+"""Packaging consistency: pyproject.toml pins, environment.yml mirror, installed versions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_pyproject() -> dict:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def _load_env() -> dict:
+    with (ROOT / "environment.yml").open() as f:
+        return yaml.safe_load(f)
+
+
+def _runtime_reqs() -> list[Requirement]:
+    return [Requirement(s) for s in _load_pyproject()["project"]["dependencies"]]
+
+
+def _extra_reqs() -> list[Requirement]:
+    extras = _load_pyproject()["project"].get("optional-dependencies", {})
+    return [Requirement(s) for group in extras.values() for s in group]
+
+
+def _pin(req: Requirement) -> str:
+    """Return the exact version of a `name==version` requirement, failing otherwise."""
+    specs = list(req.specifier)
+    assert len(specs) == 1 and specs[0].operator == "==", f"{req} is not pinned with =="
+    assert "*" not in specs[0].version, f"{req} uses a wildcard pin"
+    return specs[0].version
+
+
+def _pins(reqs: list[Requirement]) -> dict[str, str]:
+    return {canonicalize_name(r.name): _pin(r) for r in reqs}
+
+
+def _env_pip_section(env: dict) -> list[str]:
+    sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(sections) == 1, "environment.yml needs exactly one pip: section"
+    return sections[0]
+
+
+@pytest.mark.parametrize("req", _runtime_reqs() + _extra_reqs(), ids=str)
+def test_pyproject_dependencies_pinned_exactly(req: Requirement) -> None:
+    _pin(req)
+
+
+def test_environment_pip_pins_match_pyproject() -> None:
+    expected = _pins(_runtime_reqs() + _extra_reqs())
+    lines = _env_pip_section(_load_env())
+    for line in lines:
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+", line), (
+            f"environment.yml pip entry {line!r} is not name==version"
+        )
+    actual = _pins([Requirement(line) for line in lines])
+    assert len(actual) == len(lines), "duplicate package in environment.yml pip section"
+    assert actual == expected
+
+
+def test_environment_python_version() -> None:
+    deps = _load_env()["dependencies"]
+    assert "python=3.11" in deps
+
+
+def test_torch_pin() -> None:
+    pins = _pins(_runtime_reqs())
+    assert pins.get("torch") == "2.13.0"
+
+
+@pytest.mark.parametrize(
+    "req", _runtime_reqs() + _extra_reqs(), ids=lambda r: canonicalize_name(r.name)
+)
+def test_installed_versions_match_pins(req: Requirement) -> None:
+    is_extra = req not in _runtime_reqs()
+    try:
+        installed = importlib.metadata.version(req.name)
+    except importlib.metadata.PackageNotFoundError:
+        if is_extra:
+            pytest.skip(f"optional {req.name} not installed")
+        raise
+    # `==X` matches local versions such as torch 2.13.0+cpu (PEP 440), as pip does.
+    assert req.specifier.contains(installed, prereleases=True), (
+        f"{req.name}: installed {installed}, pinned {_pin(req)}"
+    )
