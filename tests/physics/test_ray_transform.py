@@ -176,7 +176,7 @@ def test_bad_sinogram_and_backend_raise_clear_errors():
     op = RayTransform(GEOMETRIES["fan"])
     with pytest.raises(ValueError, match=r"sinogram must have shape \(batch, 1, 40, 48\)"):
         op.adjoint(torch.zeros(1, 1, 48, 40))
-    with pytest.raises(ValueError, match="unknown backend 'fast'.*'auto'.*'sparse'"):
+    with pytest.raises(ValueError, match=r"unknown backend 'fast'.*'auto'.*'sparse'"):
         RayTransform(GEOMETRIES["fan"], backend="fast")
     with pytest.raises(ValueError, match="FanBeamGeometry or ParallelBeamGeometry"):
         RayTransform("fan_lowdose")

@@ -1,0 +1,91 @@
+"""Low-dose noise: Poisson statistics, Gaussian level, reproducibility, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from learnct.physics import simulate_low_dose
+
+
+def test_poisson_counts_have_the_poisson_mean_and_variance():
+    photons, mu, y = 1e4, 0.02, 100.0  # mu * y = 2: expected counts 1353.4
+    sino = torch.full((4, 1, 250, 250), y)
+    gen = torch.Generator().manual_seed(1234)
+    noisy = simulate_low_dose(sino, photons, mu=mu, generator=gen)
+    counts = photons * torch.exp(-mu * noisy.double())
+    expected = photons * math.exp(-mu * y)
+    n = counts.numel()
+    # sample mean within 4 standard errors, sample variance within 4 of its standard errors
+    assert abs(counts.mean().item() - expected) < 4 * math.sqrt(expected / n)
+    var_se = expected * math.sqrt(2 / n)  # Poisson(lam) with lam >> 1: var(s^2) ~ 2 lam^2 / n
+    assert abs(counts.var().item() - expected) < 4 * var_se
+    # the counts are integers
+    assert torch.allclose(counts, counts.round(), atol=1e-3 * expected)
+
+
+def test_zero_counts_are_clamped_to_min_counts():
+    sino = torch.full((1, 1, 10, 10), 1e4)  # exp(-200): no photon arrives
+    out = simulate_low_dose(sino, 1e4, mu=0.02, min_counts=1.0)
+    assert torch.allclose(out, torch.full_like(out, math.log(1e4) / 0.02))
+    out = simulate_low_dose(sino, 1e4, mu=0.02, min_counts=0.1)
+    assert torch.allclose(out, torch.full_like(out, math.log(1e5) / 0.02))
+
+
+def test_gaussian_noise_is_relative_to_the_mean_absolute_value_per_sample():
+    sino = torch.stack([torch.full((1, 200, 200), 2.0), torch.full((1, 200, 200), -10.0)])
+    gen = torch.Generator().manual_seed(0)
+    out = simulate_low_dose(sino, noise="gaussian", relative_std=0.05, generator=gen)
+    std = (out - sino).flatten(1).std(dim=1)
+    assert std[0].item() == pytest.approx(0.1, rel=0.02)
+    assert std[1].item() == pytest.approx(0.5, rel=0.02)
+
+
+def test_per_sample_generators_make_each_sample_independent_of_the_batch():
+    sino = torch.rand(3, 1, 20, 30) * 50
+
+    def gens(seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    batch = simulate_low_dose(sino, 1e3, mu=0.02, generator=gens([10, 11, 12]))
+    alone = simulate_low_dose(sino[1:2], 1e3, mu=0.02, generator=gens([11]))
+    assert torch.equal(batch[1:2], alone)
+    other = simulate_low_dose(sino, 1e3, mu=0.02, generator=gens([10, 99, 12]))
+    assert torch.equal(batch[0], other[0]) and not torch.equal(batch[1], other[1])
+
+
+def test_low_dose_is_noisier_than_high_dose():
+    sino = torch.rand(2, 1, 40, 40) * 100
+    err = {}
+    for photons in (1e3, 1e5):
+        gen = torch.Generator().manual_seed(0)
+        err[photons] = (simulate_low_dose(sino, photons, mu=0.02, generator=gen) - sino).std()
+    # the std of the post-log data scales like 1/sqrt(I0): a factor 10 here
+    assert (err[1e3] / err[1e5]).item() == pytest.approx(10, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"photons": 0}, "photons must be a positive number"),
+        ({"photons": -5.0}, "photons must be a positive number"),
+        ({"photons": float("inf")}, "photons must be finite"),
+        ({"mu": 0.0}, "mu must be a positive attenuation"),
+        ({"noise": "speckle"}, "unknown noise model 'speckle'"),
+        ({"min_counts": 0}, "min_counts must be > 0"),
+        ({"generator": [torch.Generator()]}, "got 1 generators for a batch of 2"),
+        ({"generator": "seed"}, "generator must be a torch.Generator"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_low_dose(torch.ones(2, 1, 4, 4), **{"photons": 1e4, **kwargs})
+
+
+def test_non_finite_and_non_float_sinograms_are_rejected():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        simulate_low_dose(torch.tensor([[float("nan")]]), 1e4)
+    with pytest.raises(ValueError, match="floating-point"):
+        simulate_low_dose(torch.ones(2, 3, dtype=torch.int32), 1e4)
