@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -40,14 +41,19 @@ def sparse_matrix_bytes(geometry: Geometry) -> int:
     return 2 * max_nnz * 8
 
 
+def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape) -> torch.Tensor:
+    """A CSR tensor from parts that are valid by construction (torch's beta warning muted)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
+
+
 def _csr(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape) -> torch.Tensor:
     index_dtype = torch.int32 if vals.numel() < 2**31 - 1 else torch.int64
     counts = torch.bincount(rows, minlength=shape[0])
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64)
     torch.cumsum(counts, 0, out=crow[1:])
-    return torch.sparse_csr_tensor(
-        crow.to(index_dtype), cols.to(index_dtype), vals, size=shape, check_invariants=False
-    )
+    return _csr_tensor(crow.to(index_dtype), cols.to(index_dtype), vals, shape)
 
 
 def build_joseph_csr(
@@ -81,10 +87,16 @@ def _load_or_build(geometry: Geometry, use_symmetry: bool) -> tuple[torch.Tensor
     if path.exists():
         try:
             parts = torch.load(path, weights_only=True)
-            return tuple(
-                torch.sparse_csr_tensor(*parts[name], size=parts[f"{name}_size"])
-                for name in ("forward", "transpose")
-            )
+            mats = []
+            for name in ("forward", "transpose"):
+                crow, col, val = parts[name]
+                shape = tuple(parts[f"{name}_size"])
+                if crow.numel() != shape[0] + 1 or col.numel() != val.numel():
+                    raise ValueError("inconsistent CSR parts")
+                if int(crow[-1]) != val.numel():
+                    raise ValueError("inconsistent CSR parts")
+                mats.append(_csr_tensor(crow, col, val, shape))
+            return mats[0], mats[1]
         except Exception as err:  # a corrupt or truncated cache file: rebuild it
             log.warning("rebuilding the cached operator %s (%s)", path, err)
     forward, transpose = build_joseph_csr(geometry, use_symmetry)

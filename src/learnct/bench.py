@@ -1,0 +1,210 @@
+"""``make bench``: projector, FBP and data-pipeline timings, printed and written as Markdown.
+
+Every timing is the median of several runs after warm-up (never asserted in tests). Results go
+to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from learnct.physics import (
+    FanBeamGeometry,
+    Geometry,
+    RayTransform,
+    available_backends,
+    fan_lowdose,
+    fan_mayo,
+    fbp,
+    parallel_ellipses,
+)
+
+__all__ = ["main", "median_ms"]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_ms(
+    fn: Callable[[], object], device: str = "cpu", warmup: int = 2, reps: int = 7
+) -> float:
+    """Median wall time of ``fn()`` in ms over ``reps`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _label(geometry: Geometry) -> str:
+    kind = "fan" if isinstance(geometry, FanBeamGeometry) else "parallel"
+    return f"{kind} {geometry.image_size}^2, {geometry.n_angles} x {geometry.n_detectors}"
+
+
+def _matrix_mb(op: RayTransform) -> str:
+    backend = op.backend
+    if op.backend_name == "sparse":
+        total = 0
+        for m in backend.matrices(torch.device("cpu"), torch.float32):
+            total += sum(
+                t.numel() * t.element_size()
+                for t in (m.crow_indices(), m.col_indices(), m.values())
+            )
+        return f"{total / 2**20:.0f} (stored)"
+    if op.backend_name == "matrix_free":
+        return f"<= {backend.chunk_bytes / 2**20:.0f} (per chunk)"
+    return "-"
+
+
+def projector_rows(
+    geometries: list[Geometry], backends: list[str], batch: int, device: str, reps: int
+) -> list[dict]:
+    """One row per (geometry, backend): forward/adjoint ms, build s, memory, adjoint error."""
+    rows = []
+    for geometry in geometries:
+        astra_ms = None
+        results = []
+        for name in backends:
+            op = RayTransform(geometry, backend=name)
+            if name == "sparse":  # the bench's cache folder starts empty: this builds
+                start = time.perf_counter()
+                op.backend.matrices(torch.device("cpu"), torch.float32)
+                build = time.perf_counter() - start
+                start = time.perf_counter()
+                RayTransform(geometry, backend=name).backend.matrices(
+                    torch.device("cpu"), torch.float32
+                )
+                build_s = f"{build:.2f} (load {time.perf_counter() - start:.2f})"
+            else:
+                build_s = "-"
+            if device not in op.backend.devices():
+                continue
+            gen = torch.Generator().manual_seed(0)
+            x = torch.rand(batch, 1, *geometry.image_shape, generator=gen).to(device)
+            y = torch.rand(batch, 1, *geometry.sinogram_shape, generator=gen).to(device)
+            op_reps = reps if name != "matrix_free" or geometry.image_size <= 128 else 3
+            with torch.no_grad():
+                fwd = median_ms(lambda op=op, x=x: op(x), device, reps=op_reps)
+                adj = median_ms(lambda op=op, y=y: op.adjoint(y), device, reps=op_reps)
+                lhs = (op(x).double() * y.double()).sum()
+                rhs = (x.double() * op.adjoint(y).double()).sum()
+                err = (
+                    (lhs - rhs).abs() / (op.norm() * x.double().norm() * y.double().norm())
+                ).item()
+            if name == "astra":
+                astra_ms = fwd + adj
+            results.append(
+                {
+                    "backend": name,
+                    "geometry": _label(geometry),
+                    "batch": batch,
+                    "forward ms": f"{fwd:.1f}",
+                    "adjoint ms": f"{adj:.1f}",
+                    "build s": build_s,
+                    "memory MB": _matrix_mb(op),
+                    "adjoint error": f"{err:.1e}",
+                    "_total": fwd + adj,
+                }
+            )
+        for row in results:
+            if astra_ms is not None and row["backend"] != "astra":
+                row["vs ASTRA CPU"] = f"{astra_ms / row['_total']:.0f}x faster"
+            else:
+                row["vs ASTRA CPU"] = "-"
+            del row["_total"]
+        rows.extend(results)
+    return rows
+
+
+def fbp_rows(geometries: list[Geometry], batch: int, device: str, reps: int) -> list[dict]:
+    rows = []
+    for geometry in geometries:
+        sino = torch.rand(batch, 1, *geometry.sinogram_shape).to(device)
+        ms = median_ms(lambda s=sino, g=geometry: fbp(s, g), device, reps=reps)
+        rows.append(
+            {
+                "geometry": _label(geometry),
+                "batch": batch,
+                "fbp ms per batch": f"{ms:.1f}",
+                "fbp ms per slice": f"{ms / batch:.1f}",
+            }
+        )
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _machine(device: str) -> str:
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name()
+    else:
+        name = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return (
+        f"{name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="small geometries only, fewer reps")
+    parser.add_argument("--large", action="store_true", help="add fan_mayo (512^2, 1000 angles)")
+    parser.add_argument("--out", default="experiments/benchmarks", help="folder for the .md files")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    # an empty operator cache, so that build times are builds (and the user's cache is untouched)
+    os.environ["LEARNCT_CACHE_DIR"] = tempfile.mkdtemp(prefix="learnct-bench-")
+
+    geometries = [fan_lowdose().geometry, FanBeamGeometry(128, 360, 256)]
+    if not args.quick:
+        geometries += [FanBeamGeometry(256, 360, 512), parallel_ellipses().geometry]
+    if args.large:
+        geometries.append(fan_mayo().geometry)
+    reps = 3 if args.quick else args.reps
+    usable = [name for name, reason in available_backends().items() if reason is None]
+    backends = [b for b in ("sparse", "matrix_free", "astra", "torch_radon") if b in usable]
+    device = args.device
+    header = f"Machine: {_machine(device)}\n\n"
+    sections = {
+        "projector": markdown_table(projector_rows(geometries, backends, args.batch, device, reps)),
+        "fbp": markdown_table(fbp_rows(geometries, args.batch, device, reps)),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "gpu" if device.startswith("cuda") else "cpu"
+    for name, table in sections.items():
+        text = f"# {name} benchmark ({tag})\n\n{header}{table}"
+        (out / f"{name}_{tag}.md").write_text(text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
