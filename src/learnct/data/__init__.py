@@ -1,1 +1,40 @@
-"""Training and evaluation data: analytic phantoms and data sets."""
+"""Training and evaluation data: analytic phantoms, image sources and the CT DataModule.
+
+``CTDataModule`` yields clean images from a source (``ellipses``, ``shepp_logan``,
+``lodopab``, ``folder``) and simulates the low-dose measurements on the training device;
+methods receive a ``CTBatch`` (see :mod:`learnct.data.batch`).
+"""
+
+from learnct.data.batch import CTBatch
+from learnct.data.datamodule import DEFAULT_SIZES, CTDataModule, EpochStreamSampler
+from learnct.data.datasets import (
+    SOURCES,
+    SPLITS,
+    EllipsesDataset,
+    FolderDataset,
+    LoDoPaBDataset,
+    SheppLoganDataset,
+    derive_seed,
+    fit_to_size,
+    make_dataset,
+)
+from learnct.data.errors import DataError
+from learnct.data.pipeline_benchmark import benchmark_pipeline
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "SOURCES",
+    "SPLITS",
+    "CTBatch",
+    "CTDataModule",
+    "DataError",
+    "EllipsesDataset",
+    "EpochStreamSampler",
+    "FolderDataset",
+    "LoDoPaBDataset",
+    "SheppLoganDataset",
+    "benchmark_pipeline",
+    "derive_seed",
+    "fit_to_size",
+    "make_dataset",
+]

@@ -135,7 +135,11 @@ def fit_to_size(image: torch.Tensor, size: int) -> torch.Tensor:
     image = image[top : top + side, left : left + side].to(torch.float32)
     if side != size:
         image = F.interpolate(
-            image[None, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            image[None, None],
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
         )[0, 0]
     return image[None].contiguous()
 
@@ -198,8 +202,11 @@ class SheppLoganDataset(Dataset):
     def __init__(self, image_size: int, length: int = 1, supersample: int = 1) -> None:
         self.length = _check_int("length", length, 1)
         ellipses = shepp_logan_ellipses(modified=True)
-        self.image = rasterize_ellipses(ellipses, _check_int("image_size", image_size, 1),
-                                        _check_int("supersample", supersample, 1))[None]
+        self.image = rasterize_ellipses(
+            ellipses,
+            _check_int("image_size", image_size, 1),
+            _check_int("supersample", supersample, 1),
+        )[None]
 
     def __len__(self) -> int:
         return self.length
@@ -302,13 +309,14 @@ class LoDoPaBDataset(Dataset):
             shape, dtype = _hdf5_shape(path)
             if len(shape) != 3 or shape[0] < 1 or shape[1] != shape[2] or shape[1] < 1:
                 raise DataError.for_path(
-                    path, f"'data' must have shape (n_slices, H, H) (LoDoPaB: (128, 362, 362)), "
-                    f"got {shape}"
+                    path,
+                    f"'data' must have shape (n_slices, H, H) (LoDoPaB: (128, 362, 362)), "
+                    f"got {shape}",
                 )
             if side is not None and shape[1] != side:
                 raise DataError.for_path(
-                    path, f"slices are {shape[1]}x{shape[2]} but {self.files[0].name} has "
-                    f"{side}x{side}"
+                    path,
+                    f"slices are {shape[1]}x{shape[2]} but {self.files[0].name} has {side}x{side}",
                 )
             if not np.issubdtype(dtype, np.floating):
                 raise DataError.for_path(path, f"'data' must be floating point, got {dtype}")
@@ -325,8 +333,9 @@ class LoDoPaBDataset(Dataset):
                 want = (shape[0], *sinogram_shape)
                 if oshape != want:
                     raise DataError.for_path(
-                        obs, f"'data' must have shape {want} to match {path.name} and the "
-                        f"geometry's sinogram {tuple(sinogram_shape)}, got {oshape}"
+                        obs,
+                        f"'data' must have shape {want} to match {path.name} and the "
+                        f"geometry's sinogram {tuple(sinogram_shape)}, got {oshape}",
                     )
                 if not np.issubdtype(odtype, np.floating):
                     raise DataError.for_path(obs, f"'data' must be floating point, got {odtype}")

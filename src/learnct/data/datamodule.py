@@ -1,0 +1,372 @@
+"""``CTDataModule``: ground-truth images from one source, measurements simulated on device.
+
+Data flow::
+
+    Dataset (CPU, DataLoader workers)            {"image": (1,N,N), "index", "noise_seed"}
+      -> default collate, transfer to the device
+      -> on_after_batch_transfer (training device) CTBatch(image, sinogram, clean_sinogram,
+                                                   index), see learnct.data.batch
+
+In ``on_after_batch_transfer`` the injected ``RayTransform`` computes the clean sinogram and
+the preset's noise model (Poisson counts with ``photons`` per detector pixel, or Gaussian for
+``parallel_ellipses``) draws the measurement, with generators on the batch's device:
+
+- validation and test: one generator per SAMPLE, seeded by
+  ``derive_seed(seed, "noise", split, source, index)``: the measurement of a sample depends
+  only on the seed, the split, the source and its index (not on the batch size, the number of
+  workers, the device type's batch composition, the method or the run), so every method sees
+  exactly the same test data;
+- training: one generator per BATCH, seeded by ``derive_seed(seed, "train-noise", k)`` where
+  ``k`` counts the training batches simulated so far (saved in the DataModule's
+  ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
+  reproducible.
+
+Training images: for ``ellipses`` an infinite stream; the sampler (:class:`EpochStreamSampler`)
+yields ``epoch * train_size + i`` (Lightning calls its ``set_epoch``; outside Lightning every
+new pass over the loader advances the epoch), so each epoch has fresh phantoms and
+``CTBatch.index`` is the stream index. Finite sources (``lodopab``, ``folder``) are shuffled
+by a ``RandomSampler`` whose generator is seeded by ``seed`` (a new order every epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+
+from learnct.data.batch import CTBatch
+from learnct.data.datasets import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
+from learnct.physics.operator import RayTransform
+from learnct.physics.presets import PRESETS, PhysicsPreset
+
+__all__ = ["DEFAULT_SIZES", "CTDataModule", "EpochStreamSampler"]
+
+#: Split sizes used for the synthetic sources when a size is ``None``.
+DEFAULT_SIZES = {"train": 1024, "val": 32, "test": 128}
+_TRAIN_NOISE = -1  # noise_seed marker of training samples
+
+
+class EpochStreamSampler(Sampler[int]):
+    """Yields ``epoch * length + i`` for ``i < length``: a fresh slice of an infinite stream.
+
+    ``set_epoch(e)`` (called by Lightning before each training epoch) selects the epoch; each
+    ``iter()`` without it moves on to the next epoch. The epoch is read when iteration starts.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self._next_epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self._next_epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
+        start = epoch * self.length
+        return iter(range(start, start + self.length))
+
+
+class _Tagged(Dataset):
+    """Adds ``noise_seed`` to each sample: per-sample seeds for val/test, a marker for train."""
+
+    def __init__(self, dataset: Dataset, split: str, source: str, seed: int) -> None:
+        self.dataset, self.split, self.source, self.seed = dataset, split, source, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.dataset[index])
+        if self.split == "train":
+            sample["noise_seed"] = _TRAIN_NOISE
+        else:
+            sample["noise_seed"] = derive_seed(self.seed, "noise", self.split, self.source, index)
+        return sample
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed NumPy and ``random`` in each worker from its torch seed (itself derived from the
+    DataLoader's seeded generator). Samples use their own generators; this is for safety."""
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)  # noqa: NPY002 (the global legacy RNG is what third-party code uses)
+    random.seed(s)
+
+
+def _as_sources(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
+    sources = (value,) if isinstance(value, str) else tuple(value)
+    if not sources:
+        raise ValueError(f"{name} must name at least one source from {SOURCES}")
+    for s in sources:
+        if s not in SOURCES:
+            raise ValueError(f"unknown data source {s!r} in {name}: choose one of {SOURCES}")
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"{name} lists a source twice: {sources}")
+    return sources
+
+
+class CTDataModule(L.LightningDataModule):
+    """Images from ``source`` and low-dose measurements simulated on the training device.
+
+    Args:
+        physics: a :class:`~learnct.physics.presets.PhysicsPreset` or a preset name from
+            ``PRESETS`` (geometry + noise model).
+        operator: the run's ``RayTransform`` (built once by the caller and shared with the
+            method); ``None`` builds ``RayTransform(physics.geometry)``. Its geometry must
+            equal the preset's.
+        source: training source, one of ``SOURCES``; ``val_source`` / ``test_source``: a
+            source or a list of sources (default: ``source``); several give several
+            dataloaders (e.g. ``test_source=["ellipses", "shepp_logan"]``).
+        train_size, val_size, test_size: samples per split; ``None``: all slices for file
+            sources, ``DEFAULT_SIZES`` for synthetic ones. ``train_size`` is the epoch length
+            of the ellipse stream.
+        batch_size: training batch size; ``eval_batch_size`` (default ``batch_size``) for
+            validation and test (measurements do not depend on it).
+        num_workers: DataLoader worker processes (0: load in the main process).
+        persistent_workers: keep workers between epochs (default: when ``num_workers > 0``).
+        seed: the base seed of phantoms, noise and shuffling.
+        photons: overrides the preset's photons per detector pixel (Poisson presets only).
+        supersample, clip_min: ellipse rasterisation (see ``EllipsesDataset``).
+        lodopab_root: folder of the LoDoPaB-CT HDF5 files; folder_root: folder of slices.
+        use_official_observations: for ``lodopab`` splits, use the official observations
+            instead of simulated noise (EXPERIMENTAL, see ``LoDoPaBDataset``).
+        pin_memory: DataLoader ``pin_memory``.
+    """
+
+    def __init__(
+        self,
+        physics: PhysicsPreset | str = "fan_lowdose",
+        operator: RayTransform | None = None,
+        source: str = "ellipses",
+        val_source: str | Sequence[str] | None = None,
+        test_source: str | Sequence[str] | None = None,
+        train_size: int | None = None,
+        val_size: int | None = None,
+        test_size: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        persistent_workers: bool | None = None,
+        seed: int = 0,
+        photons: float | None = None,
+        supersample: int = 1,
+        clip_min: float | None = 0.0,
+        lodopab_root: str | Path = "data/lodopab",
+        folder_root: str | Path | None = None,
+        use_official_observations: bool = False,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["operator", "physics"])
+        if isinstance(physics, str):
+            if physics not in PRESETS:
+                raise ValueError(
+                    f"unknown physics preset {physics!r}: choose one of {sorted(PRESETS)}"
+                )
+            physics = PRESETS[physics]()
+        if not isinstance(physics, PhysicsPreset):
+            raise ValueError(
+                f"physics must be a PhysicsPreset or a preset name, got {type(physics).__name__}"
+            )
+        if photons is not None:
+            if physics.noise != "poisson":
+                raise ValueError(
+                    f"photons only applies to Poisson presets; {physics.name!r} uses "
+                    f"{physics.noise} noise"
+                )
+            if (
+                isinstance(photons, bool)
+                or not isinstance(photons, (int, float))
+                or not (0 < photons < float("inf"))
+            ):
+                raise ValueError(f"photons must be a positive finite number, got {photons!r}")
+            physics = dataclasses.replace(physics, photons=float(photons))
+        if operator is None:
+            operator = RayTransform(physics.geometry)
+        elif not isinstance(operator, RayTransform):
+            raise ValueError(f"operator must be a RayTransform, got {type(operator).__name__}")
+        elif operator.geometry != physics.geometry:
+            raise ValueError(
+                f"the operator's geometry {operator.geometry} differs from the physics "
+                f"preset's {physics.geometry}: build both from the same geometry"
+            )
+        self.physics = physics
+        self.operator = operator
+        self.geometry = physics.geometry
+        self.sources = {
+            "train": _as_sources("source", source),
+            "val": _as_sources("val_source", source if val_source is None else val_source),
+            "test": _as_sources("test_source", source if test_source is None else test_source),
+        }
+        if len(self.sources["train"]) != 1:
+            raise ValueError("source (training) must be a single source name")
+        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+        for split, size in self.sizes.items():
+            if size is not None and (
+                isinstance(size, bool) or not isinstance(size, int) or size < 1
+            ):
+                raise ValueError(f"{split}_size must be a positive integer or None, got {size!r}")
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        if use_official_observations:
+            if "lodopab" not in sum(self.sources.values(), ()):
+                raise ValueError("use_official_observations needs the lodopab source")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.persistent_workers = (
+            num_workers > 0 if persistent_workers is None else bool(persistent_workers)
+        )
+        self.seed = seed
+        self.supersample = supersample
+        self.clip_min = clip_min
+        self.lodopab_root = Path(lodopab_root)
+        self.folder_root = None if folder_root is None else Path(folder_root)
+        self.use_official_observations = bool(use_official_observations)
+        self.pin_memory = pin_memory
+        self.datasets: dict[str, list[Dataset]] = {}
+        self._train_sampler: Sampler | None = None
+        self.train_noise_batches = 0
+
+    # ---- datasets ---------------------------------------------------------------------------
+    def build_dataset(self, split: str, source: str) -> Dataset:
+        """The tagged dataset of one split and source (what the split's DataLoader reads)."""
+        size = self.sizes[split]
+        if size is None and source in ("ellipses", "shepp_logan"):
+            size = DEFAULT_SIZES[split] if source == "ellipses" else 1
+        dataset = make_dataset(
+            source,
+            split,
+            image_size=self.geometry.image_size,
+            size=size,
+            seed=self.seed,
+            supersample=self.supersample,
+            clip_min=self.clip_min,
+            lodopab_root=self.lodopab_root,
+            folder_root=self.folder_root,
+            observations=self.use_official_observations and source == "lodopab",
+            sinogram_shape=self.geometry.sinogram_shape,
+            mu_unit=self.physics.mu,
+        )
+        return _Tagged(dataset, split, source, self.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build (and, for file sources, validate) the datasets the stage needs."""
+        splits = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+            None: SPLITS,
+        }.get(stage)
+        if splits is None:
+            raise ValueError(f"unknown stage {stage!r}")
+        for split in splits:
+            if split not in self.datasets:
+                self.datasets[split] = [self.build_dataset(split, s) for s in self.sources[split]]
+
+    def _datasets(self, split: str) -> list[Dataset]:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        return self.datasets[split]
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            worker_init_fn=_seed_worker,
+            generator=torch.Generator().manual_seed(derive_seed(self.seed, "loader")),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        (dataset,) = self._datasets("train")
+        if isinstance(dataset.dataset, EllipsesDataset):
+            sampler: Sampler = EpochStreamSampler(len(dataset))
+        else:
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, "shuffle"))
+            sampler = RandomSampler(dataset, generator=gen)
+        self._train_sampler = sampler
+        return self._loader(dataset, self.batch_size, sampler)
+
+    def _eval_loaders(self, split: str) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(d, self.eval_batch_size, None) for d in self._datasets(split)]
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._eval_loaders("val")
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._eval_loaders("test")
+
+    def predict_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._eval_loaders("test")
+
+    # ---- simulation on the device -------------------------------------------------------------
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int = 0) -> CTBatch:
+        if isinstance(batch, CTBatch):
+            return batch
+        return self.simulate(batch)
+
+    @torch.no_grad()
+    def simulate(self, batch: Mapping[str, Any]) -> CTBatch:
+        """Clean images (a collated dict on any device) -> :class:`CTBatch` on that device."""
+        try:
+            image, index, seeds = batch["image"], batch["index"], batch["noise_seed"]
+        except (KeyError, TypeError) as err:
+            raise ValueError(
+                "expected a collated sample dict with 'image', 'index' and 'noise_seed' "
+                f"(from CTDataModule's loaders), got {type(batch).__name__}"
+            ) from err
+        device = image.device
+        image = image.to(torch.float32)
+        clean = self.operator(image)
+        if "observation" in batch:
+            sinogram = batch["observation"].to(device=device, dtype=clean.dtype)
+            if sinogram.shape != clean.shape:
+                raise ValueError(
+                    f"official observations {tuple(sinogram.shape)} do not match the "
+                    f"operator's sinograms {tuple(clean.shape)}"
+                )
+        else:
+            seed_list = torch.as_tensor(seeds).tolist()
+            train = [s == _TRAIN_NOISE for s in seed_list]
+            if all(train):
+                gen = torch.Generator(device=device)
+                gen.manual_seed(derive_seed(self.seed, "train-noise", self.train_noise_batches))
+                self.train_noise_batches += 1
+                generators: torch.Generator | list[torch.Generator] = gen
+            elif not any(train):
+                generators = [torch.Generator(device=device).manual_seed(s) for s in seed_list]
+            else:
+                raise ValueError("a batch mixes training and evaluation samples")
+            sinogram = self.physics.simulate(clean, generators)
+        index = torch.as_tensor(index, device=device).to(torch.int64).reshape(-1)
+        return CTBatch(image=image, sinogram=sinogram, clean_sinogram=clean, index=index)
+
+    # ---- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_noise_batches": self.train_noise_batches}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_noise_batches = int(state_dict.get("train_noise_batches", 0))
