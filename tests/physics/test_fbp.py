@@ -74,7 +74,8 @@ def test_fbp_is_batched_differentiable_and_linear():
     assert out.shape == (3, 1, 32, 32) and out.dtype == torch.float64
     for b in range(3):
         assert torch.allclose(out[b], fbp(sino[b : b + 1], geometry)[0])
-    assert torch.autograd.gradcheck(lambda s: fbp(s, geometry), (sino[:1].detach().requires_grad_(),))
+    one = sino[:1].detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda s: fbp(s, geometry), (one,))
 
 
 @pytest.mark.parametrize(
