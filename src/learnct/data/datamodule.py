@@ -13,9 +13,12 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
 
 - validation and test: one generator per SAMPLE, seeded by
   ``derive_seed(seed, "noise", split, source, index)``: the measurement of a sample depends
-  only on the seed, the split, the source and its index (not on the batch size, the number of
-  workers, the device type's batch composition, the method or the run), so every method sees
-  exactly the same test data;
+  only on the seed, the split, the source and its index (not on the batch size, the batch
+  composition, the number of workers, the method or the run), so every method sees exactly
+  the same test data. CPU and CUDA generators draw different numbers, so by default
+  (``eval_noise_on_cpu=True``) this noise is drawn on the CPU from the clean sinogram and
+  moved back: the same measurements whether a method is evaluated on a CPU or a GPU (up to
+  rare one-photon differences where the two devices' line integrals differ in the last bit);
 - training: one generator per BATCH, seeded by ``derive_seed(seed, "train-noise", k)`` where
   ``k`` counts the training batches simulated so far (saved in the DataModule's
   ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
@@ -140,6 +143,8 @@ class CTDataModule(L.LightningDataModule):
         use_official_observations: for ``lodopab`` splits, use the official observations
             instead of simulated noise (EXPERIMENTAL, see ``LoDoPaBDataset``).
         pin_memory: DataLoader ``pin_memory``.
+        eval_noise_on_cpu: draw validation/test noise on the CPU (device-independent test
+            data; costs a host round trip of the sinogram per evaluation batch on a GPU).
     """
 
     def __init__(
@@ -164,6 +169,7 @@ class CTDataModule(L.LightningDataModule):
         folder_root: str | Path | None = None,
         use_official_observations: bool = False,
         pin_memory: bool = False,
+        eval_noise_on_cpu: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["operator", "physics"])
@@ -240,6 +246,7 @@ class CTDataModule(L.LightningDataModule):
         self.folder_root = None if folder_root is None else Path(folder_root)
         self.use_official_observations = bool(use_official_observations)
         self.pin_memory = pin_memory
+        self.eval_noise_on_cpu = bool(eval_noise_on_cpu)
         self.datasets: dict[str, list[Dataset]] = {}
         self._train_sampler: Sampler | None = None
         self.train_noise_batches = 0
@@ -357,10 +364,17 @@ class CTDataModule(L.LightningDataModule):
                 self.train_noise_batches += 1
                 generators: torch.Generator | list[torch.Generator] = gen
             elif not any(train):
-                generators = [torch.Generator(device=device).manual_seed(s) for s in seed_list]
+                noise_device = torch.device("cpu") if self.eval_noise_on_cpu else device
+                generators = [
+                    torch.Generator(device=noise_device).manual_seed(s) for s in seed_list
+                ]
             else:
                 raise ValueError("a batch mixes training and evaluation samples")
-            sinogram = self.physics.simulate(clean, generators)
+            if isinstance(generators, list):
+                noisy = self.physics.simulate(clean.to(generators[0].device), generators)
+                sinogram = noisy.to(device)
+            else:
+                sinogram = self.physics.simulate(clean, generators)
         index = torch.as_tensor(index, device=device).to(torch.int64).reshape(-1)
         return CTBatch(image=image, sinogram=sinogram, clean_sinogram=clean, index=index)
 

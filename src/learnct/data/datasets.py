@@ -17,8 +17,10 @@ Sources (:data:`SOURCES`, built by :func:`make_dataset`):
     negative. A negative attenuation is unphysical in transmission CT (and its Poisson counts
     would exceed the blank scan), so by default the raster is CLIPPED AT 0 (``clip_min=0``;
     ``None`` keeps the LPD code's raw sums). Nothing else is rescaled: the values stay those of
-    the LPD code, in practice within [0, ~1.5] (99.9th percentile about 1; water-relative
-    density for the fan presets, i.e. water-like ellipses). Sample ``i`` of a split is drawn
+    the LPD code (in the fan presets' water-relative density: water-like ellipses). Measured
+    over 500 phantoms at 128^2 (seed 0): 64 % of the pixels are 0 after clipping, mean 0.054,
+    99th / 99.9th pixel percentiles 0.62 / 1.12, median per-image maximum 0.62, largest
+    value 2.3. Sample ``i`` of a split is drawn
     from a generator seeded with ``derive_seed(seed, "ellipses", split, i)``: validation and
     test sets are fixed by the seed, and the training stream is infinite: any index
     ``k >= 0`` is a new phantom; the DataModule's sampler asks for ``epoch * train_size + i``,
@@ -62,6 +64,7 @@ from torch.utils.data import Dataset
 
 from learnct.data.errors import DataError
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses, shepp_logan_ellipses
+from learnct.physics.presets import MU_MAX_LODOPAB
 
 __all__ = [
     "LODOPAB_OBSERVATION_SCALE",
@@ -247,7 +250,9 @@ class LoDoPaBDataset(Dataset):
 
     Files: ``root/ground_truth_{train,validation,test}_NNN.hdf5`` with dataset ``data`` of
     shape ``(n, 362, 362)`` (``n = 128`` except possibly in the last file), images already
-    normalised by ``mu_max = 81.35858 /m`` (values in [0, 1]); files are ordered by ``NNN``
+    normalised by ``mu_max = 81.35858 /m`` (values in [0, 1]), converted to the preset's image
+    units by ``* mu_max / mu_unit`` (1 for the ``lodopab`` preset; about 4.07 for the fan
+    presets, whose unit is water-relative density); files are ordered by ``NNN``
     and index ``i`` maps to ``(file, slice)`` by the cumulative slice counts. Files are opened
     lazily, once per process (so each DataLoader worker has its own h5py handle).
 
@@ -259,7 +264,8 @@ class LoDoPaBDataset(Dataset):
     with ``data`` of shape ``(n, 1000, 513)``: post-log line integrals divided by ``mu_max``,
     in metres (LoDoPaB's ray transform acts on a 0.26 m square). learnct's line integrals are
     in mm, so the sample's ``"observation"`` is the file's values times
-    :data:`LODOPAB_OBSERVATION_SCALE` (1000), shape ``(1, 1000, 513)``. Only the units and the
+    :data:`LODOPAB_OBSERVATION_SCALE` (1000) (and the unit factor ``mu_max / mu_unit``),
+    shape ``(1, 1000, 513)``. Only the units and the
     file layout are checked, against synthetic files written with learnct's own operator;
     whether the angle, detector and image-axis conventions of the official data (made with
     ODL/ASTRA) match learnct's ``lodopab`` geometry has NOT been verified. The images must not
@@ -271,6 +277,7 @@ class LoDoPaBDataset(Dataset):
         image_size: output size ``N``.
         observations: also return the official observations.
         sinogram_shape: the observations' ``(n_angles, n_detectors)`` (default LoDoPaB's).
+        mu_unit: attenuation in 1/mm of one image unit of the physics preset (its ``mu``).
     """
 
     def __init__(
@@ -280,9 +287,13 @@ class LoDoPaBDataset(Dataset):
         image_size: int,
         observations: bool = False,
         sinogram_shape: tuple[int, int] = (1000, 513),
+        mu_unit: float = MU_MAX_LODOPAB,
     ) -> None:
         self.root = Path(root)
         self.split = _check_split(split)
+        if not (isinstance(mu_unit, (int, float)) and math.isfinite(mu_unit) and mu_unit > 0):
+            raise ValueError(f"mu_unit must be a positive attenuation in 1/mm, got {mu_unit!r}")
+        self.scale = MU_MAX_LODOPAB / mu_unit  # LoDoPaB's unit (mu / mu_max) -> preset's unit
         self.image_size = _check_int("image_size", image_size, 1)
         self.observations = bool(observations)
         name = LODOPAB_SPLITS[split]
@@ -382,9 +393,12 @@ class LoDoPaBDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         f, s = self.locate(int(index))
         image = fit_to_size(torch.from_numpy(self._read(self.files[f], s)), self.image_size)
+        if self.scale != 1.0:
+            image = image * self.scale
         sample: dict[str, Any] = {"image": image, "index": int(index)}
         if self.observations:
-            obs = self._read(self.observation_files[f], s) * LODOPAB_OBSERVATION_SCALE
+            obs = self._read(self.observation_files[f], s)
+            obs = obs * np.float32(LODOPAB_OBSERVATION_SCALE * self.scale)
             sample["observation"] = torch.from_numpy(obs)[None]
         return sample
 
@@ -635,7 +649,8 @@ def make_dataset(
     slices (default all; asking for more than there are is an error). ``folder`` uses
     ``folder_root/{train,val|validation,test}`` when that subfolder exists, else
     ``folder_root`` itself for every split. ``mu_unit`` is the preset's attenuation per image
-    unit (DICOM conversion). Other arguments: see the dataset classes.
+    unit in 1/mm (its ``mu``; default: water, as the fan presets): DICOM and LoDoPaB values
+    are converted to that unit. Other arguments: see the dataset classes.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown data source {source!r}: choose one of {SOURCES}")
@@ -650,9 +665,9 @@ def make_dataset(
         return SheppLoganDataset(image_size, size or 1, supersample)
     if source == "lodopab":
         dataset: Dataset = LoDoPaBDataset(
-            lodopab_root, split, image_size, observations, sinogram_shape
+            lodopab_root, split, image_size, observations, sinogram_shape, mu_unit
         )
-        where = f"LoDoPaB-CT {split} files in {Path(lodopab_root).resolve()}"
+        where = f"LoDoPaB-CT {split} files of {Path(lodopab_root).resolve()}"
     else:
         if folder_root is None:
             raise ValueError("the folder source needs folder_root (a directory of slices)")
@@ -663,5 +678,7 @@ def make_dataset(
     if size is None:
         return dataset
     if size > available:
-        raise DataError(f"{split} size {size} requested but the {where} hold {available} slices")
+        raise DataError(
+            f"{split} size {size} requested but there are only {available} slices in the {where}"
+        )
     return dataset if size == available else _Head(dataset, size)

@@ -1,0 +1,325 @@
+"""Tests for CTDataModule: determinism, the training stream, noise, devices, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from learnct.data import CTBatch, CTDataModule, DataError, benchmark_pipeline, derive_seed
+from learnct.physics import FanBeamGeometry, ParallelBeamGeometry, PhysicsPreset, RayTransform
+from learnct.physics.presets import MU_MAX_LODOPAB as MU_MAX
+
+GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48, pixel_size=8.0)
+PRESET = PhysicsPreset("small_fan", GEOMETRY, photons=1e4)
+OPERATOR = RayTransform(GEOMETRY)
+
+
+def make_dm(**kwargs) -> CTDataModule:
+    options = dict(
+        physics=PRESET,
+        operator=OPERATOR,
+        train_size=8,
+        val_size=6,
+        test_size=5,
+        batch_size=4,
+        seed=11,
+    )
+    options.update(kwargs)
+    return CTDataModule(**options)
+
+
+def collect(dm: CTDataModule, loader) -> list[CTBatch]:
+    return [dm.on_after_batch_transfer(batch, 0) for batch in loader]
+
+
+def cat(batches: list[CTBatch], field: str) -> torch.Tensor:
+    return torch.cat([getattr(b, field) for b in batches])
+
+
+# ---- the batch ---------------------------------------------------------------------------------
+def test_batch_fields_shapes_and_device():
+    dm = make_dm()
+    dm.setup("test")
+    (batch,) = collect(dm, dm.test_dataloader())[:1]
+    assert isinstance(batch, CTBatch) and batch.batch_size == 4
+    assert batch.image.shape == (4, 1, 32, 32) and batch.image.dtype == torch.float32
+    assert batch.sinogram.shape == (4, 1, 40, 48) == batch.clean_sinogram.shape
+    assert batch.index.dtype == torch.int64 and batch.index.tolist() == [0, 1, 2, 3]
+    torch.testing.assert_close(batch.clean_sinogram, OPERATOR(batch.image))
+    assert not torch.equal(batch.sinogram, batch.clean_sinogram)
+    assert all(t.device == batch.image.device for t in vars(batch).values())
+    moved = batch.to("meta")
+    assert all(t.device.type == "meta" for t in vars(moved).values())
+    assert dm.on_after_batch_transfer(batch, 0) is batch  # already simulated
+
+
+@pytest.mark.gpu
+def test_simulation_runs_on_the_batch_device():
+    dm = make_dm()
+    dm.setup("test")
+    raw = next(iter(dm.test_dataloader()))
+    gpu = dm.on_after_batch_transfer({k: v.cuda() for k, v in raw.items()}, 0)
+    cpu = dm.on_after_batch_transfer(raw, 0)
+    assert all(t.device.type == "cuda" for t in vars(gpu).values())
+    torch.testing.assert_close(gpu.clean_sinogram.cpu(), cpu.clean_sinogram, rtol=1e-4, atol=1e-4)
+    # Test noise is drawn on the CPU: the same measurements on either device.
+    same = torch.isclose(gpu.sinogram.cpu(), cpu.sinogram, rtol=1e-4, atol=1e-4)
+    assert same.float().mean() > 0.99
+    on_device = make_dm(eval_noise_on_cpu=False)
+    on_device.setup("test")
+    gpu_drawn = on_device.on_after_batch_transfer({k: v.cuda() for k, v in raw.items()}, 0)
+    assert gpu_drawn.sinogram.device.type == "cuda"
+
+
+# ---- determinism ---------------------------------------------------------------------------------
+def test_val_and_test_sets_identical_across_instances_batch_sizes_and_workers():
+    reference = make_dm()
+    reference.setup()
+    other = make_dm(eval_batch_size=3)  # another instance, another batch size
+    other.setup()
+    workers = make_dm(num_workers=2, persistent_workers=False)
+    workers.setup()
+    for split in ("val", "test"):
+        ref = collect(reference, getattr(reference, f"{split}_dataloader")())
+        for dm in (other, workers):
+            got = collect(dm, getattr(dm, f"{split}_dataloader")())
+            for field in ("image", "sinogram", "index"):
+                assert torch.equal(cat(ref, field), cat(got, field)), (split, field)
+        # A second pass over the same loader repeats the set exactly.
+        again = collect(reference, getattr(reference, f"{split}_dataloader")())
+        assert torch.equal(cat(ref, "sinogram"), cat(again, "sinogram"))
+    val = collect(reference, reference.val_dataloader())
+    test = collect(reference, reference.test_dataloader())
+    assert not torch.equal(cat(val, "image")[:5], cat(test, "image"))
+    seeded = make_dm(seed=12)
+    seeded.setup("test")
+    assert not torch.equal(
+        cat(test, "image"), cat(collect(seeded, seeded.test_dataloader()), "image")
+    )
+
+
+def test_eval_noise_depends_only_on_sample_index():
+    dm = make_dm(test_source=["ellipses", "shepp_logan"], test_size=4)
+    dm.setup("test")
+    ellipses_loader, shepp_loader = dm.test_dataloader()
+    shepp = collect(dm, shepp_loader)
+    image = cat(shepp, "image")
+    assert torch.equal(image[0], image[3])  # the same phantom ...
+    sino = cat(shepp, "sinogram")
+    assert not torch.equal(sino[0], sino[1])  # ... with a new noise realisation per index
+    raw = next(iter(ellipses_loader))
+    expected_seed = derive_seed(11, "noise", "test", "ellipses", 2)
+    assert int(raw["noise_seed"][2]) == expected_seed
+    # Recompute sample 2's measurement alone with its documented generator.
+    clean = OPERATOR(raw["image"][2:3])
+    alone = PRESET.simulate(clean, [torch.Generator().manual_seed(expected_seed)])
+    torch.testing.assert_close(dm.on_after_batch_transfer(raw, 0).sinogram[2:3], alone)
+
+
+# ---- training stream ---------------------------------------------------------------------------
+def test_training_stream_fresh_per_epoch_and_reproducible():
+    dm = make_dm()
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    epoch0 = collect(dm, loader)
+    epoch1 = collect(dm, loader)  # a new pass = the next epoch
+    assert cat(epoch0, "index").tolist() == list(range(8))
+    assert cat(epoch1, "index").tolist() == list(range(8, 16))
+    assert not torch.equal(cat(epoch0, "image"), cat(epoch1, "image"))
+    # Training noise is fresh every step: simulate the same images twice.
+    raw = next(iter(loader))
+    first, second = dm.on_after_batch_transfer(raw, 0), dm.on_after_batch_transfer(raw, 0)
+    assert not torch.equal(first.sinogram, second.sinogram)
+    # Reproducible: a new instance replays epoch 1 (set_epoch) and, from its state, the noise.
+    twin = make_dm(num_workers=2, persistent_workers=False)
+    twin.setup("fit")
+    twin_loader = twin.train_dataloader()
+    twin_loader.sampler.set_epoch(1)
+    twin.load_state_dict({"train_noise_batches": 2})  # epoch 0 consumed 2 batches
+    replay = collect(twin, twin_loader)
+    assert torch.equal(cat(replay, "image"), cat(epoch1, "image"))
+    assert torch.equal(cat(replay, "sinogram"), cat(epoch1, "sinogram"))
+    assert dm.state_dict()["train_noise_batches"] == 6
+
+
+class _Recorder(L.LightningModule):
+    """A do-nothing method that records what the DataModule hands to the steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen: dict[str, list[CTBatch]] = {"train": [], "val": [], "test": []}
+
+    def training_step(self, batch, batch_idx):
+        assert isinstance(batch, CTBatch)
+        self.seen["train"].append(batch)
+        return (self.weight - batch.image.mean()) ** 2
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["val"].append(batch)
+
+    def test_step(self, batch, batch_idx):
+        self.seen["test"].append(batch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+
+
+def test_lightning_trainer_epochs_and_shared_test_set():
+    dm = make_dm()
+    model = _Recorder()
+    _trainer(max_epochs=2).fit(model, datamodule=dm)
+    train = model.seen["train"]
+    assert len(train) == 4
+    assert cat(train[:2], "index").tolist() == list(range(8))  # epoch 0
+    assert cat(train[2:], "index").tolist() == list(range(8, 16))  # epoch 1: fresh phantoms
+    assert len(model.seen["val"]) == 2 * 2
+    assert torch.equal(
+        cat(model.seen["val"][:2], "sinogram"), cat(model.seen["val"][2:], "sinogram")
+    )
+    _trainer().test(model, datamodule=dm)
+    manual = make_dm()
+    manual.setup("test")
+    expected = collect(manual, manual.test_dataloader())
+    assert torch.equal(cat(model.seen["test"], "sinogram"), cat(expected, "sinogram"))
+
+
+# ---- noise statistics ----------------------------------------------------------------------------
+def test_poisson_noise_statistics():
+    photons = 2e4
+    dm = make_dm(photons=photons, test_size=16, test_source="shepp_logan", eval_batch_size=16)
+    dm.setup("test")
+    batch = collect(dm, dm.test_dataloader())[0]
+    mu = PRESET.mu
+    expected_counts = photons * torch.exp(-mu * batch.clean_sinogram)
+    # Delta method: std of -log(N / I0) / mu is 1 / (mu sqrt(E[N])).
+    z = (batch.sinogram - batch.clean_sinogram) * mu * expected_counts.sqrt()
+    assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.03
+    counts = photons * torch.exp(-mu * batch.sinogram)  # recovered photon counts
+    dispersion = ((counts - expected_counts) ** 2 / expected_counts).mean()
+    assert abs(float(dispersion) - 1) < 0.05  # Poisson: variance = mean
+    low = make_dm(photons=photons / 16, test_size=16, test_source="shepp_logan", eval_batch_size=16)
+    low.setup("test")
+    low_batch = collect(low, low.test_dataloader())[0]
+    low_std = (low_batch.sinogram - low_batch.clean_sinogram).std()
+    high_std = (batch.sinogram - batch.clean_sinogram).std()
+    assert math.isclose(float(low_std / high_std), 4.0, rel_tol=0.1)  # std ~ 1/sqrt(photons)
+
+
+def test_gaussian_noise_statistics():
+    geometry = ParallelBeamGeometry(image_size=32, n_angles=30, n_detectors=46)
+    preset = PhysicsPreset("small_parallel", geometry, noise="gaussian", photons=None)
+    dm = CTDataModule(preset, source="ellipses", train_size=4, test_size=8, batch_size=8, seed=1)
+    dm.setup("test")
+    batch = collect(dm, dm.test_dataloader())[0]
+    residual = batch.sinogram - batch.clean_sinogram
+    sigma = 0.05 * batch.clean_sinogram.abs().mean(dim=(1, 2, 3))
+    ratio = residual.std(dim=(1, 2, 3)) / sigma
+    torch.testing.assert_close(ratio, torch.ones(8), rtol=0, atol=0.05)
+    with pytest.raises(ValueError, match="photons only applies to Poisson presets"):
+        CTDataModule(preset, photons=1e3)
+
+
+# ---- LoDoPaB through the DataModule ------------------------------------------------------------
+def test_lodopab_source_and_official_observations_units(tmp_path):
+    geometry = ParallelBeamGeometry(image_size=16, n_angles=12, n_detectors=23)
+    preset = PhysicsPreset("small_lodopab", geometry, photons=4096, mu=MU_MAX, min_counts=0.1)
+    operator = RayTransform(geometry)
+    images = torch.rand(3, 1, 16, 16)
+    with torch.no_grad():
+        line_integrals_m = operator(images)[:, 0].numpy() / 1000  # LoDoPaB's metres
+    for kind, array in (("ground_truth", images[:, 0].numpy()), ("observation", line_integrals_m)):
+        with h5py.File(tmp_path / f"{kind}_test_000.hdf5", "w") as f:
+            f.create_dataset("data", data=array)
+    dm = CTDataModule(
+        preset,
+        operator,
+        source="lodopab",
+        lodopab_root=tmp_path,
+        batch_size=3,
+        use_official_observations=True,
+    )
+    dm.setup("test")
+    batch = collect(dm, dm.test_dataloader())[0]
+    torch.testing.assert_close(batch.image, images)
+    torch.testing.assert_close(batch.sinogram, batch.clean_sinogram, rtol=1e-5, atol=1e-5)
+    simulated = CTDataModule(preset, operator, source="lodopab", lodopab_root=tmp_path)
+    simulated.setup("test")
+    noisy = collect(simulated, simulated.test_dataloader())[0]
+    assert not torch.equal(noisy.sinogram, noisy.clean_sinogram)
+    with pytest.raises(ValueError, match="needs the lodopab source"):
+        CTDataModule(preset, operator, use_official_observations=True)
+
+
+def test_missing_lodopab_folder_surfaces_in_setup(tmp_path):
+    dm = make_dm(source="lodopab", lodopab_root=tmp_path / "missing")
+    with pytest.raises(DataError, match=r"(?s)missing does not exist.*zenodo"):
+        dm.setup("fit")
+
+
+def test_worker_error_names_the_file(tmp_path):
+    path = tmp_path / "t.npy"
+    np.save(path, np.zeros((32, 32), np.float32))
+    path.write_bytes(path.read_bytes()[:-64])  # valid header, truncated data
+    dm = make_dm(source="folder", folder_root=tmp_path, test_size=None, num_workers=1)
+    dm.setup("test")
+    with pytest.raises(DataError, match=r"t\.npy: cannot read the array"):
+        next(iter(dm.test_dataloader()))
+
+
+# ---- bad configuration ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": -2}, "batch_size must be a positive integer"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be a positive integer"),
+        ({"train_size": 0}, "train_size must be a positive integer"),
+        ({"test_size": 0}, "test_size must be a positive integer"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0"),
+        ({"source": "mnist"}, r"unknown data source 'mnist'.*\('ellipses'"),
+        ({"test_source": []}, "at least one source"),
+        ({"photons": 0}, "photons must be a positive finite number"),
+        ({"physics": "nope", "operator": None}, "unknown physics preset 'nope'"),
+        ({"operator": RayTransform(FanBeamGeometry(image_size=16))}, "geometry .* differs"),
+    ],
+)
+def test_bad_configuration(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_dm(**kwargs)
+
+
+def test_empty_folder_and_zero_length_split(tmp_path):
+    with pytest.raises(DataError, match="holds no slices"):
+        make_dm(source="folder", folder_root=tmp_path, train_size=None).setup("fit")
+    np.save(tmp_path / "a.npy", np.zeros((32, 32), np.float32))
+    with pytest.raises(
+        DataError, match=r"val size 6 requested but there are only 1 slices in the slice folder"
+    ):
+        make_dm(source="folder", folder_root=tmp_path, train_size=None).setup("fit")
+
+
+# ---- speed ---------------------------------------------------------------------------------
+def test_benchmark_pipeline_reports_rates():
+    result = benchmark_pipeline(PRESET, batch_size=4, n_batches=3, warmup=1)
+    for key in ("batches_per_s", "images_per_s", "rasterize_images_per_s"):
+        assert result[key] > 0
+    assert result["image_size"] == 32
+    assert result["images_per_s"] == pytest.approx(4 * result["batches_per_s"])
