@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from learnct.data.pipeline_benchmark import benchmark_pipeline
 from learnct.physics import (
     FanBeamGeometry,
     Geometry,
@@ -150,6 +151,28 @@ def fbp_rows(geometries: list[Geometry], batch: int, device: str, reps: int) -> 
     return rows
 
 
+def pipeline_rows(batch: int, quick: bool) -> list[dict]:
+    """Simulated batches per second at ``fan_lowdose`` (images made, projected, noised)."""
+    rows = []
+    for workers in (0,) if quick else (0, 2):
+        r = benchmark_pipeline(
+            "fan_lowdose", batch_size=batch, n_batches=10 if quick else 30, num_workers=workers
+        )
+        rows.append(
+            {
+                "preset": r["preset"],
+                "batch": batch,
+                "workers": workers,
+                "batches/s": f"{r['batches_per_s']:.1f}",
+                "images/s": f"{r['images_per_s']:.0f}",
+                "rasterise images/s": f"{r['rasterize_images_per_s']:.0f}",
+                "project ms/batch": f"{r['project_ms_per_batch']:.1f}",
+                "noise ms/batch": f"{r['noise_ms_per_batch']:.1f}",
+            }
+        )
+    return rows
+
+
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return "(no rows)\n"
@@ -197,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         "projector": markdown_table(projector_rows(geometries, backends, args.batch, device, reps)),
         "fbp": markdown_table(fbp_rows(geometries, args.batch, device, reps)),
     }
+    if device == "cpu":
+        sections["data_pipeline"] = markdown_table(pipeline_rows(args.batch, args.quick))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "gpu" if device.startswith("cuda") else "cpu"

@@ -1,0 +1,24 @@
+"""``make bench`` machinery on a tiny geometry (the real benchmark is never a test)."""
+
+from __future__ import annotations
+
+from learnct.bench import fbp_rows, markdown_table, median_ms, projector_rows
+from learnct.physics import FanBeamGeometry
+
+
+def test_projector_and_fbp_rows_on_a_tiny_geometry():
+    geometry = FanBeamGeometry(image_size=16, n_angles=8, n_detectors=24)
+    rows = projector_rows([geometry], ["sparse", "matrix_free"], batch=2, device="cpu", reps=1)
+    assert [r["backend"] for r in rows] == ["sparse", "matrix_free"]
+    for row in rows:
+        assert float(row["forward ms"]) > 0 and float(row["adjoint ms"]) > 0
+        assert float(row["adjoint error"]) < 1e-5
+    assert "(stored)" in rows[0]["memory MB"]
+    table = markdown_table(rows + fbp_rows([geometry], batch=2, device="cpu", reps=1))
+    assert table.count("\n") == 2 + 3 and "| backend |" in table
+
+
+def test_median_ms_is_the_median():
+    calls = []
+    ms = median_ms(lambda: calls.append(1), warmup=2, reps=5)
+    assert len(calls) == 7 and ms >= 0
