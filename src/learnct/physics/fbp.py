@@ -28,7 +28,8 @@ from learnct.physics.geometry import FanBeamGeometry, Geometry
 __all__ = ["FILTERS", "fbp", "ramp_filter"]
 
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
-_CHUNK_ELEMENTS = 1 << 24  # samples per backprojection chunk (bounds memory)
+_CHUNK_ELEMENTS = 1 << 22  # (angle, pixel) samples per backprojection chunk and image
+_PLAN_CACHE_BYTES = 256 << 20
 
 
 def _window(name: str, f: torch.Tensor) -> torch.Tensor:
@@ -129,7 +130,7 @@ def fbp(
             f"Parker weights, which learnct does not implement (got {geometry.angle_range:g})"
         )
     device, dtype = sinogram.device, sinogram.dtype
-    n_angles, n_det = shape
+    n_det = shape[1]
     spacing = geometry.detector_spacing
     data = sinogram
     if isinstance(geometry, FanBeamGeometry):
@@ -143,22 +144,48 @@ def fbp(
     filtered = torch.fft.irfft(spectrum, n=length, dim=-1)[..., :n_det]
 
     batch = sinogram.shape[0]
-    n_pix = geometry.image_size**2
-    out = sinogram.new_zeros(batch, n_pix)
-    step = max(1, _CHUNK_ELEMENTS // max(1, batch * n_pix))
+    out = sinogram.new_zeros(batch, geometry.image_size**2)
+    for start, stop, grid, weight in _backprojection_plan(geometry, device, dtype):
+        rows = filtered[:, :, start:stop]
+        samples = F.grid_sample(
+            rows,
+            grid.expand(batch, -1, -1, -1),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )
+        out = out + (samples[:, 0] * weight).sum(1)
+    return out.reshape(batch, 1, geometry.image_size, geometry.image_size)
+
+
+def _plan_chunks(geometry: Geometry, device: torch.device, dtype: torch.dtype):
+    """Per chunk of angles: the ``grid_sample`` grid ``(1, a, P, 2)`` and weights ``(a, P)``."""
+    n_angles, n_det = geometry.sinogram_shape
+    step = max(1, _CHUNK_ELEMENTS // geometry.image_size**2)
     for start in range(0, n_angles, step):
         idx = torch.arange(start, min(start + step, n_angles))
         index, weight = _detector_index_and_weight(geometry, idx, device)
         gx = 2 * index / max(n_det - 1, 1) - 1
-        gy = (
-            torch.zeros_like(gx)
-            if len(idx) == 1
-            else (2 * (idx.to(device) - start) / (len(idx) - 1) - 1)[:, None].expand_as(gx)
-        )
-        grid = torch.stack([gx, gy], -1).to(dtype)[None].expand(batch, -1, -1, -1)
-        rows = filtered[:, :, start : start + len(idx)]
-        samples = F.grid_sample(
-            rows, grid, mode="bilinear", padding_mode="zeros", align_corners=True
-        )
-        out = out + (samples[:, 0] * weight.to(dtype)).sum(1)
-    return out.reshape(batch, 1, geometry.image_size, geometry.image_size)
+        rows = len(idx)
+        gy = torch.linspace(-1, 1, rows, dtype=gx.dtype, device=device) if rows > 1 else None
+        gy = torch.zeros_like(gx) if gy is None else gy[:, None].expand_as(gx)
+        grid = torch.stack([gx, gy], -1).to(dtype)[None]
+        yield start, start + rows, grid, weight.to(dtype)
+
+
+_PLANS: dict[tuple, list] = {}
+
+
+def _backprojection_plan(geometry: Geometry, device: torch.device, dtype: torch.dtype):
+    """The plan's chunks, kept in memory (per geometry, device, dtype) when they take less
+    than ``_PLAN_CACHE_BYTES`` (12 bytes per angle and pixel), else recomputed per call."""
+    key = (geometry.cache_key(), str(device), dtype)
+    if key in _PLANS:
+        return _PLANS[key]
+    plan_bytes = 12 * geometry.n_angles * geometry.image_size**2
+    if plan_bytes > _PLAN_CACHE_BYTES:
+        return _plan_chunks(geometry, device, dtype)
+    if len(_PLANS) >= 8:  # a few geometries at a time
+        _PLANS.pop(next(iter(_PLANS)))
+    _PLANS[key] = list(_plan_chunks(geometry, device, dtype))
+    return _PLANS[key]
