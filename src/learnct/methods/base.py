@@ -1,0 +1,424 @@
+"""``ReconstructionMethod``: the LightningModule every reconstruction method builds on.
+
+A method only says how it reconstructs (``forward(sinogram) -> image``); this base owns
+training, validation and testing on :class:`~learnct.data.batch.CTBatch` batches, the loss,
+metrics, logging, image panels, optimisers and schedulers.
+
+Metrics (DESIGN.md): per-image PSNR and SSIM with data range ``max(gt) - min(gt)`` of each
+ground-truth image, averaged over the images of the split (``MeanMetric`` weighted by the
+number of images, so the batch size does not matter). SSIM uses a 7 x 7 uniform window (as
+scikit-image's default, which LoDoPaB-CT and dival report) via torchmetrics' functional SSIM on
+images divided by their data range (SSIM and PSNR are invariant to dividing both images and
+the data range by the same number). Logged names: ``{train,val,test}/loss``,
+``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best`` and ``test/ms_per_slice`` (wall
+time of ``forward`` per slice after one warm-up call, CUDA synchronised); with several
+dataloaders Lightning appends ``/dataloader_idx_k``.
+
+Optimisation defaults (Adler and Öktem's LPD paper): Adam, lr 1e-3, betas (0.9, 0.99), cosine
+decay to 0 over ``trainer.estimated_stepping_batches`` (stepped every optimiser step) and
+gradient-norm clipping at 1.0. Clipping is a Trainer setting: pass
+``Trainer(gradient_clip_val=method.gradient_clip_val)`` (``gradient_clip_val`` is an init
+argument, saved in the hyperparameters).
+
+Methods with nothing to train (``trainable = False``: FBP, TV) return no optimiser and skip
+training steps with a warning: evaluate them with ``trainer.validate`` / ``trainer.test``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from learnct.data.batch import CTBatch
+from learnct.physics.fbp import FILTERS, fbp
+from learnct.physics.operator import RayTransform
+
+__all__ = ["LOSSES", "ReconstructionMethod", "per_image_psnr", "per_image_ssim"]
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "smooth_l1": F.smooth_l1_loss,
+}
+SCHEDULER_INTERVALS = ("step", "epoch")
+
+
+def _data_range(target: torch.Tensor) -> torch.Tensor:
+    """``max - min`` of each image ``(B, ...)`` -> ``(B,)`` (at least a tiny positive value)."""
+    flat = target.flatten(1)
+    return (flat.amax(1) - flat.amin(1)).clamp_min(torch.finfo(target.dtype).tiny)
+
+
+def per_image_psnr(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image ``(B, C, H, W)`` with data range ``max(gt) - min(gt)``."""
+    mse = (preds - target).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(_data_range(target) ** 2 / mse.clamp_min(1e-20))
+
+
+def per_image_ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM of each image ``(B, C, H, W)`` (7 x 7 uniform window) with data range
+    ``max(gt) - min(gt)``."""
+    scale = _data_range(target).view(-1, *([1] * (target.dim() - 1)))
+    value = structural_similarity_index_measure(
+        (preds / scale).float(),
+        (target / scale).float(),
+        gaussian_kernel=False,
+        kernel_size=7,
+        data_range=1.0,
+        reduction="none",
+    )
+    return value.reshape(-1)
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+class ReconstructionMethod(L.LightningModule):
+    """Shared LightningModule of all reconstruction methods (see module docstring).
+
+    Subclasses implement ``forward(sinogram) -> image`` (``(B, 1, A, D)`` noisy post-log
+    line integrals in image units x mm -> ``(B, 1, N, N)`` images in image units) and call
+    ``super().__init__(operator, ...)`` with their own arguments as keywords; the base saves
+    every init argument except the operator as hyperparameters.
+
+    Args:
+        operator: the run's ``RayTransform`` (injected; the same object the DataModule
+            simulates with). Not saved in the hyperparameters.
+        optimizer: a partial (``functools.partial`` or Hydra ``_partial_: true``) taking the
+            parameters, or ``None`` for Adam(lr=1e-3, betas=(0.9, 0.99)).
+        scheduler: a partial taking the optimiser; ``"cosine"`` (default): cosine decay to 0
+            over the run; ``None`` or ``"none"``: constant learning rate. A partial whose
+            class takes ``T_max`` (``CosineAnnealingLR``) gets ``T_max`` = the run's
+            optimiser steps unless the config sets it.
+        scheduler_interval: ``"step"`` or ``"epoch"`` (how often a partial scheduler steps).
+        loss: ``"mse"``, ``"l1"`` or ``"smooth_l1"``.
+        gradient_clip_val: the gradient-norm clipping the train script passes to the Trainer.
+        fbp_filter, fbp_frequency_scaling: FBP shown in the validation panels.
+        n_panels: images per validation panel figure (0: none).
+    """
+
+    #: False for methods with nothing to train (FBP, TV).
+    trainable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        operator: RayTransform,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | str | None = "cosine",
+        scheduler_interval: str = "step",
+        loss: str = "mse",
+        gradient_clip_val: float | None = 1.0,
+        fbp_filter: str = "hann",
+        fbp_frequency_scaling: float = 1.0,
+        n_panels: int = 2,
+    ) -> None:
+        super().__init__()
+        if not isinstance(operator, RayTransform):
+            raise ValueError(f"operator must be a RayTransform, got {type(operator).__name__}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}: choose one of {sorted(LOSSES)}")
+        if isinstance(scheduler, str) and scheduler not in ("cosine", "none"):
+            raise ValueError(
+                f"scheduler must be 'cosine', 'none', None or a partial: {scheduler!r}"
+            )
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ValueError(
+                f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, "
+                f"got {scheduler_interval!r}"
+            )
+        if fbp_filter not in FILTERS:
+            raise ValueError(f"unknown fbp_filter {fbp_filter!r}: choose one of {FILTERS}")
+        if not isinstance(n_panels, int) or n_panels < 0:
+            raise ValueError(f"n_panels must be an integer >= 0, got {n_panels!r}")
+        # Collects the init arguments of the subclass too (Lightning walks the __init__ frames).
+        self.save_hyperparameters(ignore=["operator"])
+        self.operator = operator
+        self.geometry = operator.geometry
+        self.loss_fn = LOSSES[loss]
+        self.train_loss = MeanMetric()
+        self._eval_metrics = nn.ModuleDict()
+        self.val_psnr_best = MaxMetric()
+        self.test_ms_per_slice = MeanMetric()
+        self._warm = False
+        self._panels: dict[str, torch.Tensor] | None = None
+        self._warned_untrainable = False
+
+    # ---- reconstruction ------------------------------------------------------------------------
+    def forward(self, sinogram: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """``(B, 1, n_angles, n_detectors)`` -> ``(B, 1, N, N)``."""
+        raise NotImplementedError
+
+    def reconstruct(self, sinogram: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Reconstruct images from sinograms without a Trainer.
+
+        Runs in eval mode without gradients (the previous mode is restored), on the module's
+        device, in chunks of ``batch_size`` slices (default: all at once). Accepts
+        ``(B, 1, A, D)``, ``(1, A, D)`` or ``(A, D)`` and returns images with the same leading
+        dimensions, on the input's device.
+        """
+        if not isinstance(sinogram, torch.Tensor):
+            raise ValueError(f"sinogram must be a torch.Tensor, got {type(sinogram).__name__}")
+        dims = sinogram.dim()
+        if dims not in (2, 3, 4):
+            raise ValueError(
+                "sinogram must be (B, 1, n_angles, n_detectors), (1, n_angles, n_detectors) or "
+                f"(n_angles, n_detectors), got {tuple(sinogram.shape)}"
+            )
+        if batch_size is not None and not _is_positive_int(batch_size):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x = sinogram.reshape(-1, 1, *sinogram.shape[-2:]).to(self.device, torch.float32)
+        chunk = batch_size or max(1, x.shape[0])
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out = torch.cat([self(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+        finally:
+            self.train(was_training)
+        out = out.to(sinogram.device)
+        return out.reshape(*sinogram.shape[:-2], *out.shape[-2:])
+
+    def fbp(self, sinogram: torch.Tensor) -> torch.Tensor:
+        """The FBP of the panels (``fbp_filter``, ``fbp_frequency_scaling``)."""
+        return fbp(
+            sinogram,
+            self.geometry,
+            filter=self.hparams.fbp_filter,
+            frequency_scaling=self.hparams.fbp_frequency_scaling,
+        )
+
+    # ---- steps -----------------------------------------------------------------------------------
+    @staticmethod
+    def _check_batch(batch: Any) -> CTBatch:
+        if not isinstance(batch, CTBatch):
+            raise ValueError(
+                f"expected a CTBatch (from CTDataModule.on_after_batch_transfer), "
+                f"got {type(batch).__name__}"
+            )
+        return batch
+
+    def training_step(self, batch: CTBatch, batch_idx: int) -> torch.Tensor | None:
+        batch = self._check_batch(batch)
+        if not self.trainable:
+            if not self._warned_untrainable:
+                warnings.warn(
+                    f"{type(self).__name__} has nothing to train: training steps are skipped. "
+                    "Evaluate it with trainer.validate / trainer.test.",
+                    stacklevel=2,
+                )
+                self._warned_untrainable = True
+            return None
+        recon = self(batch.sinogram)
+        loss = self.loss_fn(recon, batch.image)
+        self.train_loss(loss.detach(), batch.batch_size)
+        self.log(
+            "train/loss",
+            self.train_loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch.batch_size,
+        )
+        return loss
+
+    def _metric(self, stage: str, name: str, dataloader_idx: int) -> MeanMetric:
+        key = f"{stage}_{name}_{dataloader_idx}"
+        if key not in self._eval_metrics:
+            self._eval_metrics[key] = MeanMetric().to(self.device)
+        return self._eval_metrics[key]
+
+    def _evaluate(
+        self, stage: str, batch: CTBatch, recon: torch.Tensor, dataloader_idx: int
+    ) -> None:
+        b = batch.batch_size
+        target = batch.image
+        recon = recon.to(target.dtype)
+        values = {
+            "loss": self.loss_fn(recon, target).detach(),
+            "psnr": per_image_psnr(recon, target).mean(),
+            "ssim": per_image_ssim(recon, target).mean(),
+        }
+        for name, value in values.items():
+            metric = self._metric(stage, name, dataloader_idx)
+            metric(value, b)
+            self.log(
+                f"{stage}/{name}",
+                metric,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "psnr",
+                batch_size=b,
+                metric_attribute=f"_eval_metrics.{stage}_{name}_{dataloader_idx}",
+            )
+
+    def validation_step(self, batch: CTBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        batch = self._check_batch(batch)
+        recon = self(batch.sinogram)
+        self._evaluate("val", batch, recon, dataloader_idx)
+        if batch_idx == 0 and dataloader_idx == 0 and self.hparams.n_panels > 0:
+            k = self.hparams.n_panels
+            self._panels = {
+                "ground truth": batch.image[:k].detach(),
+                "FBP": self.fbp(batch.sinogram[:k]).detach(),
+                "reconstruction": recon[:k].detach(),
+            }
+
+    def on_validation_epoch_end(self) -> None:
+        key = "val_psnr_0"
+        if key in self._eval_metrics and self._eval_metrics[key].update_count > 0:
+            self.val_psnr_best(self._eval_metrics[key].compute())
+            self.log("val/psnr_best", self.val_psnr_best.compute(), prog_bar=True)
+        if self._panels is not None and not self.trainer.sanity_checking:
+            self.log_panels(self._panels)
+        self._panels = None
+
+    def on_test_start(self) -> None:
+        self._warm = False
+
+    def test_step(self, batch: CTBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        batch = self._check_batch(batch)
+        sinogram = batch.sinogram
+        if not self._warm:  # warm-up (kernels, caches, allocations) before timing
+            self(sinogram)
+            self._warm = True
+        self._sync()
+        start = time.perf_counter()
+        recon = self(sinogram)
+        self._sync()
+        elapsed_ms = (time.perf_counter() - start) * 1e3
+        self.test_ms_per_slice(elapsed_ms / batch.batch_size, batch.batch_size)
+        self.log(
+            "test/ms_per_slice",
+            self.test_ms_per_slice,
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch.batch_size,
+        )
+        self._evaluate("test", batch, recon, dataloader_idx)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ---- image panels ----------------------------------------------------------------------------
+    def log_panels(self, panels: dict[str, torch.Tensor]) -> None:
+        """Log ground truth, FBP, reconstruction and error map to the run's logger: W&B
+        images (``WandbLogger.log_image``), a TensorBoard figure, or a PNG under the logger's
+        ``log_dir/panels``; nothing without a logger."""
+        logger = self.logger
+        if logger is None:
+            return
+        gt = panels["ground truth"].float().cpu()
+        columns = {name: t.float().cpu() for name, t in panels.items()}
+        columns["error"] = columns["reconstruction"] - gt
+        step = self.global_step
+        if hasattr(logger, "log_image"):  # WandbLogger
+            images, captions = [], []
+            for i in range(gt.shape[0]):
+                for name, t in columns.items():
+                    images.append(_to_unit(t[i, 0], gt[i, 0], error=name == "error"))
+                    captions.append(f"{name} {i}")
+            logger.log_image(key="val/panels", images=images, caption=captions, step=step)
+            return
+        fig = _panel_figure(columns, gt)
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_figure"):  # TensorBoard
+            experiment.add_figure("val/panels", fig, global_step=step)
+            return
+        log_dir = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        if log_dir is None:
+            return
+        path = Path(log_dir) / "panels"
+        path.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path / f"epoch{self.current_epoch:04d}_step{step:07d}.png", dpi=80)
+
+    # ---- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not self.trainable or not params:
+            return None
+        factory = self.hparams.optimizer
+        if factory is None:
+            optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
+        else:
+            optimizer = factory(params=params)
+        scheduler = self.hparams.scheduler
+        if scheduler is None or scheduler == "none":
+            return optimizer
+        interval = self.hparams.scheduler_interval
+        total = self._total_steps(interval)
+        if scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=0)
+            interval = "step" if interval == "step" else "epoch"
+        else:
+            kwargs = {}
+            func = scheduler.func if isinstance(scheduler, functools.partial) else scheduler
+            try:
+                sig = inspect.signature(func)
+            except (TypeError, ValueError):
+                sig = None
+            bound = getattr(scheduler, "keywords", {}) or {}
+            if sig is not None and "T_max" in sig.parameters and "T_max" not in bound:
+                kwargs["T_max"] = total
+            sched = scheduler(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+    def _total_steps(self, interval: str) -> int:
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        if interval == "epoch":
+            epochs = trainer.max_epochs
+            return max(1, epochs if epochs is not None and epochs > 0 else 1)
+        steps = trainer.estimated_stepping_batches
+        return max(1, int(steps) if math.isfinite(steps) else 1)
+
+
+def _to_unit(image: torch.Tensor, gt: torch.Tensor, error: bool = False) -> Any:
+    """An image as a NumPy array in [0, 1] on the ground truth's grey scale (error maps:
+    symmetric, 0.5 = no error)."""
+    lo, hi = float(gt.min()), float(gt.max())
+    span = max(hi - lo, 1e-12)
+    if error:
+        return (image / span * 0.5 + 0.5).clamp(0, 1).numpy()
+    return ((image - lo) / span).clamp(0, 1).numpy()
+
+
+def _panel_figure(columns: dict[str, torch.Tensor], gt: torch.Tensor):
+    from matplotlib.figure import Figure
+
+    rows = gt.shape[0]
+    fig = Figure(figsize=(3 * len(columns), 3 * rows))
+    axes = fig.subplots(rows, len(columns), squeeze=False)
+    for i in range(rows):
+        lo, hi = float(gt[i].min()), float(gt[i].max())
+        span = max(hi - lo, 1e-12)
+        for j, (name, t) in enumerate(columns.items()):
+            ax = axes[i][j]
+            if name == "error":
+                im = ax.imshow(t[i, 0].numpy(), cmap="RdBu_r", vmin=-span / 2, vmax=span / 2)
+                fig.colorbar(im, ax=ax, fraction=0.046)
+            else:
+                ax.imshow(t[i, 0].numpy(), cmap="gray", vmin=lo, vmax=hi)
+            if name != "error" and name != "ground truth":
+                psnr = float(per_image_psnr(t[i : i + 1], gt[i : i + 1]))
+                ax.set_title(f"{name}\n{psnr:.2f} dB", fontsize=9)
+            else:
+                ax.set_title(name, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

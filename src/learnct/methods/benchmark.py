@@ -1,0 +1,115 @@
+"""Reconstruction time per slice and parameter count of every method (for ``make bench``).
+
+``benchmark_methods`` builds each method with its defaults on a preset's geometry and times
+``reconstruct`` (eval mode, no gradients) on random sinograms: the median of ``reps`` runs
+after ``warmup`` runs, CUDA synchronised. Timings never depend on the data, so the operator
+norm is set to 1 instead of computed (a power iteration costs minutes at ``fan_mayo`` on a
+CPU). TV's time is measured with ``tv_timing_iterations`` iterations and scaled linearly to
+its configured iterations (each iteration costs the same: one forward, one adjoint); the row's
+``note`` says so. A method that runs out of memory gets ``ms_per_slice = None`` and the error
+in ``note`` (the fully learned method at ``fan_mayo``, the point Adler and Öktem make).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from learnct.methods import METHODS, TV, ReconstructionMethod
+from learnct.physics.operator import RayTransform
+from learnct.physics.presets import PRESETS
+
+__all__ = ["benchmark_methods"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_ms(fn, device: torch.device, warmup: int, reps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _build(name: str, operator: RayTransform, tv_iterations: int | None) -> ReconstructionMethod:
+    cls = METHODS[name]
+    kwargs: dict[str, Any] = {"n_panels": 0}
+    if name != "fbp" and name != "fbpunet":
+        kwargs["operator_norm"] = 1.0
+    if cls is TV and tv_iterations is not None:
+        kwargs["iterations"] = tv_iterations
+    return cls(operator, **kwargs)
+
+
+def benchmark_methods(
+    geometry_names: Sequence[str] = ("fan_lowdose",),
+    batch: int = 1,
+    device: str = "cpu",
+    methods: Sequence[str] | None = None,
+    warmup: int = 1,
+    reps: int = 3,
+    tv_timing_iterations: int = 10,
+) -> list[dict[str, Any]]:
+    """Rows ``{method, geometry, device, batch, ms_per_slice, parameters, note}``.
+
+    Args:
+        geometry_names: preset names from ``learnct.physics.PRESETS``.
+        batch: slices per ``reconstruct`` call (time is divided by it).
+        device: ``"cpu"`` or ``"cuda"``.
+        methods: names from ``learnct.methods.METHODS`` (default: all six).
+        warmup, reps: untimed and timed runs (the median is reported).
+        tv_timing_iterations: TV iterations actually run (scaled to the configured count).
+    """
+    names = list(METHODS) if methods is None else list(methods)
+    for name in names:
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}: choose from {sorted(METHODS)}")
+    for geo in geometry_names:
+        if geo not in PRESETS:
+            raise ValueError(f"unknown geometry {geo!r}: choose from {sorted(PRESETS)}")
+    dev = torch.device(device)
+    rows = []
+    for geo in geometry_names:
+        preset = PRESETS[geo]()
+        operator = RayTransform(preset.geometry)
+        sinogram = torch.rand(batch, 1, *preset.geometry.sinogram_shape, device=dev) * 10
+        for name in names:
+            row: dict[str, Any] = {
+                "method": name,
+                "geometry": geo,
+                "device": str(dev),
+                "batch": batch,
+                "ms_per_slice": None,
+                "parameters": None,
+                "note": "",
+            }
+            try:
+                method = _build(name, operator, tv_timing_iterations if name == "tv" else None)
+                row["parameters"] = sum(p.numel() for p in method.parameters())
+                method = method.to(dev)
+                ms = _median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
+                if name == "tv":
+                    configured = TV(operator, n_panels=0).hparams.iterations
+                    ms *= configured / tv_timing_iterations
+                    row["note"] = f"{tv_timing_iterations} iterations timed, scaled to {configured}"
+                row["ms_per_slice"] = ms / batch
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+                row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+            finally:
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+            rows.append(row)
+    return rows

@@ -1,0 +1,160 @@
+"""The shared base: metrics, reconstruct, optimisers, and Lightning runs on CTBatch data."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchmetrics.functional.image import (
+    peak_signal_noise_ratio,
+    structural_similarity_index_measure,
+)
+
+from learnct.data import CTBatch, CTDataModule
+from learnct.methods import FBP, LearnedPrimalDual, per_image_psnr, per_image_ssim
+from learnct.physics import FanBeamGeometry, PhysicsPreset, RayTransform
+
+GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
+
+
+@pytest.fixture(scope="module")
+def operator() -> RayTransform:
+    return RayTransform(GEOMETRY)
+
+
+def _batches(operator: RayTransform, n: int = 2, size: int = 2) -> list[CTBatch]:
+    gen = torch.Generator().manual_seed(1)
+    out = []
+    for k in range(n):
+        image = torch.rand(size, 1, 32, 32, generator=gen)
+        clean = operator(image)
+        noisy = clean + 0.1 * torch.randn(clean.shape, generator=gen)
+        index = torch.arange(k * size, (k + 1) * size)
+        out.append(CTBatch(image=image, sinogram=noisy, clean_sinogram=clean, index=index))
+    return out
+
+
+def _loader(batches: list[CTBatch]) -> DataLoader:
+    return DataLoader(batches, batch_size=None)
+
+
+def test_per_image_metrics_match_torchmetrics_with_each_images_range():
+    gen = torch.Generator().manual_seed(0)
+    target = (
+        torch.rand(3, 1, 24, 24, generator=gen) * torch.tensor([1.0, 2.0, 5.0])[:, None, None, None]
+    )
+    preds = target + 0.05 * torch.randn(target.shape, generator=gen)
+    psnr = per_image_psnr(preds, target)
+    ssim = per_image_ssim(preds, target)
+    for i in range(3):
+        r = float(target[i].max() - target[i].min())
+        expected = peak_signal_noise_ratio(preds[i : i + 1], target[i : i + 1], data_range=r)
+        torch.testing.assert_close(psnr[i], expected, rtol=1e-4, atol=1e-4)
+        expected = structural_similarity_index_measure(
+            preds[i : i + 1], target[i : i + 1], data_range=r, gaussian_kernel=False, kernel_size=7
+        )
+        torch.testing.assert_close(ssim[i], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_default_optimiser_and_cosine_schedule(operator):
+    method = LearnedPrimalDual(operator, n_iter=1)
+    trainer = L.Trainer(max_steps=50, accelerator="cpu", logger=False, enable_checkpointing=False)
+    method.trainer = trainer
+    config = method.configure_optimizers()
+    opt = config["optimizer"]
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.defaults["lr"] == 1e-3 and opt.defaults["betas"] == (0.9, 0.99)
+    sched = config["lr_scheduler"]["scheduler"]
+    assert isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert sched.T_max == 50 and sched.eta_min == 0
+    assert config["lr_scheduler"]["interval"] == "step"
+    assert method.hparams.gradient_clip_val == 1.0
+
+
+def test_partial_optimiser_and_scheduler_from_config(operator):
+    method = LearnedPrimalDual(
+        operator,
+        n_iter=1,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.5),
+        scheduler=functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR),
+    )
+    method.trainer = L.Trainer(max_steps=7, accelerator="cpu", logger=False)
+    config = method.configure_optimizers()
+    assert isinstance(config["optimizer"], torch.optim.SGD)
+    assert config["lr_scheduler"]["scheduler"].T_max == 7
+    assert "operator" not in method.hparams
+    none = LearnedPrimalDual(operator, n_iter=1, scheduler=None).configure_optimizers()
+    assert isinstance(none, torch.optim.Adam)
+
+
+def test_bad_config_names_the_key(operator):
+    with pytest.raises(ValueError, match="loss"):
+        LearnedPrimalDual(operator, loss="huber")
+    with pytest.raises(ValueError, match="init"):
+        LearnedPrimalDual(operator, init="random")
+    with pytest.raises(ValueError, match="operator"):
+        FBP("not an operator")
+
+
+def test_fast_dev_run_fit_and_test_with_ctbatch_loaders(operator, tmp_path):
+    method = LearnedPrimalDual(operator, n_iter=2)
+    trainer = L.Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=method.hparams.gradient_clip_val,
+    )
+    before = [p.detach().clone() for p in method.parameters()]
+    trainer.fit(method, _loader(_batches(operator)), _loader(_batches(operator, 1)))
+    assert any(not torch.equal(a, b) for a, b in zip(before, method.parameters(), strict=True))
+    (result,) = trainer.test(method, _loader(_batches(operator, 2)), verbose=False)
+    assert result["test/ms_per_slice"] > 0
+    assert math.isfinite(result["test/psnr"]) and 0 < result["test/ssim"] <= 1
+
+
+def test_fbp_validates_and_tests_and_skips_training(operator, tmp_path):
+    method = FBP(operator, filter="ram-lak")
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    (val,) = trainer.validate(method, _loader(_batches(operator)), verbose=False)
+    assert {"val/psnr", "val/ssim", "val/loss", "val/psnr_best"} <= set(val)
+    batches = _batches(operator)
+    expected = torch.stack(
+        [per_image_psnr(method.reconstruct(b.sinogram), b.image) for b in batches]
+    ).mean()
+    assert val["val/psnr"] == pytest.approx(float(expected), rel=1e-4)
+    assert list((tmp_path / "lightning_logs").rglob("panels/*.png"))  # panels without W&B
+    with pytest.warns(UserWarning, match="nothing to train"):
+        trainer.fit(method, _loader(batches), _loader(batches[:1]))
+    (test,) = trainer.test(method, _loader(batches), verbose=False)
+    assert test["test/psnr"] == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_fast_dev_run_on_a_ct_datamodule(operator):
+    preset = PhysicsPreset("tiny", GEOMETRY, photons=1e4)
+    try:
+        dm = CTDataModule(
+            physics=preset, operator=operator, train_size=2, val_size=2, test_size=2, batch_size=2
+        )
+    except Exception as err:  # the DataModule is being finished in parallel
+        pytest.skip(f"CTDataModule not usable here: {err}")
+    method = LearnedPrimalDual(operator, n_iter=2)
+    trainer = L.Trainer(
+        fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False
+    )
+    trainer.fit(method, datamodule=dm)
+    (result,) = trainer.test(method, datamodule=dm, verbose=False)
+    assert math.isfinite(result["test/psnr"])
