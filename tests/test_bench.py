@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from learnct.bench import fbp_rows, markdown_table, median_ms, projector_rows
+from learnct.bench import fbp_rows, markdown_table, projector_rows
 from learnct.physics import FanBeamGeometry
+from learnct.timing import median_ms
 
 
 def test_projector_and_fbp_rows_on_a_tiny_geometry():

@@ -1,4 +1,4 @@
-"""``make bench``: projector, FBP and data-pipeline timings, printed and written as Markdown.
+"""``make bench``: projector, FBP, method and data-pipeline timings, written as Markdown.
 
 Every timing is the median of several runs after warm-up (never asserted in tests). Results go
 to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
@@ -10,16 +10,15 @@ import argparse
 import datetime as dt
 import os
 import platform
-import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from learnct.data.pipeline_benchmark import benchmark_pipeline
+from learnct.methods.benchmark import benchmark_methods
 from learnct.physics import (
     FanBeamGeometry,
     Geometry,
@@ -30,29 +29,9 @@ from learnct.physics import (
     fbp,
     parallel_ellipses,
 )
+from learnct.timing import median_ms
 
-__all__ = ["main", "median_ms"]
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def median_ms(
-    fn: Callable[[], object], device: str = "cpu", warmup: int = 2, reps: int = 7
-) -> float:
-    """Median wall time of ``fn()`` in ms over ``reps`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+__all__ = ["main"]
 
 
 def _label(geometry: Geometry) -> str:
@@ -151,6 +130,30 @@ def fbp_rows(geometries: list[Geometry], batch: int, device: str, reps: int) -> 
     return rows
 
 
+#: Adler and Öktem's talk, human data (512^2, 1000 angles), ms per slice on their GPU.
+PUBLISHED_MS = {"fbp": 423, "tv": 64371, "fbpunet": 463, "lpd": 620}
+
+
+def method_rows(presets: list[str], device: str, quick: bool) -> list[dict]:
+    """Reconstruction ms per slice and parameters of every method (batch 1)."""
+    rows = []
+    for r in benchmark_methods(presets, batch=1, device=device, reps=2 if quick else 3):
+        ms = r["ms_per_slice"]
+        published = PUBLISHED_MS.get(r["method"]) if r["geometry"] == "fan_mayo" else None
+        rows.append(
+            {
+                "method": r["method"],
+                "setup": r["geometry"],
+                "device": r["device"],
+                "ms per slice": "-" if ms is None else f"{ms:.1f}",
+                "talk (GPU, 512^2)": "-" if published is None else published,
+                "parameters": r["parameters"],
+                "note": r["note"],
+            }
+        )
+    return rows
+
+
 def pipeline_rows(batch: int, quick: bool) -> list[dict]:
     """Simulated batches per second at ``fan_lowdose`` (images made, projected, noised)."""
     rows = []
@@ -199,7 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="small geometries only, fewer reps")
-    parser.add_argument("--large", action="store_true", help="add fan_mayo (512^2, 1000 angles)")
+    parser.add_argument(
+        "--large", action="store_true", help="add fan_mayo (512^2, 1000 angles): slow on a CPU"
+    )
     parser.add_argument("--out", default="experiments/benchmarks", help="folder for the .md files")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -220,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         "projector": markdown_table(projector_rows(geometries, backends, args.batch, device, reps)),
         "fbp": markdown_table(fbp_rows(geometries, args.batch, device, reps)),
     }
+    method_presets = ["fan_lowdose"] + (["fan_mayo"] if args.large else [])
+    sections["methods"] = markdown_table(method_rows(method_presets, device, args.quick))
     if device == "cpu":
         sections["data_pipeline"] = markdown_table(pipeline_rows(args.batch, args.quick))
     out = Path(args.out)

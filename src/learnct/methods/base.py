@@ -10,7 +10,8 @@ number of images, so the batch size does not matter). SSIM uses a 7 x 7 uniform 
 scikit-image's default, which LoDoPaB-CT and dival report) via torchmetrics' functional SSIM on
 images divided by their data range (SSIM and PSNR are invariant to dividing both images and
 the data range by the same number). Logged names: ``{train,val,test}/loss``,
-``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best`` and ``test/ms_per_slice`` (wall
+``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best``, ``test/fbp_{psnr,ssim}`` (the
+FBP baseline on the same test measurements) and ``test/ms_per_slice`` (wall
 time of ``forward`` per slice after one warm-up call, CUDA synchronised); with several
 dataloaders Lightning appends ``/dataloader_idx_k``.
 
@@ -145,7 +146,14 @@ class ReconstructionMethod(L.LightningModule):
         if not isinstance(n_panels, int) or n_panels < 0:
             raise ValueError(f"n_panels must be an integer >= 0, got {n_panels!r}")
         # Collects the init arguments of the subclass too (Lightning walks the __init__ frames).
-        self.save_hyperparameters(ignore=["operator"])
+        # Optimiser and scheduler factories stay out of the checkpoint (it must load with
+        # torch.load(weights_only=True)); a checkpoint loads with the defaults, and a resumed
+        # run gets them from its config. The run's config holds what they were.
+        self.save_hyperparameters(ignore=["operator", "optimizer", "scheduler"])
+        if isinstance(scheduler, str) or scheduler is None:
+            self.hparams["scheduler"] = scheduler
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.operator = operator
         self.geometry = operator.geometry
         self.loss_fn = LOSSES[loss]
@@ -242,17 +250,25 @@ class ReconstructionMethod(L.LightningModule):
         return self._eval_metrics[key]
 
     def _evaluate(
-        self, stage: str, batch: CTBatch, recon: torch.Tensor, dataloader_idx: int
+        self,
+        stage: str,
+        batch: CTBatch,
+        recon: torch.Tensor,
+        dataloader_idx: int,
+        prefix: str = "",
     ) -> None:
+        """Log loss, PSNR and SSIM of ``recon``; with a ``prefix`` (the FBP baseline of the
+        test set) only ``{prefix}psnr`` and ``{prefix}ssim``."""
         b = batch.batch_size
         target = batch.image
         recon = recon.to(target.dtype)
         values = {
-            "loss": self.loss_fn(recon, target).detach(),
             "psnr": per_image_psnr(recon, target).mean(),
             "ssim": per_image_ssim(recon, target).mean(),
         }
-        for name, value in values.items():
+        if not prefix:
+            values["loss"] = self.loss_fn(recon, target).detach()
+        for name, value in ((prefix + k, v) for k, v in values.items()):
             metric = self._metric(stage, name, dataloader_idx)
             metric(value, b)
             self.log(
@@ -309,6 +325,8 @@ class ReconstructionMethod(L.LightningModule):
             batch_size=batch.batch_size,
         )
         self._evaluate("test", batch, recon, dataloader_idx)
+        # the FBP baseline on the very same measurements, so every results row carries it
+        self._evaluate("test", batch, self.fbp(sinogram), dataloader_idx, prefix="fbp_")
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -351,12 +369,12 @@ class ReconstructionMethod(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         if not self.trainable or not params:
             return None
-        factory = self.hparams.optimizer
+        factory = self.optimizer_factory
         if factory is None:
             optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
         else:
             optimizer = factory(params=params)
-        scheduler = self.hparams.scheduler
+        scheduler = self.scheduler_factory
         if scheduler is None or scheduler == "none":
             return optimizer
         interval = self.hparams.scheduler_interval

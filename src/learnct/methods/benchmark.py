@@ -12,8 +12,6 @@ in ``note`` (the fully learned method at ``fan_mayo``, the point Adler and Ökte
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,26 +20,9 @@ import torch
 from learnct.methods import METHODS, TV, ReconstructionMethod
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
+from learnct.timing import median_ms
 
 __all__ = ["benchmark_methods"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_ms(fn, device: torch.device, warmup: int, reps: int) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def _build(name: str, operator: RayTransform, tv_iterations: int | None) -> ReconstructionMethod:
@@ -100,7 +81,7 @@ def benchmark_methods(
                 method = _build(name, operator, tv_timing_iterations if name == "tv" else None)
                 row["parameters"] = sum(p.numel() for p in method.parameters())
                 method = method.to(dev)
-                ms = _median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
+                ms = median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
                 if name == "tv":
                     configured = TV(operator, n_panels=0).hparams.iterations
                     ms *= configured / tv_timing_iterations

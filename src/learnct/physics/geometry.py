@@ -59,6 +59,13 @@ class Geometry(ABC):
     angle_offset: float
     kind: str = field(init=False, default="")
 
+    def _assign(self, kind: str, **values: object) -> None:
+        """Set the (frozen) fields, then validate the ones every geometry shares."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "kind", kind)
+        self._validate_common()
+
     def _validate_common(self) -> None:
         _require_positive_int("image_size", self.image_size)
         _require_positive_int("n_angles", self.n_angles)
@@ -177,18 +184,16 @@ class ParallelBeamGeometry(Geometry):
             _require_positive_int("image_size", image_size)
             _require_positive("pixel_size (mm)", pixel_size)
             detector_spacing = 2 * (image_size * pixel_size / math.sqrt(2)) / n_detectors
-        for name, value in (
-            ("image_size", image_size),
-            ("n_angles", n_angles),
-            ("n_detectors", n_detectors),
-            ("pixel_size", pixel_size),
-            ("detector_spacing", detector_spacing),
-            ("angle_range", angle_range),
-            ("angle_offset", angle_offset),
-        ):
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "kind", "parallel")
-        self._validate_common()
+        self._assign(
+            "parallel",
+            image_size=image_size,
+            n_angles=n_angles,
+            n_detectors=n_detectors,
+            pixel_size=pixel_size,
+            detector_spacing=detector_spacing,
+            angle_range=angle_range,
+            angle_offset=angle_offset,
+        )
         if self.detector_width / 2 < self.inscribed_radius:
             need = math.ceil(2 * self.inscribed_radius / self.detector_spacing)
             raise ValueError(
@@ -253,20 +258,18 @@ class FanBeamGeometry(Geometry):
             _require_positive_int("n_detectors", n_detectors)
             half = (source_radius + detector_radius) * math.tan(math.asin(circum / source_radius))
             detector_spacing = 2 * half / n_detectors
-        for name, value in (
-            ("image_size", image_size),
-            ("n_angles", n_angles),
-            ("n_detectors", n_detectors),
-            ("pixel_size", pixel_size),
-            ("detector_spacing", detector_spacing),
-            ("angle_range", angle_range),
-            ("angle_offset", angle_offset),
-            ("source_radius", float(source_radius)),
-            ("detector_radius", float(detector_radius)),
-        ):
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "kind", "fan")
-        self._validate_common()
+        self._assign(
+            "fan",
+            image_size=image_size,
+            n_angles=n_angles,
+            n_detectors=n_detectors,
+            pixel_size=pixel_size,
+            detector_spacing=detector_spacing,
+            angle_range=angle_range,
+            angle_offset=angle_offset,
+            source_radius=float(source_radius),
+            detector_radius=float(detector_radius),
+        )
         # The fan must cover the inscribed circle: R_s sin(gamma_max) >= r.
         gamma_max = math.atan(self.detector_width / 2 / self.source_to_detector)
         covered = self.source_radius * math.sin(gamma_max)
