@@ -5,9 +5,12 @@ PY = $(VENV)/bin/python
 EXTRAS ?= dev,astra
 PYTEST_ARGS ?=
 STAMP = $(VENV)/.installed
+EXP ?= lpd
+ARGS ?=
+EXPERIMENTS := $(sort $(basename $(notdir $(wildcard configs/experiment/*.yaml))))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format bench clean
+.PHONY: help install train test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -19,8 +22,12 @@ install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --progress-bar off -e ".[$(EXTRAS)]"
 	touch $@
+
+train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"
+	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
+	$(PY) -m learnct.train experiment=$(EXP) $(ARGS)
 
 test: $(STAMP) ## Run the full test suite (extra args via PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ from learnct.physics import (
         ({"pixel_size": 0.0}, "pixel_size"),
         ({"pixel_size": float("nan")}, "pixel_size"),
         ({"source_radius": -1.0}, "source_radius"),
+        ({"pixel_size": 1e-9}, r"pixel_size = 1e-09 mm is outside \[1e-06, 1e\+06\] mm"),
         ({"angle_range": 7.0}, "angle_range must be at most 2\\*pi"),
     ],
 )

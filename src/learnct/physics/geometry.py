@@ -38,12 +38,27 @@ def _require_positive_int(name: str, value: object) -> int:
     return value
 
 
+#: Lengths (mm) outside this range are almost surely a unit mistake (and under/overflow float32).
+LENGTH_RANGE_MM = (1e-6, 1e6)
+
+
 def _require_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
+
+
+def _require_length(name: str, value: object) -> float:
+    """A positive length in mm within ``LENGTH_RANGE_MM``."""
+    value = _require_positive(f"{name} (mm)", value)
+    low, high = LENGTH_RANGE_MM
+    if not low <= value <= high:
+        raise ValueError(
+            f"{name} = {value:g} mm is outside [{low:g}, {high:g}] mm: lengths are in mm"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,8 @@ class Geometry(ABC):
         _require_positive_int("image_size", self.image_size)
         _require_positive_int("n_angles", self.n_angles)
         _require_positive_int("n_detectors", self.n_detectors)
-        _require_positive("pixel_size (mm)", self.pixel_size)
-        _require_positive("detector_spacing (mm)", self.detector_spacing)
+        _require_length("pixel_size", self.pixel_size)
+        _require_length("detector_spacing", self.detector_spacing)
         _require_positive("angle_range (rad)", self.angle_range)
         if self.angle_range > 2 * math.pi + 1e-9:
             raise ValueError(f"angle_range must be at most 2*pi, got {self.angle_range!r}")
@@ -182,7 +197,7 @@ class ParallelBeamGeometry(Geometry):
         if detector_spacing is None:
             _require_positive_int("n_detectors", n_detectors)
             _require_positive_int("image_size", image_size)
-            _require_positive("pixel_size (mm)", pixel_size)
+            _require_length("pixel_size", pixel_size)
             detector_spacing = 2 * (image_size * pixel_size / math.sqrt(2)) / n_detectors
         self._assign(
             "parallel",
@@ -239,10 +254,10 @@ class FanBeamGeometry(Geometry):
         angle_range: float = 2 * math.pi,
         angle_offset: float = 0.0,
     ) -> None:
-        _require_positive("source_radius (mm)", source_radius)
-        _require_positive("detector_radius (mm)", detector_radius)
+        _require_length("source_radius", source_radius)
+        _require_length("detector_radius", detector_radius)
         _require_positive_int("image_size", image_size)
-        _require_positive("pixel_size (mm)", pixel_size)
+        _require_length("pixel_size", pixel_size)
         circum = image_size * pixel_size / math.sqrt(2)
         for name, radius in (
             ("source_radius", source_radius),

@@ -143,6 +143,8 @@ class RayTransform(nn.Module):
                     x = x / torch.linalg.vector_norm(x)
                     y = self.backend.adjoint(self.backend.forward(x))
                     value = float(torch.linalg.vector_norm(y))
+                    if value == 0.0:  # A x = 0 for a random x: the zero operator
+                        break
                     x = y
             self._norm = value**0.5
         return self._norm

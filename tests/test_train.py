@@ -1,0 +1,99 @@
+"""The experiment entry point: every experiment config composes, instantiates and runs
+(fast_dev_run) end to end; results rows carry the method and its FBP baseline; user mistakes
+in the config give errors that name the key."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from learnct.train import CONFIG_DIR, ConfigError, build_physics, run
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+FAST = {
+    "tv": ["model.iterations=5"],
+    "fbpunet": ["model.depth=2", "model.width=8"],
+    "lpd": ["model.n_iter=2"],
+    "lgd": ["model.n_iter=2"],
+}
+
+
+def _cfg(overrides: list[str], tmp_path: Path):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                "logger=csv",
+                "callbacks=none",
+                *overrides,
+            ],
+        )
+
+
+def test_every_method_has_an_experiment():
+    assert EXPERIMENTS == sorted(["fbp", "tv", "learned_inverse", "fbpunet", "lgd", "lpd"])
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_end_to_end(experiment, tmp_path):
+    cfg = _cfg(
+        [
+            f"experiment={experiment}",
+            "trainer.fast_dev_run=true",
+            "data.batch_size=1",
+            "data.eval_batch_size=2",
+            "data.val_size=2",
+            "data.test_size=2",
+            *FAST.get(experiment, []),
+        ],
+        tmp_path,
+    )
+    result = run(cfg)
+    rows = result.rows
+    assert result.objective is not None and result.objective > 0  # val/psnr
+    assert [r["test_set"] for r in rows] == ["ellipses", "shepp_logan"]
+    for row in rows:
+        assert row["physics"] == "fan_lowdose"
+        assert 0 < row["psnr"] < 80 and -1 <= row["ssim"] <= 1
+        assert row["ms_per_slice"] > 0
+        assert 15 < row["fbp_psnr"] < 45  # the same FBP baseline in every run
+    with open(tmp_path / "results.csv") as fh:
+        written = list(csv.DictReader(fh))
+    assert [r["method"] for r in written] == [rows[0]["method"]] * 2
+
+
+def test_fbp_baseline_is_identical_across_methods(tmp_path):
+    """Fixed test measurements: FBP's numbers do not depend on which method ran."""
+    common = ["trainer.fast_dev_run=true", "data.val_size=2", "data.test_size=2"]
+    fbp_rows = run(_cfg(["experiment=fbp", *common], tmp_path / "a")).rows
+    lgd_rows = run(_cfg(["experiment=lgd", "model.n_iter=1", *common], tmp_path / "b")).rows
+    for a, b in zip(fbp_rows, lgd_rows, strict=True):
+        assert a["psnr"] == pytest.approx(a["fbp_psnr"])  # FBP's own row: the baseline itself
+        assert a["fbp_psnr"] == pytest.approx(b["fbp_psnr"], abs=1e-4)
+
+
+def test_bad_physics_values_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"physics.preset='fan_low' is not valid.*fan_lowdose"):
+        build_physics(_cfg(["physics.preset=fan_low"], tmp_path))
+    with pytest.raises(ConfigError, match=r"physics\.photons=-5 must be a positive number"):
+        build_physics(_cfg(["physics.photons=-5"], tmp_path))
+    with pytest.raises(ConfigError, match=r"physics\.backend: unknown backend .gpu."):
+        build_physics(_cfg(["physics.backend=gpu"], tmp_path))
+    with pytest.raises(ConfigError, match="only applies to Poisson presets"):
+        build_physics(_cfg(["physics=parallel_ellipses", "physics.photons=100"], tmp_path))
+
+
+def test_make_train_lists_the_experiments_for_an_unknown_name():
+    out = subprocess.run(
+        ["make", "-s", "train", "EXP=nope"],
+        cwd=CONFIG_DIR.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "unknown EXP=nope: choose one of: " + " ".join(EXPERIMENTS) in out.stdout
