@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
@@ -11,8 +13,18 @@ from learnct.physics.geometry import Geometry
 
 __all__ = ["RayTransform", "available_backends"]
 
+
+def _default_matrix_budget() -> int:
+    """A quarter of the machine's memory, at most 8 GiB (2 GiB where it cannot be read)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2 << 30
+    return int(min(8 << 30, total // 4))
+
+
 #: ``auto`` uses the stored matrix when the matrix and its transpose fit in this many bytes.
-DEFAULT_MATRIX_BUDGET = 2 << 30
+DEFAULT_MATRIX_BUDGET = _default_matrix_budget()
 
 
 def available_backends() -> dict[str, str | None]:
@@ -54,7 +66,8 @@ class RayTransform(nn.Module):
         geometry: a ``FanBeamGeometry`` or ``ParallelBeamGeometry``.
         backend: ``"auto"`` (``sparse`` when its matrix fits ``matrix_budget_bytes``, else
             ``matrix_free``) or a name from ``available_backends()``.
-        matrix_budget_bytes: memory budget for the ``sparse`` backend's matrices under ``auto``.
+        matrix_budget_bytes: memory budget for the ``sparse`` backend's matrices under ``auto``
+            (default: a quarter of the machine's memory, at most 8 GiB).
         check_finite: raise on NaN/inf input (costs a reduction over the input).
         **backend_options: passed to the backend's constructor.
     """
