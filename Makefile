@@ -10,7 +10,7 @@ ARGS ?=
 EXPERIMENTS := $(sort $(basename $(notdir $(wildcard configs/experiment/*.yaml))))
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast lint format bench clean
+.PHONY: help install train eval test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -28,6 +28,10 @@ $(STAMP): pyproject.toml
 train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.train experiment=$(EXP) $(ARGS)
+
+eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
+	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
+	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
 test: $(STAMP) ## Run the full test suite (extra args via PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)

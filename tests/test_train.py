@@ -97,3 +97,52 @@ def test_make_train_lists_the_experiments_for_an_unknown_name():
     )
     assert out.returncode != 0
     assert "unknown EXP=nope: choose one of: " + " ".join(EXPERIMENTS) in out.stdout
+
+
+def _eval_cfg(overrides: list[str], tmp_path: Path):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("eval", overrides=[f"paths.output_dir={tmp_path}", "logger=csv", *overrides])
+
+
+def test_make_eval_reproduces_the_test_metrics_of_a_checkpoint(tmp_path):
+    small = ["data.val_size=2", "data.test_size=2", "data.batch_size=1", "model.n_iter=1"]
+    trained = run(
+        _cfg(
+            [
+                "experiment=lgd",
+                "callbacks=default",
+                "callbacks.progress_bar=null",
+                "trainer.max_steps=2",
+                "trainer.val_check_interval=2",
+                *small,
+            ],
+            tmp_path / "train",
+        )
+    )
+    ckpt = next((tmp_path / "train" / "checkpoints").glob("step_*.ckpt"))
+    evaluated = run(_eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
+    for a, b in zip(trained.rows, evaluated.rows, strict=True):
+        assert b["psnr"] == pytest.approx(a["psnr"], abs=1e-4)
+        assert b["ssim"] == pytest.approx(a["ssim"], abs=1e-5)
+
+    # a checkpoint of another method, a truncated file, no checkpoint: clear errors
+    with pytest.raises(ConfigError, match="is a LearnedGradientDescent checkpoint, not Learned"):
+        run(_eval_cfg(["experiment=lpd", f"ckpt_path={ckpt}", *small], tmp_path / "x"))
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(ckpt.read_bytes()[:2000])
+    with pytest.raises(ConfigError, match="truncated or corrupt"):
+        run(_eval_cfg(["experiment=lgd", f"ckpt_path={broken}", *small], tmp_path / "y"))
+    with pytest.raises(ConfigError, match="needs a checkpoint"):
+        run(_eval_cfg(["experiment=lgd", *small], tmp_path / "z"))
+    with pytest.raises(ConfigError, match=r"another geometry.*n_angles"):
+        run(
+            _eval_cfg(
+                ["experiment=lgd", f"ckpt_path={ckpt}", "physics=parallel_ellipses", *small],
+                tmp_path / "w",
+            )
+        )
+
+
+def test_make_eval_of_fbp_needs_no_checkpoint(tmp_path):
+    rows = run(_eval_cfg(["experiment=fbp", "data.val_size=2", "data.test_size=2"], tmp_path)).rows
+    assert rows[0]["psnr"] == pytest.approx(rows[0]["fbp_psnr"])

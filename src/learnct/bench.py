@@ -206,6 +206,12 @@ def main(argv: list[str] | None = None) -> None:
         "--large", action="store_true", help="add fan_mayo (512^2, 1000 angles): slow on a CPU"
     )
     parser.add_argument("--out", default="experiments/benchmarks", help="folder for the .md files")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=["projector", "fbp", "methods", "data_pipeline"],
+        help="run only these sections (default: all)",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     # an empty operator cache, so that build times are builds (and the user's cache is untouched)
@@ -221,14 +227,17 @@ def main(argv: list[str] | None = None) -> None:
     backends = [b for b in ("sparse", "matrix_free", "astra", "torch_radon") if b in usable]
     device = args.device
     header = f"Machine: {_machine(device)}\n\n"
-    sections = {
-        "projector": markdown_table(projector_rows(geometries, backends, args.batch, device, reps)),
-        "fbp": markdown_table(fbp_rows(geometries, args.batch, device, reps)),
-    }
     method_presets = ["fan_lowdose"] + (["fan_mayo"] if args.large else [])
-    sections["methods"] = markdown_table(method_rows(method_presets, device, args.quick))
-    if device == "cpu":
-        sections["data_pipeline"] = markdown_table(pipeline_rows(args.batch, args.quick))
+    builders = {
+        "projector": lambda: projector_rows(geometries, backends, args.batch, device, reps),
+        "fbp": lambda: fbp_rows(geometries, args.batch, device, reps),
+        "methods": lambda: method_rows(method_presets, device, args.quick),
+        "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
+    }
+    chosen = args.sections or list(builders)
+    if device != "cpu" and "data_pipeline" in chosen:  # the pipeline's workers are CPU-side
+        chosen.remove("data_pipeline")
+    sections = {name: markdown_table(builders[name]()) for name in chosen}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "gpu" if device.startswith("cuda") else "cpu"

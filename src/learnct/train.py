@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from learnct.methods.checkpoints import check_checkpoint
 from learnct.physics import PRESETS, PhysicsPreset, RayTransform
 
 __all__ = ["CONFIG_DIR", "ConfigError", "RunResult", "build_physics", "main", "run"]
@@ -130,7 +131,18 @@ def run(cfg: DictConfig) -> RunResult:
         logger.log_hyperparams(flat)
 
     best = cfg.get("ckpt_path")
-    if getattr(model, "trainable", True) and cfg.get("train", True):
+    trainable = getattr(model, "trainable", True)
+    if trainable and not cfg.get("train", True):
+        if not best:
+            raise ConfigError(
+                f"evaluating {type(model).__name__} needs a checkpoint: set ckpt_path "
+                "(make eval EXP=<name> CKPT=path/to/file.ckpt)"
+            )
+        try:
+            check_checkpoint(best, type(model).__name__, operator.geometry)
+        except ValueError as err:
+            raise ConfigError(f"ckpt_path: {err}") from err
+    if trainable and cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         checkpoint = trainer.checkpoint_callback
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None

@@ -44,6 +44,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from learnct.data.batch import CTBatch
+from learnct.methods.checkpoints import checkpoint_identity
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
 
@@ -363,6 +364,12 @@ class ReconstructionMethod(L.LightningModule):
         path = Path(log_dir) / "panels"
         path.mkdir(parents=True, exist_ok=True)
         fig.savefig(path / f"epoch{self.current_epoch:04d}_step{step:07d}.png", dpi=80)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the method and geometry, so that ``check_checkpoint`` can refuse a
+        checkpoint of another method or geometry."""
+        checkpoint["learnct"] = checkpoint_identity(self, self.geometry)
 
     # ---- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -1,0 +1,57 @@
+"""Checkpoint identity: which method and geometry a checkpoint was trained for.
+
+``ReconstructionMethod.on_save_checkpoint`` stores ``checkpoint["learnct"] = {"method",
+"geometry"}``; ``check_checkpoint`` refuses a file that is truncated, corrupt, not a learnct
+checkpoint, or from another method or geometry, with a message that says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from learnct.physics.geometry import Geometry
+
+__all__ = ["check_checkpoint", "checkpoint_identity"]
+
+
+def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
+    """What ``on_save_checkpoint`` records: the method's class name and every geometry field."""
+    fields = dataclasses.asdict(geometry)
+    fields["kind"] = geometry.kind
+    return {"method": type(method).__name__, "geometry": fields}
+
+
+def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> dict[str, Any]:
+    """Load ``path`` (weights only, on the CPU) and check it belongs to ``method_name`` on
+    ``geometry``; returns the checkpoint dict. Raises ``ValueError`` naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, wrong format, unpicklable content
+        raise ValueError(
+            f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]})"
+        ) from err
+    identity = checkpoint.get("learnct") if isinstance(checkpoint, dict) else None
+    if not isinstance(identity, dict):
+        raise ValueError(f"{path} is not a learnct checkpoint (no 'learnct' record)")
+    if identity.get("method") != method_name:
+        raise ValueError(
+            f"checkpoint {path} is a {identity.get('method')} checkpoint, not {method_name}: "
+            f"evaluate it with the matching experiment"
+        )
+    expected = checkpoint_identity(None, geometry)["geometry"]
+    saved = identity.get("geometry", {})
+    diff = sorted(k for k in expected if saved.get(k) != expected[k])
+    if diff:
+        details = ", ".join(f"{k}: {saved.get(k)!r} != {expected[k]!r}" for k in diff)
+        raise ValueError(
+            f"checkpoint {path} was trained for another geometry ({details}): use its physics"
+        )
+    return checkpoint
