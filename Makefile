@@ -8,9 +8,11 @@ STAMP = $(VENV)/.installed
 EXP ?= lpd
 ARGS ?=
 EXPERIMENTS := $(sort $(basename $(notdir $(wildcard configs/experiment/*.yaml))))
+SEARCHES := $(sort $(basename $(notdir $(wildcard configs/hparams_search/*.yaml))))
+SEARCH ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train eval test test-fast lint format bench clean
+.PHONY: help install train sweep eval test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -28,6 +30,12 @@ $(STAMP): pyproject.toml
 train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.train experiment=$(EXP) $(ARGS)
+
+sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_search name> (resumable)
+	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
+	@test -f configs/hparams_search/$(SEARCH).yaml || { echo "unknown SEARCH=$(SEARCH): choose one of: $(SEARCHES)"; exit 2; }
+	@mkdir -p logs/$(EXP)
+	$(PY) -m learnct.train -m experiment=$(EXP) hparams_search=$(SEARCH) $(ARGS)
 
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
