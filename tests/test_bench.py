@@ -23,3 +23,14 @@ def test_median_ms_is_the_median():
     calls = []
     ms = median_ms(lambda: calls.append(1), warmup=2, reps=5)
     assert len(calls) == 7 and ms >= 0
+
+
+def test_method_rows_time_every_method():
+    from learnct.bench import method_rows
+
+    rows = method_rows(["parallel_ellipses"], "cpu", quick=True)
+    assert [r["method"] for r in rows] == ["fbp", "tv", "learned_inverse", "fbpunet", "lgd", "lpd"]
+    for row in rows:
+        assert row["note"] == "" or row["method"] == "tv", row["note"]
+        assert float(row["ms per slice"]) > 0
+    assert {r["method"]: r["parameters"] for r in rows}["lpd"] == 253220

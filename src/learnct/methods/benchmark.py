@@ -29,7 +29,9 @@ def _build(name: str, operator: RayTransform, tv_iterations: int | None) -> Reco
     cls = METHODS[name]
     kwargs: dict[str, Any] = {"n_panels": 0}
     if name != "fbp" and name != "fbpunet":
-        kwargs["operator_norm"] = 1.0
+        # the real ||A|| keeps untrained networks finite; 20 power iterations are plenty for
+        # timing (RayTransform caches the value, so it is computed once per geometry)
+        kwargs["operator_norm"] = operator.norm(iterations=20)
     if cls is TV and tv_iterations is not None:
         kwargs["iterations"] = tv_iterations
     return cls(operator, **kwargs)
@@ -87,7 +89,7 @@ def benchmark_methods(
                     ms *= configured / tv_timing_iterations
                     row["note"] = f"{tv_timing_iterations} iterations timed, scaled to {configured}"
                 row["ms_per_slice"] = ms / batch
-            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError, ValueError) as err:
                 row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
             finally:
                 if dev.type == "cuda":
