@@ -34,6 +34,10 @@ def _extra_reqs() -> list[Requirement]:
     return [Requirement(s) for group in extras.values() for s in group]
 
 
+def _build_reqs() -> list[Requirement]:
+    return [Requirement(s) for s in _load_pyproject()["build-system"]["requires"]]
+
+
 def _pin(req: Requirement) -> str:
     """Return the exact version of a `name==version` requirement, failing otherwise."""
     specs = list(req.specifier)
@@ -52,13 +56,13 @@ def _env_pip_section(env: dict) -> list[str]:
     return sections[0]
 
 
-@pytest.mark.parametrize("req", _runtime_reqs() + _extra_reqs(), ids=str)
+@pytest.mark.parametrize("req", _runtime_reqs() + _extra_reqs() + _build_reqs(), ids=str)
 def test_pyproject_dependencies_pinned_exactly(req: Requirement) -> None:
     _pin(req)
 
 
 def test_environment_pip_pins_match_pyproject() -> None:
-    expected = _pins(_runtime_reqs() + _extra_reqs())
+    expected = _pins(_runtime_reqs() + _extra_reqs() + _build_reqs())
     lines = _env_pip_section(_load_env())
     for line in lines:
         assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+", line), (
