@@ -10,9 +10,10 @@ ARGS ?=
 EXPERIMENTS := $(sort $(basename $(notdir $(wildcard configs/experiment/*.yaml))))
 SEARCHES := $(sort $(basename $(notdir $(wildcard configs/hparams_search/*.yaml))))
 SEARCH ?=
+SETUP ?= fan_lowdose
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep eval test test-fast lint format bench clean
+.PHONY: help install train sweep eval report test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -40,6 +41,9 @@ sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_searc
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
+
+report: $(STAMP) ## Gather the latest results of every method on SETUP (default fan_lowdose) into experiments/<SETUP>/
+	$(PY) -m learnct.report --setup $(SETUP)
 
 test: $(STAMP) ## Run the full test suite (extra args via PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)

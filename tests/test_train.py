@@ -57,6 +57,7 @@ def test_experiment_runs_end_to_end(experiment, tmp_path):
     rows = result.rows
     assert result.objective is not None and result.objective > 0  # val/psnr
     assert [r["test_set"] for r in rows] == ["ellipses", "shepp_logan"]
+    assert [r["n_images"] for r in rows] == [2, 2]  # Shepp-Logan: 2 noise draws
     for row in rows:
         assert row["physics"] == "fan_lowdose"
         assert 0 < row["psnr"] < 80 and -1 <= row["ssim"] <= 1

@@ -30,6 +30,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 RESULT_FIELDS = (
     "method",
     "physics",
+    "n_images",
     "test_set",
     "psnr",
     "ssim",
@@ -167,6 +168,7 @@ def run(cfg: DictConfig) -> RunResult:
                     "method": type(model).__name__,
                     "physics": preset.name,
                     "test_set": test_set,
+                    "n_images": len(datamodule.datasets["test"][idx]),
                     "psnr": _metric(metrics, "test/psnr", idx, n),
                     "ssim": _metric(metrics, "test/ssim", idx, n),
                     "ms_per_slice": _metric(metrics, "test/ms_per_slice", idx, n),
