@@ -40,6 +40,13 @@ class _NormalisedOperatorMixin:
             self.op_norm.fill_(self.operator.norm())
         return float(self.op_norm)
 
+    def fbp_start(self, sinogram: torch.Tensor) -> torch.Tensor | None:
+        """The FBP of ``sinogram`` (no gradient) when ``init == "fbp"``, else None."""
+        if self.hparams.init != "fbp":
+            return None
+        with torch.no_grad():
+            return self.fbp(sinogram)
+
     def scaled_operator(self):
         """``(A_s, A_s^T, c)`` with ``A_s = A / c``, ``c = ||A||``."""
         c = self.operator_norm()
@@ -156,10 +163,8 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
-        if self.hparams.init == "fbp":
-            with torch.no_grad():
-                f0 = self.fbp(sinogram)
-        else:
+        f0 = self.fbp_start(sinogram)
+        if f0 is None:
             n = self.geometry.image_size
             f0 = sinogram.new_zeros(sinogram.shape[0], 1, n, n)
         return self.net(sinogram / c, op, op_adjoint, f0)
@@ -197,8 +202,5 @@ class LearnedPrimalDual(_NormalisedOperatorMixin, ReconstructionMethod):
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
-        f0 = None
-        if self.hparams.init == "fbp":
-            with torch.no_grad():
-                f0 = self.fbp(sinogram)
+        f0 = self.fbp_start(sinogram)
         return self.net(sinogram / c, op, op_adjoint, f0=f0, image_shape=self.geometry.image_shape)
