@@ -42,8 +42,8 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
-report: $(STAMP) ## Gather the latest results of every method on SETUP (default fan_lowdose) into experiments/<SETUP>/
-	$(PY) -m learnct.report --setup $(SETUP)
+report: $(STAMP) ## Table + comparison.png of every method's latest run on SETUP (default fan_lowdose); DOSE=1: dose curve
+	$(PY) -m learnct.report --setup $(SETUP) $(if $(DOSE),--dose) $(ARGS)
 
 test: $(STAMP) ## Run the full test suite (extra args via PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -73,3 +73,84 @@ def test_no_results_is_a_clear_error(tmp_path, capsys):
     assert "run make train EXP=<method>" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--setup", "nope"])
+
+
+# ---- figures: comparison.png and the dose curve from runs made here --------------------------
+
+
+def test_zoom_window_finds_low_contrast_detail_not_the_rim():
+    import torch
+
+    from learnct.reporting import zoom_window
+
+    image = torch.zeros(64, 64)
+    image[4:60, 4:60] = 1.0  # a bright "skull" outline
+    image[8:56, 8:56] = 0.2  # soft tissue
+    image[40:44, 14:18] = 0.25  # a small low-contrast lesion
+    r, c, size = zoom_window(image)
+    assert size == 16
+    assert r <= 40 and r + size >= 44 and c <= 14 and c + size >= 18
+
+
+def _train_run(folder, overrides):
+    from hydra import compose, initialize_config_dir
+
+    from learnct.train import CONFIG_DIR, run
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={folder}",
+                "logger=csv",
+                "callbacks=default",
+                "callbacks.progress_bar=null",
+                "data.val_size=2",
+                "data.test_size=2",
+                "data.batch_size=1",
+                *overrides,
+            ],
+        )
+    return run(cfg)
+
+
+@pytest.mark.slow
+def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
+    from matplotlib.image import imread
+
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    _train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
+    lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
+    _train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
+    args = ["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out)]
+    main([*args, "--dose", "--photons", "300,1e5", "--dose-images", "2"])
+    folder = out / "fan_lowdose"
+    height, width = imread(folder / "comparison.png").shape[:2]
+    assert width / height > 0.8  # truth + FBP + LGD: 3 columns of 3 rows (2 columns: ~0.6)
+    assert "left out" not in capsys.readouterr().out
+    with open(folder / "dose_curve.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["method"], float(r["photons"])) for r in rows} == {
+        (m, p) for m in ("FBP", "LearnedGradientDescent") for p in (300.0, 1e5)
+    }
+    fbp = {float(r["photons"]): float(r["psnr"]) for r in rows if r["method"] == "FBP"}
+    assert fbp[1e5] > fbp[300] + 3  # 300x the photons: much less noise
+    assert all(r["n_images"] == "2" and r["test_set"] == "ellipses" for r in rows)
+    assert (folder / "dose_curve.png").stat().st_size > 10_000
+
+
+def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys):
+    from matplotlib.image import imread
+
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
+    _train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
+    for ckpt in (logs / "lgd" / "runs" / "b" / "checkpoints").glob("*.ckpt"):
+        ckpt.unlink()
+    _train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
+    main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "left out of the figures: LearnedGradientDescent" in text and "no checkpoint" in text
+    height, width = imread(out / "fan_lowdose" / "comparison.png").shape[:2]
+    assert width / height < 0.75  # truth + FBP only
+    assert "| LearnedGradientDescent |" in (out / "fan_lowdose" / "results.md").read_text()

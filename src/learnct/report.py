@@ -1,10 +1,15 @@
-"""``learnct-report`` / ``make report SETUP=<physics preset>``: gather the latest test results
-of every method on one setup into ``experiments/<setup>/results.csv`` and ``results.md``.
+"""``learnct-report`` / ``make report SETUP=<physics preset> [DOSE=1]``: gather the latest test
+results of every method on one setup into ``experiments/<setup>/``:
+
+- ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice);
+- ``comparison.png``: one test slice through every method, with error maps and a zoom;
+- with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
 
 It reads the ``results.csv`` that every ``make train`` / ``make eval`` run writes into its run
 folder under ``logs/``; for each (method, test set) the most recent run wins, and the table
-shows its number of test images (compare rows of equal test sets). Runs whose results file is
-unreadable are listed, not fatal.
+shows its number of test images (compare rows of equal test sets). The figures rebuild each
+method from its run folder (``config.json`` and the checkpoint it was tested with). Runs whose
+files are unreadable are listed, not fatal.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+from typing import Any
 
+from learnct.methods import METHODS
 from learnct.physics import PRESETS
 
-__all__ = ["collect_results", "main", "write_report"]
+__all__ = ["collect_results", "main", "write_dose_curve", "write_figure", "write_report"]
+
+DEFAULT_DOSES = (1e3, 3e3, 1e4, 3e4, 1e5)
 
 COLUMNS = (
     "method",
@@ -48,6 +57,7 @@ def collect_results(log_dir: Path, setup: str) -> tuple[list[dict[str, str]], li
             continue
         stamp = path.stat().st_mtime
         for row in rows:
+            row["_folder"] = str(path.parent)
             if row["physics"] != setup:
                 continue
             key = (row["method"], row["test_set"])
@@ -94,12 +104,136 @@ def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple
     return csv_path, md_path
 
 
+def _method_order(name: str) -> int:
+    names = [cls.__name__ for cls in METHODS.values()]
+    return names.index(name) if name in names else len(names)
+
+
+def _load_methods(rows: list[dict[str, str]]) -> tuple[list[Any], Any, Any, Any]:
+    """Each method's latest run rebuilt (methods that cannot be are reported and left out),
+    the reference config (the first method's) and its physics preset and operator."""
+    from learnct.reporting import ReportError, load_run_method
+    from learnct.reporting.run_methods import load_run_config
+    from learnct.train import ConfigError, build_physics
+
+    folders: dict[str, str] = {}
+    for row in rows:  # rows of one method come from its latest run (one folder per method)
+        folders.setdefault(row["method"], row["_folder"])
+    methods, reference, preset, operator = [], None, None, None
+    for name in sorted(folders, key=_method_order):
+        try:
+            if reference is None:
+                reference = load_run_config(Path(folders[name]))
+                preset, operator = build_physics(reference)
+            methods.append(load_run_method(Path(folders[name]), operator))
+        except (ReportError, ConfigError) as err:
+            print(f"left out of the figures: {name}: {err}")
+    return methods, reference, preset, operator
+
+
+def write_figure(
+    methods: list[Any],
+    reference: Any,
+    preset: Any,
+    operator: Any,
+    folder: Path,
+    test_set: str | None = None,
+) -> Path:
+    """``comparison.png``: the first slice of ``test_set`` (default: Shepp-Logan when the
+    test set has it, else the first test set) through every method."""
+    import torch
+
+    from learnct.reporting import comparison_figure, reference_datamodule
+
+    datamodule = reference_datamodule(reference, preset, operator, test_size=1)
+    names = datamodule.sources["test"]
+    if test_set is None:
+        test_set = "shepp_logan" if "shepp_logan" in names else names[0]
+    if test_set not in names:
+        raise ValueError(f"test set {test_set!r} is not in this setup's test sets {names}")
+    loaders = datamodule.test_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]
+    raw = next(iter(loaders[names.index(test_set)]))
+    batch = datamodule.simulate({k: v[:1] if torch.is_tensor(v) else v for k, v in raw.items()})
+    recons = [(m.name, m.model.reconstruct(batch.sinogram)[0, 0]) for m in methods]
+    noise = f"{preset.photons:g} photons" if preset.noise == "poisson" else preset.noise
+    title = f"{preset.name}: {test_set} test slice 0, {noise}"
+    return comparison_figure(batch.image[0, 0], recons, folder / "comparison.png", title)
+
+
+def write_dose_curve(
+    methods: list[Any],
+    reference: Any,
+    preset: Any,
+    operator: Any,
+    folder: Path,
+    photons: tuple[float, ...],
+    n_images: int,
+    test_set: str | None = None,
+) -> tuple[Path, Path]:
+    """``dose_curve.csv`` and ``dose_curve.png``: every method on the first ``n_images`` of
+    ``test_set`` (default: the first test set) simulated at each dose in ``photons``."""
+    from learnct.reporting import DOSE_FIELDS, dose_curve, plot_dose_curve, reference_datamodule
+
+    if preset.noise != "poisson":
+        raise ValueError(
+            f"a dose curve needs a Poisson preset; {preset.name!r} uses {preset.noise} noise"
+        )
+    names = reference_datamodule(reference, preset, operator, test_size=1).sources["test"]
+    test_set = test_set or names[0]
+    if test_set not in names:
+        raise ValueError(f"test set {test_set!r} is not in this setup's test sets {names}")
+
+    def make(dose: float) -> Any:
+        return reference_datamodule(
+            reference,
+            preset,
+            operator,
+            photons=dose,
+            test_size=n_images,
+            test_source=[test_set],
+        )
+
+    rows = dose_curve(methods, make, photons)
+    csv_path = folder / "dose_curve.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=DOSE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    png = plot_dose_curve(rows, folder / "dose_curve.png", trained_photons=preset.photons)
+    return csv_path, png
+
+
+def _doses(text: str) -> tuple[float, ...]:
+    try:
+        doses = tuple(float(x) for x in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--photons wants numbers like 1e3,1e4: {err}") from err
+    if not doses or any(not d > 0 for d in doses):
+        raise argparse.ArgumentTypeError(f"--photons must be positive, got {text!r}")
+    return doses
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", default="fan_lowdose", help=f"one of {sorted(PRESETS)}")
     parser.add_argument("--logs", default="logs", help="folder of the run folders")
     parser.add_argument("--out", default="experiments", help="where <setup>/results.* go")
+    parser.add_argument(
+        "--no-figure", action="store_true", help="skip comparison.png (the table only)"
+    )
+    parser.add_argument("--test-set", default=None, help="test set of the figures")
+    parser.add_argument("--dose", action="store_true", help="also write the dose curve")
+    parser.add_argument(
+        "--photons",
+        type=_doses,
+        default=DEFAULT_DOSES,
+        help="doses of the dose curve, photons per detector pixel (default 1e3,3e3,1e4,3e4,1e5)",
+    )
+    parser.add_argument("--dose-images", type=int, default=8, help="test images per dose")
     args = parser.parse_args(argv)
+    if args.dose_images < 1:
+        parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
     if args.setup not in PRESETS:
         parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
     rows, problems = collect_results(Path(args.logs), args.setup)
@@ -113,7 +247,31 @@ def main(argv: list[str] | None = None) -> None:
         )
     csv_path, md_path = write_report(rows, args.setup, Path(args.out))
     print(md_path.read_text())
-    print(f"written: {csv_path}, {md_path}")
+    written = [csv_path, md_path]
+    if not args.no_figure or args.dose:
+        methods, reference, preset, operator = _load_methods(rows)
+        folder = Path(args.out) / args.setup
+        try:
+            if methods and not args.no_figure:
+                written.append(
+                    write_figure(methods, reference, preset, operator, folder, args.test_set)
+                )
+            if methods and args.dose:
+                written.extend(
+                    write_dose_curve(
+                        methods,
+                        reference,
+                        preset,
+                        operator,
+                        folder,
+                        args.photons,
+                        args.dose_images,
+                        args.test_set,
+                    )
+                )
+        except ValueError as err:
+            parser.exit(1, f"make report: {err}\n")
+    print("written: " + ", ".join(str(p) for p in written))
 
 
 if __name__ == "__main__":
