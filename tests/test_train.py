@@ -147,3 +147,27 @@ def test_make_eval_reproduces_the_test_metrics_of_a_checkpoint(tmp_path):
 def test_make_eval_of_fbp_needs_no_checkpoint(tmp_path):
     rows = run(_eval_cfg(["experiment=fbp", "data.val_size=2", "data.test_size=2"], tmp_path)).rows
     assert rows[0]["psnr"] == pytest.approx(rows[0]["fbp_psnr"])
+
+
+@pytest.mark.slow
+def test_ddp_spawn_on_cpu_trains_and_tests_each_image_once(tmp_path):
+    """trainer=ddp on 2 CPU processes (gloo): trains, then tests every fixed test image
+    exactly once on rank 0, giving the same metrics as testing the same weights alone."""
+    small = ["data.val_size=2", "data.test_size=3", "data.batch_size=1", "model.n_iter=1"]
+    ddp = [
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp_spawn",
+        "callbacks=default",
+        "callbacks.progress_bar=null",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+    ]
+    trained = run(_cfg(["experiment=lgd", *ddp, *small], tmp_path / "ddp"))
+    assert [r["n_images"] for r in trained.rows] == [3, 3]  # not padded to 4 by DDP
+    ckpt = next((tmp_path / "ddp" / "checkpoints").glob("step_*.ckpt"))
+    assert "step_000002" in ckpt.name  # 2 optimizer steps, each over both processes
+    alone = run(_eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
+    for a, b in zip(trained.rows, alone.rows, strict=True):
+        assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-4)

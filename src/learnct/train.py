@@ -23,10 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from learnct.methods.checkpoints import check_checkpoint
 from learnct.physics import PRESETS, PhysicsPreset, RayTransform
+from learnct.run_grouping import register_resolvers
 
 __all__ = ["CONFIG_DIR", "ConfigError", "RunResult", "build_physics", "main", "run"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+register_resolvers()
 RESULT_FIELDS = (
     "method",
     "physics",
@@ -155,7 +157,10 @@ def run(cfg: DictConfig) -> RunResult:
     objective = None if objective is None else float(objective)
     rows: list[dict[str, Any]] = []
     if cfg.get("test", True):
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best)
+        tester = _single_device_tester(cfg, trainer, loggers)
+        if tester is None:  # a DDP rank other than 0: rank 0 tests
+            return RunResult(rows=[], objective=objective)
+        results = tester.test(model, datamodule=datamodule, ckpt_path=best)
         metrics: dict[str, float] = {}
         for r in results:
             metrics.update(r)
@@ -185,6 +190,31 @@ def run(cfg: DictConfig) -> RunResult:
         print(f"results: {Path(cfg.paths.output_dir) / 'results.csv'}; figure: {figure}")
     _finish_wandb()
     return RunResult(rows=rows, objective=objective)
+
+
+def _single_device_tester(cfg: DictConfig, trainer: L.Trainer, loggers: list[Any]):
+    """The trainer that tests: ``trainer`` itself on one device; after multi-device (DDP)
+    training, a one-device trainer on global rank 0 (None on the other ranks), so that every
+    fixed test image is evaluated exactly once (a DistributedSampler would pad and repeat).
+    Its CSV metrics go to ``csv/test`` (a spawned rank 0 wrote the training CSV)."""
+    if trainer.world_size == 1:
+        return trainer
+    if trainer.global_rank != 0:
+        return None
+    test_loggers = [
+        L.pytorch.loggers.CSVLogger(lg.save_dir, name=lg.name, version="test")
+        if isinstance(lg, L.pytorch.loggers.CSVLogger)
+        else lg
+        for lg in loggers
+    ]
+    return hydra.utils.instantiate(
+        cfg.trainer,
+        devices=1,
+        num_nodes=1,
+        strategy="auto",
+        logger=test_loggers or False,
+        callbacks=[],
+    )
 
 
 def write_comparison_figure(model: Any, datamodule: Any, folder: Path) -> Path:

@@ -1,0 +1,54 @@
+"""How runs are grouped and named in the loggers (W&B ``group``/``name``/``job_type``).
+
+A single run is grouped by its experiment (``task_name``). A job of a sweep is grouped by the
+sweep: ``<task_name>/<study_name>`` for Optuna sweeps (the study persists across resumed
+invocations, so all of its trials share one group) and ``<task_name>/sweep-<date>`` for
+Hydra's basic sweeper, and named ``<task_name>-<job number>``. Registered as the OmegaConf
+resolvers ``learnct_group``, ``learnct_run_name`` and ``learnct_job_type`` (configs/logger).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+__all__ = ["job_type", "register_resolvers", "run_group", "run_name"]
+
+
+def _multirun() -> tuple[bool, object | None]:
+    if not HydraConfig.initialized():
+        return False, None
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.mode == RunMode.MULTIRUN, hydra_cfg
+
+
+def run_group(task_name: str) -> str:
+    """The logger group of this run (see the module docstring)."""
+    multirun, hydra_cfg = _multirun()
+    if not multirun:
+        return task_name
+    study = hydra_cfg.sweeper.get("study_name")
+    if study:
+        return f"{task_name}/{study}"
+    return f"{task_name}/sweep-{Path(hydra_cfg.sweep.dir).name}"
+
+
+def run_name(task_name: str) -> str:
+    """``task_name`` for a single run, ``<task_name>-<job number>`` for a sweep job."""
+    multirun, hydra_cfg = _multirun()
+    return f"{task_name}-{hydra_cfg.job.num}" if multirun else task_name
+
+
+def job_type() -> str:
+    """``sweep`` for the jobs of a multirun, ``train`` otherwise."""
+    return "sweep" if _multirun()[0] else "train"
+
+
+def register_resolvers() -> None:
+    """Make the three resolvers available to the configs (idempotent)."""
+    OmegaConf.register_new_resolver("learnct_group", run_group, replace=True)
+    OmegaConf.register_new_resolver("learnct_run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("learnct_job_type", job_type, replace=True)
