@@ -72,5 +72,6 @@ def test_two_job_sweep_on_the_submitit_launcher_logs_both_jobs(tmp_path):
         logged = run_file.read_bytes()
         assert f"fbp/sweep-{sweep.name}".encode() in logged  # W&B group = the sweep
         assert f"fbp-{job}".encode() in logged  # W&B name = the job
+        assert b"test/results" in logged and b"test/comparison" in logged  # table, figure
     jobs = [p for p in (sweep / ".submitit").iterdir() if p.name.isdigit()]
     assert len(jobs) == 2  # one submitit job per sweep point

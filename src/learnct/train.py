@@ -186,10 +186,21 @@ def run(cfg: DictConfig) -> RunResult:
             )
         _write_results(Path(cfg.paths.output_dir), rows, cfg)
         figure = write_comparison_figure(model, datamodule, Path(cfg.paths.output_dir))
+        _log_results(loggers, rows, figure)
         _print_rows(rows)
         print(f"results: {Path(cfg.paths.output_dir) / 'results.csv'}; figure: {figure}")
     _finish_wandb()
     return RunResult(rows=rows, objective=objective)
+
+
+def _log_results(loggers: list[Any], rows: list[dict[str, Any]], figure: Path) -> None:
+    """Put the results table (``test/results``) and the comparison figure
+    (``test/comparison``) into the W&B run, beside the metrics and validation panels."""
+    for logger in loggers:
+        if isinstance(logger, L.pytorch.loggers.WandbLogger):
+            data = [[row[c] for c in RESULT_FIELDS] for row in rows]
+            logger.log_table(key="test/results", columns=list(RESULT_FIELDS), data=data)
+            logger.log_image(key="test/comparison", images=[str(figure)])
 
 
 def _single_device_tester(cfg: DictConfig, trainer: L.Trainer, loggers: list[Any]):
