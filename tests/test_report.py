@@ -123,7 +123,7 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
     lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
     _train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
     args = ["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out)]
-    main([*args, "--dose", "--photons", "300,1e5", "--dose-images", "2"])
+    main([*args, "--dose", "--photons", "300,1e5", "--dose-images", "2", "--weights"])
     folder = out / "fan_lowdose"
     height, width = imread(folder / "comparison.png").shape[:2]
     assert width / height > 0.8  # truth + FBP + LGD: 3 columns of 3 rows (2 columns: ~0.6)
@@ -137,6 +137,29 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
     assert fbp[1e5] > fbp[300] + 3  # 300x the photons: much less noise
     assert all(r["n_images"] == "2" and r["test_set"] == "ellipses" for r in rows)
     assert (folder / "dose_curve.png").stat().st_size > 10_000
+
+    # the shipped weights: stripped, reloadable, and they reproduce their check rows
+    from learnct.reporting.weights import verify_weights
+
+    weights = folder / "weights"
+    assert sorted(p.name for p in weights.iterdir()) == [
+        "LearnedGradientDescent.ckpt",
+        "check.csv",
+        "config.json",
+    ]
+    checked = verify_weights(weights)
+    assert [row["test_set"] for row, _, _ in checked] == ["ellipses", "shepp_logan"]
+    for row, psnr, ssim in checked:
+        assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
+        assert ssim == pytest.approx(float(row["ssim"]), abs=1e-4)
+    ckpt = weights / "LearnedGradientDescent.ckpt"
+    full = next((logs / "lgd" / "runs" / "b" / "checkpoints").glob("step_*.ckpt"))
+    assert ckpt.stat().st_size < full.stat().st_size  # no optimizer state
+    ev = _train_run(
+        tmp_path / "ev",
+        ["experiment=lgd", "model.n_iter=1", "train=false", f"ckpt_path={ckpt}"],
+    )
+    assert ev.rows[0]["psnr"] > 10  # make eval accepts the shipped checkpoint
 
 
 def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys):

@@ -204,6 +204,21 @@ def write_dose_curve(
     return csv_path, png
 
 
+def write_weights(
+    methods: list[Any], reference: Any, preset: Any, operator: Any, folder: Path, n_images: int
+) -> list[Path]:
+    """``weights/<Method>.ckpt`` (stripped), ``weights/check.csv`` and ``weights/config.json``:
+    see :mod:`learnct.reporting.weights`."""
+    from learnct.reporting import reference_datamodule
+    from learnct.reporting.weights import export_weights, write_weights_config
+
+    datamodule = reference_datamodule(reference, preset, operator, test_size=n_images)
+    ckpts, check = export_weights(methods, folder / "weights", datamodule, n_images)
+    if not ckpts:
+        return []
+    return [*ckpts, check, write_weights_config(reference, folder / "weights")]
+
+
 def _doses(text: str) -> tuple[float, ...]:
     try:
         doses = tuple(float(x) for x in text.split(","))
@@ -231,6 +246,13 @@ def main(argv: list[str] | None = None) -> None:
         help="doses of the dose curve, photons per detector pixel (default 1e3,3e3,1e4,3e4,1e5)",
     )
     parser.add_argument("--dose-images", type=int, default=8, help="test images per dose")
+    parser.add_argument(
+        "--weights",
+        action="store_true",
+        help="also copy the learned methods' checkpoints (stripped) to <setup>/weights/ with "
+        "check.csv, their PSNR on the first --check-images test images",
+    )
+    parser.add_argument("--check-images", type=int, default=4, help="images per check row")
     args = parser.parse_args(argv)
     if args.dose_images < 1:
         parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
@@ -248,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     csv_path, md_path = write_report(rows, args.setup, Path(args.out))
     print(md_path.read_text())
     written = [csv_path, md_path]
-    if not args.no_figure or args.dose:
+    if not args.no_figure or args.dose or args.weights:
         methods, reference, preset, operator = _load_methods(rows)
         folder = Path(args.out) / args.setup
         try:
@@ -268,6 +290,10 @@ def main(argv: list[str] | None = None) -> None:
                         args.dose_images,
                         args.test_set,
                     )
+                )
+            if methods and args.weights:
+                written.extend(
+                    write_weights(methods, reference, preset, operator, folder, args.check_images)
                 )
         except ValueError as err:
             parser.exit(1, f"make report: {err}\n")

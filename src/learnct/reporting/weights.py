@@ -1,0 +1,150 @@
+"""Pretrained weights for ``experiments/<setup>/weights/``: each learned method's tested
+checkpoint, stripped to what inference needs, plus ``check.csv`` with its PSNR/SSIM on the
+first few fixed test images, so that a test can prove the weights still give the table.
+
+A stripped checkpoint keeps ``state_dict``, ``hyper_parameters``, the ``learnct`` identity
+(method and geometry) and Lightning's version record: it loads with ``make eval CKPT=...``,
+``<Method>.load_from_checkpoint(path, operator=A)`` and ``torch.load(weights_only=True)``,
+but cannot resume training (no optimizer or loop state).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from learnct.methods.base import per_image_psnr, per_image_ssim
+from learnct.reporting.run_methods import RunMethod, reference_datamodule
+
+__all__ = [
+    "CHECK_FIELDS",
+    "check_rows",
+    "export_weights",
+    "strip_checkpoint",
+    "verify_weights",
+    "write_weights_config",
+]
+
+CHECK_FIELDS = ("method", "file", "test_set", "n_images", "psnr", "ssim")
+KEEP = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version", "epoch")
+KEEP += ("global_step",)
+
+
+def strip_checkpoint(source: Path, target: Path) -> Path:
+    """Write ``source``'s inference part to ``target`` (atomically: temp file + rename)."""
+    full = torch.load(source, map_location="cpu", weights_only=True)
+    slim = {k: full[k] for k in KEEP if k in full}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(slim, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def check_rows(
+    method: RunMethod, file_name: str, datamodule: Any, n_images: int
+) -> list[dict[str, Any]]:
+    """PSNR/SSIM of ``method`` on the first ``n_images`` of every test set of ``datamodule``."""
+    loaders = datamodule.test_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]
+    rows = []
+    for name, loader in zip(datamodule.sources["test"], loaders, strict=True):
+        psnr, ssim, seen = [], [], 0
+        for raw in loader:
+            batch = datamodule.simulate(raw)
+            recon = method.model.reconstruct(batch.sinogram)
+            psnr.append(per_image_psnr(recon, batch.image))
+            ssim.append(per_image_ssim(recon, batch.image))
+            seen += recon.shape[0]
+            if seen >= n_images:
+                break
+        p, s = torch.cat(psnr)[:n_images], torch.cat(ssim)[:n_images]
+        rows.append(
+            {
+                "method": method.name,
+                "file": file_name,
+                "test_set": name,
+                "n_images": int(p.numel()),
+                "psnr": round(float(p.mean()), 4),
+                "ssim": round(float(s.mean()), 5),
+            }
+        )
+    return rows
+
+
+def export_weights(
+    methods: Sequence[RunMethod], folder: Path, datamodule: Any, n_images: int = 4
+) -> tuple[list[Path], Path]:
+    """Strip every learned method's checkpoint into ``folder/<method>.ckpt`` and write
+    ``folder/check.csv``; returns the checkpoint paths and the check file."""
+    folder = Path(folder)
+    written, rows = [], []
+    for method in methods:
+        if method.checkpoint is None:  # FBP, TV: nothing to ship
+            continue
+        name = f"{method.name}.ckpt"
+        written.append(strip_checkpoint(method.checkpoint, folder / name))
+        rows.extend(check_rows(method, name, datamodule, n_images))
+    check = folder / "check.csv"
+    if written:
+        with open(check, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return written, check
+
+
+def write_weights_config(cfg: Any, folder: Path) -> Path:
+    """``folder/config.json``: the physics and data sections the check was computed with."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    keep = OmegaConf.to_container(cfg, resolve=True)
+    keep = {k: keep[k] for k in ("physics", "data", "seed")}
+    path = Path(folder) / "config.json"
+    path.write_text(json.dumps(keep, indent=1))
+    return path
+
+
+def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
+    """Reload every checkpoint listed in ``folder/check.csv`` with
+    ``<Method>.load_from_checkpoint`` and re-measure it the same way; returns
+    ``(row, psnr, ssim)`` per row, for the caller to compare with the row."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from learnct.methods import METHODS
+    from learnct.train import build_physics
+
+    folder = Path(folder)
+    cfg = OmegaConf.create(json.loads((folder / "config.json").read_text()))
+    preset, operator = build_physics(cfg)
+    with open(folder / "check.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    classes = {cls.__name__: cls for cls in METHODS.values()}
+    results = []
+    for file_name in dict.fromkeys(r["file"] for r in rows):
+        mine = [r for r in rows if r["file"] == file_name]
+        cls = classes[mine[0]["method"]]
+        model = cls.load_from_checkpoint(folder / file_name, operator=operator, map_location="cpu")
+        method = RunMethod(cls.__name__, folder, cfg, model, folder / file_name)
+        n_images = int(mine[0]["n_images"])
+        datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)
+        measured = {r["test_set"]: r for r in check_rows(method, file_name, datamodule, n_images)}
+        for row in mine:
+            got = measured[row["test_set"]]
+            results.append((row, got["psnr"], got["ssim"]))
+    return results
