@@ -99,6 +99,12 @@ def _make_project(root: Path) -> Path:
     )
     (logs / "lpd" / "optuna_broken.db").write_bytes(b"not a database")
     report_main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(root / "experiments")])
+    # the dose curve of make report --dose (its columns; values made up for the plot)
+    dose = ["method,photons,test_set,n_images,psnr,ssim"]
+    for method, offset in (("FBP", 0.0), ("LearnedGradientDescent", 1.5)):
+        for photons, psnr in ((1000, 22.0), (10000, 27.0), (100000, 30.0)):
+            dose.append(f"{method},{photons},ellipses,2,{psnr + offset},0.8")
+    (root / "experiments" / "fan_lowdose" / "dose_curve.csv").write_text("\n".join(dose) + "\n")
     return root
 
 
@@ -273,6 +279,8 @@ def test_dashboard_in_headless_chromium(project: Path, tmp_path: Path) -> None:
             By.CSS_SELECTOR, '#sweeps [data-figure="importances"] .barlayer .trace'
         )
         assert browser.find_elements(By.CSS_SELECTOR, '#sweeps [data-figure="parallel"] canvas')
+        dose = '#setups [data-figure="dose-psnr"] .scatterlayer .trace'
+        assert len(browser.find_elements(By.CSS_SELECTOR, dose)) == 2  # one line per method
         images = browser.execute_script(
             "return [...document.images]"
             ".map(i => [i.getAttribute('src'), i.complete && i.naturalWidth])"

@@ -230,7 +230,7 @@
       return;
     }
     for (const sweep of DATA.sweeps) {
-      const best = Object.entries(sweep.best_params).map(([k, v]) => `${k}=${v}`).join(" ");
+      const best = Object.entries(sweep.best_params).map(([k, v]) => `${k}=${short(v)}`).join(" ");
       const card = el("div", { class: "card sweep", "data-study": sweep.study },
         el("h3", { text: `${sweep.study}` }, " ", el("span", { class: "muted", text: `(${sweep.storage})` })),
         el("dl", { class: "facts" },
@@ -244,7 +244,7 @@
       const paramNames = [...new Set(sweep.trials.flatMap((t) => Object.keys(t.params)))];
       card.append(el("details", {}, el("summary", { text: "Trials" }), table(
         ["trial", "state", "value", ...paramNames, "started"],
-        sweep.trials.map((t) => [t.number, t.state, fmt(t.value, 3), ...paramNames.map((p) => (p in t.params ? t.params[p] : "-")), t.start || "-"]))));
+        sweep.trials.map((t) => [t.number, t.state, fmt(t.value, 3), ...paramNames.map((p) => (p in t.params ? short(t.params[p]) : "-")), t.start || "-"]))));
       body.append(card);
       for (const key of ["history", "importances", "parallel"]) {
         const fig = sweep.figures[key];
@@ -270,8 +270,34 @@
         const numeric = t.columns.map((_, i) => t.rows.every((r) => r[i] === "" || Number.isFinite(Number(r[i]))));
         card.append(el("h4", { text: name }), table(t.columns, t.rows.map((r) => r.map(cellText)), numeric));
       }
+      const dose = setup.tables["dose_curve.csv"];
+      const grid = el("div", { class: "plot-grid" });
+      if (dose && ["method", "photons", "psnr"].every((c) => dose.columns.includes(c))) card.append(el("h4", { text: "Dose curve" }), grid);
       card.append(figures(setup.images) || "");
       body.append(card);
+      if (grid.isConnected) plotDoseCurve(grid, dose);
+    }
+  }
+
+  // make report's dose_curve.csv (method, photons, test_set, psnr, ssim): metric against dose
+  function plotDoseCurve(grid, dose) {
+    const col = (name) => dose.columns.indexOf(name);
+    const methods = [...new Set(dose.rows.map((r) => r[col("method")]))];
+    for (const metric of ["psnr", "ssim"].filter((m) => col(m) >= 0)) {
+      const div = plotDiv();
+      div.dataset.figure = `dose-${metric}`;
+      grid.append(div);
+      const traces = methods.map((m) => {
+        const rows = dose.rows.filter((r) => r[col("method")] === m).sort((a, b) => a[col("photons")] - b[col("photons")]);
+        return { x: rows.map((r) => Number(r[col("photons")])), y: rows.map((r) => Number(r[col(metric)])), mode: "lines+markers", name: m };
+      });
+      Plotly.newPlot(div, traces, {
+        title: { text: `${metric.toUpperCase()} against dose`, font: { size: 13 }, x: 0.02, xanchor: "left" },
+        xaxis: { title: { text: "photons per detector pixel" }, type: "log" },
+        yaxis: { title: { text: metric === "psnr" ? "PSNR (dB)" : "SSIM" } },
+        legend: { orientation: "h", y: -0.3 },
+        margin: { t: 36, r: 16, l: 56, b: 40 },
+      }, PLOT_CONFIG);
     }
   }
 
