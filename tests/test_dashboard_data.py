@@ -115,6 +115,12 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
     lonely = logs / "tv" / "runs" / "2026-02-02_00-00-00"
     lonely.mkdir(parents=True)
     (logs / "tv" / "optuna_x.db").write_text("not sqlite")
+    odd = logs / "tv" / "runs" / "2026-02-03_00-00-00" / ".hydra"  # YAML that JSON lacks
+    odd.mkdir(parents=True)
+    (odd / "config.yaml").write_text(
+        "task_name: tv\ntest: false\ntags: [2026-01-01]\n"
+        "model: {_target_: learnct.methods.TV, lam: .nan, iterations: 300}\n"
+    )
     (experiments / "fan_lowdose").mkdir(parents=True)
     (experiments / "fan_lowdose" / "results.csv").write_text("method,psnr\nFBP,29.6,extra\n")
 
@@ -134,10 +140,12 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
         "experiments/fan_lowdose: results.csv: unreadable (line 2 has a different number",
     ):
         assert expected in problems
-    assert (summary.n_runs, summary.n_sweeps, summary.n_setups) == (2, 0, 1)
+    assert (summary.n_runs, summary.n_sweeps, summary.n_setups) == (3, 0, 1)
+    assert not any("2026-02-03" in p for p in summary.problems)
     assert summary.index.read_text().startswith("<!doctype html>")
     data = (tmp_path / "out" / "assets" / "data.js").read_text()
     assert data.startswith("window.LEARNCT_DASHBOARD = {") and "NaN" not in data
+    assert '"tags":["2026-01-01"]' in data and '"lam":null' in data
 
 
 def _study(storage: str, name: str, n_trials: int) -> None:

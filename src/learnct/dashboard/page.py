@@ -5,6 +5,7 @@ folder opens from disk anywhere, with no server and no network."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -29,7 +30,7 @@ def write_site(data: dict[str, Any], images: dict[str, str], out: Path) -> Path:
     for name, folder in STATIC_FILES.items():
         shutil.copyfile(STATIC_DIR / name, out / folder / name)
     _write_plotly(assets / "plotly.min.js")
-    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(_plain(data), allow_nan=False, separators=(",", ":"))
     (assets / "data.js").write_text(f"window.LEARNCT_DASHBOARD = {text};\n")
     return out / "index.html"
 
@@ -38,6 +39,19 @@ def asset_name(*parts: str) -> str:
     """A file name under ``assets/img/`` made of ``parts`` (path separators and odd characters
     replaced), unique for distinct run ids and labels."""
     return "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", p) for p in parts)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become null, other objects (a YAML date) strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
 
 
 def _write_plotly(path: Path) -> None:

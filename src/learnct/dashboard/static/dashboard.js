@@ -295,7 +295,7 @@
         title: { text: `${metric.toUpperCase()} against dose`, font: { size: 13 }, x: 0.02, xanchor: "left" },
         xaxis: { title: { text: "photons per detector pixel" }, type: "log" },
         yaxis: { title: { text: metric === "psnr" ? "PSNR (dB)" : "SSIM" } },
-        legend: { orientation: "h", y: -0.3 },
+        legend: { orientation: "h", y: -0.35 },
         margin: { t: 36, r: 16, l: 56, b: 40 },
       }, PLOT_CONFIG);
     }
