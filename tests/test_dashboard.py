@@ -279,6 +279,8 @@ def test_dashboard_in_headless_chromium(project: Path, tmp_path: Path) -> None:
             By.CSS_SELECTOR, '#sweeps [data-figure="importances"] .barlayer .trace'
         )
         assert browser.find_elements(By.CSS_SELECTOR, '#sweeps [data-figure="parallel"] canvas')
+        browser.find_element(By.CSS_SELECTOR, '#sweeps [data-study="fbp_filter"] button').click()
+        assert sorted(column("experiment")) == ["fbp", "fbp"]  # the sweep's 2 job folders
         dose = '#setups [data-figure="dose-psnr"] .scatterlayer .trace'
         assert len(browser.find_elements(By.CSS_SELECTOR, dose)) == 2  # one line per method
         images = browser.execute_script(

@@ -60,7 +60,8 @@ def _good_run(folder: Path) -> Path:
     (folder / "config.json").write_text(json.dumps(CONFIG))
     (folder / ".hydra" / "overrides.yaml").write_text("- experiment=lgd\n- model.n_iter=3\n")
     (folder / ".hydra" / "hydra.yaml").write_text(
-        "hydra:\n  runtime:\n    choices:\n      experiment: lgd\n      hparams_search: lpd\n"
+        "hydra:\n  sweeper:\n    study_name: lpd_wide\n"
+        "  runtime:\n    choices:\n      experiment: lgd\n      hparams_search: lpd\n"
     )
     (folder / "results.csv").write_text(RESULTS)
     for version, rows in ((0, "0,9,0.5,\n0,9,,29.0\n"), (1, "0,19,0.25,\n0,19,,30.5\n")):
@@ -80,7 +81,7 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
         "lgd",
         "LearnedGradientDescent",
         "fan_lowdose",
-        "lpd",
+        "lpd_wide",
     )
     assert run.date == "2026-02-03 04:05:06" and run.commit == "abc1234"
     assert run.hparams == {"n_iter": 3, "lr": 0.002, "batch": 4, "photons": 5000.0}

@@ -38,7 +38,7 @@ class RunRecord:
     physics: str | None = None
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
     overrides: list[str] = dataclasses.field(default_factory=list)
-    sweep: str | None = None  # hparams_search name for multirun jobs
+    sweep: str | None = None  # Optuna study name of a sweep job
     date: str | None = None  # ISO 8601, from the folder name (else its modification time)
     commit: str | None = None
     steps: int | None = None
@@ -145,7 +145,9 @@ def _read_config(folder: Path, record: RunRecord) -> None:
         hydra_cfg = _load_yaml(hydra_path, record)
         choices = _get(hydra_cfg, "hydra", "runtime", "choices") or {}
         if isinstance(choices, dict) and choices.get("hparams_search"):
-            record.sweep = str(choices["hparams_search"])
+            # the Optuna study the job belongs to (its name defaults to the search's)
+            study = _get(hydra_cfg, "hydra", "sweeper", "study_name")
+            record.sweep = str(study or choices["hparams_search"])
 
 
 def _hparams(config: dict, model: dict, physics: dict) -> dict[str, Any]:

@@ -113,7 +113,7 @@
   function renderRunsBody() {
     const tokens = document.getElementById("run-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
     const shown = runs.filter((run) => {
-      const text = [run.id, runLabel(run), ...columns.map((c) => c.value(run))].join(" ").toLowerCase();
+      const text = [run.id, runLabel(run), run.sweep, ...columns.map((c) => c.value(run))].join(" ").toLowerCase();
       return tokens.every((t) => text.includes(t));
     });
     shown.sort(compare);
@@ -239,6 +239,16 @@
           el("dt", { text: "best value" }), el("dd", { text: fmt(sweep.best_value, 3) }),
           el("dt", { text: "best parameters" }), el("dd", { text: best || "-" })),
         problemList(sweep.problems) || "");
+      const jobs = runs.filter((r) => r.sweep === sweep.study).length;
+      if (jobs) {
+        const show = el("button", { type: "button", text: `show its ${jobs} job folders in the runs table` });
+        show.addEventListener("click", () => {
+          document.getElementById("run-filter").value = sweep.study;
+          renderRunsBody();
+          document.getElementById("runs").scrollIntoView();
+        });
+        card.append(show);
+      }
       const grid = el("div", { class: "plot-grid sweep-plots" });
       card.append(grid);
       const paramNames = [...new Set(sweep.trials.flatMap((t) => Object.keys(t.params)))];
