@@ -169,8 +169,8 @@
       title: { text: traces.length ? metric : `${metric}: tick runs that logged it` },
       xaxis: { title: { text: "step" } },
       yaxis: { title: { text: metric }, type: metric.includes("loss") ? "log" : "linear" },
-      margin: { t: 40, r: 20 },
-      legend: { orientation: "h" },
+      margin: { t: 40, r: 20, b: 90 },
+      legend: { orientation: "h", y: -0.25 },
     }, PLOT_CONFIG);
   }
 
