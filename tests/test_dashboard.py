@@ -68,7 +68,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _make_project(root: Path) -> Path:
     """logs/ with an FBP run, a 4-step LGD run, a 2-trial Optuna sweep and two broken runs;
-    experiments/ with the report of fan_lowdose."""
+    experiments/ with make report's table, figure and dose curve of fan_lowdose."""
     logs = root / "logs"
     _train(logs / "fbp" / "runs" / "2026-01-01_10-00-00", ["experiment=fbp", "callbacks=none"])
     lgd = logs / "lgd" / "runs" / "2026-01-02_10-00-00"
@@ -98,13 +98,8 @@ def _make_project(root: Path) -> Path:
         "epoch,step,train/loss_step\n0,0,0.5\n0,1,0.25\n"
     )
     (logs / "lpd" / "optuna_broken.db").write_bytes(b"not a database")
-    report_main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(root / "experiments")])
-    # the dose curve of make report --dose (its columns; values made up for the plot)
-    dose = ["method,photons,test_set,n_images,psnr,ssim"]
-    for method, offset in (("FBP", 0.0), ("LearnedGradientDescent", 1.5)):
-        for photons, psnr in ((1000, 22.0), (10000, 27.0), (100000, 30.0)):
-            dose.append(f"{method},{photons},ellipses,2,{psnr + offset},0.8")
-    (root / "experiments" / "fan_lowdose" / "dose_curve.csv").write_text("\n".join(dose) + "\n")
+    report = ["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(root / "experiments")]
+    report_main([*report, "--dose", "--photons", "1e3,1e4", "--dose-images", "1"])
     return root
 
 
@@ -150,6 +145,8 @@ def test_build_from_real_runs_lists_every_run_and_what_is_wrong(
     assert sweep["best_value"] == pytest.approx(max(t["value"] for t in sweep["trials"]))
     (setup,) = data["setups"]
     assert setup["name"] == "fan_lowdose" and len(setup["tables"]["results.csv"]["rows"]) == 4
+    assert len(setup["tables"]["dose_curve.csv"]["rows"]) == 4  # 2 methods x 2 doses
+    assert set(setup["images"]) == {"comparison.png", "dose_curve.png"}
     assert (tmp_path / "dash" / "assets" / "plotly.min.js").stat().st_size > 1_000_000
     for src in lgd["images"].values():  # copied into the folder: it is relocatable
         assert (tmp_path / "dash" / src).is_file()
@@ -289,6 +286,7 @@ def test_dashboard_in_headless_chromium(project: Path, tmp_path: Path) -> None:
         )
         sources = [src for src, _ in images]
         assert any("2026-01-02_10-00-00__comparison.png" in s for s in sources)
+        assert any("setup__fan_lowdose__dose_curve.png" in s for s in sources)
         assert all(width > 0 for _, width in images), images
 
         problems = browser.find_element(By.ID, "problems").text

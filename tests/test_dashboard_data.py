@@ -69,6 +69,8 @@ def _good_run(folder: Path) -> Path:
         metrics.parent.mkdir(parents=True)
         metrics.write_text("epoch,step,train/loss_step,val/psnr\n" + rows)
     _checkpoint(folder / "checkpoints" / "last.ckpt", 20)
+    (folder / "wandb" / "offline-run-20260203_040506-abc123" / "files").mkdir(parents=True)
+    (folder / "wandb" / "latest-run").symlink_to("offline-run-20260203_040506-abc123")
     return folder
 
 
@@ -100,6 +102,7 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
         30.5,
     )
     assert ckpt["geometry"] == "kind fan, image_size 128, n_angles 200, n_detectors 256"
+    assert run.wandb == ["wandb/offline-run-20260203_040506-abc123"]  # for wandb sync
 
 
 def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
