@@ -13,7 +13,7 @@ SEARCH ?=
 SETUP ?= fan_lowdose
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep eval report test test-fast lint format bench clean
+.PHONY: help install train sweep eval report dashboard test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -44,6 +44,9 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 
 report: $(STAMP) ## Table + comparison.png of every method's latest run on SETUP (default fan_lowdose); DOSE=1: dose curve
 	$(PY) -m learnct.report --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)
+
+dashboard: $(STAMP) ## Offline dashboard of logs/ and experiments/: experiments/dashboard/index.html
+	$(PY) -m learnct.dashboard --logs logs --experiments experiments --out experiments/dashboard
 
 test: $(STAMP) ## Run the full test suite (extra args via PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,5 @@
+"""``python -m learnct.dashboard``: same as ``learnct-dashboard``."""
+
+from learnct.dashboard.build import main
+
+main()

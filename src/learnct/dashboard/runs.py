@@ -1,0 +1,315 @@
+"""Run folders -> ``RunRecord``: what one ``learnct-train`` / ``learnct-eval`` run wrote.
+
+A run folder is ``logs/<task>/runs/<timestamp>/`` or ``logs/<task>/multiruns/<timestamp>/<job>/``
+(any folder under ``logs/`` with a ``.hydra/``, ``config.json``, ``results.csv`` or CSV metrics
+counts). Every file is optional; what is missing or unreadable is recorded in
+``RunRecord.problems`` instead of raising, so one broken run never stops the dashboard.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["RunRecord", "collect_runs", "find_run_folders", "read_run"]
+
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
+TEST_FIELDS = ("n_images", "psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
+# model config keys that are switches rather than hyperparameters worth a table column
+_NOT_HPARAMS = {"_target_", "_partial_", "checkpoint", "loss", "scheduler", "gradient_clip_val"}
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """Everything the dashboard shows about one run folder (JSON-serialisable)."""
+
+    id: str  # path relative to the logs folder, e.g. "lpd/runs/2026-11-25_16-18-09"
+    path: str
+    experiment: str  # the config's task_name
+    method: str | None = None
+    physics: str | None = None
+    hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    sweep: str | None = None  # Optuna study name of a sweep job
+    date: str | None = None  # ISO 8601, from the folder name (else its modification time)
+    commit: str | None = None
+    steps: int | None = None
+    val_psnr_best: float | None = None
+    tests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    curves: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)
+    checkpoints: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    images: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> source file
+    wandb: list[str] = dataclasses.field(default_factory=list)  # offline W&B run folders
+    config: dict[str, Any] | None = None
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def find_run_folders(log_dir: Path) -> list[Path]:
+    """Folders under ``log_dir`` that look like run folders, sorted by path."""
+    found: set[Path] = set()
+    for pattern in ("*/runs/*", "*/multiruns/*/*"):
+        found.update(p for p in log_dir.glob(pattern) if p.is_dir())
+    for marker in (".hydra", "config.json", "results.csv"):
+        found.update(p.parent for p in log_dir.rglob(marker))
+    found.update(p.parents[2] for p in log_dir.rglob("csv/version_*/metrics.csv"))
+    # never a folder inside another run's W&B or CSV output
+    runs = [p for p in found if not {"wandb", "csv", ".hydra"} & set(p.relative_to(log_dir).parts)]
+    return sorted(runs)
+
+
+def collect_runs(log_dir: Path) -> list[RunRecord]:
+    """A ``RunRecord`` for every run folder under ``log_dir``."""
+    return [read_run(folder, log_dir) for folder in find_run_folders(log_dir)]
+
+
+def read_run(folder: Path, log_dir: Path) -> RunRecord:
+    """Read one run folder; problems are recorded in the record, never raised."""
+    rel = folder.relative_to(log_dir).as_posix()
+    record = RunRecord(id=rel, path=str(folder), experiment=rel.split("/")[0])
+    record.date = _run_date(folder)
+    _read_config(folder, record)
+    _read_results(folder, record)
+    _read_metrics(folder, record)
+    _read_checkpoints(folder, record)
+    for label, path in (
+        ("comparison", folder / "comparison.png"),
+        ("last validation panel", _last_panel(folder)),
+    ):
+        if path is not None and path.is_file():
+            record.images[label] = str(path)
+    record.wandb = sorted(
+        p.relative_to(folder).as_posix() for p in folder.glob("wandb/*run-*") if p.is_dir()
+    )
+    if record.steps is None and record.checkpoints:
+        steps = [c["global_step"] for c in record.checkpoints if c.get("global_step") is not None]
+        record.steps = max(steps) if steps else None
+    return record
+
+
+def _run_date(folder: Path) -> str:
+    for part in reversed(folder.parts):
+        if STAMP.fullmatch(part):
+            return datetime.strptime(part, "%Y-%m-%d_%H-%M-%S").isoformat(sep=" ")
+    return datetime.fromtimestamp(folder.stat().st_mtime).isoformat(sep=" ", timespec="seconds")
+
+
+def _load_yaml(path: Path, record: RunRecord) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        record.problems.append(f"{path.name}: unreadable YAML ({_first_line(err)})")
+        return None
+
+
+def _read_config(folder: Path, record: RunRecord) -> None:
+    """The resolved ``config.json`` (written after testing), else ``.hydra/config.yaml``."""
+    config: Any = None
+    json_path, yaml_path = folder / "config.json", folder / ".hydra" / "config.yaml"
+    if json_path.is_file():
+        try:
+            config = json.loads(json_path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            record.problems.append(f"config.json: unreadable ({_first_line(err)})")
+    if config is None and yaml_path.is_file():
+        config = _load_yaml(yaml_path, record)
+    if not isinstance(config, dict):
+        if not json_path.is_file() and not yaml_path.is_file():
+            record.problems.append("no .hydra/config.yaml or config.json: the config is unknown")
+        elif config is not None:
+            record.problems.append("config is not a mapping")
+        return
+    record.config = config
+    record.experiment = str(config.get("task_name") or record.experiment)
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    target = model.get("_target_")
+    record.method = str(target).rsplit(".", 1)[-1] if target else None
+    physics = config.get("physics") if isinstance(config.get("physics"), dict) else {}
+    record.physics = physics.get("preset")
+    record.hparams = _hparams(config, model, physics)
+
+    overrides_path = folder / ".hydra" / "overrides.yaml"
+    if overrides_path.is_file():
+        overrides = _load_yaml(overrides_path, record)
+        if isinstance(overrides, list):
+            record.overrides = [str(o) for o in overrides]
+    hydra_path = folder / ".hydra" / "hydra.yaml"
+    if hydra_path.is_file():
+        hydra_cfg = _load_yaml(hydra_path, record)
+        choices = _get(hydra_cfg, "hydra", "runtime", "choices") or {}
+        if isinstance(choices, dict) and choices.get("hparams_search"):
+            # the Optuna study the job belongs to (its name defaults to the search's)
+            study = _get(hydra_cfg, "hydra", "sweeper", "study_name")
+            record.sweep = str(study or choices["hparams_search"])
+
+
+def _hparams(config: dict, model: dict, physics: dict) -> dict[str, Any]:
+    """The knobs worth a column: the model's scalar settings, lr, batch size and dose."""
+    out = {
+        k: v
+        for k, v in model.items()
+        if k not in _NOT_HPARAMS and isinstance(v, (int, float, str, bool)) and v is not None
+    }
+    lr = _get(model, "optimizer", "lr")
+    if lr is not None:
+        out["lr"] = lr
+        batch = _get(config, "data", "batch_size")
+        if batch is not None:
+            out["batch"] = batch
+    if physics.get("photons") is not None:
+        out["photons"] = physics["photons"]
+    return out
+
+
+def _read_results(folder: Path, record: RunRecord) -> None:
+    path = folder / "results.csv"
+    if not path.is_file():
+        if record.config is None or record.config.get("test", True):
+            record.problems.append(
+                "no results.csv: the run has not been tested (still running, interrupted or failed)"
+            )
+        return
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        missing = {"method", "test_set", "psnr", "ssim"} - set(rows[0] if rows else {})
+        if not rows or missing:
+            raise ValueError(f"no rows or missing columns {sorted(missing)}")
+        tests = []
+        for row in rows:
+            test = {"test_set": row["test_set"]}
+            for field in TEST_FIELDS:
+                test[field] = _number(row.get(field), f"results.csv column {field}")
+            tests.append(test)
+    except (OSError, ValueError, csv.Error, UnicodeDecodeError) as err:
+        record.problems.append(f"results.csv: unreadable ({_first_line(err)})")
+        return
+    record.tests = tests
+    record.method = rows[0]["method"] or record.method
+    record.physics = rows[0].get("physics") or record.physics
+    record.commit = rows[0].get("commit") or None
+
+
+def _read_metrics(folder: Path, record: RunRecord) -> None:
+    """Training/validation curves from every ``csv/version_*/metrics.csv`` (resumed runs add
+    versions), keyed by metric name; test metrics are left to ``results.csv``."""
+    files = sorted(
+        folder.glob("csv/version_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else -1,
+    )
+    if not files:
+        return
+    curves: dict[str, dict[str, list[float]]] = {}
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        try:
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                if reader.fieldnames is None or "step" not in reader.fieldnames:
+                    raise ValueError("no 'step' column")
+                for line, row in enumerate(reader, start=2):
+                    step = _number(row["step"], f"line {line} step")
+                    for name, value in row.items():
+                        if name in ("step", "epoch") or not name or name.startswith("test/"):
+                            continue
+                        number = _number(value, f"line {line} column {name}")
+                        if number is None or step is None:
+                            continue
+                        curve = curves.setdefault(name, {"step": [], "value": []})
+                        curve["step"].append(step)
+                        curve["value"].append(number)
+        except (OSError, ValueError, csv.Error, UnicodeDecodeError) as err:
+            record.problems.append(f"{rel}: unreadable ({_first_line(err)})")
+    record.curves = curves
+    best = curves.get("val/psnr_best") or curves.get("val/psnr")
+    if best and best["value"]:
+        record.val_psnr_best = max(best["value"])
+    train_steps = [s for name, c in curves.items() if name.startswith("train/") for s in c["step"]]
+    if train_steps:
+        record.steps = int(max(train_steps)) + 1  # Lightning logs the 0-based step
+
+
+def _read_checkpoints(folder: Path, record: RunRecord) -> None:
+    """Metadata of ``checkpoints/*.ckpt`` (memory-mapped: the weights are not read)."""
+    paths = sorted((folder / "checkpoints").glob("*.ckpt"))
+    if not paths:
+        return
+    import torch
+
+    for path in paths:
+        info: dict[str, Any] = {"file": path.name, "size_mb": round(path.stat().st_size / 1e6, 2)}
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            if not isinstance(checkpoint, dict):
+                raise ValueError("not a checkpoint dictionary")
+        except Exception as err:  # truncated zip, wrong format, unpicklable content
+            record.problems.append(f"checkpoints/{path.name}: {_checkpoint_error(err)}")
+            continue
+        info["global_step"] = checkpoint.get("global_step")
+        info["epoch"] = checkpoint.get("epoch")
+        identity = checkpoint.get("learnct")
+        if isinstance(identity, dict):
+            info["method"] = identity.get("method")
+            geometry = identity.get("geometry") or {}
+            info["geometry"] = ", ".join(
+                f"{k} {geometry[k]}"
+                for k in ("kind", "image_size", "n_angles", "n_detectors")
+                if k in geometry
+            )
+        else:
+            info["method"] = None
+            info["geometry"] = "unknown (no learnct record: saved by an older version)"
+        for state in (checkpoint.get("callbacks") or {}).values():
+            if isinstance(state, dict) and state.get("best_model_score") is not None:
+                info["monitor"] = state.get("monitor")
+                info["best_score"] = _number(state["best_model_score"], "best_model_score")
+        record.checkpoints.append(info)
+
+
+def _checkpoint_error(err: Exception) -> str:
+    """Say why a checkpoint could not be read: refused objects, or a damaged file."""
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    if refused:
+        return (
+            f"holds a pickled {refused.group(1)}, which a weights-only load refuses (saved by "
+            "an older learnct?): its metadata is not shown"
+        )
+    return f"truncated or corrupt ({type(err).__name__}: {_first_line(err)})"
+
+
+def _last_panel(folder: Path) -> Path | None:
+    panels = sorted(folder.glob("csv/version_*/panels/*.png"))
+    return panels[-1] if panels else None
+
+
+def _get(tree: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def _number(value: Any, what: str) -> float | None:
+    """A finite float, ``None`` for an empty cell; ``ValueError`` naming ``what`` otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: {str(value)[:40]!r} is not a number") from None
+    return number if math.isfinite(number) else None
+
+
+def _first_line(err: BaseException) -> str:
+    """The first sentence of an error message (library messages go on with advice)."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return line.split(". ")[0][:200]
