@@ -26,6 +26,10 @@ def _default_matrix_budget() -> int:
 #: ``auto`` uses the stored matrix when the matrix and its transpose fit in this many bytes.
 DEFAULT_MATRIX_BUDGET = _default_matrix_budget()
 
+#: Device types on which ``auto`` prefers a backend (the first usable one) to its default
+#: choice (``sparse`` or ``matrix_free``): on CUDA the Triton kernels, which store nothing.
+AUTO_DEVICE_PREFERENCE: dict[str, tuple[str, ...]] = {"cuda": ("triton",)}
+
 
 def available_backends() -> dict[str, str | None]:
     """Every registered backend name -> None if usable here, else the reason it is not."""
@@ -64,8 +68,10 @@ class RayTransform(nn.Module):
 
     Args:
         geometry: a ``FanBeamGeometry`` or ``ParallelBeamGeometry``.
-        backend: ``"auto"`` (``sparse`` when its matrix fits ``matrix_budget_bytes``, else
-            ``matrix_free``) or a name from ``available_backends()``.
+        backend: ``"auto"`` or a name from ``available_backends()``. ``auto`` runs CUDA
+            inputs on ``triton`` when it is usable, and everything else (or CUDA without
+            triton) on ``sparse`` when its matrix fits ``matrix_budget_bytes``, else on
+            ``matrix_free``; ``backend_name_for(device_type)`` says which.
         matrix_budget_bytes: memory budget for the ``sparse`` backend's matrices under ``auto``
             (default: a quarter of the machine's memory, at most 8 GiB).
         check_finite: raise on NaN/inf input (costs a reduction over the input).
@@ -86,7 +92,8 @@ class RayTransform(nn.Module):
                 "geometry must be a FanBeamGeometry or ParallelBeamGeometry, "
                 f"got {type(geometry).__name__}"
             )
-        if backend == "auto":
+        self._auto = backend == "auto"
+        if self._auto:
             fits = sparse_matrix_bytes(geometry) <= matrix_budget_bytes
             backend = "sparse" if fits else "matrix_free"
         if backend not in BACKENDS:
@@ -102,9 +109,27 @@ class RayTransform(nn.Module):
         self.backend = cls(geometry, **backend_options)
         self.check_finite = check_finite
         self._norm: float | None = None
+        self._by_device: dict[str, tuple[str, ProjectorBackend]] = {}
 
     def extra_repr(self) -> str:
-        return f"backend={self.backend_name!r}, geometry={self.geometry}"
+        auto = "auto, " if self._auto else ""
+        return f"backend={auto}{self.backend_name!r}, geometry={self.geometry}"
+
+    def backend_name_for(self, device_type: str) -> str:
+        """The backend that runs inputs on ``device_type`` (``"cpu"``, ``"cuda"``, ...)."""
+        return self._backend_for(device_type)[0]
+
+    def _backend_for(self, device_type: str) -> tuple[str, ProjectorBackend]:
+        if device_type not in self._by_device:
+            choice = (self.backend_name, self.backend)
+            for name in AUTO_DEVICE_PREFERENCE.get(device_type, ()) if self._auto else ():
+                cls = BACKENDS[name]
+                usable = cls.unavailable_reason() is None and cls.supports(self.geometry) is None
+                if usable and device_type in cls.devices():
+                    choice = (name, cls(self.geometry))
+                    break
+            self._by_device[device_type] = choice
+        return self._by_device[device_type]
 
     @property
     def domain_shape(self) -> tuple[int, int]:
@@ -125,11 +150,10 @@ class RayTransform(nn.Module):
             raise ValueError(f"{what} must be float32 or float64, got {t.dtype}")
         if t.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{what} must be float32 or float64, got {t.dtype}")
-        device_type = t.device.type
-        if device_type not in self.backend.devices():
+        name, backend = self._backend_for(t.device.type)
+        if t.device.type not in backend.devices():
             raise ValueError(
-                f"backend {self.backend_name!r} runs on {self.backend.devices()}, "
-                f"got a {what} on {t.device}"
+                f"backend {name!r} runs on {backend.devices()}, got a {what} on {t.device}"
             )
         if self.check_finite and not torch.isfinite(t).all():
             raise ValueError(f"{what} contains NaN or inf values")
@@ -137,19 +161,20 @@ class RayTransform(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``A x``: line integrals of the images ``x`` (B, 1, N, N)."""
         self._check(x, self.domain_shape, "image")
-        return _Forward.apply(x.contiguous(), self.backend)
+        return _Forward.apply(x.contiguous(), self._backend_for(x.device.type)[1])
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``A^T y``: the exact adjoint (backprojection) of sinograms ``y``."""
         self._check(y, self.range_shape, "sinogram")
-        return _Adjoint.apply(y.contiguous(), self.backend)
+        return _Adjoint.apply(y.contiguous(), self._backend_for(y.device.type)[1])
 
     def norm(self, iterations: int = 100, seed: int = 0) -> float:
         """Operator norm ``||A||_2`` by power iteration on ``A^T A`` (computed once, cached)."""
         if self._norm is None:
             gen = torch.Generator().manual_seed(seed)
             x = torch.rand(1, 1, *self.domain_shape, generator=gen, dtype=torch.float64)
-            x = x.float()
+            devices = self.backend.devices()
+            x = x.float().to("cpu" if "cpu" in devices else devices[0])
             value = 0.0
             with torch.no_grad():
                 for _ in range(iterations):

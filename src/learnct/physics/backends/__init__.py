@@ -1,6 +1,12 @@
 """Projector backends. Importing this package registers every backend in ``BACKENDS``."""
 
-from learnct.physics.backends import astra_backend, matrix_free, sparse, torch_radon_backend
+from learnct.physics.backends import (
+    astra_backend,
+    matrix_free,
+    sparse,
+    torch_radon_backend,
+    triton_backend,
+)
 from learnct.physics.backends.base import BACKENDS, ProjectorBackend, register_backend
 
 __all__ = [
@@ -11,4 +17,5 @@ __all__ = [
     "register_backend",
     "sparse",
     "torch_radon_backend",
+    "triton_backend",
 ]

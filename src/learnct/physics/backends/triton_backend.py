@@ -1,0 +1,130 @@
+"""``triton`` backend: Joseph's discretisation in Triton kernels, nothing stored, on the GPU.
+
+The same entries as ``sparse`` and ``matrix_free`` (float64 ray geometry, float32 or float64
+interpolation), computed inline by a ray-driven forward kernel; the adjoint kernel scatters
+the same weights with atomic adds, so it is the exact transpose (its float32 sums are not
+bitwise deterministic). Quarter-turn symmetry as in the other Joseph backends: one launch
+covers the first ``n_angles / m`` angles for all ``m * B`` turned copies of a batch.
+
+Runs on CUDA tensors; with ``TRITON_INTERPRET=1`` (set before the first projection) the same
+kernels run on CPU tensors in Triton's interpreter instead, slowly (for tests at tiny sizes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+
+import torch
+
+from learnct.physics.backends.base import ProjectorBackend, register_backend
+from learnct.physics.geometry import FanBeamGeometry, Geometry
+from learnct.physics.symmetry import QuarterTurnLayout
+
+__all__ = ["TritonBackend", "interpret_mode"]
+
+
+def interpret_mode() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(n)))
+
+
+@register_backend
+class TritonBackend(ProjectorBackend):
+    """Joseph's ray transform as Triton kernels: CUDA (or Triton's CPU interpreter).
+
+    Args:
+        geometry: fan or parallel beam.
+        block_rays: rays per program (a power of two); default 64 on the GPU, and in the
+            interpreter all rays up to 8192 (it runs programs one after the other).
+    """
+
+    name = "triton"
+
+    def __init__(self, geometry: Geometry, block_rays: int | None = None) -> None:
+        super().__init__(geometry)
+        if block_rays is not None and (block_rays < 1 or block_rays & (block_rays - 1)):
+            raise ValueError(f"block_rays must be a power of two, got {block_rays}")
+        self.block_rays = block_rays
+        self.layout = QuarterTurnLayout(geometry)
+        angles = torch.arange(self.layout.base_angles)
+        cos, sin = geometry._trig(angles)
+        self._trig = torch.stack([cos, sin], -1).contiguous()  # (base_angles, 2) float64
+        fan = isinstance(geometry, FanBeamGeometry)
+        self._params = torch.tensor(
+            [
+                geometry.pixel_size,
+                geometry.detector_spacing,
+                geometry.source_radius if fan else 0.0,
+                geometry.detector_radius if fan else 0.0,
+            ],
+            dtype=torch.float64,
+        )
+        self._fan = fan
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if importlib.util.find_spec("triton") is None:
+            return "triton is not installed (pip install learnct[gpu])"
+        if not interpret_mode() and not torch.cuda.is_available():
+            return "needs a CUDA GPU (or TRITON_INTERPRET=1 to run its kernels on the CPU)"
+        return None
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        return ("cpu",) if interpret_mode() else ("cuda",)
+
+    def _geometry_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-angle ``(cos, sin)`` table and scalar parameters on ``device`` (cached)."""
+        if device not in self._on:
+            self._on[device] = (self._trig.to(device), self._params.to(device))
+        return self._on[device]
+
+    def _launch(self, kernel, src: torch.Tensor, dst: torch.Tensor) -> None:
+        n_cols = src.shape[1]
+        trig, params = self._geometry_on(src.device)
+        n_rays = self.layout.base_rays
+        block_rays = self.block_rays or (
+            min(8192, _next_power_of_two(n_rays)) if interpret_mode() else 64
+        )
+        block_cols = min(64, _next_power_of_two(n_cols))
+        grid = (-(-n_rays // block_rays), -(-n_cols // block_cols))
+        wide = max(src.numel(), dst.numel()) >= 2**31
+        with torch.cuda.device(src.device) if src.is_cuda else contextlib.nullcontext():
+            kernel[grid](
+                src,
+                dst,
+                trig,
+                params,
+                n_rays,
+                n_cols,
+                N=self.geometry.image_size,
+                N_DET=self.geometry.n_detectors,
+                FAN=self._fan,
+                BLOCK_RAYS=block_rays,
+                BLOCK_COLS=block_cols,
+                WIDE=wide,
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from learnct.physics.backends.triton_kernels import joseph_forward_kernel
+
+        cols = self.layout.image_to_columns(x)  # (P, m B)
+        out = cols.new_empty(self.layout.base_rays, cols.shape[1])
+        self._launch(joseph_forward_kernel, cols, out)
+        return self.layout.columns_to_sinogram(out, x.shape[0])
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        from learnct.physics.backends.triton_kernels import joseph_adjoint_kernel
+
+        cols = self.layout.sinogram_to_columns(y).contiguous()  # (R0, m B)
+        out = cols.new_zeros(self.layout.n_pixels, cols.shape[1])
+        self._launch(joseph_adjoint_kernel, cols, out)
+        return self.layout.columns_to_image(out, y.shape[0])

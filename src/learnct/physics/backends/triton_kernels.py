@@ -1,0 +1,177 @@
+"""Triton kernels of Joseph's ray transform (see ``learnct.physics.joseph``), ray-driven.
+
+Imported lazily by the ``triton`` backend (importing it imports ``triton``). Both kernels
+compute each ray's geometry inline from its angle's ``(cos, sin)`` and its detector index, in
+float64, then walk the ray's ``N`` primary steps. Along the primary axis Joseph's fractional
+secondary index is affine in the step ``k``:
+
+    x-major (|d_x| >= |d_y|):  frac(k) = c - (o_y - o_x d_y/d_x) / px - (k - c) d_y/d_x
+    y-major:                   frac(k) = c + (o_x - o_y d_x/d_y) / px - (k - c) d_x/d_y
+
+(``c = (N-1)/2``, ``o`` the ray origin in mm, ``d`` its unit direction), and with
+``l = floor(frac)``, ``u = frac - l`` the step contributes ``px/|d_primary| * ((1-u) f[l] +
+u f[l+1])`` (pixels outside the image count 0). The forward kernel gathers these samples; the
+adjoint kernel scatters the same weights with atomic adds, so it is the exact transpose.
+
+Images and sinograms are in the column layout of ``QuarterTurnLayout``: ``(N*N, C)`` and
+``(rays, C)`` row-major, so one sample reads or writes ``C`` contiguous values (the batch and
+its quarter-turned copies), and the geometry of a ray is computed once for all of them.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+__all__ = ["joseph_adjoint_kernel", "joseph_forward_kernel"]
+
+
+@triton.jit
+def _ray_setup(
+    trig_ptr,
+    params_ptr,
+    rays,
+    n_rays,
+    N: tl.constexpr,
+    N_DET: tl.constexpr,
+    FAN: tl.constexpr,
+):
+    """Per ray: offset ``f0`` and slope ``g`` of ``frac``, step length (mm), the pixel strides
+    along the primary and secondary axes, and the block's range of useful steps."""
+    valid = rays < n_rays
+    angle = rays // N_DET
+    det = rays % N_DET
+    cos = tl.load(trig_ptr + 2 * angle, mask=valid, other=1.0)
+    sin = tl.load(trig_ptr + 2 * angle + 1, mask=valid, other=0.0)
+    px = tl.load(params_ptr)
+    spacing = tl.load(params_ptr + 1)
+    source_radius = tl.load(params_ptr + 2)
+    detector_radius = tl.load(params_ptr + 3)
+    t = (det.to(tl.float64) - (N_DET - 1) / 2) * spacing  # detector offset (mm)
+    if FAN:
+        # source at -R_s omega_perp, detector pixel at R_d omega_perp + t omega
+        ox = source_radius * sin
+        oy = -source_radius * cos
+        dx = t * cos - (source_radius + detector_radius) * sin
+        dy = t * sin + (source_radius + detector_radius) * cos
+        norm = tl.sqrt(dx * dx + dy * dy)
+        dx = dx / norm
+        dy = dy / norm
+    else:
+        # origin t omega, direction omega_perp
+        ox = t * cos
+        oy = t * sin
+        dx = -sin
+        dy = cos
+    centre = (N - 1) / 2
+    x_major = tl.abs(dx) >= tl.abs(dy)
+    prim_d = tl.where(x_major, dx, dy)
+    sec_d = tl.where(x_major, dy, dx)
+    slope = sec_d / prim_d
+    f0 = tl.where(x_major, centre - (oy - ox * slope) / px, centre + (ox - oy * slope) / px)
+    g = -slope
+    step = px / tl.abs(prim_d)
+    # steps where -1 < frac < N (the others have both samples outside), one step of margin
+    g_safe = tl.where(g == 0.0, 1e-30, g)
+    k_a = centre + (-1.0 - f0) / g_safe
+    k_b = centre + (N - f0) / g_safe
+    k_lo = tl.minimum(tl.maximum(tl.floor(tl.minimum(k_a, k_b)) - 1.0, 0.0), N * 1.0)
+    k_hi = tl.minimum(tl.maximum(tl.ceil(tl.maximum(k_a, k_b)) + 2.0, 0.0), N * 1.0)
+    k_start = tl.min(tl.where(valid, k_lo, N * 1.0), axis=0).to(tl.int32)
+    k_end = tl.max(tl.where(valid, k_hi, 0.0), axis=0).to(tl.int32)
+    prim_stride = tl.where(x_major, 1, N)
+    sec_stride = tl.where(x_major, N, 1)
+    return f0, g, step, prim_stride, sec_stride, k_start, k_end
+
+
+@triton.jit
+def joseph_forward_kernel(
+    image_ptr,
+    sino_ptr,
+    trig_ptr,
+    params_ptr,
+    n_rays,
+    n_cols,
+    N: tl.constexpr,
+    N_DET: tl.constexpr,
+    FAN: tl.constexpr,
+    BLOCK_RAYS: tl.constexpr,
+    BLOCK_COLS: tl.constexpr,
+    WIDE: tl.constexpr,
+):
+    """``sino[r, :] = sum_k step_r ((1-u) image[p_lo, :] + u image[p_hi, :])``."""
+    rays = tl.program_id(0) * BLOCK_RAYS + tl.arange(0, BLOCK_RAYS)
+    cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
+    dtype = sino_ptr.dtype.element_ty
+    f0, g, step, prim_stride, sec_stride, k_start, k_end = _ray_setup(
+        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN
+    )
+    f0 = f0.to(dtype)
+    g = g.to(dtype)
+    ray_ok = rays < n_rays
+    col_ok = (cols < n_cols)[None, :]
+    acc = tl.zeros((BLOCK_RAYS, BLOCK_COLS), dtype=dtype)
+    for k in range(k_start, k_end):
+        frac = f0 + g * (k - (N - 1) / 2)
+        lower = tl.floor(frac)
+        u = (frac - lower)[:, None]
+        lo = lower.to(tl.int32)
+        pix = lo * sec_stride + k * prim_stride
+        if WIDE:
+            pix = pix.to(tl.int64)
+        ptr = image_ptr + pix[:, None] * n_cols + cols[None, :]
+        ok_lo = (ray_ok & (lo >= 0) & (lo < N))[:, None] & col_ok
+        ok_hi = (ray_ok & (lo >= -1) & (lo < N - 1))[:, None] & col_ok
+        v_lo = tl.load(ptr, mask=ok_lo, other=0.0)
+        v_hi = tl.load(ptr + sec_stride[:, None] * n_cols, mask=ok_hi, other=0.0)
+        acc += (1 - u) * v_lo + u * v_hi
+    out = acc * step.to(dtype)[:, None]
+    rows = rays.to(tl.int64) if WIDE else rays
+    tl.store(sino_ptr + rows[:, None] * n_cols + cols[None, :], out, mask=ray_ok[:, None] & col_ok)
+
+
+@triton.jit
+def joseph_adjoint_kernel(
+    sino_ptr,
+    image_ptr,
+    trig_ptr,
+    params_ptr,
+    n_rays,
+    n_cols,
+    N: tl.constexpr,
+    N_DET: tl.constexpr,
+    FAN: tl.constexpr,
+    BLOCK_RAYS: tl.constexpr,
+    BLOCK_COLS: tl.constexpr,
+    WIDE: tl.constexpr,
+):
+    """``image[p_lo, :] += step_r (1-u) sino[r, :]``, ``image[p_hi, :] += step_r u sino[r, :]``
+    (atomic adds into a zeroed image): the transpose of ``joseph_forward_kernel``."""
+    rays = tl.program_id(0) * BLOCK_RAYS + tl.arange(0, BLOCK_RAYS)
+    cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
+    dtype = sino_ptr.dtype.element_ty
+    f0, g, step, prim_stride, sec_stride, k_start, k_end = _ray_setup(
+        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN
+    )
+    f0 = f0.to(dtype)
+    g = g.to(dtype)
+    ray_ok = rays < n_rays
+    col_ok = (cols < n_cols)[None, :]
+    rows = rays.to(tl.int64) if WIDE else rays
+    values = tl.load(
+        sino_ptr + rows[:, None] * n_cols + cols[None, :], mask=ray_ok[:, None] & col_ok, other=0.0
+    )
+    values = values * step.to(dtype)[:, None]
+    for k in range(k_start, k_end):
+        frac = f0 + g * (k - (N - 1) / 2)
+        lower = tl.floor(frac)
+        u = (frac - lower)[:, None]
+        lo = lower.to(tl.int32)
+        pix = lo * sec_stride + k * prim_stride
+        if WIDE:
+            pix = pix.to(tl.int64)
+        ptr = image_ptr + pix[:, None] * n_cols + cols[None, :]
+        ok_lo = (ray_ok & (lo >= 0) & (lo < N))[:, None] & col_ok
+        ok_hi = (ray_ok & (lo >= -1) & (lo < N - 1))[:, None] & col_ok
+        tl.atomic_add(ptr, (1 - u) * values, mask=ok_lo, sem="relaxed")
+        tl.atomic_add(ptr + sec_stride[:, None] * n_cols, u * values, mask=ok_hi, sem="relaxed")
