@@ -2,7 +2,7 @@
 
 VENV ?= .venv
 PY = $(VENV)/bin/python
-EXTRAS ?= dev,astra
+EXTRAS ?= dev,astra,gpu
 PYTEST_ARGS ?=
 STAMP = $(VENV)/.installed
 EXP ?= lpd

@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> None:
         geometries.append(fan_mayo().geometry)
     reps = 3 if args.quick else args.reps
     usable = [name for name, reason in available_backends().items() if reason is None]
-    backends = [b for b in ("sparse", "matrix_free", "astra", "torch_radon") if b in usable]
+    backends = [
+        b for b in ("sparse", "matrix_free", "astra", "torch_radon", "triton") if b in usable
+    ]
     device = args.device
     header = f"Machine: {_machine(device)}\n\n"
     method_presets = ["fan_lowdose"] + (["fan_mayo"] if args.large else [])

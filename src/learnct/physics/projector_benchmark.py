@@ -1,0 +1,117 @@
+"""GPU timings of the ``triton`` projector against issue #7's target (``benchmark_projector``).
+
+Target: forward + adjoint <= 5 ms per slice at batch 8 on ``fan_mayo`` (512^2, 1000 angles,
+1000 detectors), one H100-class GPU. ``python -m learnct.physics.projector_benchmark``
+times ``triton`` (for each ``block_rays``) and ``matrix_free`` on ``fan_mayo``, ``lodopab``
+and ``fan_lowdose``, checks each against ``matrix_free`` on the same inputs, and writes
+``experiments/benchmarks/projector_triton_gpu.md`` with the device, torch and triton versions.
+Timings: median of ``reps`` runs after warm-up, ``torch.cuda.synchronize`` around each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+from pathlib import Path
+
+import torch
+
+from learnct.physics.geometry import Geometry
+from learnct.physics.operator import RayTransform
+from learnct.physics.presets import PRESETS
+from learnct.timing import median_ms
+
+__all__ = ["benchmark_projector", "main"]
+
+#: Issue #7: forward + adjoint per slice at batch 8 on fan_mayo, ms.
+TARGET_MS_PER_SLICE = 5.0
+
+
+def benchmark_projector(
+    geometry: Geometry,
+    backend: str = "triton",
+    batch: int = 8,
+    device: str = "cuda",
+    reps: int = 20,
+    reference: RayTransform | None = None,
+    **options,
+) -> dict:
+    """Forward and adjoint ms per batch, their sum per slice, peak extra GPU memory (MB; "-"
+    off CUDA), and the relative L2 difference of both from ``reference`` (same inputs, moved
+    to ``device``) when given."""
+    op = RayTransform(geometry, backend=backend, check_finite=False, **options)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 1, *geometry.image_shape, generator=gen).to(device)
+    y = torch.rand(batch, 1, *geometry.sinogram_shape, generator=gen).to(device)
+    with torch.no_grad():
+        fwd = median_ms(lambda: op(x), device, warmup=3, reps=reps)
+        adj = median_ms(lambda: op.adjoint(y), device, warmup=3, reps=reps)
+        cuda = torch.device(device).type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        ax, aty = op(x), op.adjoint(y)
+        peak_mb = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if cuda else None
+        row = {
+            "backend": backend + "".join(f" {k}={v}" for k, v in options.items()),
+            "batch": batch,
+            "forward ms": round(fwd, 2),
+            "adjoint ms": round(adj, 2),
+            "fwd+adj ms/slice": round((fwd + adj) / batch, 3),
+            "peak extra MB": "-" if peak_mb is None else round(peak_mb),
+        }
+        if reference is not None:
+            ref_ax, ref_aty = reference(x), reference.adjoint(y)
+            row["rel. diff forward"] = f"{((ax - ref_ax).norm() / ref_ax.norm()).item():.1e}"
+            row["rel. diff adjoint"] = f"{((aty - ref_aty).norm() / ref_aty.norm()).item():.1e}"
+    return row
+
+
+def _markdown(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--presets", nargs="+", default=["fan_mayo", "lodopab", "fan_lowdose"])
+    parser.add_argument("--block-rays", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--out", default="experiments/benchmarks")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("needs a CUDA GPU")
+    device = "cuda"
+    rows = []
+    for preset in args.presets:
+        geometry = PRESETS[preset]().geometry
+        reference = RayTransform(geometry, backend="matrix_free", check_finite=False)
+        for block in args.block_rays:
+            row = benchmark_projector(
+                geometry, "triton", args.batch, device, args.reps, reference, block_rays=block
+            )
+            rows.append({"setup": preset, **row})
+        row = benchmark_projector(geometry, "matrix_free", args.batch, device, min(args.reps, 3))
+        rows.append({"setup": preset, **row})
+        print(_markdown(rows[-len(args.block_rays) - 1 :]), flush=True)
+    triton_version = importlib.metadata.version("triton")
+    header = (
+        f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}, triton "
+        f"{triton_version}; {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"Target (issue #7): fwd+adj <= {TARGET_MS_PER_SLICE} ms/slice at batch 8 on fan_mayo.\n"
+        "Median of the runs after warm-up, CUDA synchronised; rel. diff against matrix_free "
+        "on the same device and inputs.\n\n"
+    )
+    text = f"# triton projector benchmark (gpu)\n\n{header}{_markdown(rows)}"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "projector_triton_gpu.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The ``triton`` backend beyond the shared suite (``test_ray_transform.py``): many columns,
+float64, availability, ``auto``'s per-device choice; on a GPU, real sizes and no host syncs.
+
+Without CUDA the kernels run in Triton's CPU interpreter (``tests/conftest.py`` sets
+``TRITON_INTERPRET=1``), so these use tiny sizes; the ``gpu`` tests use the real ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from learnct.physics import FanBeamGeometry, ParallelBeamGeometry, RayTransform
+from learnct.physics.backends.triton_backend import TritonBackend
+from learnct.physics.presets import PRESETS
+from learnct.physics.projector_benchmark import benchmark_projector
+
+REASON = TritonBackend.unavailable_reason()
+needs_triton = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+DEVICE = TritonBackend.devices()[0]
+
+SMALL = {
+    "fan": FanBeamGeometry(image_size=16, n_angles=8, n_detectors=24),
+    "parallel-odd": ParallelBeamGeometry(image_size=17, n_angles=7, n_detectors=25),
+}
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.cpu() - b.cpu()).norm() / b.cpu().norm()).item()
+
+
+@needs_triton
+@pytest.mark.parametrize("geometry", [pytest.param(g, id=k) for k, g in SMALL.items()])
+def test_many_columns_and_float64_agree_with_sparse(geometry):
+    """17 images x m turned copies > 64 columns: several column blocks per ray block."""
+    op = RayTransform(geometry, backend="triton")
+    reference = RayTransform(geometry, backend="sparse")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(17, 1, *geometry.image_shape, generator=gen)
+    y = torch.rand(17, 1, *geometry.sinogram_shape, generator=gen)
+    assert _rel(op(x.to(DEVICE)), reference(x)) < 1e-5
+    assert _rel(op.adjoint(y.to(DEVICE)), reference.adjoint(y)) < 1e-5
+    x64, y64 = x[:2].double(), y[:2].double()
+    fwd64, adj64 = op(x64.to(DEVICE)), op.adjoint(y64.to(DEVICE))
+    assert fwd64.dtype == adj64.dtype == torch.float64
+    # sparse stores float32 entries: float64 agrees to float32 rounding of the weights
+    assert _rel(fwd64, reference(x64)) < 1e-6
+    assert _rel(adj64, reference.adjoint(y64)) < 1e-6
+
+
+@needs_triton
+def test_benchmark_row_reports_times_and_agreement():
+    geometry = SMALL["fan"]
+    reference = RayTransform(geometry, backend="sparse")
+    if DEVICE != "cpu":
+        reference = RayTransform(geometry, backend="matrix_free")
+    row = benchmark_projector(geometry, "triton", 2, DEVICE, 1, reference, block_rays=64)
+    assert row["backend"] == "triton block_rays=64"
+    assert row["fwd+adj ms/slice"] == pytest.approx(
+        (row["forward ms"] + row["adjoint ms"]) / 2, abs=0.01
+    )
+    assert float(row["rel. diff forward"]) < 1e-5
+    assert float(row["rel. diff adjoint"]) < 1e-5
+
+
+def test_unavailable_without_cuda_outside_interpret_mode(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if importlib.util.find_spec("triton") is not None:
+        assert "CUDA" in TritonBackend.unavailable_reason()
+    assert TritonBackend.devices() == ("cuda",)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    assert "not installed" in TritonBackend.unavailable_reason()
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert TritonBackend.devices() == ("cpu",)
+    with pytest.raises(ValueError, match="power of two"):
+        TritonBackend(SMALL["fan"], block_rays=48)
+
+
+def test_auto_runs_cuda_inputs_on_triton_and_keeps_the_cpu_choice(monkeypatch):
+    geometry = SMALL["fan"]
+    monkeypatch.setattr(TritonBackend, "unavailable_reason", classmethod(lambda cls: None))
+    monkeypatch.setattr(TritonBackend, "devices", classmethod(lambda cls: ("cuda",)))
+    op = RayTransform(geometry)
+    assert (op.backend_name, op.backend_name_for("cpu")) == ("sparse", "sparse")
+    assert op.backend_name_for("cuda") == "triton"
+    assert RayTransform(geometry, matrix_budget_bytes=1000).backend_name_for("cuda") == "triton"
+    # an explicit backend is never replaced
+    assert RayTransform(geometry, backend="matrix_free").backend_name_for("cuda") == "matrix_free"
+    monkeypatch.setattr(TritonBackend, "unavailable_reason", classmethod(lambda cls: "absent"))
+    assert RayTransform(geometry).backend_name_for("cuda") == "sparse"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("preset", ["fan_mayo", "lodopab"])
+def test_real_sizes_agree_with_matrix_free_and_are_adjoint(preset):
+    geometry = PRESETS[preset]().geometry
+    op = RayTransform(geometry, backend="triton")
+    reference = RayTransform(geometry, backend="matrix_free")
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 1, *geometry.image_shape, generator=gen).cuda()
+    y = torch.rand(2, 1, *geometry.sinogram_shape, generator=gen).cuda()
+    ax, aty = op(x), op.adjoint(y)
+    assert _rel(ax, reference(x)) < 1e-5
+    assert _rel(aty, reference.adjoint(y)) < 1e-5
+    lhs = (ax.double() * y.double()).sum()
+    rhs = (x.double() * aty.double()).sum()
+    err = (lhs - rhs).abs() / (op.norm() * x.double().norm() * y.double().norm())
+    assert err.item() < 1e-5
+
+
+@pytest.mark.gpu
+def test_cuda_projection_has_no_host_round_trip():
+    """Once the geometry table is on the GPU, forward, adjoint and their gradients never
+    synchronise with the host (``check_finite`` off: that check is a host sync)."""
+    geometry = FanBeamGeometry(image_size=128, n_angles=200, n_detectors=256)
+    op = RayTransform(geometry, backend="triton", check_finite=False)
+    x = torch.rand(2, 1, *geometry.image_shape, device="cuda", requires_grad=True)
+    y = torch.rand(2, 1, *geometry.sinogram_shape, device="cuda")
+    op.adjoint(op(x))  # warm-up: compiles the kernels, uploads the geometry
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        (op(x) * y).sum().backward()
+        op.adjoint(y)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.gpu
+def test_auto_projects_cuda_inputs_with_triton_like_cpu_inputs_with_sparse():
+    geometry = PRESETS["fan_lowdose"]().geometry
+    op = RayTransform(geometry)
+    assert op.backend_name_for("cuda") == "triton"
+    x = torch.rand(3, 1, *geometry.image_shape)
+    assert _rel(op(x.cuda()), op(x)) < 1e-5
