@@ -8,6 +8,10 @@ Without CUDA the kernels run in Triton's CPU interpreter (``tests/conftest.py`` 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -91,6 +95,50 @@ def test_auto_runs_cuda_inputs_on_triton_and_keeps_the_cpu_choice(monkeypatch):
     assert RayTransform(geometry, backend="matrix_free").backend_name_for("cuda") == "matrix_free"
     monkeypatch.setattr(TritonBackend, "unavailable_reason", classmethod(lambda cls: "absent"))
     assert RayTransform(geometry).backend_name_for("cuda") == "sparse"
+
+
+#: Compiles both kernels for an H100 (sm_90) with Triton's own compiler and ptxas, no GPU needed,
+#: in a process without ``TRITON_INTERPRET`` (the interpreter does not type-check the kernels).
+_COMPILE_FOR_SM90 = textwrap.dedent(
+    """
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from learnct.physics.backends import triton_kernels as kernels
+
+    for kernel in (kernels.joseph_forward_kernel, kernels.joseph_adjoint_kernel):
+        for dtype, fan, wide in (("fp32", True, False), ("fp64", False, True)):
+            types = [f"*{dtype}", f"*{dtype}", "*fp64", "*fp64", "i32", "i32"]
+            values = (362, 513, fan, 64, 32, wide)
+            signature = dict(zip(kernel.arg_names, types + ["constexpr"] * 6, strict=True))
+            constexprs = {(6 + i,): v for i, v in enumerate(values)}
+            # arguments divisible by 16, as Triton specialises them at run time
+            attrs = {(i,): [["tt.divisibility", 16]] for i in range(6)}
+            source = ASTSource(kernel, signature, constexprs, attrs)
+            compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+            assert compiled.asm["cubin"]
+            if dtype == "fp32":  # 16-byte accesses: the batch columns are contiguous
+                ptx = compiled.asm["ptx"]
+                assert "ld.global.v4" in ptx or "atom.global.gpu.relaxed.add.v4" in ptx
+    print("compiled")
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_kernels_compile_for_an_h100(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    result = subprocess.run(
+        [sys.executable, "-c", _COMPILE_FOR_SM90],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "compiled" in result.stdout
 
 
 @pytest.mark.gpu
