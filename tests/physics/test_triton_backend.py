@@ -183,3 +183,6 @@ def test_auto_projects_cuda_inputs_with_triton_like_cpu_inputs_with_sparse():
     assert op.backend_name_for("cuda") == "triton"
     x = torch.rand(3, 1, *geometry.image_shape)
     assert _rel(op(x.cuda()), op(x)) < 1e-5
+    # the norm comes from the CUDA backend (no CPU matrix built for it), equal to sparse's
+    assert op.norm() == pytest.approx(RayTransform(geometry, backend="sparse").norm(), rel=1e-4)
+    assert op.backend._cpu is None  # auto's CPU choice, sparse, never built its matrix

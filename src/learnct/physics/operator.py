@@ -169,17 +169,25 @@ class RayTransform(nn.Module):
         return _Adjoint.apply(y.contiguous(), self._backend_for(y.device.type)[1])
 
     def norm(self, iterations: int = 100, seed: int = 0) -> float:
-        """Operator norm ``||A||_2`` by power iteration on ``A^T A`` (computed once, cached)."""
+        """Operator norm ``||A||_2`` by power iteration on ``A^T A`` (computed once, cached).
+
+        Runs on the CPU, except where the backend is CUDA-only or ``auto`` runs CUDA inputs
+        on another backend (so a GPU run never builds the CPU choice's matrix just for this).
+        """
         if self._norm is None:
             gen = torch.Generator().manual_seed(seed)
             x = torch.rand(1, 1, *self.domain_shape, generator=gen, dtype=torch.float64)
             devices = self.backend.devices()
-            x = x.float().to("cpu" if "cpu" in devices else devices[0])
+            device = "cpu" if "cpu" in devices else devices[0]
+            if torch.cuda.is_available() and self.backend_name_for("cuda") != self.backend_name:
+                device = "cuda"
+            backend = self._backend_for(device)[1]
+            x = x.float().to(device)
             value = 0.0
             with torch.no_grad():
                 for _ in range(iterations):
                     x = x / torch.linalg.vector_norm(x)
-                    y = self.backend.adjoint(self.backend.forward(x))
+                    y = backend.adjoint(backend.forward(x))
                     value = float(torch.linalg.vector_norm(y))
                     if value == 0.0:  # A x = 0 for a random x: the zero operator
                         break
