@@ -180,9 +180,10 @@ def test_cuda_projection_has_no_host_round_trip():
 def test_auto_projects_cuda_inputs_with_triton_like_cpu_inputs_with_sparse():
     geometry = PRESETS["fan_lowdose"]().geometry
     op = RayTransform(geometry)
-    assert op.backend_name_for("cuda") == "triton"
+    reference = RayTransform(geometry, backend="sparse")
+    assert (op.backend_name, op.backend_name_for("cuda")) == ("sparse", "triton")
     x = torch.rand(3, 1, *geometry.image_shape)
-    assert _rel(op(x.cuda()), op(x)) < 1e-5
-    # the norm comes from the CUDA backend (no CPU matrix built for it), equal to sparse's
-    assert op.norm() == pytest.approx(RayTransform(geometry, backend="sparse").norm(), rel=1e-4)
-    assert op.backend._cpu is None  # auto's CPU choice, sparse, never built its matrix
+    assert _rel(op(x.cuda()), reference(x)) < 1e-5
+    # the norm comes from the CUDA backend, equal to sparse's ...
+    assert op.norm() == pytest.approx(reference.norm(), rel=1e-4)
+    assert op.backend._cpu is None  # ... and auto's CPU choice never built its matrix

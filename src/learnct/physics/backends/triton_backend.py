@@ -53,9 +53,9 @@ class TritonBackend(ProjectorBackend):
             raise ValueError(f"block_rays must be a power of two, got {block_rays}")
         self.block_rays = block_rays
         self.layout = QuarterTurnLayout(geometry)
-        angles = torch.arange(self.layout.base_angles)
-        cos, sin = geometry._trig(angles)
-        self._trig = torch.stack([cos, sin], -1).contiguous()  # (base_angles, 2) float64
+        theta = geometry.angles(torch.float64)[: self.layout.base_angles]
+        # (base_angles, 2) float64: cos and sin of each angle the kernels cover
+        self._trig = torch.stack([torch.cos(theta), torch.sin(theta)], -1).contiguous()
         fan = isinstance(geometry, FanBeamGeometry)
         self._params = torch.tensor(
             [
