@@ -6,14 +6,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from learnct.train import CONFIG_DIR, run
+from learnct.train import CONFIG_DIR, run_reporting_errors
 
 __all__ = ["main"]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg).objective
+    return run_reporting_errors(cfg)
 
 
 if __name__ == "__main__":

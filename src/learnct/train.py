@@ -3,6 +3,14 @@ from a Hydra config, then test it on the fixed test set and print a results row.
 
 The physics is built once here (preset -> geometry -> ``RayTransform``) and injected into both
 the DataModule (simulation) and the method (reconstruction), so the two can never disagree.
+
+Reliability (docs/reliability.md): the config is checked before anything is built and user
+mistakes end with a one-line message (exit status 2), not a traceback; torch and Lightning are
+imported only once the config composed, so a typo in a config group fails fast. ``resume=true``
+continues the newest run of the task in its own folder from its ``last.ckpt``; checkpoints are
+written atomically; non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the
+run); W&B falls back to offline; a failing sweep job is recorded and the sweep goes on; every
+results row carries the test-set hash, the git commit and the library versions.
 """
 
 from __future__ import annotations
@@ -11,21 +19,31 @@ import csv
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from learnct.methods.checkpoints import check_checkpoint
-from learnct.physics import PRESETS, PhysicsPreset, RayTransform
+from learnct.reliability.config_checks import ConfigError, validate_config
+from learnct.reliability.provenance import git_commit, library_versions
 from learnct.run_grouping import register_resolvers
 
-__all__ = ["CONFIG_DIR", "ConfigError", "RunResult", "build_physics", "main", "run"]
+if TYPE_CHECKING:  # torch and Lightning are imported when a run starts (fast config errors)
+    import lightning as L
+
+    from learnct.physics import PhysicsPreset, RayTransform
+
+__all__ = [
+    "CONFIG_DIR",
+    "ConfigError",
+    "RunResult",
+    "build_physics",
+    "main",
+    "resolve_resume",
+    "run",
+]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 register_resolvers()
@@ -42,11 +60,19 @@ RESULT_FIELDS = (
     "device",
     "commit",
     "run_dir",
+    "test_hash",
+    "torch_version",
+    "lightning_version",
+    "python_version",
+    "learnct_version",
 )
 
 
-class ConfigError(ValueError):
-    """A user mistake in the composed config: names the key, the value and what is allowed."""
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix: printed as one line, exit status 2."""
+    from learnct.data.errors import DataError
+
+    return (ConfigError, DataError)
 
 
 def _choice(cfg: DictConfig, key: str, allowed: list[str]) -> str:
@@ -58,6 +84,8 @@ def _choice(cfg: DictConfig, key: str, allowed: list[str]) -> str:
 
 def build_physics(cfg: DictConfig) -> tuple[PhysicsPreset, RayTransform]:
     """The run's physics preset (with any ``physics.photons`` override) and its operator."""
+    from learnct.physics import PRESETS, RayTransform
+
     name = _choice(cfg, "physics.preset", list(PRESETS))
     preset = PRESETS[name]()
     photons = cfg.physics.get("photons")
@@ -77,24 +105,52 @@ def build_physics(cfg: DictConfig) -> tuple[PhysicsPreset, RayTransform]:
     return preset, operator
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=CONFIG_DIR.parent,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [hydra.utils.instantiate(c) for c in group.values() if c is not None]
+
+
+def _build(group: str, build: Any) -> Any:
+    """``build()``, with a component's own argument checks reported as a ``ConfigError`` of
+    the config group (``data: batch_size must be ...``)."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return build()
+    except (ValueError, TypeError, InstantiationException, MisconfigurationException) as err:
+        if isinstance(err, _user_errors()):
+            raise
+        cause = err
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        message = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+        raise ConfigError(f"{group}: {message} (check the {group}.* settings)") from err
+
+
+def resolve_resume(cfg: DictConfig) -> Path | None:
+    """The checkpoint that training continues from: ``ckpt_path``, or with ``resume=true``
+    the ``last.ckpt`` of the newest run of ``task_name``, whose folder then becomes this run's
+    ``paths.output_dir`` (the run goes on where it stopped). ``None``: a fresh run."""
+    from learnct.reliability.atomic_checkpoint import remove_stale_temporaries
+    from learnct.reliability.resume import find_resume_checkpoint
+
+    if not cfg.get("train", True):
+        return None
+    if cfg.get("ckpt_path"):
+        return Path(cfg.ckpt_path)
+    if not cfg.get("resume", False):
+        return None
+    try:
+        ckpt = find_resume_checkpoint(cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from err
+    run_dir = ckpt.parents[1]
+    OmegaConf.update(cfg, "paths.output_dir", str(run_dir), merge=False)
+    for stale in remove_stale_temporaries(ckpt.parent):
+        print(f"resume: removed {stale}, left by a save that was interrupted")
+    return ckpt
 
 
 def _metric(metrics: dict[str, float], name: str, idx: int, n_loaders: int) -> float | None:
@@ -115,26 +171,68 @@ class RunResult:
 def run(cfg: DictConfig) -> RunResult:
     """Train/evaluate/test as the config says."""
     os.environ.setdefault("WANDB_MODE", "offline")
+    validate_config(cfg)
+    resume = resolve_resume(cfg)
+
+    import lightning as L
+
+    from learnct.methods.checkpoints import check_checkpoint
+    from learnct.reliability.atomic_checkpoint import AtomicCheckpointIO
+    from learnct.reliability.nonfinite import NonFiniteGuard
+    from learnct.reliability.testset_hash import TestSetHash
+    from learnct.reliability.wandb_fallback import start_wandb_or_fallback
+
     L.seed_everything(cfg.seed, workers=True)
     preset, operator = build_physics(cfg)
     # partials, so that the preset and the operator are passed as objects, not configs
-    datamodule = hydra.utils.instantiate(cfg.data, _partial_=True, _convert_="all")(
-        physics=preset, operator=operator
+    datamodule = _build(
+        "data",
+        lambda: hydra.utils.instantiate(cfg.data, _partial_=True, _convert_="all")(
+            physics=preset, operator=operator
+        ),
     )
-    model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(operator=operator)
-    loggers = _instantiate_all(cfg.get("logger"))
+    model = _build(
+        "model",
+        lambda: hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(
+            operator=operator
+        ),
+    )
+    trainable = getattr(model, "trainable", True)
+    if resume is not None and trainable:
+        try:
+            state = check_checkpoint(resume, type(model).__name__, operator.geometry)
+        except ValueError as err:
+            key = "ckpt_path" if cfg.get("ckpt_path") else "resume"
+            raise ConfigError(f"{key}: {err}") from err
+        print(
+            f"resuming from {resume} (step {state.get('global_step')}); run folder: "
+            f"{cfg.paths.output_dir}"
+        )
+        del state
+    loggers = start_wandb_or_fallback(
+        _instantiate_all(cfg.get("logger")), rebuild=lambda: _instantiate_all(cfg.get("logger"))
+    )
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    if not getattr(model, "trainable", True):
+    if not trainable:
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks
+    elif cfg.get("max_nonfinite_steps"):
+        callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
+    test_hash = TestSetHash(list(datamodule.sources["test"]))
+    callbacks.append(test_hash)
+    trainer: L.Trainer = _build(
+        "trainer",
+        lambda: hydra.utils.instantiate(
+            cfg.trainer,
+            logger=loggers or False,
+            callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()],
+        ),
     )
     flat = {k: v for k, v in _flatten(OmegaConf.to_container(cfg, resolve=True)).items()}
     for logger in loggers:
         logger.log_hyperparams(flat)
 
     best = cfg.get("ckpt_path")
-    trainable = getattr(model, "trainable", True)
     if trainable and not cfg.get("train", True):
         if not best:
             raise ConfigError(
@@ -146,7 +244,7 @@ def run(cfg: DictConfig) -> RunResult:
         except ValueError as err:
             raise ConfigError(f"ckpt_path: {err}") from err
     if trainable and cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         checkpoint = trainer.checkpoint_callback
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
     elif not getattr(model, "trainable", True):
@@ -157,7 +255,7 @@ def run(cfg: DictConfig) -> RunResult:
     objective = None if objective is None else float(objective)
     rows: list[dict[str, Any]] = []
     if cfg.get("test", True):
-        tester = _single_device_tester(cfg, trainer, loggers)
+        tester = _single_device_tester(cfg, trainer, loggers, [test_hash])
         if tester is None:  # a DDP rank other than 0: rank 0 tests
             return RunResult(rows=[], objective=objective)
         results = tester.test(model, datamodule=datamodule, ckpt_path=best)
@@ -167,6 +265,7 @@ def run(cfg: DictConfig) -> RunResult:
         test_sets = datamodule.sources["test"]
         n = len(test_sets)
         device = str(trainer.strategy.root_device)
+        provenance = {"commit": git_commit(), **library_versions()}
         for idx, test_set in enumerate(test_sets):
             rows.append(
                 {
@@ -180,8 +279,9 @@ def run(cfg: DictConfig) -> RunResult:
                     "fbp_psnr": _metric(metrics, "test/fbp_psnr", idx, n),
                     "fbp_ssim": _metric(metrics, "test/fbp_ssim", idx, n),
                     "device": device,
-                    "commit": _git_commit(),
                     "run_dir": cfg.paths.output_dir,
+                    "test_hash": test_hash.hashes.get(idx),
+                    **provenance,
                 }
             )
         _write_results(Path(cfg.paths.output_dir), rows, cfg)
@@ -196,6 +296,8 @@ def run(cfg: DictConfig) -> RunResult:
 def _log_results(loggers: list[Any], rows: list[dict[str, Any]], figure: Path) -> None:
     """Put the results table (``test/results``) and the comparison figure
     (``test/comparison``) into the W&B run, beside the metrics and validation panels."""
+    import lightning as L
+
     for logger in loggers:
         if isinstance(logger, L.pytorch.loggers.WandbLogger):
             data = [[row[c] for c in RESULT_FIELDS] for row in rows]
@@ -203,11 +305,16 @@ def _log_results(loggers: list[Any], rows: list[dict[str, Any]], figure: Path) -
             logger.log_image(key="test/comparison", images=[str(figure)])
 
 
-def _single_device_tester(cfg: DictConfig, trainer: L.Trainer, loggers: list[Any]):
+def _single_device_tester(
+    cfg: DictConfig, trainer: L.Trainer, loggers: list[Any], callbacks: list[Any]
+):
     """The trainer that tests: ``trainer`` itself on one device; after multi-device (DDP)
     training, a one-device trainer on global rank 0 (None on the other ranks), so that every
     fixed test image is evaluated exactly once (a DistributedSampler would pad and repeat).
-    Its CSV metrics go to ``csv/test`` (a spawned rank 0 wrote the training CSV)."""
+    Its CSV metrics go to ``csv/test`` (a spawned rank 0 wrote the training CSV); it gets
+    ``callbacks`` (the test-set hash)."""
+    import lightning as L
+
     if trainer.world_size == 1:
         return trainer
     if trainer.global_rank != 0:
@@ -224,7 +331,7 @@ def _single_device_tester(cfg: DictConfig, trainer: L.Trainer, loggers: list[Any
         num_nodes=1,
         strategy="auto",
         logger=test_loggers or False,
-        callbacks=[],
+        callbacks=callbacks,
     )
 
 
@@ -232,6 +339,7 @@ def write_comparison_figure(model: Any, datamodule: Any, folder: Path) -> Path:
     """``comparison.png``: the first slice of each test set as ground truth, FBP, the method's
     reconstruction and its error, with PSNR/SSIM in the titles."""
     import matplotlib
+    import torch
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -288,7 +396,9 @@ def _write_results(folder: Path, rows: list[dict[str, Any]], cfg: DictConfig) ->
         writer = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    (folder / "config.json").write_text(json.dumps(OmegaConf.to_container(cfg, resolve=True)))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    provenance = {"commit": git_commit(), **library_versions()}
+    (folder / "config.json").write_text(json.dumps({**config, "provenance": provenance}, indent=1))
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
@@ -313,10 +423,45 @@ def _finish_wandb() -> None:
             wandb.finish()
 
 
+def run_reporting_errors(cfg: DictConfig) -> float | None:
+    """``run(cfg).objective`` for the console entry points: a user mistake (``ConfigError``,
+    ``DataError``) or a run stopped by non-finite steps prints one line and exits (status 2
+    and 1); in a sweep, any failing job is recorded in ``<sweep dir>/failures.jsonl`` and
+    returns ``None`` (Optuna: a failed trial) so that the other jobs go on."""
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from learnct.reliability.nonfinite import NonFiniteTrainingError
+    from learnct.reliability.sweep_failures import record_failure
+
+    torch.set_float32_matmul_precision("high")
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    try:
+        return run(cfg).objective
+    except Exception as err:
+        _finish_wandb()
+        if hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN:
+            path = record_failure(hydra_cfg.sweep.dir, cfg, err)
+            print(
+                f"sweep job {hydra_cfg.job.num} failed ({type(err).__name__}: {err}); "
+                f"recorded in {path}; the sweep goes on",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        if isinstance(err, _user_errors()):
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        if isinstance(err, NonFiniteTrainingError):
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        raise
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    torch.set_float32_matmul_precision("high")
-    return run(cfg).objective
+    return run_reporting_errors(cfg)
 
 
 if __name__ == "__main__":

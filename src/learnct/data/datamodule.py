@@ -24,6 +24,11 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
   ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
   reproducible.
 
+A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
+checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
+training epoch after ``load_state_dict`` starts at that index instead of the epoch's start.
+Finite sources restart the interrupted epoch's shuffled order.
+
 Training images: for ``ellipses`` an infinite stream; the sampler (:class:`EpochStreamSampler`)
 yields ``epoch * train_size + i`` (Lightning calls its ``set_epoch``; outside Lightning every
 new pass over the loader advances the epoch), so each epoch has fresh phantoms and
@@ -61,10 +66,13 @@ class EpochStreamSampler(Sampler[int]):
 
     ``set_epoch(e)`` (called by Lightning before each training epoch) selects the epoch; each
     ``iter()`` without it moves on to the next epoch. The epoch is read when iteration starts.
+    ``resume_from``: a stream index already reached (a resumed run); the epoch that contains
+    it starts there.
     """
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, resume_from: int = 0) -> None:
         self.length = length
+        self.resume_from = resume_from
         self._next_epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,7 +84,7 @@ class EpochStreamSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         start = epoch * self.length
-        return iter(range(start, start + self.length))
+        return iter(range(max(start, self.resume_from), start + self.length))
 
 
 class _Tagged(Dataset):
@@ -250,6 +258,8 @@ class CTDataModule(L.LightningDataModule):
         self.datasets: dict[str, list[Dataset]] = {}
         self._train_sampler: Sampler | None = None
         self.train_noise_batches = 0
+        self.train_stream_next = 0  # next ellipse-stream index (after the last trained batch)
+        self._resume_stream_from = 0
 
     # ---- datasets ---------------------------------------------------------------------------
     def build_dataset(self, split: str, source: str) -> Dataset:
@@ -309,7 +319,8 @@ class CTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         (dataset,) = self._datasets("train")
         if isinstance(dataset.dataset, EllipsesDataset):
-            sampler: Sampler = EpochStreamSampler(len(dataset))
+            sampler: Sampler = EpochStreamSampler(len(dataset), self._resume_stream_from)
+            self._resume_stream_from = 0
         else:
             gen = torch.Generator().manual_seed(derive_seed(self.seed, "shuffle"))
             sampler = RandomSampler(dataset, generator=gen)
@@ -362,6 +373,7 @@ class CTDataModule(L.LightningDataModule):
                 gen = torch.Generator(device=device)
                 gen.manual_seed(derive_seed(self.seed, "train-noise", self.train_noise_batches))
                 self.train_noise_batches += 1
+                self.train_stream_next = int(torch.as_tensor(index).max()) + 1
                 generators: torch.Generator | list[torch.Generator] = gen
             elif not any(train):
                 noise_device = torch.device("cpu") if self.eval_noise_on_cpu else device
@@ -380,7 +392,12 @@ class CTDataModule(L.LightningDataModule):
 
     # ---- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"train_noise_batches": self.train_noise_batches}
+        return {
+            "train_noise_batches": self.train_noise_batches,
+            "train_stream_next": self.train_stream_next,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.train_noise_batches = int(state_dict.get("train_noise_batches", 0))
+        self.train_stream_next = int(state_dict.get("train_stream_next", 0))
+        self._resume_stream_from = self.train_stream_next

@@ -1,0 +1,89 @@
+"""``NonFiniteGuard``: skip training steps whose loss or gradients are not finite, and stop the
+run after ``max_consecutive`` such steps in a row.
+
+A skipped step leaves the parameters and the optimiser's moments untouched (its gradients are
+dropped before ``optimizer.step``, and torch optimisers skip parameters without a gradient);
+the batch is consumed, and the step counter and the learning-rate schedule move on. Skips are
+counted (``train/nonfinite_steps``, saved in checkpoints) and warned about. After
+``max_consecutive`` in a row the guard raises :class:`NonFiniteTrainingError`: the weights
+never took a non-finite update, so every checkpoint on disk is a good one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+
+__all__ = ["NonFiniteGuard", "NonFiniteTrainingError"]
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Too many consecutive training steps with a non-finite loss or gradient."""
+
+
+class NonFiniteGuard(L.Callback):
+    """See the module docstring.
+
+    Args:
+        max_consecutive: non-finite steps in a row that stop the run (>= 1).
+    """
+
+    def __init__(self, max_consecutive: int = 10) -> None:
+        if isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int):
+            raise ValueError(f"max_consecutive must be an integer >= 1, got {max_consecutive!r}")
+        if max_consecutive < 1:
+            raise ValueError(f"max_consecutive must be an integer >= 1, got {max_consecutive!r}")
+        self.max_consecutive = max_consecutive
+        self.consecutive = 0
+        self.skipped = 0
+        self._loss: torch.Tensor | None = None
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        self._loss = loss.detach()
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grads = [p.grad for p in params if p.grad is not None]
+        values = [torch.nn.utils.get_total_norm(grads)] if grads else []
+        if self._loss is not None:
+            values.append(self._loss.float().sum())  # NaN and inf survive the sum
+        self._loss = None
+        finite = all(bool(torch.isfinite(v)) for v in values)
+        if finite:
+            self.consecutive = 0
+        else:
+            optimizer.zero_grad(set_to_none=True)  # the optimiser then leaves every weight as is
+            self.consecutive += 1
+            self.skipped += 1
+            warnings.warn(
+                f"step {trainer.global_step}: non-finite loss or gradient, step skipped "
+                f"({self.consecutive} in a row, {self.skipped} in all; the run stops after "
+                f"{self.max_consecutive} in a row: max_nonfinite_steps)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+        if self.consecutive >= self.max_consecutive:
+            last = getattr(trainer.checkpoint_callback, "last_model_path", "") or None
+            kept = f"the last checkpoint {last} is intact" if last else "no checkpoint was saved"
+            raise NonFiniteTrainingError(
+                f"training stopped at step {trainer.global_step}: {self.consecutive} steps in a "
+                f"row had a non-finite loss or gradient (max_nonfinite_steps="
+                f"{self.max_consecutive}; {self.skipped} skipped in all). The weights are those "
+                f"of the last finite step and {kept}. Lower the learning rate "
+                "(model.optimizer.lr), check the data for NaN/inf, or raise max_nonfinite_steps."
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped, "consecutive": self.consecutive}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.skipped = int(state_dict.get("skipped", 0))
+        self.consecutive = int(state_dict.get("consecutive", 0))

@@ -1,0 +1,54 @@
+"""Where a result came from: the git commit of the code and the versions of its libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["git_commit", "library_versions"]
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def git_commit(repo: str | Path = REPO_ROOT) -> str:
+    """Short commit of ``repo``'s HEAD, with ``-dirty`` when tracked files have uncommitted
+    changes; ``"unknown"`` outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=repo,
+            timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=repo,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if status else head
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, torch, lightning and learnct (results-row column names)."""
+    return {
+        "python_version": sys.version.split()[0],
+        "torch_version": _version("torch"),
+        "lightning_version": _version("lightning"),
+        "learnct_version": _version("learnct"),
+    }

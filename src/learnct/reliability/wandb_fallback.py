@@ -1,0 +1,91 @@
+"""Fall back to offline W&B logging when online logging cannot start.
+
+With ``WANDB_MODE=online`` a missing login makes ``wandb.init`` fail, and an unreachable
+server makes it wait for its ``init_timeout`` (90 s) and more. :func:`start_wandb_or_fallback`
+first checks within ``timeout`` seconds that the server (``WANDB_BASE_URL``, default
+``https://api.wandb.ai``) accepts a TCP connection, then starts the run; if either fails it
+switches ``WANDB_MODE`` to ``offline``, rebuilds the loggers and says so (sync the offline run
+later with ``wandb sync``). Offline and disabled modes are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULT_BASE_URL", "server_unreachable_reason", "start_wandb_or_fallback"]
+
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+ONLINE_MODES = ("online", "run")
+
+
+def server_unreachable_reason(base_url: str, timeout: float) -> str | None:
+    """``None`` when ``base_url``'s host accepts a TCP connection within ``timeout`` seconds
+    (name lookup included), else why not."""
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return f"WANDB_BASE_URL={base_url!r} has no host name"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as err:
+            outcome.append(f"cannot connect to {parts.hostname}:{port} ({err})")
+
+    worker = threading.Thread(target=connect, daemon=True)  # name lookups ignore timeouts
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return f"no answer from {parts.hostname}:{port} within {timeout:g} s"
+    return outcome[0]
+
+
+def _is_wandb(logger: object) -> bool:
+    return type(logger).__name__ == "WandbLogger"
+
+
+def start_wandb_or_fallback(
+    loggers: list, rebuild: Callable[[], list], timeout: float = 5.0
+) -> list:
+    """Start the W&B run of ``loggers`` now (not at the first log call), falling back to
+    offline mode as the module docstring says; returns the loggers to use."""
+    if not any(_is_wandb(lg) for lg in loggers):
+        return loggers
+    if os.environ.get("WANDB_MODE", "online") not in ONLINE_MODES:
+        return loggers
+    base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+    reason = server_unreachable_reason(base_url, timeout)
+    if reason is None:
+        try:
+            for logger in loggers:
+                if _is_wandb(logger):
+                    _ = logger.experiment  # wandb.init
+            return loggers
+        except Exception as err:  # no login, timeout, refused key: all mean "not online"
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            _finish_quietly()
+    os.environ["WANDB_MODE"] = "offline"
+    print(
+        f"W&B online logging unavailable ({reason}); falling back to offline logging "
+        "(WANDB_MODE=offline). Upload the run later with `wandb sync <run folder>/wandb`.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return rebuild()
+
+
+def _finish_quietly() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1, quiet=True)
+    except Exception:  # best effort clean-up of a run that never started
+        pass
