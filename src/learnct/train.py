@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -198,6 +199,11 @@ def run(cfg: DictConfig) -> RunResult:
         ),
     )
     trainable = getattr(model, "trainable", True)
+    # build (and, for file sources, check) the data sets now, not inside the Trainer
+    stages = ["fit" if trainable and cfg.get("train", True) else "validate"]
+    stages += ["test"] if cfg.get("test", True) else []
+    for stage in stages:
+        _build("data", functools.partial(datamodule.setup, stage))
     if resume is not None and trainable:
         try:
             state = check_checkpoint(resume, type(model).__name__, operator.geometry)

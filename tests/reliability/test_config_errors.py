@@ -1,0 +1,105 @@
+"""Bad config values fail before anything is built, with a message naming the key, the value
+and what is allowed; the console entry point prints one line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from run_configs import TINY_LGD, compose_train
+
+from learnct.reliability.config_checks import ConfigError, validate_config
+from learnct.train import CONFIG_DIR, run
+
+# (overrides, what the message must say): every one is caught by validate_config
+BAD_VALUES = [
+    (["seed=-1"], r"seed=-1 is not valid: it must be an integer >= 0"),
+    (
+        ["physics.preset=fan_low"],
+        r"physics.preset='fan_low' is not valid: choose one of .*fan_lowdose",
+    ),
+    (
+        ["physics.backend=gpu"],
+        r"physics.backend='gpu' is not valid: choose one of .*'auto'.*'sparse'",
+    ),
+    (["physics.photons=-5"], r"physics.photons=-5 is not valid: it must be a positive finite"),
+    (["physics.photons=0"], r"physics.photons=0 is not valid"),
+    (["physics.photons=lots"], r"physics.photons='lots' is not valid"),
+    (["data.batch_size=0"], r"data.batch_size=0 is not valid: it must be an integer >= 1"),
+    (["data.batch_size=2.5"], r"data.batch_size=2.5 is not valid"),
+    (["data.eval_batch_size=0"], r"data.eval_batch_size=0 is not valid: .*>= 1 or null"),
+    (["data.test_size=0"], r"data.test_size=0 is not valid"),
+    (["data.num_workers=-1"], r"data.num_workers=-1 is not valid: it must be an integer >= 0"),
+    (["data.source=mayo"], r"data.source='mayo' is not valid: choose one of .*ellipses"),
+    (["data.test_source=[ellipses,walnut]"], r"data.test_source names 'walnut'"),
+    (["model.loss=huber"], r"model.loss='huber' is not valid: choose one of \['l1', 'mse'"),
+    (["experiment=fbp", "model.filter=hamming"], r"model.filter='hamming' is not valid: .*hann"),
+    (["+model.fbp_filter=box"], r"model.fbp_filter='box' is not valid"),
+    (["trainer.accelerator=gpus"], r"trainer.accelerator='gpus' is not valid: choose one of"),
+    (
+        ["trainer.max_steps=0"],
+        r"trainer.max_steps=0 is not valid: it must be an integer >= 1, or -1",
+    ),
+    (["max_nonfinite_steps=0"], r"max_nonfinite_steps=0 is not valid"),
+    (["resume=maybe"], r"resume='maybe' is not valid: use true or false"),
+    (["resume=true", "ckpt_path=a.ckpt"], r"resume=true and ckpt_path='a.ckpt' both say"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_VALUES)
+def test_bad_values_name_the_key_value_and_allowed(overrides, message, tmp_path):
+    cfg = compose_train(overrides, tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_default_and_every_experiment_config_validate(tmp_path):
+    for name in sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")):
+        validate_config(compose_train([f"experiment={name}"], tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.n_iter=0"], r"^model: .*n_iter.* \(check the model\.\* settings\)"),
+        (["data.supersample=0"], r"^data: .*supersample"),
+        (["trainer.val_check_interval=-3"], r"^trainer: .*val_check_interval"),
+    ],
+)
+def test_component_checks_are_reported_as_config_errors(overrides, message, tmp_path):
+    """What only the components check (when built) comes back as a ConfigError of its group,
+    before any training step."""
+    cfg = compose_train([*TINY_LGD, *overrides], tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def _train_cli(*overrides: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "learnct.train", f"hydra.run.dir={tmp_path}", *overrides],
+        capture_output=True,
+        text=True,
+        cwd=CONFIG_DIR.parent,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        timeout=300,
+    )
+
+
+def test_unknown_config_group_option_lists_the_valid_ones_without_a_traceback(tmp_path):
+    out = _train_cli("model=lpdd", tmp_path=tmp_path)
+    assert out.returncode != 0
+    assert "Could not find 'model/lpdd'" in out.stderr
+    assert all(f"\t{name}\n" in out.stderr for name in ("fbp", "lgd", "lpd", "tv"))
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_value_on_the_command_line_is_one_line_with_status_2(tmp_path):
+    out = _train_cli("data.batch_size=0", "logger=csv", tmp_path=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: data.batch_size=0 is not valid: it must be an integer >= 1"
+    )

@@ -1,0 +1,153 @@
+"""``resume=true``: a run killed mid-epoch (SIGKILL) continues from its last checkpoint with
+the same step count, optimiser, scheduler and data stream, and ends where an uninterrupted run
+ends; the newest run of the task is found, and wrong checkpoints are refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from run_configs import TINY_LGD, compose_train
+
+from learnct.methods.checkpoints import check_checkpoint
+from learnct.physics import PRESETS
+from learnct.reliability.config_checks import ConfigError
+from learnct.reliability.resume import find_resume_checkpoint
+from learnct.train import CONFIG_DIR, run
+
+KILLER = '''
+import os, signal
+import lightning as L
+
+class KillAtStep(L.Callback):
+    """SIGKILL the process once the trainer reaches ``step`` (mid-epoch, no clean-up)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+STEPS = ["trainer.max_steps=6", "trainer.val_check_interval=2", "test=false"]
+
+
+def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "learnct.train",
+            *TINY_LGD,
+            *STEPS,
+            "task_name=killed",
+            f"paths.log_dir={tmp_path / 'logs'}",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=CONFIG_DIR.parent,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_path):
+    (tmp_path / "killer.py").write_text(KILLER)
+    killed = _train_cli(
+        tmp_path, "+callbacks.killer._target_=killer.KillAtStep", "+callbacks.killer.step=3"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (run_dir,) = (tmp_path / "logs" / "killed" / "runs").iterdir()
+    at_kill = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert at_kill["global_step"] == 2  # the checkpoint of the validation at step 2
+
+    resumed = _train_cli(tmp_path, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (step 2)" in resumed.stdout
+    last = check_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt",
+        "LearnedGradientDescent",
+        PRESETS["fan_lowdose"]().geometry,
+    )  # it continued in the killed run's folder and left a checkpoint that loads
+    assert last["global_step"] == 6
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+    reference_dir = tmp_path / "reference"
+    run(compose_train([*TINY_LGD, *STEPS], reference_dir))
+    reference = torch.load(reference_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert reference["global_step"] == 6
+    # same data stream (images and noise), optimiser moments and learning-rate schedule
+    assert last["datamodule_hyper_parameters"] == reference["datamodule_hyper_parameters"]
+    assert (
+        last["CTDataModule"]
+        == reference["CTDataModule"]
+        == {
+            "train_noise_batches": 6,
+            "train_stream_next": 6,
+        }
+    )
+    assert last["lr_schedulers"] == reference["lr_schedulers"]
+    assert last["lr_schedulers"][0]["last_epoch"] == 6
+    for a, b in zip(
+        last["optimizer_states"][0]["state"].values(),
+        reference["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert int(a["step"]) == int(b["step"]) == 6
+        torch.testing.assert_close(a["exp_avg_sq"], b["exp_avg_sq"], rtol=1e-5, atol=0)
+    for name, weight in reference["state_dict"].items():
+        torch.testing.assert_close(last["state_dict"][name], weight, rtol=1e-5, atol=1e-7)
+
+
+def _fake_run(log_dir: Path, task: str, name: str, checkpoint: dict | None) -> Path:
+    folder = log_dir / task / "runs" / name / "checkpoints"
+    folder.mkdir(parents=True)
+    if checkpoint is not None:
+        torch.save(checkpoint, folder / "last.ckpt")
+    return folder.parent
+
+
+def test_finds_the_newest_run_with_a_last_checkpoint(tmp_path):
+    _fake_run(tmp_path, "lpd", "2026-01-01_10-00-00", {})
+    newest = _fake_run(tmp_path, "lpd", "2026-01-02_09-00-00", {})
+    _fake_run(tmp_path, "lpd", "2026-01-03_08-00-00", None)  # killed before its first save
+    _fake_run(tmp_path, "tv", "2026-01-04_08-00-00", {})  # another task
+    current = _fake_run(tmp_path, "lpd", "2026-01-05_08-00-00", {})  # the run now starting
+    found = find_resume_checkpoint(tmp_path, "lpd", exclude=current)
+    assert found == newest / "checkpoints" / "last.ckpt"
+    with pytest.raises(FileNotFoundError, match=r"task_name='lgd'.*lgd/runs/\*/checkpoints"):
+        find_resume_checkpoint(tmp_path, "lgd")
+
+
+def test_resume_without_a_previous_run_says_where_it_looked(tmp_path):
+    cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
+    with pytest.raises(ConfigError, match=r"no run of task_name='lgd' to resume: no .*last\.ckpt"):
+        run(cfg)
+
+
+def test_resume_refuses_a_checkpoint_of_another_method_or_geometry(tmp_path):
+    geometry = PRESETS["fan_lowdose"]().geometry
+    identity = {"method": "LearnedPrimalDual", "geometry": {"kind": geometry.kind}}
+    old = _fake_run(tmp_path, "lgd", "2026-01-01_10-00-00", {"learnct": identity})
+    cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
+    with pytest.raises(
+        ConfigError, match="resume: checkpoint .* is a LearnedPrimalDual checkpoint"
+    ):
+        run(cfg)
+    assert cfg.paths.output_dir == str(old)  # it would have continued in the old run's folder
+    (old / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ConfigError, match="resume: checkpoint .* is truncated or corrupt"):
+        run(compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "n"))
