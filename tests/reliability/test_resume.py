@@ -144,10 +144,10 @@ def test_resume_refuses_a_checkpoint_of_another_method_or_geometry(tmp_path):
     old = _fake_run(tmp_path, "lgd", "2026-01-01_10-00-00", {"learnct": identity})
     cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
     with pytest.raises(
-        ConfigError, match="resume: checkpoint .* is a LearnedPrimalDual checkpoint"
+        ConfigError, match=r"resume: checkpoint .* is a LearnedPrimalDual checkpoint"
     ):
         run(cfg)
     assert cfg.paths.output_dir == str(old)  # it would have continued in the old run's folder
     (old / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ConfigError, match="resume: checkpoint .* is truncated or corrupt"):
+    with pytest.raises(ConfigError, match=r"resume: checkpoint .* is truncated or corrupt"):
         run(compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "n"))
