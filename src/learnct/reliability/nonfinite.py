@@ -71,8 +71,12 @@ class NonFiniteGuard(L.Callback):
             )
         pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
         if self.consecutive >= self.max_consecutive:
-            last = getattr(trainer.checkpoint_callback, "last_model_path", "") or None
-            kept = f"the last checkpoint {last} is intact" if last else "no checkpoint was saved"
+            folders = sorted({str(cb.dirpath) for cb in trainer.checkpoint_callbacks})
+            kept = (
+                f"the checkpoints in {', '.join(folders)} are intact"
+                if folders
+                else "no checkpoints are kept (no ModelCheckpoint callback)"
+            )
             raise NonFiniteTrainingError(
                 f"training stopped at step {trainer.global_step}: {self.consecutive} steps in a "
                 f"row had a non-finite loss or gradient (max_nonfinite_steps="
