@@ -17,7 +17,12 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_BASE_URL", "server_unreachable_reason", "start_wandb_or_fallback"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "reset_wandb",
+    "server_unreachable_reason",
+    "start_wandb_or_fallback",
+]
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 ONLINE_MODES = ("online", "run")
@@ -70,8 +75,8 @@ def start_wandb_or_fallback(
             return loggers
         except Exception as err:  # no login, timeout, refused key: all mean "not online"
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            _finish_quietly()
     os.environ["WANDB_MODE"] = "offline"
+    reset_wandb()  # W&B's process-wide settings were read with the online mode
     print(
         f"W&B online logging unavailable ({reason}); falling back to offline logging "
         "(WANDB_MODE=offline). Upload the run later with `wandb sync <run folder>/wandb`.",
@@ -81,11 +86,16 @@ def start_wandb_or_fallback(
     return rebuild()
 
 
-def _finish_quietly() -> None:
-    try:
-        import wandb
+def reset_wandb() -> None:
+    """Finish any W&B run and drop W&B's process-wide state, so that the next ``wandb.init``
+    reads ``WANDB_MODE`` again (best effort)."""
+    if "wandb" not in sys.modules:
+        return
+    import wandb
 
+    try:
         if wandb.run is not None:
             wandb.finish(exit_code=1, quiet=True)
-    except Exception:  # best effort clean-up of a run that never started
+        wandb.teardown()
+    except Exception:  # clean-up of a run that never started
         pass

@@ -1,0 +1,84 @@
+"""W&B online mode without a reachable server or a login: the run goes on with offline
+logging and says so, within seconds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+from lightning.pytorch.loggers import WandbLogger
+from run_configs import TINY_LGD, compose_train
+
+from learnct.reliability.wandb_fallback import (
+    reset_wandb,
+    server_unreachable_reason,
+    start_wandb_or_fallback,
+)
+from learnct.train import run
+
+
+@pytest.fixture
+def online_without_login(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc login
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    reset_wandb()
+    yield
+    reset_wandb()
+
+
+def test_unreachable_server_is_detected_quickly():
+    start = time.perf_counter()
+    reason = server_unreachable_reason("http://127.0.0.1:9", timeout=2.0)  # discard port
+    assert reason is not None and "127.0.0.1:9" in reason
+    assert time.perf_counter() - start < 3
+    assert "no host name" in server_unreachable_reason("not a url", 1.0)
+
+
+def test_run_with_unreachable_server_falls_back_to_offline(
+    online_without_login, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    overrides = [o for o in TINY_LGD if o != "logger=csv"]
+    cfg = compose_train(
+        [
+            *overrides,
+            "logger=wandb",
+            "trainer.max_steps=1",
+            "trainer.val_check_interval=1",
+            "test=false",
+        ],
+        tmp_path,
+    )
+    start = time.perf_counter()
+    result = run(cfg)
+    assert time.perf_counter() - start < 120  # not wandb's 90 s init timeout and retries
+    assert result.objective is not None
+    err = capsys.readouterr().err
+    assert "W&B online logging unavailable (cannot connect to 127.0.0.1:9" in err
+    assert "falling back to offline logging" in err
+    assert list((tmp_path / "wandb").glob("offline-run-*"))  # the offline run, for `wandb sync`
+
+
+def test_reachable_server_without_login_falls_back_to_offline(
+    online_without_login, monkeypatch, tmp_path, capsys
+):
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts connections, answers nothing
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: listener.accept(), daemon=True).start()
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    (logger,) = start_wandb_or_fallback(
+        [WandbLogger(project="learnct", save_dir=str(tmp_path / "first"))],
+        rebuild=lambda: [WandbLogger(project="learnct", save_dir=str(tmp_path))],
+        timeout=2.0,
+    )
+    listener.close()
+    assert os.environ["WANDB_MODE"] == "offline"
+    assert "No API key configured" in capsys.readouterr().err
+    assert logger.experiment.settings.mode == "offline"  # the rebuilt logger starts offline
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
