@@ -84,7 +84,8 @@ def _choice(cfg: DictConfig, key: str, allowed: list[str]) -> str:
 
 
 def build_physics(cfg: DictConfig) -> tuple[PhysicsPreset, RayTransform]:
-    """The run's physics preset (with any ``physics.photons`` override) and its operator."""
+    """The run's physics preset (with any ``physics.photons`` and geometry overrides) and its
+    operator."""
     from learnct.physics import PRESETS, RayTransform
 
     name = _choice(cfg, "physics.preset", list(PRESETS))
@@ -99,11 +100,31 @@ def build_physics(cfg: DictConfig) -> tuple[PhysicsPreset, RayTransform]:
         if not isinstance(photons, (int, float)) or isinstance(photons, bool) or photons <= 0:
             raise ConfigError(f"physics.photons={photons!r} must be a positive number")
         preset = dataclasses.replace(preset, photons=float(photons))
+    preset = _with_geometry_overrides(preset, cfg)
     try:
         operator = RayTransform(preset.geometry, backend=cfg.physics.get("backend", "auto"))
     except ValueError as err:
         raise ConfigError(f"physics.backend: {err}") from err
     return preset, operator
+
+
+GEOMETRY_OVERRIDES = ("image_size", "n_angles", "n_detectors")
+
+
+def _with_geometry_overrides(preset: PhysicsPreset, cfg: DictConfig) -> PhysicsPreset:
+    """``preset`` with the non-null ``physics.{image_size,n_angles,n_detectors}``; the
+    geometry's own validation becomes a ``ConfigError`` naming the keys."""
+    changes = {k: cfg.physics.get(k) for k in GEOMETRY_OVERRIDES if cfg.physics.get(k) is not None}
+    if not changes:
+        return preset
+    geometry = preset.geometry
+    fields = {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init}
+    try:
+        geometry = type(geometry)(**{**fields, **changes})
+    except ValueError as err:
+        keys = ", ".join(f"physics.{k}={v}" for k, v in changes.items())
+        raise ConfigError(f"{keys} on the {preset.name} geometry: {err}") from err
+    return dataclasses.replace(preset, geometry=geometry)
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:

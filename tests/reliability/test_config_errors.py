@@ -10,8 +10,9 @@ import sys
 import pytest
 from run_configs import TINY_LGD, compose_train
 
+from learnct.data.errors import DataError
 from learnct.reliability.config_checks import ConfigError, validate_config
-from learnct.train import CONFIG_DIR, run
+from learnct.train import CONFIG_DIR, build_physics, run
 
 # (overrides, what the message must say): every one is caught by validate_config
 BAD_VALUES = [
@@ -27,6 +28,12 @@ BAD_VALUES = [
     (["physics.photons=-5"], r"physics.photons=-5 is not valid: it must be a positive finite"),
     (["physics.photons=0"], r"physics.photons=0 is not valid"),
     (["physics.photons=lots"], r"physics.photons='lots' is not valid"),
+    (
+        ["physics.n_angles=0"],
+        r"physics.n_angles=0 is not valid: it must be an integer >= 1 or null",
+    ),
+    (["physics.image_size=1"], r"physics.image_size=1 is not valid: .* >= 2 or null"),
+    (["physics.n_detectors=-4"], r"physics.n_detectors=-4 is not valid"),
     (["data.batch_size=0"], r"data.batch_size=0 is not valid: it must be an integer >= 1"),
     (["data.batch_size=2.5"], r"data.batch_size=2.5 is not valid"),
     (["data.eval_batch_size=0"], r"data.eval_batch_size=0 is not valid: .*>= 1 or null"),
@@ -75,6 +82,30 @@ def test_component_checks_are_reported_as_config_errors(overrides, message, tmp_
     with pytest.raises(ConfigError, match=message):
         run(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_geometry_overrides_are_checked_by_the_geometry(tmp_path):
+    preset, operator = build_physics(compose_train(["physics.n_angles=60"], tmp_path))
+    assert preset.geometry.n_angles == 60 and operator.geometry == preset.geometry
+    with pytest.raises(ConfigError, match=r"physics.n_detectors=64 on the fan_lowdose geometry: "):
+        build_physics(compose_train(["physics.n_detectors=64"], tmp_path))  # misses the image
+    with pytest.raises(
+        ConfigError,
+        match=r"physics.image_size=512 on the fan_lowdose geometry: source_radius = 500 mm lies "
+        r"inside the image",
+    ):
+        build_physics(compose_train(["physics.image_size=512"], tmp_path))
+
+
+def test_missing_or_broken_data_fail_before_training_naming_the_file(tmp_path):
+    base = ["experiment=lgd", "data=folder", "data.num_workers=0", "logger=csv"]
+    with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
+        run(compose_train([*base, f"data.folder_root={tmp_path / 'nowhere'}"], tmp_path / "a"))
+    (tmp_path / "slices").mkdir()
+    (tmp_path / "slices" / "x.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(DataError, match=r"x\.npy: is not a valid NumPy file"):
+        run(compose_train([*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "b"))
+    assert not (tmp_path / "a" / "checkpoints").exists()
 
 
 def _train_cli(*overrides: str, tmp_path) -> subprocess.CompletedProcess:

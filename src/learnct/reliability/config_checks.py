@@ -77,6 +77,9 @@ def validate_config(cfg: DictConfig) -> None:
     check_choice(cfg, "physics.preset", PRESETS)
     check_choice(cfg, "physics.backend", ["auto", *BACKENDS])
     check_positive_number(cfg, "physics.photons")
+    check_int(cfg, "physics.image_size", 2, nullable=True)
+    check_int(cfg, "physics.n_angles", 1, nullable=True)
+    check_int(cfg, "physics.n_detectors", 1, nullable=True)
     check_choice(cfg, "data.source", SOURCES)
     for key in ("val_source", "test_source"):
         value = _get(cfg, f"data.{key}")
