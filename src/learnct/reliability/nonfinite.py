@@ -3,7 +3,9 @@ run after ``max_consecutive`` such steps in a row.
 
 A skipped step leaves the parameters and the optimiser's moments untouched (its gradients are
 dropped before ``optimizer.step``, and torch optimisers skip parameters without a gradient);
-the batch is consumed, and the step counter and the learning-rate schedule move on. Skips are
+the batch is consumed, and the step counter and the learning-rate schedule move on. With fp16
+mixed precision the GradScaler already skips such steps (and lowers its scale), so the guard
+only counts them. Skips are
 counted (``train/nonfinite_steps``, saved in checkpoints) and warned about. After
 ``max_consecutive`` in a row the guard raises :class:`NonFiniteTrainingError`: the weights
 never took a non-finite update, so every checkpoint on disk is a good one.
@@ -59,7 +61,10 @@ class NonFiniteGuard(L.Callback):
         if finite:
             self.consecutive = 0
         else:
-            optimizer.zero_grad(set_to_none=True)  # the optimiser then leaves every weight as is
+            if getattr(trainer.precision_plugin, "scaler", None) is None:
+                # the optimiser then leaves every weight as is (with fp16 AMP, the GradScaler
+                # skips the step itself and lowers its scale: its overflows are counted only)
+                optimizer.zero_grad(set_to_none=True)
             self.consecutive += 1
             self.skipped += 1
             warnings.warn(
