@@ -221,7 +221,7 @@ def run(cfg: DictConfig) -> RunResult:
     )
     trainable = getattr(model, "trainable", True)
     # build (and, for file sources, check) the data sets now, not inside the Trainer
-    stages = ["fit" if trainable and cfg.get("train", True) else "validate"]
+    stages = ["validate"] if not trainable else ["fit"] if cfg.get("train", True) else []
     stages += ["test"] if cfg.get("test", True) else []
     for stage in stages:
         _build("data", functools.partial(datamodule.setup, stage))
