@@ -36,6 +36,9 @@ COLUMNS = (
     "device",
     "commit",
     "run_dir",
+    "test_hash",
+    "torch_version",
+    "lightning_version",
 )
 
 

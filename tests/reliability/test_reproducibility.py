@@ -12,6 +12,7 @@ import pytest
 import torch
 from run_configs import TINY_LGD, compose_train
 
+from learnct.report import collect_results, write_report
 from learnct.train import run
 
 SHORT = ["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.deterministic=true"]
@@ -60,3 +61,12 @@ def test_results_record_commit_config_and_versions(tmp_path):
     assert config["data"]["test_size"] == 2
     assert config["provenance"]["commit"] == rows[0]["commit"]
     assert config["provenance"]["torch_version"] == torch.__version__
+
+    # make report carries them into experiments/<setup>/results.csv
+    gathered, problems = collect_results(tmp_path, "fan_lowdose")
+    assert not problems
+    csv_path, _ = write_report(gathered, "fan_lowdose", tmp_path / "experiments")
+    with open(csv_path) as fh:
+        reported = list(csv.DictReader(fh))
+    for key in ("commit", "run_dir", "test_hash", "torch_version", "lightning_version"):
+        assert sorted(r[key] for r in reported) == sorted(r[key] for r in rows), key
