@@ -5,6 +5,10 @@ Scaling: LGD and LPD apply the normalised operator ``A_s = A / ||A||`` and its a
 Adler and Öktem's papers: inputs are of order one and the same hyperparameters work across
 geometries. ``||A||`` comes from ``operator.norm()`` (power iteration, once) unless
 ``operator_norm`` is given, and is stored in the checkpoint (buffer ``op_norm``).
+
+Execution flags of every learned method (:mod:`learnct.nets.execution`; they change neither
+parameters nor checkpoints): ``autocast="bf16"`` runs the CNN blocks in bfloat16 with the
+operator and FBP in float32, ``compile=True`` compiles the CNN blocks with TorchInductor.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from learnct.methods.base import ReconstructionMethod
+from learnct.nets.execution import block_autocast, check_autocast, compile_blocks
 from learnct.nets.gradient_descent import LearnedGradientDescentNet
 from learnct.nets.learned_inverse import LearnedInverseNet
 from learnct.nets.primal_dual import LearnedPrimalDualNet
@@ -68,6 +73,8 @@ class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
     0.55 GiB at 256^2 with 400 angles, 263 M and 5.1 GiB at 512^2 with 1000 angles
     (fan_mayo); a dense data-to-image layer would need 0.84 G / 13 G / 262 G weights
     (12.5 GiB / 200 GiB / 3.8 TiB to train with Adam). LPD has 253,220 at every size.
+
+    ``autocast="bf16"`` runs the net in bfloat16 (output float32); ``compile=True`` compiles it.
     """
 
     def __init__(
@@ -77,14 +84,21 @@ class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
         hidden: int = 32,
         layers: int = 4,
         operator_norm: float | None = None,
+        autocast: str | None = None,
+        compile: bool = False,
         **kwargs,
     ) -> None:
+        check_autocast(autocast)
         super().__init__(operator, **kwargs)
         self._init_norm(operator_norm)
         self.net = LearnedInverseNet(operator.geometry, taps=taps, hidden=hidden, layers=layers)
+        if compile:
+            compile_blocks([self.net])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
-        return self.net(sinogram / self.operator_norm())
+        g = sinogram / self.operator_norm()
+        with block_autocast(self.hparams.autocast, sinogram.device):
+            return self.net(g).float()
 
 
 class FBPUNet(ReconstructionMethod):
@@ -93,6 +107,8 @@ class FBPUNet(ReconstructionMethod):
     Args:
         depth, width, norm, upsample: the U-Net's (see :class:`~learnct.nets.UNet`).
         filter, frequency_scaling: the FBP in front of the net (no gradient flows into it).
+        autocast: ``"bf16"``: the U-Net in bfloat16 (the FBP stays float32); ``None``: float32.
+        compile: compile the U-Net (``torch.compile``, TorchInductor).
     """
 
     def __init__(
@@ -104,14 +120,19 @@ class FBPUNet(ReconstructionMethod):
         upsample: str = "bilinear",
         filter: str = "hann",
         frequency_scaling: float = 1.0,
+        autocast: str | None = None,
+        compile: bool = False,
         **kwargs,
     ) -> None:
+        check_autocast(autocast)
         kwargs.setdefault("fbp_filter", filter)
         kwargs.setdefault("fbp_frequency_scaling", frequency_scaling)
         super().__init__(operator, **kwargs)
         self.unet = UNet(
             1, 1, depth=depth, width=width, norm=norm, residual=True, upsample=upsample
         )
+        if compile:
+            compile_blocks([self.unet])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -121,7 +142,8 @@ class FBPUNet(ReconstructionMethod):
                 filter=self.hparams.filter,
                 frequency_scaling=self.hparams.frequency_scaling,
             )
-        return self.unet(x0)
+        with block_autocast(self.hparams.autocast, x0.device):
+            return self.unet(x0).float()
 
 
 class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
@@ -134,6 +156,8 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
         init: ``"zero"`` or ``"fbp"`` (the panels' FBP) start.
         checkpoint: gradient checkpointing per iteration (same gradients, less memory).
         operator_norm: ``||A||`` if known (skips the power iteration).
+        autocast: ``"bf16"``: CNN blocks in bfloat16, operator in float32; ``None``: float32.
+        compile: compile the CNN blocks (``torch.compile``, TorchInductor).
     """
 
     def __init__(
@@ -147,6 +171,8 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
         init: str = "zero",
         checkpoint: bool = False,
         operator_norm: float | None = None,
+        autocast: str | None = None,
+        compile: bool = False,
         **kwargs,
     ) -> None:
         _check_init(init)
@@ -159,7 +185,10 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
             tv_input=tv_input,
             tv_eps=tv_eps,
             checkpoint=checkpoint,
+            autocast=autocast,
         )
+        if compile:
+            compile_blocks(self.net.blocks)
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
@@ -179,6 +208,8 @@ class LearnedPrimalDual(_NormalisedOperatorMixin, ReconstructionMethod):
         init: ``"zero"`` (the paper) or ``"fbp"`` (FBP in every primal channel).
         checkpoint: gradient checkpointing per iteration (for 512^2 training).
         operator_norm: ``||A||`` if known (skips the power iteration).
+        autocast: ``"bf16"``: CNN blocks in bfloat16, operator in float32; ``None``: float32.
+        compile: compile the CNN blocks (``torch.compile``, TorchInductor).
     """
 
     def __init__(
@@ -191,14 +222,23 @@ class LearnedPrimalDual(_NormalisedOperatorMixin, ReconstructionMethod):
         init: str = "zero",
         checkpoint: bool = False,
         operator_norm: float | None = None,
+        autocast: str | None = None,
+        compile: bool = False,
         **kwargs,
     ) -> None:
         _check_init(init)
         super().__init__(operator, **kwargs)
         self._init_norm(operator_norm)
         self.net = LearnedPrimalDualNet(
-            n_iter=n_iter, n_primal=n_primal, n_dual=n_dual, hidden=hidden, checkpoint=checkpoint
+            n_iter=n_iter,
+            n_primal=n_primal,
+            n_dual=n_dual,
+            hidden=hidden,
+            checkpoint=checkpoint,
+            autocast=autocast,
         )
+        if compile:
+            compile_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from learnct.nets.blocks import ConvBlock, Operator
+from learnct.nets.execution import block_autocast, check_autocast
 from learnct.nets.finite_differences import tv_gradient
 
 __all__ = ["LearnedGradientDescentNet", "tv_gradient"]
@@ -33,6 +34,8 @@ class LearnedGradientDescentNet(nn.Module):
         tv_input: also feed the gradient of smoothed TV of ``f`` (``tv_eps`` smoothing).
         checkpoint: recompute each iteration in the backward pass (same gradients, less
             memory).
+        autocast: ``"bf16"`` runs the conv blocks in bfloat16; the state and the operator
+            stay float32 (see :mod:`learnct.nets.execution`). ``None``: float32 throughout.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class LearnedGradientDescentNet(nn.Module):
         tv_input: bool = False,
         tv_eps: float = 1e-2,
         checkpoint: bool = False,
+        autocast: str | None = None,
     ) -> None:
         super().__init__()
         for name, value, low in (
@@ -57,6 +61,7 @@ class LearnedGradientDescentNet(nn.Module):
         self.n_iter, self.n_memory = n_iter, n_memory
         self.tv_input, self.tv_eps = bool(tv_input), float(tv_eps)
         self.checkpoint = bool(checkpoint)
+        self.autocast = check_autocast(autocast)
         n_in = 1 + n_memory + 1 + int(self.tv_input)
         self.blocks = nn.ModuleList(ConvBlock(n_in, 1 + n_memory, hidden) for _ in range(n_iter))
 
@@ -67,7 +72,10 @@ class LearnedGradientDescentNet(nn.Module):
         inputs = [x, op_adjoint(op(f) - g)]
         if self.tv_input:
             inputs.append(tv_gradient(f, self.tv_eps))
-        return x + self.blocks[i](torch.cat(inputs, dim=1))
+        block_input = torch.cat(inputs, dim=1)
+        with block_autocast(self.autocast, x.device):
+            update = self.blocks[i](block_input)
+        return x + update  # float32 (type promotion) whatever the block's dtype
 
     def forward(
         self, g: torch.Tensor, op: Operator, op_adjoint: Operator, f0: torch.Tensor

@@ -109,6 +109,14 @@ def fbp(
             "fan-beam FBP needs a full scan (angle_range = 2*pi); short scans would need "
             f"Parker weights, which learnct does not implement (got {geometry.angle_range:g})"
         )
+    with torch.autocast(sinogram.device.type, enabled=False):  # float32 under mixed precision
+        return _filter_and_backproject(sinogram, geometry, filter, frequency_scaling)
+
+
+def _filter_and_backproject(
+    sinogram: torch.Tensor, geometry: Geometry, filter: str, frequency_scaling: float
+) -> torch.Tensor:
+    shape = geometry.sinogram_shape
     device, dtype = sinogram.device, sinogram.dtype
     n_det = shape[1]
     spacing = geometry.detector_spacing

@@ -11,7 +11,7 @@ from learnct.physics.backends import BACKENDS, ProjectorBackend
 from learnct.physics.backends.sparse import sparse_matrix_bytes
 from learnct.physics.geometry import Geometry
 
-__all__ = ["RayTransform", "available_backends"]
+__all__ = ["LOW_PRECISION", "RayTransform", "available_backends"]
 
 
 def _default_matrix_budget() -> int:
@@ -36,26 +36,43 @@ def available_backends() -> dict[str, str | None]:
     return {name: cls.unavailable_reason() for name, cls in BACKENDS.items()}
 
 
+#: Floating dtypes the projector upcasts to float32 (the outputs of autocast regions).
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 if it is float16/bfloat16, else unchanged (float32/float64 stay)."""
+    return t.float() if t.dtype in LOW_PRECISION else t
+
+
 class _Forward(torch.autograd.Function):
+    """``A x`` with autocast off inside: the projector always runs in its input's float32 or
+    float64, also within ``torch.autocast`` (where the sparse product would otherwise be
+    cast to bfloat16, which MKL's CSR kernel refuses, or lose 8 bits of mantissa)."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, backend: ProjectorBackend) -> torch.Tensor:
         ctx.backend = backend
-        return backend.forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return backend.forward(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return _Adjoint.apply(grad.contiguous(), ctx.backend), None
+        return _Adjoint.apply(_full_precision(grad).contiguous(), ctx.backend), None
 
 
 class _Adjoint(torch.autograd.Function):
+    """``A^T y`` with autocast off inside (see ``_Forward``)."""
+
     @staticmethod
     def forward(ctx, y: torch.Tensor, backend: ProjectorBackend) -> torch.Tensor:
         ctx.backend = backend
-        return backend.adjoint(y)
+        with torch.autocast(y.device.type, enabled=False):
+            return backend.adjoint(y)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return _Forward.apply(grad.contiguous(), ctx.backend), None
+        return _Forward.apply(_full_precision(grad).contiguous(), ctx.backend), None
 
 
 class RayTransform(nn.Module):
@@ -64,7 +81,10 @@ class RayTransform(nn.Module):
 
     ``forward`` and ``adjoint`` are differentiable, and the gradient of each is the other
     (custom autograd functions, no autograd through sparse products). Runs on the device
-    of its input.
+    of its input. Always computes in float32 (or float64 for float64 input): float16 and
+    bfloat16 inputs are cast to float32 (their gradient flows back cast to theirs), and
+    ``torch.autocast`` is switched off inside, so under mixed precision (``model.autocast``,
+    Lightning's ``bf16-mixed``) the projector stays exact and returns float32.
 
     Args:
         geometry: a ``FanBeamGeometry`` or ``ParallelBeamGeometry``.
@@ -160,11 +180,13 @@ class RayTransform(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``A x``: line integrals of the images ``x`` (B, 1, N, N)."""
+        x = _full_precision(x) if isinstance(x, torch.Tensor) else x
         self._check(x, self.domain_shape, "image")
         return _Forward.apply(x.contiguous(), self._backend_for(x.device.type)[1])
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``A^T y``: the exact adjoint (backprojection) of sinograms ``y``."""
+        y = _full_precision(y) if isinstance(y, torch.Tensor) else y
         self._check(y, self.range_shape, "sinogram")
         return _Adjoint.apply(y.contiguous(), self._backend_for(y.device.type)[1])
 

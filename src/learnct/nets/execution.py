@@ -1,0 +1,51 @@
+"""How a net's forward is executed, without touching its parameters: mixed precision for the
+CNN blocks, and ``torch.compile``.
+
+Both are flags of the learned methods (``model.autocast``, ``model.compile``); neither changes
+a parameter name or shape, so checkpoints load with any setting.
+
+- ``autocast="bf16"``: the CNN blocks run under ``torch.autocast(dtype=torch.bfloat16)`` on
+  the input's device (CPU or CUDA). Convolutions and PReLU compute and store their activations
+  in bfloat16 (8-bit mantissa, float32's range: no loss scaling needed); the residual updates
+  ``f + Lambda(...)`` and everything outside the blocks stay float32, and the ray transform
+  and FBP always compute in float32 (they switch autocast off; see ``RayTransform``).
+- ``compile=True``: ``nn.Module.compile()`` (TorchInductor) on each CNN block, in place, so
+  the state dict keeps its keys (``torch.compile(module)`` would prefix ``_orig_mod.``). The
+  operator stays outside the compiled graphs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+from torch import nn
+
+__all__ = ["AUTOCAST_DTYPES", "block_autocast", "check_autocast", "compile_blocks"]
+
+#: ``model.autocast`` values -> dtype (``None``: full float32).
+AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16}
+
+
+def check_autocast(autocast: str | None) -> str | None:
+    """``autocast`` if valid (``None`` or a key of ``AUTOCAST_DTYPES``), else ``ValueError``."""
+    if autocast is not None and autocast not in AUTOCAST_DTYPES:
+        raise ValueError(
+            f"unknown autocast {autocast!r}: choose null or one of {sorted(AUTOCAST_DTYPES)}"
+        )
+    return autocast
+
+
+def block_autocast(autocast: str | None, device: torch.device) -> AbstractContextManager:
+    """The context for a CNN block on ``device``: ``torch.autocast`` with the dtype of
+    ``autocast``, or a no-op for ``None``."""
+    if autocast is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[autocast])
+
+
+def compile_blocks(blocks: Iterable[nn.Module], **options) -> None:
+    """Compile each module's forward in place (``nn.Module.compile``; parameter names kept)."""
+    for block in blocks:
+        block.compile(**options)
