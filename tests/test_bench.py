@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from learnct.bench import fbp_rows, markdown_table, projector_rows
 from learnct.physics import FanBeamGeometry
 from learnct.timing import median_ms
@@ -34,3 +37,21 @@ def test_method_rows_time_every_method():
         assert row["note"] == "" or row["method"] == "tv", row["note"]
         assert float(row["ms per slice"]) > 0
     assert {r["method"]: r["parameters"] for r in rows}["lpd"] == 253220
+
+
+@pytest.mark.slow  # two LPD steps in-process and two in a fresh interpreter: 165 s under load
+def test_training_rows_quick_measure_time_and_memory():
+    from learnct.bench import training_rows
+    from learnct.methods.training_benchmark import native_bf16
+
+    rows = training_rows([("parallel_ellipses", 1)], "cpu", quick=True)
+    assert [r["flags"] for r in rows] == ["baseline", "bf16"]
+    base, bf16 = rows
+    assert base["note"] == "" and base["time / baseline"] == "1.00"
+    assert float(base["ms per step"]) > 0
+    # the step's peak (activations of 10 iterations at 128^2, > 10 MB) sits inside the total
+    assert 10 < float(base["step peak MB"]) < float(base["total peak MB"])
+    if native_bf16(torch.device("cpu")):
+        assert float(bf16["ms per step"]) > 0 and bf16["note"] == ""
+    else:
+        assert bf16["note"].startswith("not run: this CPU has no native bf16")

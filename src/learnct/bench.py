@@ -1,7 +1,9 @@
-"""``make bench``: projector, FBP, method and data-pipeline timings, written as Markdown.
+"""``make bench``: projector, FBP, method, training and data-pipeline timings, as Markdown.
 
 Every timing is the median of several runs after warm-up (never asserted in tests). Results go
 to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
+``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included and writes ``*_gpu.md``
+(``python -m learnct.bench --gpu``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from learnct.data.pipeline_benchmark import benchmark_pipeline
 from learnct.methods.benchmark import benchmark_methods
+from learnct.methods.training_benchmark import FLAG_CONFIGS, benchmark_training
 from learnct.physics import (
     FanBeamGeometry,
     Geometry,
@@ -154,6 +157,53 @@ def method_rows(presets: list[str], device: str, quick: bool) -> list[dict]:
     return rows
 
 
+#: Issue #7's target for LPD training at 512^2, batch 1, on one GPU.
+TRAINING_TARGET_MB = 16 * 1024
+
+
+def training_rows(cases: list[tuple[str, int]], device: str, quick: bool) -> list[dict]:
+    """LPD training step time and peak memory per (preset, batch) with and without each
+    execution flag (see :mod:`learnct.methods.training_benchmark`)."""
+    configs = ["baseline", "bf16"] if quick else list(FLAG_CONFIGS)
+    reps = 1 if quick else 5
+    results = benchmark_training(
+        "lpd", cases, configs, device, warmup=1 if quick else 2, reps=reps, memory_reps=1
+    )
+    baseline = {(r["setup"], r["batch"]): r for r in results if r["config"] == "baseline"}
+    rows = []
+    for r in results:
+        base = baseline.get((r["setup"], r["batch"]))
+        ms, step_mb, total_mb = r["ms_per_step"], r["step_peak_mb"], r["total_peak_mb"]
+
+        def ratio(value, key, base=base):
+            if value is None or base is None or not base[key]:
+                return "-"
+            return f"{value / base[key]:.2f}"
+
+        target = "-"
+        if r["setup"] == "fan_mayo" and r["batch"] == 1 and total_mb is not None:
+            fits = "fits" if total_mb <= TRAINING_TARGET_MB else "exceeds"
+            target = f"<= 16 GiB: {fits}"
+        rows.append(
+            {
+                "method": r["method"],
+                "setup": r["setup"],
+                "batch": r["batch"],
+                "flags": r["config"],
+                "device": r["device"],
+                "ms per step": "-" if ms is None else f"{ms:.0f}",
+                "time / baseline": ratio(ms, "ms_per_step"),
+                "step peak MB": "-" if step_mb is None else f"{step_mb:.0f}",
+                "memory / baseline": ratio(step_mb, "step_peak_mb"),
+                "total peak MB": "-" if total_mb is None else f"{total_mb:.0f}",
+                "issue #7 target": target,
+                "loss": "-" if r["loss"] is None else f"{r['loss']:.3g}",
+                "note": r["note"],
+            }
+        )
+    return rows
+
+
 def pipeline_rows(batch: int, quick: bool) -> list[dict]:
     """Simulated batches per second at ``fan_lowdose`` (images made, projected, noised)."""
     rows = []
@@ -199,6 +249,11 @@ def _machine(device: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="CUDA run: every section on the GPU, fan_mayo included, written as *_gpu.md",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="small geometries only, fewer reps")
@@ -209,10 +264,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["projector", "fbp", "methods", "data_pipeline"],
+        choices=["projector", "fbp", "methods", "training", "data_pipeline"],
         help="run only these sections (default: all)",
     )
     args = parser.parse_args(argv)
+    if args.gpu:
+        if not torch.cuda.is_available():
+            parser.error("--gpu needs CUDA, and torch.cuda.is_available() is False here")
+        args.device, args.large = "cuda", True
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     # an empty operator cache, so that build times are builds (and the user's cache is untouched)
     os.environ["LEARNCT_CACHE_DIR"] = tempfile.mkdtemp(prefix="learnct-bench-")
@@ -230,10 +289,14 @@ def main(argv: list[str] | None = None) -> None:
     device = args.device
     header = f"Machine: {_machine(device)}\n\n"
     method_presets = ["fan_lowdose"] + (["fan_mayo"] if args.large else [])
+    training_cases = [("parallel_ellipses", 1)] if args.quick else [("fan_lowdose", 2)]
+    if args.large:
+        training_cases.append(("fan_mayo", 1))
     builders = {
         "projector": lambda: projector_rows(geometries, backends, args.batch, device, reps),
         "fbp": lambda: fbp_rows(geometries, args.batch, device, reps),
         "methods": lambda: method_rows(method_presets, device, args.quick),
+        "training": lambda: training_rows(training_cases, device, args.quick),
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }
     chosen = args.sections or list(builders)

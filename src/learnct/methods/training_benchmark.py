@@ -1,0 +1,298 @@
+"""Step time and peak memory of training a learned method with and without each execution
+flag (gradient checkpointing, bf16 autocast of the CNN blocks, ``torch.compile``), for
+``make bench``.
+
+One step is what Lightning runs per batch: forward, MSE loss, backward, gradient-norm
+clipping at 1, Adam step, zero grad, on a fixed batch of random ellipse phantoms with the
+preset's noise. The operator norm comes from 20 power iterations (plenty for timing).
+
+- Step time: the configurations are built in one process and timed interleaved (step of
+  config 1, step of config 2, ..., repeated), median after warm-up steps (which include
+  ``torch.compile``'s compilation), CUDA synchronised, so that every configuration shares the
+  same background load.
+- Peak memory, CUDA: ``torch.cuda.max_memory_allocated`` over the timed steps (``total``) and
+  its excess over the memory allocated before them (``step``: activations, gradients, temporaries).
+- Peak memory, CPU: no allocator statistics exist, so each configuration runs in a fresh
+  subprocess with glibc's mmap threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``: every
+  tensor buffer is its own mapping, returned to the system when freed, so the resident set
+  follows the live tensors instead of the heap's high-water mark). After the warm-up steps
+  the kernel's peak-RSS counter is reset (``/proc/self/clear_refs`` = 5); ``step`` is the
+  peak resident set during the timed steps minus the resident set at the reset, ``total``
+  the process's peak (torch's libraries included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from learnct.data.phantoms import random_ellipses, rasterize_ellipses
+from learnct.methods import METHODS, ReconstructionMethod
+from learnct.nets.blocks import ConvBlock
+from learnct.physics.operator import RayTransform
+from learnct.physics.presets import PRESETS
+from learnct.timing import synchronize
+
+__all__ = [
+    "FLAG_CONFIGS",
+    "benchmark_training",
+    "bf16_block_slowdown",
+    "build_method",
+    "make_batch",
+    "native_bf16",
+    "step_fn",
+]
+
+#: Configuration name -> method keyword arguments (the execution flags).
+FLAG_CONFIGS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "checkpoint": {"checkpoint": True},
+    "bf16": {"autocast": "bf16"},
+    "compile": {"compile": True},
+    "checkpoint+bf16": {"checkpoint": True, "autocast": "bf16"},
+}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions natively: CUDA, or a CPU with
+    AVX512-BF16 or AMX (without them oneDNN emulates bf16 and it is several times slower
+    than float32)."""
+    if device.type == "cuda":
+        return True
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def bf16_block_slowdown(shape: tuple[int, int, int, int], reps: int = 2) -> float:
+    """Time of one LPD conv block (forward + backward) on CPU input ``shape`` in bf16
+    autocast divided by its float32 time (median of ``reps`` interleaved runs)."""
+    block = ConvBlock(shape[1], 5, 32)
+    x = torch.rand(shape)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(reps + 1):
+        for bf16 in (False, True):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = block(x)
+            out.float().sum().backward()
+            times[bf16].append(time.perf_counter() - start)
+    return statistics.median(times[True][1:]) / statistics.median(times[False][1:])
+
+
+def build_method(
+    name: str, operator: RayTransform, flags: dict[str, Any], device: torch.device
+) -> ReconstructionMethod:
+    """``METHODS[name]`` with its defaults, the given flags, and ``||A||`` from 20 power
+    iterations (cached on the operator)."""
+    kwargs: dict[str, Any] = {"n_panels": 0, **flags}
+    if name not in ("fbp", "fbpunet"):
+        kwargs["operator_norm"] = operator.norm(iterations=20)
+    return METHODS[name](operator, **kwargs).to(device)
+
+
+def make_batch(
+    preset_name: str, operator: RayTransform, batch: int, device: torch.device, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, noisy sinograms)`` of ``batch`` random ellipse phantoms with the preset's
+    noise."""
+    preset = PRESETS[preset_name]()
+    gen = torch.Generator().manual_seed(seed)
+    n = preset.geometry.image_size
+    images = torch.stack([rasterize_ellipses(random_ellipses(gen), n) for _ in range(batch)])
+    images = images[:, None].float()
+    with torch.no_grad():
+        sinogram = preset.simulate(operator(images), generator=gen)
+    return images.to(device), sinogram.to(device)
+
+
+def step_fn(method: ReconstructionMethod, images: torch.Tensor, sinogram: torch.Tensor):
+    """A closure running one training step (see module docstring); returns the loss."""
+    params = [p for p in method.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
+    method.train()
+
+    def step() -> float:
+        loss = F.mse_loss(method(sinogram), images)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    return step
+
+
+def _proc_kib(field: str) -> int:
+    text = open("/proc/self/status").read()
+    return int(re.search(rf"{field}:\s+(\d+)", text).group(1))
+
+
+def _measure_one(
+    method_name: str,
+    preset: str,
+    batch: int,
+    config: str,
+    device: str,
+    warmup: int,
+    reps: int,
+) -> dict[str, Any]:
+    """Peak memory (and the step times) of one configuration in this process."""
+    dev = torch.device(device)
+    operator = RayTransform(PRESETS[preset]().geometry)
+    images, sinogram = make_batch(preset, operator, batch, dev)
+    method = build_method(method_name, operator, FLAG_CONFIGS[config], dev)
+    step = step_fn(method, images, sinogram)
+    for _ in range(warmup):
+        step()
+    synchronize(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+    else:
+        with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM to the current RSS
+            f.write("5")
+        before = _proc_kib("VmRSS") * 1024
+    times, losses = [], []
+    for _ in range(reps):
+        start = time.perf_counter()
+        losses.append(step())
+        synchronize(dev)
+        times.append((time.perf_counter() - start) * 1e3)
+    if dev.type == "cuda":
+        total = torch.cuda.max_memory_allocated(dev)
+    else:
+        total = _proc_kib("VmHWM") * 1024
+    return {
+        "step_peak_mb": (total - before) / 2**20,
+        "total_peak_mb": total / 2**20,
+        "ms_per_step": statistics.median(times),
+        "loss": losses[-1],
+    }
+
+
+def _measure_in_subprocess(
+    method_name: str, preset: str, batch: int, config: str, warmup: int, reps: int
+) -> dict[str, Any]:
+    """``_measure_one`` on the CPU in a fresh interpreter (see module docstring)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    cmd = [sys.executable, "-m", __name__, method_name, preset, str(batch), config]
+    cmd += ["--warmup", str(warmup), "--reps", str(reps)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"memory subprocess failed: {tail[:160]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def benchmark_training(
+    method_name: str = "lpd",
+    cases: Sequence[tuple[str, int]] = (("fan_lowdose", 2),),
+    configs: Sequence[str] = tuple(FLAG_CONFIGS),
+    device: str = "cpu",
+    warmup: int = 2,
+    reps: int = 5,
+    memory_reps: int = 2,
+) -> list[dict[str, Any]]:
+    """Rows ``{method, setup, batch, config, device, ms_per_step, step_peak_mb,
+    total_peak_mb, loss, note}`` for every (preset, batch) case and flag configuration.
+
+    Configurations with bf16 autocast are not run on a CPU without native bf16
+    (:func:`native_bf16`); their note gives the measured slowdown of one conv block instead.
+    """
+    dev = torch.device(device)
+    rows = []
+    for preset, batch in cases:
+        operator = RayTransform(PRESETS[preset]().geometry)
+        images, sinogram = make_batch(preset, operator, batch, dev)
+        steps, rows_here = {}, {}
+        for config in configs:
+            row = {
+                "method": method_name,
+                "setup": preset,
+                "batch": batch,
+                "config": config,
+                "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                "ms_per_step": None,
+                "step_peak_mb": None,
+                "total_peak_mb": None,
+                "loss": None,
+                "note": "",
+            }
+            rows_here[config] = row
+            if FLAG_CONFIGS[config].get("autocast") and not native_bf16(dev):
+                shape = (batch, 7, *operator.geometry.sinogram_shape)  # an LPD dual block
+                slowdown = bf16_block_slowdown(shape)
+                row["note"] = (
+                    "not run: this CPU has no native bf16 (AVX512-BF16/AMX); one LPD conv "
+                    f"block (fwd + bwd) is {slowdown:.1f}x slower in bf16 here"
+                )
+                continue
+            try:
+                method = build_method(method_name, operator, FLAG_CONFIGS[config], dev)
+                steps[config] = step_fn(method, images, sinogram)
+                for _ in range(warmup):
+                    steps[config]()
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+                row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+                steps.pop(config, None)
+        times: dict[str, list[float]] = {c: [] for c in steps}
+        for _ in range(reps):  # interleaved: every configuration sees the same load
+            for config, step in steps.items():
+                synchronize(dev)
+                start = time.perf_counter()
+                rows_here[config]["loss"] = step()
+                synchronize(dev)
+                times[config].append((time.perf_counter() - start) * 1e3)
+        for config in steps:
+            rows_here[config]["ms_per_step"] = statistics.median(times[config])
+        del steps
+        for config in configs:
+            row = rows_here[config]
+            if row["note"]:
+                continue
+            try:
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                    mem = _measure_one(
+                        method_name, preset, batch, config, device, warmup, memory_reps
+                    )
+                else:
+                    mem = _measure_in_subprocess(
+                        method_name, preset, batch, config, warmup, memory_reps
+                    )
+                row["step_peak_mb"] = mem["step_peak_mb"]
+                row["total_peak_mb"] = mem["total_peak_mb"]
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+                row["note"] = f"memory: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+        rows.extend(rows_here.values())
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Subprocess entry: print one JSON line with the CPU peak memory of one configuration."""
+    parser = argparse.ArgumentParser(description="peak memory of one training configuration")
+    parser.add_argument("method")
+    parser.add_argument("preset")
+    parser.add_argument("batch", type=int)
+    parser.add_argument("config", choices=list(FLAG_CONFIGS))
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=2)
+    args = parser.parse_args(argv)
+    result = _measure_one(
+        args.method, args.preset, args.batch, args.config, "cpu", args.warmup, args.reps
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
