@@ -139,3 +139,18 @@ def test_compiled_blocks_match_eager_and_keep_parameter_names(operator, data):
     torch.testing.assert_close(grad_c, grad_e, rtol=1e-4, atol=1e-6)
     with torch.no_grad():
         torch.testing.assert_close(compiled(sinogram), eager(sinogram), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_mixed_lpd_step_keeps_the_operator_float32(operator, data):
+    image, sinogram = (t.cuda() for t in data)
+    ref = operator(image)
+    torch.manual_seed(0)
+    method = LearnedPrimalDual(operator, n_iter=2, operator_norm=operator.norm()).cuda()
+    with MixedPrecision("bf16-mixed", "cuda").forward_context():
+        forward = operator(image)
+        loss = torch.nn.functional.mse_loss(method(sinogram), image)
+    loss.backward()
+    assert forward.dtype == torch.float32
+    torch.testing.assert_close(forward, ref, rtol=1e-5, atol=1e-4)
+    assert torch.isfinite(loss)
