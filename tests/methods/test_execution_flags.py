@@ -7,6 +7,7 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from learnct.methods import LearnedGradientDescent, LearnedPrimalDual
+from learnct.nets.execution import compiled_graphs
 from learnct.physics import FanBeamGeometry, RayTransform, fbp
 
 GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
@@ -134,7 +135,9 @@ def test_compiled_blocks_match_eager_and_keep_parameter_names(operator, data):
         )
     eager, compiled = methods
     assert list(eager.state_dict()) == list(compiled.state_dict())
+    graphs = compiled_graphs()
     (loss_e, grad_e), (loss_c, grad_c) = (_loss_and_grads(m, image, sinogram) for m in methods)
+    assert compiled_graphs() > graphs  # Dynamo really compiled the blocks
     torch.testing.assert_close(loss_c, loss_e, rtol=1e-5, atol=0)
     torch.testing.assert_close(grad_c, grad_e, rtol=1e-4, atol=1e-6)
     with torch.no_grad():

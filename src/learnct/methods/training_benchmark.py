@@ -95,6 +95,7 @@ def build_method(
     """``METHODS[name]`` with its defaults, the given flags, and ``||A||`` from 20 power
     iterations (cached on the operator)."""
     kwargs: dict[str, Any] = {"n_panels": 0, **flags}
+    torch.manual_seed(0)  # the same initial weights for every configuration
     if name not in ("fbp", "fbpunet"):
         kwargs["operator_norm"] = operator.norm(iterations=20)
     return METHODS[name](operator, **kwargs).to(device)

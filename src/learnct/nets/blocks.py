@@ -34,6 +34,13 @@ class ConvBlock(nn.Sequential):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the layers in order, as nn.Sequential does; defined here so that Module.compile()
+        # compiles it (in torch 2.13 Dynamo silently skips nn.Sequential's own forward)
+        for layer in self:
+            x = layer(x)
+        return x
+
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``module``."""

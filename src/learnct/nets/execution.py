@@ -11,7 +11,9 @@ a parameter name or shape, so checkpoints load with any setting.
   and FBP always compute in float32 (they switch autocast off; see ``RayTransform``).
 - ``compile=True``: ``nn.Module.compile()`` (TorchInductor) on each CNN block, in place, so
   the state dict keeps its keys (``torch.compile(module)`` would prefix ``_orig_mod.``). The
-  operator stays outside the compiled graphs.
+  operator stays outside the compiled graphs. The compiled modules must define ``forward``
+  in learnct (Dynamo skips ``nn.Sequential.forward`` as a top frame: ``ConvBlock`` defines
+  its own).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-__all__ = ["AUTOCAST_DTYPES", "block_autocast", "check_autocast", "compile_blocks"]
+__all__ = [
+    "AUTOCAST_DTYPES",
+    "block_autocast",
+    "check_autocast",
+    "compile_blocks",
+    "compiled_graphs",
+]
 
 #: ``model.autocast`` values -> dtype (``None``: full float32).
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16}
@@ -49,3 +57,10 @@ def compile_blocks(blocks: Iterable[nn.Module], **options) -> None:
     """Compile each module's forward in place (``nn.Module.compile``; parameter names kept)."""
     for block in blocks:
         block.compile(**options)
+
+
+def compiled_graphs() -> int:
+    """Graphs Dynamo has compiled in this process (to check that compiling took effect)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
