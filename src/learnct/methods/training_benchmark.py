@@ -146,10 +146,13 @@ def _measure_one(
     device: str,
     warmup: int,
     reps: int,
+    operator: RayTransform | None = None,
 ) -> dict[str, Any]:
-    """Peak memory (and the step times) of one configuration in this process."""
+    """Peak memory (and the step times) of one configuration in this process (``operator``:
+    reuse this one, so that CUDA does not hold two copies of its matrices)."""
     dev = torch.device(device)
-    operator = RayTransform(PRESETS[preset]().geometry)
+    if operator is None:
+        operator = RayTransform(PRESETS[preset]().geometry)
     images, sinogram = make_batch(preset, operator, batch, dev)
     method = build_method(method_name, operator, FLAG_CONFIGS[config], dev)
     step = step_fn(method, images, sinogram)
@@ -247,6 +250,7 @@ def benchmark_training(
                 row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
                 steps.pop(config, None)
         times: dict[str, list[float]] = {c: [] for c in steps}
+        step = None
         for _ in range(reps):  # interleaved: every configuration sees the same load
             for config, step in steps.items():
                 synchronize(dev)
@@ -256,7 +260,7 @@ def benchmark_training(
                 times[config].append((time.perf_counter() - start) * 1e3)
         for config in steps:
             rows_here[config]["ms_per_step"] = statistics.median(times[config])
-        del steps
+        del steps, step  # free the timed models before measuring memory
         for config in configs:
             row = rows_here[config]
             if row["note"]:
@@ -265,7 +269,7 @@ def benchmark_training(
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
                     mem = _measure_one(
-                        method_name, preset, batch, config, device, warmup, memory_reps
+                        method_name, preset, batch, config, device, warmup, memory_reps, operator
                     )
                 else:
                     mem = _measure_in_subprocess(
