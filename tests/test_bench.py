@@ -39,7 +39,7 @@ def test_method_rows_time_every_method():
     assert {r["method"]: r["parameters"] for r in rows}["lpd"] == 253220
 
 
-@pytest.mark.slow  # two LPD steps in-process and two in a fresh interpreter: 165 s under load
+@pytest.mark.slow  # LPD steps in-process and in a fresh interpreter: 37-165 s by load
 def test_training_rows_quick_measure_time_and_memory():
     from learnct.bench import training_rows
     from learnct.methods.training_benchmark import native_bf16
