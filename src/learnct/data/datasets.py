@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from learnct.config_names import SOURCES
 from learnct.data.errors import DataError
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses, shepp_logan_ellipses
 from learnct.physics.presets import MU_MAX_LODOPAB
@@ -81,7 +82,6 @@ __all__ = [
     "make_dataset",
 ]
 
-SOURCES = ("ellipses", "shepp_logan", "lodopab", "folder")
 SPLITS = ("train", "val", "test")
 #: Our split names -> LoDoPaB-CT's file-name parts.
 LODOPAB_SPLITS = {"train": "train", "val": "validation", "test": "test"}

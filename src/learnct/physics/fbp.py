@@ -27,12 +27,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from learnct.config_names import FILTERS
 from learnct.physics.geometry import FanBeamGeometry, Geometry
 from learnct.physics.symmetry import QuarterTurnLayout
 
 __all__ = ["FILTERS", "fbp", "ramp_filter"]
 
-FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
 _CHUNK_ELEMENTS = 1 << 22  # (angle, pixel) samples per backprojection chunk and image
 _PLAN_CACHE_BYTES = 256 << 20
 

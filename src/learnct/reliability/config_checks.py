@@ -68,14 +68,11 @@ def check_positive_number(cfg: DictConfig, key: str, nullable: bool = True) -> N
 
 def validate_config(cfg: DictConfig) -> None:
     """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
-    from learnct.data.datasets import SOURCES
-    from learnct.methods.base import LOSSES
-    from learnct.physics import FILTERS, PRESETS
-    from learnct.physics.backends import BACKENDS
+    from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES, SOURCES
 
     check_int(cfg, "seed", 0)
-    check_choice(cfg, "physics.preset", PRESETS)
-    check_choice(cfg, "physics.backend", ["auto", *BACKENDS])
+    check_choice(cfg, "physics.preset", PRESET_NAMES)
+    check_choice(cfg, "physics.backend", ["auto", *BACKEND_NAMES])
     check_positive_number(cfg, "physics.photons")
     check_int(cfg, "physics.image_size", 2, nullable=True)
     check_int(cfg, "physics.n_angles", 1, nullable=True)
@@ -96,7 +93,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_int(cfg, "data.num_workers", 0)
     for key in ("model.filter", "model.fbp_filter"):
         check_choice(cfg, key, FILTERS)
-    check_choice(cfg, "model.loss", LOSSES)
+    check_choice(cfg, "model.loss", LOSS_NAMES)
     check_choice(cfg, "trainer.accelerator", ACCELERATORS)
     max_steps = _get(cfg, "trainer.max_steps")
     if _has(cfg, "trainer.max_steps") and not (
