@@ -460,7 +460,7 @@ def run_reporting_errors(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
-    if not multirun:  # a config mistake fails before torch and Lightning load (~0.5 s, not ~15 s)
+    if not multirun:  # a config mistake fails before torch and Lightning load (~1 s, not ~15 s)
         try:
             validate_config(cfg)
         except ConfigError as err:
