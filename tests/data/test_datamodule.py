@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from learnct.data import CTBatch, CTDataModule, DataError, benchmark_pipeline, derive_seed
-from learnct.physics import FanBeamGeometry, ParallelBeamGeometry, PhysicsPreset, RayTransform
+from learnct.methods.base import per_image_psnr
+from learnct.physics import (
+    FanBeamGeometry,
+    ParallelBeamGeometry,
+    PhysicsPreset,
+    RayTransform,
+    fbp,
+)
 from learnct.physics.presets import MU_MAX_LODOPAB as MU_MAX
 
 GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48, pixel_size=8.0)
@@ -67,9 +74,19 @@ def test_simulation_runs_on_the_batch_device():
     cpu = dm.on_after_batch_transfer(raw, 0)
     assert all(t.device.type == "cuda" for t in vars(gpu).values())
     torch.testing.assert_close(gpu.clean_sinogram.cpu(), cpu.clean_sinogram, rtol=1e-4, atol=1e-4)
-    # Test noise is drawn on the CPU: the same measurements on either device.
+    # Test noise is drawn on the CPU with each sample's seed: the same draws on either device,
+    # except where torch.poisson's rejection sampler takes another path because a line integral
+    # differs in its last bits (triton vs sparse sums), after which that sample's draws differ.
+    # On an H200 (2026-11-26) 94% of this batch's entries were identical.
     same = torch.isclose(gpu.sinogram.cpu(), cpu.sinogram, rtol=1e-4, atol=1e-4)
-    assert same.float().mean() > 0.99
+    assert same.float().mean() > 0.8
+    # ... and what a reconstruction sees is the same to well under 0.1 dB
+    truth = cpu.image
+    psnr = [
+        per_image_psnr(fbp(s, GEOMETRY), truth).mean().item()
+        for s in (gpu.sinogram.cpu(), cpu.sinogram)
+    ]
+    assert psnr[0] == pytest.approx(psnr[1], abs=0.1)
     on_device = make_dm(eval_noise_on_cpu=False)
     on_device.setup("test")
     gpu_drawn = on_device.on_after_batch_transfer({k: v.cuda() for k, v in raw.items()}, 0)

@@ -110,10 +110,11 @@ def make_batch(
     gen = torch.Generator().manual_seed(seed)
     n = preset.geometry.image_size
     images = torch.stack([rasterize_ellipses(random_ellipses(gen), n) for _ in range(batch)])
-    images = images[:, None].float()
-    with torch.no_grad():
-        sinogram = preset.simulate(operator(images), generator=gen)
-    return images.to(device), sinogram.to(device)
+    images = images[:, None].float().to(device)
+    with torch.no_grad():  # projected on ``device`` (on CUDA: no CPU matrix build for this)
+        clean = operator(images).cpu()
+        sinogram = preset.simulate(clean, generator=gen)
+    return images, sinogram.to(device)
 
 
 def step_fn(method: ReconstructionMethod, images: torch.Tensor, sinogram: torch.Tensor):
