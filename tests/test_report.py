@@ -161,6 +161,22 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
     )
     assert ev.rows[0]["psnr"] > 10  # make eval accepts the shipped checkpoint
 
+    # over --weights-max-mb in float32: stored in float16, checked as stored; over it in
+    # float16 too: left out, and check.csv with it
+    import torch
+
+    fp32_mb = ckpt.stat().st_size / 2**20
+    capsys.readouterr()
+    main([*args, "--no-figure", "--weights", "--weights-max-mb", f"{fp32_mb * 0.8}"])
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    assert ckpt.stat().st_size < 0.8 * fp32_mb * 2**20
+    for row, psnr, _ in verify_weights(weights):
+        assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
+    main([*args, "--no-figure", "--weights", "--weights-max-mb", f"{fp32_mb * 0.2}"])
+    assert "LearnedGradientDescent.ckpt left out" in capsys.readouterr().out
+    assert sorted(p.name for p in weights.iterdir()) == ["config.json"]
+
 
 def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys):
     from matplotlib.image import imread

@@ -2,8 +2,8 @@
 
 Every timing is the median of several runs after warm-up (never asserted in tests). Results go
 to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
-``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included and writes ``*_gpu.md``
-(``python -m learnct.bench --gpu``).
+``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included, the methods at batch 1
+and 8, and writes ``*_gpu.md`` (``python -m learnct.bench --gpu``).
 """
 
 from __future__ import annotations
@@ -173,16 +173,24 @@ def fbp_rows(geometries: list[Geometry], batch: int, device: str, reps: int) -> 
 PUBLISHED_MS = {"fbp": 423, "tv": 64371, "fbpunet": 463, "lpd": 620}
 
 
-def method_rows(presets: list[str], device: str, quick: bool) -> list[dict]:
-    """Reconstruction ms per slice and parameters of every method (batch 1)."""
+def method_rows(
+    presets: list[str], device: str, quick: bool, batches: tuple[int, ...] = (1,)
+) -> list[dict]:
+    """Reconstruction ms per slice and parameters of every method, per batch size."""
+    results = [
+        r
+        for batch in batches
+        for r in benchmark_methods(presets, batch=batch, device=device, reps=2 if quick else 3)
+    ]
     rows = []
-    for r in benchmark_methods(presets, batch=1, device=device, reps=2 if quick else 3):
+    for r in results:
         ms = r["ms_per_slice"]
         published = PUBLISHED_MS.get(r["method"]) if r["geometry"] == "fan_mayo" else None
         rows.append(
             {
                 "method": r["method"],
                 "setup": r["geometry"],
+                "batch": r["batch"],
                 "device": r["device"],
                 "ms per slice": "-" if ms is None else f"{ms:.1f}",
                 "talk (GPU, 512^2)": "-" if published is None else published,
@@ -347,7 +355,9 @@ def main(argv: list[str] | None = None) -> None:
             geometries, backends, args.batch, device, reps, sparse_budget
         ),
         "fbp": lambda: fbp_rows(geometries, args.batch, device, reps),
-        "methods": lambda: method_rows(method_presets, device, args.quick),
+        "methods": lambda: method_rows(
+            method_presets, device, args.quick, (1, 8) if args.gpu else (1,)
+        ),
         "training": lambda: training_rows(training_cases, device, args.quick),
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }

@@ -208,15 +208,21 @@ def write_dose_curve(
 
 
 def write_weights(
-    methods: list[Any], reference: Any, preset: Any, operator: Any, folder: Path, n_images: int
+    methods: list[Any],
+    reference: Any,
+    preset: Any,
+    operator: Any,
+    folder: Path,
+    n_images: int,
+    max_mb: float | None = 8.0,
 ) -> list[Path]:
-    """``weights/<Method>.ckpt`` (stripped), ``weights/check.csv`` and ``weights/config.json``:
-    see :mod:`learnct.reporting.weights`."""
+    """``weights/<Method>.ckpt`` (stripped, at most ``max_mb`` each), ``weights/check.csv``
+    and ``weights/config.json``: see :mod:`learnct.reporting.weights`."""
     from learnct.reporting import reference_datamodule
     from learnct.reporting.weights import export_weights, write_weights_config
 
     datamodule = reference_datamodule(reference, preset, operator, test_size=n_images)
-    ckpts, check = export_weights(methods, folder / "weights", datamodule, n_images)
+    ckpts, check = export_weights(methods, folder / "weights", datamodule, n_images, max_mb)
     if not ckpts:
         return []
     return [*ckpts, check, write_weights_config(reference, folder / "weights")]
@@ -256,9 +262,18 @@ def main(argv: list[str] | None = None) -> None:
         "check.csv, their PSNR on the first --check-images test images",
     )
     parser.add_argument("--check-images", type=int, default=4, help="images per check row")
+    parser.add_argument(
+        "--weights-max-mb",
+        type=float,
+        default=8.0,
+        help="largest checkpoint --weights writes: larger ones are stored in float16, and "
+        "left out if still larger (default 8)",
+    )
     args = parser.parse_args(argv)
     if args.dose_images < 1:
         parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
+    if not args.weights_max_mb > 0:
+        parser.error(f"--weights-max-mb must be positive, got {args.weights_max_mb}")
     if args.setup not in PRESETS:
         parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
     rows, problems = collect_results(Path(args.logs), args.setup)
@@ -296,7 +311,15 @@ def main(argv: list[str] | None = None) -> None:
                 )
             if methods and args.weights:
                 written.extend(
-                    write_weights(methods, reference, preset, operator, folder, args.check_images)
+                    write_weights(
+                        methods,
+                        reference,
+                        preset,
+                        operator,
+                        folder,
+                        args.check_images,
+                        args.weights_max_mb,
+                    )
                 )
         except ValueError as err:
             parser.exit(1, f"make report: {err}\n")

@@ -6,6 +6,10 @@ A stripped checkpoint keeps ``state_dict``, ``hyper_parameters``, the ``learnct`
 (method and geometry) and Lightning's version record: it loads with ``make eval CKPT=...``,
 ``<Method>.load_from_checkpoint(path, operator=A)`` and ``torch.load(weights_only=True)``,
 but cannot resume training (no optimizer or loop state).
+
+Committed weights stay small: a checkpoint over ``max_mb`` in float32 is stored with its
+floating tensors in float16 (half the bytes; the check rows are measured with the weights as
+stored), and one still over ``max_mb`` is left out with a message.
 """
 
 from __future__ import annotations
@@ -36,10 +40,16 @@ KEEP = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version"
 KEEP += ("global_step",)
 
 
-def strip_checkpoint(source: Path, target: Path) -> Path:
-    """Write ``source``'s inference part to ``target`` (atomically: temp file + rename)."""
+def strip_checkpoint(source: Path, target: Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``source``'s inference part to ``target`` (atomically: temp file + rename), with
+    the state dict's floating tensors cast to ``dtype`` when given (e.g. ``torch.float16``;
+    ``load_state_dict`` casts them back to the model's dtype)."""
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
+    if dtype is not None:
+        slim["state_dict"] = {
+            k: v.to(dtype) if v.is_floating_point() else v for k, v in slim["state_dict"].items()
+        }
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(fd)
@@ -84,19 +94,41 @@ def check_rows(
 
 
 def export_weights(
-    methods: Sequence[RunMethod], folder: Path, datamodule: Any, n_images: int = 4
+    methods: Sequence[RunMethod],
+    folder: Path,
+    datamodule: Any,
+    n_images: int = 4,
+    max_mb: float | None = 8.0,
 ) -> tuple[list[Path], Path]:
-    """Strip every learned method's checkpoint into ``folder/<method>.ckpt`` and write
-    ``folder/check.csv``; returns the checkpoint paths and the check file."""
+    """Strip every learned method's checkpoint into ``folder/<method>.ckpt`` (float16 where
+    float32 is over ``max_mb``; left out where float16 is too) and write ``folder/check.csv``
+    with each written checkpoint's PSNR/SSIM as stored; returns the checkpoint paths and the
+    check file."""
     folder = Path(folder)
     written, rows = [], []
     for method in methods:
         if method.checkpoint is None:  # FBP, TV: nothing to ship
             continue
         name = f"{method.name}.ckpt"
-        written.append(strip_checkpoint(method.checkpoint, folder / name))
+        target = strip_checkpoint(method.checkpoint, folder / name)
+        if max_mb is not None and target.stat().st_size > max_mb * 2**20:
+            target = strip_checkpoint(method.checkpoint, target, dtype=torch.float16)
+            if target.stat().st_size > max_mb * 2**20:
+                size = target.stat().st_size / 2**20
+                target.unlink()
+                print(
+                    f"weights: {name} left out: {size:.1f} MB in float16 is over the "
+                    f"{max_mb:g} MB limit (--weights-max-mb)"
+                )
+                continue
+            # measure what is stored: the float16-rounded weights
+            stored = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
+            method.model.load_state_dict(stored)
+        written.append(target)
         rows.extend(check_rows(method, name, datamodule, n_images))
     check = folder / "check.csv"
+    if not written and check.exists():  # it would list checkpoints that are gone
+        check.unlink()
     if written:
         with open(check, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS)
