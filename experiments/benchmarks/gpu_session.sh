@@ -95,20 +95,16 @@ done
 
 say "C. pack"
 python3 - <<'EOF'
-import glob, os, torch
-out = os.environ["OUT"]
+import os
+from pathlib import Path
+import torch
+from learnct.reporting.weights import strip_checkpoint
+out = Path(os.environ["OUT"])
 for exp in ("lpd", "lgd", "fbpunet"):
-    ckpts = [c for c in glob.glob(f"{out}/runs/{exp}/checkpoints/*.ckpt") if "last" not in c]
-    if not ckpts:
-        continue
-    full = torch.load(sorted(ckpts)[-1], map_location="cpu", weights_only=True)
-    keep = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version", "epoch",
-            "global_step")
-    slim = {k: full[k] for k in keep if k in full}
-    slim["state_dict"] = {k: v.half() if v.is_floating_point() else v
-                          for k, v in slim["state_dict"].items()}  # fp16: fits the 16 MB cap
-    torch.save(slim, f"{out}/{exp}_fp16.ckpt")
-    print(exp, sorted(ckpts)[-1], os.path.getsize(f"{out}/{exp}_fp16.ckpt"))
+    ckpts = sorted(c for c in (out / "runs" / exp / "checkpoints").glob("*.ckpt") if c.stem != "last")
+    if ckpts:  # the best; float16 keeps FBP+U-Net under the 16 MB a returned file may have
+        slim = strip_checkpoint(ckpts[-1], out / f"{exp}_fp16.ckpt", dtype=torch.float16)
+        print(exp, ckpts[-1], slim.stat().st_size)
 EOF
 find "$OUT/runs" -name "*.ckpt" -delete
 tar -C "$OUT" -czf "$OUT/results.tgz" bench runs probe.txt pytest_gpu.log train_lpd.log \
