@@ -92,6 +92,32 @@ def test_zoom_window_finds_low_contrast_detail_not_the_rim():
     assert r <= 40 and r + size >= 44 and c <= 14 and c + size >= 18
 
 
+def test_strip_checkpoint_narrows_weights_but_not_scalars_or_overflowing_tensors(tmp_path):
+    import torch
+
+    from learnct.reporting.weights import strip_checkpoint
+
+    weights = torch.randn(64)
+    state = {
+        "w": weights,
+        "op_norm": torch.tensor(70_000.0),  # a scalar (||A||): kept, though float16 overflows
+        "huge": torch.tensor([1e6, 2.0]),  # would be inf in float16: kept
+        "count": torch.tensor([3, 4]),
+    }
+    source = tmp_path / "full.ckpt"
+    torch.save({"state_dict": state, "optimizer_states": [{"m": torch.ones(1000)}]}, source)
+    slim = torch.load(
+        strip_checkpoint(source, tmp_path / "slim.ckpt", dtype=torch.float16), weights_only=True
+    )
+    assert set(slim) == {"state_dict"}  # the optimizer state is gone
+    got = slim["state_dict"]
+    assert got["w"].dtype == torch.float16
+    torch.testing.assert_close(got["w"].float(), weights, rtol=1e-3, atol=1e-3)
+    assert got["op_norm"].dtype == torch.float32 and got["op_norm"].item() == 70_000.0
+    assert got["huge"].dtype == torch.float32
+    assert torch.equal(got["count"], state["count"])
+
+
 def _train_run(folder, overrides):
     from hydra import compose, initialize_config_dir
 
@@ -169,7 +195,8 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
     capsys.readouterr()
     main([*args, "--no-figure", "--weights", "--weights-max-mb", f"{fp32_mb * 0.8}"])
     state = torch.load(ckpt, weights_only=True)["state_dict"]
-    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    weights_only = [v for v in state.values() if v.is_floating_point() and v.numel() > 1]
+    assert {v.dtype for v in weights_only} == {torch.float16}  # scalars (||A||) stay float32
     assert ckpt.stat().st_size < 0.8 * fp32_mb * 2**20
     for row, psnr, _ in verify_weights(weights):
         assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)

@@ -15,6 +15,8 @@ mkdir -p "$OUT/bench" "$OUT/runs"
 export PYTHONPATH="$PWD/src:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled LEARNCT_CACHE_DIR=/tmp/learnct-cache
 left() { echo $((DEADLINE_S - ($(date +%s) - START))); }
+# seconds left minus a margin, at least 30 (a non-positive timeout would run unbounded or fail)
+budget() { local b=$(($(left) - $1)); echo $((b > 30 ? b : 30)); }
 say() { echo "[$(($(date +%s) - START)) s] $*"; }
 
 say "machine"
@@ -65,19 +67,19 @@ fi
 cat "$OUT/probe.txt"
 # Three runs share the GPU: each step is assumed to take the sum of the solo steps plus
 # Lightning's and the on-device simulation's overhead (x1.5 + 6 ms).
-train_s=$(($(left) - 75))
+train_s=$(budget 75)
 sum_ms=$(awk 'NF==2 && $2+0 > 0 {s += $2} END {print (s > 0 ? s : 100)}' "$OUT/probe.txt")
 steps=$(awk -v t="$train_s" -v s="$sum_ms" 'BEGIN {n = int(t * 1000 / (s * 1.5 + 6)); print (n < 200 ? 200 : n)}')
 val=$((steps / 8 > 50 ? steps / 8 : 50))
 cap=$(printf "00:00:%02d:%02d" $(((train_s + 20) / 60)) $(((train_s + 20) % 60)))
 say "training ($backend): $steps steps each, validation every $val, cap $cap; pytest beside"
 
-OMP_NUM_THREADS=4 timeout $(($(left) - 30)) python3 -m pytest -m gpu -q -p no:cacheprovider \
+OMP_NUM_THREADS=4 timeout "$(budget 30)" python3 -m pytest -m gpu -q -p no:cacheprovider \
     tests/physics tests/methods tests/data >"$OUT/pytest_gpu.log" 2>&1 &
 pytest_pid=$!
 pids=()
 for exp in lpd lgd fbpunet; do
-    OMP_NUM_THREADS=4 timeout $(($(left) - 25)) python3 -m learnct.train experiment=$exp \
+    OMP_NUM_THREADS=4 timeout "$(budget 25)" python3 -m learnct.train experiment=$exp \
         trainer=gpu logger=csv task_name=${exp}_gpu physics.backend=$backend \
         data.batch_size=5 trainer.max_steps="$steps" trainer.val_check_interval="$val" \
         +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$exp" \
@@ -101,13 +103,13 @@ import torch
 from learnct.reporting.weights import strip_checkpoint
 out = Path(os.environ["OUT"])
 for exp in ("lpd", "lgd", "fbpunet"):
-    ckpts = sorted(c for c in (out / "runs" / exp / "checkpoints").glob("*.ckpt") if c.stem != "last")
-    if ckpts:  # the best; float16 keeps FBP+U-Net under the 16 MB a returned file may have
+    found = sorted((out / "runs" / exp / "checkpoints").glob("*.ckpt"))
+    ckpts = [c for c in found if c.stem != "last"] or found  # the best, else last.ckpt
+    if ckpts:  # float16 keeps FBP+U-Net under the 16 MB a returned file may have
         slim = strip_checkpoint(ckpts[-1], out / f"{exp}_fp16.ckpt", dtype=torch.float16)
         print(exp, ckpts[-1], slim.stat().st_size)
 EOF
 find "$OUT/runs" -name "*.ckpt" -delete
 tar -C "$OUT" -czf "$OUT/results.tgz" bench runs probe.txt pytest_gpu.log train_lpd.log \
-    train_lgd.log train_fbpunet.log
-rm -rf "$OUT/bench" "$OUT/runs"
+    train_lgd.log train_fbpunet.log && rm -rf "$OUT/bench" "$OUT/runs"
 say "done"

@@ -80,7 +80,7 @@ def projector_rows(
         for name in backends:
             if name == "sparse" and sparse_matrix_bytes(geometry) > sparse_budget_bytes:
                 size = sparse_matrix_bytes(geometry) / 2**30
-                rows.append(
+                results.append(
                     {
                         "backend": name,
                         "geometry": _label(geometry),
@@ -118,7 +118,7 @@ def projector_rows(
                     err = ((lhs - rhs).abs() / (ax.norm() * y.double().norm())).item()
             except Exception as exc:  # a backend that breaks on this device: say so, go on
                 first = (str(exc).strip().splitlines() or [""])[0][:160]
-                rows.append(
+                results.append(
                     {
                         "backend": name,
                         "geometry": _label(geometry),
@@ -144,6 +144,8 @@ def projector_rows(
                 }
             )
         for row in results:
+            if "note" in row:  # skipped or failed: no timings
+                continue
             if astra_ms is not None and row["backend"] != "astra":
                 row["vs ASTRA CPU"] = f"{astra_ms / row['_total']:.0f}x faster"
             else:
@@ -277,7 +279,11 @@ def markdown_table(rows: list[dict]) -> str:
     if "note" in keys:  # free text last
         keys = [k for k in keys if k != "note"] + ["note"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+
+    def cell(row: dict, key: str) -> str:  # a "|" in free text would split the cell
+        return str(row.get(key, "")).replace("|", "\\|")
+
+    lines += ["| " + " | ".join(cell(row, k) for k in keys) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

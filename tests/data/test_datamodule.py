@@ -77,9 +77,9 @@ def test_simulation_runs_on_the_batch_device():
     # Test noise is drawn on the CPU with each sample's seed: the same draws on either device,
     # except where torch.poisson's rejection sampler takes another path because a line integral
     # differs in its last bits (triton vs sparse sums), after which that sample's draws differ.
-    # On an H200 (2026-11-26) 94% of this batch's entries were identical.
+    # On an H200 (2026-11-26) 94% of a test batch's entries were identical.
     same = torch.isclose(gpu.sinogram.cpu(), cpu.sinogram, rtol=1e-4, atol=1e-4)
-    assert same.float().mean() > 0.8
+    assert same.float().mean() > 0.5
     # ... and what a reconstruction sees is the same to well under 0.1 dB
     truth = cpu.image
     psnr = [
@@ -91,6 +91,10 @@ def test_simulation_runs_on_the_batch_device():
     on_device.setup("test")
     gpu_drawn = on_device.on_after_batch_transfer({k: v.cuda() for k, v in raw.items()}, 0)
     assert gpu_drawn.sinogram.device.type == "cuda"
+    # noise drawn by a CUDA generator: other counts almost everywhere (one-photon steps are
+    # far above the tolerance), so the CPU draws above are not a coincidence
+    other = torch.isclose(gpu_drawn.sinogram.cpu(), cpu.sinogram, rtol=1e-4, atol=1e-4)
+    assert other.float().mean() < 0.1
 
 
 # ---- determinism ---------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ def make_batch(
     preset_name: str, operator: RayTransform, batch: int, device: torch.device, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, noisy sinograms)`` of ``batch`` random ellipse phantoms with the preset's
-    noise."""
+    noise: projected on ``device`` (on CUDA no CPU operator is built), noise drawn on the CPU
+    from ``seed`` (so CPU and CUDA batches differ only where their line integrals do)."""
     preset = PRESETS[preset_name]()
     gen = torch.Generator().manual_seed(seed)
     n = preset.geometry.image_size

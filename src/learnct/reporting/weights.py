@@ -40,16 +40,24 @@ KEEP = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version"
 KEEP += ("global_step",)
 
 
+def _narrowed(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``value`` in ``dtype`` if it is a floating tensor with more than one entry that stays
+    finite there; else unchanged (scalars such as a stored ``||A||`` keep their precision)."""
+    if not value.is_floating_point() or value.numel() <= 1:
+        return value
+    cast = value.to(dtype)
+    return cast if torch.isfinite(cast).all() or not torch.isfinite(value).all() else value
+
+
 def strip_checkpoint(source: Path, target: Path, dtype: torch.dtype | None = None) -> Path:
     """Write ``source``'s inference part to ``target`` (atomically: temp file + rename), with
     the state dict's floating tensors cast to ``dtype`` when given (e.g. ``torch.float16``;
-    ``load_state_dict`` casts them back to the model's dtype)."""
+    ``load_state_dict`` casts them back to the model's dtype); scalars, and tensors that would
+    overflow, keep their dtype."""
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
     if dtype is not None:
-        slim["state_dict"] = {
-            k: v.to(dtype) if v.is_floating_point() else v for k, v in slim["state_dict"].items()
-        }
+        slim["state_dict"] = {k: _narrowed(v, dtype) for k, v in slim["state_dict"].items()}
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(fd)
@@ -115,17 +123,24 @@ def export_weights(
             target = strip_checkpoint(method.checkpoint, target, dtype=torch.float16)
             if target.stat().st_size > max_mb * 2**20:
                 size = target.stat().st_size / 2**20
-                target.unlink()
+                if Path(method.checkpoint).resolve() != target.resolve():  # never the source
+                    target.unlink()
                 print(
                     f"weights: {name} left out: {size:.1f} MB in float16 is over the "
                     f"{max_mb:g} MB limit (--weights-max-mb)"
                 )
                 continue
-            # measure what is stored: the float16-rounded weights
+            # measure what is stored (the float16-rounded weights), then restore the model
             stored = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
+            original = {k: v.clone() for k, v in method.model.state_dict().items()}
             method.model.load_state_dict(stored)
+            try:
+                rows.extend(check_rows(method, name, datamodule, n_images))
+            finally:
+                method.model.load_state_dict(original)
+        else:
+            rows.extend(check_rows(method, name, datamodule, n_images))
         written.append(target)
-        rows.extend(check_rows(method, name, datamodule, n_images))
     check = folder / "check.csv"
     if not written and check.exists():  # it would list checkpoints that are gone
         check.unlink()
