@@ -59,6 +59,11 @@ def _matrix_mb(op: RayTransform) -> str:
     return "-"
 
 
+def _note_row(backend: str, geometry: Geometry, batch: int, note: str) -> dict:
+    """A projector row without timings: the backend was skipped or failed."""
+    return {"backend": backend, "geometry": _label(geometry), "batch": batch, "note": note}
+
+
 def projector_rows(
     geometries: list[Geometry],
     backends: list[str],
@@ -80,15 +85,11 @@ def projector_rows(
         for name in backends:
             if name == "sparse" and sparse_matrix_bytes(geometry) > sparse_budget_bytes:
                 size = sparse_matrix_bytes(geometry) / 2**30
-                results.append(
-                    {
-                        "backend": name,
-                        "geometry": _label(geometry),
-                        "batch": batch,
-                        "note": f"skipped: {size:.1f} GiB matrix exceeds the bench's "
-                        f"{sparse_budget_bytes / 2**30:.1f} GiB (--sparse-budget-mb)",
-                    }
+                note = (
+                    f"skipped: {size:.1f} GiB matrix exceeds the bench's "
+                    f"{sparse_budget_bytes / 2**30:.1f} GiB (--sparse-budget-mb)"
                 )
+                results.append(_note_row(name, geometry, batch, note))
                 continue
             op = RayTransform(geometry, backend=name)
             if name == "sparse":  # the bench's cache folder starts empty: this builds
@@ -118,14 +119,8 @@ def projector_rows(
                     err = ((lhs - rhs).abs() / (ax.norm() * y.double().norm())).item()
             except Exception as exc:  # a backend that breaks on this device: say so, go on
                 first = (str(exc).strip().splitlines() or [""])[0][:160]
-                results.append(
-                    {
-                        "backend": name,
-                        "geometry": _label(geometry),
-                        "batch": batch,
-                        "note": f"failed: {type(exc).__name__}: {first}",
-                    }
-                )
+                note = f"failed: {type(exc).__name__}: {first}"
+                results.append(_note_row(name, geometry, batch, note))
                 continue
             if name == "astra":
                 astra_ms = fwd + adj
@@ -147,7 +142,10 @@ def projector_rows(
             if "note" in row:  # skipped or failed: no timings
                 continue
             if astra_ms is not None and row["backend"] != "astra":
-                row["vs ASTRA CPU"] = f"{astra_ms / row['_total']:.0f}x faster"
+                ratio = astra_ms / row["_total"]
+                row["vs ASTRA CPU"] = (
+                    f"{ratio:.0f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+                )
             else:
                 row["vs ASTRA CPU"] = "-"
             del row["_total"]
