@@ -39,6 +39,21 @@ def test_method_rows_time_every_method():
     assert {r["method"]: r["parameters"] for r in rows}["lpd"] == 253220
 
 
+@pytest.mark.slow  # bf16 is emulated on CPUs without AVX512-BF16: about a minute here
+def test_method_rows_with_bf16_time_only_the_learned_methods_with_the_flag():
+    from learnct.bench import method_rows
+    from learnct.methods.benchmark import _build
+    from learnct.physics import RayTransform, parallel_ellipses
+
+    operator = RayTransform(parallel_ellipses().geometry)
+    assert _build("lgd", operator, None, {"autocast": "bf16"}).hparams.autocast == "bf16"
+    assert _build("lgd", operator, None).hparams.autocast is None
+    rows = method_rows(["parallel_ellipses"], "cpu", quick=True, flag_sets=(None, "bf16"))
+    flagged = [(r["method"], r["flags"]) for r in rows if r["flags"] != "-"]
+    assert flagged == [(m, "bf16") for m in ("learned_inverse", "fbpunet", "lgd", "lpd")]
+    assert len(rows) == 6 + 4 and all(float(r["ms per slice"]) > 0 for r in rows)
+
+
 @pytest.mark.slow  # LPD steps in-process and in a fresh interpreter: 37-165 s by load
 def test_training_rows_quick_measure_time_and_memory():
     from learnct.bench import training_rows

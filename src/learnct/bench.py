@@ -3,7 +3,8 @@
 Every timing is the median of several runs after warm-up (never asserted in tests). Results go
 to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
 ``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included, the methods at batch 1
-and 8, and writes ``*_gpu.md`` (``python -m learnct.bench --gpu``).
+and 8 and the learned ones also in bf16 autocast, and writes ``*_gpu.md``
+(``python -m learnct.bench --gpu``).
 """
 
 from __future__ import annotations
@@ -174,14 +175,25 @@ PUBLISHED_MS = {"fbp": 423, "tv": 64371, "fbpunet": 463, "lpd": 620}
 
 
 def method_rows(
-    presets: list[str], device: str, quick: bool, batches: tuple[int, ...] = (1,)
+    presets: list[str],
+    device: str,
+    quick: bool,
+    batches: tuple[int, ...] = (1,),
+    flag_sets: tuple[str | None, ...] = (None,),
 ) -> list[dict]:
-    """Reconstruction ms per slice and parameters of every method, per batch size."""
-    results = [
-        r
-        for batch in batches
-        for r in benchmark_methods(presets, batch=batch, device=device, reps=2 if quick else 3)
-    ]
+    """Reconstruction ms per slice and parameters of every method, per batch size, in float32
+    and, for the learned methods, with each autocast setting in ``flag_sets`` (``"bf16"``)."""
+    results = []
+    for autocast in flag_sets:
+        for batch in batches:
+            for r in benchmark_methods(
+                presets,
+                batch=batch,
+                device=device,
+                reps=2 if quick else 3,
+                flags={"autocast": autocast} if autocast else None,
+            ):
+                results.append({**r, "flags": autocast or "-"})
     rows = []
     for r in results:
         ms = r["ms_per_slice"]
@@ -191,6 +203,7 @@ def method_rows(
                 "method": r["method"],
                 "setup": r["geometry"],
                 "batch": r["batch"],
+                "flags": r["flags"],
                 "device": r["device"],
                 "ms per slice": "-" if ms is None else f"{ms:.1f}",
                 "talk (GPU, 512^2)": "-" if published is None else published,
@@ -360,7 +373,11 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "fbp": lambda: fbp_rows(geometries, args.batch, device, reps),
         "methods": lambda: method_rows(
-            method_presets, device, args.quick, (1, 8) if args.gpu else (1,)
+            method_presets,
+            device,
+            args.quick,
+            (1, 8) if args.gpu else (1,),
+            (None, "bf16") if args.gpu else (None,),
         ),
         "training": lambda: training_rows(training_cases, device, args.quick),
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),

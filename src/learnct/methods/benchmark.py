@@ -12,7 +12,7 @@ in ``note`` (the fully learned method at ``fan_mayo``, the point Adler and Ökte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,9 +25,18 @@ from learnct.timing import median_ms
 __all__ = ["benchmark_methods"]
 
 
-def _build(name: str, operator: RayTransform, tv_iterations: int | None) -> ReconstructionMethod:
+#: Methods without networks: execution flags (autocast, compile) do not apply to them.
+CLASSICAL = ("fbp", "tv")
+
+
+def _build(
+    name: str,
+    operator: RayTransform,
+    tv_iterations: int | None,
+    flags: Mapping[str, Any] | None = None,
+) -> ReconstructionMethod:
     cls = METHODS[name]
-    kwargs: dict[str, Any] = {"n_panels": 0}
+    kwargs: dict[str, Any] = {"n_panels": 0, **(flags or {})}
     if name != "fbp" and name != "fbpunet":
         # the real ||A|| keeps untrained networks finite; 20 power iterations are plenty for
         # timing (RayTransform caches the value, so it is computed once per geometry)
@@ -45,6 +54,7 @@ def benchmark_methods(
     warmup: int = 1,
     reps: int = 3,
     tv_timing_iterations: int = 10,
+    flags: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{method, geometry, device, batch, ms_per_slice, parameters, note}``.
 
@@ -55,8 +65,12 @@ def benchmark_methods(
         methods: names from ``learnct.methods.METHODS`` (default: all six).
         warmup, reps: untimed and timed runs (the median is reported).
         tv_timing_iterations: TV iterations actually run (scaled to the configured count).
+        flags: execution flags for the learned methods (e.g. ``{"autocast": "bf16"}``); with
+            flags, FBP and TV (which have none) are left out.
     """
     names = list(METHODS) if methods is None else list(methods)
+    if flags:
+        names = [name for name in names if name not in CLASSICAL]
     for name in names:
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}: choose from {sorted(METHODS)}")
@@ -80,7 +94,8 @@ def benchmark_methods(
                 "note": "",
             }
             try:
-                method = _build(name, operator, tv_timing_iterations if name == "tv" else None)
+                tv_iterations = tv_timing_iterations if name == "tv" else None
+                method = _build(name, operator, tv_iterations, flags)
                 row["parameters"] = sum(p.numel() for p in method.parameters())
                 method = method.to(dev)
                 ms = median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
