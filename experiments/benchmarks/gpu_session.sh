@@ -25,7 +25,7 @@ python3 -c "import torch, triton, lightning; print('torch', torch.__version__, '
 triton.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
 
 say "A. benchmarks (alone on the GPU)"
-for spec in projector:110 fbp:30 methods:70 training:170; do
+for spec in projector:110 fbp:30 methods:120 training:170; do
     section=${spec%%:*}
     limit=${spec##*:}
     say "bench $section (limit ${limit} s)"
