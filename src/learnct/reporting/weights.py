@@ -130,16 +130,14 @@ def export_weights(
                     f"{max_mb:g} MB limit (--weights-max-mb)"
                 )
                 continue
-            # measure what is stored (the float16-rounded weights), then restore the model
-            stored = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
-            original = {k: v.clone() for k, v in method.model.state_dict().items()}
-            method.model.load_state_dict(stored)
-            try:
-                rows.extend(check_rows(method, name, datamodule, n_images))
-            finally:
-                method.model.load_state_dict(original)
-        else:
+        # measure what is stored (float16-rounded where narrowed), then restore the model
+        stored = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
+        original = {k: v.clone() for k, v in method.model.state_dict().items()}
+        method.model.load_state_dict(stored)
+        try:
             rows.extend(check_rows(method, name, datamodule, n_images))
+        finally:
+            method.model.load_state_dict(original)
         written.append(target)
     check = folder / "check.csv"
     if not written and check.exists():  # it would list checkpoints that are gone
