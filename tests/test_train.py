@@ -171,3 +171,60 @@ def test_ddp_spawn_on_cpu_trains_and_tests_each_image_once(tmp_path):
     alone = run(_eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
     for a, b in zip(trained.rows, alone.rows, strict=True):
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-4)
+
+
+def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
+    import torch
+
+    from learnct.methods.checkpoints import load_weights
+    from learnct.reporting.weights import strip_checkpoint
+
+    small = ["data.val_size=2", "data.test_size=2", "data.batch_size=1", "model.n_iter=1"]
+    common = ["experiment=lgd", "callbacks=default", "callbacks.progress_bar=null", *small]
+    run(_cfg([*common, "trainer.max_steps=2", "trainer.val_check_interval=2"], tmp_path / "a"))
+    ckpt = next((tmp_path / "a" / "checkpoints").glob("step_*.ckpt"))
+    trained = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    # the float16 export that make report commits loads too (cast back to float32)
+    slim = strip_checkpoint(ckpt, tmp_path / "slim.ckpt", dtype=torch.float16)
+
+    seen = {}
+
+    def spy(model, path, geometry):  # the weights the run starts from, before any step
+        step = load_weights(model, path, geometry)
+        seen.update({k: v.clone() for k, v in model.state_dict().items()})
+        return step
+
+    import learnct.methods.checkpoints as checkpoints
+
+    original = checkpoints.load_weights
+    checkpoints.load_weights = spy
+    try:
+        run(
+            _cfg(
+                [
+                    *common,
+                    "trainer.max_steps=1",
+                    "trainer.val_check_interval=1",
+                    f"init_weights={slim}",
+                ],
+                tmp_path / "b",
+            )
+        )
+    finally:
+        checkpoints.load_weights = original
+    for key, value in trained.items():
+        assert seen[key].dtype == torch.float32
+        torch.testing.assert_close(seen[key], value, atol=2e-3 * (1 + value.abs().max()), rtol=0)
+    # a fresh step count: the new run saved its checkpoint at step 1, not 3
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").glob("step_*.ckpt")] == [
+        "step_000001.ckpt"
+    ]
+
+    with pytest.raises(ConfigError, match=r"does not fit.*model\.\*"):
+        run(_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))
+    with pytest.raises(ConfigError, match="is a LearnedGradientDescent checkpoint"):
+        run(_cfg(["experiment=lpd", *small, f"init_weights={ckpt}"], tmp_path / "d"))
+    with pytest.raises(ConfigError, match="set only one"):
+        run(_cfg([*common, "resume=true", f"init_weights={ckpt}"], tmp_path / "e"))
+    with pytest.raises(ConfigError, match="no weights to start from"):
+        run(_cfg(["experiment=fbp", *small[:2], f"init_weights={ckpt}"], tmp_path / "f"))

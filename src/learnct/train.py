@@ -198,7 +198,7 @@ def run(cfg: DictConfig) -> RunResult:
 
     import lightning as L
 
-    from learnct.methods.checkpoints import check_checkpoint
+    from learnct.methods.checkpoints import check_checkpoint, load_weights
     from learnct.reliability.atomic_checkpoint import AtomicCheckpointIO
     from learnct.reliability.nonfinite import NonFiniteGuard
     from learnct.reliability.testset_hash import TestSetHash
@@ -225,6 +225,16 @@ def run(cfg: DictConfig) -> RunResult:
     stages += ["test"] if cfg.get("test", True) else []
     for stage in stages:
         _build("data", functools.partial(datamodule.setup, stage))
+    if cfg.get("init_weights") and cfg.get("train", True):
+        if not trainable:
+            raise ConfigError(
+                f"init_weights: {type(model).__name__} has no weights to start from (unset it)"
+            )
+        try:
+            step = load_weights(model, cfg.init_weights, operator.geometry)
+        except ValueError as err:
+            raise ConfigError(f"init_weights: {err}") from err
+        print(f"starting from the weights of {cfg.init_weights} (saved at step {step})")
     if resume is not None and trainable:
         try:
             state = check_checkpoint(resume, type(model).__name__, operator.geometry)

@@ -3,6 +3,8 @@
 ``ReconstructionMethod.on_save_checkpoint`` stores ``checkpoint["learnct"] = {"method",
 "geometry"}``; ``check_checkpoint`` refuses a file that is truncated, corrupt, not a learnct
 checkpoint, or from another method or geometry, with a message that says which.
+``load_weights`` starts a model from a checkpoint's weights (a warm start: the optimiser, the
+schedule and the step count start afresh).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from learnct.physics.geometry import Geometry
 
-__all__ = ["check_checkpoint", "checkpoint_identity"]
+__all__ = ["check_checkpoint", "checkpoint_identity", "load_weights"]
 
 
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
@@ -55,3 +57,34 @@ def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> 
             f"checkpoint {path} was trained for another geometry ({details}): use its physics"
         )
     return checkpoint
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int:
+    """Copy the weights of checkpoint ``path`` (full or stripped, float32 or float16) into
+    ``model`` after ``check_checkpoint``; every key must match in name and shape. Returns the
+    step the checkpoint was saved at (0 when it does not say). Raises ``ValueError`` naming
+    the missing, unexpected or differently shaped weights (another architecture setting)."""
+    checkpoint = check_checkpoint(path, type(model).__name__, geometry)
+    saved = checkpoint.get("state_dict")
+    if not isinstance(saved, dict):
+        raise ValueError(f"checkpoint {path} holds no state_dict (no weights to start from)")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(saved))
+    unexpected = sorted(set(saved) - set(own))
+    reshaped = sorted(k for k in set(own) & set(saved) if own[k].shape != saved[k].shape)
+    if missing or unexpected or reshaped:
+        parts = [
+            f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape differs:", reshaped),
+            )
+            if keys
+        ]
+        raise ValueError(
+            f"checkpoint {path} does not fit this {type(model).__name__} ({'; '.join(parts)}): "
+            "its architecture settings (model.*) differ; use the ones it was trained with"
+        )
+    model.load_state_dict(saved)  # casts float16 weights to the model's dtype
+    return int(checkpoint.get("global_step") or 0)

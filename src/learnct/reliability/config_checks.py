@@ -111,3 +111,11 @@ def validate_config(cfg: DictConfig) -> None:
             f"resume=true and ckpt_path={_get(cfg, 'ckpt_path')!r} both say where to resume "
             "from: set only one (resume=true continues the newest run of this task_name)"
         )
+    init_weights = _get(cfg, "init_weights")
+    if init_weights is not None and not isinstance(init_weights, str):
+        raise ConfigError(f"init_weights={init_weights!r} is not valid: give a checkpoint path")
+    if init_weights and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
+        raise ConfigError(
+            f"init_weights={init_weights!r} starts a new run from weights, and resume/ckpt_path "
+            "continue an old one: set only one"
+        )
