@@ -55,6 +55,25 @@ def test_many_columns_and_float64_agree_with_sparse(geometry):
 
 
 @needs_triton
+@pytest.mark.parametrize("geometry", [pytest.param(g, id=k) for k, g in SMALL.items()])
+def test_transposed_and_single_plane_layouts_give_the_same_projections(geometry):
+    """x-major rays read the transposed plane in the default layout: the same sums."""
+    from learnct.physics.backends.triton_backend import TritonBackend
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 1, *geometry.image_shape, generator=gen, dtype=torch.float64)
+    y = torch.rand(3, 1, *geometry.sinogram_shape, generator=gen, dtype=torch.float64)
+    one, two = TritonBackend(geometry, transposed=False), TritonBackend(geometry)
+    assert two.transposed and not one.transposed
+    x, y = x.to(DEVICE), y.to(DEVICE)
+    assert _rel(two.forward(x), one.forward(x)) < 1e-12
+    assert _rel(two.adjoint(y), one.adjoint(y)) < 1e-12
+    # and the default is the exact transpose: <A x, y> = <x, A^T y>
+    lhs, rhs = (two.forward(x) * y).sum(), (x * two.adjoint(y)).sum()
+    assert abs(lhs - rhs).item() < 1e-12 * abs(lhs).item()
+
+
+@needs_triton
 def test_benchmark_row_reports_times_and_agreement():
     geometry = SMALL["fan"]
     reference = RayTransform(geometry, backend="sparse")
@@ -107,10 +126,14 @@ _COMPILE_FOR_SM90 = textwrap.dedent(
     from learnct.physics.backends import triton_kernels as kernels
 
     for kernel in (kernels.joseph_forward_kernel, kernels.joseph_adjoint_kernel):
-        for dtype, fan, wide in (("fp32", True, False), ("fp64", False, True)):
+        for dtype, fan, wide, transposed in (
+            ("fp32", True, False, True),
+            ("fp32", True, False, False),
+            ("fp64", False, True, True),
+        ):
             types = [f"*{dtype}", f"*{dtype}", "*fp64", "*fp64", "i32", "i32"]
-            values = (362, 513, fan, 64, 32, wide)
-            signature = dict(zip(kernel.arg_names, types + ["constexpr"] * 6, strict=True))
+            values = (362, 513, fan, 64, 32, wide, transposed)
+            signature = dict(zip(kernel.arg_names, types + ["constexpr"] * 7, strict=True))
             constexprs = {(6 + i,): v for i, v in enumerate(values)}
             # arguments divisible by 16, as Triton specialises them at run time
             attrs = {(i,): [["tt.divisibility", 16]] for i in range(6)}

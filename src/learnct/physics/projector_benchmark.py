@@ -2,8 +2,9 @@
 
 Target: forward + adjoint <= 5 ms per slice at batch 8 on ``fan_mayo`` (512^2, 1000 angles,
 1000 detectors), one H100-class GPU. ``python -m learnct.physics.projector_benchmark``
-times ``triton`` (for each ``block_rays``) and ``matrix_free`` on ``fan_mayo``, ``lodopab``
-and ``fan_lowdose``, checks each against ``matrix_free`` on the same inputs, and writes
+times ``triton`` (for each ``block_rays``, in both image layouts, at batch 1 and 8) and
+``matrix_free`` on ``fan_mayo``, ``lodopab`` and ``fan_lowdose``, checks each against
+``matrix_free`` on the same inputs, and writes
 ``experiments/benchmarks/projector_triton_gpu.md`` with the device, torch and triton versions.
 Timings: median of ``reps`` runs after warm-up, ``torch.cuda.synchronize`` around each.
 """
@@ -77,10 +78,17 @@ def _markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--presets", nargs="+", default=["fan_mayo", "lodopab", "fan_lowdose"])
     parser.add_argument("--block-rays", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        choices=["transposed", "single"],
+        default=["transposed", "single"],
+        help="the image plus its transpose (default layout), or the image alone",
+    )
     parser.add_argument("--out", default="experiments/benchmarks")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -90,19 +98,31 @@ def main(argv: list[str] | None = None) -> None:
     for preset in args.presets:
         geometry = PRESETS[preset]().geometry
         reference = RayTransform(geometry, backend="matrix_free", check_finite=False)
-        for block in args.block_rays:
-            row = benchmark_projector(
-                geometry, "triton", args.batch, device, args.reps, reference, block_rays=block
-            )
+        for batch in args.batches:
+            start = len(rows)
+            for layout in args.layouts:
+                for block in args.block_rays:
+                    row = benchmark_projector(
+                        geometry,
+                        "triton",
+                        batch,
+                        device,
+                        args.reps,
+                        reference,
+                        block_rays=block,
+                        transposed=layout == "transposed",
+                    )
+                    rows.append({"setup": preset, **row})
+            row = benchmark_projector(geometry, "matrix_free", batch, device, min(args.reps, 3))
             rows.append({"setup": preset, **row})
-        row = benchmark_projector(geometry, "matrix_free", args.batch, device, min(args.reps, 3))
-        rows.append({"setup": preset, **row})
-        print(_markdown(rows[-len(args.block_rays) - 1 :]), flush=True)
+            print(_markdown(rows[start:]), flush=True)
     triton_version = importlib.metadata.version("triton")
     header = (
         f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}, triton "
         f"{triton_version}; {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"Target (issue #7): fwd+adj <= {TARGET_MS_PER_SLICE} ms/slice at batch 8 on fan_mayo.\n"
+        "transposed=True: the kernels read the image and its transpose (coalesced rows for "
+        "every ray); False: the image alone.\n"
         "Median of the runs after warm-up, CUDA synchronised; rel. diff against matrix_free "
         "on the same device and inputs.\n\n"
     )

@@ -43,15 +43,21 @@ class TritonBackend(ProjectorBackend):
         geometry: fan or parallel beam.
         block_rays: rays per program (a power of two); default 64 on the GPU, and in the
             interpreter all rays up to 8192 (it runs programs one after the other).
+        transposed: give the kernels the image and its transpose, so that every ray block
+            reads and writes along contiguous rows (see ``triton_kernels``); the same numbers
+            either way, ``False`` is the single-plane layout (kept for the benchmark).
     """
 
     name = "triton"
 
-    def __init__(self, geometry: Geometry, block_rays: int | None = None) -> None:
+    def __init__(
+        self, geometry: Geometry, block_rays: int | None = None, transposed: bool = True
+    ) -> None:
         super().__init__(geometry)
         if block_rays is not None and (block_rays < 1 or block_rays & (block_rays - 1)):
             raise ValueError(f"block_rays must be a power of two, got {block_rays}")
         self.block_rays = block_rays
+        self.transposed = bool(transposed)
         self.layout = QuarterTurnLayout(geometry)
         theta = geometry.angles(torch.float64)[: self.layout.base_angles]
         # (base_angles, 2) float64: cos and sin of each angle the kernels cover
@@ -111,12 +117,17 @@ class TritonBackend(ProjectorBackend):
                 BLOCK_RAYS=block_rays,
                 BLOCK_COLS=block_cols,
                 WIDE=wide,
+                TRANSPOSED=self.transposed,
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from learnct.physics.backends.triton_kernels import joseph_forward_kernel
 
         cols = self.layout.image_to_columns(x)  # (P, m B)
+        if self.transposed:  # (2 P, m B): the image, then its transpose
+            n = self.geometry.image_size
+            planes = cols.view(n, n, -1)
+            cols = torch.cat([cols, planes.transpose(0, 1).reshape(n * n, -1)])
         out = cols.new_empty(self.layout.base_rays, cols.shape[1])
         self._launch(joseph_forward_kernel, cols, out)
         return self.layout.columns_to_sinogram(out, x.shape[0])
@@ -125,6 +136,11 @@ class TritonBackend(ProjectorBackend):
         from learnct.physics.backends.triton_kernels import joseph_adjoint_kernel
 
         cols = self.layout.sinogram_to_columns(y).contiguous()  # (R0, m B)
-        out = cols.new_zeros(self.layout.n_pixels, cols.shape[1])
+        planes = 2 if self.transposed else 1
+        out = cols.new_zeros(planes * self.layout.n_pixels, cols.shape[1])
         self._launch(joseph_adjoint_kernel, cols, out)
+        if self.transposed:  # add the transposed plane back
+            n = self.geometry.image_size
+            image, turned = out.view(2, n, n, -1).unbind(0)
+            out = (image + turned.transpose(0, 1)).reshape(n * n, -1)
         return self.layout.columns_to_image(out, y.shape[0])

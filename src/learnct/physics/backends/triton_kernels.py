@@ -16,6 +16,13 @@ adjoint kernel scatters the same weights with atomic adds, so it is the exact tr
 Images and sinograms are in the column layout of ``QuarterTurnLayout``: ``(N*N, C)`` and
 ``(rays, C)`` row-major, so one sample reads or writes ``C`` contiguous values (the batch and
 its quarter-turned copies), and the geometry of a ray is computed once for all of them.
+
+``TRANSPOSED`` (coalesced access): the image buffer is ``(2, N*N, C)``, the image and its
+transpose. Neighbouring rays of one angle step to neighbouring secondary indices; read in the
+plane whose rows run along the secondary axis (y-major rays: the image, x-major rays: its
+transpose), their samples are ``C`` values apart instead of ``N*C``, so at small ``C`` (batch
+1: ``C = 4``) a ray block reads a few contiguous segments instead of one per ray. The adjoint
+scatters into both planes; the caller adds the transposed plane back.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ def _ray_setup(
     N: tl.constexpr,
     N_DET: tl.constexpr,
     FAN: tl.constexpr,
+    TRANSPOSED: tl.constexpr,
 ):
-    """Per ray: offset ``f0`` and slope ``g`` of ``frac``, step length (mm), the pixel strides
-    along the primary and secondary axes, and the block's range of useful steps."""
+    """Per ray: offset ``f0`` and slope ``g`` of ``frac``, step length (mm), the plane offset
+    and the pixel strides along the primary and secondary axes, and the block's range of
+    useful steps."""
     valid = rays < n_rays
     angle = rays // N_DET
     det = rays % N_DET
@@ -79,9 +88,15 @@ def _ray_setup(
     k_hi = tl.minimum(tl.maximum(tl.ceil(tl.maximum(k_a, k_b)) + 2.0, 0.0), N * 1.0)
     k_start = tl.min(tl.where(valid, k_lo, N * 1.0), axis=0).to(tl.int32)
     k_end = tl.max(tl.where(valid, k_hi, 0.0), axis=0).to(tl.int32)
-    prim_stride = tl.where(x_major, 1, N)
-    sec_stride = tl.where(x_major, N, 1)
-    return f0, g, step, prim_stride, sec_stride, k_start, k_end
+    if TRANSPOSED:  # pixel (y, x) of plane 0 is at y N + x, of plane 1 (transpose) at x N + y
+        plane = tl.where(x_major, N * N, 0)
+        prim_stride = tl.where(x_major, N, N)
+        sec_stride = tl.where(x_major, 1, 1)
+    else:
+        plane = tl.where(x_major, 0, 0)
+        prim_stride = tl.where(x_major, 1, N)
+        sec_stride = tl.where(x_major, N, 1)
+    return f0, g, step, plane, prim_stride, sec_stride, k_start, k_end
 
 
 @triton.jit
@@ -98,13 +113,14 @@ def joseph_forward_kernel(
     BLOCK_RAYS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
     WIDE: tl.constexpr,
+    TRANSPOSED: tl.constexpr,
 ):
     """``sino[r, :] = sum_k step_r ((1-u) image[p_lo, :] + u image[p_hi, :])``."""
     rays = tl.program_id(0) * BLOCK_RAYS + tl.arange(0, BLOCK_RAYS)
     cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
     dtype = sino_ptr.dtype.element_ty
-    f0, g, step, prim_stride, sec_stride, k_start, k_end = _ray_setup(
-        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN
+    f0, g, step, plane, prim_stride, sec_stride, k_start, k_end = _ray_setup(
+        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN, TRANSPOSED
     )
     f0 = f0.to(dtype)
     g = g.to(dtype)
@@ -116,7 +132,7 @@ def joseph_forward_kernel(
         lower = tl.floor(frac)
         u = (frac - lower)[:, None]
         lo = lower.to(tl.int32)
-        pix = lo * sec_stride + k * prim_stride
+        pix = plane + lo * sec_stride + k * prim_stride
         if WIDE:
             pix = pix.to(tl.int64)
         ptr = image_ptr + pix[:, None] * n_cols + cols[None, :]
@@ -144,14 +160,15 @@ def joseph_adjoint_kernel(
     BLOCK_RAYS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
     WIDE: tl.constexpr,
+    TRANSPOSED: tl.constexpr,
 ):
     """``image[p_lo, :] += step_r (1-u) sino[r, :]``, ``image[p_hi, :] += step_r u sino[r, :]``
     (atomic adds into a zeroed image): the transpose of ``joseph_forward_kernel``."""
     rays = tl.program_id(0) * BLOCK_RAYS + tl.arange(0, BLOCK_RAYS)
     cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
     dtype = sino_ptr.dtype.element_ty
-    f0, g, step, prim_stride, sec_stride, k_start, k_end = _ray_setup(
-        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN
+    f0, g, step, plane, prim_stride, sec_stride, k_start, k_end = _ray_setup(
+        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN, TRANSPOSED
     )
     f0 = f0.to(dtype)
     g = g.to(dtype)
@@ -167,7 +184,7 @@ def joseph_adjoint_kernel(
         lower = tl.floor(frac)
         u = (frac - lower)[:, None]
         lo = lower.to(tl.int32)
-        pix = lo * sec_stride + k * prim_stride
+        pix = plane + lo * sec_stride + k * prim_stride
         if WIDE:
             pix = pix.to(tl.int64)
         ptr = image_ptr + pix[:, None] * n_cols + cols[None, :]
