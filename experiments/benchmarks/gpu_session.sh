@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# One lent-GPU session in one command (issue #7 benchmarks, issue #9 GPU training):
-#   A. `python -m learnct.bench --gpu`, one section per process, alone on the GPU;
-#   B. the CUDA-marked tests, beside short GPU training runs of LPD, LGD and FBP+U-Net on
-#      fan_lowdose (sized from a measured step time to end before the deadline).
+# One lent-GPU session (issue #7 benchmarks, issue #9 GPU training), in one or two calls:
+#   bench: the triton layout/block tuning table, then `python -m learnct.bench --gpu`, one
+#          section per process, each alone on the GPU;
+#   tests: the CUDA-marked tests (beside the training runs when `train` is in PARTS);
+#   train: GPU training runs on fan_lowdose, sized from a measured step time to end before
+#          the deadline, then packed as float16 stripped checkpoints.
 # Run from the repository root on a CUDA machine with torch, Lightning and torchmetrics; hydra,
 # omegaconf and antlr4 come from .gpu_site/ when the machine lacks them. Everything it makes
-# goes to $OUT (default /tmp/gpu_session): bench *.md, logs, stripped checkpoints.
-#   OUT=/tmp/x DEADLINE_S=560 bash experiments/benchmarks/gpu_session.sh
+# goes to $OUT (default /tmp/gpu_session): bench *.md, logs, checkpoints, results.tgz.
+#   PARTS="bench tests train" DEADLINE_S=560 bash experiments/benchmarks/gpu_session.sh
+# TRAIN lists the runs, each an experiment name or run:experiment (default "lpd lgd fbpunet");
+# ARGS_<run> adds Hydra overrides to one, e.g. TRAIN="lpd unet3:fbpunet" ARGS_unet3="model.depth=3"
+# ARGS_lpd="init_weights=experiments/fan_lowdose/weights/LearnedPrimalDual.ckpt".
 set -u
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-560}
+PARTS=${PARTS:-bench tests train}
+TRAIN=${TRAIN:-lpd lgd fbpunet}
+BENCH_SECTIONS=${BENCH_SECTIONS:-projector:60 fbp:30 methods:150 training:170}
 export OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT/bench" "$OUT/runs"
 export PYTHONPATH="$PWD/src:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
@@ -18,26 +26,42 @@ left() { echo $((DEADLINE_S - ($(date +%s) - START))); }
 # seconds left minus a margin, at least 30 (a non-positive timeout would run unbounded or fail)
 budget() { local b=$(($(left) - $1)); echo $((b > 30 ? b : 30)); }
 say() { echo "[$(($(date +%s) - START)) s] $*"; }
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+PYTEST=(python3 -m pytest -m gpu -q -p no:cacheprovider tests/physics tests/methods tests/data)
 
-say "machine"
+say "machine; parts: $PARTS"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 python3 -c "import torch, triton, lightning; print('torch', torch.__version__, 'triton',
 triton.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
 
-say "A. benchmarks (alone on the GPU)"
-for spec in projector:110 fbp:30 methods:120 training:170; do
-    section=${spec%%:*}
-    limit=${spec##*:}
-    say "bench $section (limit ${limit} s)"
-    timeout "$limit" python3 -m learnct.bench --gpu --sections "$section" --out "$OUT/bench" \
-        >"$OUT/bench/$section.log" 2>&1
-    say "bench $section rc=$?"
-    tail -n 25 "$OUT/bench/$section.log"
-done
+if has bench; then
+    say "bench: triton layouts and block sizes (limit 100 s)"
+    timeout 100 python3 -m learnct.physics.projector_benchmark --presets fan_mayo fan_lowdose \
+        --batches 1 8 --block-rays 64 128 256 --out "$OUT/bench" >"$OUT/bench/triton.log" 2>&1
+    say "bench triton rc=$?"
+    grep "^|" "$OUT/bench/triton.log" | tail -n 30
+    for spec in $BENCH_SECTIONS; do
+        section=${spec%%:*}
+        limit=${spec##*:}
+        say "bench $section (limit ${limit} s)"
+        timeout "$limit" python3 -m learnct.bench --gpu --sections "$section" --out "$OUT/bench" \
+            >"$OUT/bench/$section.log" 2>&1
+        say "bench $section rc=$?"
+        tail -n 25 "$OUT/bench/$section.log"
+    done
+fi
 
-say "B. step-time probe (bf16, batch 5, fan_lowdose)"
-probe() {
-    BACKEND=$1 python3 - <<'EOF'
+if has tests && ! has train; then
+    say "CUDA tests"
+    OMP_NUM_THREADS=8 timeout "$(budget 20)" "${PYTEST[@]}" >"$OUT/pytest_gpu.log" 2>&1
+    say "pytest rc=$?"
+    tail -n 15 "$OUT/pytest_gpu.log"
+fi
+
+if has train; then
+    say "step-time probe (bf16, batch 5, fan_lowdose): $TRAIN"
+    probe() {
+        BACKEND=$1 RUNS="$TRAIN" python3 - <<'EOF'
 import os
 import time
 import torch
@@ -46,7 +70,8 @@ from learnct.physics import RayTransform, fan_lowdose
 dev = torch.device("cuda")
 op = RayTransform(fan_lowdose().geometry, backend=os.environ["BACKEND"])
 images, sino = make_batch("fan_lowdose", op, 5, dev)
-for name in ("lpd", "lgd", "fbpunet"):
+for run in os.environ["RUNS"].split():
+    name = run.split(":")[-1]  # run:experiment
     step = step_fn(build_method(name, op, {"autocast": "bf16"}, dev), images, sino)
     for _ in range(5):
         step()
@@ -55,61 +80,76 @@ for name in ("lpd", "lgd", "fbpunet"):
     for _ in range(20):
         step()
     torch.cuda.synchronize()
-    print(name, round((time.perf_counter() - t) / 20 * 1e3, 2))
+    print(run, round((time.perf_counter() - t) / 20 * 1e3, 2))
 EOF
-}
-backend=auto
-probe auto >"$OUT/probe.txt" 2>&1
-if ! grep -q "^lpd " "$OUT/probe.txt"; then  # the auto (triton) path failed: train without it
-    backend=matrix_free
-    probe matrix_free >>"$OUT/probe.txt" 2>&1
-fi
-cat "$OUT/probe.txt"
-# Three runs share the GPU: each step is assumed to take the sum of the solo steps plus
-# Lightning's and the on-device simulation's overhead (x1.5 + 6 ms).
-train_s=$(budget 75)
-sum_ms=$(awk 'NF==2 && $2+0 > 0 {s += $2} END {print (s > 0 ? s : 100)}' "$OUT/probe.txt")
-steps=$(awk -v t="$train_s" -v s="$sum_ms" 'BEGIN {n = int(t * 1000 / (s * 1.5 + 6)); print (n < 200 ? 200 : n)}')
-val=$((steps / 8 > 50 ? steps / 8 : 50))
-cap=$(printf "00:00:%02d:%02d" $(((train_s + 20) / 60)) $(((train_s + 20) % 60)))
-say "training ($backend): $steps steps each, validation every $val, cap $cap; pytest beside"
+    }
+    backend=auto
+    probe auto >"$OUT/probe.txt" 2>&1
+    first=${TRAIN%% *}
+    if ! grep -q "^${first} " "$OUT/probe.txt"; then  # the auto (triton) path failed
+        backend=matrix_free
+        probe matrix_free >>"$OUT/probe.txt" 2>&1
+    fi
+    cat "$OUT/probe.txt"
+    # The runs share the GPU: each step is assumed to take the sum of the solo steps plus
+    # Lightning's and the on-device simulation's overhead (x1.5 + 6 ms).
+    train_s=$(budget 75)
+    sum_ms=$(awk 'NF==2 && $2+0 > 0 {s += $2} END {print (s > 0 ? s : 100)}' "$OUT/probe.txt")
+    steps=$(awk -v t="$train_s" -v s="$sum_ms" \
+        'BEGIN {n = int(t * 1000 / (s * 1.5 + 6)); print (n < 200 ? 200 : n)}')
+    val=$((steps / 10 > 50 ? steps / 10 : 50))
+    cap=$(printf "00:00:%02d:%02d" $(((train_s + 20) / 60)) $(((train_s + 20) % 60)))
+    say "training ($backend): $steps steps each, validation every $val, cap $cap"
 
-OMP_NUM_THREADS=4 timeout "$(budget 30)" python3 -m pytest -m gpu -q -p no:cacheprovider \
-    tests/physics tests/methods tests/data >"$OUT/pytest_gpu.log" 2>&1 &
-pytest_pid=$!
-pids=()
-for exp in lpd lgd fbpunet; do
-    OMP_NUM_THREADS=4 timeout "$(budget 25)" python3 -m learnct.train experiment=$exp \
-        trainer=gpu logger=csv task_name=${exp}_gpu physics.backend=$backend \
-        data.batch_size=5 trainer.max_steps="$steps" trainer.val_check_interval="$val" \
-        +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$exp" \
-        >"$OUT/train_$exp.log" 2>&1 &
-    pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; say "train pid $p rc=$?"; done
-wait "$pytest_pid"
-say "pytest rc=$?"
-tail -n 15 "$OUT/pytest_gpu.log"
-for exp in lpd lgd fbpunet; do
-    echo "== $exp"
-    tail -n 6 "$OUT/train_$exp.log"
-done
+    pytest_pid=
+    if has tests; then
+        OMP_NUM_THREADS=4 timeout "$(budget 30)" "${PYTEST[@]}" >"$OUT/pytest_gpu.log" 2>&1 &
+        pytest_pid=$!
+    fi
+    pids=()
+    for spec in $TRAIN; do
+        run=${spec%%:*}
+        exp=${spec##*:}
+        extra_name="ARGS_$run"
+        # shellcheck disable=SC2086  # word splitting of the extra overrides is intended
+        OMP_NUM_THREADS=4 timeout "$(budget 25)" python3 -m learnct.train experiment="$exp" \
+            trainer=gpu logger=csv task_name="${run}_gpu" physics.backend=$backend \
+            data.batch_size=5 trainer.max_steps="$steps" trainer.val_check_interval="$val" \
+            +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$run" ${!extra_name:-} \
+            >"$OUT/train_$run.log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; say "train pid $p rc=$?"; done
+    if [[ -n $pytest_pid ]]; then
+        wait "$pytest_pid"
+        say "pytest rc=$?"
+        tail -n 15 "$OUT/pytest_gpu.log"
+    fi
+    for spec in $TRAIN; do
+        echo "== ${spec%%:*}"
+        grep -E "starting from|^results|Error|test/psnr" "$OUT/train_${spec%%:*}.log" | tail -n 5
+    done
 
-say "C. pack"
-python3 - <<'EOF'
+    say "pack"
+    python3 - <<'EOF'
 import os
 from pathlib import Path
 import torch
 from learnct.reporting.weights import strip_checkpoint
 out = Path(os.environ["OUT"])
-for exp in ("lpd", "lgd", "fbpunet"):
-    found = sorted((out / "runs" / exp / "checkpoints").glob("*.ckpt"))
+for run in sorted((out / "runs").iterdir()):
+    found = sorted((run / "checkpoints").glob("*.ckpt"))
     ckpts = [c for c in found if c.stem != "last"] or found  # the best, else last.ckpt
-    if ckpts:  # float16 keeps FBP+U-Net under the 16 MB a returned file may have
-        slim = strip_checkpoint(ckpts[-1], out / f"{exp}_fp16.ckpt", dtype=torch.float16)
-        print(exp, ckpts[-1], slim.stat().st_size)
+    if ckpts:  # float16 keeps a returned file small (16 MB at most come back)
+        slim = strip_checkpoint(ckpts[-1], out / f"{run.name}_fp16.ckpt", dtype=torch.float16)
+        print(run.name, ckpts[-1], slim.stat().st_size)
 EOF
-find "$OUT/runs" -name "*.ckpt" -delete
-tar -C "$OUT" -czf "$OUT/results.tgz" bench runs probe.txt pytest_gpu.log train_lpd.log \
-    train_lgd.log train_fbpunet.log && rm -rf "$OUT/bench" "$OUT/runs"
+    find "$OUT/runs" -name "*.ckpt" -delete
+fi
+
+say "archive"
+logs=$(cd "$OUT" && ls probe.txt pytest_gpu.log train_*.log 2>/dev/null)
+# shellcheck disable=SC2086
+tar -C "$OUT" -czf "$OUT/results.tgz" bench runs $logs && rm -rf "$OUT/bench" "$OUT/runs" \
+    && (cd "$OUT" && rm -f $logs)
 say "done"
