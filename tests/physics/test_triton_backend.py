@@ -63,14 +63,23 @@ def test_transposed_and_single_plane_layouts_give_the_same_projections(geometry)
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(3, 1, *geometry.image_shape, generator=gen, dtype=torch.float64)
     y = torch.rand(3, 1, *geometry.sinogram_shape, generator=gen, dtype=torch.float64)
-    one, two = TritonBackend(geometry, transposed=False), TritonBackend(geometry)
-    assert two.transposed and not one.transposed
+    one, two = TritonBackend(geometry, transposed=False), TritonBackend(geometry, transposed=True)
     x, y = x.to(DEVICE), y.to(DEVICE)
     assert _rel(two.forward(x), one.forward(x)) < 1e-12
     assert _rel(two.adjoint(y), one.adjoint(y)) < 1e-12
     # and the default is the exact transpose: <A x, y> = <x, A^T y>
     lhs, rhs = (two.forward(x) * y).sum(), (x * two.adjoint(y)).sum()
     assert abs(lhs - rhs).item() < 1e-12 * abs(lhs).item()
+
+
+def test_default_layout_is_transposed_only_for_large_images_and_few_columns():
+    """The measured choice (projector_triton_gpu.md): two planes at 512^2 batch 1-2 only."""
+    large = TritonBackend(PRESETS["fan_mayo"]().geometry)
+    small = TritonBackend(PRESETS["fan_lowdose"]().geometry)
+    assert [large.uses_transposed(c) for c in (4, 8, 32)] == [True, True, False]
+    assert [small.uses_transposed(c) for c in (4, 8, 32)] == [False, False, False]
+    assert TritonBackend(SMALL["fan"], transposed=True).uses_transposed(64)
+    assert not TritonBackend(PRESETS["fan_mayo"]().geometry, transposed=False).uses_transposed(4)
 
 
 @needs_triton
