@@ -198,7 +198,7 @@ def run(cfg: DictConfig) -> RunResult:
 
     import lightning as L
 
-    from learnct.methods.checkpoints import check_checkpoint, load_weights
+    from learnct.methods.checkpoints import check_architecture, check_checkpoint, load_weights
     from learnct.reliability.atomic_checkpoint import AtomicCheckpointIO
     from learnct.reliability.nonfinite import NonFiniteGuard
     from learnct.reliability.testset_hash import TestSetHash
@@ -238,6 +238,7 @@ def run(cfg: DictConfig) -> RunResult:
     if resume is not None and trainable:
         try:
             state = check_checkpoint(resume, type(model).__name__, operator.geometry)
+            check_architecture(model, state, resume)
         except ValueError as err:
             key = "ckpt_path" if cfg.get("ckpt_path") else "resume"
             raise ConfigError(f"{key}: {err}") from err
@@ -277,7 +278,9 @@ def run(cfg: DictConfig) -> RunResult:
                 "(make eval EXP=<name> CKPT=path/to/file.ckpt)"
             )
         try:
-            check_checkpoint(best, type(model).__name__, operator.geometry)
+            check_architecture(
+                model, check_checkpoint(best, type(model).__name__, operator.geometry), best
+            )
         except ValueError as err:
             raise ConfigError(f"ckpt_path: {err}") from err
     if trainable and cfg.get("train", True):

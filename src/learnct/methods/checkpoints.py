@@ -17,7 +17,7 @@ import torch
 
 from learnct.physics.geometry import Geometry
 
-__all__ = ["check_checkpoint", "checkpoint_identity", "load_weights"]
+__all__ = ["check_architecture", "check_checkpoint", "checkpoint_identity", "load_weights"]
 
 
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
@@ -59,32 +59,49 @@ def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> 
     return checkpoint
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int:
-    """Copy the weights of checkpoint ``path`` (full or stripped, float32 or float16) into
-    ``model`` after ``check_checkpoint``; every key must match in name and shape. Returns the
-    step the checkpoint was saved at (0 when it does not say). Raises ``ValueError`` naming
-    the missing, unexpected or differently shaped weights (another architecture setting)."""
-    checkpoint = check_checkpoint(path, type(model).__name__, geometry)
+def check_architecture(
+    model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path
+) -> None:
+    """Raise ``ValueError`` unless ``checkpoint``'s weights fit ``model`` key for key and shape;
+    the message names the model settings that differ (from the checkpoint's hyperparameters)
+    and the overrides that fit it, e.g. ``model.depth=3``."""
     saved = checkpoint.get("state_dict")
     if not isinstance(saved, dict):
-        raise ValueError(f"checkpoint {path} holds no state_dict (no weights to start from)")
+        raise ValueError(f"checkpoint {path} holds no state_dict (no weights)")
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
     reshaped = sorted(k for k in set(own) & set(saved) if own[k].shape != saved[k].shape)
-    if missing or unexpected or reshaped:
-        parts = [
-            f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape differs:", reshaped),
-            )
-            if keys
-        ]
-        raise ValueError(
-            f"checkpoint {path} does not fit this {type(model).__name__} ({'; '.join(parts)}): "
-            "its architecture settings (model.*) differ; use the ones it was trained with"
+    if not (missing or unexpected or reshaped):
+        return
+    parts = [
+        f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape differs:", reshaped),
         )
-    model.load_state_dict(saved)  # casts float16 weights to the model's dtype
+        if keys
+    ]
+    theirs = checkpoint.get("hyper_parameters") or {}
+    ours = dict(getattr(model, "hparams", {}))
+    differ = sorted(k for k in theirs if k in ours and theirs[k] != ours[k])
+    fix = (
+        "use the settings it was trained with: "
+        + " ".join(f"model.{k}={theirs[k]}" for k in differ)
+        if differ
+        else "its architecture settings (model.*) differ; use the ones it was trained with"
+    )
+    raise ValueError(
+        f"checkpoint {path} does not fit this {type(model).__name__} ({'; '.join(parts)}): {fix}"
+    )
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int:
+    """Copy the weights of checkpoint ``path`` (full or stripped, float32 or float16) into
+    ``model`` after ``check_checkpoint`` and ``check_architecture``. Returns the step the
+    checkpoint was saved at (0 when it does not say). Raises ``ValueError`` naming the problem."""
+    checkpoint = check_checkpoint(path, type(model).__name__, geometry)
+    check_architecture(model, checkpoint, path)
+    model.load_state_dict(checkpoint["state_dict"])  # casts float16 weights to the model's dtype
     return int(checkpoint.get("global_step") or 0)
