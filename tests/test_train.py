@@ -232,3 +232,38 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
         run(_cfg([*common, "resume=true", f"init_weights={ckpt}"], tmp_path / "e"))
     with pytest.raises(ConfigError, match="no weights to start from"):
         run(_cfg(["experiment=fbp", *small[:2], f"init_weights={ckpt}"], tmp_path / "f"))
+    with pytest.raises(ConfigError, match="no such checkpoint file"):
+        run(_cfg([*common, f"init_weights={tmp_path / 'typo.ckpt'}"], tmp_path / "g"))
+    with pytest.raises(ConfigError, match=r"only starts training.*ckpt_path"):
+        run(_eval_cfg(["experiment=lgd", *small, f"init_weights={ckpt}"], tmp_path / "h"))
+
+
+def test_a_run_from_init_weights_starts_from_exactly_those_weights(tmp_path):
+    """With learning rate 0 the first checkpoint of the new run holds the source's weights."""
+    import torch
+
+    small = ["data.val_size=2", "data.test_size=2", "data.batch_size=1", "model.n_iter=1"]
+    common = ["experiment=lpd", "callbacks=default", "callbacks.progress_bar=null", *small]
+    steps = ["trainer.val_check_interval=1", "test=false"]
+    run(_cfg([*common, "trainer.max_steps=1", *steps], tmp_path / "a"))
+    source = next((tmp_path / "a" / "checkpoints").glob("step_*.ckpt"))
+    run(
+        _cfg(
+            [
+                *common,
+                "trainer.max_steps=1",
+                *steps,
+                f"init_weights={source}",
+                "model.optimizer.lr=0.0",
+                "model.scheduler=none",
+            ],
+            tmp_path / "b",
+        )
+    )
+    before = torch.load(source, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "b" / "checkpoints" / "step_000001.ckpt", weights_only=True)
+    assert after["global_step"] == 1
+    for key, value in before.items():
+        torch.testing.assert_close(after["state_dict"][key], value, rtol=0, atol=0)
+    # no accident: without init_weights, run b would start from run a's initial weights (same
+    # seed), which run a's one step at lr 1e-3 moved

@@ -8,15 +8,26 @@
 # Run from the repository root on a CUDA machine with torch, Lightning and torchmetrics; hydra,
 # omegaconf and antlr4 come from .gpu_site/ when the machine lacks them. Everything it makes
 # goes to $OUT (default /tmp/gpu_session): bench *.md, logs, checkpoints, results.tgz.
-#   PARTS="bench tests train" DEADLINE_S=560 bash experiments/benchmarks/gpu_session.sh
-# TRAIN lists the runs, each an experiment name or run:experiment (default "lpd lgd fbpunet");
-# ARGS_<run> adds Hydra overrides to one, e.g. TRAIN="lpd unet3:fbpunet" ARGS_unet3="model.depth=3"
+# Session 2 (gpu_session.md) ran two calls back to back on the warm machine:
+#   PARTS="bench tests" BENCH_SECTIONS="projector:60 fbp:30 methods:150" DEADLINE_S=330 bash ...
+#   PARTS=train TRAIN="lpd fbpunet3:fbpunet" ARGS_fbpunet3="model.depth=3" DEADLINE_S=565 bash ...
+# Sections that run to their limits leave training the rest of DEADLINE_S (at least 30 s).
+# TRAIN lists the runs, each an experiment name or run:experiment (default "lpd lgd fbpunet"; a
+# run name is a shell identifier); ARGS_<run> adds Hydra overrides to one, e.g.
+# TRAIN="lpd unet3:fbpunet" ARGS_unet3="model.depth=3"
 # ARGS_lpd="init_weights=experiments/fan_lowdose/weights/LearnedPrimalDual.ckpt".
+# The step-time probe times each experiment's default model (ARGS_<run> not applied).
 set -u
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-560}
 PARTS=${PARTS:-bench tests train}
-TRAIN=${TRAIN:-lpd lgd fbpunet}
+TRAIN=$(echo ${TRAIN:-lpd lgd fbpunet})  # trimmed
+for spec in $TRAIN; do
+    if [[ ! ${spec%%:*} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+        echo "TRAIN: run name '${spec%%:*}' is not a shell identifier (ARGS_<run> needs one)" >&2
+        exit 2
+    fi
+done
 BENCH_SECTIONS=${BENCH_SECTIONS:-projector:60 fbp:30 methods:150 training:170}
 export OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT/bench" "$OUT/runs"
@@ -111,13 +122,16 @@ EOF
         run=${spec%%:*}
         exp=${spec##*:}
         extra_name="ARGS_$run"
-        # shellcheck disable=SC2086  # word splitting of the extra overrides is intended
+        # word splitting of the extra overrides is intended, globbing is not
+        # shellcheck disable=SC2086
+        set -f
         OMP_NUM_THREADS=4 timeout "$(budget 25)" python3 -m learnct.train experiment="$exp" \
             trainer=gpu logger=csv task_name="${run}_gpu" physics.backend=$backend \
             data.batch_size=5 trainer.max_steps="$steps" trainer.val_check_interval="$val" \
             +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$run" ${!extra_name:-} \
             >"$OUT/train_$run.log" 2>&1 &
         pids+=($!)
+        set +f
     done
     for p in "${pids[@]}"; do wait "$p"; say "train pid $p rc=$?"; done
     if [[ -n $pytest_pid ]]; then

@@ -151,3 +151,23 @@ def test_resume_refuses_a_checkpoint_of_another_method_or_geometry(tmp_path):
     (old / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ConfigError, match=r"resume: checkpoint .* is truncated or corrupt"):
         run(compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "n"))
+
+
+def test_resume_refuses_a_checkpoint_of_another_architecture_naming_the_fix(tmp_path):
+    from learnct.methods import LearnedGradientDescent
+    from learnct.methods.checkpoints import checkpoint_identity
+    from learnct.physics import RayTransform
+
+    geometry = PRESETS["fan_lowdose"]().geometry
+    model = LearnedGradientDescent(RayTransform(geometry), n_iter=2)
+    saved = {
+        "learnct": checkpoint_identity(model, geometry),
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+    }
+    _fake_run(tmp_path, "lgd", "2026-01-01_10-00-00", saved)
+    cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
+    with pytest.raises(
+        ConfigError, match=r"resume: checkpoint .* does not fit .*: .* model\.n_iter=2$"
+    ):
+        run(cfg)

@@ -10,6 +10,8 @@ schedule and the step count start afresh).
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,13 @@ import torch
 
 from learnct.physics.geometry import Geometry
 
-__all__ = ["check_architecture", "check_checkpoint", "checkpoint_identity", "load_weights"]
+__all__ = [
+    "architecture_settings",
+    "check_architecture",
+    "check_checkpoint",
+    "checkpoint_identity",
+    "load_weights",
+]
 
 
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
@@ -59,19 +67,56 @@ def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> 
     return checkpoint
 
 
+#: Settings of the learned methods that change no weight's name or shape.
+NOT_ARCHITECTURE = frozenset(
+    {"init", "checkpoint", "operator_norm", "autocast", "compile", "filter", "frequency_scaling"}
+    | {"tv_eps", "kwargs", "self", "operator"}
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # tensors, arrays: compare their text
+        return repr(a) == repr(b)
+
+
+def _hydra_value(value: Any) -> str:
+    """``value`` as a Hydra command-line value: null, true/false, [1,2] without spaces."""
+    if value is None or isinstance(value, bool | list | tuple | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def architecture_settings(model: torch.nn.Module) -> list[str]:
+    """The constructor arguments of ``model``'s class that its base class does not have and
+    that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
+    own = inspect.signature(type(model).__init__).parameters
+    base = set()
+    for parent in type(model).__mro__[1:]:
+        if "__init__" in vars(parent):
+            base = set(inspect.signature(parent.__init__).parameters)
+            break
+    return [k for k in own if k not in base and k not in NOT_ARCHITECTURE]
+
+
 def check_architecture(
     model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path
 ) -> None:
     """Raise ``ValueError`` unless ``checkpoint``'s weights fit ``model`` key for key and shape;
-    the message names the model settings that differ (from the checkpoint's hyperparameters)
-    and the overrides that fit it, e.g. ``model.depth=3``."""
+    the message names the architecture settings that differ (from the checkpoint's
+    hyperparameters) as the overrides that fit it, e.g. ``model.depth=3``."""
     saved = checkpoint.get("state_dict")
     if not isinstance(saved, dict):
         raise ValueError(f"checkpoint {path} holds no state_dict (no weights)")
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
-    reshaped = sorted(k for k in set(own) & set(saved) if own[k].shape != saved[k].shape)
+    reshaped = sorted(
+        k
+        for k in set(own) & set(saved)
+        if not isinstance(saved[k], torch.Tensor) or own[k].shape != saved[k].shape
+    )
     if not (missing or unexpected or reshaped):
         return
     parts = [
@@ -83,12 +128,18 @@ def check_architecture(
         )
         if keys
     ]
-    theirs = checkpoint.get("hyper_parameters") or {}
-    ours = dict(getattr(model, "hparams", {}))
-    differ = sorted(k for k in theirs if k in ours and theirs[k] != ours[k])
+    theirs = checkpoint.get("hyper_parameters")
+    theirs = theirs if isinstance(theirs, dict) else {}
+    ours = getattr(model, "hparams", None)
+    ours = dict(ours) if isinstance(ours, dict) else {}
+    differ = [
+        k
+        for k in architecture_settings(model)
+        if k in theirs and k in ours and not _same(theirs[k], ours[k])
+    ]
     fix = (
         "use the settings it was trained with: "
-        + " ".join(f"model.{k}={theirs[k]}" for k in differ)
+        + " ".join(f"model.{k}={_hydra_value(theirs[k])}" for k in differ)
         if differ
         else "its architecture settings (model.*) differ; use the ones it was trained with"
     )

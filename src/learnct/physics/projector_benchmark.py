@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         choices=["transposed", "single"],
         default=["transposed", "single"],
-        help="the image plus its transpose (default layout), or the image alone",
+        help="the image plus its transpose, or the image alone (the backend's default picks "
+        "per call: transposed for images >= 256^2 with <= 8 columns)",
     )
     parser.add_argument("--out", default="experiments/benchmarks")
     args = parser.parse_args(argv)

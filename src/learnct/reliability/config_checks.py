@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -114,8 +115,16 @@ def validate_config(cfg: DictConfig) -> None:
     init_weights = _get(cfg, "init_weights")
     if init_weights is not None and not isinstance(init_weights, str):
         raise ConfigError(f"init_weights={init_weights!r} is not valid: give a checkpoint path")
+    if init_weights and _get(cfg, "train") is False:
+        raise ConfigError(
+            f"init_weights={init_weights!r} only starts training; to evaluate a checkpoint "
+            "use ckpt_path=... (make eval EXP=<name> CKPT=<file>)"
+        )
     if init_weights and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
         raise ConfigError(
             f"init_weights={init_weights!r} starts a new run from weights, and resume/ckpt_path "
-            "continue an old one: set only one"
+            "continue an old one: set only one (to resume a run that began from init_weights, "
+            "drop init_weights: its last.ckpt already holds the weights)"
         )
+    if init_weights and not Path(init_weights).is_file():
+        raise ConfigError(f"init_weights={init_weights!r}: no such checkpoint file")
