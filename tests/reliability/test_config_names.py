@@ -21,11 +21,13 @@ def test_names_match_the_registries() -> None:
     assert config_names.SOURCES is SOURCES
 
 
-def test_config_typo_fails_before_torch_loads() -> None:
-    """``learnct-train`` with a bad value exits 2 with a one-line message, torch never imported."""
+def test_config_typo_fails_before_torch_loads(tmp_path) -> None:
+    """``learnct-train`` with a bad value exits 2 with a one-line message, torch never imported
+    (its run folder goes to ``tmp_path``, not the repository's logs/)."""
     code = (
         "import sys, runpy\n"
-        "sys.argv = ['learnct-train', 'experiment=lpd', 'physics.backend=sparce']\n"
+        "sys.argv = ['learnct-train', 'experiment=lpd', 'physics.backend=sparce', "
+        f"'hydra.run.dir={tmp_path}']\n"
         "try:\n"
         "    runpy.run_module('learnct.train', run_name='__main__')\n"
         "except SystemExit as e:\n"
