@@ -194,6 +194,8 @@ def run(cfg: DictConfig) -> RunResult:
     """Train/evaluate/test as the config says."""
     os.environ.setdefault("WANDB_MODE", "offline")
     validate_config(cfg)
+    # the code the run starts with (a commit made while it trains must not be credited)
+    provenance = {"commit": git_commit(), **library_versions()}
     resume = resolve_resume(cfg)
 
     import lightning as L
@@ -305,7 +307,6 @@ def run(cfg: DictConfig) -> RunResult:
         test_sets = datamodule.sources["test"]
         n = len(test_sets)
         device = str(trainer.strategy.root_device)
-        provenance = {"commit": git_commit(), **library_versions()}
         for idx, test_set in enumerate(test_sets):
             rows.append(
                 {
@@ -324,7 +325,7 @@ def run(cfg: DictConfig) -> RunResult:
                     **provenance,
                 }
             )
-        _write_results(Path(cfg.paths.output_dir), rows, cfg)
+        _write_results(Path(cfg.paths.output_dir), rows, cfg, provenance)
         figure = write_comparison_figure(model, datamodule, Path(cfg.paths.output_dir))
         _log_results(loggers, rows, figure)
         _print_rows(rows)
@@ -430,14 +431,15 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("/"): tree}
 
 
-def _write_results(folder: Path, rows: list[dict[str, Any]], cfg: DictConfig) -> None:
+def _write_results(
+    folder: Path, rows: list[dict[str, Any]], cfg: DictConfig, provenance: dict[str, str]
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "results.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     config = OmegaConf.to_container(cfg, resolve=True)
-    provenance = {"commit": git_commit(), **library_versions()}
     (folder / "config.json").write_text(json.dumps({**config, "provenance": provenance}, indent=1))
 
 

@@ -47,15 +47,21 @@ def test_same_seed_same_numbers_and_test_hash_across_runs_and_methods(tmp_path):
     assert len(set(hashes)) == 2 and all(len(h) == 16 for h in hashes)  # one per test set
 
 
-def test_results_record_commit_config_and_versions(tmp_path):
+def test_results_record_commit_config_and_versions(tmp_path, monkeypatch):
+    import learnct.train
+
+    # the commit is the one the run started with, not one made while it trained
+    answers = iter(["abc1234", "def5678-dirty"])
+    monkeypatch.setattr(learnct.train, "git_commit", lambda: next(answers, "def5678-dirty"))
     result = run(compose_train(["experiment=fbp", *TINY_LGD[2:]], tmp_path))
+    assert {r["commit"] for r in result.rows} == {"abc1234"}
     with open(tmp_path / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["test_hash"] for r in rows] == [r["test_hash"] for r in result.rows]
     for row in rows:
         assert row["torch_version"] == torch.__version__
         assert row["lightning_version"] == lightning.__version__
-        assert row["commit"] and row["commit"] != "unknown"
+        assert row["commit"] == "abc1234"
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"]["_target_"] == "learnct.methods.FBP"
     assert config["data"]["test_size"] == 2
@@ -70,3 +76,24 @@ def test_results_record_commit_config_and_versions(tmp_path):
         reported = list(csv.DictReader(fh))
     for key in ("commit", "run_dir", "test_hash", "torch_version", "lightning_version"):
         assert sorted(r[key] for r in reported) == sorted(r[key] for r in rows), key
+
+
+def test_git_commit_names_head_and_uncommitted_changes(tmp_path):
+    import subprocess
+
+    from learnct.reliability.provenance import git_commit
+
+    assert git_commit(tmp_path) == "unknown"  # not a checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "f.txt").write_text("a")
+    subprocess.run([*git, "add", "f.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "untracked.txt").write_text("x")  # untracked files do not count
+    assert git_commit(tmp_path) == head
+    (tmp_path / "f.txt").write_text("b")
+    assert git_commit(tmp_path) == f"{head}-dirty"
