@@ -62,8 +62,8 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(STAMP) ## Run the benchmarks (python -m learnct.bench)
-	$(PY) -m learnct.bench
+bench: $(STAMP) ## Run the benchmarks (python -m learnct.bench); ARGS="--gpu" on a CUDA machine
+	$(PY) -m learnct.bench $(ARGS)
 
 clean: ## Remove build artefacts and tool caches (keeps the venv)
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
