@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from learnct.methods.base import ReconstructionMethod
-from learnct.methods.checkpoints import check_checkpoint
+from learnct.methods.checkpoints import load_weights
 from learnct.physics import PhysicsPreset, RayTransform
 
 __all__ = [
@@ -77,8 +77,7 @@ def load_run_method(folder: Path, operator: RayTransform) -> RunMethod:
     if getattr(model, "trainable", True):
         checkpoint = method_checkpoint(folder, cfg)
         try:
-            state = check_checkpoint(checkpoint, type(model).__name__, operator.geometry)
-            model.load_state_dict(state["state_dict"])
+            load_weights(model, checkpoint, operator.geometry)
         except (ValueError, KeyError, RuntimeError) as err:
             raise ReportError(f"{folder}: {err}") from err
     model.eval()
