@@ -92,6 +92,35 @@ def test_zoom_window_finds_low_contrast_detail_not_the_rim():
     assert r <= 40 and r + size >= 44 and c <= 14 and c + size >= 18
 
 
+def test_comparison_figure_grey_window(tmp_path, monkeypatch):
+    """Full images use the given window (CT soft tissue); by default the truth's range."""
+    import torch
+    from matplotlib.axes import Axes
+
+    from learnct.reporting import comparison_figure
+
+    ranges = []
+    real = Axes.imshow
+
+    def record(self, data, *args, **kwargs):
+        ranges.append((kwargs.get("vmin"), kwargs.get("vmax")))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "imshow", record)
+    truth = torch.linspace(0.0, 2.0, 32 * 32).reshape(32, 32)
+    recon = [("FBP", truth + 0.01)]
+    comparison_figure(truth, recon, tmp_path / "a.png", window=(0.8, 1.2))
+    comparison_figure(truth, recon, tmp_path / "b.png")
+    # per figure: truth (3 panels: image, -, zoom) then FBP (image, error, zoom)
+    full = [ranges[i] for i in (0, 2, 5, 7)]
+    assert full[:2] == [(0.8, 1.2), (0.8, 1.2)]
+    assert full[2:] == [(0.0, 2.0), (0.0, 2.0)]
+    with pytest.raises(ValueError, match="lo < hi"):
+        comparison_figure(truth, recon, tmp_path / "c.png", window=(1.2, 0.8))
+    with pytest.raises(SystemExit):
+        main(["--window", "1.2,0.8", "--logs", str(tmp_path), "--out", str(tmp_path)])
+
+
 def test_strip_checkpoint_narrows_weights_but_not_scalars_or_overflowing_tensors(tmp_path):
     import torch
 

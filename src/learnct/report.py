@@ -141,9 +141,10 @@ def write_figure(
     operator: Any,
     folder: Path,
     test_set: str | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Path:
     """``comparison.png``: the first slice of ``test_set`` (default: Shepp-Logan when the
-    test set has it, else the first test set) through every method."""
+    test set has it, else the first test set) through every method; ``window``: grey range."""
     import torch
 
     from learnct.reporting import comparison_figure, reference_datamodule
@@ -161,7 +162,10 @@ def write_figure(
     recons = [(m.name, m.model.reconstruct(batch.sinogram)[0, 0]) for m in methods]
     noise = f"{preset.photons:g} photons" if preset.noise == "poisson" else preset.noise
     title = f"{preset.name}: {test_set} test slice 0, {noise}"
-    return comparison_figure(batch.image[0, 0], recons, folder / "comparison.png", title)
+    if window is not None:
+        title += f"; images in [{window[0]:g}, {window[1]:g}]"
+    path = folder / "comparison.png"
+    return comparison_figure(batch.image[0, 0], recons, path, title, window=window)
 
 
 def write_dose_curve(
@@ -228,6 +232,16 @@ def write_weights(
     return [*ckpts, check, write_weights_config(reference, folder / "weights")]
 
 
+def _window(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--window wants two numbers lo,hi: {err}") from err
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"--window needs lo < hi, got {text!r}")
+    return lo, hi
+
+
 def _doses(text: str) -> tuple[float, ...]:
     try:
         doses = tuple(float(x) for x in text.split(","))
@@ -247,6 +261,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-figure", action="store_true", help="skip comparison.png (the table only)"
     )
     parser.add_argument("--test-set", default=None, help="test set of the figures")
+    parser.add_argument(
+        "--window",
+        type=_window,
+        default=None,
+        help="grey range lo,hi of comparison.png's images (default: the truth's min,max); "
+        "0.8,1.2 is a soft-tissue window (HU -200..200) for CT",
+    )
     parser.add_argument("--dose", action="store_true", help="also write the dose curve")
     parser.add_argument(
         "--photons",
@@ -294,7 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             if methods and not args.no_figure:
                 written.append(
-                    write_figure(methods, reference, preset, operator, folder, args.test_set)
+                    write_figure(
+                        methods, reference, preset, operator, folder, args.test_set, args.window
+                    )
                 )
             if methods and args.dose:
                 written.extend(

@@ -46,8 +46,15 @@ def comparison_figure(
     path: Path,
     title: str = "",
     zoom: tuple[int, int, int] | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Path:
-    """Draw ``truth`` (N, N) and each ``(name, image)`` (N, N) as a 3-row panel into ``path``."""
+    """Draw ``truth`` (N, N) and each ``(name, image)`` (N, N) as a 3-row panel into ``path``.
+
+    ``window``: the grey range ``(lo, hi)`` of the full images in image units, e.g.
+    ``(0.8, 1.2)`` for a soft-tissue window (HU -200..200) on water-relative density; default
+    the truth's min..max. The zoom keeps the grey range of the truth's crop."""
+    if window is not None and not float(window[0]) < float(window[1]):
+        raise ValueError(f"window must be (lo, hi) with lo < hi, got {window!r}")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,6 +65,7 @@ def comparison_figure(
     recons = [(name, img.detach().float().cpu()) for name, img in reconstructions]
     r0, c0, size = zoom or zoom_window(truth)
     lo, hi = float(truth.min()), float(truth.max())
+    show_lo, show_hi = (float(window[0]), float(window[1])) if window else (lo, hi)
     errors = [img - truth for _, img in recons]
     # a robust error scale (95th percentile of all methods' |errors|): the few large errors
     # (e.g. FBP's streaks at the rim) saturate instead of hiding everyone's interior errors
@@ -77,7 +85,7 @@ def comparison_figure(
     columns = [("ground truth", truth), *recons]
     for j, (name, img) in enumerate(columns):
         ax = axes[0][j]
-        ax.imshow(img.numpy(), cmap="gray", vmin=lo, vmax=hi)
+        ax.imshow(img.numpy(), cmap="gray", vmin=show_lo, vmax=show_hi)
         ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), size, size, fill=False, ec="gold", lw=1))
         if j == 0:
             ax.set_title(name, fontsize=9)
