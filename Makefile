@@ -42,8 +42,8 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
-data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/{val,test}
-	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct
+data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/; ARGS="--wheel <file>"
+	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct $(ARGS)
 
 report: $(STAMP) ## Table + comparison.png of every method's latest run on SETUP (default fan_lowdose); DOSE=1: dose curve
 	$(PY) -m learnct.report --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)

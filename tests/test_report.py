@@ -117,8 +117,10 @@ def test_comparison_figure_grey_window(tmp_path, monkeypatch):
     assert full[2:] == [(0.0, 2.0), (0.0, 2.0)]
     with pytest.raises(ValueError, match="lo < hi"):
         comparison_figure(truth, recon, tmp_path / "c.png", window=(1.2, 0.8))
-    with pytest.raises(SystemExit):
-        main(["--window", "1.2,0.8", "--logs", str(tmp_path), "--out", str(tmp_path)])
+    for bad in ("1.2,0.8", "-inf,1", "0.8", "a,b"):
+        with pytest.raises(SystemExit) as err:
+            main(["--window", bad, "--logs", str(tmp_path), "--out", str(tmp_path)])
+        assert err.value.code == 2  # argparse's usage error, not "no results"
 
 
 def test_strip_checkpoint_narrows_weights_but_not_scalars_or_overflowing_tensors(tmp_path):

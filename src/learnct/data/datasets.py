@@ -618,11 +618,26 @@ class _Head(Dataset):
         return self.dataset[index]
 
 
+SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "validation"), "test": ("test",)}
+
+
 def _folder_for_split(root: Path, split: str) -> Path:
-    names = {"train": ("train",), "val": ("val", "validation"), "test": ("test",)}[split]
-    for name in names:
+    """``root/<split>/`` when it exists; ``root`` itself when it has no split subfolders at all.
+
+    A root with some split subfolders but not this split's is an error: reading the whole
+    tree would mix the other splits' slices in (e.g. train on the test slices)."""
+    for name in SPLIT_FOLDERS[split]:
         if (root / name).is_dir():
             return root / name
+    present = [n for names in SPLIT_FOLDERS.values() for n in names if (root / n).is_dir()]
+    if present:
+        wanted = " or ".join(f"{n}/" for n in SPLIT_FOLDERS[split])
+        raise DataError.for_path(
+            root,
+            f"has {', '.join(f'{n}/' for n in present)} but no {wanted}: the {split} split "
+            f"would read every slice, the other splits' included; put its slices in "
+            f"{root / SPLIT_FOLDERS[split][0]} or choose another folder_root",
+        )
     return root
 
 

