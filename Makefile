@@ -45,7 +45,7 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/; ARGS="--wheel <file>"
 	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct $(ARGS)
 
-report: $(STAMP) ## Table + comparison.png of every method's latest run on SETUP (default fan_lowdose); DOSE=1: dose curve
+report: $(STAMP) ## Table + comparison.png of every method's largest (then newest) test run on SETUP (default fan_lowdose); DOSE=1: dose curve
 	$(PY) -m learnct.report --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)
 
 dashboard: $(STAMP) ## Offline dashboard of logs/ and experiments/: experiments/dashboard/index.html

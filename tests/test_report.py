@@ -1,4 +1,5 @@
-"""``make report``: the latest results of every method on a setup, as CSV and Markdown."""
+"""``make report``: every method's largest (then newest) test run on a setup, as CSV and
+Markdown, and the figures rebuilt from those runs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def _write(folder, rows):
         "method",
         "physics",
         "test_set",
+        "n_images",
         "psnr",
         "ssim",
         "ms_per_slice",
@@ -64,6 +66,62 @@ def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsy
     with open(tmp_path / "exp" / "fan_lowdose" / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert "skipped unreadable results" in capsys.readouterr().out
+
+
+def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(tmp_path, capsys):
+    """The row with the most test images wins (the newest of equals); --exclude drops runs."""
+    logs = tmp_path / "logs"
+    row = {
+        "method": "FBPUNet",
+        "physics": "fan_lowdose",
+        "test_set": "ellipses",
+        "psnr": "39.16",
+        "ssim": "0.95",
+        "n_images": "64",
+    }
+    _write(logs / "fbpunet" / "runs" / "a", [row])
+    earlier = time.time() - 100
+    os.utime(logs / "fbpunet" / "runs" / "a" / "results.csv", (earlier, earlier))
+    # newer, but a 4-image check of the same weights
+    _write(logs / "eval_fbpunet" / "runs" / "b", [{**row, "psnr": "40.90", "n_images": "4"}])
+    rows, problems = collect_results(logs, "fan_lowdose")
+    assert [r["psnr"] for r in rows] == ["39.16"] and not problems
+
+    # a newer run on the full 64 images replaces it; --exclude brings the older one back
+    _write(logs / "fbpunet" / "runs" / "c", [{**row, "psnr": "39.50"}])
+    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["39.50"]
+    rows, problems = collect_results(logs, "fan_lowdose", ["fbpunet/runs/c"])
+    assert [r["psnr"] for r in rows] == ["39.16"] and not problems
+    rows, _ = collect_results(logs, "fan_lowdose", ["fbpunet/*", "nothing_*"])
+    assert [r["psnr"] for r in rows] == ["40.90"]
+
+    exclude = ["--exclude", "fbpunet/runs/c", "--exclude", "nothing_*"]
+    main(["--logs", str(logs), "--out", str(tmp_path / "exp"), "--no-figure", *exclude])
+    out = capsys.readouterr().out
+    assert "| FBPUNet | ellipses | 64 | 39.16 |" in out
+    assert "--exclude 'nothing_*' matched no run folder" in out
+
+
+def test_figures_use_each_methods_run_with_the_most_test_images(tmp_path, monkeypatch):
+    import learnct.reporting
+    import learnct.reporting.run_methods
+    import learnct.train
+    from learnct import report
+
+    rows = [
+        {"method": "FBP", "test_set": "ellipses", "n_images": "64", "_folder": "fbp"},
+        {"method": "FBP", "test_set": "folder", "n_images": "2", "_folder": "ct_fbp"},
+        {"method": "TV", "test_set": "ellipses", "n_images": "4", "_folder": "tv_check"},
+        {"method": "TV", "test_set": "shepp_logan", "n_images": "64", "_folder": "tv"},
+    ]
+    loaded = []
+    monkeypatch.setattr(learnct.reporting.run_methods, "load_run_config", lambda folder: {})
+    monkeypatch.setattr(learnct.train, "build_physics", lambda cfg: ("preset", "operator"))
+    monkeypatch.setattr(
+        learnct.reporting, "load_run_method", lambda folder, op: loaded.append(folder.name)
+    )
+    report._load_methods(rows)
+    assert loaded == ["fbp", "tv"]
 
 
 def test_no_results_is_a_clear_error(tmp_path, capsys):

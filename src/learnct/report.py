@@ -6,17 +6,21 @@ results of every method on one setup into ``experiments/<setup>/``:
 - with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
 
 It reads the ``results.csv`` that every ``make train`` / ``make eval`` run writes into its run
-folder under ``logs/``; for each (method, test set) the most recent run wins, and the table
-shows its number of test images (compare rows of equal test sets). The figures rebuild each
-method from its run folder (``config.json`` and the checkpoint it was tested with). Runs whose
-files are unreadable are listed, not fatal.
+folder under ``logs/``; for each (method, test set) the run with the most test images wins,
+the most recent among equals (a quick check on 4 images never replaces a 64-image row), and the
+table shows that number of images (compare rows of equal test sets). ``--exclude`` leaves out
+run folders by pattern. The figures rebuild each method from its run with the most test images
+(``config.json`` and the checkpoint it was tested with). Runs whose files are unreadable are
+listed, not fatal.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +47,29 @@ COLUMNS = (
 )
 
 
-def collect_results(log_dir: Path, setup: str) -> tuple[list[dict[str, str]], list[str]]:
-    """Latest row per (method, test set) for ``setup``, and the files that could not be read."""
-    latest: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
-    problems = []
+def _n_images(row: dict[str, str]) -> int:
+    """A row's number of test images; 0 where an older results.csv did not record it."""
+    try:
+        return int(row.get("n_images") or 0)
+    except ValueError:
+        return 0
+
+
+def collect_results(
+    log_dir: Path, setup: str, exclude: Sequence[str] = ()
+) -> tuple[list[dict[str, str]], list[str]]:
+    """One row per (method, test set) for ``setup``: the run with the most test images, the
+    most recent of equals; and messages on what was skipped (unreadable files, ``exclude``
+    patterns that matched nothing). ``exclude``: glob patterns of run folders relative to
+    ``log_dir`` (e.g. ``eval_*`` or ``lpd/runs/2026-11-26*``) to leave out."""
+    best: dict[tuple[str, str], tuple[tuple[int, float], dict[str, str]]] = {}
+    problems, used = [], set()
     for path in sorted(log_dir.glob("**/results.csv")):
+        run = path.parent.relative_to(log_dir).as_posix()
+        matched = {pattern for pattern in exclude if fnmatch.fnmatch(run, pattern)}
+        if matched:
+            used |= matched
+            continue
         try:
             with open(path, newline="") as fh:
                 rows = list(csv.DictReader(fh))
@@ -57,7 +79,7 @@ def collect_results(log_dir: Path, setup: str) -> tuple[list[dict[str, str]], li
             if not rows or missing:
                 raise ValueError(f"no rows or missing columns {sorted(missing)}")
         except (OSError, ValueError, csv.Error, UnicodeDecodeError) as err:
-            problems.append(f"{path}: {err}")
+            problems.append(f"skipped unreadable results: {path}: {err}")
             continue
         stamp = path.stat().st_mtime
         for row in rows:
@@ -65,9 +87,16 @@ def collect_results(log_dir: Path, setup: str) -> tuple[list[dict[str, str]], li
             if row["physics"] != setup:
                 continue
             key = (row["method"], row["test_set"])
-            if key not in latest or stamp > latest[key][0]:
-                latest[key] = (stamp, row)
-    rows = [row for _, row in latest.values()]
+            rank = (_n_images(row), stamp)
+            if key not in best or rank > best[key][0]:
+                best[key] = (rank, row)
+    problems += [
+        f"--exclude {pattern!r} matched no run folder under {log_dir}/ (patterns are relative "
+        "to it, e.g. 'eval_*')"
+        for pattern in exclude
+        if pattern not in used
+    ]
+    rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
     return rows, problems
 
@@ -120,11 +149,13 @@ def _load_methods(rows: list[dict[str, str]]) -> tuple[list[Any], Any, Any, Any]
     from learnct.reporting.run_methods import load_run_config
     from learnct.train import ConfigError, build_physics
 
-    folders: dict[str, str] = {}
-    # rows are sorted by test set: a method's figures use the run of its first test set in name
-    # order (e.g. its ellipses run, not an extra evaluation on a folder of scans)
+    # a method's figures use its run with the most test images (its main test run, not an
+    # extra evaluation on two scans); among equals the first test set in name order
+    chosen: dict[str, dict[str, str]] = {}
     for row in rows:
-        folders.setdefault(row["method"], row["_folder"])
+        if row["method"] not in chosen or _n_images(row) > _n_images(chosen[row["method"]]):
+            chosen[row["method"]] = row
+    folders = {name: row["_folder"] for name, row in chosen.items()}
     methods, reference, preset, operator = [], None, None, None
     for name in sorted(folders, key=_method_order):
         try:
@@ -261,6 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logs", default="logs", help="folder of the run folders")
     parser.add_argument("--out", default="experiments", help="where <setup>/results.* go")
     parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out run folders matching this glob, relative to --logs (e.g. 'eval_*'); "
+        "repeatable",
+    )
+    parser.add_argument(
         "--no-figure", action="store_true", help="skip comparison.png (the table only)"
     )
     parser.add_argument("--test-set", default=None, help="test set of the figures")
@@ -300,9 +339,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--weights-max-mb must be positive, got {args.weights_max_mb}")
     if args.setup not in PRESETS:
         parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
-    rows, problems = collect_results(Path(args.logs), args.setup)
+    rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)
     for problem in problems:
-        print(f"skipped unreadable results: {problem}")
+        print(problem)
     if not rows:
         parser.exit(
             1,
