@@ -3,8 +3,9 @@
 #   bench: the triton layout/block tuning table, then `python -m learnct.bench --gpu`, one
 #          section per process, each alone on the GPU;
 #   tests: the CUDA-marked tests (beside the training runs when `train` is in PARTS);
-#   train: GPU training runs on fan_lowdose, sized from a measured step time to end before
-#          the deadline, then packed as float16 stripped checkpoints.
+#   train: GPU training runs on SETUP (physics preset, default fan_lowdose) at batch BATCH
+#          (default 5), sized from a measured step time to end before the deadline, then
+#          packed as float16 stripped checkpoints.
 # Run from the repository root on a CUDA machine with torch, Lightning and torchmetrics; hydra,
 # omegaconf and antlr4 come from .gpu_site/ when the machine lacks them. Everything it makes
 # goes to $OUT (default /tmp/gpu_session): bench *.md, logs, checkpoints, results.tgz.
@@ -17,10 +18,18 @@
 # TRAIN="lpd unet3:fbpunet" ARGS_unet3="model.depth=3"
 # ARGS_lpd="init_weights=experiments/fan_lowdose/weights/LearnedPrimalDual.ckpt".
 # The step-time probe times each experiment's default model (ARGS_<run> not applied).
+# fan_mayo (512^2, 1000 x 1000 rays; issue #9's learned rows, trained on 512^2 ellipses):
+#   PARTS=train SETUP=fan_mayo BATCH=1 TRAIN="fbpunet lgd lpd" ARGS_lpd="model.checkpoint=true"
 set -u
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-560}
 PARTS=${PARTS:-bench tests train}
+SETUP=${SETUP:-fan_lowdose}
+BATCH=${BATCH:-5}
+if [[ ! $SETUP =~ ^[a-z_]+$ || ! $BATCH =~ ^[1-9][0-9]*$ ]]; then
+    echo "SETUP must be a physics preset name, BATCH a positive integer: '$SETUP' '$BATCH'" >&2
+    exit 2
+fi
 TRAIN=$(echo ${TRAIN:-lpd lgd fbpunet})  # trimmed
 for spec in $TRAIN; do
     if [[ ! ${spec%%:*} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
@@ -32,7 +41,7 @@ BENCH_SECTIONS=${BENCH_SECTIONS:-projector:60 fbp:30 methods:150 training:170}
 export OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT/bench" "$OUT/runs"
 export PYTHONPATH="$PWD/src:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1 WANDB_MODE=disabled LEARNCT_CACHE_DIR=/tmp/learnct-cache
+export SETUP BATCH PYTHONUNBUFFERED=1 WANDB_MODE=disabled LEARNCT_CACHE_DIR=/tmp/learnct-cache
 left() { echo $((DEADLINE_S - ($(date +%s) - START))); }
 # seconds left minus a margin, at least 30 (a non-positive timeout would run unbounded or fail)
 budget() { local b=$(($(left) - $1)); echo $((b > 30 ? b : 30)); }
@@ -70,17 +79,18 @@ if has tests && ! has train; then
 fi
 
 if has train; then
-    say "step-time probe (bf16, batch 5, fan_lowdose): $TRAIN"
+    say "step-time probe (bf16, batch $BATCH, $SETUP): $TRAIN"
     probe() {
         BACKEND=$1 RUNS="$TRAIN" python3 - <<'EOF'
 import os
 import time
 import torch
 from learnct.methods.training_benchmark import build_method, make_batch, step_fn
-from learnct.physics import RayTransform, fan_lowdose
+from learnct.physics import PRESETS, RayTransform
 dev = torch.device("cuda")
-op = RayTransform(fan_lowdose().geometry, backend=os.environ["BACKEND"])
-images, sino = make_batch("fan_lowdose", op, 5, dev)
+setup = os.environ["SETUP"]
+op = RayTransform(PRESETS[setup]().geometry, backend=os.environ["BACKEND"])
+images, sino = make_batch(setup, op, int(os.environ["BATCH"]), dev)
 for run in os.environ["RUNS"].split():
     name = run.split(":")[-1]  # run:experiment
     step = step_fn(build_method(name, op, {"autocast": "bf16"}, dev), images, sino)
@@ -126,8 +136,8 @@ EOF
         # shellcheck disable=SC2086
         set -f
         OMP_NUM_THREADS=4 timeout "$(budget 25)" python3 -m learnct.train experiment="$exp" \
-            trainer=gpu logger=csv task_name="${run}_gpu" physics.backend=$backend \
-            data.batch_size=5 trainer.max_steps="$steps" trainer.val_check_interval="$val" \
+            trainer=gpu logger=csv task_name="${run}_gpu" physics="$SETUP" \
+            physics.backend=$backend data.batch_size="$BATCH" trainer.max_steps="$steps" trainer.val_check_interval="$val" \
             +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$run" ${!extra_name:-} \
             >"$OUT/train_$run.log" 2>&1 &
         pids+=($!)
