@@ -87,15 +87,30 @@ def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(t
     rows, problems = collect_results(logs, "fan_lowdose")
     assert [r["psnr"] for r in rows] == ["39.16"] and not problems
 
-    # a newer run on the full 64 images replaces it; --exclude brings the older one back
-    _write(logs / "fbpunet" / "runs" / "c", [{**row, "psnr": "39.50"}])
+    # a newer run on the full 64 images replaces it, also where its folder sorts first
+    _write(logs / "fbpunet" / "runs" / "0", [{**row, "psnr": "39.50"}])
     assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["39.50"]
-    rows, problems = collect_results(logs, "fan_lowdose", ["fbpunet/runs/c"])
-    assert [r["psnr"] for r in rows] == ["39.16"] and not problems
-    rows, _ = collect_results(logs, "fan_lowdose", ["fbpunet/*", "nothing_*"])
-    assert [r["psnr"] for r in rows] == ["40.90"]
+    os.utime(logs / "fbpunet" / "runs" / "0" / "results.csv", (earlier - 1, earlier - 1))
+    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["39.16"]
+    os.utime(logs / "fbpunet" / "runs" / "0" / "results.csv")  # newest again
+    # a row that does not say how many images it has never beats one that does
+    _write(logs / "old" / "runs" / "e", [{**row, "psnr": "45.00", "n_images": ""}])
+    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["39.50"]
 
-    exclude = ["--exclude", "fbpunet/runs/c", "--exclude", "nothing_*"]
+    # --exclude: a run folder, a folder above runs (with or without a slash), a glob
+    for exclude, psnr in [
+        (["fbpunet/runs/0", "old"], "39.16"),
+        (["fbpunet/", "old/runs"], "40.90"),
+        (["fbpunet/*", "old/*/e"], "40.90"),
+        (["eval_*", "fbpunet/runs/0", "old"], "39.16"),
+    ]:
+        rows, problems = collect_results(logs, "fan_lowdose", exclude)
+        assert [r["psnr"] for r in rows] == [psnr] and not problems, exclude
+    rows, problems = collect_results(logs, "fan_lowdose", ["old", "nothing_*"])
+    assert [r["psnr"] for r in rows] == ["39.50"]
+    assert len(problems) == 1 and "'nothing_*' matched no run folder" in problems[0]
+
+    exclude = ["--exclude", "fbpunet/runs/0", "--exclude", "old", "--exclude", "nothing_*"]
     main(["--logs", str(logs), "--out", str(tmp_path / "exp"), "--no-figure", *exclude])
     out = capsys.readouterr().out
     assert "| FBPUNet | ellipses | 64 | 39.16 |" in out
@@ -113,6 +128,9 @@ def test_figures_use_each_methods_run_with_the_most_test_images(tmp_path, monkey
         {"method": "FBP", "test_set": "folder", "n_images": "2", "_folder": "ct_fbp"},
         {"method": "TV", "test_set": "ellipses", "n_images": "4", "_folder": "tv_check"},
         {"method": "TV", "test_set": "shepp_logan", "n_images": "64", "_folder": "tv"},
+        # equal counts: the first test set in name order (rows come sorted by test set)
+        {"method": "LearnedPrimalDual", "test_set": "ellipses", "n_images": "8", "_folder": "a"},
+        {"method": "LearnedPrimalDual", "test_set": "folder", "n_images": "8", "_folder": "b"},
     ]
     loaded = []
     monkeypatch.setattr(learnct.reporting.run_methods, "load_run_config", lambda folder: {})
@@ -121,7 +139,7 @@ def test_figures_use_each_methods_run_with_the_most_test_images(tmp_path, monkey
         learnct.reporting, "load_run_method", lambda folder, op: loaded.append(folder.name)
     )
     report._load_methods(rows)
-    assert loaded == ["fbp", "tv"]
+    assert loaded == ["fbp", "tv", "a"]
 
 
 def test_no_results_is_a_clear_error(tmp_path, capsys):

@@ -19,15 +19,21 @@
 # ARGS_lpd="init_weights=experiments/fan_lowdose/weights/LearnedPrimalDual.ckpt".
 # The step-time probe times each experiment's default model (ARGS_<run> not applied).
 # fan_mayo (512^2, 1000 x 1000 rays; issue #9's learned rows, trained on 512^2 ellipses):
-#   PARTS=train SETUP=fan_mayo BATCH=1 TRAIN="fbpunet lgd lpd" ARGS_lpd="model.checkpoint=true"
+#   PARTS=train SETUP=fan_mayo BATCH=1 TRAIN="fbpunet lgd lpd" ARGS_lpd="model.checkpoint=true" \
+#   COMMON_ARGS="test=false"   (no 512^2 test pass in the deadline; evaluate with make eval)
+# COMMON_ARGS adds Hydra overrides to every run.
 set -u
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-560}
 PARTS=${PARTS:-bench tests train}
 SETUP=${SETUP:-fan_lowdose}
 BATCH=${BATCH:-5}
-if [[ ! $SETUP =~ ^[a-z_]+$ || ! $BATCH =~ ^[1-9][0-9]*$ ]]; then
-    echo "SETUP must be a physics preset name, BATCH a positive integer: '$SETUP' '$BATCH'" >&2
+if [[ ! $SETUP =~ ^[a-z_]+$ || ! -f configs/physics/$SETUP.yaml ]]; then
+    echo "SETUP='$SETUP' is not a physics preset: one of $(ls configs/physics | sed 's/.yaml//' | tr '\n' ' ')" >&2
+    exit 2
+fi
+if [[ ! $BATCH =~ ^[1-9][0-9]*$ ]]; then
+    echo "BATCH='$BATCH' must be a positive integer" >&2
     exit 2
 fi
 TRAIN=$(echo ${TRAIN:-lpd lgd fbpunet})  # trimmed
@@ -137,8 +143,10 @@ EOF
         set -f
         OMP_NUM_THREADS=4 timeout "$(budget 25)" python3 -m learnct.train experiment="$exp" \
             trainer=gpu logger=csv task_name="${run}_gpu" physics="$SETUP" \
-            physics.backend=$backend data.batch_size="$BATCH" trainer.max_steps="$steps" trainer.val_check_interval="$val" \
-            +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$run" ${!extra_name:-} \
+            tags="[$exp,$SETUP]" physics.backend=$backend data.batch_size="$BATCH" \
+            trainer.max_steps="$steps" trainer.val_check_interval="$val" \
+            +trainer.max_time="$cap" hydra.run.dir="$OUT/runs/$run" ${COMMON_ARGS:-} \
+            ${!extra_name:-} \
             >"$OUT/train_$run.log" 2>&1 &
         pids+=($!)
         set +f

@@ -1,5 +1,5 @@
-"""``learnct-report`` / ``make report SETUP=<physics preset> [DOSE=1]``: gather the latest test
-results of every method on one setup into ``experiments/<setup>/``:
+"""``learnct-report`` / ``make report SETUP=<physics preset> [DOSE=1]``: gather every method's
+largest (then newest) test run on one setup into ``experiments/<setup>/``:
 
 - ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
@@ -50,9 +50,15 @@ COLUMNS = (
 def _n_images(row: dict[str, str]) -> int:
     """A row's number of test images; 0 where an older results.csv did not record it."""
     try:
-        return int(row.get("n_images") or 0)
+        count = float(row.get("n_images") or 0)
     except ValueError:
         return 0
+    return int(count) if math.isfinite(count) else 0
+
+
+def _posix(pattern: str) -> str:
+    """A run-folder pattern with ``/`` separators and no trailing one."""
+    return pattern.replace("\\", "/").rstrip("/") or "."
 
 
 def collect_results(
@@ -61,12 +67,18 @@ def collect_results(
     """One row per (method, test set) for ``setup``: the run with the most test images, the
     most recent of equals; and messages on what was skipped (unreadable files, ``exclude``
     patterns that matched nothing). ``exclude``: glob patterns of run folders relative to
-    ``log_dir`` (e.g. ``eval_*`` or ``lpd/runs/2026-11-26*``) to leave out."""
+    ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or ``lpd/runs/2026-11-26*``) to leave out;
+    a pattern that matches a folder leaves out every run under it."""
     best: dict[tuple[str, str], tuple[tuple[int, float], dict[str, str]]] = {}
     problems, used = [], set()
     for path in sorted(log_dir.glob("**/results.csv")):
-        run = path.parent.relative_to(log_dir).as_posix()
-        matched = {pattern for pattern in exclude if fnmatch.fnmatch(run, pattern)}
+        run = path.parent.relative_to(log_dir)
+        folders = [f.as_posix() for f in (run, *run.parents) if f != Path(".") or run == f]
+        matched = {
+            pattern
+            for pattern in exclude
+            if any(fnmatch.fnmatchcase(f, _posix(pattern)) for f in folders)
+        }
         if matched:
             used |= matched
             continue
@@ -143,7 +155,8 @@ def _method_order(name: str) -> int:
 
 
 def _load_methods(rows: list[dict[str, str]]) -> tuple[list[Any], Any, Any, Any]:
-    """Each method's latest run rebuilt (methods that cannot be are reported and left out),
+    """Each method rebuilt from its run with the most test images (methods that cannot be are
+    reported and left out),
     the reference config (the first method's) and its physics preset and operator."""
     from learnct.reporting import ReportError, load_run_method
     from learnct.reporting.run_methods import load_run_config
@@ -296,8 +309,8 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="PATTERN",
-        help="leave out run folders matching this glob, relative to --logs (e.g. 'eval_*'); "
-        "repeatable",
+        help="leave out run folders matching this glob, relative to --logs (e.g. 'eval_*'; a "
+        "folder leaves out every run under it); repeatable",
     )
     parser.add_argument(
         "--no-figure", action="store_true", help="skip comparison.png (the table only)"
