@@ -225,6 +225,34 @@ def test_strip_checkpoint_narrows_weights_but_not_scalars_or_overflowing_tensors
     assert torch.equal(got["count"], state["count"])
 
 
+def test_exporting_unchanged_weights_leaves_the_file_and_its_bytes_alone(tmp_path):
+    """Re-exports of the same weights must not churn committed files; new weights do change."""
+    import torch
+
+    from learnct.reporting.weights import strip_checkpoint
+
+    source = tmp_path / "run" / "best.ckpt"
+    source.parent.mkdir()
+    torch.save({"state_dict": {"w": torch.arange(6.0)}, "hyper_parameters": {"n": 3}}, source)
+    target = tmp_path / "weights" / "LPD.ckpt"
+    strip_checkpoint(source, target, dtype=torch.float16)
+    first = target.read_bytes()
+    os.utime(target, (0, 0))
+    strip_checkpoint(source, target, dtype=torch.float16)
+    assert target.stat().st_mtime == 0  # equal entries: not rewritten
+    target.unlink()
+    strip_checkpoint(source, target, dtype=torch.float16)
+    assert target.read_bytes() == first  # written afresh: the same bytes
+    assert not list(target.parent.glob(".strip-*"))  # no staging folder left behind
+
+    torch.save({"state_dict": {"w": torch.arange(6.0) + 1}, "hyper_parameters": {"n": 3}}, source)
+    strip_checkpoint(source, target, dtype=torch.float16)
+    got = torch.load(target, weights_only=True)["state_dict"]["w"]
+    assert torch.equal(got, (torch.arange(6.0) + 1).half())
+    strip_checkpoint(source, target)  # float32 differs from the stored float16: rewritten
+    assert torch.load(target, weights_only=True)["state_dict"]["w"].dtype == torch.float32
+
+
 def _train_run(folder, overrides):
     from hydra import compose, initialize_config_dir
 

@@ -49,24 +49,47 @@ def _narrowed(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return cast if torch.isfinite(cast).all() or not torch.isfinite(value).all() else value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two checkpoint entries hold equal values (tensors: dtype, shape and entries)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 def strip_checkpoint(source: Path, target: Path, dtype: torch.dtype | None = None) -> Path:
     """Write ``source``'s inference part to ``target`` (atomically: temp file + rename), with
     the state dict's floating tensors cast to ``dtype`` when given (e.g. ``torch.float16``;
     ``load_state_dict`` casts them back to the model's dtype); scalars, and tensors that would
-    overflow, keep their dtype."""
+    overflow, keep their dtype. A ``target`` that already holds the same entries is left
+    untouched, and equal entries give equal bytes (no churn of committed weights)."""
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
     if dtype is not None:
         slim["state_dict"] = {k: _narrowed(v, dtype) for k, v in slim["state_dict"].items()}
+    target = Path(target)
+    if target.exists() and target.resolve() != Path(source).resolve():
+        try:
+            if _same(torch.load(target, map_location="cpu", weights_only=True), slim):
+                return target
+        except Exception:  # unreadable or foreign file: rewrite it
+            pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(slim, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # torch.save names the archive's records after the file: write under the target's own name
+    # in a temporary folder beside it, so that equal entries give equal bytes
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".strip-") as tmp:
+        staged = Path(tmp) / target.name
+        torch.save(slim, staged)
+        os.replace(staged, target)
     return target
 
 
