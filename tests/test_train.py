@@ -267,3 +267,29 @@ def test_a_run_from_init_weights_starts_from_exactly_those_weights(tmp_path):
         torch.testing.assert_close(after["state_dict"][key], value, rtol=0, atol=0)
     # no accident: without init_weights, run b would start from run a's initial weights (same
     # seed), which run a's one step at lr 1e-3 moved
+
+
+def test_the_test_pass_runs_in_test_precision_not_the_training_precision():
+    """A bf16-mixed run (trainer=gpu) is tested in float32 by default, so its table rows are
+    comparable with float32 ones; test_precision=null keeps the trainer's own."""
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from learnct.train import _single_device_tester
+
+    trainer_cfg = {
+        "_target_": "lightning.pytorch.Trainer",
+        "accelerator": "cpu",
+        "precision": "bf16-mixed",
+        "logger": False,
+        "enable_progress_bar": False,
+    }
+    bf16 = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)
+    cfg = OmegaConf.create({"trainer": trainer_cfg, "test_precision": "32-true"})
+    tester = _single_device_tester(cfg, bf16, [], [])
+    assert tester is not bf16 and tester.precision == "32-true"
+    cfg.test_precision = None
+    assert _single_device_tester(cfg, bf16, [], []) is bf16
+    fp32 = L.Trainer(accelerator="cpu", precision=32, logger=False)
+    cfg.test_precision = "32"
+    assert _single_device_tester(cfg, fp32, [], []) is fp32

@@ -349,14 +349,16 @@ def _log_results(loggers: list[Any], rows: list[dict[str, Any]], figure: Path) -
 def _single_device_tester(
     cfg: DictConfig, trainer: L.Trainer, loggers: list[Any], callbacks: list[Any]
 ):
-    """The trainer that tests: ``trainer`` itself on one device; after multi-device (DDP)
-    training, a one-device trainer on global rank 0 (None on the other ranks), so that every
-    fixed test image is evaluated exactly once (a DistributedSampler would pad and repeat).
-    Its CSV metrics go to ``csv/test`` (a spawned rank 0 wrote the training CSV); it gets
-    ``callbacks`` (the test-set hash)."""
+    """The trainer that tests: ``trainer`` itself on one device in ``cfg.test_precision``
+    (null: any); else a one-device trainer in that precision (after DDP training: on global
+    rank 0, None on the other ranks, so that every fixed test image is evaluated exactly once;
+    a DistributedSampler would pad and repeat). Its CSV metrics go to ``csv/test`` (a spawned
+    rank 0 wrote the training CSV); it gets ``callbacks`` (the test-set hash)."""
     import lightning as L
 
-    if trainer.world_size == 1:
+    precision = cfg.get("test_precision")
+    same = precision is None or _precision_name(precision) == _precision_name(trainer.precision)
+    if trainer.world_size == 1 and same:
         return trainer
     if trainer.global_rank != 0:
         return None
@@ -373,7 +375,14 @@ def _single_device_tester(
         strategy="auto",
         logger=test_loggers or False,
         callbacks=callbacks,
+        **({} if precision is None else {"precision": precision}),
     )
+
+
+def _precision_name(precision: Any) -> str:
+    """Lightning's canonical name of a precision setting (``32`` and ``"32"``: ``32-true``)."""
+    aliases = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+    return aliases.get(str(precision), str(precision))
 
 
 def write_comparison_figure(model: Any, datamodule: Any, folder: Path) -> Path:
