@@ -77,7 +77,7 @@ def strip_checkpoint(source: Path, target: Path, dtype: torch.dtype | None = Non
     if dtype is not None:
         slim["state_dict"] = {k: _narrowed(v, dtype) for k, v in slim["state_dict"].items()}
     target = Path(target)
-    if target.exists() and target.resolve() != Path(source).resolve():
+    if target.exists():  # also when it is ``source`` (already stripped): nothing to write
         try:
             if _same(torch.load(target, map_location="cpu", weights_only=True), slim):
                 return target
