@@ -249,6 +249,10 @@ def test_exporting_unchanged_weights_leaves_the_file_and_its_bytes_alone(tmp_pat
     strip_checkpoint(source, target, dtype=torch.float16)
     got = torch.load(target, weights_only=True)["state_dict"]["w"]
     assert torch.equal(got, (torch.arange(6.0) + 1).half())
+    # over max_mb in float32: stored in float16, so the float16 file above stays as it is
+    os.utime(target, (0, 0))
+    strip_checkpoint(source, target, max_mb=1e-6)
+    assert target.stat().st_mtime == 0
     strip_checkpoint(source, target)  # float32 differs from the stored float16: rewritten
     assert torch.load(target, weights_only=True)["state_dict"]["w"].dtype == torch.float32
 

@@ -15,6 +15,7 @@ stored), and one still over ``max_mb`` is left out with a message.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 from collections.abc import Sequence
@@ -66,16 +67,31 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def strip_checkpoint(source: Path, target: Path, dtype: torch.dtype | None = None) -> Path:
+def _narrowed_dict(slim: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    return {**slim, "state_dict": {k: _narrowed(v, dtype) for k, v in slim["state_dict"].items()}}
+
+
+def _saved_bytes(entries: dict[str, Any]) -> int:
+    buffer = io.BytesIO()
+    torch.save(entries, buffer)
+    return buffer.tell()
+
+
+def strip_checkpoint(
+    source: Path, target: Path, dtype: torch.dtype | None = None, max_mb: float | None = None
+) -> Path:
     """Write ``source``'s inference part to ``target`` (atomically: temp file + rename), with
     the state dict's floating tensors cast to ``dtype`` when given (e.g. ``torch.float16``;
-    ``load_state_dict`` casts them back to the model's dtype); scalars, and tensors that would
+    ``load_state_dict`` casts them back to the model's dtype), or, with ``max_mb``, to float16
+    when they would take more than ``max_mb`` as stored; scalars, and tensors that would
     overflow, keep their dtype. A ``target`` that already holds the same entries is left
     untouched, and equal entries give equal bytes (no churn of committed weights)."""
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
     if dtype is not None:
-        slim["state_dict"] = {k: _narrowed(v, dtype) for k, v in slim["state_dict"].items()}
+        slim = _narrowed_dict(slim, dtype)
+    elif max_mb is not None and _saved_bytes(slim) > max_mb * 2**20:
+        slim = _narrowed_dict(slim, torch.float16)
     target = Path(target)
     if target.exists():  # also when it is ``source`` (already stripped): nothing to write
         try:
@@ -141,18 +157,16 @@ def export_weights(
         if method.checkpoint is None:  # FBP, TV: nothing to ship
             continue
         name = f"{method.name}.ckpt"
-        target = strip_checkpoint(method.checkpoint, folder / name)
+        target = strip_checkpoint(method.checkpoint, folder / name, max_mb=max_mb)
         if max_mb is not None and target.stat().st_size > max_mb * 2**20:
-            target = strip_checkpoint(method.checkpoint, target, dtype=torch.float16)
-            if target.stat().st_size > max_mb * 2**20:
-                size = target.stat().st_size / 2**20
-                if Path(method.checkpoint).resolve() != target.resolve():  # never the source
-                    target.unlink()
-                print(
-                    f"weights: {name} left out: {size:.1f} MB in float16 is over the "
-                    f"{max_mb:g} MB limit (--weights-max-mb)"
-                )
-                continue
+            size = target.stat().st_size / 2**20
+            if Path(method.checkpoint).resolve() != target.resolve():  # never the source
+                target.unlink()
+            print(
+                f"weights: {name} left out: {size:.1f} MB in float16 is over the "
+                f"{max_mb:g} MB limit (--weights-max-mb)"
+            )
+            continue
         # measure what is stored (float16-rounded where narrowed), then restore the model
         stored = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
         original = {k: v.clone() for k, v in method.model.state_dict().items()}
