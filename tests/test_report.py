@@ -12,8 +12,9 @@ import pytest
 from learnct.report import collect_results, main
 
 
-def _write(folder, rows):
-    folder.mkdir(parents=True)
+def _write(folder, rows, age_s=0.0):
+    """A run folder's results.csv with ``rows``, its mtime ``age_s`` seconds in the past."""
+    folder.mkdir(parents=True, exist_ok=True)
     fields = [
         "method",
         "physics",
@@ -31,6 +32,9 @@ def _write(folder, rows):
         writer.writeheader()
         for r in rows:
             writer.writerow({**dict.fromkeys(fields, ""), **r})
+    if age_s:
+        stamp = time.time() - age_s
+        os.utime(folder / "results.csv", (stamp, stamp))
 
 
 def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsys):
@@ -42,9 +46,7 @@ def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsy
         "psnr": "30.0",
         "ssim": "0.8",
     }
-    _write(logs / "lpd" / "runs" / "a", [old])
-    earlier = time.time() - 100
-    os.utime(logs / "lpd" / "runs" / "a" / "results.csv", (earlier, earlier))
+    _write(logs / "lpd" / "runs" / "a", [old], age_s=100)
     _write(logs / "lpd" / "runs" / "b", [{**old, "psnr": "32.5", "ssim": "0.9"}])
     _write(
         logs / "fbp" / "runs" / "c",
@@ -79,9 +81,7 @@ def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(t
         "ssim": "0.95",
         "n_images": "64",
     }
-    _write(logs / "fbpunet" / "runs" / "a", [row])
-    earlier = time.time() - 100
-    os.utime(logs / "fbpunet" / "runs" / "a" / "results.csv", (earlier, earlier))
+    _write(logs / "fbpunet" / "runs" / "a", [row], age_s=100)
     # newer, but a 4-image check of the same weights
     _write(logs / "eval_fbpunet" / "runs" / "b", [{**row, "psnr": "40.90", "n_images": "4"}])
     rows, problems = collect_results(logs, "fan_lowdose")
@@ -90,7 +90,7 @@ def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(t
     # a newer run on the full 64 images replaces it, also where its folder sorts first
     _write(logs / "fbpunet" / "runs" / "0", [{**row, "psnr": "39.50"}])
     assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["39.50"]
-    os.utime(logs / "fbpunet" / "runs" / "0" / "results.csv", (earlier - 1, earlier - 1))
+    _write(logs / "fbpunet" / "runs" / "0", [{**row, "psnr": "39.50"}], age_s=101)
     assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["39.16"]
     os.utime(logs / "fbpunet" / "runs" / "0" / "results.csv")  # newest again
     # a row that does not say how many images it has never beats one that does
