@@ -19,8 +19,12 @@
 # ARGS_lpd="init_weights=experiments/fan_lowdose/weights/LearnedPrimalDual.ckpt".
 # The step-time probe times each experiment's default model (ARGS_<run> not applied).
 # fan_mayo (512^2, 1000 x 1000 rays; issue #9's learned rows, trained on 512^2 ellipses):
-#   PARTS=train SETUP=fan_mayo BATCH=1 TRAIN="fbpunet lgd lpd" ARGS_lpd="model.checkpoint=true" \
+#   PARTS=train SETUP=fan_mayo BATCH=1 TRAIN="fbpunet lgd lpd" ARGS_fbpunet="model.norm=instance" \
 #   COMMON_ARGS="test=false"   (no 512^2 test pass in the deadline; evaluate with make eval)
+# Batch norm at batch 1 learns per-image statistics that its test-time running averages do not
+# reproduce, hence model.norm=instance (session 8 trained with batch norm and evaluated with
+# model.norm=instance, which computes the same). LPD needs 3.4 GB at batch 1 in bf16, so
+# model.checkpoint=true (1.5x slower) only matters on cards under about 8 GB.
 # COMMON_ARGS adds Hydra overrides to every run.
 set -u
 START=$(date +%s)

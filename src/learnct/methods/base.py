@@ -44,7 +44,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from learnct.data.batch import CTBatch
-from learnct.methods.checkpoints import checkpoint_identity
+from learnct.methods.checkpoints import checkpoint_identity, drop_instance_norm_statistics
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
 
@@ -370,6 +370,13 @@ class ReconstructionMethod(L.LightningModule):
         """Record the method and geometry, so that ``check_checkpoint`` can refuse a
         checkpoint of another method or geometry."""
         checkpoint["learnct"] = checkpoint_identity(self, self.geometry)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A batch-norm checkpoint loads into the same net with ``norm=instance`` (see
+        ``drop_instance_norm_statistics``): the unused running statistics are left out."""
+        state = checkpoint.get("state_dict")
+        if isinstance(state, dict) and drop_instance_norm_statistics(self, state):
+            print("batch-norm running statistics unused by norm=instance, left out")
 
     # ---- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -4,7 +4,8 @@
 "geometry"}``; ``check_checkpoint`` refuses a file that is truncated, corrupt, not a learnct
 checkpoint, or from another method or geometry, with a message that says which.
 ``load_weights`` starts a model from a checkpoint's weights (a warm start: the optimiser, the
-schedule and the step count start afresh).
+schedule and the step count start afresh). ``drop_instance_norm_statistics`` lets a batch-norm
+checkpoint load into the same net with ``norm=instance``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,40 @@ __all__ = [
     "check_architecture",
     "check_checkpoint",
     "checkpoint_identity",
+    "drop_instance_norm_statistics",
     "load_weights",
 ]
+
+#: What a batch norm holds beside its weight and bias, and an instance norm does not.
+_RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def drop_instance_norm_statistics(model: torch.nn.Module, state_dict: dict[str, Any]) -> list[str]:
+    """Remove from ``state_dict`` (in place) the batch-norm running statistics of the layers
+    that are instance norms without running statistics in ``model``, and return their keys.
+
+    Batch norm in training normalises each channel by the mean and variance over the batch and
+    the pixels, and at test by running averages of them. At batch size 1 the training-time
+    statistics are one image's, which is what ``InstanceNorm2d(affine=True)`` computes at train
+    and test alike, with the same weight and bias. So a batch-norm net trained at batch size 1
+    is evaluated as trained with ``model.norm=instance``; its running averages, which fit the
+    training images' intensities only, are dropped.
+    """
+    instance = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.InstanceNorm2d) and not module.track_running_stats
+    }
+    dropped = [
+        key
+        for key in state_dict
+        if "." in key
+        and key.rsplit(".", 1)[1] in _RUNNING_STATISTICS
+        and key.rsplit(".", 1)[0] in instance
+    ]
+    for key in dropped:
+        del state_dict[key]
+    return dropped
 
 
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
@@ -109,6 +142,8 @@ def check_architecture(
     saved = checkpoint.get("state_dict")
     if not isinstance(saved, dict):
         raise ValueError(f"checkpoint {path} holds no state_dict (no weights)")
+    saved = dict(saved)
+    drop_instance_norm_statistics(model, saved)
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
@@ -154,5 +189,8 @@ def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -
     checkpoint was saved at (0 when it does not say). Raises ``ValueError`` naming the problem."""
     checkpoint = check_checkpoint(path, type(model).__name__, geometry)
     check_architecture(model, checkpoint, path)
-    model.load_state_dict(checkpoint["state_dict"])  # casts float16 weights to the model's dtype
+    state = dict(checkpoint["state_dict"])
+    if drop_instance_norm_statistics(model, state):
+        print(f"{path}: batch-norm running statistics unused by norm=instance, left out")
+    model.load_state_dict(state)  # casts float16 weights to the model's dtype
     return int(checkpoint.get("global_step") or 0)
