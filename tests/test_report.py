@@ -4,6 +4,7 @@ Markdown, and the figures rebuilt from those runs."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 
@@ -68,6 +69,37 @@ def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsy
     with open(tmp_path / "exp" / "fan_lowdose" / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert "skipped unreadable results" in capsys.readouterr().out
+
+
+def test_each_row_names_the_command_that_made_its_run(tmp_path):
+    logs = tmp_path / "logs"
+    row = {"physics": "fan_mayo", "test_set": "folder", "psnr": "37.1", "ssim": "0.92"}
+    evaluated = logs / "lpd_mayo" / "runs" / "a"
+    _write(evaluated, [{**row, "method": "LearnedPrimalDual"}])
+    (evaluated / ".hydra").mkdir()
+    (evaluated / ".hydra" / "overrides.yaml").write_text(
+        "- experiment=lpd\n- ckpt_path=w/lpd.ckpt\n- tags=[lpd,fan_mayo]\n- physics=fan_mayo\n"
+    )
+    (evaluated / "config.json").write_text(json.dumps({"train": False}))
+    trained = logs / "fbp_mayo" / "runs" / "b"
+    _write(trained, [{**row, "method": "FBP", "psnr": "36.0"}])
+    (trained / ".hydra").mkdir()
+    (trained / ".hydra" / "overrides.yaml").write_text("- experiment=fbp\n- model.filter=hann\n")
+    (trained / "config.json").write_text(json.dumps({"train": True}))
+    _write(logs / "tv_mayo" / "runs" / "c", [{**row, "method": "TV", "psnr": "39.6"}])
+
+    main(["--setup", "fan_mayo", "--logs", str(logs), "--out", str(tmp_path / "exp")])
+    with open(tmp_path / "exp" / "fan_mayo" / "results.csv") as fh:
+        config = {r["method"]: r["config"] for r in csv.DictReader(fh)}
+    assert config == {
+        "FBP": "learnct-train experiment=fbp model.filter=hann",
+        "LearnedPrimalDual": "learnct-eval experiment=lpd ckpt_path=w/lpd.ckpt "
+        "'tags=[lpd,fan_mayo]' physics=fan_mayo",
+        "TV": "",  # no Hydra folder: nothing to say
+    }
+    md = (tmp_path / "exp" / "fan_mayo" / "results.md").read_text()
+    assert "| `learnct-train experiment=fbp model.filter=hann` |" in md
+    assert md.rstrip().endswith("| TV | folder | - | 39.60 | 0.920 | - |  |  | - |")
 
 
 def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(tmp_path, capsys):

@@ -1,7 +1,9 @@
 """``learnct-report`` / ``make report SETUP=<physics preset> [DOSE=1]``: gather every method's
 largest (then newest) test run on one setup into ``experiments/<setup>/``:
 
-- ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice);
+- ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice,
+  device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
+  with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
 - with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import json
 import math
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,28 @@ COLUMNS = (
     "test_hash",
     "torch_version",
     "lightning_version",
+    "config",
 )
+
+
+def run_command(folder: Path) -> str:
+    """The command line that made the run in ``folder``: ``learnct-eval`` where its
+    ``config.json`` says ``train: false``, else ``learnct-train``, then its Hydra overrides
+    (``.hydra/overrides.yaml``), shell-quoted. ``""`` where the folder does not record them."""
+    from omegaconf import OmegaConf
+
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+    except (OSError, ValueError):  # no Hydra folder (hydra.output_subdir=null) or unreadable
+        return ""
+    if not isinstance(overrides, list):
+        return ""
+    try:
+        train = json.loads((folder / "config.json").read_text()).get("train", True)
+    except (OSError, ValueError, AttributeError):
+        train = True
+    program = "learnct-train" if train is not False else "learnct-eval"
+    return " ".join([program, *(shlex.quote(str(o)) for o in overrides)])
 
 
 def _n_images(row: dict[str, str]) -> int:
@@ -120,11 +145,17 @@ def _fmt(value: str, spec: str) -> str:
         return "-"
 
 
+def _code(text: str) -> str:
+    """``text`` as Markdown inline code inside a table cell (``-`` when empty)."""
+    return f"`{text.replace('|', chr(92) + '|')}`" if text else "-"
+
+
 def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
     """Write ``results.csv`` and ``results.md`` for ``setup`` under ``out_dir/<setup>/``."""
     folder = out_dir / setup
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = folder / "results.csv", folder / "results.md"
+    rows = [{**r, "config": run_command(Path(r["_folder"]))} if "_folder" in r else r for r in rows]
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -133,17 +164,20 @@ def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple
         f"# Results on `{setup}`",
         "",
         "Per-image PSNR and SSIM (data range max - min of the truth) averaged over the fixed "
-        "test set; runtime in ms per slice after warm-up. Produced by `make report`.",
+        "test set; runtime in ms per slice after warm-up; config: the command that made the "
+        "run (`make train`/`make eval` run these). Produced by `make report`.",
         "",
-        "| method | test set | images | PSNR (dB) | SSIM | ms per slice | device | commit |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | test set | images | PSNR (dB) | SSIM | ms per slice | device | commit "
+        "| config |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['test_set']} | {r.get('n_images') or '-'} | "
             f"{_fmt(r['psnr'], '.2f')} | "
             f"{_fmt(r['ssim'], '.3f')} | {_fmt(r['ms_per_slice'], '.1f')} | "
-            f"{r.get('device', '')} | {r.get('commit', '')} |"
+            f"{r.get('device', '')} | {r.get('commit', '')} | "
+            f"{_code(r.get('config') or '')} |"
         )
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
