@@ -147,7 +147,8 @@ def _fmt(value: str, spec: str) -> str:
 
 def _code(text: str) -> str:
     """``text`` as Markdown inline code inside a table cell (``-`` when empty)."""
-    return f"`{text.replace('|', chr(92) + '|')}`" if text else "-"
+    escaped = text.replace("|", "\\|")  # a bare | would end the cell
+    return f"`{escaped}`" if text else "-"
 
 
 def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
