@@ -46,7 +46,7 @@ data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to da
 	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct $(ARGS)
 
 report: $(STAMP) ## Table + comparison.png of every method's largest (then newest) test run on SETUP (default fan_lowdose); DOSE=1: dose curve
-	$(PY) -m learnct.report --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)
+	$(PY) -m learnct.reporting --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)
 
 dashboard: $(STAMP) ## Offline dashboard of logs/ and experiments/: experiments/dashboard/index.html
 	$(PY) -m learnct.dashboard --logs logs --experiments experiments --out experiments/dashboard

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from learnct.reporting.weights import verify_weights
-from learnct.train import CONFIG_DIR
+from learnct.run import CONFIG_DIR
 
 FOLDERS = sorted(p.parent for p in (CONFIG_DIR.parent / "experiments").glob("*/weights/check.csv"))
 

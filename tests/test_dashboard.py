@@ -17,8 +17,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from learnct.dashboard import build_dashboard, main
-from learnct.report import main as report_main
-from learnct.train import CONFIG_DIR, run
+from learnct.reporting.__main__ import main as report_main
+from learnct.run import CONFIG_DIR, run
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SMALL = ["data.val_size=2", "data.test_size=2", "data.eval_batch_size=2", "logger=csv"]

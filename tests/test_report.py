@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from learnct.report import collect_results, main
+from learnct.reporting.__main__ import main
+from learnct.reporting.table import collect_results
 
 
 def _write(folder, rows, age_s=0.0):
@@ -150,10 +151,9 @@ def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(t
 
 
 def test_figures_use_each_methods_run_with_the_most_test_images(tmp_path, monkeypatch):
-    import learnct.reporting
     import learnct.reporting.run_methods
-    import learnct.train
-    from learnct import report
+    import learnct.run.build
+    from learnct.reporting import outputs
 
     rows = [
         {"method": "FBP", "test_set": "ellipses", "n_images": "64", "_folder": "fbp"},
@@ -166,11 +166,13 @@ def test_figures_use_each_methods_run_with_the_most_test_images(tmp_path, monkey
     ]
     loaded = []
     monkeypatch.setattr(learnct.reporting.run_methods, "load_run_config", lambda folder: {})
-    monkeypatch.setattr(learnct.train, "build_physics", lambda cfg: ("preset", "operator"))
+    monkeypatch.setattr(learnct.run.build, "build_physics", lambda cfg: ("preset", "operator"))
     monkeypatch.setattr(
-        learnct.reporting, "load_run_method", lambda folder, op: loaded.append(folder.name)
+        learnct.reporting.run_methods,
+        "load_run_method",
+        lambda folder, op: loaded.append(folder.name),
     )
-    report._load_methods(rows)
+    outputs.load_methods(rows)
     assert loaded == ["fbp", "tv", "a"]
 
 
@@ -292,7 +294,7 @@ def test_exporting_unchanged_weights_leaves_the_file_and_its_bytes_alone(tmp_pat
 def _train_run(folder, overrides):
     from hydra import compose, initialize_config_dir
 
-    from learnct.train import CONFIG_DIR, run
+    from learnct.run import CONFIG_DIR, run
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from learnct.train import CONFIG_DIR
+from learnct.run import CONFIG_DIR
 
 SEARCHES = sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml"))
 

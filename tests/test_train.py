@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from learnct.train import CONFIG_DIR, ConfigError, build_physics, run
+from learnct.run import CONFIG_DIR, ConfigError, build_physics, run
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 FAST = {
@@ -275,7 +275,7 @@ def test_the_test_pass_runs_in_test_precision_not_the_training_precision():
     import lightning as L
     from omegaconf import OmegaConf
 
-    from learnct.train import _single_device_tester
+    from learnct.run.pipeline import single_device_tester
 
     trainer_cfg = {
         "_target_": "lightning.pytorch.Trainer",
@@ -286,10 +286,10 @@ def test_the_test_pass_runs_in_test_precision_not_the_training_precision():
     }
     bf16 = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)
     cfg = OmegaConf.create({"trainer": trainer_cfg, "test_precision": "32-true"})
-    tester = _single_device_tester(cfg, bf16, [], [])
+    tester = single_device_tester(cfg, bf16, [], [])
     assert tester is not bf16 and tester.precision == "32-true"
     cfg.test_precision = None
-    assert _single_device_tester(cfg, bf16, [], []) is bf16
+    assert single_device_tester(cfg, bf16, [], []) is bf16
     fp32 = L.Trainer(accelerator="cpu", precision=32, logger=False)
     cfg.test_precision = "32"
-    assert _single_device_tester(cfg, fp32, [], []) is fp32
+    assert single_device_tester(cfg, fp32, [], []) is fp32

@@ -6,14 +6,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from learnct.train import CONFIG_DIR, run_reporting_errors
+from learnct.run.build import CONFIG_DIR
+from learnct.run.cli import run_from_cli
 
 __all__ = ["main"]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    return run_reporting_errors(cfg)
+    return run_from_cli(cfg)
 
 
 if __name__ == "__main__":

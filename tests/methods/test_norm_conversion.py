@@ -9,7 +9,7 @@ from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import FBPUNet
 from learnct.methods.checkpoints import checkpoint_identity, load_weights
 from learnct.physics import FanBeamGeometry, RayTransform
-from learnct.train import batch_norm_note
+from learnct.run.pipeline import batch_norm_note
 
 GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
 

@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["RunRecord", "collect_runs", "find_run_folders", "read_run"]
+from learnct.run.results import RESULTS_FILE, ResultsError, find_run_folders, read_results
+
+__all__ = ["RunRecord", "collect_runs", "read_run"]
 
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
 TEST_FIELDS = ("n_images", "psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
@@ -50,19 +52,6 @@ class RunRecord:
     wandb: list[str] = dataclasses.field(default_factory=list)  # offline W&B run folders
     config: dict[str, Any] | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
-
-
-def find_run_folders(log_dir: Path) -> list[Path]:
-    """Folders under ``log_dir`` that look like run folders, sorted by path."""
-    found: set[Path] = set()
-    for pattern in ("*/runs/*", "*/multiruns/*/*"):
-        found.update(p for p in log_dir.glob(pattern) if p.is_dir())
-    for marker in (".hydra", "config.json", "results.csv"):
-        found.update(p.parent for p in log_dir.rglob(marker))
-    found.update(p.parents[2] for p in log_dir.rglob("csv/version_*/metrics.csv"))
-    # never a folder inside another run's W&B or CSV output
-    runs = [p for p in found if not {"wandb", "csv", ".hydra"} & set(p.relative_to(log_dir).parts)]
-    return sorted(runs)
 
 
 def collect_runs(log_dir: Path) -> list[RunRecord]:
@@ -169,7 +158,7 @@ def _hparams(config: dict, model: dict, physics: dict) -> dict[str, Any]:
 
 
 def _read_results(folder: Path, record: RunRecord) -> None:
-    path = folder / "results.csv"
+    path = folder / RESULTS_FILE
     if not path.is_file():
         if record.config is None or record.config.get("test", True):
             record.problems.append(
@@ -177,18 +166,14 @@ def _read_results(folder: Path, record: RunRecord) -> None:
             )
         return
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        missing = {"method", "test_set", "psnr", "ssim"} - set(rows[0] if rows else {})
-        if not rows or missing:
-            raise ValueError(f"no rows or missing columns {sorted(missing)}")
+        rows = read_results(path, required=("method", "test_set", "psnr", "ssim"))
         tests = []
         for row in rows:
             test = {"test_set": row["test_set"]}
             for field in TEST_FIELDS:
                 test[field] = _number(row.get(field), f"results.csv column {field}")
             tests.append(test)
-    except (OSError, ValueError, csv.Error, UnicodeDecodeError) as err:
+    except (ResultsError, ValueError) as err:
         record.problems.append(f"results.csv: unreadable ({_first_line(err)})")
         return
     record.tests = tests

@@ -1,10 +1,10 @@
-"""Rebuild a finished run's method from its run folder: ``config.json`` (the resolved config
-that ``learnct-train`` writes) plus, for learned methods, the checkpoint that was tested."""
+"""Rebuild a finished run's method from its run folder (:mod:`learnct.run.results`): its
+``config.json`` plus, for learned methods, the checkpoint that was tested. A folder that cannot
+be used raises :class:`~learnct.run.results.ResultsError` naming it and what is wrong."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from learnct.methods.base import ReconstructionMethod
 from learnct.methods.checkpoints import load_weights
 from learnct.physics import PhysicsPreset, RayTransform
+from learnct.run.results import ResultsError, read_run_config, tested_checkpoint
 
-__all__ = [
-    "ReportError",
-    "RunMethod",
-    "load_run_config",
-    "load_run_method",
-    "method_checkpoint",
-    "reference_datamodule",
-]
-
-
-class ReportError(ValueError):
-    """A run folder that cannot be used for a figure: names the folder and what is wrong."""
+__all__ = ["RunMethod", "load_run_config", "load_run_method", "reference_datamodule"]
 
 
 @dataclasses.dataclass
@@ -42,44 +32,22 @@ class RunMethod:
 
 def load_run_config(folder: Path) -> DictConfig:
     """The resolved config a run wrote to ``<folder>/config.json``."""
-    path = Path(folder) / "config.json"
-    try:
-        return OmegaConf.create(json.loads(path.read_text()))
-    except (OSError, ValueError) as err:
-        raise ReportError(f"{path}: cannot read the run's config ({err})") from err
-
-
-def method_checkpoint(folder: Path, cfg: DictConfig) -> Path:
-    """The checkpoint a run tested: ``ckpt_path`` for ``make eval`` runs, else the best
-    checkpoint in ``<folder>/checkpoints`` (``last.ckpt`` when it is the only one)."""
-    given = cfg.get("ckpt_path")
-    if given and not cfg.get("train", True):
-        path = Path(given)
-        if not path.is_absolute() and not path.is_file():
-            path = Path(folder) / given
-        if not path.is_file():
-            raise ReportError(f"{folder}: its checkpoint {given} no longer exists")
-        return path
-    ckpts = sorted((Path(folder) / "checkpoints").glob("*.ckpt"))
-    best = [p for p in ckpts if not p.name.startswith("last")]
-    if best or ckpts:
-        return (best or ckpts)[-1]
-    raise ReportError(f"{folder}: no checkpoint in {Path(folder) / 'checkpoints'}")
+    return OmegaConf.create(read_run_config(folder))
 
 
 def load_run_method(folder: Path, operator: RayTransform) -> RunMethod:
     """Instantiate the run's model on ``operator`` and load the weights it was tested with."""
     cfg = load_run_config(folder)
     if "model" not in cfg:
-        raise ReportError(f"{folder}/config.json has no model section")
+        raise ResultsError(f"{folder}/config.json has no model section")
     model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(operator=operator)
     checkpoint = None
     if getattr(model, "trainable", True):
-        checkpoint = method_checkpoint(folder, cfg)
+        checkpoint = tested_checkpoint(folder, OmegaConf.to_container(cfg))
         try:
             load_weights(model, checkpoint, operator.geometry)
         except (ValueError, KeyError, RuntimeError) as err:
-            raise ReportError(f"{folder}: {err}") from err
+            raise ResultsError(f"{folder}: {err}") from err
     model.eval()
     return RunMethod(type(model).__name__, Path(folder), cfg, model, checkpoint)
 

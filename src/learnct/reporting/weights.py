@@ -209,7 +209,7 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     from omegaconf import OmegaConf
 
     from learnct.methods import METHODS
-    from learnct.train import build_physics
+    from learnct.run import build_physics
 
     folder = Path(folder)
     cfg = OmegaConf.create(json.loads((folder / "config.json").read_text()))

@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from learnct.train import CONFIG_DIR
+from learnct.run import CONFIG_DIR
 
 #: LGD with one iteration on a few images: seconds per run on a CPU.
 TINY_LGD = [

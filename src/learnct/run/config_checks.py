@@ -3,7 +3,7 @@
 Each error is a :class:`ConfigError` that names the key, the value and what is allowed, so a
 typo in a command line fails at once with a one-line message instead of a traceback from deep
 inside torch, Lightning or Hydra. What the components check themselves when they are built
-(geometry, model and data arguments) ``learnct.train`` reports the same way.
+(geometry, model and data arguments) ``learnct.run.build`` reports the same way.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ import pytest
 from lightning.pytorch.loggers import WandbLogger
 from run_configs import TINY_LGD, compose_train
 
-from learnct.reliability.wandb_fallback import (
+from learnct.run import run
+from learnct.run.wandb_fallback import (
     reset_wandb,
     server_unreachable_reason,
     start_wandb_or_fallback,
 )
-from learnct.train import run
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import lightning as L
 import pytest
 import torch
 
-from learnct.reliability import atomic_checkpoint
-from learnct.reliability.atomic_checkpoint import (
+from learnct.run import atomic_checkpoint
+from learnct.run.atomic_checkpoint import (
     AtomicCheckpointIO,
     atomic_torch_save,
     remove_stale_temporaries,

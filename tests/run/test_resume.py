@@ -16,9 +16,9 @@ from run_configs import TINY_LGD, compose_train
 
 from learnct.methods.checkpoints import check_checkpoint
 from learnct.physics import PRESETS
-from learnct.reliability.config_checks import ConfigError
-from learnct.reliability.resume import find_resume_checkpoint
-from learnct.train import CONFIG_DIR, run
+from learnct.run import CONFIG_DIR, run
+from learnct.run.config_checks import ConfigError
+from learnct.run.resume import find_resume_checkpoint
 
 KILLER = '''
 import os, signal

@@ -10,8 +10,8 @@ import torch
 from run_configs import TINY_LGD, compose_train
 
 from learnct.methods.learned import LearnedGradientDescent
-from learnct.reliability.nonfinite import NonFiniteGuard, NonFiniteTrainingError
-from learnct.train import run
+from learnct.run import run
+from learnct.run.nonfinite import NonFiniteGuard, NonFiniteTrainingError
 
 
 def _poison(monkeypatch, bad_steps) -> dict:

@@ -11,8 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from learnct.run_grouping import job_type, run_group, run_name
-from learnct.train import CONFIG_DIR
+from learnct.run import CONFIG_DIR
+from learnct.run.grouping import job_type, run_group, run_name
 
 
 @pytest.fixture

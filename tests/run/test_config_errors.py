@@ -11,8 +11,8 @@ import pytest
 from run_configs import TINY_LGD, compose_train
 
 from learnct.data.errors import DataError
-from learnct.reliability.config_checks import ConfigError, validate_config
-from learnct.train import CONFIG_DIR, build_physics, run
+from learnct.run import CONFIG_DIR, build_physics, run
+from learnct.run.config_checks import ConfigError, validate_config
 
 # (overrides, what the message must say): every one is caught by validate_config
 BAD_VALUES = [

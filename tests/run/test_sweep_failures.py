@@ -10,8 +10,8 @@ import sys
 import optuna
 import pytest
 
-from learnct.reliability.sweep_failures import read_failures
-from learnct.train import CONFIG_DIR
+from learnct.run import CONFIG_DIR
+from learnct.run.sweep_failures import read_failures
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from learnct.sweep_storage import SweepStorageFolder, sqlite_storage_path
-from learnct.train import CONFIG_DIR
+from learnct.run import CONFIG_DIR
+from learnct.run.sweep_storage import SweepStorageFolder, sqlite_storage_path
 
 
 def test_sqlite_storage_path() -> None:
@@ -34,7 +34,7 @@ def test_callback_makes_the_storage_folder_of_a_new_task(tmp_path: Path) -> None
             return_hydra_config=True,
         )
     callbacks = OmegaConf.to_container(cfg.hydra.callbacks)
-    assert callbacks["sweep_storage"]["_target_"] == "learnct.sweep_storage.SweepStorageFolder"
+    assert callbacks["sweep_storage"]["_target_"] == "learnct.run.sweep_storage.SweepStorageFolder"
     db = tmp_path / "logs" / "tv_brand_new" / "optuna_tv_lambda.db"
     assert not db.parent.exists()
     SweepStorageFolder().on_multirun_start(config=cfg)

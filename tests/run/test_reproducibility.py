@@ -12,8 +12,8 @@ import pytest
 import torch
 from run_configs import TINY_LGD, compose_train
 
-from learnct.report import collect_results, write_report
-from learnct.train import run
+from learnct.reporting.table import collect_results, write_report
+from learnct.run import run
 
 SHORT = ["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.deterministic=true"]
 
@@ -48,11 +48,11 @@ def test_same_seed_same_numbers_and_test_hash_across_runs_and_methods(tmp_path):
 
 
 def test_results_record_commit_config_and_versions(tmp_path, monkeypatch):
-    import learnct.train
+    import learnct.run.pipeline
 
     # the commit is the one the run started with, not one made while it trained
     answers = iter(["abc1234", "def5678-dirty"])
-    monkeypatch.setattr(learnct.train, "git_commit", lambda: next(answers, "def5678-dirty"))
+    monkeypatch.setattr(learnct.run.pipeline, "git_commit", lambda: next(answers, "def5678-dirty"))
     result = run(compose_train(["experiment=fbp", *TINY_LGD[2:]], tmp_path))
     assert {r["commit"] for r in result.rows} == {"abc1234"}
     with open(tmp_path / "results.csv") as fh:
@@ -81,7 +81,7 @@ def test_results_record_commit_config_and_versions(tmp_path, monkeypatch):
 def test_git_commit_names_head_and_uncommitted_changes(tmp_path):
     import subprocess
 
-    from learnct.reliability.provenance import git_commit
+    from learnct.run.provenance import git_commit
 
     assert git_commit(tmp_path) == "unknown"  # not a checkout
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]

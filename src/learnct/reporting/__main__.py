@@ -1,0 +1,160 @@
+"""``learnct-report`` / ``make report SETUP=<physics preset> [DOSE=1]``: gather every method's
+largest (then newest) test run on one setup into ``experiments/<setup>/``:
+
+- ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice,
+  device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
+  with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
+- ``comparison.png``: one test slice through every method, with error maps and a zoom;
+- with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
+
+It reads the ``results.csv`` that every ``make train`` / ``make eval`` run writes into its run
+folder under ``logs/``; for each (method, test set) the run with the most test images wins,
+the most recent among equals (a quick check on 4 images never replaces a 64-image row), and the
+table shows that number of images (compare rows of equal test sets). ``--exclude`` leaves out
+run folders by pattern. The figures rebuild each method from its run with the most test images
+(``config.json`` and the checkpoint it was tested with). Runs whose files are unreadable are
+listed, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from learnct.physics import PRESETS
+from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
+from learnct.reporting.table import collect_results, write_report
+
+__all__ = ["main"]
+
+DEFAULT_DOSES = (1e3, 3e3, 1e4, 3e4, 1e5)
+
+
+def _window(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--window wants two numbers lo,hi: {err}") from err
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"--window needs finite lo < hi, got {text!r}")
+    return lo, hi
+
+
+def _doses(text: str) -> tuple[float, ...]:
+    try:
+        doses = tuple(float(x) for x in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--photons wants numbers like 1e3,1e4: {err}") from err
+    if not doses or any(not d > 0 for d in doses):
+        raise argparse.ArgumentTypeError(f"--photons must be positive, got {text!r}")
+    return doses
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setup", default="fan_lowdose", help=f"one of {sorted(PRESETS)}")
+    parser.add_argument("--logs", default="logs", help="folder of the run folders")
+    parser.add_argument("--out", default="experiments", help="where <setup>/results.* go")
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out run folders matching this glob, relative to --logs (e.g. 'eval_*'; a "
+        "folder leaves out every run under it); repeatable",
+    )
+    parser.add_argument(
+        "--no-figure", action="store_true", help="skip comparison.png (the table only)"
+    )
+    parser.add_argument("--test-set", default=None, help="test set of the figures")
+    parser.add_argument(
+        "--window",
+        type=_window,
+        default=None,
+        help="grey range lo,hi of comparison.png's images (default: the truth's min,max); "
+        "0.8,1.2 is a soft-tissue window (HU -200..200) for CT",
+    )
+    parser.add_argument("--dose", action="store_true", help="also write the dose curve")
+    parser.add_argument(
+        "--photons",
+        type=_doses,
+        default=DEFAULT_DOSES,
+        help="doses of the dose curve, photons per detector pixel (default 1e3,3e3,1e4,3e4,1e5)",
+    )
+    parser.add_argument("--dose-images", type=int, default=8, help="test images per dose")
+    parser.add_argument(
+        "--weights",
+        action="store_true",
+        help="also copy the learned methods' checkpoints (stripped) to <setup>/weights/ with "
+        "check.csv, their PSNR on the first --check-images test images",
+    )
+    parser.add_argument("--check-images", type=int, default=4, help="images per check row")
+    parser.add_argument(
+        "--weights-max-mb",
+        type=float,
+        default=8.0,
+        help="largest checkpoint --weights writes: larger ones are stored in float16, and "
+        "left out if still larger (default 8)",
+    )
+    args = parser.parse_args(argv)
+    if args.dose_images < 1:
+        parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
+    if not args.weights_max_mb > 0:
+        parser.error(f"--weights-max-mb must be positive, got {args.weights_max_mb}")
+    if args.setup not in PRESETS:
+        parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
+    rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)
+    for problem in problems:
+        print(problem)
+    if not rows:
+        parser.exit(
+            1,
+            f"no results for {args.setup!r} under {args.logs}/: run make train EXP=<method> "
+            "(or make eval) first\n",
+        )
+    csv_path, md_path = write_report(rows, args.setup, Path(args.out))
+    print(md_path.read_text())
+    written = [csv_path, md_path]
+    if not args.no_figure or args.dose or args.weights:
+        methods, reference, preset, operator = load_methods(rows)
+        folder = Path(args.out) / args.setup
+        try:
+            if methods and not args.no_figure:
+                written.append(
+                    write_figure(
+                        methods, reference, preset, operator, folder, args.test_set, args.window
+                    )
+                )
+            if methods and args.dose:
+                written.extend(
+                    write_dose_curve(
+                        methods,
+                        reference,
+                        preset,
+                        operator,
+                        folder,
+                        args.photons,
+                        args.dose_images,
+                        args.test_set,
+                    )
+                )
+            if methods and args.weights:
+                written.extend(
+                    write_weights(
+                        methods,
+                        reference,
+                        preset,
+                        operator,
+                        folder,
+                        args.check_images,
+                        args.weights_max_mb,
+                    )
+                )
+        except ValueError as err:
+            parser.exit(1, f"make report: {err}\n")
+    print("written: " + ", ".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()

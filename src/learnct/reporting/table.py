@@ -1,0 +1,155 @@
+"""The ``make report`` table: per (method, test set) of one setup, the run with the most test
+images (the most recent of equals, so a quick check on 4 images never replaces a 64-image row),
+gathered from the run folders' ``results.csv`` under ``logs/`` and written as
+``experiments/<setup>/results.{csv,md}`` with the command that made each run."""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from learnct.run.results import (
+    ResultsError,
+    find_results,
+    n_images,
+    read_results,
+    read_run_config,
+)
+
+__all__ = ["COLUMNS", "collect_results", "run_command", "write_report"]
+
+COLUMNS = (
+    "method",
+    "test_set",
+    "n_images",
+    "psnr",
+    "ssim",
+    "ms_per_slice",
+    "device",
+    "commit",
+    "run_dir",
+    "test_hash",
+    "torch_version",
+    "lightning_version",
+    "config",
+)
+
+
+def run_command(folder: Path) -> str:
+    """The command line that made the run in ``folder``: ``learnct-eval`` where its
+    ``config.json`` says ``train: false``, else ``learnct-train``, then its Hydra overrides
+    (``.hydra/overrides.yaml``), shell-quoted. ``""`` where the folder does not record them."""
+    from omegaconf import OmegaConf
+
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+    except (OSError, ValueError):  # no Hydra folder (hydra.output_subdir=null) or unreadable
+        return ""
+    if not isinstance(overrides, list):
+        return ""
+    try:
+        train = read_run_config(folder).get("train", True)
+    except ResultsError:
+        train = True
+    program = "learnct-train" if train is not False else "learnct-eval"
+    return " ".join([program, *(shlex.quote(str(o)) for o in overrides)])
+
+
+def _posix(pattern: str) -> str:
+    """A run-folder pattern with ``/`` separators and no trailing one."""
+    return pattern.replace("\\", "/").rstrip("/") or "."
+
+
+def collect_results(
+    log_dir: Path, setup: str, exclude: Sequence[str] = ()
+) -> tuple[list[dict[str, str]], list[str]]:
+    """One row per (method, test set) for ``setup``: the run with the most test images, the
+    most recent of equals; and messages on what was skipped (unreadable files, ``exclude``
+    patterns that matched nothing). ``exclude``: glob patterns of run folders relative to
+    ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or ``lpd/runs/2026-11-26*``) to leave out;
+    a pattern that matches a folder leaves out every run under it."""
+    best: dict[tuple[str, str], tuple[tuple[int, float], dict[str, str]]] = {}
+    problems, used = [], set()
+    for path in find_results(log_dir):
+        run = path.parent.relative_to(log_dir)
+        folders = [f.as_posix() for f in (run, *run.parents) if f != Path(".") or run == f]
+        matched = {
+            pattern
+            for pattern in exclude
+            if any(fnmatch.fnmatchcase(f, _posix(pattern)) for f in folders)
+        }
+        if matched:
+            used |= matched
+            continue
+        try:
+            rows = read_results(path)
+        except ResultsError as err:
+            problems.append(f"skipped unreadable results: {path}: {err}")
+            continue
+        stamp = path.stat().st_mtime
+        for row in rows:
+            row["_folder"] = str(path.parent)
+            if row["physics"] != setup:
+                continue
+            key = (row["method"], row["test_set"])
+            rank = (n_images(row), stamp)
+            if key not in best or rank > best[key][0]:
+                best[key] = (rank, row)
+    problems += [
+        f"--exclude {pattern!r} matched no run folder under {log_dir}/ (patterns are relative "
+        "to it, e.g. 'eval_*')"
+        for pattern in exclude
+        if pattern not in used
+    ]
+    rows = [row for _, row in best.values()]
+    rows.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
+    return rows, problems
+
+
+def _fmt(value: str, spec: str) -> str:
+    try:
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _code(text: str) -> str:
+    """``text`` as Markdown inline code inside a table cell (``-`` when empty)."""
+    escaped = text.replace("|", "\\|")  # a bare | would end the cell
+    return f"`{escaped}`" if text else "-"
+
+
+def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``results.csv`` and ``results.md`` for ``setup`` under ``out_dir/<setup>/``."""
+    folder = out_dir / setup
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = folder / "results.csv", folder / "results.md"
+    rows = [{**r, "config": run_command(Path(r["_folder"]))} if "_folder" in r else r for r in rows]
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        f"# Results on `{setup}`",
+        "",
+        "Per-image PSNR and SSIM (data range max - min of the truth) averaged over the fixed "
+        "test set; runtime in ms per slice after warm-up; config: the command that made the "
+        "run (`make train`/`make eval` run these). Produced by `make report`.",
+        "",
+        "| method | test set | images | PSNR (dB) | SSIM | ms per slice | device | commit "
+        "| config |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['test_set']} | {r.get('n_images') or '-'} | "
+            f"{_fmt(r['psnr'], '.2f')} | "
+            f"{_fmt(r['ssim'], '.3f')} | {_fmt(r['ms_per_slice'], '.1f')} | "
+            f"{r.get('device', '')} | {r.get('commit', '')} | "
+            f"{_code(r.get('config') or '')} |"
+        )
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path

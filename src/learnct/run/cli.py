@@ -1,0 +1,65 @@
+"""What the console entry points (``learnct-train``, ``learnct-eval``) do with a composed
+config: run it, and turn failures into what a user or a sweep needs.
+
+A user mistake (``ConfigError``, ``DataError``) prints one line and exits with status 2, a run
+stopped by non-finite steps with status 1; outside a sweep the config is checked before torch
+and Lightning load (~1 s, not ~15 s). In a sweep, a failing job is recorded in
+``<sweep dir>/failures.jsonl`` and counts as a failed trial, so the other jobs go on.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig
+
+from learnct.run.build import user_errors
+from learnct.run.config_checks import ConfigError, validate_config
+
+__all__ = ["run_from_cli"]
+
+
+def _exit(err: BaseException, status: int) -> None:
+    print(f"error: {err}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def run_from_cli(cfg: DictConfig) -> float | None:
+    """``run(cfg).objective``, with failures reported as the module docstring says (a failed
+    sweep job returns ``None``: Optuna's failed trial)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
+    if not multirun:
+        try:
+            validate_config(cfg)
+        except ConfigError as err:
+            _exit(err, 2)
+
+    import torch
+
+    from learnct.run.nonfinite import NonFiniteTrainingError
+    from learnct.run.pipeline import finish_wandb, run
+    from learnct.run.sweep_failures import record_failure
+
+    torch.set_float32_matmul_precision("high")
+    try:
+        return run(cfg).objective
+    except Exception as err:
+        finish_wandb()
+        if multirun:
+            path = record_failure(hydra_cfg.sweep.dir, cfg, err)
+            print(
+                f"sweep job {hydra_cfg.job.num} failed ({type(err).__name__}: {err}); "
+                f"recorded in {path}; the sweep goes on",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        if isinstance(err, user_errors()):
+            _exit(err, 2)
+        if isinstance(err, NonFiniteTrainingError):
+            _exit(err, 1)
+        raise

@@ -1,0 +1,319 @@
+"""The run: build its parts from the config, fit (or, for FBP and TV, validate), then test on
+the fixed test sets and write the results (:mod:`learnct.run.results`).
+
+Reliability (docs/reliability.md): the config is checked before anything is built;
+``resume=true`` continues the newest run of the task in its own folder; checkpoints are written
+atomically; non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the run); W&B
+falls back to offline; every results row carries the test-set hash, the git commit and the
+library versions. After multi-device training, rank 0 tests on one device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from learnct.run.build import (
+    build_component,
+    build_datamodule,
+    build_method,
+    build_physics,
+    build_trainer,
+    instantiate_all,
+)
+from learnct.run.config_checks import ConfigError, validate_config
+from learnct.run.provenance import git_commit, library_versions
+from learnct.run.results import RESULT_FIELDS, write_results
+from learnct.run.resume import resolve_resume
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    from learnct.physics import RayTransform
+
+__all__ = ["RunResult", "batch_norm_note", "finish_wandb", "run", "single_device_tester"]
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run produced: one results row per test set, and the value of
+    ``cfg.optimized_metric`` after training/validation (the sweep objective)."""
+
+    rows: list[dict[str, Any]]
+    objective: float | None
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train/evaluate/test as the config says."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    validate_config(cfg)
+    # the code the run starts with (a commit made while it trains must not be credited)
+    provenance = {"commit": git_commit(), **library_versions()}
+    resume = resolve_resume(cfg)
+
+    import lightning as L
+
+    from learnct.run.nonfinite import NonFiniteGuard
+    from learnct.run.testset_hash import TestSetHash
+    from learnct.run.wandb_fallback import start_wandb_or_fallback
+
+    L.seed_everything(cfg.seed, workers=True)
+    preset, operator = build_physics(cfg)
+    datamodule = build_datamodule(cfg, preset, operator)
+    model = build_method(cfg, operator)
+    trainable = getattr(model, "trainable", True)
+    training = trainable and cfg.get("train", True)
+    _prepare(cfg, model, datamodule, operator, resume)
+    loggers = start_wandb_or_fallback(
+        instantiate_all(cfg.get("logger")), rebuild=lambda: instantiate_all(cfg.get("logger"))
+    )
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not trainable:
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
+    elif cfg.get("max_nonfinite_steps"):
+        callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
+    test_hash = TestSetHash(list(datamodule.sources["test"]))
+    trainer = build_trainer(cfg, loggers, [*callbacks, test_hash])
+    flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    for logger in loggers:
+        logger.log_hyperparams(flat)
+
+    best = cfg.get("ckpt_path")
+    if trainable and not training:
+        _check_checkpoint_to_test(cfg, model, operator)
+    if training:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+        checkpoint = trainer.checkpoint_callback
+        best = (checkpoint.best_model_path or None) if checkpoint is not None else None
+    elif not trainable:
+        print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
+        trainer.validate(model, datamodule=datamodule)
+
+    objective = trainer.callback_metrics.get(cfg.get("optimized_metric") or "")
+    objective = None if objective is None else float(objective)
+    rows: list[dict[str, Any]] = []
+    if cfg.get("test", True):
+        tester = single_device_tester(cfg, trainer, loggers, [test_hash])
+        if tester is None:  # a DDP rank other than 0: rank 0 tests
+            return RunResult(rows=[], objective=objective)
+        metrics: dict[str, float] = {}
+        for result in tester.test(model, datamodule=datamodule, ckpt_path=best):
+            metrics.update(result)
+        common = {
+            "method": type(model).__name__,
+            "physics": preset.name,
+            "device": str(trainer.strategy.root_device),
+            "run_dir": cfg.paths.output_dir,
+            **provenance,
+        }
+        rows = _result_rows(metrics, datamodule, test_hash.hashes, common)
+        folder = Path(cfg.paths.output_dir)
+        config = {**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance}
+        results = write_results(folder, rows, config)
+        figure = _write_figure(model, datamodule, folder)
+        _log_results(loggers, rows, figure)
+        _print_rows(rows)
+        print(f"results: {results}; figure: {figure}")
+    finish_wandb()
+    return RunResult(rows=rows, objective=objective)
+
+
+def _prepare(
+    cfg: DictConfig, model: Any, datamodule: Any, operator: RayTransform, resume: Path | None
+) -> None:
+    """Set up the data (file sources are checked now, not inside the Trainer), warn about
+    batch norm at batch size 1, load ``init_weights`` and check the resume checkpoint."""
+    from learnct.methods.checkpoints import check_architecture, check_checkpoint, load_weights
+
+    trainable = getattr(model, "trainable", True)
+    training = trainable and cfg.get("train", True)
+    stages = ["validate"] if not trainable else ["fit"] if cfg.get("train", True) else []
+    stages += ["test"] if cfg.get("test", True) else []
+    for stage in stages:
+        build_component("data", functools.partial(datamodule.setup, stage))
+    if training:
+        note = batch_norm_note(model, getattr(datamodule, "batch_size", None))
+        if note:
+            print(note, file=sys.stderr)
+    if cfg.get("init_weights") and cfg.get("train", True):
+        if not trainable:
+            raise ConfigError(
+                f"init_weights: {type(model).__name__} has no weights to start from (unset it)"
+            )
+        try:
+            step = load_weights(model, cfg.init_weights, operator.geometry)
+        except ValueError as err:
+            raise ConfigError(f"init_weights: {err}") from err
+        print(f"starting from the weights of {cfg.init_weights} (saved at step {step})")
+    if resume is not None and trainable:
+        try:
+            state = check_checkpoint(resume, type(model).__name__, operator.geometry)
+            check_architecture(model, state, resume)
+        except ValueError as err:
+            key = "ckpt_path" if cfg.get("ckpt_path") else "resume"
+            raise ConfigError(f"{key}: {err}") from err
+        print(
+            f"resuming from {resume} (step {state.get('global_step')}); run folder: "
+            f"{cfg.paths.output_dir}"
+        )
+
+
+def _check_checkpoint_to_test(cfg: DictConfig, model: Any, operator: RayTransform) -> None:
+    """Evaluating a learned method needs ``ckpt_path``, of this method, geometry and
+    architecture."""
+    from learnct.methods.checkpoints import check_architecture, check_checkpoint
+
+    best = cfg.get("ckpt_path")
+    if not best:
+        raise ConfigError(
+            f"evaluating {type(model).__name__} needs a checkpoint: set ckpt_path "
+            "(make eval EXP=<name> CKPT=path/to/file.ckpt)"
+        )
+    try:
+        check_architecture(
+            model, check_checkpoint(best, type(model).__name__, operator.geometry), best
+        )
+    except ValueError as err:
+        raise ConfigError(f"ckpt_path: {err}") from err
+
+
+def batch_norm_note(model: Any, batch_size: int | None) -> str | None:
+    """A warning when ``model`` has batch norm and trains at ``batch_size`` 1 (per device): it
+    then normalises each image by its own statistics in training but by running averages at
+    test, which fit only the training images' intensities (on 512^2 CT slices after ellipse
+    training, FBP + U-Net lost 6 dB to a bias this way)."""
+    import torch
+
+    has_batch_norm = any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    )
+    if not has_batch_norm or batch_size != 1:
+        return None
+    return (
+        f"warning: {type(model).__name__} has batch norm and trains at data.batch_size=1, so "
+        "it learns per-image normalisation but tests with running averages; train with "
+        "model.norm=instance (or group), or a batch of 4 or more. Its checkpoints can also "
+        "be evaluated with model.norm=instance, which computes what batch norm did in training."
+    )
+
+
+def single_device_tester(
+    cfg: DictConfig, trainer: L.Trainer, loggers: list[Any], callbacks: list[Any]
+) -> L.Trainer | None:
+    """The trainer that tests: ``trainer`` itself on one device in ``cfg.test_precision``
+    (null: any); else a one-device trainer in that precision (after DDP training: on global
+    rank 0, None on the other ranks, so that every fixed test image is evaluated exactly once;
+    a DistributedSampler would pad and repeat). Its CSV metrics go to ``csv/test`` (a spawned
+    rank 0 wrote the training CSV); it gets ``callbacks`` (the test-set hash)."""
+    import hydra
+    import lightning as L
+
+    precision = cfg.get("test_precision")
+    same = precision is None or _precision_name(precision) == _precision_name(trainer.precision)
+    if trainer.world_size == 1 and same:
+        return trainer
+    if trainer.global_rank != 0:
+        return None
+    test_loggers = [
+        L.pytorch.loggers.CSVLogger(lg.save_dir, name=lg.name, version="test")
+        if isinstance(lg, L.pytorch.loggers.CSVLogger)
+        else lg
+        for lg in loggers
+    ]
+    return hydra.utils.instantiate(
+        cfg.trainer,
+        devices=1,
+        num_nodes=1,
+        strategy="auto",
+        logger=test_loggers or False,
+        callbacks=callbacks,
+        **({} if precision is None else {"precision": precision}),
+    )
+
+
+def _precision_name(precision: Any) -> str:
+    """Lightning's canonical name of a precision setting (``32`` and ``"32"``: ``32-true``)."""
+    aliases = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+    return aliases.get(str(precision), str(precision))
+
+
+def _result_rows(
+    metrics: dict[str, float], datamodule: Any, hashes: dict[int, str], common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One results row per test set from the test pass's ``metrics`` (Lightning suffixes a
+    metric with ``/dataloader_idx_<i>`` when there are several test sets)."""
+    test_sets = datamodule.sources["test"]
+
+    def metric(name: str, idx: int) -> float | None:
+        value = metrics.get(name if len(test_sets) == 1 else f"{name}/dataloader_idx_{idx}")
+        return None if value is None else float(value)
+
+    return [
+        {
+            **common,
+            "test_set": test_set,
+            "n_images": len(datamodule.datasets["test"][idx]),
+            **{key: metric(f"test/{key}", idx) for key in _TEST_METRICS},
+            "test_hash": hashes.get(idx),
+        }
+        for idx, test_set in enumerate(test_sets)
+    ]
+
+
+_TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
+
+
+def _write_figure(model: Any, datamodule: Any, folder: Path) -> Path:
+    from learnct.run.figure import write_comparison_figure
+
+    return write_comparison_figure(model, datamodule, folder)
+
+
+def _log_results(loggers: list[Any], rows: list[dict[str, Any]], figure: Path) -> None:
+    """Put the results table (``test/results``) and the comparison figure
+    (``test/comparison``) into the W&B run, beside the metrics and validation panels."""
+    import lightning as L
+
+    for logger in loggers:
+        if isinstance(logger, L.pytorch.loggers.WandbLogger):
+            data = [[row.get(c) for c in RESULT_FIELDS] for row in rows]
+            logger.log_table(key="test/results", columns=list(RESULT_FIELDS), data=data)
+            logger.log_image(key="test/comparison", images=[str(figure)])
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        return out
+    return {prefix.rstrip("/"): tree}
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    def fmt(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    print("\n| method | physics | test set | PSNR (dB) | SSIM | ms/slice | FBP PSNR | FBP SSIM |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['method']} | {r['physics']} | {r['test_set']} | {fmt(r['psnr'], '.2f')} | "
+            f"{fmt(r['ssim'], '.3f')} | {fmt(r['ms_per_slice'], '.1f')} | "
+            f"{fmt(r['fbp_psnr'], '.2f')} | {fmt(r['fbp_ssim'], '.3f')} |"
+        )
+
+
+def finish_wandb() -> None:
+    """End the W&B run of this process, if one is open (each sweep job ends its own)."""
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

@@ -1,0 +1,163 @@
+"""The run folder and its results: the one results schema, its writer and reader, run-folder
+discovery and the choice of a run's checkpoint.
+
+A run of task ``<task_name>`` lives in ``<log_dir>/<task_name>/runs/<date>/`` (a sweep job in
+``<log_dir>/<task_name>/multiruns/<date>/<job>/``). After testing it holds ``results.csv``
+(one row per test set, columns :data:`RESULT_FIELDS`) and ``config.json`` (the resolved config
+plus ``provenance``); its ``ModelCheckpoint`` writes ``checkpoints/*.ckpt`` and
+``checkpoints/last.ckpt``. Training, evaluation, ``make report``, the dashboard and resuming
+all read run folders through this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CONFIG_FILE",
+    "LAST_CHECKPOINT",
+    "REQUIRED_FIELDS",
+    "RESULTS_FILE",
+    "RESULT_FIELDS",
+    "ResultsError",
+    "find_results",
+    "find_run_folders",
+    "n_images",
+    "read_results",
+    "read_run_config",
+    "task_run_folders",
+    "tested_checkpoint",
+    "write_results",
+]
+
+RESULTS_FILE = "results.csv"
+CONFIG_FILE = "config.json"
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+
+#: One row per (run, test set). psnr/ssim: per-image means (dB; data range max - min of the
+#: truth); ms_per_slice: reconstruction time after warm-up; fbp_*: FBP on the same data;
+#: test_hash: digest of the test images and noise; the rest: where and with what it ran.
+RESULT_FIELDS = (
+    "method",
+    "physics",
+    "n_images",
+    "test_set",
+    "psnr",
+    "ssim",
+    "ms_per_slice",
+    "fbp_psnr",
+    "fbp_ssim",
+    "device",
+    "commit",
+    "run_dir",
+    "test_hash",
+    "torch_version",
+    "lightning_version",
+    "python_version",
+    "learnct_version",
+)
+#: Columns without which a results file is unreadable (older files may lack the others).
+REQUIRED_FIELDS = ("method", "physics", "test_set", "psnr", "ssim")
+
+
+class ResultsError(ValueError):
+    """A results file or run folder that cannot be read: names the file and the problem."""
+
+
+def write_results(folder: Path, rows: list[dict[str, Any]], config: dict[str, Any]) -> Path:
+    """Write ``results.csv`` (``rows``, columns :data:`RESULT_FIELDS`) and ``config.json``
+    (``config``: the resolved config with its ``provenance``) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RESULTS_FILE
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    return path
+
+
+def read_results(path: Path, required: Iterable[str] = REQUIRED_FIELDS) -> list[dict[str, str]]:
+    """The rows of a results file (values as text; a missing optional column reads as
+    absent). Raises :class:`ResultsError` for an unreadable file, no rows or a missing
+    ``required`` column."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise ResultsError(str(err)) from err
+    missing = set(required) - set(rows[0] if rows else {})
+    if not rows or missing:
+        raise ResultsError(f"no rows or missing columns {sorted(missing)}")
+    return rows
+
+
+def n_images(row: dict[str, str]) -> int:
+    """A row's number of test images; 0 where an older results file did not record it."""
+    try:
+        count = float(row.get("n_images") or 0)
+    except ValueError:
+        return 0
+    return int(count) if math.isfinite(count) else 0
+
+
+def find_results(log_dir: Path) -> list[Path]:
+    """Every ``results.csv`` under ``log_dir``, sorted by path."""
+    return sorted(Path(log_dir).glob(f"**/{RESULTS_FILE}"))
+
+
+def find_run_folders(log_dir: Path) -> list[Path]:
+    """Folders under ``log_dir`` that look like run folders (``*/runs/*``,
+    ``*/multiruns/*/*``, or any folder with a ``.hydra/``, ``config.json``, ``results.csv`` or
+    CSV metrics), never one inside another run's W&B or CSV output; sorted by path."""
+    log_dir = Path(log_dir)
+    found: set[Path] = set()
+    for pattern in ("*/runs/*", "*/multiruns/*/*"):
+        found.update(p for p in log_dir.glob(pattern) if p.is_dir())
+    for marker in (".hydra", CONFIG_FILE, RESULTS_FILE):
+        found.update(p.parent for p in log_dir.rglob(marker))
+    found.update(p.parents[2] for p in log_dir.rglob("csv/version_*/metrics.csv"))
+    runs = [p for p in found if not {"wandb", "csv", ".hydra"} & set(p.relative_to(log_dir).parts)]
+    return sorted(runs)
+
+
+def task_run_folders(log_dir: Path, task_name: str) -> list[Path]:
+    """The single-run folders of ``task_name`` that have a ``last.ckpt``, oldest first (run
+    folders are named by their start time, so the name orders them)."""
+    runs = Path(log_dir) / task_name / "runs"
+    return sorted((p.parents[1] for p in runs.glob(f"*/{LAST_CHECKPOINT}")), key=lambda p: p.name)
+
+
+def read_run_config(folder: Path) -> dict[str, Any]:
+    """The resolved config a run wrote to ``<folder>/config.json``."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ResultsError(f"{path}: cannot read the run's config ({err})") from err
+    if not isinstance(config, dict):
+        raise ResultsError(f"{path}: not a config (a JSON object)")
+    return config
+
+
+def tested_checkpoint(folder: Path, config: dict[str, Any]) -> Path:
+    """The checkpoint a run tested: ``ckpt_path`` for ``make eval`` runs, else the best
+    checkpoint in ``<folder>/checkpoints`` (``last.ckpt`` when it is the only one)."""
+    given = config.get("ckpt_path")
+    if given and not config.get("train", True):
+        path = Path(given)
+        if not path.is_absolute() and not path.is_file():
+            path = Path(folder) / given
+        if not path.is_file():
+            raise ResultsError(f"{folder}: its checkpoint {given} no longer exists")
+        return path
+    ckpts = sorted((Path(folder) / "checkpoints").glob("*.ckpt"))
+    best = [p for p in ckpts if not p.name.startswith("last")]
+    if best or ckpts:
+        return (best or ckpts)[-1]
+    raise ResultsError(f"{folder}: no checkpoint in {Path(folder) / 'checkpoints'}")
