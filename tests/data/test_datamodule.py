@@ -317,7 +317,7 @@ def test_worker_error_names_the_file(tmp_path):
         ({"num_workers": -1}, "num_workers must be an integer >= 0"),
         ({"source": "mnist"}, r"unknown data source 'mnist'.*\('ellipses'"),
         ({"test_source": []}, "at least one source"),
-        ({"photons": 0}, "photons must be a positive finite number"),
+        ({"photons": 0}, "photons=0 is not valid: it must be a positive finite number"),
         ({"physics": "nope", "operator": None}, "unknown physics preset 'nope'"),
         ({"operator": RayTransform(FanBeamGeometry(image_size=16))}, "geometry .* differs"),
     ],

@@ -25,9 +25,6 @@ BAD_VALUES = [
         ["physics.backend=gpu"],
         r"physics.backend='gpu' is not valid: choose one of .*'auto'.*'sparse'",
     ),
-    (["physics.photons=-5"], r"physics.photons=-5 is not valid: it must be a positive finite"),
-    (["physics.photons=0"], r"physics.photons=0 is not valid"),
-    (["physics.photons=lots"], r"physics.photons='lots' is not valid"),
     (
         ["physics.n_angles=0"],
         r"physics.n_angles=0 is not valid: it must be an integer >= 1 or null",
@@ -82,6 +79,26 @@ def test_component_checks_are_reported_as_config_errors(overrides, message, tmp_
     with pytest.raises(ConfigError, match=message):
         run(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["physics.photons=-5"], r"physics.photons=-5 is not valid: it must be a positive finite"),
+        (["physics.photons=0"], r"physics.photons=0 is not valid"),
+        (["physics.photons=lots"], r"physics.photons='lots' is not valid"),
+        (["physics.photons=inf"], r"physics.photons=inf is not valid"),
+        (
+            ["physics=parallel_ellipses", "physics.photons=1000"],
+            r"physics.photons only applies to Poisson presets; 'parallel_ellipses' uses gaussian",
+        ),
+    ],
+)
+def test_photons_are_checked_once_by_the_preset(overrides, message, tmp_path):
+    """``physics.photons`` is checked where it is used (``PhysicsPreset``), and comes back
+    as a ConfigError naming the key."""
+    with pytest.raises(ConfigError, match=message):
+        build_physics(compose_train(overrides, tmp_path))
 
 
 def test_geometry_overrides_are_checked_by_the_geometry(tmp_path):

@@ -194,19 +194,8 @@ class CTDataModule(L.LightningDataModule):
             raise ValueError(
                 f"physics must be a PhysicsPreset or a preset name, got {type(physics).__name__}"
             )
-        if photons is not None:
-            if physics.noise != "poisson":
-                raise ValueError(
-                    f"photons only applies to Poisson presets; {physics.name!r} uses "
-                    f"{physics.noise} noise"
-                )
-            if (
-                isinstance(photons, bool)
-                or not isinstance(photons, (int, float))
-                or not (0 < photons < float("inf"))
-            ):
-                raise ValueError(f"photons must be a positive finite number, got {photons!r}")
-            physics = dataclasses.replace(physics, photons=float(photons))
+        if photons is not None:  # the preset checks it
+            physics = dataclasses.replace(physics, photons=photons)
         if operator is None:
             operator = RayTransform(physics.geometry)
         elif not isinstance(operator, RayTransform):

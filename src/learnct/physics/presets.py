@@ -47,6 +47,28 @@ class PhysicsPreset:
     relative_std: float = 0.05
     min_counts: float = 1.0
 
+    def __post_init__(self) -> None:
+        """``photons`` is checked here, once, however a preset is made (a config's
+        ``physics.photons``, a DataModule's ``photons`` override, a dose curve's doses)."""
+        photons = self.photons
+        if self.noise != "poisson":
+            if photons is not None:
+                raise ValueError(
+                    f"photons only applies to Poisson presets; {self.name!r} uses {self.noise} "
+                    "noise"
+                )
+            return
+        if (
+            isinstance(photons, bool)
+            or not isinstance(photons, (int, float))
+            or not 0 < photons < math.inf
+        ):
+            raise ValueError(
+                f"photons={photons!r} is not valid: it must be a positive finite number (photons "
+                "per detector pixel)"
+            )
+        object.__setattr__(self, "photons", float(photons))
+
     def simulate(
         self,
         sinogram: torch.Tensor,

@@ -59,12 +59,10 @@ def build_physics(cfg: DictConfig) -> tuple[PhysicsPreset, RayTransform]:
     preset = PRESETS[name]()
     photons = cfg.physics.get("photons")
     if photons is not None:
-        if preset.noise != "poisson":
-            raise ConfigError(
-                f"physics.photons={photons} only applies to Poisson presets; {name!r} uses "
-                f"{preset.noise} noise"
-            )
-        preset = dataclasses.replace(preset, photons=float(photons))
+        try:
+            preset = dataclasses.replace(preset, photons=photons)
+        except ValueError as err:
+            raise ConfigError(f"physics.{err}") from err
     preset = _with_geometry_overrides(preset, cfg)
     try:
         operator = RayTransform(preset.geometry, backend=cfg.physics.get("backend", "auto"))

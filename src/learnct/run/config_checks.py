@@ -8,7 +8,6 @@ inside torch, Lightning or Hydra. What the components check themselves when they
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -55,18 +54,6 @@ def check_int(cfg: DictConfig, key: str, minimum: int, nullable: bool = False) -
         raise ConfigError(f"{key}={value!r} is not valid: it must be an integer >= {minimum}{null}")
 
 
-def check_positive_number(cfg: DictConfig, key: str, nullable: bool = True) -> None:
-    """``key`` must be a positive finite number (or null when ``nullable``)."""
-    if not _has(cfg, key):
-        return
-    value = _get(cfg, key)
-    if value is None and nullable:
-        return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (0 < value < math.inf):
-        raise ConfigError(f"{key}={value!r} is not valid: it must be a positive finite number")
-
-
 def validate_config(cfg: DictConfig) -> None:
     """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
     from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES, SOURCES
@@ -74,7 +61,6 @@ def validate_config(cfg: DictConfig) -> None:
     check_int(cfg, "seed", 0)
     check_choice(cfg, "physics.preset", PRESET_NAMES)
     check_choice(cfg, "physics.backend", ["auto", *BACKEND_NAMES])
-    check_positive_number(cfg, "physics.photons")
     check_int(cfg, "physics.image_size", 2, nullable=True)
     check_int(cfg, "physics.n_angles", 1, nullable=True)
     check_int(cfg, "physics.n_detectors", 1, nullable=True)
