@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from learnct import config_names
-from learnct.data.datasets import SOURCES
+from learnct.data.sources import SOURCES
 from learnct.methods.base import LOSSES
 from learnct.physics import FILTERS, PRESETS
 from learnct.physics.backends import BACKENDS

@@ -7,7 +7,7 @@ methods receive a ``CTBatch`` (see :mod:`learnct.data.batch`).
 
 from learnct.data.batch import CTBatch
 from learnct.data.datamodule import DEFAULT_SIZES, CTDataModule, EpochStreamSampler
-from learnct.data.datasets import (
+from learnct.data.sources import (
     SOURCES,
     SPLITS,
     EllipsesDataset,
