@@ -16,7 +16,7 @@ PRESET_NAMES = ("fan_lowdose", "fan_mayo", "parallel_ellipses", "lodopab")
 BACKEND_NAMES = ("sparse", "matrix_free", "triton", "astra", "torch_radon")
 #: FBP ramp filter windows (``learnct.physics.fbp``).
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
-#: Phantom and image sources of the data module (``learnct.data.datasets``).
+#: Phantom and image sources of the data module (``learnct.data.sources.BUILDERS``).
 SOURCES = ("ellipses", "shepp_logan", "lodopab", "folder")
 #: Training losses (``learnct.methods.base.LOSSES``).
 LOSS_NAMES = ("mse", "l1", "smooth_l1")

@@ -243,6 +243,33 @@ def test_numpy_slices_round_trip_and_resize(tmp_path):
     assert ds[4]["image"].dtype == torch.float32
 
 
+def test_numpy_byte_order_memory_order_and_format_versions(tmp_path):
+    """NumPy's reader takes Fortran order, big-endian data and .npy format 1.0, 2.0 and 3.0
+    (the old header check passed 1.0 and 2.0 but refused 3.0 with "module 'numpy.lib.format'
+    has no attribute '_read_array_header'"); an unknown version is refused by number."""
+    a = (np.arange(16, dtype=np.float32).reshape(4, 4) / 7) ** 2  # not symmetric
+    np.save(tmp_path / "a_fortran.npy", np.asfortranarray(a))
+    np.save(tmp_path / "b_big_endian.npy", a.astype(">f8"))
+    for major in (2, 3):
+        with open(tmp_path / f"c_v{major}.npy", "wb") as f:
+            np.lib.format.write_array(f, a, version=(major, 0))
+    ds = FolderDataset(tmp_path, image_size=4)
+    assert [p.read_bytes()[6] for p in ds.files] == [1, 1, 2, 3]  # the format's major version
+    assert np.load(ds.files[0]).flags.f_contiguous
+    for i in range(len(ds)):
+        np.testing.assert_array_equal(ds.read(i), a)  # a transposed or byte-swapped read differs
+        torch.testing.assert_close(ds[i]["image"], torch.from_numpy(a)[None], rtol=0, atol=0)
+
+    raw = bytearray((tmp_path / "c_v2.npy").read_bytes())
+    raw[6] = 4
+    (tmp_path / "c_v2.npy").write_bytes(bytes(raw))
+    with pytest.raises(
+        DataError,
+        match=r"c_v2\.npy: is not a valid NumPy file \(unsupported .npy format version 4\.0\)",
+    ):
+        FolderDataset(tmp_path, image_size=4)
+
+
 def test_folder_split_subfolders(tmp_path):
     for split, value in (("train", 1.0), ("validation", 2.0), ("test", 3.0)):
         (tmp_path / split).mkdir()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from learnct import config_names
-from learnct.data.datasets import SOURCES
+from learnct.data.sources import BUILDERS, SOURCES
 from learnct.methods.base import LOSSES
 from learnct.physics import FILTERS, PRESETS
 from learnct.physics.backends import BACKENDS
@@ -19,6 +19,7 @@ def test_names_match_the_registries() -> None:
     assert set(config_names.LOSS_NAMES) == set(LOSSES)
     assert config_names.FILTERS is FILTERS
     assert config_names.SOURCES is SOURCES
+    assert set(config_names.SOURCES) == set(BUILDERS)
 
 
 def test_config_typo_fails_before_torch_loads(tmp_path) -> None:

@@ -7,7 +7,9 @@ methods receive a ``CTBatch`` (see :mod:`learnct.data.batch`).
 
 from learnct.data.batch import CTBatch
 from learnct.data.datamodule import DEFAULT_SIZES, CTDataModule, EpochStreamSampler
-from learnct.data.datasets import (
+from learnct.data.errors import DataError
+from learnct.data.pipeline_benchmark import benchmark_pipeline
+from learnct.data.sources import (
     SOURCES,
     SPLITS,
     EllipsesDataset,
@@ -18,8 +20,6 @@ from learnct.data.datasets import (
     fit_to_size,
     make_dataset,
 )
-from learnct.data.errors import DataError
-from learnct.data.pipeline_benchmark import benchmark_pipeline
 
 __all__ = [
     "DEFAULT_SIZES",

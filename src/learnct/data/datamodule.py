@@ -53,7 +53,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from learnct.data.batch import CTBatch
-from learnct.data.datasets import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
+from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 

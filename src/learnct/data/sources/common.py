@@ -1,0 +1,113 @@
+"""What every image source shares: split names, seeds, argument checks and the resize policy."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from learnct.data.errors import DataError
+
+__all__ = [
+    "SPLITS",
+    "check_finite",
+    "check_int",
+    "check_split",
+    "derive_seed",
+    "first",
+    "fit_to_size",
+]
+
+SPLITS = ("train", "val", "test")
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed determined by ``parts`` (ints and strings), stable across processes and
+    Python versions (BLAKE2b of their ``repr``; unlike ``hash()``, not salted per process)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` if it is an integer (not a bool) ``>= minimum``, else a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_split(split: str) -> str:
+    """``split`` if it is one of :data:`SPLITS`, else a ``ValueError``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {SPLITS}")
+    return split
+
+
+def check_finite(array: np.ndarray, path: Path, where: str = "") -> None:
+    """A :class:`DataError` naming ``path`` (and ``where`` in it) if ``array`` has NaN or inf."""
+    if not np.isfinite(array).all():
+        raise DataError.for_path(path, f"contains NaN or infinite values{where}")
+
+
+def fit_to_size(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The documented resize policy: ``(H, W)`` or ``(1, H, W)`` -> ``(1, size, size)`` float32.
+
+    1. Non-square: centre-crop to ``min(H, W)`` (the larger side loses
+       ``floor(excess / 2)`` pixels at the top/left and the rest at the bottom/right).
+    2. Resample the square to ``size x size`` with
+       ``F.interpolate(mode="bilinear", align_corners=False, antialias=True)``: bilinear when
+       upsampling; when downsampling a triangle filter widened by the scale factor, so every
+       input pixel contributes (no aliasing) and constants and linear ramps are preserved.
+       (``mode="area"`` averages uneven windows for non-integer factors such as 362 -> 128.)
+    Square images already of the right size are returned unchanged.
+    """
+    if image.dim() == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 2:
+        raise ValueError(f"expected a 2D slice, got shape {tuple(image.shape)}")
+    h, w = image.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = image[top : top + side, left : left + side].to(torch.float32)
+    if side != size:
+        image = F.interpolate(
+            image[None, None],
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )[0, 0]
+    return image[None].contiguous()
+
+
+class _Head(Dataset):
+    """The first ``length`` samples of a finite dataset."""
+
+    def __init__(self, dataset: Dataset, length: int) -> None:
+        self.dataset, self.length = dataset, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        return self.dataset[index]
+
+
+def first(dataset: Dataset, size: int | None, split: str, where: str) -> Dataset:
+    """The first ``size`` samples of the finite ``dataset`` (all of it when ``size`` is None).
+
+    ``where`` names the files in the error raised when ``size`` exceeds ``len(dataset)``."""
+    available = len(dataset)
+    if size is None:
+        return dataset
+    if size > available:
+        raise DataError(
+            f"{split} size {size} requested but there are only {available} slices in the {where}"
+        )
+    return dataset if size == available else _Head(dataset, size)

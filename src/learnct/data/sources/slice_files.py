@@ -1,0 +1,161 @@
+"""Readers of one CT slice per file: DICOM (pydicom) and NumPy ``.npy`` / ``.npz``.
+
+Each reader has a cheap header check (shape, dtype, required tags: no pixel data read) and a
+full read. Every problem is a :class:`~learnct.data.errors.DataError` naming the file.
+
+NumPy files are read with NumPy's own format reader: headers with
+:func:`numpy.lib.format.read_magic` and ``read_array_header_{1,2}_0`` (any byte order, C or
+Fortran order, format versions 1.0, 2.0 and 3.0), arrays with :func:`numpy.load`
+(``allow_pickle=False``). The header check does not read the data, so a file cut short
+after its header passes it and fails on the full read.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from learnct.data.errors import DataError
+
+__all__ = [
+    "DICOM_SUFFIXES",
+    "NUMPY_SUFFIXES",
+    "dicom_header",
+    "is_dicom",
+    "numpy_header",
+    "read_dicom_hu",
+    "read_numpy",
+    "slice_shape_problem",
+]
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+NUMPY_SUFFIXES = (".npy", ".npz")
+
+_fmt = np.lib.format
+#: NumPy's public header readers per format version. 3.0 differs from 2.0 only in decoding
+#: the header as UTF-8 rather than latin-1, which changes nothing but non-ASCII field names
+#: of structured dtypes (refused anyway as not numeric), so the 2.0 reader reads it.
+_NPY_HEADER_READERS = {
+    (1, 0): _fmt.read_array_header_1_0,
+    (2, 0): _fmt.read_array_header_2_0,
+    (3, 0): _fmt.read_array_header_2_0,
+}
+
+
+def slice_shape_problem(shape: tuple[int, ...]) -> str | None:
+    """What is wrong with ``shape`` for one slice (``(H, W)`` or ``(1, H, W)``), or None."""
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2 or min(shape) < 1:
+        return f"expected one 2D slice (H, W) or (1, H, W), got shape {shape}"
+    return None
+
+
+# ---- NumPy ---------------------------------------------------------------------------------
+def _npz_member(path: Path, names: Sequence[str]) -> str:
+    arrays = [n[:-4] for n in names if n.endswith(".npy")]
+    if not arrays:
+        raise DataError.for_path(path, "the .npz archive holds no arrays")
+    return "image" if "image" in arrays else arrays[0]
+
+
+def _read_npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    version = _fmt.read_magic(f)
+    if version not in _NPY_HEADER_READERS:
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    shape, _, dtype = _NPY_HEADER_READERS[version](f)
+    return tuple(shape), dtype
+
+
+def numpy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a .npy file or of the chosen array of a .npz, reading headers only."""
+    try:
+        if path.suffix.lower() == ".npz":
+            with zipfile.ZipFile(path) as z:
+                key = _npz_member(path, z.namelist())
+                with z.open(key + ".npy") as f:
+                    return _read_npy_header(f)
+        with open(path, "rb") as f:
+            return _read_npy_header(f)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError.for_path(path, f"is not a valid NumPy file ({err})") from err
+
+
+def read_numpy(path: Path) -> np.ndarray:
+    """The array of a .npy file, or of a .npz its array ``image`` (else its first array)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return loaded[_npz_member(path, [k + ".npy" for k in loaded.files])]
+        return np.asarray(loaded)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError.for_path(path, f"cannot read the array ({err})") from err
+
+
+# ---- DICOM ---------------------------------------------------------------------------------
+def is_dicom(path: Path) -> bool:
+    """A DICOM suffix, or no suffix and the DICOM preamble's ``DICM`` magic at byte 128."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _dcmread(path: Path, stop_before_pixels: bool = False):
+    import pydicom
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except Exception as err:
+        raise DataError.for_path(path, f"is not a readable DICOM file ({err})") from err
+
+
+def _dicom_problem(ds) -> str | None:
+    for tag in ("Rows", "Columns"):
+        if tag not in ds:
+            return f"DICOM without {tag}: not an image"
+    for tag in ("RescaleSlope", "RescaleIntercept"):
+        if tag not in ds:
+            return f"DICOM without {tag}: cannot convert the pixels to Hounsfield units"
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return f"multi-frame DICOM ({ds.NumberOfFrames} frames): expected one slice"
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        return f"DICOM with {ds.SamplesPerPixel} samples per pixel: expected grayscale"
+    return None
+
+
+def dicom_header(path: Path):
+    """The pydicom dataset of ``path`` without its pixels, checked to hold one grayscale
+    frame with ``RescaleSlope`` and ``RescaleIntercept``."""
+    ds = _dcmread(path, stop_before_pixels=True)
+    problem = _dicom_problem(ds)
+    if problem:
+        raise DataError.for_path(path, problem)
+    return ds
+
+
+def read_dicom_hu(path: Path) -> np.ndarray:
+    """The slice in Hounsfield units, float64: ``stored * RescaleSlope + RescaleIntercept``."""
+    ds = _dcmread(path)
+    problem = _dicom_problem(ds)
+    if problem:
+        raise DataError.for_path(path, problem)
+    try:
+        stored = ds.pixel_array
+    except Exception as err:
+        raise DataError.for_path(path, f"cannot decode the pixel data ({err})") from err
+    return stored.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
