@@ -79,14 +79,11 @@ def test_fbp_baseline_is_identical_across_methods(tmp_path):
 
 
 def test_bad_physics_values_name_the_key(tmp_path):
+    """(physics.photons: tests/run/test_config_errors.py)"""
     with pytest.raises(ConfigError, match=r"physics.preset='fan_low' is not valid.*fan_lowdose"):
         build_physics(_cfg(["physics.preset=fan_low"], tmp_path))
-    with pytest.raises(ConfigError, match=r"physics\.photons=-5 must be a positive number"):
-        build_physics(_cfg(["physics.photons=-5"], tmp_path))
     with pytest.raises(ConfigError, match=r"physics\.backend: unknown backend .gpu."):
         build_physics(_cfg(["physics.backend=gpu"], tmp_path))
-    with pytest.raises(ConfigError, match="only applies to Poisson presets"):
-        build_physics(_cfg(["physics=parallel_ellipses", "physics.photons=100"], tmp_path))
 
 
 def test_make_train_lists_the_experiments_for_an_unknown_name():
