@@ -79,11 +79,16 @@ def test_fbp_baseline_is_identical_across_methods(tmp_path):
 
 
 def test_bad_physics_values_name_the_key(tmp_path):
-    """(physics.photons: tests/run/test_config_errors.py)"""
-    with pytest.raises(ConfigError, match=r"physics.preset='fan_low' is not valid.*fan_lowdose"):
+    """The physics group's target checks its arguments (photons and geometry:
+    tests/run/test_config_errors.py); an unknown key is refused by name."""
+    with pytest.raises(ConfigError, match=r"^physics: preset='fan_low' is not valid.*fan_lowdose"):
         build_physics(_cfg(["physics.preset=fan_low"], tmp_path))
-    with pytest.raises(ConfigError, match=r"physics\.backend: unknown backend .gpu."):
+    with pytest.raises(ConfigError, match=r"^physics: backend: unknown backend .gpu."):
         build_physics(_cfg(["physics.backend=gpu"], tmp_path))
+    with pytest.raises(ConfigError, match=r"^physics: .*unexpected keyword argument 'n_angle'"):
+        build_physics(_cfg(["+physics.n_angle=60"], tmp_path))
+    preset, operator = build_physics(_cfg(["physics=parallel_ellipses"], tmp_path))
+    assert preset.name == "parallel_ellipses" and operator.geometry is preset.geometry
 
 
 def test_make_train_lists_the_experiments_for_an_unknown_name():

@@ -6,10 +6,12 @@ from learnct.physics.noise import simulate_low_dose
 from learnct.physics.operator import RayTransform, available_backends
 from learnct.physics.presets import (
     PRESETS,
+    Physics,
     PhysicsPreset,
     fan_lowdose,
     fan_mayo,
     lodopab,
+    make_physics,
     parallel_ellipses,
 )
 
@@ -19,6 +21,7 @@ __all__ = [
     "FanBeamGeometry",
     "Geometry",
     "ParallelBeamGeometry",
+    "Physics",
     "PhysicsPreset",
     "RayTransform",
     "available_backends",
@@ -26,6 +29,7 @@ __all__ = [
     "fan_mayo",
     "fbp",
     "lodopab",
+    "make_physics",
     "parallel_ellipses",
     "simulate_low_dose",
 ]

@@ -1,4 +1,6 @@
-"""Named acquisition setups: a geometry plus its noise model (``PhysicsPreset``).
+"""Named acquisition setups: a geometry plus its noise model (``PhysicsPreset``), and
+``make_physics``, the ``physics`` config group's target: a preset with overrides and its
+operator.
 
 - ``fan_lowdose`` (learnct's default): 128 x 128 pixels of 2 mm (a 256 mm field of view, as in
   the human-data setup below, so line integrals and photon statistics are comparable), fan beam
@@ -20,16 +22,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from learnct.physics.geometry import FanBeamGeometry, Geometry, ParallelBeamGeometry
 from learnct.physics.noise import simulate_low_dose
+from learnct.physics.operator import RayTransform
 
-__all__ = ["PRESETS", "PhysicsPreset", "fan_lowdose", "fan_mayo", "lodopab", "parallel_ellipses"]
+__all__ = [
+    "PRESETS",
+    "Physics",
+    "PhysicsPreset",
+    "fan_lowdose",
+    "fan_mayo",
+    "lodopab",
+    "make_physics",
+    "parallel_ellipses",
+]
 
 MU_WATER = 0.02  # 1/mm
 MU_MAX_LODOPAB = 81.35858e-3  # 1/mm
@@ -130,3 +144,46 @@ PRESETS: dict[str, Callable[..., PhysicsPreset]] = {
     "parallel_ellipses": parallel_ellipses,
     "lodopab": lodopab,
 }
+
+
+class Physics(NamedTuple):
+    """A run's physics: the preset (geometry and noise model) and its operator, built once and
+    shared by the simulation and the reconstruction (``preset, operator = physics``)."""
+
+    preset: PhysicsPreset
+    operator: RayTransform
+
+
+def make_physics(
+    preset: str,
+    backend: str = "auto",
+    photons: float | None = None,
+    image_size: int | None = None,
+    n_angles: int | None = None,
+    n_detectors: int | None = None,
+) -> Physics:
+    """The preset named ``preset`` with ``photons`` per detector pixel and the given geometry
+    fields (``None``: the preset's), and its ``RayTransform`` on ``backend`` (the target of the
+    ``physics`` config group). Raises ``ValueError`` naming the argument: the geometry checks
+    its own fields (e.g. a fan that misses the image)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r} is not valid: choose one of {sorted(PRESETS)}")
+    chosen = PRESETS[preset]()
+    if photons is not None:
+        chosen = dataclasses.replace(chosen, photons=photons)
+    overrides = {"image_size": image_size, "n_angles": n_angles, "n_detectors": n_detectors}
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        geometry = chosen.geometry
+        fields = {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init}
+        try:
+            geometry = type(geometry)(**{**fields, **changes})
+        except ValueError as err:
+            keys = ", ".join(f"{k}={v}" for k, v in changes.items())
+            raise ValueError(f"{keys} on the {preset} geometry: {err}") from err
+        chosen = dataclasses.replace(chosen, geometry=geometry)
+    try:
+        operator = RayTransform(chosen.geometry, backend=backend)
+    except ValueError as err:
+        raise ValueError(f"backend: {err}") from err
+    return Physics(chosen, operator)

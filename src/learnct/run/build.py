@@ -9,7 +9,6 @@ torch and Lightning are imported inside the functions: a config mistake fails be
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +20,10 @@ from learnct.run.config_checks import ConfigError
 if TYPE_CHECKING:
     import lightning as L
 
-    from learnct.physics import PhysicsPreset, RayTransform
+    from learnct.physics import Physics, PhysicsPreset, RayTransform
 
 __all__ = [
     "CONFIG_DIR",
-    "GEOMETRY_OVERRIDES",
     "build_component",
     "build_datamodule",
     "build_method",
@@ -37,8 +35,6 @@ __all__ = [
 
 #: The Hydra configs of the repository (``configs/`` beside ``src/``).
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
-#: ``physics.*`` keys that replace a field of the preset's geometry when set.
-GEOMETRY_OVERRIDES = ("image_size", "n_angles", "n_detectors")
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -48,43 +44,13 @@ def user_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, DataError)
 
 
-def build_physics(cfg: DictConfig) -> tuple[PhysicsPreset, RayTransform]:
-    """The run's physics preset (with any ``physics.photons`` and geometry overrides) and its
-    operator."""
-    from learnct.physics import PRESETS, RayTransform
-
-    name = OmegaConf.select(cfg, "physics.preset")
-    if name not in PRESETS:
-        raise ConfigError(f"physics.preset={name!r} is not valid: choose one of {sorted(PRESETS)}")
-    preset = PRESETS[name]()
-    photons = cfg.physics.get("photons")
-    if photons is not None:
-        try:
-            preset = dataclasses.replace(preset, photons=photons)
-        except ValueError as err:
-            raise ConfigError(f"physics.{err}") from err
-    preset = _with_geometry_overrides(preset, cfg)
-    try:
-        operator = RayTransform(preset.geometry, backend=cfg.physics.get("backend", "auto"))
-    except ValueError as err:
-        raise ConfigError(f"physics.backend: {err}") from err
-    return preset, operator
-
-
-def _with_geometry_overrides(preset: PhysicsPreset, cfg: DictConfig) -> PhysicsPreset:
-    """``preset`` with the non-null ``physics.{image_size,n_angles,n_detectors}``; the
-    geometry's own validation becomes a ``ConfigError`` naming the keys."""
-    changes = {k: cfg.physics.get(k) for k in GEOMETRY_OVERRIDES if cfg.physics.get(k) is not None}
-    if not changes:
-        return preset
-    geometry = preset.geometry
-    fields = {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init}
-    try:
-        geometry = type(geometry)(**{**fields, **changes})
-    except ValueError as err:
-        keys = ", ".join(f"physics.{k}={v}" for k, v in changes.items())
-        raise ConfigError(f"{keys} on the {preset.name} geometry: {err}") from err
-    return dataclasses.replace(preset, geometry=geometry)
+def build_physics(cfg: DictConfig) -> Physics:
+    """The run's physics from ``cfg.physics`` (target :func:`learnct.physics.make_physics`):
+    the preset with any ``photons`` and geometry overrides, and its operator; a bad value is a
+    ``ConfigError`` naming it. A run folder written before the group had a ``_target_`` reads
+    as that target."""
+    physics = OmegaConf.merge({"_target_": "learnct.physics.make_physics"}, cfg.physics)
+    return build_component("physics", lambda: hydra.utils.instantiate(physics, _convert_="all"))
 
 
 def build_component(group: str, build: Any) -> Any:
