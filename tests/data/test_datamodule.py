@@ -309,11 +309,11 @@ def test_worker_error_names_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
-        ({"batch_size": -2}, "batch_size must be a positive integer"),
-        ({"eval_batch_size": 0}, "eval_batch_size must be a positive integer"),
-        ({"train_size": 0}, "train_size must be a positive integer"),
-        ({"test_size": 0}, "test_size must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"batch_size": -2}, "batch_size must be an integer >= 1"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be an integer >= 1"),
+        ({"train_size": 0}, "train_size must be an integer >= 1"),
+        ({"test_size": 0}, "test_size must be an integer >= 1"),
         ({"num_workers": -1}, "num_workers must be an integer >= 0"),
         ({"source": "mnist"}, r"unknown data source 'mnist'.*\('ellipses'"),
         ({"test_source": []}, "at least one source"),

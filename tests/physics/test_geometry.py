@@ -20,10 +20,10 @@ from learnct.physics import (
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 0}, "image_size must be a positive integer"),
-        ({"image_size": 64.5}, "image_size must be a positive integer"),
-        ({"n_angles": 0}, "n_angles must be a positive integer"),
-        ({"n_detectors": -3}, "n_detectors must be a positive integer"),
+        ({"image_size": 0}, "image_size must be an integer >= 1"),
+        ({"image_size": 64.5}, "image_size must be an integer >= 1"),
+        ({"n_angles": 0}, "n_angles must be an integer >= 1"),
+        ({"n_detectors": -3}, "n_detectors must be an integer >= 1"),
         ({"pixel_size": 0.0}, "pixel_size"),
         ({"pixel_size": float("nan")}, "pixel_size"),
         ({"source_radius": -1.0}, "source_radius"),

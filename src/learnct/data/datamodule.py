@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
+from learnct.checks import check_int
 from learnct.data.batch import CTBatch
 from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
 from learnct.physics.operator import RayTransform
@@ -216,20 +217,13 @@ class CTDataModule(L.LightningDataModule):
         if len(self.sources["train"]) != 1:
             raise ValueError("source (training) must be a single source name")
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
-        for split, size in self.sizes.items():
-            if size is not None and (
-                isinstance(size, bool) or not isinstance(size, int) or size < 1
-            ):
-                raise ValueError(f"{split}_size must be a positive integer or None, got {size!r}")
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value <= 0
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        optional = {f"{split}_size": size for split, size in self.sizes.items()}
+        optional.update(batch_size=batch_size, eval_batch_size=eval_batch_size)
+        for name, value in optional.items():
+            if value is not None:  # None: the default
+                check_int(name, value)
+        check_int("num_workers", num_workers, 0)
+        check_int("seed", seed, 0)
         if use_official_observations:
             if "lodopab" not in sum(self.sources.values(), ()):
                 raise ValueError("use_official_observations needs the lodopab source")

@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from learnct.checks import check_int
 from learnct.physics.geometry import Geometry
 
 __all__ = [
@@ -176,10 +177,8 @@ def rasterize_ellipses(
     rounding residues below ``1e-12 * sum(|value|)`` are set to 0, so ellipses that cancel
     exactly give exactly 0. Returns a float32 tensor ``(image_size, image_size)``.
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
-    if isinstance(supersample, bool) or not isinstance(supersample, int) or supersample <= 0:
-        raise ValueError(f"supersample must be a positive integer, got {supersample!r}")
+    check_int("image_size", image_size)
+    check_int("supersample", supersample)
     e = _check_ellipses(ellipses)
     device = e.device
     m = image_size * supersample

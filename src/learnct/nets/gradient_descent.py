@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from learnct.checks import check_int
 from learnct.nets.blocks import ConvBlock, Operator
 from learnct.nets.execution import block_autocast, check_autocast
 from learnct.nets.finite_differences import tv_gradient
@@ -54,8 +55,7 @@ class LearnedGradientDescentNet(nn.Module):
             ("n_memory", n_memory, 0),
             ("hidden", hidden, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low)
         if not tv_eps > 0:
             raise ValueError(f"tv_eps must be > 0, got {tv_eps!r}")
         self.n_iter, self.n_memory = n_iter, n_memory

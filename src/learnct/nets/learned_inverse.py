@@ -28,6 +28,7 @@ import math
 import torch
 from torch import nn
 
+from learnct.checks import check_int
 from learnct.physics.geometry import FanBeamGeometry, Geometry
 
 __all__ = ["LearnedInverseNet", "detector_coordinates", "learned_inverse_memory"]
@@ -104,8 +105,7 @@ class LearnedInverseNet(nn.Module):
         if not isinstance(geometry, Geometry):
             raise ValueError(f"geometry must be a Geometry, got {type(geometry).__name__}")
         for name, value, low in (("taps", taps, 1), ("hidden", hidden, 1), ("layers", layers, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low)
         self.image_size = geometry.image_size
         self.n_angles, self.n_detectors = geometry.sinogram_shape
         self.taps = taps

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from learnct.checks import check_int
 from learnct.nets.blocks import ConvBlock, Operator
 from learnct.nets.execution import block_autocast, check_autocast
 
@@ -59,8 +60,7 @@ class LearnedPrimalDualNet(nn.Module):
             ("n_dual", n_dual, 1),
             ("hidden", hidden, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low)
         self.n_iter, self.n_primal, self.n_dual = n_iter, n_primal, n_dual
         self.checkpoint = bool(checkpoint)
         self.autocast = check_autocast(autocast)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learnct.checks import check_int
+
 __all__ = ["UNet"]
 
 NORMS = ("batch", "group", "instance", "none")
@@ -74,8 +76,7 @@ class UNet(nn.Module):
             ("depth", depth, 0),
             ("width", width, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}: choose one of {NORMS}")
         if upsample not in ("bilinear", "transpose"):

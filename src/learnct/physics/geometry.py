@@ -29,13 +29,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from learnct.checks import check_int
+
 __all__ = ["FanBeamGeometry", "Geometry", "ParallelBeamGeometry"]
-
-
-def _require_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 #: Lengths (mm) outside this range are almost surely a unit mistake (and under/overflow float32).
@@ -82,9 +78,9 @@ class Geometry(ABC):
         self._validate_common()
 
     def _validate_common(self) -> None:
-        _require_positive_int("image_size", self.image_size)
-        _require_positive_int("n_angles", self.n_angles)
-        _require_positive_int("n_detectors", self.n_detectors)
+        check_int("image_size", self.image_size)
+        check_int("n_angles", self.n_angles)
+        check_int("n_detectors", self.n_detectors)
         _require_length("pixel_size", self.pixel_size)
         _require_length("detector_spacing", self.detector_spacing)
         _require_positive("angle_range (rad)", self.angle_range)
@@ -195,8 +191,8 @@ class ParallelBeamGeometry(Geometry):
         angle_offset: float = 0.0,
     ) -> None:
         if detector_spacing is None:
-            _require_positive_int("n_detectors", n_detectors)
-            _require_positive_int("image_size", image_size)
+            check_int("n_detectors", n_detectors)
+            check_int("image_size", image_size)
             _require_length("pixel_size", pixel_size)
             detector_spacing = 2 * (image_size * pixel_size / math.sqrt(2)) / n_detectors
         self._assign(
@@ -256,7 +252,7 @@ class FanBeamGeometry(Geometry):
     ) -> None:
         _require_length("source_radius", source_radius)
         _require_length("detector_radius", detector_radius)
-        _require_positive_int("image_size", image_size)
+        check_int("image_size", image_size)
         _require_length("pixel_size", pixel_size)
         circum = image_size * pixel_size / math.sqrt(2)
         for name, radius in (
@@ -270,7 +266,7 @@ class FanBeamGeometry(Geometry):
                     "image_size * pixel_size"
                 )
         if detector_spacing is None:
-            _require_positive_int("n_detectors", n_detectors)
+            check_int("n_detectors", n_detectors)
             half = (source_radius + detector_radius) * math.tan(math.asin(circum / source_radius))
             detector_spacing = 2 * half / n_detectors
         self._assign(

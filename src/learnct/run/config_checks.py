@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from learnct.checks import is_int
+
 __all__ = ["ACCELERATORS", "ConfigError", "validate_config"]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -31,10 +33,6 @@ def _has(cfg: DictConfig, key: str) -> bool:
     return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_choice(cfg: DictConfig, key: str, allowed: Iterable[str]) -> None:
     """``key`` must be one of ``allowed`` (when the config has it)."""
     allowed = sorted(allowed)
@@ -49,7 +47,7 @@ def check_int(cfg: DictConfig, key: str, minimum: int, nullable: bool = False) -
     value = _get(cfg, key)
     if value is None and nullable:
         return
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         null = " or null" if nullable else ""
         raise ConfigError(f"{key}={value!r} is not valid: it must be an integer >= {minimum}{null}")
 
@@ -84,7 +82,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_choice(cfg, "trainer.accelerator", ACCELERATORS)
     max_steps = _get(cfg, "trainer.max_steps")
     if _has(cfg, "trainer.max_steps") and not (
-        _is_int(max_steps) and (max_steps == -1 or max_steps >= 1)
+        is_int(max_steps) and (max_steps == -1 or max_steps >= 1)
     ):
         raise ConfigError(
             f"trainer.max_steps={max_steps!r} is not valid: it must be an integer >= 1, or -1 "

@@ -19,6 +19,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from learnct.checks import check_int
+
 __all__ = ["NonFiniteGuard", "NonFiniteTrainingError"]
 
 
@@ -34,10 +36,7 @@ class NonFiniteGuard(L.Callback):
     """
 
     def __init__(self, max_consecutive: int = 10) -> None:
-        if isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int):
-            raise ValueError(f"max_consecutive must be an integer >= 1, got {max_consecutive!r}")
-        if max_consecutive < 1:
-            raise ValueError(f"max_consecutive must be an integer >= 1, got {max_consecutive!r}")
+        check_int("max_consecutive", max_consecutive)
         self.max_consecutive = max_consecutive
         self.consecutive = 0
         self.skipped = 0

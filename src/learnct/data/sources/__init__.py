@@ -37,9 +37,10 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from learnct.checks import check_int
 from learnct.config_names import SOURCES
 from learnct.data.sources import ellipses, folder, lodopab, shepp_logan
-from learnct.data.sources.common import SPLITS, check_int, check_split, derive_seed, fit_to_size
+from learnct.data.sources.common import SPLITS, check_split, derive_seed, fit_to_size
 from learnct.data.sources.ellipses import EllipsesDataset
 from learnct.data.sources.folder import FolderDataset
 from learnct.data.sources.lodopab import LoDoPaBDataset

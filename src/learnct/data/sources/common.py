@@ -16,7 +16,6 @@ from learnct.data.errors import DataError
 __all__ = [
     "SPLITS",
     "check_finite",
-    "check_int",
     "check_split",
     "derive_seed",
     "first",
@@ -31,13 +30,6 @@ def derive_seed(*parts: object) -> int:
     Python versions (BLAKE2b of their ``repr``; unlike ``hash()``, not salted per process)."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` if it is an integer (not a bool) ``>= minimum``, else a ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def check_split(split: str) -> str:

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from learnct.checks import check_int
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
-from learnct.data.sources.common import check_int, check_split, derive_seed
+from learnct.data.sources.common import check_split, derive_seed
 
 __all__ = ["EllipsesDataset", "build"]
 

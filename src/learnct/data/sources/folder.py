@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from learnct.checks import check_int
 from learnct.data.errors import DataError
-from learnct.data.sources.common import check_finite, check_int, first, fit_to_size
+from learnct.data.sources.common import check_finite, first, fit_to_size
 from learnct.data.sources.slice_files import (
     DICOM_SUFFIXES,
     NUMPY_SUFFIXES,

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from learnct.checks import check_int
 from learnct.data.errors import DataError
-from learnct.data.sources.common import check_finite, check_int, check_split, first, fit_to_size
+from learnct.data.sources.common import check_finite, check_split, first, fit_to_size
 from learnct.physics.presets import MU_MAX_LODOPAB
 
 __all__ = [

@@ -9,8 +9,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from learnct.checks import check_int
 from learnct.data.phantoms import rasterize_ellipses, shepp_logan_ellipses
-from learnct.data.sources.common import check_int
 
 __all__ = ["SheppLoganDataset", "build"]
 
