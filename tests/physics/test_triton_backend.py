@@ -19,7 +19,7 @@ import torch
 from learnct.physics import FanBeamGeometry, ParallelBeamGeometry, RayTransform
 from learnct.physics.backends.triton_backend import TritonBackend
 from learnct.physics.presets import PRESETS
-from learnct.physics.projector_benchmark import benchmark_projector
+from learnct.bench.triton_tuning import benchmark_projector
 
 REASON = TritonBackend.unavailable_reason()
 needs_triton = pytest.mark.skipif(REASON is not None, reason=str(REASON))

@@ -19,7 +19,6 @@ from learnct.data.datasets import (
     make_dataset,
 )
 from learnct.data.errors import DataError
-from learnct.data.pipeline_benchmark import benchmark_pipeline
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -33,7 +32,6 @@ __all__ = [
     "FolderDataset",
     "LoDoPaBDataset",
     "SheppLoganDataset",
-    "benchmark_pipeline",
     "derive_seed",
     "fit_to_size",
     "make_dataset",

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from learnct.data.pipeline_benchmark import benchmark_pipeline
-from learnct.methods.benchmark import benchmark_methods
-from learnct.methods.training_benchmark import FLAG_CONFIGS, benchmark_training
+from learnct.bench.pipeline import benchmark_pipeline
+from learnct.bench.methods import benchmark_methods
+from learnct.bench.training import FLAG_CONFIGS, benchmark_training
 from learnct.physics import (
     FanBeamGeometry,
     Geometry,
@@ -35,7 +35,7 @@ from learnct.physics import (
 )
 from learnct.physics.backends.sparse import sparse_matrix_bytes
 from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
-from learnct.timing import median_ms
+from learnct.bench.timing import median_ms
 
 __all__ = ["main"]
 
@@ -220,7 +220,7 @@ TRAINING_TARGET_MB = 16 * 1024
 
 def training_rows(cases: list[tuple[str, int]], device: str, quick: bool) -> list[dict]:
     """LPD training step time and peak memory per (preset, batch) with and without each
-    execution flag (see :mod:`learnct.methods.training_benchmark`)."""
+    execution flag (see :mod:`learnct.bench.training`)."""
     configs = ["baseline", "bf16"] if quick else list(FLAG_CONFIGS)
     reps = 1 if quick else 5
     results = benchmark_training(

@@ -42,7 +42,7 @@ from learnct.methods import METHODS, ReconstructionMethod
 from learnct.nets.blocks import ConvBlock
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
-from learnct.timing import synchronize
+from learnct.bench.timing import synchronize
 
 __all__ = [
     "FLAG_CONFIGS",

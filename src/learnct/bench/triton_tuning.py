@@ -1,7 +1,7 @@
 """GPU timings of the ``triton`` projector against issue #7's target (``benchmark_projector``).
 
 Target: forward + adjoint <= 5 ms per slice at batch 8 on ``fan_mayo`` (512^2, 1000 angles,
-1000 detectors), one H100-class GPU. ``python -m learnct.physics.projector_benchmark``
+1000 detectors), one H100-class GPU. ``python -m learnct.bench.triton_tuning``
 times ``triton`` (for each ``block_rays``, in both image layouts, at batch 1 and 8) and
 ``matrix_free`` on ``fan_mayo``, ``lodopab`` and ``fan_lowdose``, checks each against
 ``matrix_free`` on the same inputs, and writes
@@ -21,7 +21,7 @@ import torch
 from learnct.physics.geometry import Geometry
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
-from learnct.timing import median_ms
+from learnct.bench.timing import median_ms
 
 __all__ = ["benchmark_projector", "main"]
 

@@ -20,7 +20,7 @@ import torch
 from learnct.methods import METHODS, TV, ReconstructionMethod
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
-from learnct.timing import median_ms
+from learnct.bench.timing import median_ms
 
 __all__ = ["benchmark_methods"]
 

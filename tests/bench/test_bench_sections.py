@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learnct.bench import fbp_rows, markdown_table, projector_rows
+from learnct.bench.__main__ import fbp_rows, markdown_table, projector_rows
 from learnct.physics import FanBeamGeometry
-from learnct.timing import median_ms
+from learnct.bench.timing import median_ms
 
 
 def test_projector_and_fbp_rows_on_a_tiny_geometry():
@@ -29,7 +29,7 @@ def test_median_ms_is_the_median():
 
 
 def test_method_rows_time_every_method():
-    from learnct.bench import method_rows
+    from learnct.bench.__main__ import method_rows
 
     rows = method_rows(["parallel_ellipses"], "cpu", quick=True)
     assert [r["method"] for r in rows] == ["fbp", "tv", "learned_inverse", "fbpunet", "lgd", "lpd"]
@@ -41,8 +41,8 @@ def test_method_rows_time_every_method():
 
 @pytest.mark.slow  # bf16 is emulated on CPUs without AVX512-BF16: about a minute here
 def test_method_rows_with_bf16_time_only_the_learned_methods_with_the_flag():
-    from learnct.bench import method_rows
-    from learnct.methods.benchmark import _build
+    from learnct.bench.__main__ import method_rows
+    from learnct.bench.methods import _build
     from learnct.physics import RayTransform, parallel_ellipses
 
     operator = RayTransform(parallel_ellipses().geometry)
@@ -56,8 +56,8 @@ def test_method_rows_with_bf16_time_only_the_learned_methods_with_the_flag():
 
 @pytest.mark.slow  # LPD steps in-process and in a fresh interpreter: 37-165 s by load
 def test_training_rows_quick_measure_time_and_memory():
-    from learnct.bench import training_rows
-    from learnct.methods.training_benchmark import native_bf16
+    from learnct.bench.__main__ import training_rows
+    from learnct.bench.training import native_bf16
 
     rows = training_rows([("parallel_ellipses", 1)], "cpu", quick=True)
     assert [r["flags"] for r in rows] == ["baseline", "bf16"]

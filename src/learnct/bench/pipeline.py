@@ -3,7 +3,7 @@
 A simulated batch = ``batch_size`` random ellipse phantoms rasterised, projected with the
 preset's ``RayTransform`` and noised with its noise model, exactly as ``CTDataModule``
 produces them for training (DataLoader + ``on_after_batch_transfer``), on the CPU.
-``python -m learnct.data.pipeline_benchmark`` prints the numbers.
+``python -m learnct.bench.pipeline`` prints the numbers.
 """
 
 from __future__ import annotations

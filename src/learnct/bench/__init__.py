@@ -1,0 +1,1 @@
+"""Every benchmark of ``make bench`` (``python -m learnct.bench``, ``learnct-bench``)."""
