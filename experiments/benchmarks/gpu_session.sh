@@ -66,7 +66,7 @@ triton.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_na
 
 if has bench; then
     say "bench: triton layouts and block sizes (limit 100 s)"
-    timeout 100 python3 -m learnct.physics.projector_benchmark --presets fan_mayo fan_lowdose \
+    timeout 100 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
         --batches 1 8 --block-rays 64 128 256 --out "$OUT/bench" >"$OUT/bench/triton.log" 2>&1
     say "bench triton rc=$?"
     grep "^|" "$OUT/bench/triton.log" | tail -n 30
@@ -95,7 +95,7 @@ if has train; then
 import os
 import time
 import torch
-from learnct.methods.training_benchmark import build_method, make_batch, step_fn
+from learnct.bench.training import build_method, make_batch, step_fn
 from learnct.physics import PRESETS, RayTransform
 dev = torch.device("cuda")
 setup = os.environ["SETUP"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from learnct.data import CTBatch, CTDataModule, DataError, benchmark_pipeline, derive_seed
+from learnct.data import CTBatch, CTDataModule, DataError, derive_seed
 from learnct.methods.base import per_image_psnr
 from learnct.physics import (
     FanBeamGeometry,
@@ -335,12 +335,3 @@ def test_empty_folder_and_zero_length_split(tmp_path):
         DataError, match=r"val size 6 requested but there are only 1 slices in the slice folder"
     ):
         make_dm(source="folder", folder_root=tmp_path, train_size=None).setup("fit")
-
-
-# ---- speed ---------------------------------------------------------------------------------
-def test_benchmark_pipeline_reports_rates():
-    result = benchmark_pipeline(PRESET, batch_size=4, n_batches=3, warmup=1)
-    for key in ("batches_per_s", "images_per_s", "rasterize_images_per_s"):
-        assert result[key] > 0
-    assert result["image_size"] == 32
-    assert result["images_per_s"] == pytest.approx(4 * result["batches_per_s"])

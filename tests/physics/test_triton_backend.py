@@ -19,7 +19,6 @@ import torch
 from learnct.physics import FanBeamGeometry, ParallelBeamGeometry, RayTransform
 from learnct.physics.backends.triton_backend import TritonBackend
 from learnct.physics.presets import PRESETS
-from learnct.physics.projector_benchmark import benchmark_projector
 
 REASON = TritonBackend.unavailable_reason()
 needs_triton = pytest.mark.skipif(REASON is not None, reason=str(REASON))
@@ -80,21 +79,6 @@ def test_default_layout_is_transposed_only_for_large_images_and_few_columns():
     assert [small.uses_transposed(c) for c in (4, 8, 32)] == [False, False, False]
     assert TritonBackend(SMALL["fan"], transposed=True).uses_transposed(64)
     assert not TritonBackend(PRESETS["fan_mayo"]().geometry, transposed=False).uses_transposed(4)
-
-
-@needs_triton
-def test_benchmark_row_reports_times_and_agreement():
-    geometry = SMALL["fan"]
-    reference = RayTransform(geometry, backend="sparse")
-    if DEVICE != "cpu":
-        reference = RayTransform(geometry, backend="matrix_free")
-    row = benchmark_projector(geometry, "triton", 2, DEVICE, 1, reference, block_rays=64)
-    assert row["backend"] == "triton block_rays=64"
-    assert row["fwd+adj ms/slice"] == pytest.approx(
-        (row["forward ms"] + row["adjoint ms"]) / 2, abs=0.01
-    )
-    assert float(row["rel. diff forward"]) < 1e-5
-    assert float(row["rel. diff adjoint"]) < 1e-5
 
 
 def test_unavailable_without_cuda_outside_interpret_mode(monkeypatch):

@@ -8,7 +8,6 @@ methods receive a ``CTBatch`` (see :mod:`learnct.data.batch`).
 from learnct.data.batch import CTBatch
 from learnct.data.datamodule import DEFAULT_SIZES, CTDataModule, EpochStreamSampler
 from learnct.data.errors import DataError
-from learnct.data.pipeline_benchmark import benchmark_pipeline
 from learnct.data.sources import (
     SOURCES,
     SPLITS,
@@ -33,7 +32,6 @@ __all__ = [
     "FolderDataset",
     "LoDoPaBDataset",
     "SheppLoganDataset",
-    "benchmark_pipeline",
     "derive_seed",
     "fit_to_size",
     "make_dataset",

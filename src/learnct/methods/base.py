@@ -115,6 +115,12 @@ class ReconstructionMethod(L.LightningModule):
 
     #: False for methods with nothing to train (FBP, TV).
     trainable: ClassVar[bool] = True
+    #: True for methods that use ``||A||`` (an ``operator_norm`` argument: TV, fully learned,
+    #: LGD, LPD); without it they compute it by power iteration.
+    needs_operator_norm: ClassVar[bool] = False
+    #: True for methods that take the execution flags ``autocast`` and ``compile`` (the learned
+    #: ones; LGD and LPD also ``checkpoint``).
+    takes_execution_flags: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -138,6 +138,7 @@ class TV(ReconstructionMethod):
     """
 
     trainable: ClassVar[bool] = False
+    needs_operator_norm: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -13,6 +13,8 @@ operator and FBP in float32, ``compile=True`` compiles the CNN blocks with Torch
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from learnct.methods.base import ReconstructionMethod
@@ -31,6 +33,8 @@ INITS = ("zero", "fbp")
 
 class _NormalisedOperatorMixin:
     """``||A||`` on demand (a buffer, so checkpoints carry it) and the scaled operator pair."""
+
+    needs_operator_norm: ClassVar[bool] = True
 
     def _init_norm(self, operator_norm: float | None) -> None:
         if operator_norm is not None and not (
@@ -77,6 +81,8 @@ class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
     ``autocast="bf16"`` runs the net in bfloat16 (output float32); ``compile=True`` compiles it.
     """
 
+    takes_execution_flags: ClassVar[bool] = True
+
     def __init__(
         self,
         operator: RayTransform,
@@ -110,6 +116,8 @@ class FBPUNet(ReconstructionMethod):
         autocast: ``"bf16"``: the U-Net in bfloat16 (the FBP stays float32); ``None``: float32.
         compile: compile the U-Net (``torch.compile``, TorchInductor).
     """
+
+    takes_execution_flags: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -159,6 +167,8 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
         autocast: ``"bf16"``: CNN blocks in bfloat16, operator in float32; ``None``: float32.
         compile: compile the CNN blocks (``torch.compile``, TorchInductor).
     """
+
+    takes_execution_flags: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -211,6 +221,8 @@ class LearnedPrimalDual(_NormalisedOperatorMixin, ReconstructionMethod):
         autocast: ``"bf16"``: CNN blocks in bfloat16, operator in float32; ``None``: float32.
         compile: compile the CNN blocks (``torch.compile``, TorchInductor).
     """
+
+    takes_execution_flags: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -1,12 +1,13 @@
 """GPU timings of the ``triton`` projector against issue #7's target (``benchmark_projector``).
 
 Target: forward + adjoint <= 5 ms per slice at batch 8 on ``fan_mayo`` (512^2, 1000 angles,
-1000 detectors), one H100-class GPU. ``python -m learnct.physics.projector_benchmark``
+1000 detectors), one H100-class GPU. ``python -m learnct.bench.triton_tuning``
 times ``triton`` (for each ``block_rays``, in both image layouts, at batch 1 and 8) and
 ``matrix_free`` on ``fan_mayo``, ``lodopab`` and ``fan_lowdose``, checks each against
 ``matrix_free`` on the same inputs, and writes
 ``experiments/benchmarks/projector_triton_gpu.md`` with the device, torch and triton versions.
-Timings: median of ``reps`` runs after warm-up, ``torch.cuda.synchronize`` around each.
+Timings: :func:`learnct.bench.projectors.time_projector` (median of ``reps`` runs after
+three warm-up runs, CUDA synchronised).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import torch
 
+from learnct.bench.projectors import projector_inputs, time_projector
+from learnct.bench.tables import markdown_table
 from learnct.physics.geometry import Geometry
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
-from learnct.timing import median_ms
 
 __all__ = ["benchmark_projector", "main"]
 
@@ -42,12 +44,9 @@ def benchmark_projector(
     off CUDA), and the relative L2 difference of both from ``reference`` (same inputs, moved
     to ``device``) when given."""
     op = RayTransform(geometry, backend=backend, check_finite=False, **options)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 1, *geometry.image_shape, generator=gen).to(device)
-    y = torch.rand(batch, 1, *geometry.sinogram_shape, generator=gen).to(device)
+    x, y = projector_inputs(geometry, batch, device)
+    fwd, adj = time_projector(op, x, y, device, reps, warmup=3)
     with torch.no_grad():
-        fwd = median_ms(lambda: op(x), device, warmup=3, reps=reps)
-        adj = median_ms(lambda: op.adjoint(y), device, warmup=3, reps=reps)
         cuda = torch.device(device).type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
@@ -67,13 +66,6 @@ def benchmark_projector(
             row["rel. diff forward"] = f"{((ax - ref_ax).norm() / ref_ax.norm()).item():.1e}"
             row["rel. diff adjoint"] = f"{((aty - ref_aty).norm() / ref_aty.norm()).item():.1e}"
     return row
-
-
-def _markdown(rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                     rows.append({"setup": preset, **row})
             row = benchmark_projector(geometry, "matrix_free", batch, device, min(args.reps, 3))
             rows.append({"setup": preset, **row})
-            print(_markdown(rows[start:]), flush=True)
+            print(markdown_table(rows[start:]), flush=True)
     triton_version = importlib.metadata.version("triton")
     header = (
         f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}, triton "
@@ -127,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "Median of the runs after warm-up, CUDA synchronised; rel. diff against matrix_free "
         "on the same device and inputs.\n\n"
     )
-    text = f"# triton projector benchmark (gpu)\n\n{header}{_markdown(rows)}"
+    text = f"# triton projector benchmark (gpu)\n\n{header}{markdown_table(rows)}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "projector_triton_gpu.md").write_text(text)

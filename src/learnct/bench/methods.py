@@ -1,4 +1,4 @@
-"""Reconstruction time per slice and parameter count of every method (for ``make bench``).
+"""The ``methods`` section: reconstruction time per slice and parameters of every method.
 
 ``benchmark_methods`` builds each method with its defaults on a preset's geometry and times
 ``reconstruct`` (eval mode, no gradients) on random sinograms: the median of ``reps`` runs
@@ -8,6 +8,8 @@ CPU). TV's time is measured with ``tv_timing_iterations`` iterations and scaled 
 its configured iterations (each iteration costs the same: one forward, one adjoint); the row's
 ``note`` says so. A method that runs out of memory gets ``ms_per_slice = None`` and the error
 in ``note`` (the fully learned method at ``fan_mayo``, the point Adler and Öktem make).
+What a method needs to be built comes from its class (``needs_operator_norm``,
+``takes_execution_flags``).
 """
 
 from __future__ import annotations
@@ -17,32 +19,28 @@ from typing import Any
 
 import torch
 
+from learnct.bench.timing import median_ms
 from learnct.methods import METHODS, TV, ReconstructionMethod
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
-from learnct.timing import median_ms
 
-__all__ = ["benchmark_methods"]
-
-
-#: Methods without networks: execution flags (autocast, compile) do not apply to them.
-CLASSICAL = ("fbp", "tv")
+__all__ = ["PUBLISHED_MS", "benchmark_methods", "build_untrained", "method_rows"]
 
 
-def _build(
+def build_untrained(
     name: str,
     operator: RayTransform,
-    tv_iterations: int | None,
     flags: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> ReconstructionMethod:
+    """``METHODS[name]`` with its defaults and no panels, the execution ``flags`` and
+    ``options`` as keywords, and, where the class uses ``||A||`` (``needs_operator_norm``),
+    20 power iterations of it: the real norm keeps untrained networks finite, and 20 are plenty
+    for timing (``RayTransform`` caches the value, so it is computed once per geometry)."""
     cls = METHODS[name]
-    kwargs: dict[str, Any] = {"n_panels": 0, **(flags or {})}
-    if name != "fbp" and name != "fbpunet":
-        # the real ||A|| keeps untrained networks finite; 20 power iterations are plenty for
-        # timing (RayTransform caches the value, so it is computed once per geometry)
+    kwargs: dict[str, Any] = {"n_panels": 0, **(flags or {}), **options}
+    if cls.needs_operator_norm:
         kwargs["operator_norm"] = operator.norm(iterations=20)
-    if cls is TV and tv_iterations is not None:
-        kwargs["iterations"] = tv_iterations
     return cls(operator, **kwargs)
 
 
@@ -66,14 +64,15 @@ def benchmark_methods(
         warmup, reps: untimed and timed runs (the median is reported).
         tv_timing_iterations: TV iterations actually run (scaled to the configured count).
         flags: execution flags for the learned methods (e.g. ``{"autocast": "bf16"}``); with
-            flags, FBP and TV (which have none) are left out.
+            flags, the methods without them (``takes_execution_flags`` False: FBP, TV) are
+            left out.
     """
     names = list(METHODS) if methods is None else list(methods)
-    if flags:
-        names = [name for name in names if name not in CLASSICAL]
     for name in names:
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}: choose from {sorted(METHODS)}")
+    if flags:
+        names = [name for name in names if METHODS[name].takes_execution_flags]
     for geo in geometry_names:
         if geo not in PRESETS:
             raise ValueError(f"unknown geometry {geo!r}: choose from {sorted(PRESETS)}")
@@ -94,12 +93,13 @@ def benchmark_methods(
                 "note": "",
             }
             try:
-                tv_iterations = tv_timing_iterations if name == "tv" else None
-                method = _build(name, operator, tv_iterations, flags)
+                is_tv = METHODS[name] is TV
+                options = {"iterations": tv_timing_iterations} if is_tv else {}
+                method = build_untrained(name, operator, flags, **options)
                 row["parameters"] = sum(p.numel() for p in method.parameters())
                 method = method.to(dev)
                 ms = median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
-                if name == "tv":
+                if is_tv:
                     configured = TV(operator, n_panels=0).hparams.iterations
                     ms *= configured / tv_timing_iterations
                     row["note"] = f"{tv_timing_iterations} iterations timed, scaled to {configured}"
@@ -110,4 +110,48 @@ def benchmark_methods(
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
             rows.append(row)
+    return rows
+
+
+#: Adler and Öktem's talk, human data (512^2, 1000 angles), ms per slice on their GPU.
+PUBLISHED_MS = {"fbp": 423, "tv": 64371, "fbpunet": 463, "lpd": 620}
+
+
+def method_rows(
+    presets: list[str],
+    device: str,
+    quick: bool,
+    batches: tuple[int, ...] = (1,),
+    flag_sets: tuple[str | None, ...] = (None,),
+) -> list[dict]:
+    """Reconstruction ms per slice and parameters of every method, per batch size, in float32
+    and, for the learned methods, with each autocast setting in ``flag_sets`` (``"bf16"``)."""
+    results = []
+    for autocast in flag_sets:
+        for batch in batches:
+            for r in benchmark_methods(
+                presets,
+                batch=batch,
+                device=device,
+                reps=2 if quick else 3,
+                flags={"autocast": autocast} if autocast else None,
+            ):
+                results.append({**r, "flags": autocast or "-"})
+    rows = []
+    for r in results:
+        ms = r["ms_per_slice"]
+        published = PUBLISHED_MS.get(r["method"]) if r["geometry"] == "fan_mayo" else None
+        rows.append(
+            {
+                "method": r["method"],
+                "setup": r["geometry"],
+                "batch": r["batch"],
+                "flags": r["flags"],
+                "device": r["device"],
+                "ms per slice": "-" if ms is None else f"{ms:.1f}",
+                "talk (GPU, 512^2)": "-" if published is None else published,
+                "parameters": r["parameters"],
+                "note": r["note"],
+            }
+        )
     return rows

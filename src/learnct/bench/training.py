@@ -1,6 +1,6 @@
-"""Step time and peak memory of training a learned method with and without each execution
-flag (gradient checkpointing, bf16 autocast of the CNN blocks, ``torch.compile``), for
-``make bench``.
+"""The ``training`` section: step time and peak memory of training a learned method with and
+without each execution flag (gradient checkpointing, bf16 autocast of the CNN blocks,
+``torch.compile``).
 
 One step is what Lightning runs per batch: forward, MSE loss, backward, gradient-norm
 clipping at 1, Adam step, zero grad, on a fixed batch of random ellipse phantoms with the
@@ -37,21 +37,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from learnct.bench.methods import build_untrained
+from learnct.bench.timing import synchronize
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
-from learnct.methods import METHODS, ReconstructionMethod
+from learnct.methods import ReconstructionMethod
 from learnct.nets.blocks import ConvBlock
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
-from learnct.timing import synchronize
 
 __all__ = [
     "FLAG_CONFIGS",
+    "TRAINING_TARGET_MB",
     "benchmark_training",
     "bf16_block_slowdown",
     "build_method",
     "make_batch",
     "native_bf16",
     "step_fn",
+    "training_rows",
 ]
 
 #: Configuration name -> method keyword arguments (the execution flags).
@@ -92,13 +95,10 @@ def bf16_block_slowdown(shape: tuple[int, int, int, int], reps: int = 2) -> floa
 def build_method(
     name: str, operator: RayTransform, flags: dict[str, Any], device: torch.device
 ) -> ReconstructionMethod:
-    """``METHODS[name]`` with its defaults, the given flags, and ``||A||`` from 20 power
-    iterations (cached on the operator)."""
-    kwargs: dict[str, Any] = {"n_panels": 0, **flags}
-    torch.manual_seed(0)  # the same initial weights for every configuration
-    if name not in ("fbp", "fbpunet"):
-        kwargs["operator_norm"] = operator.norm(iterations=20)
-    return METHODS[name](operator, **kwargs).to(device)
+    """:func:`~learnct.bench.methods.build_untrained` with the given flags on ``device``, from
+    the same initial weights for every configuration (seed 0)."""
+    torch.manual_seed(0)
+    return build_untrained(name, operator, flags).to(device)
 
 
 def make_batch(
@@ -282,6 +282,54 @@ def benchmark_training(
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
                 row["note"] = f"memory: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
         rows.extend(rows_here.values())
+    return rows
+
+
+#: Issue #7's target for LPD training at 512^2, batch 1, on one GPU.
+TRAINING_TARGET_MB = 16 * 1024
+
+
+def training_rows(cases: list[tuple[str, int]], device: str, quick: bool) -> list[dict]:
+    """LPD training step time and peak memory per (preset, batch) with and without each
+    execution flag (:func:`benchmark_training`), with ratios to the baseline and issue #7's
+    16 GiB target at ``fan_mayo``, batch 1."""
+    configs = ["baseline", "bf16"] if quick else list(FLAG_CONFIGS)
+    reps = 1 if quick else 5
+    results = benchmark_training(
+        "lpd", cases, configs, device, warmup=1 if quick else 2, reps=reps, memory_reps=1
+    )
+    baseline = {(r["setup"], r["batch"]): r for r in results if r["config"] == "baseline"}
+    rows = []
+    for r in results:
+        base = baseline.get((r["setup"], r["batch"]))
+        ms, step_mb, total_mb = r["ms_per_step"], r["step_peak_mb"], r["total_peak_mb"]
+
+        def ratio(value, key, base=base):
+            if value is None or base is None or not base[key]:
+                return "-"
+            return f"{value / base[key]:.2f}"
+
+        target = "-"
+        if r["setup"] == "fan_mayo" and r["batch"] == 1 and total_mb is not None:
+            fits = "fits" if total_mb <= TRAINING_TARGET_MB else "exceeds"
+            target = f"<= 16 GiB: {fits}"
+        rows.append(
+            {
+                "method": r["method"],
+                "setup": r["setup"],
+                "batch": r["batch"],
+                "flags": r["config"],
+                "device": r["device"],
+                "ms per step": "-" if ms is None else f"{ms:.0f}",
+                "time / baseline": ratio(ms, "ms_per_step"),
+                "step peak MB": "-" if step_mb is None else f"{step_mb:.0f}",
+                "memory / baseline": ratio(step_mb, "step_peak_mb"),
+                "total peak MB": "-" if total_mb is None else f"{total_mb:.0f}",
+                "issue #7 target": target,
+                "loss": "-" if r["loss"] is None else f"{r['loss']:.3g}",
+                "note": r["note"],
+            }
+        )
     return rows
 
 

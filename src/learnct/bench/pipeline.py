@@ -1,9 +1,9 @@
-"""How fast the data pipeline makes simulated batches (``benchmark_pipeline``).
+"""The ``data_pipeline`` section: how fast the data pipeline makes simulated batches.
 
 A simulated batch = ``batch_size`` random ellipse phantoms rasterised, projected with the
 preset's ``RayTransform`` and noised with its noise model, exactly as ``CTDataModule``
 produces them for training (DataLoader + ``on_after_batch_transfer``), on the CPU.
-``python -m learnct.data.pipeline_benchmark`` prints the numbers.
+``python -m learnct.bench.pipeline`` prints the numbers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from learnct.data.datamodule import CTDataModule
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
-__all__ = ["benchmark_pipeline"]
+__all__ = ["benchmark_pipeline", "pipeline_rows"]
 
 
 def _per_second(count: int, seconds: float) -> float:
@@ -113,6 +113,29 @@ def benchmark_pipeline(
         "project_ms_per_batch": 1e3 * project / n_batches,
         "noise_ms_per_batch": 1e3 * noise / n_batches,
     }
+
+
+def pipeline_rows(batch: int, quick: bool) -> list[dict]:
+    """Simulated batches per second at ``fan_lowdose`` (images made, projected, noised), with
+    0 DataLoader workers (and 2 unless ``quick``)."""
+    rows = []
+    for workers in (0,) if quick else (0, 2):
+        r = benchmark_pipeline(
+            "fan_lowdose", batch_size=batch, n_batches=10 if quick else 30, num_workers=workers
+        )
+        rows.append(
+            {
+                "preset": r["preset"],
+                "batch": batch,
+                "workers": workers,
+                "batches/s": f"{r['batches_per_s']:.1f}",
+                "images/s": f"{r['images_per_s']:.0f}",
+                "rasterise images/s": f"{r['rasterize_images_per_s']:.0f}",
+                "project ms/batch": f"{r['project_ms_per_batch']:.1f}",
+                "noise ms/batch": f"{r['noise_ms_per_batch']:.1f}",
+            }
+        )
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""``make bench``: projector, FBP, method, training and data-pipeline timings, as Markdown.
+
+Every timing is the median of several runs after warm-up (never asserted in tests). Results go
+to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
+``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included, the methods at batch 1
+and 8 and the learned ones also in bf16 autocast, and writes ``*_gpu.md``
+(``python -m learnct.bench --gpu``). One module per section: :mod:`~learnct.bench.projectors`,
+:mod:`~learnct.bench.fbp`, :mod:`~learnct.bench.methods`, :mod:`~learnct.bench.training`,
+:mod:`~learnct.bench.pipeline`; the triton tuning table is ``python -m
+learnct.bench.triton_tuning``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from learnct.bench.fbp import fbp_rows
+from learnct.bench.methods import method_rows
+from learnct.bench.pipeline import pipeline_rows
+from learnct.bench.projectors import projector_rows
+from learnct.bench.tables import machine, markdown_table
+from learnct.bench.training import training_rows
+from learnct.physics import (
+    FanBeamGeometry,
+    available_backends,
+    fan_lowdose,
+    fan_mayo,
+    parallel_ellipses,
+)
+from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
+
+__all__ = ["main"]
+
+#: The sections, in the order they run.
+SECTIONS = ("projector", "fbp", "methods", "training", "data_pipeline")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="learnct-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="CUDA run: every section on the GPU, fan_mayo included, written as *_gpu.md",
+    )
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="small geometries only, fewer reps")
+    parser.add_argument(
+        "--large", action="store_true", help="add fan_mayo (512^2, 1000 angles): slow on a CPU"
+    )
+    parser.add_argument("--out", default="experiments/benchmarks", help="folder for the .md files")
+    parser.add_argument(
+        "--sparse-budget-mb",
+        type=float,
+        default=None,
+        help="skip the sparse backend where its matrix is larger (default: auto's matrix "
+        "budget; --gpu: 1024, since the matrix is built on the CPU)",
+    )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=list(SECTIONS),
+        help="run only these sections (default: all)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen sections and write each as ``<out>/<section>_<cpu|gpu>.md``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.gpu:
+        if not torch.cuda.is_available():
+            parser.error("--gpu needs CUDA, and torch.cuda.is_available() is False here")
+        args.device, args.large = "cuda", True
+        if args.sparse_budget_mb is None:
+            args.sparse_budget_mb = 1024
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    # an empty operator cache, so that build times are builds (and the user's cache is untouched)
+    os.environ["LEARNCT_CACHE_DIR"] = tempfile.mkdtemp(prefix="learnct-bench-")
+
+    geometries = [fan_lowdose().geometry, FanBeamGeometry(128, 360, 256)]
+    if not args.quick:
+        geometries += [FanBeamGeometry(256, 360, 512), parallel_ellipses().geometry]
+    if args.large:
+        geometries.append(fan_mayo().geometry)
+    reps = 3 if args.quick else args.reps
+    usable = [name for name, reason in available_backends().items() if reason is None]
+    backends = [
+        b for b in ("sparse", "matrix_free", "astra", "torch_radon", "triton") if b in usable
+    ]
+    device = args.device
+    sparse_budget = DEFAULT_MATRIX_BUDGET
+    if args.sparse_budget_mb is not None:
+        sparse_budget = int(args.sparse_budget_mb * 2**20)
+    header = f"Machine: {machine(device)}\n\n"
+    method_presets = ["fan_lowdose"] + (["fan_mayo"] if args.large else [])
+    training_cases = [("parallel_ellipses", 1)] if args.quick else [("fan_lowdose", 2)]
+    if args.large:
+        training_cases.append(("fan_mayo", 1))
+    builders = {
+        "projector": lambda: projector_rows(
+            geometries, backends, args.batch, device, reps, sparse_budget
+        ),
+        "fbp": lambda: fbp_rows(geometries, args.batch, device, reps),
+        "methods": lambda: method_rows(
+            method_presets,
+            device,
+            args.quick,
+            (1, 8) if args.gpu else (1,),
+            (None, "bf16") if args.gpu else (None,),
+        ),
+        "training": lambda: training_rows(training_cases, device, args.quick),
+        "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
+    }
+    chosen = args.sections or list(builders)
+    if device != "cpu" and "data_pipeline" in chosen:  # the pipeline's workers are CPU-side
+        chosen.remove("data_pipeline")
+    sections = {name: markdown_table(builders[name]()) for name in chosen}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "gpu" if device.startswith("cuda") else "cpu"
+    for name, table in sections.items():
+        text = f"# {name} benchmark ({tag})\n\n{header}{table}"
+        (out / f"{name}_{tag}.md").write_text(text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

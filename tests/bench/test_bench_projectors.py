@@ -1,0 +1,78 @@
+"""The ``projector`` and ``fbp`` sections and the one projector timer, on a tiny geometry."""
+
+from __future__ import annotations
+
+import torch
+
+from learnct.bench.fbp import fbp_rows
+from learnct.bench.projectors import (
+    adjoint_error,
+    projector_inputs,
+    projector_rows,
+    time_projector,
+)
+from learnct.bench.tables import markdown_table
+from learnct.physics import FanBeamGeometry, RayTransform
+
+GEOMETRY = FanBeamGeometry(image_size=16, n_angles=8, n_detectors=24)
+
+
+def test_projector_and_fbp_rows_on_a_tiny_geometry():
+    rows = projector_rows([GEOMETRY], ["sparse", "matrix_free"], batch=2, device="cpu", reps=1)
+    assert [r["backend"] for r in rows] == ["sparse", "matrix_free"]
+    for row in rows:
+        assert float(row["forward ms"]) > 0 and float(row["adjoint ms"]) > 0
+        assert float(row["adjoint error"]) < 1e-5
+        assert row["geometry"] == "fan 16^2, 8 x 24" and row["vs ASTRA CPU"] == "-"
+    assert "(stored)" in rows[0]["memory MB"] and "(load " in rows[0]["build s"]
+    assert rows[1]["memory MB"] == "<= 256 (per chunk)" and rows[1]["build s"] == "-"
+    table = markdown_table(rows + fbp_rows([GEOMETRY], batch=2, device="cpu", reps=1))
+    assert table.count("\n") == 2 + 3 and "| backend |" in table
+
+
+def test_sparse_over_budget_is_a_note_row():
+    (row,) = projector_rows([GEOMETRY], ["sparse"], 2, "cpu", 1, sparse_budget_bytes=0)
+    assert row["note"].startswith("skipped: 0.0 GiB matrix exceeds the bench's 0.0 GiB")
+    assert "forward ms" not in row
+
+
+def test_projector_inputs_are_seeded_and_shaped():
+    x, y = projector_inputs(GEOMETRY, 3, "cpu")
+    assert x.shape == (3, 1, 16, 16) and y.shape == (3, 1, 8, 24)
+    x2, y2 = projector_inputs(GEOMETRY, 3, "cpu")
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert 0 <= float(x.min()) and float(x.max()) < 1
+
+
+def test_time_projector_runs_forward_and_adjoint_warmup_plus_reps_times():
+    op = RayTransform(GEOMETRY)
+    calls = {"forward": 0, "adjoint": 0}
+
+    class Counting:
+        def __call__(self, x):
+            calls["forward"] += 1
+            assert not torch.is_grad_enabled()
+            return op(x)
+
+        def adjoint(self, y):
+            calls["adjoint"] += 1
+            return op.adjoint(y)
+
+    x, y = projector_inputs(GEOMETRY, 2, "cpu")
+    fwd, adj = time_projector(Counting(), x, y, "cpu", reps=4, warmup=3)
+    assert calls == {"forward": 7, "adjoint": 7} and fwd > 0 and adj > 0
+
+
+def test_adjoint_error_is_zero_for_an_exact_pair_and_large_for_a_wrong_one():
+    op = RayTransform(GEOMETRY, backend="sparse")
+    x, y = projector_inputs(GEOMETRY, 2, "cpu")
+    assert adjoint_error(op, x, y) < 1e-6
+
+    class Doubled:  # adjoint twice too large: error (2 - 1) <x, A^T y> / (||Ax|| ||y||) > 0.1
+        def __call__(self, x):
+            return op(x)
+
+        def adjoint(self, y):
+            return 2 * op.adjoint(y)
+
+    assert adjoint_error(Doubled(), x, y) > 0.1
