@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from learnct.checks import check_int
 from learnct.data.datamodule import CTDataModule
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
@@ -54,9 +55,8 @@ def benchmark_pipeline(
         preset = PRESETS[preset_name]()
     else:
         preset = preset_name
-    for name, value in (("batch_size", batch_size), ("n_batches", n_batches)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_int("batch_size", batch_size)
+    check_int("n_batches", n_batches)
     operator = RayTransform(preset.geometry)
     dm = CTDataModule(
         preset,
