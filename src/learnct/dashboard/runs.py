@@ -19,12 +19,17 @@ from typing import Any
 
 import yaml
 
-from learnct.run.results import RESULTS_FILE, ResultsError, find_run_folders, read_results
+from learnct.run.results import (
+    RESULTS_FILE,
+    TEST_METRICS,
+    ResultsError,
+    find_run_folders,
+    read_results,
+)
 
 __all__ = ["RunRecord", "collect_runs", "read_run"]
 
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
-TEST_FIELDS = ("n_images", "psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 # model config keys that are switches rather than hyperparameters worth a table column
 _NOT_HPARAMS = {"_target_", "_partial_", "checkpoint", "loss", "scheduler", "gradient_clip_val"}
 
@@ -170,7 +175,7 @@ def _read_results(folder: Path, record: RunRecord) -> None:
         tests = []
         for row in rows:
             test = {"test_set": row["test_set"]}
-            for field in TEST_FIELDS:
+            for field in ("n_images", *TEST_METRICS):
                 test[field] = _number(row.get(field), f"results.csv column {field}")
             tests.append(test)
     except (ResultsError, ValueError) as err:

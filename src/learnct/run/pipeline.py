@@ -29,7 +29,7 @@ from learnct.run.build import (
 )
 from learnct.run.config_checks import ConfigError, validate_config
 from learnct.run.provenance import git_commit, library_versions
-from learnct.run.results import RESULT_FIELDS, write_results
+from learnct.run.results import RESULT_FIELDS, TEST_METRICS, write_results
 from learnct.run.resume import resolve_resume
 
 if TYPE_CHECKING:
@@ -259,14 +259,11 @@ def _result_rows(
             **common,
             "test_set": test_set,
             "n_images": len(datamodule.datasets["test"][idx]),
-            **{key: metric(f"test/{key}", idx) for key in _TEST_METRICS},
+            **{key: metric(f"test/{key}", idx) for key in TEST_METRICS},
             "test_hash": hashes.get(idx),
         }
         for idx, test_set in enumerate(test_sets)
     ]
-
-
-_TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 
 
 def _write_figure(model: Any, datamodule: Any, folder: Path) -> Path:

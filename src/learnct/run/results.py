@@ -24,6 +24,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "RESULTS_FILE",
     "RESULT_FIELDS",
+    "TEST_METRICS",
     "ResultsError",
     "find_results",
     "find_run_folders",
@@ -39,6 +40,8 @@ RESULTS_FILE = "results.csv"
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 
+#: The test pass's metrics in a row (logged as ``test/<name>``).
+TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 #: One row per (run, test set). psnr/ssim: per-image means (dB; data range max - min of the
 #: truth); ms_per_slice: reconstruction time after warm-up; fbp_*: FBP on the same data;
 #: test_hash: digest of the test images and noise; the rest: where and with what it ran.
@@ -47,11 +50,7 @@ RESULT_FIELDS = (
     "physics",
     "n_images",
     "test_set",
-    "psnr",
-    "ssim",
-    "ms_per_slice",
-    "fbp_psnr",
-    "fbp_ssim",
+    *TEST_METRICS,
     "device",
     "commit",
     "run_dir",
