@@ -1,7 +1,7 @@
 """What ``make report`` draws from finished runs: methods rebuilt from their run folders, the
 multi-method comparison figure and the dose curve."""
 
-from learnct.reporting.comparison import comparison_figure, zoom_window
+from learnct.reporting.comparison import comparison_figure
 from learnct.reporting.dose_curve import DOSE_FIELDS, dose_curve, plot_dose_curve
 from learnct.reporting.run_methods import (
     ReportError,
@@ -21,5 +21,4 @@ __all__ = [
     "method_checkpoint",
     "plot_dose_curve",
     "reference_datamodule",
-    "zoom_window",
 ]
