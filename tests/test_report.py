@@ -191,7 +191,7 @@ def test_no_results_is_a_clear_error(tmp_path, capsys):
 def test_zoom_window_finds_low_contrast_detail_not_the_rim():
     import torch
 
-    from learnct.reporting import zoom_window
+    from learnct.evaluation import zoom_window
 
     image = torch.zeros(64, 64)
     image[4:60, 4:60] = 1.0  # a bright "skull" outline

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from learnct.data import CTBatch, CTDataModule, DataError, derive_seed
-from learnct.methods.base import per_image_psnr
+from learnct.evaluation import per_image_psnr
 from learnct.physics import (
     FanBeamGeometry,
     ParallelBeamGeometry,

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from learnct.data.phantoms import rasterize_ellipses, shepp_logan_ellipses
-from learnct.methods import FBP, TV, per_image_psnr, per_image_ssim
+from learnct.evaluation import per_image_psnr, per_image_ssim
+from learnct.methods import FBP, TV
 from learnct.physics import FanBeamGeometry, RayTransform, fan_lowdose
 
 

@@ -14,7 +14,7 @@ class                      method                                               
 Each takes the run's ``RayTransform`` as ``operator`` and has ``reconstruct(sinogram)``.
 """
 
-from learnct.methods.base import LOSSES, ReconstructionMethod, per_image_psnr, per_image_ssim
+from learnct.methods.base import LOSSES, ReconstructionMethod
 from learnct.methods.classical import FBP, TV, chambolle_pock_tv
 from learnct.methods.learned import (
     FBPUNet,
@@ -44,6 +44,4 @@ __all__ = [
     "LearnedPrimalDual",
     "ReconstructionMethod",
     "chambolle_pock_tv",
-    "per_image_psnr",
-    "per_image_ssim",
 ]

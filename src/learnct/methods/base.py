@@ -4,16 +4,14 @@ A method only says how it reconstructs (``forward(sinogram) -> image``); this ba
 training, validation and testing on :class:`~learnct.data.batch.CTBatch` batches, the loss,
 metrics, logging, image panels, optimisers and schedulers.
 
-Metrics (DESIGN.md): per-image PSNR and SSIM with data range ``max(gt) - min(gt)`` of each
-ground-truth image, averaged over the images of the split (``MeanMetric`` weighted by the
-number of images, so the batch size does not matter). SSIM uses a 7 x 7 uniform window (as
-scikit-image's default, which LoDoPaB-CT and dival report) via torchmetrics' functional SSIM on
-images divided by their data range (SSIM and PSNR are invariant to dividing both images and
-the data range by the same number). Logged names: ``{train,val,test}/loss``,
-``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best``, ``test/fbp_{psnr,ssim}`` (the
-FBP baseline on the same test measurements) and ``test/ms_per_slice`` (wall
-time of ``forward`` per slice after one warm-up call, CUDA synchronised); with several
-dataloaders Lightning appends ``/dataloader_idx_k``.
+Metrics (DESIGN.md): the per-image PSNR and SSIM of :mod:`learnct.evaluation` (data range
+``max(gt) - min(gt)`` of each ground-truth image), averaged over the images of the split
+(``MeanMetric`` weighted by the number of images, so the batch size does not matter). Logged
+names: ``{train,val,test}/loss``, ``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best``,
+``test/fbp_{psnr,ssim}`` (the FBP baseline on the same test measurements) and
+``test/ms_per_slice`` (wall time of ``forward`` per slice after one warm-up call, CUDA
+synchronised); with several dataloaders Lightning appends ``/dataloader_idx_k``. Validation
+image panels: W&B images, or the figure of :func:`learnct.evaluation.panel_figure`.
 
 Optimisation defaults (Adler and Öktem's LPD paper): Adam, lr 1e-3, betas (0.9, 0.99), cosine
 decay to 0 over ``trainer.estimated_stepping_batches`` (stepped every optimiser step) and
@@ -41,14 +39,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.functional.image import structural_similarity_index_measure
 
+from learnct.checks import check_int
 from learnct.data.batch import CTBatch
+from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
 from learnct.methods.checkpoints import checkpoint_identity, drop_instance_norm_statistics
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
 
-__all__ = ["LOSSES", "ReconstructionMethod", "per_image_psnr", "per_image_ssim"]
+__all__ = ["LOSSES", "ReconstructionMethod"]
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": F.mse_loss,
@@ -56,37 +55,6 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "smooth_l1": F.smooth_l1_loss,
 }
 SCHEDULER_INTERVALS = ("step", "epoch")
-
-
-def _data_range(target: torch.Tensor) -> torch.Tensor:
-    """``max - min`` of each image ``(B, ...)`` -> ``(B,)`` (at least a tiny positive value)."""
-    flat = target.flatten(1)
-    return (flat.amax(1) - flat.amin(1)).clamp_min(torch.finfo(target.dtype).tiny)
-
-
-def per_image_psnr(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each image ``(B, C, H, W)`` with data range ``max(gt) - min(gt)``."""
-    mse = (preds - target).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(_data_range(target) ** 2 / mse.clamp_min(1e-20))
-
-
-def per_image_ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """SSIM of each image ``(B, C, H, W)`` (7 x 7 uniform window) with data range
-    ``max(gt) - min(gt)``."""
-    scale = _data_range(target).view(-1, *([1] * (target.dim() - 1)))
-    value = structural_similarity_index_measure(
-        (preds / scale).float(),
-        (target / scale).float(),
-        gaussian_kernel=False,
-        kernel_size=7,
-        data_range=1.0,
-        reduction="none",
-    )
-    return value.reshape(-1)
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class ReconstructionMethod(L.LightningModule):
@@ -193,8 +161,8 @@ class ReconstructionMethod(L.LightningModule):
                 "sinogram must be (B, 1, n_angles, n_detectors), (1, n_angles, n_detectors) or "
                 f"(n_angles, n_detectors), got {tuple(sinogram.shape)}"
             )
-        if batch_size is not None and not _is_positive_int(batch_size):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size is not None:
+            check_int("batch_size", batch_size)
         x = sinogram.reshape(-1, 1, *sinogram.shape[-2:]).to(self.device, torch.float32)
         chunk = batch_size or max(1, x.shape[0])
         was_training = self.training
@@ -359,7 +327,11 @@ class ReconstructionMethod(L.LightningModule):
                     captions.append(f"{name} {i}")
             logger.log_image(key="val/panels", images=images, caption=captions, step=step)
             return
-        fig = _panel_figure(columns, gt)
+        slices = [
+            Slice(gt[i, 0], [(n, t[i, 0]) for n, t in panels.items() if n != "ground truth"])
+            for i in range(gt.shape[0])
+        ]
+        fig = panel_figure(slices)
         experiment = getattr(logger, "experiment", None)
         if hasattr(experiment, "add_figure"):  # TensorBoard
             experiment.add_figure("val/panels", fig, global_step=step)
@@ -367,9 +339,8 @@ class ReconstructionMethod(L.LightningModule):
         log_dir = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
         if log_dir is None:
             return
-        path = Path(log_dir) / "panels"
-        path.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path / f"epoch{self.current_epoch:04d}_step{step:07d}.png", dpi=80)
+        name = f"epoch{self.current_epoch:04d}_step{step:07d}.png"
+        save_figure(fig, Path(log_dir) / "panels" / name, dpi=80)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -434,29 +405,3 @@ def _to_unit(image: torch.Tensor, gt: torch.Tensor, error: bool = False) -> Any:
     if error:
         return (image / span * 0.5 + 0.5).clamp(0, 1).numpy()
     return ((image - lo) / span).clamp(0, 1).numpy()
-
-
-def _panel_figure(columns: dict[str, torch.Tensor], gt: torch.Tensor):
-    from matplotlib.figure import Figure
-
-    rows = gt.shape[0]
-    fig = Figure(figsize=(3 * len(columns), 3 * rows))
-    axes = fig.subplots(rows, len(columns), squeeze=False)
-    for i in range(rows):
-        lo, hi = float(gt[i].min()), float(gt[i].max())
-        span = max(hi - lo, 1e-12)
-        for j, (name, t) in enumerate(columns.items()):
-            ax = axes[i][j]
-            if name == "error":
-                im = ax.imshow(t[i, 0].numpy(), cmap="RdBu_r", vmin=-span / 2, vmax=span / 2)
-                fig.colorbar(im, ax=ax, fraction=0.046)
-            else:
-                ax.imshow(t[i, 0].numpy(), cmap="gray", vmin=lo, vmax=hi)
-            if name != "error" and name != "ground truth":
-                psnr = float(per_image_psnr(t[i : i + 1], gt[i : i + 1]))
-                ax.set_title(f"{name}\n{psnr:.2f} dB", fontsize=9)
-            else:
-                ax.set_title(name, fontsize=9)
-            ax.axis("off")
-    fig.tight_layout()
-    return fig

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from learnct.checks import check_int
 from learnct.methods.base import ReconstructionMethod
 from learnct.nets.finite_differences import divergence, gradient
 from learnct.physics.fbp import FILTERS, fbp
@@ -155,8 +156,7 @@ class TV(ReconstructionMethod):
     ) -> None:
         if not (isinstance(lam, (int, float)) and lam >= 0):
             raise ValueError(f"lam must be a number >= 0, got {lam!r}")
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+        check_int("iterations", iterations)
         if data_term not in DATA_TERMS:
             raise ValueError(f"unknown data_term {data_term!r}: choose one of {DATA_TERMS}")
         if init not in TV_INITS:

@@ -1,7 +1,7 @@
 """What ``make report`` draws from finished runs: methods rebuilt from their run folders, the
 multi-method comparison figure and the dose curve."""
 
-from learnct.reporting.comparison import comparison_figure, zoom_window
+from learnct.reporting.comparison import comparison_figure
 from learnct.reporting.dose_curve import DOSE_FIELDS, dose_curve, plot_dose_curve
 from learnct.reporting.run_methods import RunMethod, load_run_method, reference_datamodule
 
@@ -13,5 +13,4 @@ __all__ = [
     "load_run_method",
     "plot_dose_curve",
     "reference_datamodule",
-    "zoom_window",
 ]

@@ -9,9 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from learnct.methods.base import per_image_psnr, per_image_ssim
+from learnct.evaluation import score, simulate_test_sets
 from learnct.reporting.run_methods import RunMethod
 
 __all__ = ["DOSE_FIELDS", "dose_curve", "plot_dose_curve"]
@@ -35,25 +33,18 @@ def dose_curve(
         if not dose > 0:
             raise ValueError(f"doses must be positive photon counts, got {dose!r}")
         datamodule = make_datamodule(float(dose))
-        loaders = datamodule.test_dataloader()
-        loaders = loaders if isinstance(loaders, list) else [loaders]
         test_set = datamodule.sources["test"][test_set_index]
-        batches = [datamodule.simulate(raw) for raw in loaders[test_set_index]]
+        batches = simulate_test_sets(datamodule, names=[test_set])[test_set]
         for method in methods:
-            psnr, ssim = [], []
-            for batch in batches:
-                recon = method.model.reconstruct(batch.sinogram)
-                psnr.append(per_image_psnr(recon, batch.image))
-                ssim.append(per_image_ssim(recon, batch.image))
-            psnr_t, ssim_t = torch.cat(psnr), torch.cat(ssim)
+            scores = score(method.model.reconstruct, batches)
             rows.append(
                 {
                     "method": method.name,
                     "photons": float(dose),
                     "test_set": test_set,
-                    "n_images": int(psnr_t.numel()),
-                    "psnr": float(psnr_t.mean()),
-                    "ssim": float(ssim_t.mean()),
+                    "n_images": scores.n_images,
+                    "psnr": scores.mean_psnr,
+                    "ssim": scores.mean_ssim,
                 }
             )
     return rows

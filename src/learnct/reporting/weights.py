@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from learnct.methods.base import per_image_psnr, per_image_ssim
+from learnct.evaluation import evaluate
 from learnct.reporting.run_methods import RunMethod, reference_datamodule
 
 __all__ = [
@@ -113,31 +113,17 @@ def check_rows(
     method: RunMethod, file_name: str, datamodule: Any, n_images: int
 ) -> list[dict[str, Any]]:
     """PSNR/SSIM of ``method`` on the first ``n_images`` of every test set of ``datamodule``."""
-    loaders = datamodule.test_dataloader()
-    loaders = loaders if isinstance(loaders, list) else [loaders]
-    rows = []
-    for name, loader in zip(datamodule.sources["test"], loaders, strict=True):
-        psnr, ssim, seen = [], [], 0
-        for raw in loader:
-            batch = datamodule.simulate(raw)
-            recon = method.model.reconstruct(batch.sinogram)
-            psnr.append(per_image_psnr(recon, batch.image))
-            ssim.append(per_image_ssim(recon, batch.image))
-            seen += recon.shape[0]
-            if seen >= n_images:
-                break
-        p, s = torch.cat(psnr)[:n_images], torch.cat(ssim)[:n_images]
-        rows.append(
-            {
-                "method": method.name,
-                "file": file_name,
-                "test_set": name,
-                "n_images": int(p.numel()),
-                "psnr": round(float(p.mean()), 4),
-                "ssim": round(float(s.mean()), 5),
-            }
-        )
-    return rows
+    return [
+        {
+            "method": method.name,
+            "file": file_name,
+            "test_set": name,
+            "n_images": scores.n_images,
+            "psnr": round(scores.mean_psnr, 4),
+            "ssim": round(scores.mean_ssim, 5),
+        }
+        for name, scores in evaluate(method.model.reconstruct, datamodule, n_images).items()
+    ]
 
 
 def export_weights(

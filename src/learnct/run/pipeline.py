@@ -59,6 +59,7 @@ def run(cfg: DictConfig) -> RunResult:
 
     import lightning as L
 
+    from learnct.evaluation import write_run_figure
     from learnct.run.nonfinite import NonFiniteGuard
     from learnct.run.testset_hash import TestSetHash
     from learnct.run.wandb_fallback import start_wandb_or_fallback
@@ -116,7 +117,7 @@ def run(cfg: DictConfig) -> RunResult:
         folder = Path(cfg.paths.output_dir)
         config = {**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance}
         results = write_results(folder, rows, config)
-        figure = _write_figure(model, datamodule, folder)
+        figure = write_run_figure(model, datamodule, folder)
         _log_results(loggers, rows, figure)
         _print_rows(rows)
         print(f"results: {results}; figure: {figure}")
@@ -264,12 +265,6 @@ def _result_rows(
         }
         for idx, test_set in enumerate(test_sets)
     ]
-
-
-def _write_figure(model: Any, datamodule: Any, folder: Path) -> Path:
-    from learnct.run.figure import write_comparison_figure
-
-    return write_comparison_figure(model, datamodule, folder)
 
 
 def _log_results(loggers: list[Any], rows: list[dict[str, Any]], figure: Path) -> None:
