@@ -49,7 +49,10 @@ def build_physics(cfg: DictConfig) -> Physics:
     the preset with any ``photons`` and geometry overrides, and its operator; a bad value is a
     ``ConfigError`` naming it. A run folder written before the group had a ``_target_`` reads
     as that target."""
-    physics = OmegaConf.merge({"_target_": "learnct.physics.make_physics"}, cfg.physics)
+    section = OmegaConf.select(cfg, "physics")
+    if not isinstance(section, DictConfig):
+        raise ConfigError("physics: the config has no physics section (physics=<preset name>)")
+    physics = OmegaConf.merge({"_target_": "learnct.physics.make_physics"}, section)
     return build_component("physics", lambda: hydra.utils.instantiate(physics, _convert_="all"))
 
 
