@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import REPO_ROOT
 from learnct.reporting.weights import verify_weights
-from learnct.run import CONFIG_DIR
 
-FOLDERS = sorted(p.parent for p in (CONFIG_DIR.parent / "experiments").glob("*/weights/check.csv"))
+FOLDERS = sorted(p.parent for p in (REPO_ROOT / "experiments").glob("*/weights/check.csv"))
 
 
 @pytest.mark.slow

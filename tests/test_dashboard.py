@@ -6,38 +6,25 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from learnct.dashboard import build_dashboard, main
 from learnct.reporting.__main__ import main as report_main
-from learnct.run import CONFIG_DIR, run
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SMALL = ["data.val_size=2", "data.test_size=2", "data.eval_batch_size=2", "logger=csv"]
+SMALL = ["data.val_size=2", "data.test_size=2", "data.eval_batch_size=2"]
 
 
-def _train(folder: Path, overrides: list[str]) -> None:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={folder}", *SMALL, *overrides])
-    run(cfg)
-
-
-def _sweep(log_dir: Path) -> None:
+def _sweep(run_cli, log_dir: Path) -> None:
     """``make sweep EXP=fbp SEARCH=fbp_filter`` with 2 trials, as a subprocess like the CLI."""
     (log_dir / "fbp").mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(
+    out = run_cli(
+        "train",
         [
-            sys.executable,
-            "-m",
-            "learnct.train",
             "-m",
             "experiment=fbp",
             "hparams_search=fbp_filter",
@@ -47,11 +34,6 @@ def _sweep(log_dir: Path) -> None:
             "callbacks=none",
             f"paths.log_dir={log_dir}",
         ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        cwd=CONFIG_DIR.parent,
-        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
 
@@ -62,17 +44,21 @@ def _results(folder: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _make_project(tmp_path_factory.mktemp("project"))
+def project(tmp_path_factory: pytest.TempPathFactory, compose_config, run_config, run_cli) -> Path:
+    def train(folder: Path, overrides: list[str]) -> None:
+        run_config(compose_config("train", [*SMALL, *overrides], folder))
+
+    return _make_project(tmp_path_factory.mktemp("project"), train, run_cli)
 
 
-def _make_project(root: Path) -> Path:
+def _make_project(root: Path, train, run_cli) -> Path:
     """logs/ with an FBP run, a 4-step LGD run, a 2-trial Optuna sweep and two broken runs;
-    experiments/ with make report's table, figure and dose curve of fan_lowdose."""
+    experiments/ with make report's table, figure and dose curve of fan_lowdose.
+    ``train(folder, overrides)`` runs a small train config in ``folder``."""
     logs = root / "logs"
-    _train(logs / "fbp" / "runs" / "2026-01-01_10-00-00", ["experiment=fbp", "callbacks=none"])
+    train(logs / "fbp" / "runs" / "2026-01-01_10-00-00", ["experiment=fbp", "callbacks=none"])
     lgd = logs / "lgd" / "runs" / "2026-01-02_10-00-00"
-    _train(
+    train(
         lgd,
         [
             "experiment=lgd",
@@ -84,7 +70,7 @@ def _make_project(root: Path) -> Path:
             "callbacks.progress_bar=null",
         ],
     )
-    _sweep(logs)
+    _sweep(run_cli, logs)
     # a copy of the LGD run whose results and checkpoint were damaged
     broken = logs / "lgd" / "runs" / "2026-01-03_10-00-00"
     shutil.copytree(lgd, broken)

@@ -291,36 +291,32 @@ def test_exporting_unchanged_weights_leaves_the_file_and_its_bytes_alone(tmp_pat
     assert torch.load(target, weights_only=True)["state_dict"]["w"].dtype == torch.float32
 
 
-def _train_run(folder, overrides):
-    from hydra import compose, initialize_config_dir
+@pytest.fixture
+def train_run(compose_config, run_config):
+    """``train_run(folder, overrides)``: a run of the train config with checkpoints and 2
+    validation and test images, in ``folder``."""
 
-    from learnct.run import CONFIG_DIR, run
+    def train_run(folder, overrides):
+        small = [
+            "callbacks=default",
+            "callbacks.progress_bar=null",
+            "data.val_size=2",
+            "data.test_size=2",
+            "data.batch_size=1",
+        ]
+        return run_config(compose_config("train", [*small, *overrides], folder))
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={folder}",
-                "logger=csv",
-                "callbacks=default",
-                "callbacks.progress_bar=null",
-                "data.val_size=2",
-                "data.test_size=2",
-                "data.batch_size=1",
-                *overrides,
-            ],
-        )
-    return run(cfg)
+    return train_run
 
 
 @pytest.mark.slow
-def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
+def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_run):
     from matplotlib.image import imread
 
     logs, out = tmp_path / "logs", tmp_path / "experiments"
-    _train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
+    train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
     lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
-    _train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
+    train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
     args = ["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out)]
     main([*args, "--dose", "--photons", "300,1e5", "--dose-images", "2", "--weights"])
     folder = out / "fan_lowdose"
@@ -354,7 +350,7 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
     ckpt = weights / "LearnedGradientDescent.ckpt"
     full = next((logs / "lgd" / "runs" / "b" / "checkpoints").glob("step_*.ckpt"))
     assert ckpt.stat().st_size < full.stat().st_size  # no optimizer state
-    ev = _train_run(
+    ev = train_run(
         tmp_path / "ev",
         ["experiment=lgd", "model.n_iter=1", "train=false", f"ckpt_path={ckpt}"],
     )
@@ -378,15 +374,15 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys):
     assert sorted(p.name for p in weights.iterdir()) == ["config.json"]
 
 
-def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys):
+def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys, train_run):
     from matplotlib.image import imread
 
     logs, out = tmp_path / "logs", tmp_path / "experiments"
     lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
-    _train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
+    train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
     for ckpt in (logs / "lgd" / "runs" / "b" / "checkpoints").glob("*.ckpt"):
         ckpt.unlink()
-    _train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
+    train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
     main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out)])
     text = capsys.readouterr().out
     assert "left out of the figures: LearnedGradientDescent" in text and "no checkpoint" in text

@@ -3,24 +3,20 @@ resumes; the objective is the validation metric of each job."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 
-from learnct.run import CONFIG_DIR
+from conftest import CONFIG_DIR
 
 SEARCHES = sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml"))
 
 
-def _sweep(log_dir: Path, trials: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
+def _sweep(run_cli, log_dir: Path, trials: int) -> subprocess.CompletedProcess:
+    return run_cli(
+        "train",
         [
-            sys.executable,
-            "-m",
-            "learnct.train",
             "-m",
             "experiment=fbp",
             "hparams_search=fbp_filter",
@@ -30,11 +26,6 @@ def _sweep(log_dir: Path, trials: int) -> subprocess.CompletedProcess:
             "callbacks=none",
             f"paths.log_dir={log_dir}",
         ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        cwd=CONFIG_DIR.parent,
-        timeout=600,
     )
 
 
@@ -42,16 +33,16 @@ def test_search_spaces_ship():
     assert {"tv_lambda", "lpd", "fbp_filter"} <= set(SEARCHES)
 
 
-def test_optuna_sweep_persists_and_resumes(tmp_path):
+def test_optuna_sweep_persists_and_resumes(tmp_path, run_cli):
     (tmp_path / "fbp").mkdir()
-    first = _sweep(tmp_path, trials=2)
+    first = _sweep(run_cli, tmp_path, trials=2)
     assert first.returncode == 0, first.stderr[-2000:]
     storage = f"sqlite:///{tmp_path / 'fbp' / 'optuna_fbp_filter.db'}"
     study = optuna.load_study(study_name="fbp_filter", storage=storage)
     values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(values) == 2 and all(15 < v < 45 for v in values)  # validation PSNR in dB
     assert {"model.filter", "model.frequency_scaling"} <= set(study.trials[0].params)
-    second = _sweep(tmp_path, trials=1)  # the same command again adds to the same study
+    second = _sweep(run_cli, tmp_path, trials=1)  # the same command again adds to the same study
     assert second.returncode == 0, second.stderr[-2000:]
     study = optuna.load_study(study_name="fbp_filter", storage=storage)
     assert len(study.trials) == 3

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import subprocess
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from learnct.run import CONFIG_DIR, ConfigError, build_physics, run
+from conftest import EXPERIMENTS, REPO_ROOT
+from learnct.run import ConfigError, build_physics
 
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 FAST = {
     "tv": ["model.iterations=5"],
     "fbpunet": ["model.depth=2", "model.width=8"],
@@ -22,17 +20,18 @@ FAST = {
 }
 
 
-def _cfg(overrides: list[str], tmp_path: Path):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={tmp_path}",
-                "logger=csv",
-                "callbacks=none",
-                *overrides,
-            ],
-        )
+@pytest.fixture
+def train_cfg(compose_config):
+    """``train_cfg(overrides, output_dir)``: the train config, CSV logger, no callbacks."""
+    return lambda overrides, output_dir: compose_config(
+        "train", ["callbacks=none", *overrides], output_dir
+    )
+
+
+@pytest.fixture
+def eval_cfg(compose_config):
+    """``eval_cfg(overrides, output_dir)``: the eval config (make eval), CSV logger."""
+    return lambda overrides, output_dir: compose_config("eval", overrides, output_dir)
 
 
 def test_every_method_has_an_experiment():
@@ -40,8 +39,8 @@ def test_every_method_has_an_experiment():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_runs_end_to_end(experiment, tmp_path):
-    cfg = _cfg(
+def test_experiment_runs_end_to_end(experiment, tmp_path, train_cfg, run_config):
+    cfg = train_cfg(
         [
             f"experiment={experiment}",
             "trainer.fast_dev_run=true",
@@ -53,7 +52,7 @@ def test_experiment_runs_end_to_end(experiment, tmp_path):
         ],
         tmp_path,
     )
-    result = run(cfg)
+    result = run_config(cfg)
     rows = result.rows
     assert result.objective is not None and result.objective > 0  # val/psnr
     assert [r["test_set"] for r in rows] == ["ellipses", "shepp_logan"]
@@ -68,33 +67,35 @@ def test_experiment_runs_end_to_end(experiment, tmp_path):
     assert [r["method"] for r in written] == [rows[0]["method"]] * 2
 
 
-def test_fbp_baseline_is_identical_across_methods(tmp_path):
+def test_fbp_baseline_is_identical_across_methods(tmp_path, train_cfg, run_config):
     """Fixed test measurements: FBP's numbers do not depend on which method ran."""
     common = ["trainer.fast_dev_run=true", "data.val_size=2", "data.test_size=2"]
-    fbp_rows = run(_cfg(["experiment=fbp", *common], tmp_path / "a")).rows
-    lgd_rows = run(_cfg(["experiment=lgd", "model.n_iter=1", *common], tmp_path / "b")).rows
+    fbp_rows = run_config(train_cfg(["experiment=fbp", *common], tmp_path / "a")).rows
+    lgd_rows = run_config(
+        train_cfg(["experiment=lgd", "model.n_iter=1", *common], tmp_path / "b")
+    ).rows
     for a, b in zip(fbp_rows, lgd_rows, strict=True):
         assert a["psnr"] == pytest.approx(a["fbp_psnr"])  # FBP's own row: the baseline itself
         assert a["fbp_psnr"] == pytest.approx(b["fbp_psnr"], abs=1e-4)
 
 
-def test_bad_physics_values_name_the_key(tmp_path):
+def test_bad_physics_values_name_the_key(tmp_path, train_cfg):
     """The physics group's target checks its arguments (photons and geometry:
     tests/run/test_config_errors.py); an unknown key is refused by name."""
     with pytest.raises(ConfigError, match=r"^physics: preset='fan_low' is not valid.*fan_lowdose"):
-        build_physics(_cfg(["physics.preset=fan_low"], tmp_path))
+        build_physics(train_cfg(["physics.preset=fan_low"], tmp_path))
     with pytest.raises(ConfigError, match=r"^physics: backend: unknown backend .gpu."):
-        build_physics(_cfg(["physics.backend=gpu"], tmp_path))
+        build_physics(train_cfg(["physics.backend=gpu"], tmp_path))
     with pytest.raises(ConfigError, match=r"^physics: .*unexpected keyword argument 'n_angle'"):
-        build_physics(_cfg(["+physics.n_angle=60"], tmp_path))
-    preset, operator = build_physics(_cfg(["physics=parallel_ellipses"], tmp_path))
+        build_physics(train_cfg(["+physics.n_angle=60"], tmp_path))
+    preset, operator = build_physics(train_cfg(["physics=parallel_ellipses"], tmp_path))
     assert preset.name == "parallel_ellipses" and operator.geometry is preset.geometry
 
 
 def test_make_train_lists_the_experiments_for_an_unknown_name():
     out = subprocess.run(
         ["make", "-s", "train", "EXP=nope"],
-        cwd=CONFIG_DIR.parent,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
     )
@@ -102,15 +103,12 @@ def test_make_train_lists_the_experiments_for_an_unknown_name():
     assert "unknown EXP=nope: choose one of: " + " ".join(EXPERIMENTS) in out.stdout
 
 
-def _eval_cfg(overrides: list[str], tmp_path: Path):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("eval", overrides=[f"paths.output_dir={tmp_path}", "logger=csv", *overrides])
-
-
-def test_make_eval_reproduces_the_test_metrics_of_a_checkpoint(tmp_path):
+def test_make_eval_reproduces_the_test_metrics_of_a_checkpoint(
+    tmp_path, train_cfg, run_config, eval_cfg
+):
     small = ["data.val_size=2", "data.test_size=2", "data.batch_size=1", "model.n_iter=1"]
-    trained = run(
-        _cfg(
+    trained = run_config(
+        train_cfg(
             [
                 "experiment=lgd",
                 "callbacks=default",
@@ -123,40 +121,46 @@ def test_make_eval_reproduces_the_test_metrics_of_a_checkpoint(tmp_path):
         )
     )
     ckpt = next((tmp_path / "train" / "checkpoints").glob("step_*.ckpt"))
-    evaluated = run(_eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
+    evaluated = run_config(
+        eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev")
+    )
     for a, b in zip(trained.rows, evaluated.rows, strict=True):
         assert b["psnr"] == pytest.approx(a["psnr"], abs=1e-4)
         assert b["ssim"] == pytest.approx(a["ssim"], abs=1e-5)
 
     # a checkpoint of another method, a truncated file, no checkpoint: clear errors
     with pytest.raises(ConfigError, match="is a LearnedGradientDescent checkpoint, not Learned"):
-        run(_eval_cfg(["experiment=lpd", f"ckpt_path={ckpt}", *small], tmp_path / "x"))
+        run_config(eval_cfg(["experiment=lpd", f"ckpt_path={ckpt}", *small], tmp_path / "x"))
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(ckpt.read_bytes()[:2000])
     with pytest.raises(ConfigError, match="truncated or corrupt"):
-        run(_eval_cfg(["experiment=lgd", f"ckpt_path={broken}", *small], tmp_path / "y"))
+        run_config(eval_cfg(["experiment=lgd", f"ckpt_path={broken}", *small], tmp_path / "y"))
     # another architecture setting: the overrides that fit, not a torch size-mismatch dump
     other = [s for s in small if s != "model.n_iter=1"] + ["model.n_iter=2"]
     with pytest.raises(ConfigError, match=r"does not fit.*missing.*model\.n_iter=1"):
-        run(_eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *other], tmp_path / "v"))
+        run_config(eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *other], tmp_path / "v"))
     with pytest.raises(ConfigError, match="needs a checkpoint"):
-        run(_eval_cfg(["experiment=lgd", *small], tmp_path / "z"))
+        run_config(eval_cfg(["experiment=lgd", *small], tmp_path / "z"))
     with pytest.raises(ConfigError, match=r"another geometry.*n_angles"):
-        run(
-            _eval_cfg(
+        run_config(
+            eval_cfg(
                 ["experiment=lgd", f"ckpt_path={ckpt}", "physics=parallel_ellipses", *small],
                 tmp_path / "w",
             )
         )
 
 
-def test_make_eval_of_fbp_needs_no_checkpoint(tmp_path):
-    rows = run(_eval_cfg(["experiment=fbp", "data.val_size=2", "data.test_size=2"], tmp_path)).rows
+def test_make_eval_of_fbp_needs_no_checkpoint(tmp_path, run_config, eval_cfg):
+    rows = run_config(
+        eval_cfg(["experiment=fbp", "data.val_size=2", "data.test_size=2"], tmp_path)
+    ).rows
     assert rows[0]["psnr"] == pytest.approx(rows[0]["fbp_psnr"])
 
 
 @pytest.mark.slow
-def test_ddp_spawn_on_cpu_trains_and_tests_each_image_once(tmp_path):
+def test_ddp_spawn_on_cpu_trains_and_tests_each_image_once(
+    tmp_path, train_cfg, run_config, eval_cfg
+):
     """trainer=ddp on 2 CPU processes (gloo): trains, then tests every fixed test image
     exactly once on rank 0, giving the same metrics as testing the same weights alone."""
     small = ["data.val_size=2", "data.test_size=3", "data.batch_size=1", "model.n_iter=1"]
@@ -170,16 +174,18 @@ def test_ddp_spawn_on_cpu_trains_and_tests_each_image_once(tmp_path):
         "trainer.max_steps=2",
         "trainer.val_check_interval=2",
     ]
-    trained = run(_cfg(["experiment=lgd", *ddp, *small], tmp_path / "ddp"))
+    trained = run_config(train_cfg(["experiment=lgd", *ddp, *small], tmp_path / "ddp"))
     assert [r["n_images"] for r in trained.rows] == [3, 3]  # not padded to 4 by DDP
     ckpt = next((tmp_path / "ddp" / "checkpoints").glob("step_*.ckpt"))
     assert "step_000002" in ckpt.name  # 2 optimizer steps, each over both processes
-    alone = run(_eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
+    alone = run_config(eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
     for a, b in zip(trained.rows, alone.rows, strict=True):
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-4)
 
 
-def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
+def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
+    tmp_path, train_cfg, run_config, eval_cfg
+):
     import torch
 
     from learnct.methods.checkpoints import load_weights
@@ -187,7 +193,9 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
 
     small = ["data.val_size=2", "data.test_size=2", "data.batch_size=1", "model.n_iter=1"]
     common = ["experiment=lgd", "callbacks=default", "callbacks.progress_bar=null", *small]
-    run(_cfg([*common, "trainer.max_steps=2", "trainer.val_check_interval=2"], tmp_path / "a"))
+    run_config(
+        train_cfg([*common, "trainer.max_steps=2", "trainer.val_check_interval=2"], tmp_path / "a")
+    )
     ckpt = next((tmp_path / "a" / "checkpoints").glob("step_*.ckpt"))
     trained = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     # the float16 export that make report commits loads too (cast back to float32)
@@ -205,8 +213,8 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
     original = checkpoints.load_weights
     checkpoints.load_weights = spy
     try:
-        run(
-            _cfg(
+        run_config(
+            train_cfg(
                 [
                     *common,
                     "trainer.max_steps=1",
@@ -227,30 +235,32 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
     ]
 
     with pytest.raises(ConfigError, match=r"does not fit.*trained with: model\.hidden=32"):
-        run(_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))
+        run_config(train_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))
     with pytest.raises(ConfigError, match="is a LearnedGradientDescent checkpoint"):
-        run(_cfg(["experiment=lpd", *small, f"init_weights={ckpt}"], tmp_path / "d"))
+        run_config(train_cfg(["experiment=lpd", *small, f"init_weights={ckpt}"], tmp_path / "d"))
     with pytest.raises(ConfigError, match="set only one"):
-        run(_cfg([*common, "resume=true", f"init_weights={ckpt}"], tmp_path / "e"))
+        run_config(train_cfg([*common, "resume=true", f"init_weights={ckpt}"], tmp_path / "e"))
     with pytest.raises(ConfigError, match="no weights to start from"):
-        run(_cfg(["experiment=fbp", *small[:2], f"init_weights={ckpt}"], tmp_path / "f"))
+        run_config(
+            train_cfg(["experiment=fbp", *small[:2], f"init_weights={ckpt}"], tmp_path / "f")
+        )
     with pytest.raises(ConfigError, match="no such checkpoint file"):
-        run(_cfg([*common, f"init_weights={tmp_path / 'typo.ckpt'}"], tmp_path / "g"))
+        run_config(train_cfg([*common, f"init_weights={tmp_path / 'typo.ckpt'}"], tmp_path / "g"))
     with pytest.raises(ConfigError, match=r"only starts training.*ckpt_path"):
-        run(_eval_cfg(["experiment=lgd", *small, f"init_weights={ckpt}"], tmp_path / "h"))
+        run_config(eval_cfg(["experiment=lgd", *small, f"init_weights={ckpt}"], tmp_path / "h"))
 
 
-def test_a_run_from_init_weights_starts_from_exactly_those_weights(tmp_path):
+def test_a_run_from_init_weights_starts_from_exactly_those_weights(tmp_path, train_cfg, run_config):
     """With learning rate 0 the first checkpoint of the new run holds the source's weights."""
     import torch
 
     small = ["data.val_size=2", "data.test_size=2", "data.batch_size=1", "model.n_iter=1"]
     common = ["experiment=lpd", "callbacks=default", "callbacks.progress_bar=null", *small]
     steps = ["trainer.val_check_interval=1", "test=false"]
-    run(_cfg([*common, "trainer.max_steps=1", *steps], tmp_path / "a"))
+    run_config(train_cfg([*common, "trainer.max_steps=1", *steps], tmp_path / "a"))
     source = next((tmp_path / "a" / "checkpoints").glob("step_*.ckpt"))
-    run(
-        _cfg(
+    run_config(
+        train_cfg(
             [
                 *common,
                 "trainer.max_steps=1",

@@ -3,15 +3,11 @@ and what is allowed; the console entry point prints one line, not a traceback.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from run_configs import TINY_LGD, compose_train
 
+from conftest import EXPERIMENTS, TINY_LGD
 from learnct.data.errors import DataError
-from learnct.run import CONFIG_DIR, build_physics, run
+from learnct.run import build_physics
 from learnct.run.config_checks import ConfigError, validate_config
 
 # (overrides, what the message must say): every one is caught by validate_config
@@ -53,15 +49,15 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_VALUES)
-def test_bad_values_name_the_key_value_and_allowed(overrides, message, tmp_path):
-    cfg = compose_train(overrides, tmp_path)
+def test_bad_values_name_the_key_value_and_allowed(overrides, message, tmp_path, compose_config):
+    cfg = compose_config("train", overrides, tmp_path)
     with pytest.raises(ConfigError, match=message):
         validate_config(cfg)
 
 
-def test_default_and_every_experiment_config_validate(tmp_path):
-    for name in sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")):
-        validate_config(compose_train([f"experiment={name}"], tmp_path))
+def test_default_and_every_experiment_config_validate(tmp_path, compose_config):
+    for name in EXPERIMENTS:
+        validate_config(compose_config("train", [f"experiment={name}"], tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -72,12 +68,14 @@ def test_default_and_every_experiment_config_validate(tmp_path):
         (["trainer.val_check_interval=-3"], r"^trainer: .*val_check_interval"),
     ],
 )
-def test_component_checks_are_reported_as_config_errors(overrides, message, tmp_path):
+def test_component_checks_are_reported_as_config_errors(
+    overrides, message, tmp_path, compose_config, run_config
+):
     """What only the components check (when built) comes back as a ConfigError of its group,
     before any training step."""
-    cfg = compose_train([*TINY_LGD, *overrides], tmp_path)
+    cfg = compose_config("train", [*TINY_LGD, *overrides], tmp_path)
     with pytest.raises(ConfigError, match=message):
-        run(cfg)
+        run_config(cfg)
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -94,60 +92,62 @@ def test_component_checks_are_reported_as_config_errors(overrides, message, tmp_
         ),
     ],
 )
-def test_photons_are_checked_once_by_the_preset(overrides, message, tmp_path):
+def test_photons_are_checked_once_by_the_preset(overrides, message, tmp_path, compose_config):
     """``physics.photons`` is checked where it is used (``PhysicsPreset``), and comes back
     as a ConfigError of the physics group naming the key."""
     with pytest.raises(ConfigError, match=message):
-        build_physics(compose_train(overrides, tmp_path))
+        build_physics(compose_config("train", overrides, tmp_path))
 
 
-def test_geometry_overrides_are_checked_by_the_geometry(tmp_path):
-    preset, operator = build_physics(compose_train(["physics.n_angles=60"], tmp_path))
+def test_geometry_overrides_are_checked_by_the_geometry(tmp_path, compose_config):
+    preset, operator = build_physics(compose_config("train", ["physics.n_angles=60"], tmp_path))
     assert preset.geometry.n_angles == 60 and operator.geometry == preset.geometry
     with pytest.raises(
         ConfigError, match=r"^physics: n_detectors=64 on the fan_lowdose geometry: "
     ):
-        build_physics(compose_train(["physics.n_detectors=64"], tmp_path))  # misses the image
+        build_physics(
+            compose_config("train", ["physics.n_detectors=64"], tmp_path)
+        )  # misses the image
     with pytest.raises(
         ConfigError,
         match=r"^physics: image_size=512 on the fan_lowdose geometry: source_radius = 500 mm lies "
         r"inside the image",
     ):
-        build_physics(compose_train(["physics.image_size=512"], tmp_path))
+        build_physics(compose_config("train", ["physics.image_size=512"], tmp_path))
 
 
-def test_missing_or_broken_data_fail_before_training_naming_the_file(tmp_path):
+def test_missing_or_broken_data_fail_before_training_naming_the_file(
+    tmp_path, compose_config, run_config
+):
     base = ["experiment=lgd", "data=folder", "data.num_workers=0", "logger=csv"]
     with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
-        run(compose_train([*base, f"data.folder_root={tmp_path / 'nowhere'}"], tmp_path / "a"))
+        run_config(
+            compose_config(
+                "train", [*base, f"data.folder_root={tmp_path / 'nowhere'}"], tmp_path / "a"
+            )
+        )
     (tmp_path / "slices").mkdir()
     (tmp_path / "slices" / "x.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(DataError, match=r"x\.npy: is not a valid NumPy file"):
-        run(compose_train([*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "b"))
+        run_config(
+            compose_config(
+                "train", [*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "b"
+            )
+        )
     assert not (tmp_path / "a" / "checkpoints").exists()
 
 
-def _train_cli(*overrides: str, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "learnct.train", f"hydra.run.dir={tmp_path}", *overrides],
-        capture_output=True,
-        text=True,
-        cwd=CONFIG_DIR.parent,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        timeout=300,
-    )
-
-
-def test_unknown_config_group_option_lists_the_valid_ones_without_a_traceback(tmp_path):
-    out = _train_cli("model=lpdd", tmp_path=tmp_path)
+def test_unknown_config_group_option_lists_the_valid_ones_without_a_traceback(tmp_path, run_cli):
+    out = run_cli("train", [f"hydra.run.dir={tmp_path}", "model=lpdd"], timeout=300)
     assert out.returncode != 0
     assert "Could not find 'model/lpdd'" in out.stderr
     assert all(f"\t{name}\n" in out.stderr for name in ("fbp", "lgd", "lpd", "tv"))
     assert "Traceback" not in out.stderr
 
 
-def test_bad_value_on_the_command_line_is_one_line_with_status_2(tmp_path):
-    out = _train_cli("data.batch_size=0", "logger=csv", tmp_path=tmp_path)
+def test_bad_value_on_the_command_line_is_one_line_with_status_2(tmp_path, run_cli):
+    overrides = [f"hydra.run.dir={tmp_path}", "data.batch_size=0", "logger=csv"]
+    out = run_cli("train", overrides, timeout=300)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (

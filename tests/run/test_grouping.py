@@ -3,26 +3,20 @@ by study), and a 2-job sweep through the submitit launcher logs both jobs to W&B
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from learnct.run import CONFIG_DIR
 from learnct.run.grouping import job_type, run_group, run_name
 
 
 @pytest.fixture
-def hydra_config():
+def hydra_config(compose_config):
     """Set HydraConfig as a Hydra job would, and clear it afterwards."""
 
     def set_config(overrides: list[str]) -> None:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
+        HydraConfig.instance().set_config(
+            compose_config("train", overrides, return_hydra_config=True)
+        )
 
     yield set_config
     HydraConfig.instance().cfg = None
@@ -43,12 +37,10 @@ def test_sweep_jobs_are_grouped_by_sweep_and_study(hydra_config):
 
 
 @pytest.mark.slow
-def test_two_job_sweep_on_the_submitit_launcher_logs_both_jobs(tmp_path):
-    out = subprocess.run(
+def test_two_job_sweep_on_the_submitit_launcher_logs_both_jobs(tmp_path, run_cli):
+    out = run_cli(
+        "train",
         [
-            sys.executable,
-            "-m",
-            "learnct.train",
             "-m",
             "experiment=fbp",
             "hydra/launcher=submitit_local",
@@ -58,10 +50,7 @@ def test_two_job_sweep_on_the_submitit_launcher_logs_both_jobs(tmp_path):
             "callbacks=none",
             f"paths.log_dir={tmp_path}",
         ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
-        cwd=CONFIG_DIR.parent,
+        env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"},
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -7,10 +7,9 @@ import csv
 
 import pytest
 import torch
-from run_configs import TINY_LGD, compose_train
 
+from conftest import TINY_LGD
 from learnct.methods.learned import LearnedGradientDescent
-from learnct.run import run
 from learnct.run.nonfinite import NonFiniteGuard, NonFiniteTrainingError
 
 
@@ -30,9 +29,12 @@ def _poison(monkeypatch, bad_steps) -> dict:
     return seen
 
 
-def test_nonfinite_steps_in_a_row_stop_the_run_with_its_checkpoints_intact(monkeypatch, tmp_path):
+def test_nonfinite_steps_in_a_row_stop_the_run_with_its_checkpoints_intact(
+    monkeypatch, tmp_path, compose_config, run_config
+):
     seen = _poison(monkeypatch, lambda step: step >= 2)
-    cfg = compose_train(
+    cfg = compose_config(
+        "train",
         [
             *TINY_LGD,
             "trainer.max_steps=50",
@@ -43,7 +45,7 @@ def test_nonfinite_steps_in_a_row_stop_the_run_with_its_checkpoints_intact(monke
         tmp_path,
     )
     with pytest.raises(NonFiniteTrainingError) as info, pytest.warns(RuntimeWarning):
-        run(cfg)
+        run_config(cfg)
     message = str(info.value)
     assert "training stopped at step 4: 3 steps in a row had a non-finite loss" in message
     assert "max_nonfinite_steps=3" in message and "model.optimizer.lr" in message
@@ -58,9 +60,12 @@ def test_nonfinite_steps_in_a_row_stop_the_run_with_its_checkpoints_intact(monke
         torch.testing.assert_close(weights[name].cpu(), value, rtol=0, atol=0)
 
 
-def test_a_transient_nonfinite_step_is_skipped_and_counted(monkeypatch, tmp_path):
+def test_a_transient_nonfinite_step_is_skipped_and_counted(
+    monkeypatch, tmp_path, compose_config, run_config
+):
     _poison(monkeypatch, lambda step: step == 1)
-    cfg = compose_train(
+    cfg = compose_config(
+        "train",
         [
             *TINY_LGD,
             "trainer.max_steps=4",
@@ -71,7 +76,7 @@ def test_a_transient_nonfinite_step_is_skipped_and_counted(monkeypatch, tmp_path
         tmp_path,
     )
     with pytest.warns(RuntimeWarning, match="step 1: non-finite loss or gradient, step skipped"):
-        result = run(cfg)
+        result = run_config(cfg)
     assert result.objective is not None and result.objective > 0
     (metrics,) = tmp_path.glob("csv/version_*/metrics.csv")
     with open(metrics) as fh:

@@ -10,10 +10,9 @@ import json
 import lightning
 import pytest
 import torch
-from run_configs import TINY_LGD, compose_train
 
+from conftest import TINY_LGD
 from learnct.reporting.table import collect_results, write_report
-from learnct.run import run
 
 SHORT = ["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.deterministic=true"]
 
@@ -25,9 +24,11 @@ def _val_metrics(folder) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers_and_test_hash_across_runs_and_methods(tmp_path):
-    a = run(compose_train([*TINY_LGD, *SHORT], tmp_path / "a"))
-    b = run(compose_train([*TINY_LGD, *SHORT], tmp_path / "b"))
+def test_same_seed_same_numbers_and_test_hash_across_runs_and_methods(
+    tmp_path, compose_config, run_config
+):
+    a = run_config(compose_config("train", [*TINY_LGD, *SHORT], tmp_path / "a"))
+    b = run_config(compose_config("train", [*TINY_LGD, *SHORT], tmp_path / "b"))
     assert _val_metrics(tmp_path / "a") == _val_metrics(tmp_path / "b")  # bit for bit
     assert a.objective == b.objective
     for ra, rb in zip(a.rows, b.rows, strict=True):
@@ -37,23 +38,29 @@ def test_same_seed_same_numbers_and_test_hash_across_runs_and_methods(tmp_path):
             rb["test_hash"],
         )
 
-    other_seed = run(compose_train([*TINY_LGD, *SHORT, "seed=1", "test=false"], tmp_path / "c"))
+    other_seed = run_config(
+        compose_config("train", [*TINY_LGD, *SHORT, "seed=1", "test=false"], tmp_path / "c")
+    )
     assert other_seed.objective != a.objective  # the seed does change the numbers
-    fbp = run(
-        compose_train(["experiment=fbp", *TINY_LGD[2:], "data.eval_batch_size=1"], tmp_path / "d")
+    fbp = run_config(
+        compose_config(
+            "train", ["experiment=fbp", *TINY_LGD[2:], "data.eval_batch_size=1"], tmp_path / "d"
+        )
     )
     hashes = [r["test_hash"] for r in a.rows]
     assert [r["test_hash"] for r in fbp.rows] == hashes  # same test data for every method
     assert len(set(hashes)) == 2 and all(len(h) == 16 for h in hashes)  # one per test set
 
 
-def test_results_record_commit_config_and_versions(tmp_path, monkeypatch):
+def test_results_record_commit_config_and_versions(
+    tmp_path, monkeypatch, compose_config, run_config
+):
     import learnct.run.pipeline
 
     # the commit is the one the run started with, not one made while it trained
     answers = iter(["abc1234", "def5678-dirty"])
     monkeypatch.setattr(learnct.run.pipeline, "git_commit", lambda: next(answers, "def5678-dirty"))
-    result = run(compose_train(["experiment=fbp", *TINY_LGD[2:]], tmp_path))
+    result = run_config(compose_config("train", ["experiment=fbp", *TINY_LGD[2:]], tmp_path))
     assert {r["commit"] for r in result.rows} == {"abc1234"}
     with open(tmp_path / "results.csv") as fh:
         rows = list(csv.DictReader(fh))

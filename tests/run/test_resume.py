@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_configs import TINY_LGD, compose_train
 
+from conftest import TINY_LGD
 from learnct.methods.checkpoints import check_checkpoint
 from learnct.physics import PRESETS
-from learnct.run import CONFIG_DIR, run
 from learnct.run.config_checks import ConfigError
 from learnct.run.resume import find_resume_checkpoint
 
@@ -38,43 +37,33 @@ class KillAtStep(L.Callback):
 STEPS = ["trainer.max_steps=6", "trainer.val_check_interval=2", "test=false"]
 
 
-def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "WANDB_MODE": "disabled",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
-    }
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "learnct.train",
-            *TINY_LGD,
-            *STEPS,
-            "task_name=killed",
-            f"paths.log_dir={tmp_path / 'logs'}",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=CONFIG_DIR.parent,
-        env=env,
-        timeout=600,
+def _train_cli(run_cli, tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """The tiny LGD run as task ``killed`` under ``tmp_path/logs``, with ``tmp_path`` (where
+    ``killer.py`` lies) importable."""
+    return run_cli(
+        "train",
+        [*TINY_LGD, *STEPS, "task_name=killed", f"paths.log_dir={tmp_path / 'logs'}", *overrides],
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
     )
 
 
 @pytest.mark.slow
-def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_path):
+def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(
+    tmp_path, compose_config, run_config, run_cli
+):
     (tmp_path / "killer.py").write_text(KILLER)
     killed = _train_cli(
-        tmp_path, "+callbacks.killer._target_=killer.KillAtStep", "+callbacks.killer.step=3"
+        run_cli,
+        tmp_path,
+        "+callbacks.killer._target_=killer.KillAtStep",
+        "+callbacks.killer.step=3",
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     (run_dir,) = (tmp_path / "logs" / "killed" / "runs").iterdir()
     at_kill = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert at_kill["global_step"] == 2  # the checkpoint of the validation at step 2
 
-    resumed = _train_cli(tmp_path, "resume=true")
+    resumed = _train_cli(run_cli, tmp_path, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (step 2)" in resumed.stdout
     last = check_checkpoint(
@@ -86,7 +75,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tm
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
 
     reference_dir = tmp_path / "reference"
-    run(compose_train([*TINY_LGD, *STEPS], reference_dir))
+    run_config(compose_config("train", [*TINY_LGD, *STEPS], reference_dir))
     reference = torch.load(reference_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert reference["global_step"] == 6
     # same data stream (images and noise), optimiser moments and learning-rate schedule
@@ -132,28 +121,40 @@ def test_finds_the_newest_run_with_a_last_checkpoint(tmp_path):
         find_resume_checkpoint(tmp_path, "lgd")
 
 
-def test_resume_without_a_previous_run_says_where_it_looked(tmp_path):
-    cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
+def test_resume_without_a_previous_run_says_where_it_looked(tmp_path, compose_config, run_config):
+    cfg = compose_config(
+        "train", [*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new"
+    )
     with pytest.raises(ConfigError, match=r"no run of task_name='lgd' to resume: no .*last\.ckpt"):
-        run(cfg)
+        run_config(cfg)
 
 
-def test_resume_refuses_a_checkpoint_of_another_method_or_geometry(tmp_path):
+def test_resume_refuses_a_checkpoint_of_another_method_or_geometry(
+    tmp_path, compose_config, run_config
+):
     geometry = PRESETS["fan_lowdose"]().geometry
     identity = {"method": "LearnedPrimalDual", "geometry": {"kind": geometry.kind}}
     old = _fake_run(tmp_path, "lgd", "2026-01-01_10-00-00", {"learnct": identity})
-    cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
+    cfg = compose_config(
+        "train", [*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new"
+    )
     with pytest.raises(
         ConfigError, match=r"resume: checkpoint .* is a LearnedPrimalDual checkpoint"
     ):
-        run(cfg)
+        run_config(cfg)
     assert cfg.paths.output_dir == str(old)  # it would have continued in the old run's folder
     (old / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ConfigError, match=r"resume: checkpoint .* is truncated or corrupt"):
-        run(compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "n"))
+        run_config(
+            compose_config(
+                "train", [*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "n"
+            )
+        )
 
 
-def test_resume_refuses_a_checkpoint_of_another_architecture_naming_the_fix(tmp_path):
+def test_resume_refuses_a_checkpoint_of_another_architecture_naming_the_fix(
+    tmp_path, compose_config, run_config
+):
     from learnct.methods import LearnedGradientDescent
     from learnct.methods.checkpoints import checkpoint_identity
     from learnct.physics import RayTransform
@@ -166,8 +167,10 @@ def test_resume_refuses_a_checkpoint_of_another_architecture_naming_the_fix(tmp_
         "hyper_parameters": dict(model.hparams),
     }
     _fake_run(tmp_path, "lgd", "2026-01-01_10-00-00", saved)
-    cfg = compose_train([*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new")
+    cfg = compose_config(
+        "train", [*TINY_LGD, "resume=true", f"paths.log_dir={tmp_path}"], tmp_path / "new"
+    )
     with pytest.raises(
         ConfigError, match=r"resume: checkpoint .* does not fit .*: .* model\.n_iter=2$"
     ):
-        run(cfg)
+        run_config(cfg)

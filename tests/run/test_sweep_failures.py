@@ -3,19 +3,15 @@ trial FAILED)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import optuna
 import pytest
 
-from learnct.run import CONFIG_DIR
+from conftest import CONFIG_DIR
 from learnct.run.sweep_failures import read_failures
 
 
 @pytest.mark.slow
-def test_failing_optuna_trials_are_recorded_and_the_others_complete(tmp_path):
+def test_failing_optuna_trials_are_recorded_and_the_others_complete(tmp_path, run_cli):
     (tmp_path / "fbp").mkdir()
     # fbp_filter's search, with a frequency scaling FBP refuses: those trials fail
     search = (CONFIG_DIR / "hparams_search" / "fbp_filter.yaml").read_text()
@@ -23,11 +19,9 @@ def test_failing_optuna_trials_are_recorded_and_the_others_complete(tmp_path):
     assert "choice(-1.0, 0.8)" in search
     (tmp_path / "configs" / "hparams_search").mkdir(parents=True)
     (tmp_path / "configs" / "hparams_search" / "failing.yaml").write_text(search)
-    out = subprocess.run(
+    out = run_cli(
+        "train",
         [
-            sys.executable,
-            "-m",
-            "learnct.train",
             "-m",
             "experiment=fbp",
             f"hydra.searchpath=[file://{tmp_path / 'configs'}]",
@@ -38,11 +32,6 @@ def test_failing_optuna_trials_are_recorded_and_the_others_complete(tmp_path):
             "callbacks=none",
             f"paths.log_dir={tmp_path}",
         ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        cwd=CONFIG_DIR.parent,
-        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     storage = f"sqlite:///{tmp_path / 'fbp' / 'optuna_fbp_filter.db'}"

@@ -6,10 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from learnct.run import CONFIG_DIR
 from learnct.run.sweep_storage import SweepStorageFolder, sqlite_storage_path
 
 
@@ -21,18 +19,17 @@ def test_sqlite_storage_path() -> None:
     assert sqlite_storage_path(None) is None
 
 
-def test_callback_makes_the_storage_folder_of_a_new_task(tmp_path: Path) -> None:
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                "experiment=tv",
-                "hparams_search=tv_lambda",
-                "task_name=tv_brand_new",
-                f"paths.log_dir={tmp_path}/logs",
-            ],
-            return_hydra_config=True,
-        )
+def test_callback_makes_the_storage_folder_of_a_new_task(tmp_path: Path, compose_config) -> None:
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=tv",
+            "hparams_search=tv_lambda",
+            "task_name=tv_brand_new",
+            f"paths.log_dir={tmp_path}/logs",
+        ],
+        return_hydra_config=True,
+    )
     callbacks = OmegaConf.to_container(cfg.hydra.callbacks)
     assert callbacks["sweep_storage"]["_target_"] == "learnct.run.sweep_storage.SweepStorageFolder"
     db = tmp_path / "logs" / "tv_brand_new" / "optuna_tv_lambda.db"

@@ -10,9 +10,8 @@ import time
 
 import pytest
 from lightning.pytorch.loggers import WandbLogger
-from run_configs import TINY_LGD, compose_train
 
-from learnct.run import run
+from conftest import TINY_LGD
 from learnct.run.wandb_fallback import (
     reset_wandb,
     server_unreachable_reason,
@@ -41,11 +40,12 @@ def test_unreachable_server_is_detected_quickly():
 
 
 def test_run_with_unreachable_server_falls_back_to_offline(
-    online_without_login, monkeypatch, tmp_path, capsys
+    online_without_login, monkeypatch, tmp_path, capsys, compose_config, run_config
 ):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
     overrides = [o for o in TINY_LGD if o != "logger=csv"]
-    cfg = compose_train(
+    cfg = compose_config(
+        "train",
         [
             *overrides,
             "logger=wandb",
@@ -56,7 +56,7 @@ def test_run_with_unreachable_server_falls_back_to_offline(
         tmp_path,
     )
     start = time.perf_counter()
-    result = run(cfg)
+    result = run_config(cfg)
     assert time.perf_counter() - start < 120  # not wandb's 90 s init timeout and retries
     assert result.objective is not None
     err = capsys.readouterr().err
