@@ -43,7 +43,7 @@ BAD_VALUES = [
         r"trainer.max_steps=0 is not valid: it must be an integer >= 1, or -1",
     ),
     (["max_nonfinite_steps=0"], r"max_nonfinite_steps=0 is not valid"),
-    (["resume=maybe"], r"resume='maybe' is not valid: use true or false"),
+    (["resume=3"], r"resume=3 is not valid: use true, false or a run folder"),
     (["resume=true", "ckpt_path=a.ckpt"], r"resume=true and ckpt_path='a.ckpt' both say"),
 ]
 

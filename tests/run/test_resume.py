@@ -17,6 +17,7 @@ from conftest import TINY_LGD
 from learnct.methods.checkpoints import check_checkpoint
 from learnct.physics import PRESETS
 from learnct.run.config_checks import ConfigError
+from learnct.run.identity import read_identity
 from learnct.run.resume import find_resume_checkpoint
 
 KILLER = '''
@@ -63,9 +64,14 @@ def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(
     at_kill = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert at_kill["global_step"] == 2  # the checkpoint of the validation at step 2
 
+    identity = read_identity(run_dir)
+    assert identity is not None and "finished" not in identity  # killed: resumable
     resumed = _train_cli(run_cli, tmp_path, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (step 2)" in resumed.stdout
+    # it went on in the killed run's folder, under the same id, and left no empty folder behind
+    assert list((tmp_path / "logs" / "killed" / "runs").iterdir()) == [run_dir]
+    assert read_identity(run_dir).id == identity.id and read_identity(run_dir)["finished"]
     last = check_checkpoint(
         run_dir / "checkpoints" / "last.ckpt",
         "LearnedGradientDescent",

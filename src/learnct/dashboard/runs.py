@@ -29,7 +29,8 @@ from learnct.run.results import (
 
 __all__ = ["RunRecord", "collect_runs", "read_run"]
 
-STAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
+# a run folder's start time, then (since run folders are unique) a random token
+STAMP = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_[0-9a-f]+)?")
 # model config keys that are switches rather than hyperparameters worth a table column
 _NOT_HPARAMS = {"_target_", "_partial_", "checkpoint", "loss", "scheduler", "gradient_clip_val"}
 
@@ -90,8 +91,9 @@ def read_run(folder: Path, log_dir: Path) -> RunRecord:
 
 def _run_date(folder: Path) -> str:
     for part in reversed(folder.parts):
-        if STAMP.fullmatch(part):
-            return datetime.strptime(part, "%Y-%m-%d_%H-%M-%S").isoformat(sep=" ")
+        match = STAMP.fullmatch(part)
+        if match:
+            return datetime.strptime(match.group(1), "%Y-%m-%d_%H-%M-%S").isoformat(sep=" ")
     return datetime.fromtimestamp(folder.stat().st_mtime).isoformat(sep=" ", timespec="seconds")
 
 

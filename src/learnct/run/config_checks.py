@@ -89,8 +89,12 @@ def validate_config(cfg: DictConfig) -> None:
             "(no limit: trainer.max_epochs decides)"
         )
     check_int(cfg, "max_nonfinite_steps", 1, nullable=True)
-    if _get(cfg, "resume") not in (None, True, False):
-        raise ConfigError(f"resume={_get(cfg, 'resume')!r} is not valid: use true or false")
+    resume = _get(cfg, "resume")
+    if not (resume in (None, True, False) or (isinstance(resume, str) and resume)):
+        raise ConfigError(
+            f"resume={resume!r} is not valid: use true, false or a run folder "
+            "(logs/<task_name>/runs/<name>)"
+        )
     if _get(cfg, "resume") and _get(cfg, "ckpt_path"):
         raise ConfigError(
             f"resume=true and ckpt_path={_get(cfg, 'ckpt_path')!r} both say where to resume "

@@ -1,4 +1,9 @@
-"""How runs are grouped and named in the loggers (W&B ``group``/``name``/``job_type``).
+"""How runs are named: their folders, and their group and name in the loggers (W&B
+``group``/``name``/``job_type``).
+
+A run folder is ``<log_dir>/<task_name>/runs/<start time>_<token>`` (a sweep's
+``multiruns/<start time>_<token>/<job>``), where the token is random per process, so that two
+runs started in the same second never share a folder (``learnct_run_token``).
 
 A single run is grouped by its experiment (``task_name``). A job of a sweep is grouped by the
 sweep: ``<task_name>/<study_name>`` for Optuna sweeps (the study persists across resumed
@@ -9,13 +14,17 @@ resolvers ``learnct_group``, ``learnct_run_name`` and ``learnct_job_type`` (conf
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-__all__ = ["job_type", "register_resolvers", "run_group", "run_name"]
+__all__ = ["job_type", "register_resolvers", "run_group", "run_name", "run_token"]
+
+#: this process's token (6 hex digits: 16.7 million values)
+_TOKEN = secrets.token_hex(3)
 
 
 def _multirun() -> tuple[bool, object | None]:
@@ -47,8 +56,15 @@ def job_type() -> str:
     return "sweep" if _multirun()[0] else "train"
 
 
+def run_token() -> str:
+    """The random token of this process that makes its run folder's name unique."""
+    return _TOKEN
+
+
 def register_resolvers() -> None:
-    """Make the three resolvers available to the configs (idempotent)."""
+    """Make the resolvers available to the configs (idempotent)."""
     OmegaConf.register_new_resolver("learnct_group", run_group, replace=True)
     OmegaConf.register_new_resolver("learnct_run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("learnct_job_type", job_type, replace=True)
+    # cached like Hydra's ${now:}: a sweep's jobs (also on other processes) share one folder
+    OmegaConf.register_new_resolver("learnct_run_token", run_token, replace=True, use_cache=True)

@@ -11,6 +11,7 @@ library versions. After multi-device training, rank 0 tests on one device.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import os
 import sys
@@ -28,6 +29,7 @@ from learnct.run.build import (
     instantiate_all,
 )
 from learnct.run.config_checks import ConfigError, validate_config
+from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
 from learnct.run.provenance import git_commit, library_versions
 from learnct.run.results import RESULT_FIELDS, TEST_METRICS, write_results
 from learnct.run.resume import resolve_resume
@@ -56,10 +58,12 @@ def run(cfg: DictConfig) -> RunResult:
     # the code the run starts with (a commit made while it trains must not be credited)
     provenance = {"commit": git_commit(), **library_versions()}
     resume = resolve_resume(cfg)
+    identity = _run_identity(cfg, resume)
 
     import lightning as L
 
     from learnct.evaluation import write_run_figure
+    from learnct.run.identity_stamp import RunIdentityStamp
     from learnct.run.nonfinite import NonFiniteGuard
     from learnct.run.testset_hash import TestSetHash
     from learnct.run.wandb_fallback import start_wandb_or_fallback
@@ -70,15 +74,17 @@ def run(cfg: DictConfig) -> RunResult:
     model = build_method(cfg, operator)
     trainable = getattr(model, "trainable", True)
     training = trainable and cfg.get("train", True)
-    _prepare(cfg, model, datamodule, operator, resume)
+    _prepare(cfg, model, datamodule, operator, resume, identity)
     loggers = start_wandb_or_fallback(
         instantiate_all(cfg.get("logger")), rebuild=lambda: instantiate_all(cfg.get("logger"))
     )
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not trainable:
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
-    elif cfg.get("max_nonfinite_steps"):
-        callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
+    else:
+        callbacks.append(RunIdentityStamp(identity))
+        if cfg.get("max_nonfinite_steps"):
+            callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
     test_hash = TestSetHash(list(datamodule.sources["test"]))
     trainer = build_trainer(cfg, loggers, [*callbacks, test_hash])
     flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
@@ -90,6 +96,7 @@ def run(cfg: DictConfig) -> RunResult:
         _check_checkpoint_to_test(cfg, model, operator)
     if training:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+        _mark_if_finished(cfg, trainer, identity)
         checkpoint = trainer.checkpoint_callback
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
     elif not trainable:
@@ -125,11 +132,37 @@ def run(cfg: DictConfig) -> RunResult:
     return RunResult(rows=rows, objective=objective)
 
 
+def _run_identity(cfg: DictConfig, resume: Path | None) -> RunIdentity:
+    """The identity of this run (:mod:`learnct.run.identity`): the resumed run's own, else a
+    new one; written to the run folder's ``run.json`` now, before anything is built."""
+    folder = Path(cfg.paths.output_dir)
+    identity = read_identity(folder) if resume is not None and cfg.get("resume") else None
+    if identity is None:
+        identity = new_identity(cfg)
+        write_identity(folder, identity)
+    return identity
+
+
+def _mark_if_finished(cfg: DictConfig, trainer: L.Trainer, identity: RunIdentity) -> None:
+    """Record in ``run.json`` that training reached its planned end (``trainer.max_steps``;
+    a run stopped early by ``max_time`` stays resumable)."""
+    planned = cfg.trainer.get("max_steps", -1)
+    if planned in (None, -1) or trainer.global_step >= planned:
+        identity["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+        write_identity(Path(cfg.paths.output_dir), identity)
+
+
 def _prepare(
-    cfg: DictConfig, model: Any, datamodule: Any, operator: RayTransform, resume: Path | None
+    cfg: DictConfig,
+    model: Any,
+    datamodule: Any,
+    operator: RayTransform,
+    resume: Path | None,
+    identity: RunIdentity,
 ) -> None:
     """Set up the data (file sources are checked now, not inside the Trainer), warn about
-    batch norm at batch size 1, load ``init_weights`` and check the resume checkpoint."""
+    batch norm at batch size 1, load ``init_weights`` and check the resume checkpoint (its
+    method, geometry, architecture and run)."""
     from learnct.methods.checkpoints import check_architecture, check_checkpoint, load_weights
 
     trainable = getattr(model, "trainable", True)
@@ -156,12 +189,24 @@ def _prepare(
         try:
             state = check_checkpoint(resume, type(model).__name__, operator.geometry)
             check_architecture(model, state, resume)
+            if cfg.get("resume"):
+                _check_run(state, resume, identity)
         except ValueError as err:
             key = "ckpt_path" if cfg.get("ckpt_path") else "resume"
             raise ConfigError(f"{key}: {err}") from err
         print(
             f"resuming from {resume} (step {state.get('global_step')}); run folder: "
             f"{cfg.paths.output_dir}"
+        )
+
+
+def _check_run(state: dict[str, Any], path: Path, identity: RunIdentity) -> None:
+    """A checkpoint stamped with a run id must be of the run it continues."""
+    stamp = state.get("learnct_run")
+    if isinstance(stamp, dict) and stamp.get("id") not in (None, identity.id):
+        raise ValueError(
+            f"checkpoint {path} belongs to run {stamp.get('id')}, not to the run {identity.id} "
+            f"of {path.parents[1]} (it was copied or moved between run folders)"
         )
 
 

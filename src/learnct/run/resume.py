@@ -1,57 +1,157 @@
-"""``resume=true`` / ``ckpt_path``: the checkpoint a training run continues from.
+"""``resume``: the run a training command continues, and its checkpoint.
 
-A run of task ``<task_name>`` keeps ``checkpoints/last.ckpt`` (written atomically) in its run
-folder (:mod:`learnct.run.results`). Re-typing the command of a killed run with ``resume=true``
-continues the newest run folder that has one, in that folder: step count, optimiser, scheduler
-and data stream included.
+``resume=true`` continues the newest *unfinished* run of ``task_name`` whose settings
+(:data:`~learnct.run.identity.IDENTITY_KEYS`: seed, physics, data, model, planned steps) equal
+the command's; ``resume=<run folder>`` continues exactly that run, refusing it when it has
+finished or was started with other settings. The run goes on in its own folder from its
+``last.ckpt`` (written atomically): step count, optimiser, learning-rate schedule and data
+stream included, so a schedule can be run in several sittings and ends where one uninterrupted
+run ends. A finished run is trained on with ``init_weights`` (a new run) instead.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from learnct.run.config_checks import ConfigError
-from learnct.run.results import LAST_CHECKPOINT, task_run_folders
+from learnct.run.identity import differences, read_identity, run_settings
+from learnct.run.results import LAST_CHECKPOINT, RESULTS_FILE, task_run_folders
 
-__all__ = ["find_resume_checkpoint", "resolve_resume"]
+__all__ = ["find_resume_checkpoint", "is_finished", "resolve_resume"]
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether the run in ``folder`` completed its training: its ``run.json`` says so (a run
+    stopped by ``max_time`` or a kill has not), or, for a run of an older learnct without
+    one, it has a ``results.csv``."""
+    identity = read_identity(folder)
+    if identity is not None:
+        return bool(identity.get("finished"))
+    return (Path(folder) / RESULTS_FILE).is_file()
+
+
+def _mismatch(folder: Path, settings: dict[str, Any] | None) -> list[str]:
+    """How the settings of the run in ``folder`` differ from ``settings`` (none when either
+    is unknown: a run of an older learnct is checked by its checkpoint alone)."""
+    identity = read_identity(folder)
+    if settings is None or identity is None:
+        return []
+    return differences(identity.settings, settings)
+
+
+def _why_not(folder: Path, settings: dict[str, Any] | None) -> str | None:
+    """Why the run in ``folder`` cannot be resumed with ``settings`` (``None``: it can)."""
+    if not (folder / LAST_CHECKPOINT).is_file():
+        return f"it has no {LAST_CHECKPOINT} (killed before its first checkpoint?)"
+    if is_finished(folder):
+        return (
+            "its training finished; train on from its weights in a new run with "
+            f"init_weights={folder / LAST_CHECKPOINT}"
+        )
+    changed = _mismatch(folder, settings)
+    if changed:
+        shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
+        return f"it was started with other settings ({shown})"
+    return None
 
 
 def find_resume_checkpoint(
-    log_dir: str | Path, task_name: str, exclude: str | Path | None = None
+    log_dir: str | Path,
+    task_name: str,
+    exclude: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Path:
-    """``last.ckpt`` of the newest run of ``task_name`` under ``log_dir``, skipping the folder
-    ``exclude`` (the run that is starting). Raises ``FileNotFoundError`` saying where it
-    looked."""
+    """``last.ckpt`` of the newest unfinished run of ``task_name`` under ``log_dir`` started
+    with ``settings`` (``None``: any), skipping the folder ``exclude`` (the run that is
+    starting). Raises ``FileNotFoundError`` saying where it looked and what it passed over."""
     skip = Path(exclude).resolve() if exclude is not None else None
-    folders = [p for p in task_run_folders(Path(log_dir), task_name) if p.resolve() != skip]
-    if not folders:
-        runs = Path(log_dir) / task_name / "runs"
+    runs = Path(log_dir) / task_name / "runs"
+    passed = []
+    for folder in reversed(task_run_folders(Path(log_dir), task_name)):
+        if folder.resolve() == skip:
+            continue
+        reason = _why_not(folder, settings)
+        if reason is None:
+            return folder / LAST_CHECKPOINT
+        passed.append(f"{folder.name}: {reason}")
+    if not passed:
         raise FileNotFoundError(
             f"resume=true: no run of task_name={task_name!r} to resume: no {runs}/*/"
             f"{LAST_CHECKPOINT}. Start it without resume=true, or pass ckpt_path=<file.ckpt>"
         )
-    return folders[-1] / LAST_CHECKPOINT
+    raise FileNotFoundError(
+        f"resume=true: no unfinished run of task_name={task_name!r} with these settings under "
+        f"{runs} (passed over: {' | '.join(passed[:3])}). Start a new run without resume, or "
+        "name one: resume=<run folder>"
+    )
+
+
+def _named_checkpoint(name: str, log_dir: Path, task_name: str, settings: dict) -> Path:
+    """``last.ckpt`` of the run folder ``name`` (a path, or a folder name under
+    ``<log_dir>/<task_name>/runs``), which must be resumable with ``settings``."""
+    folder = Path(name)
+    if not folder.is_dir():
+        folder = Path(log_dir) / task_name / "runs" / name
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"resume={name!r}: no such run folder (give logs/<task_name>/runs/<name>, or "
+            "resume=true for the newest unfinished run)"
+        )
+    reason = _why_not(folder, settings)
+    if reason is not None:
+        raise FileNotFoundError(f"resume={name!r}: cannot continue {folder}: {reason}")
+    return folder / LAST_CHECKPOINT
+
+
+def _drop_unused_folder(folder: Path) -> None:
+    """Remove the folder Hydra made for this command when the run continues elsewhere and
+    nothing but Hydra's own files (``.hydra/``, its log) was written there."""
+    from hydra.core.hydra_config import HydraConfig
+
+    made_by_hydra = (
+        HydraConfig.initialized()
+        and Path(HydraConfig.get().runtime.output_dir).resolve() == folder.resolve()
+    )
+    if (
+        not made_by_hydra
+        or not folder.is_dir()
+        or any(p.name != ".hydra" and p.suffix != ".log" for p in folder.iterdir())
+    ):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def resolve_resume(cfg: DictConfig) -> Path | None:
-    """The checkpoint that training continues from: ``ckpt_path``, or with ``resume=true``
-    the ``last.ckpt`` of the newest run of ``task_name``, whose folder then becomes this run's
-    ``paths.output_dir`` (the run goes on where it stopped). ``None``: a fresh run."""
+    """The checkpoint that training continues from: ``ckpt_path``, or with ``resume`` the
+    ``last.ckpt`` of the run it names (see the module docstring), whose folder then becomes
+    this run's ``paths.output_dir``. ``None``: a fresh run."""
     from learnct.run.atomic_checkpoint import remove_stale_temporaries
 
     if not cfg.get("train", True):
         return None
     if cfg.get("ckpt_path"):
         return Path(cfg.ckpt_path)
-    if not cfg.get("resume", False):
+    resume = cfg.get("resume", False)
+    if not resume:
         return None
+    settings = run_settings(cfg)
     try:
-        ckpt = find_resume_checkpoint(cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
+        if resume is True:
+            ckpt = find_resume_checkpoint(
+                cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir, settings
+            )
+        else:
+            ckpt = _named_checkpoint(str(resume), cfg.paths.log_dir, cfg.task_name, settings)
     except FileNotFoundError as err:
         raise ConfigError(str(err)) from err
     run_dir = ckpt.parents[1]
+    fresh = Path(cfg.paths.output_dir)
+    if fresh.resolve() != run_dir.resolve():
+        _drop_unused_folder(fresh)
     OmegaConf.update(cfg, "paths.output_dir", str(run_dir), merge=False)
     for stale in remove_stale_temporaries(ckpt.parent):
         print(f"resume: removed {stale}, left by a save that was interrupted")

@@ -1,0 +1,102 @@
+"""A run's identity: an id, and the settings that make its training what it is.
+
+Every training run writes ``run.json`` into its folder when it starts (``id``, ``started``,
+``task_name`` and ``settings``: the resolved :data:`IDENTITY_KEYS`), and
+:class:`RunIdentityCallback` stamps the id and settings into each of its checkpoints
+(``checkpoint["learnct_run"]``). ``resume`` continues a run only when its settings equal the
+command's (the same data stream, model, optimiser and learning-rate schedule: a true resume,
+not a warm restart) and its checkpoint carries the folder's id.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = [
+    "IDENTITY_FILE",
+    "IDENTITY_KEYS",
+    "RunIdentity",
+    "differences",
+    "new_identity",
+    "read_identity",
+    "run_settings",
+    "write_identity",
+]
+
+IDENTITY_FILE = "run.json"
+#: What a resumed run must share with the run it continues: the seed (data stream), physics,
+#: data, model (architecture, optimiser, learning rate, schedule) and the planned step count
+#: (the cosine schedule's length).
+IDENTITY_KEYS = ("seed", "physics", "data", "model", "trainer.max_steps")
+
+
+class RunIdentity(dict):
+    """``{"id", "started", "task_name", "settings"}`` (a JSON object)."""
+
+    @property
+    def id(self) -> str:
+        return str(self["id"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.get("settings") or {})
+
+
+def run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved values of :data:`IDENTITY_KEYS` in ``cfg`` (``None`` where absent)."""
+    settings = {}
+    for key in IDENTITY_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        settings[key] = (
+            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        )
+    return settings
+
+
+def new_identity(cfg: DictConfig) -> RunIdentity:
+    """A fresh identity for a run of ``cfg``: a random id, the start time and its settings."""
+    return RunIdentity(
+        id=uuid.uuid4().hex[:12],
+        started=datetime.datetime.now().isoformat(timespec="seconds"),
+        task_name=cfg.get("task_name"),
+        settings=run_settings(cfg),
+    )
+
+
+def write_identity(folder: Path, identity: RunIdentity) -> Path:
+    """Write ``folder/run.json`` (atomically: a temporary file renamed into place)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / IDENTITY_FILE
+    tmp = folder / f".{IDENTITY_FILE}.tmp"
+    tmp.write_text(json.dumps(identity, indent=1, default=str))
+    tmp.replace(path)
+    return path
+
+
+def read_identity(folder: Path) -> RunIdentity | None:
+    """The identity in ``folder/run.json``; ``None`` for a folder without one (a run of an
+    older learnct) or an unreadable one."""
+    try:
+        data = json.loads((Path(folder) / IDENTITY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return RunIdentity(data) if isinstance(data, dict) and "id" in data else None
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two settings trees."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{name}.")
+        elif a != b:
+            out.append(f"{name}: {a!r} -> {b!r}")
+    return out
