@@ -137,3 +137,30 @@ def test_fast_dev_run_on_a_ct_datamodule(operator):
     trainer.fit(method, datamodule=dm)
     (result,) = trainer.test(method, datamodule=dm, verbose=False)
     assert math.isfinite(result["test/psnr"])
+
+
+def test_wandb_validation_panels_store_the_images_grey_levels(operator, tmp_path, monkeypatch):
+    """What W&B writes for ``val/panels``: 8-bit PNGs spanning the grey range (float arrays in
+    [0, 1] were cast to uint8 by wandb and stored black, pixel values 0 or 1)."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = L.pytorch.loggers.WandbLogger(save_dir=tmp_path, offline=True, project="panels")
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=logger,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
+    trainer.validate(FBP(operator, filter="ram-lak", n_panels=1), _loader(_batches(operator)))
+    logger.experiment.finish()
+    pngs = sorted(tmp_path.rglob("media/images/val/panels_*.png"))
+    assert len(pngs) == 3  # ground truth, reconstruction (FBP's own), error map
+    # imread gives 8-bit PNGs as floats in [0, 1]
+    levels = [np.atleast_3d(imread(p))[..., 0] * 255 for p in pngs]  # grey: one channel
+    assert all(float(v.max() - v.min()) > 100 for v in levels)  # never black
+    assert any(v.min() == 0 and v.max() == 255 for v in levels)  # the truth: its full range
+    assert any(100 < float(np.median(v)) < 156 for v in levels)  # the error map: mid-grey

@@ -398,10 +398,10 @@ class ReconstructionMethod(L.LightningModule):
 
 
 def _to_unit(image: torch.Tensor, gt: torch.Tensor, error: bool = False) -> Any:
-    """An image as a NumPy array in [0, 1] on the ground truth's grey scale (error maps:
-    symmetric, 0.5 = no error)."""
+    """An image as 8-bit grey levels (a ``uint8`` NumPy array, 0..255) on the ground truth's
+    grey scale (error maps: symmetric, 128 = no error). W&B stores arrays as they are cast to
+    ``uint8``, so floats in [0, 1] would all be black."""
     lo, hi = float(gt.min()), float(gt.max())
     span = max(hi - lo, 1e-12)
-    if error:
-        return (image / span * 0.5 + 0.5).clamp(0, 1).numpy()
-    return ((image - lo) / span).clamp(0, 1).numpy()
+    unit = (image / span * 0.5 + 0.5) if error else (image - lo) / span
+    return (unit.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
