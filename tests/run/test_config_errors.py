@@ -45,6 +45,88 @@ BAD_VALUES = [
     (["max_nonfinite_steps=0"], r"max_nonfinite_steps=0 is not valid"),
     (["resume=maybe"], r"resume='maybe' is not valid: use true or false"),
     (["resume=true", "ckpt_path=a.ckpt"], r"resume=true and ckpt_path='a.ckpt' both say"),
+    (
+        ["test_precision=bogus"],
+        r"test_precision='bogus' is not valid: choose one of Lightning's precisions "
+        r"\['transformer-engine', .*'32-true', '64-true'\] \(or its aliases \[64, 32, 16, "
+        r"'64', '32', '16', 'bf16'\]\), or null$",
+    ),
+    (["trainer.precision=bf17"], r"trainer.precision='bf17' is not valid: choose one of"),
+    (["trainer.precision=32.0"], r"trainer.precision=32.0 is not valid"),
+    (
+        ["model.optimizer.lr=abc"],
+        r"^model.optimizer.lr='abc' is not valid: it must be a finite number >= 0 \(the "
+        r"learning rate; the experiments use 1e-3\)$",
+    ),
+    (["model.optimizer.lr=-1"], r"^model.optimizer.lr=-1 is not valid: it must be a finite"),
+    (["model.optimizer.lr=nan"], r"^model.optimizer.lr=nan is not valid"),
+    (["model.optimizer.lr=true"], r"^model.optimizer.lr=True is not valid"),
+    (
+        ["model.optimizer.betas=[0.9,1.0]"],
+        r"^model.optimizer.betas=\[0.9, 1.0\] is not valid: it must be two numbers in \[0, 1\)",
+    ),
+    (["model.optimizer.betas=[0.9]"], r"^model.optimizer.betas=\[0.9\] is not valid"),
+    (
+        ["+model.optimizer.weight_decay=-0.1"],
+        r"^model.optimizer.weight_decay=-0.1 is not valid: it must be a finite number >= 0",
+    ),
+    (["+model.optimizer.eps=inf"], r"^model.optimizer.eps=inf is not valid"),
+    (
+        ["callbacks.model_checkpoint.monitor=val/psnrr"],
+        r"^callbacks.model_checkpoint.monitor='val/psnrr' is not a metric the methods log: "
+        r"choose one of \['train/loss', 'train/loss_step', 'val/loss', 'val/psnr', 'val/ssim', "
+        r"'val/psnr_best'\]$",
+    ),
+    (["optimized_metric=test/psnr"], r"^optimized_metric='test/psnr' is not a metric the"),
+    (
+        ["data.val_source=[ellipses,shepp_logan]"],
+        r"^optimized_metric='val/psnr' is not a metric .*'val/psnr/dataloader_idx_0', "
+        r"'val/psnr/dataloader_idx_1'",
+    ),
+    (
+        ["trainer.max_steps=2", "trainer.val_check_interval=5"],
+        r"^trainer.val_check_interval=5 is more than trainer.max_steps=2: training would end "
+        r"before its first validation and write no checkpoint; set trainer.val_check_interval "
+        r"to at most 2$",
+    ),
+    (
+        [
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=7",
+            "+trainer.accumulate_grad_batches=3",
+        ],
+        r"^trainer.val_check_interval=7 is more than trainer.max_steps=2 x "
+        r"trainer.accumulate_grad_batches=3 batches: .* at most 6$",
+    ),
+    (
+        ["task_name=../../x"],
+        r"^task_name='../../x' is not valid: it names the run folder logs/<task_name>/, so it "
+        r"must be one folder name",
+    ),
+    (["task_name=.."], r"^task_name='..' is not valid"),
+    (["task_name=a/b"], r"^task_name='a/b' is not valid"),
+]
+
+# values next to the bad ones above that must still validate
+GOOD_VALUES = [
+    ["test_precision=null"],
+    ["test_precision=16-mixed", "trainer.precision=32"],
+    ["trainer.precision=bf16"],
+    ["model.optimizer.lr=0.0", "+model.optimizer.weight_decay=1e-4"],
+    ["callbacks.model_checkpoint.monitor=val/psnr_best", "optimized_metric=train/loss"],
+    ["optimized_metric=null"],
+    [
+        "data.val_source=[ellipses,shepp_logan]",
+        "optimized_metric=val/psnr/dataloader_idx_1",
+        "callbacks.model_checkpoint.monitor=val/ssim/dataloader_idx_0",
+    ],
+    ["trainer.max_steps=2", "trainer.val_check_interval=2"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=0.5"],  # a fraction of an epoch
+    ["trainer.max_steps=-1", "trainer.val_check_interval=500"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=5", "train=false"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=6", "+trainer.accumulate_grad_batches=3"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=5", "trainer.fast_dev_run=true"],
+    ["task_name=lgd_v2.1"],
 ]
 
 
@@ -53,6 +135,11 @@ def test_bad_values_name_the_key_value_and_allowed(overrides, message, tmp_path,
     cfg = compose_config("train", overrides, tmp_path)
     with pytest.raises(ConfigError, match=message):
         validate_config(cfg)
+
+
+@pytest.mark.parametrize("overrides", GOOD_VALUES)
+def test_good_values_next_to_the_bad_ones_validate(overrides, tmp_path, compose_config):
+    validate_config(compose_config("train", overrides, tmp_path))
 
 
 def test_default_and_every_experiment_config_validate(tmp_path, compose_config):
