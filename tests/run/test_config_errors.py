@@ -174,6 +174,13 @@ def test_component_checks_are_reported_as_config_errors(
         (["physics.photons=lots"], r"^physics: photons='lots' is not valid"),
         (["physics.photons=inf"], r"^physics: photons=inf is not valid"),
         (
+            ["physics.photons=1e300"],
+            r"^physics: photons=1e\+300 is not valid: it must be from 1 to 1e\+09 photons per "
+            r"detector pixel",
+        ),
+        (["physics.photons=1e-300"], r"^physics: photons=1e-300 is not valid: .* from 1 to"),
+        (["physics.photons=0.5"], r"^physics: photons=0.5 is not valid: .* from 1 to"),
+        (
             ["physics=parallel_ellipses", "physics.photons=1000"],
             r"^physics: photons only applies to Poisson presets; 'parallel_ellipses' uses gauss",
         ),
