@@ -3,6 +3,7 @@ and what is allowed; the console entry point prints one line, not a traceback.""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import EXPERIMENTS, TINY_LGD
@@ -228,7 +229,42 @@ def test_missing_or_broken_data_fail_before_training_naming_the_file(
                 "train", [*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "b"
             )
         )
-    assert not (tmp_path / "a" / "checkpoints").exists()
+    (tmp_path / "slices" / "x.npy").unlink()
+    np.save(tmp_path / "slices" / "t.npy", np.zeros((16, 16), np.float32))
+    truncated = (tmp_path / "slices" / "t.npy").read_bytes()[:-100]
+    (tmp_path / "slices" / "t.npy").write_bytes(truncated)
+    with pytest.raises(DataError, match=r"t\.npy: truncated \(its header says \(16, 16\)"):
+        run_config(
+            compose_config(
+                "train", [*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "c"
+            )
+        )
+    for run in "abc":
+        assert not (tmp_path / run / "checkpoints").exists()
+
+
+def test_data_error_in_a_dataloader_worker_is_one_line_with_status_2(tmp_path, run_cli):
+    """A slice whose problem shows only when its pixels are read, in a DataLoader worker:
+    ``learnct-train`` prints the worker's one-line message, not torch's re-raise with the
+    worker's traceback."""
+    (tmp_path / "slices").mkdir()
+    image = np.ones((16, 16), np.float32)
+    image[2, 3] = np.nan
+    np.save(tmp_path / "slices" / "nan.npy", image)
+    overrides = [
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "experiment=fbp",
+        "data=folder",
+        f"data.folder_root={tmp_path / 'slices'}",
+        "data.num_workers=1",
+        "logger=csv",
+    ]
+    out = run_cli("train", overrides, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'slices' / 'nan.npy'}: contains NaN or infinite values"
+    )
 
 
 def test_unknown_config_group_option_lists_the_valid_ones_without_a_traceback(tmp_path, run_cli):
