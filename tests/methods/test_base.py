@@ -137,3 +137,14 @@ def test_fast_dev_run_on_a_ct_datamodule(operator):
     trainer.fit(method, datamodule=dm)
     (result,) = trainer.test(method, datamodule=dm, verbose=False)
     assert math.isfinite(result["test/psnr"])
+
+
+def test_evaluation_means_weight_batches_by_size_and_keep_nan(operator):
+    """A split's mean weights each batch by its images, and a NaN batch makes it NaN (torchmetrics
+    would drop the batch, so a broken reconstruction would vanish from the results)."""
+    metric = FBP(operator)._metric("test", "psnr", 0)
+    metric(torch.tensor(1.0), 3)
+    metric(torch.tensor(2.0), 1)
+    assert metric.compute().item() == pytest.approx(1.25)
+    metric(torch.tensor(float("nan")), 2)
+    assert math.isnan(metric.compute().item())
