@@ -2,13 +2,22 @@
 
 ``validate_config`` checks a run's config against these before torch and Lightning load, so a
 typo fails in about half a second. Each tuple mirrors a registry that lives beside the code it
-names (``PRESETS``, ``BACKENDS``, ``LOSSES``); ``tests/reliability/test_config_names.py`` keeps
+names (``PRESETS``, ``BACKENDS``, ``LOSSES``); ``tests/run/test_config_names.py`` keeps
 each pair equal.
 """
 
 from __future__ import annotations
 
-__all__ = ["BACKEND_NAMES", "FILTERS", "LOSS_NAMES", "PRESET_NAMES", "SOURCES"]
+__all__ = [
+    "BACKEND_NAMES",
+    "FILTERS",
+    "LOSS_NAMES",
+    "PRECISIONS",
+    "PRESET_NAMES",
+    "SOURCES",
+    "TRAIN_METRICS",
+    "VAL_METRICS",
+]
 
 #: Physics presets (``learnct.physics.presets.PRESETS``).
 PRESET_NAMES = ("fan_lowdose", "fan_mayo", "parallel_ellipses", "lodopab")
@@ -20,3 +29,30 @@ FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
 SOURCES = ("ellipses", "shepp_logan", "lodopab", "folder")
 #: Training losses (``learnct.methods.base.LOSSES``).
 LOSS_NAMES = ("mse", "l1", "smooth_l1")
+#: Lightning's precision settings (``lightning.fabric.connector._PRECISION_INPUT``): the
+#: canonical names, the integers and the legacy aliases.
+PRECISIONS = (
+    "transformer-engine",
+    "transformer-engine-float16",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    64,
+    32,
+    16,
+    "64",
+    "32",
+    "16",
+    "bf16",
+)
+#: What a trainable method has logged by its first validation (``learnct.methods.base``):
+#: the metrics a checkpoint callback may monitor and ``optimized_metric`` may name. Lightning
+#: adds ``_step`` to a metric logged per step and per epoch.
+TRAIN_METRICS = ("train/loss", "train/loss_step")
+#: The validation metrics (``val/psnr_best`` is the best ``val/psnr`` so far). With several
+#: validation sources Lightning appends ``/dataloader_idx_<k>`` to each but ``val/psnr_best``
+#: (that of the first source).
+VAL_METRICS = ("val/loss", "val/psnr", "val/ssim", "val/psnr_best")

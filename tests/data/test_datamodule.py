@@ -295,14 +295,22 @@ def test_missing_lodopab_folder_surfaces_in_setup(tmp_path):
         dm.setup("fit")
 
 
-def test_worker_error_names_the_file(tmp_path):
+def test_worker_error_is_the_one_line_of_the_worker(tmp_path):
+    """A DataError raised in a DataLoader worker (where the pixels are first read) arrives in
+    the main process as a DataError with the worker's message alone; torch's re-raise with the
+    worker's traceback is kept in ``worker_traceback``."""
     path = tmp_path / "t.npy"
-    np.save(path, np.zeros((32, 32), np.float32))
-    path.write_bytes(path.read_bytes()[:-64])  # valid header, truncated data
+    image = np.zeros((32, 32), np.float32)
+    image[3, 4] = np.inf  # found only when the pixels are read
+    np.save(path, image)
     dm = make_dm(source="folder", folder_root=tmp_path, test_size=None, num_workers=1)
     dm.setup("test")
-    with pytest.raises(DataError, match=r"t\.npy: cannot read the array"):
+    with pytest.raises(DataError) as info:
         next(iter(dm.test_dataloader()))
+    assert str(info.value) == f"{path}: contains NaN or infinite values"
+    assert info.value.worker_traceback.startswith("Caught DataError in DataLoader worker process 0")
+    assert "Traceback (most recent call last)" in info.value.worker_traceback
+    assert DataError("Caught DataError in a way of our own").worker_traceback is None
 
 
 # ---- bad configuration ---------------------------------------------------------------------------

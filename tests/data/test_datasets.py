@@ -325,13 +325,63 @@ def test_folder_dicom_errors(tmp_path):
         FolderDataset(tmp_path, 8)
 
 
-def test_truncated_numpy_fails_on_read_with_file_name(tmp_path):
+def test_truncated_numpy_fails_when_the_dataset_is_built(tmp_path):
     path = tmp_path / "t.npy"
     np.save(path, np.zeros((16, 16), np.float32))
     path.write_bytes(path.read_bytes()[:-100])  # header intact, data cut short
-    ds = FolderDataset(tmp_path, 8)  # headers are fine
-    with pytest.raises(DataError, match=r"t\.npy: cannot read the array"):
-        ds[0]
+    with pytest.raises(
+        DataError,
+        match=r"t\.npy: truncated \(its header says \(16, 16\) float32: 1024 bytes of data "
+        r"after the 128-byte header; the file holds 924\)$",
+    ):
+        FolderDataset(tmp_path, 8)
+    np.save(path, np.zeros((16, 16), np.float32))
+    path.write_bytes(path.read_bytes() + b"\0" * 8)  # trailing bytes: np.load ignores them
+    assert FolderDataset(tmp_path, 8)[0]["image"].shape == (1, 8, 8)
+
+
+def test_truncated_dicom_fails_when_the_dataset_is_built(tmp_path):
+    """The pixel data is checked against the file's length and Rows x Columns x BitsAllocated
+    without reading it."""
+    import pydicom
+
+    path = tmp_path / "c.dcm"
+    write_dicom(path, np.zeros((8, 8), np.int16))  # 128 bytes of pixel data at the end
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-10])
+    with pytest.raises(
+        DataError,
+        match=r"c\.dcm: truncated \(its pixel data element declares 128 bytes; the file holds "
+        r"118 after it\)$",
+    ):
+        FolderDataset(tmp_path, 8)
+    path.write_bytes(whole[:-140])  # the pixel data element's header cut too
+    with pytest.raises(DataError, match=r"c\.dcm: truncated \(no pixel data after the header\)"):
+        FolderDataset(tmp_path, 8)
+    path.write_bytes(whole)
+    ds = pydicom.dcmread(path)
+    ds.Rows = 16  # the pixel data holds 8 x 8 pixels
+    ds.save_as(path)
+    with pytest.raises(
+        DataError,
+        match=r"c\.dcm: truncated \(its pixel data holds 128 bytes; 16 x 8 pixels of 16 bits "
+        r"need 256\)$",
+    ):
+        FolderDataset(tmp_path, 8)
+
+
+def test_compressed_dicom_passes_the_header_check_and_reads(tmp_path):
+    """Compressed pixel data has no length to check cheaply: it is checked when decoded."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    stored = np.arange(64, dtype=np.int16).reshape(8, 8)
+    write_dicom(tmp_path / "c.dcm", stored)
+    ds = pydicom.dcmread(tmp_path / "c.dcm")
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "c.dcm")
+    image = FolderDataset(tmp_path, 8).read(0)
+    np.testing.assert_allclose(image, np.clip(1 + (stored - 1024.0) / 1000, 0, None), rtol=1e-6)
 
 
 # ---- factory ---------------------------------------------------------------------------------

@@ -164,3 +164,14 @@ def test_wandb_validation_panels_store_the_images_grey_levels(operator, tmp_path
     assert all(float(v.max() - v.min()) > 100 for v in levels)  # never black
     assert any(v.min() == 0 and v.max() == 255 for v in levels)  # the truth: its full range
     assert any(100 < float(np.median(v)) < 156 for v in levels)  # the error map: mid-grey
+
+
+def test_evaluation_means_weight_batches_by_size_and_keep_nan(operator):
+    """A split's mean weights each batch by its images, and a NaN batch makes it NaN (torchmetrics
+    would drop the batch, so a broken reconstruction would vanish from the results)."""
+    metric = FBP(operator)._metric("test", "psnr", 0)
+    metric(torch.tensor(1.0), 3)
+    metric(torch.tensor(2.0), 1)
+    assert metric.compute().item() == pytest.approx(1.25)
+    metric(torch.tensor(float("nan")), 2)
+    assert math.isnan(metric.compute().item())

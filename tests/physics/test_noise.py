@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from learnct.physics import simulate_low_dose
+from learnct.physics.presets import PHOTONS_RANGE, fan_lowdose
 
 
 def test_poisson_counts_have_the_poisson_mean_and_variance():
@@ -89,3 +91,36 @@ def test_non_finite_and_non_float_sinograms_are_rejected():
         simulate_low_dose(torch.tensor([[float("nan")]]), 1e4)
     with pytest.raises(ValueError, match="floating-point"):
         simulate_low_dose(torch.ones(2, 3, dtype=torch.int32), 1e4)
+
+
+def test_presets_take_photons_only_where_the_simulated_counts_hold():
+    """At both ends of ``PHOTONS_RANGE`` a preset's measurements are finite, and at the top
+    within a few noise standard deviations of the line integrals; just outside, the preset
+    refuses the dose."""
+    low, high = PHOTONS_RANGE
+    mu = fan_lowdose().mu
+    sino = torch.linspace(0, 300, 2000).reshape(2, 1, 10, 100)  # mu * y from 0 to 6
+    for photons in (low, high):
+        preset = dataclasses.replace(fan_lowdose(), photons=photons)
+        noisy = preset.simulate(sino, torch.Generator().manual_seed(0))
+        assert torch.isfinite(noisy).all(), photons
+    # post-log std 1 / (mu sqrt(expected counts)), largest where the counts are fewest
+    sigma = 1 / (mu * math.sqrt(high * math.exp(-6)))
+    assert (noisy - sino).abs().max() < 6 * sigma
+    for photons in (0.99 * low, 1.01 * high):
+        with pytest.raises(ValueError, match=r"is not valid: it must be from 1 to 1e\+09 photons"):
+            dataclasses.replace(fan_lowdose(), photons=photons)
+
+
+@pytest.mark.gpu
+def test_cuda_poisson_counts_hold_at_the_photon_limit_and_overflow_past_2_to_the_32():
+    """The upper photon bound is below where CUDA's ``torch.poisson`` (cuRAND's 32-bit unsigned
+    counts) breaks: at 1e9 the counts have the Poisson mean, at 1e10 they cannot exceed 2^32,
+    so a blank-scan pixel (line integral 0) reads as more than 40 image units x mm."""
+    high = PHOTONS_RANGE[1]
+    gen = torch.Generator("cuda").manual_seed(0)
+    counts = torch.poisson(torch.full((10000,), high, device="cuda"), generator=gen)
+    assert counts.mean().item() == pytest.approx(high, rel=1e-5)
+    zeros = torch.zeros(1, 1, 10, 100, device="cuda")
+    assert simulate_low_dose(zeros, high, mu=0.02, generator=gen).abs().max() < 0.02
+    assert simulate_low_dose(zeros, 10 * high, mu=0.02, generator=gen).min() > 40

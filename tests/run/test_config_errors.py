@@ -3,6 +3,7 @@ and what is allowed; the console entry point prints one line, not a traceback.""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import EXPERIMENTS, TINY_LGD
@@ -45,6 +46,88 @@ BAD_VALUES = [
     (["max_nonfinite_steps=0"], r"max_nonfinite_steps=0 is not valid"),
     (["resume=3"], r"resume=3 is not valid: use true, false or a run folder"),
     (["resume=true", "ckpt_path=a.ckpt"], r"resume=true and ckpt_path='a.ckpt' both say"),
+    (
+        ["test_precision=bogus"],
+        r"test_precision='bogus' is not valid: choose one of Lightning's precisions "
+        r"\['transformer-engine', .*'32-true', '64-true'\] \(or its aliases \[64, 32, 16, "
+        r"'64', '32', '16', 'bf16'\]\), or null$",
+    ),
+    (["trainer.precision=bf17"], r"trainer.precision='bf17' is not valid: choose one of"),
+    (["trainer.precision=32.0"], r"trainer.precision=32.0 is not valid"),
+    (
+        ["model.optimizer.lr=abc"],
+        r"^model.optimizer.lr='abc' is not valid: it must be a finite number >= 0 \(the "
+        r"learning rate; the experiments use 1e-3\)$",
+    ),
+    (["model.optimizer.lr=-1"], r"^model.optimizer.lr=-1 is not valid: it must be a finite"),
+    (["model.optimizer.lr=nan"], r"^model.optimizer.lr=nan is not valid"),
+    (["model.optimizer.lr=true"], r"^model.optimizer.lr=True is not valid"),
+    (
+        ["model.optimizer.betas=[0.9,1.0]"],
+        r"^model.optimizer.betas=\[0.9, 1.0\] is not valid: it must be two numbers in \[0, 1\)",
+    ),
+    (["model.optimizer.betas=[0.9]"], r"^model.optimizer.betas=\[0.9\] is not valid"),
+    (
+        ["+model.optimizer.weight_decay=-0.1"],
+        r"^model.optimizer.weight_decay=-0.1 is not valid: it must be a finite number >= 0",
+    ),
+    (["+model.optimizer.eps=inf"], r"^model.optimizer.eps=inf is not valid"),
+    (
+        ["callbacks.model_checkpoint.monitor=val/psnrr"],
+        r"^callbacks.model_checkpoint.monitor='val/psnrr' is not a metric the methods log: "
+        r"choose one of \['train/loss', 'train/loss_step', 'val/loss', 'val/psnr', 'val/ssim', "
+        r"'val/psnr_best'\]$",
+    ),
+    (["optimized_metric=test/psnr"], r"^optimized_metric='test/psnr' is not a metric the"),
+    (
+        ["data.val_source=[ellipses,shepp_logan]"],
+        r"^optimized_metric='val/psnr' is not a metric .*'val/psnr/dataloader_idx_0', "
+        r"'val/psnr/dataloader_idx_1'",
+    ),
+    (
+        ["trainer.max_steps=2", "trainer.val_check_interval=5"],
+        r"^trainer.val_check_interval=5 is more than trainer.max_steps=2: training would end "
+        r"before its first validation and write no checkpoint; set trainer.val_check_interval "
+        r"to at most 2$",
+    ),
+    (
+        [
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=7",
+            "+trainer.accumulate_grad_batches=3",
+        ],
+        r"^trainer.val_check_interval=7 is more than trainer.max_steps=2 x "
+        r"trainer.accumulate_grad_batches=3 batches: .* at most 6$",
+    ),
+    (
+        ["task_name=../../x"],
+        r"^task_name='../../x' is not valid: it names the run folder logs/<task_name>/, so it "
+        r"must be one folder name",
+    ),
+    (["task_name=.."], r"^task_name='..' is not valid"),
+    (["task_name=a/b"], r"^task_name='a/b' is not valid"),
+]
+
+# values next to the bad ones above that must still validate
+GOOD_VALUES = [
+    ["test_precision=null"],
+    ["test_precision=16-mixed", "trainer.precision=32"],
+    ["trainer.precision=bf16"],
+    ["model.optimizer.lr=0.0", "+model.optimizer.weight_decay=1e-4"],
+    ["callbacks.model_checkpoint.monitor=val/psnr_best", "optimized_metric=train/loss"],
+    ["optimized_metric=null"],
+    [
+        "data.val_source=[ellipses,shepp_logan]",
+        "optimized_metric=val/psnr/dataloader_idx_1",
+        "callbacks.model_checkpoint.monitor=val/ssim/dataloader_idx_0",
+    ],
+    ["trainer.max_steps=2", "trainer.val_check_interval=2"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=0.5"],  # a fraction of an epoch
+    ["trainer.max_steps=-1", "trainer.val_check_interval=500"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=5", "train=false"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=6", "+trainer.accumulate_grad_batches=3"],
+    ["trainer.max_steps=2", "trainer.val_check_interval=5", "trainer.fast_dev_run=true"],
+    ["task_name=lgd_v2.1"],
 ]
 
 
@@ -53,6 +136,11 @@ def test_bad_values_name_the_key_value_and_allowed(overrides, message, tmp_path,
     cfg = compose_config("train", overrides, tmp_path)
     with pytest.raises(ConfigError, match=message):
         validate_config(cfg)
+
+
+@pytest.mark.parametrize("overrides", GOOD_VALUES)
+def test_good_values_next_to_the_bad_ones_validate(overrides, tmp_path, compose_config):
+    validate_config(compose_config("train", overrides, tmp_path))
 
 
 def test_default_and_every_experiment_config_validate(tmp_path, compose_config):
@@ -86,6 +174,13 @@ def test_component_checks_are_reported_as_config_errors(
         (["physics.photons=0"], r"^physics: photons=0 is not valid"),
         (["physics.photons=lots"], r"^physics: photons='lots' is not valid"),
         (["physics.photons=inf"], r"^physics: photons=inf is not valid"),
+        (
+            ["physics.photons=1e300"],
+            r"^physics: photons=1e\+300 is not valid: it must be from 1 to 1e\+09 photons per "
+            r"detector pixel",
+        ),
+        (["physics.photons=1e-300"], r"^physics: photons=1e-300 is not valid: .* from 1 to"),
+        (["physics.photons=0.5"], r"^physics: photons=0.5 is not valid: .* from 1 to"),
         (
             ["physics=parallel_ellipses", "physics.photons=1000"],
             r"^physics: photons only applies to Poisson presets; 'parallel_ellipses' uses gauss",
@@ -134,7 +229,42 @@ def test_missing_or_broken_data_fail_before_training_naming_the_file(
                 "train", [*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "b"
             )
         )
-    assert not (tmp_path / "a" / "checkpoints").exists()
+    (tmp_path / "slices" / "x.npy").unlink()
+    np.save(tmp_path / "slices" / "t.npy", np.zeros((16, 16), np.float32))
+    truncated = (tmp_path / "slices" / "t.npy").read_bytes()[:-100]
+    (tmp_path / "slices" / "t.npy").write_bytes(truncated)
+    with pytest.raises(DataError, match=r"t\.npy: truncated \(its header says \(16, 16\)"):
+        run_config(
+            compose_config(
+                "train", [*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "c"
+            )
+        )
+    for run in "abc":
+        assert not (tmp_path / run / "checkpoints").exists()
+
+
+def test_data_error_in_a_dataloader_worker_is_one_line_with_status_2(tmp_path, run_cli):
+    """A slice whose problem shows only when its pixels are read, in a DataLoader worker:
+    ``learnct-train`` prints the worker's one-line message, not torch's re-raise with the
+    worker's traceback."""
+    (tmp_path / "slices").mkdir()
+    image = np.ones((16, 16), np.float32)
+    image[2, 3] = np.nan
+    np.save(tmp_path / "slices" / "nan.npy", image)
+    overrides = [
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "experiment=fbp",
+        "data=folder",
+        f"data.folder_root={tmp_path / 'slices'}",
+        "data.num_workers=1",
+        "logger=csv",
+    ]
+    out = run_cli("train", overrides, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'slices' / 'nan.npy'}: contains NaN or infinite values"
+    )
 
 
 def test_unknown_config_group_option_lists_the_valid_ones_without_a_traceback(tmp_path, run_cli):
@@ -153,3 +283,14 @@ def test_bad_value_on_the_command_line_is_one_line_with_status_2(tmp_path, run_c
     assert out.stderr.strip().splitlines()[-1] == (
         "error: data.batch_size=0 is not valid: it must be an integer >= 1"
     )
+
+
+def test_a_bad_task_name_never_makes_a_folder_outside_logs(tmp_path, run_cli):
+    """Hydra makes the run folder before any check runs: a name that is not one folder name
+    goes to ``logs/invalid_task_name/``, and the check refuses it in one line."""
+    root = tmp_path / "root"
+    out = run_cli("train", ["task_name=../../x"], env={"LEARNCT_ROOT": str(root)})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1].startswith("error: task_name='../../x' is not")
+    assert not (tmp_path / "x").exists()  # logs/../../x
+    assert [p.name for p in (root / "logs").iterdir()] == ["invalid_task_name"]

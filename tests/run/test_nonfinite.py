@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from conftest import TINY_LGD
+from learnct.methods.classical import FBP
 from learnct.methods.learned import LearnedGradientDescent
-from learnct.run.nonfinite import NonFiniteGuard, NonFiniteTrainingError
+from learnct.run.nonfinite import (
+    NonFiniteGuard,
+    NonFiniteResultsError,
+    NonFiniteTrainingError,
+    check_finite_results,
+)
 
 
 def _poison(monkeypatch, bad_steps) -> dict:
@@ -94,3 +100,49 @@ def test_a_transient_nonfinite_step_is_skipped_and_counted(
 def test_guard_rejects_a_bad_limit():
     with pytest.raises(ValueError, match="max_consecutive must be an integer >= 1, got 0"):
         NonFiniteGuard(0)
+
+
+def test_nonfinite_test_results_stop_the_run_before_results_are_written(
+    monkeypatch, tmp_path, compose_config, run_config
+):
+    """One NaN reconstruction makes its test set's metrics NaN (not dropped from the mean): the
+    run raises (the CLI exits 1) naming the test set and metrics, and writes no results.csv."""
+    original = FBP.forward
+    calls = []
+
+    def forward(self, sinogram):
+        out = original(self, sinogram)
+        if self.trainer.testing:
+            calls.append(len(sinogram))
+            if len(calls) == 2:  # the timed call on the first test batch (after the warm-up)
+                return out * float("nan")
+        return out
+
+    monkeypatch.setattr(FBP, "forward", forward)
+    cfg = compose_config(
+        "train",
+        ["experiment=fbp", "data.val_size=2", "data.test_size=2", "data.eval_batch_size=1"],
+        tmp_path,
+    )
+    with pytest.raises(
+        NonFiniteResultsError,
+        match=r"^the test results are not finite \(ellipses: psnr=nan, ssim=nan\); no "
+        r"results.csv written. The reconstructions hold NaN or inf: if FBP's \(fbp_\*\) do too, "
+        r"the simulated measurements do \(check physics\.\* and the data\), else the method "
+        r"\(check its checkpoint and model\.\* settings\)$",
+    ):
+        run_config(cfg)
+    assert calls == [1, 1, 1, 1, 1]  # ellipses: warm-up + 2 images; shepp_logan: 2 images
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_nonfinite_results_name_each_test_set_and_metric():
+    rows = [
+        {"test_set": "a", "psnr": 30.0, "ssim": None, "fbp_psnr": float("inf")},
+        {"test_set": "b", "psnr": 30.0, "ssim": 0.9, "fbp_psnr": 20.0},
+    ]
+    with pytest.raises(
+        NonFiniteResultsError, match=r"^the test results are not finite \(a: fbp_psnr=inf\);"
+    ):
+        check_finite_results(rows, ["psnr", "ssim", "fbp_psnr"])
+    check_finite_results(rows[1:], ["psnr", "ssim", "fbp_psnr"])

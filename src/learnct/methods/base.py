@@ -6,7 +6,8 @@ metrics, logging, image panels, optimisers and schedulers.
 
 Metrics (DESIGN.md): the per-image PSNR and SSIM of :mod:`learnct.evaluation` (data range
 ``max(gt) - min(gt)`` of each ground-truth image), averaged over the images of the split
-(``MeanMetric`` weighted by the number of images, so the batch size does not matter). Logged
+(``MeanMetric`` weighted by the number of images, so the batch size does not matter; a NaN
+batch makes the mean NaN instead of being dropped, as torchmetrics does by default). Logged
 names: ``{train,val,test}/loss``, ``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best``,
 ``test/fbp_{psnr,ssim}`` (the FBP baseline on the same test measurements) and
 ``test/ms_per_slice`` (wall time of ``forward`` per slice after one warm-up call, CUDA
@@ -221,7 +222,9 @@ class ReconstructionMethod(L.LightningModule):
     def _metric(self, stage: str, name: str, dataloader_idx: int) -> MeanMetric:
         key = f"{stage}_{name}_{dataloader_idx}"
         if key not in self._eval_metrics:
-            self._eval_metrics[key] = MeanMetric().to(self.device)
+            # NaN "replaced" by NaN: propagated, with the weights kept ("disable" drops them)
+            metric = MeanMetric(nan_strategy=float("nan"))
+            self._eval_metrics[key] = metric.to(self.device)
         return self._eval_metrics[key]
 
     def _evaluate(

@@ -35,6 +35,7 @@ from learnct.physics.noise import simulate_low_dose
 from learnct.physics.operator import RayTransform
 
 __all__ = [
+    "PHOTONS_RANGE",
     "PRESETS",
     "Physics",
     "PhysicsPreset",
@@ -47,6 +48,8 @@ __all__ = [
 
 MU_WATER = 0.02  # 1/mm
 MU_MAX_LODOPAB = 81.35858e-3  # 1/mm
+#: The photons per detector pixel a Poisson preset may have, inclusive (see ``PhysicsPreset``).
+PHOTONS_RANGE = (1.0, 1e9)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,17 @@ class PhysicsPreset:
 
     def __post_init__(self) -> None:
         """``photons`` is checked here, once, however a preset is made (a config's
-        ``physics.photons``, a DataModule's ``photons`` override, a dose curve's doses)."""
+        ``physics.photons``, a DataModule's ``photons`` override, a dose curve's doses).
+
+        It must lie in :data:`PHOTONS_RANGE`, ``[1, 1e9]``, where ``simulate_low_dose`` draws
+        the counts it means. Below one photon per pixel in the blank scan most counts are zero
+        and become ``min_counts``, so the measurements hold almost no information (and below
+        ~1e-38, ``min_counts / photons`` overflows float32: they are inf). Above, the counts outgrow
+        ``torch.poisson``: on CUDA it returns cuRAND's 32-bit unsigned counts, so expected
+        counts past 2^32 ~ 4.3e9 come back wrong, with no error (on the CPU the limit is 2^63
+        ~ 9.2e18, where they turn negative; past float32's ~3.4e38 they are inf and the
+        results NaN). 1e9 keeps every expected count and its noise well below 2^32, and is far
+        above any CT dose (clinical scans: ~1e5 to 1e6)."""
         photons = self.photons
         if self.noise != "poisson":
             if photons is not None:
@@ -72,14 +85,17 @@ class PhysicsPreset:
                     "noise"
                 )
             return
-        if (
-            isinstance(photons, bool)
-            or not isinstance(photons, (int, float))
-            or not 0 < photons < math.inf
-        ):
+        low, high = PHOTONS_RANGE
+        if isinstance(photons, bool) or not isinstance(photons, (int, float)) or photons <= 0:
             raise ValueError(
                 f"photons={photons!r} is not valid: it must be a positive finite number (photons "
-                "per detector pixel)"
+                f"per detector pixel, from {low:g} to {high:g})"
+            )
+        if not low <= photons <= high:
+            raise ValueError(
+                f"photons={photons!r} is not valid: it must be from {low:g} to {high:g} photons "
+                "per detector pixel (fewer: the counts are mostly zero; more: torch.poisson's "
+                "counts overflow on CUDA)"
             )
         object.__setattr__(self, "photons", float(photons))
 

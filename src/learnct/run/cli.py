@@ -2,9 +2,10 @@
 config: run it, and turn failures into what a user or a sweep needs.
 
 A user mistake (``ConfigError``, ``DataError``) prints one line and exits with status 2, a run
-stopped by non-finite steps with status 1; outside a sweep the config is checked before torch
-and Lightning load (~1 s, not ~15 s). In a sweep, a failing job is recorded in
-``<sweep dir>/failures.jsonl`` and counts as a failed trial, so the other jobs go on.
+stopped by non-finite steps or with non-finite test results with status 1; outside a sweep
+the config is checked before torch and Lightning load (~1 s, not ~15 s). In a sweep, a
+failing job is recorded in ``<sweep dir>/failures.jsonl`` and counts as a failed trial, so the
+other jobs go on.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def run_from_cli(cfg: DictConfig) -> float | None:
 
     import torch
 
-    from learnct.run.nonfinite import NonFiniteTrainingError
+    from learnct.run.nonfinite import NonFiniteResultsError, NonFiniteTrainingError
     from learnct.run.pipeline import finish_wandb, run
     from learnct.run.sweep_failures import record_failure
 
@@ -60,6 +61,6 @@ def run_from_cli(cfg: DictConfig) -> float | None:
             return None
         if isinstance(err, user_errors()):
             _exit(err, 2)
-        if isinstance(err, NonFiniteTrainingError):
+        if isinstance(err, (NonFiniteTrainingError, NonFiniteResultsError)):
             _exit(err, 1)
         raise

@@ -8,15 +8,16 @@ inside torch, Lightning or Hydra. What the components check themselves when they
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from learnct.checks import is_int
 
-__all__ = ["ACCELERATORS", "ConfigError", "validate_config"]
+__all__ = ["ACCELERATORS", "ConfigError", "monitored_metric_names", "validate_config"]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
@@ -52,11 +53,140 @@ def check_int(cfg: DictConfig, key: str, minimum: int, nullable: bool = False) -
         raise ConfigError(f"{key}={value!r} is not valid: it must be an integer >= {minimum}{null}")
 
 
+def check_precision(cfg: DictConfig, key: str) -> None:
+    """``key`` must be one of Lightning's precision settings, or null."""
+    from learnct.config_names import PRECISIONS
+
+    value = _get(cfg, key)
+    if value is None or any(type(value) is type(p) and value == p for p in PRECISIONS):
+        return
+    raise ConfigError(
+        f"{key}={value!r} is not valid: choose one of Lightning's precisions "
+        f"{[p for p in PRECISIONS if isinstance(p, str) and '-' in p]} (or its aliases "
+        f"{[p for p in PRECISIONS if not (isinstance(p, str) and '-' in p)]}), or null"
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: The numbers of a torch optimiser that must be finite and >= 0, and what they are.
+_OPTIMIZER_NUMBERS = {
+    "lr": "the learning rate; the experiments use 1e-3",
+    "eps": "Adam's denominator offset; default 1e-8",
+    "weight_decay": "the L2 penalty; 0: none",
+}
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """The numbers of ``model.optimizer`` (a partial of a torch optimiser) that torch would
+    only check when training starts: ``lr``, ``eps`` and ``weight_decay`` finite and >= 0,
+    ``betas`` two numbers in [0, 1)."""
+    optimizer = _get(cfg, "model.optimizer")
+    if not isinstance(optimizer, DictConfig):
+        return
+    for name, meaning in _OPTIMIZER_NUMBERS.items():
+        value = optimizer.get(name)
+        if name in optimizer and not (_is_number(value) and math.isfinite(value) and value >= 0):
+            raise ConfigError(
+                f"model.optimizer.{name}={value!r} is not valid: it must be a finite number >= 0 "
+                f"({meaning})"
+            )
+    if "betas" in optimizer:
+        betas = optimizer.get("betas")
+        betas = OmegaConf.to_container(betas) if isinstance(betas, ListConfig) else betas
+        if not (
+            isinstance(betas, (list, tuple))
+            and len(betas) == 2
+            and all(_is_number(b) and 0 <= b < 1 for b in betas)
+        ):
+            raise ConfigError(
+                f"model.optimizer.betas={betas!r} is not valid: it must be two numbers in [0, 1) "
+                "(Adam's moment decay rates; the experiments use [0.9, 0.99])"
+            )
+
+
+def monitored_metric_names(cfg: DictConfig) -> list[str]:
+    """The metrics a trainable method has logged by its first validation, which a checkpoint
+    callback's ``monitor`` and ``optimized_metric`` may name (with several validation sources
+    the validation metrics end in ``/dataloader_idx_<k>``)."""
+    from learnct.config_names import TRAIN_METRICS, VAL_METRICS
+
+    sources = _get(cfg, "data.val_source")
+    count = 1 if sources is None or isinstance(sources, str) else len(sources)
+    if count == 1:
+        return [*TRAIN_METRICS, *VAL_METRICS]
+    per_source = [m for m in VAL_METRICS if m != "val/psnr_best"]
+    indexed = [f"{m}/dataloader_idx_{k}" for m in per_source for k in range(count)]
+    return [*TRAIN_METRICS, *indexed, "val/psnr_best"]
+
+
+def check_metric_names(cfg: DictConfig) -> None:
+    """``optimized_metric`` and every callback's ``monitor`` name a metric the methods log."""
+    keys = ["optimized_metric"]
+    callbacks = _get(cfg, "callbacks")
+    if isinstance(callbacks, DictConfig):
+        keys += [
+            f"callbacks.{name}.monitor"
+            for name, callback in callbacks.items()
+            if isinstance(callback, DictConfig) and "monitor" in callback
+        ]
+    names = monitored_metric_names(cfg)
+    for key in keys:
+        value = _get(cfg, key)
+        if value is not None and value not in names:
+            raise ConfigError(
+                f"{key}={value!r} is not a metric the methods log: choose one of {names}"
+            )
+
+
+def check_validation_interval(cfg: DictConfig) -> None:
+    """A training run whose ``trainer.val_check_interval`` (batches) exceeds the batches of
+    ``trainer.max_steps`` never validates, so it writes no checkpoint. A fractional interval
+    (of an epoch) and ``max_steps=-1`` are left to Lightning."""
+    interval = _get(cfg, "trainer.val_check_interval")
+    max_steps = _get(cfg, "trainer.max_steps")
+    accumulate = _get(cfg, "trainer.accumulate_grad_batches") or 1
+    if _get(cfg, "train") is False or _get(cfg, "trainer.fast_dev_run"):
+        return
+    if not (is_int(interval) and is_int(max_steps) and is_int(accumulate) and max_steps >= 1):
+        return
+    if interval <= max_steps * accumulate:
+        return
+    limit = f"trainer.max_steps={max_steps}"
+    if accumulate > 1:
+        limit += f" x trainer.accumulate_grad_batches={accumulate} batches"
+    raise ConfigError(
+        f"trainer.val_check_interval={interval} is more than {limit}: training would end "
+        "before its first validation and write no checkpoint; set "
+        f"trainer.val_check_interval to at most {max_steps * accumulate}"
+    )
+
+
+def task_folder_name(name: object) -> str:
+    """``name`` if it can be the run folder ``<log_dir>/<task_name>/``: one folder name."""
+    name = str(name)
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(
+            f"task_name={name!r} is not valid: it names the run folder logs/<task_name>/, so it "
+            "must be one folder name, without '/', '\\' or '..' (e.g. task_name=lgd_wide)"
+        )
+    return name
+
+
+def check_task_name(cfg: DictConfig) -> None:
+    """``task_name`` names the run's folder ``<log_dir>/<task_name>/``: one folder name."""
+    if _has(cfg, "task_name"):
+        task_folder_name(_get(cfg, "task_name"))
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
     from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES, SOURCES
 
     check_int(cfg, "seed", 0)
+    check_task_name(cfg)
     check_choice(cfg, "physics.preset", PRESET_NAMES)
     check_choice(cfg, "physics.backend", ["auto", *BACKEND_NAMES])
     check_int(cfg, "physics.image_size", 2, nullable=True)
@@ -80,6 +210,9 @@ def validate_config(cfg: DictConfig) -> None:
         check_choice(cfg, key, FILTERS)
     check_choice(cfg, "model.loss", LOSS_NAMES)
     check_choice(cfg, "trainer.accelerator", ACCELERATORS)
+    check_precision(cfg, "trainer.precision")
+    check_precision(cfg, "test_precision")
+    check_optimizer(cfg)
     max_steps = _get(cfg, "trainer.max_steps")
     if _has(cfg, "trainer.max_steps") and not (
         is_int(max_steps) and (max_steps == -1 or max_steps >= 1)
@@ -88,6 +221,8 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.max_steps={max_steps!r} is not valid: it must be an integer >= 1, or -1 "
             "(no limit: trainer.max_epochs decides)"
         )
+    check_validation_interval(cfg)
+    check_metric_names(cfg)
     check_int(cfg, "max_nonfinite_steps", 1, nullable=True)
     resume = _get(cfg, "resume")
     if not (resume in (None, True, False) or (isinstance(resume, str) and resume)):

@@ -21,7 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-__all__ = ["job_type", "register_resolvers", "run_group", "run_name", "run_token"]
+from learnct.run.config_checks import ConfigError, task_folder_name
+
+__all__ = ["job_type", "register_resolvers", "run_group", "run_name", "run_token", "task_folder"]
 
 #: this process's token (6 hex digits: 16.7 million values)
 _TOKEN = secrets.token_hex(3)
@@ -56,6 +58,16 @@ def job_type() -> str:
     return "sweep" if _multirun()[0] else "train"
 
 
+def task_folder(task_name: str) -> str:
+    """The folder of ``task_name``'s runs under the log folder; ``invalid_task_name`` for a
+    name that is not one folder name (e.g. ``../../x``), so that Hydra's run folder stays
+    inside ``logs/`` until the config check refuses the name in one line."""
+    try:
+        return task_folder_name(task_name)
+    except ConfigError:
+        return "invalid_task_name"
+
+
 def run_token() -> str:
     """The random token of this process that makes its run folder's name unique."""
     return _TOKEN
@@ -68,3 +80,4 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("learnct_job_type", job_type, replace=True)
     # cached like Hydra's ${now:}: a sweep's jobs (also on other processes) share one folder
     OmegaConf.register_new_resolver("learnct_run_token", run_token, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("learnct_task_folder", task_folder, replace=True)

@@ -9,11 +9,16 @@ only counts them. Skips are
 counted (``train/nonfinite_steps``, saved in checkpoints) and warned about. After
 ``max_consecutive`` in a row the guard raises :class:`NonFiniteTrainingError`: the weights
 never took a non-finite update, so every checkpoint on disk is a good one.
+
+After testing, :func:`check_finite_results` raises :class:`NonFiniteResultsError` for a
+results row with a NaN or infinite metric, before it is written.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -21,11 +26,43 @@ import torch
 
 from learnct.checks import check_int
 
-__all__ = ["NonFiniteGuard", "NonFiniteTrainingError"]
+__all__ = [
+    "NonFiniteGuard",
+    "NonFiniteResultsError",
+    "NonFiniteTrainingError",
+    "check_finite_results",
+]
 
 
 class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive training steps with a non-finite loss or gradient."""
+
+
+class NonFiniteResultsError(RuntimeError):
+    """Test metrics that are NaN or infinite: the reconstructions (or the measurements) were."""
+
+
+def check_finite_results(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> None:
+    """:class:`NonFiniteResultsError` naming each test set's non-finite ``metrics``, if any
+    row has one (``None``, a metric not measured, is fine)."""
+    bad = {
+        row["test_set"]: [
+            f"{name}={row[name]}"
+            for name in metrics
+            if row.get(name) is not None and not math.isfinite(row[name])
+        ]
+        for row in rows
+    }
+    found = "; ".join(
+        f"{test_set}: {', '.join(values)}" for test_set, values in bad.items() if values
+    )
+    if found:
+        raise NonFiniteResultsError(
+            f"the test results are not finite ({found}); no results.csv written. The "
+            "reconstructions hold NaN or inf: if FBP's (fbp_*) do too, the simulated "
+            "measurements do (check physics.* and the data), else the method (check its "
+            "checkpoint and model.* settings)"
+        )
 
 
 class NonFiniteGuard(L.Callback):

@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> RunResult:
 
     from learnct.evaluation import write_run_figure
     from learnct.run.identity_stamp import RunIdentityStamp
-    from learnct.run.nonfinite import NonFiniteGuard
+    from learnct.run.nonfinite import NonFiniteGuard, check_finite_results
     from learnct.run.testset_hash import TestSetHash
     from learnct.run.wandb_fallback import start_wandb_or_fallback
 
@@ -121,6 +121,7 @@ def run(cfg: DictConfig) -> RunResult:
             **provenance,
         }
         rows = _result_rows(metrics, datamodule, test_hash.hashes, common)
+        check_finite_results(rows, TEST_METRICS)
         folder = Path(cfg.paths.output_dir)
         config = {**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance}
         results = write_results(folder, rows, config)

@@ -51,7 +51,8 @@ class FolderDataset(Dataset):
       units (no conversion). ``.npz``: the array named ``image``, else the first array.
 
     Other files are ignored. Slices are fitted to ``image_size`` by :func:`fit_to_size`.
-    Headers are checked when the dataset is built; pixel data is read lazily.
+    Headers, and that each file holds all its pixel bytes, are checked when the dataset is
+    built; pixel data is read lazily.
     """
 
     def __init__(

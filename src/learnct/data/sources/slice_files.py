@@ -1,17 +1,22 @@
 """Readers of one CT slice per file: DICOM (pydicom) and NumPy ``.npy`` / ``.npz``.
 
-Each reader has a cheap header check (shape, dtype, required tags: no pixel data read) and a
-full read. Every problem is a :class:`~learnct.data.errors.DataError` naming the file.
+Each reader has a cheap header check (shape, dtype, required tags, and that the file is long
+enough for its pixels: no pixel data read) and a full read. Every problem is a
+:class:`~learnct.data.errors.DataError` naming the file.
 
 NumPy files are read with NumPy's own format reader: headers with
 :func:`numpy.lib.format.read_magic` and ``read_array_header_{1,2}_0`` (any byte order, C or
 Fortran order, format versions 1.0, 2.0 and 3.0), arrays with :func:`numpy.load`
-(``allow_pickle=False``). The header check does not read the data, so a file cut short
-after its header passes it and fails on the full read.
+(``allow_pickle=False``). A file cut short after its header fails the header check: a
+``.npy`` must hold ``prod(shape) * itemsize`` bytes after its header, an uncompressed DICOM
+the ``Rows x Columns x BitsAllocated`` bits its pixel data element declares (compressed DICOM
+pixel data is checked when decoded); a truncated ``.npz`` does not open (a zip archive's
+directory is at its end).
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +37,10 @@ __all__ = [
 ]
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+#: DICOM elements longer than this (the pixel data) are not read by the header check.
+_DICOM_DEFER_BYTES = 1024
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 NUMPY_SUFFIXES = (".npy", ".npz")
 
 _fmt = np.lib.format
@@ -71,7 +80,8 @@ def _read_npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def numpy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of a .npy file or of the chosen array of a .npz, reading headers only."""
+    """Shape and dtype of a .npy file or of the chosen array of a .npz, reading headers only;
+    a .npy with fewer data bytes than its header says is truncated."""
     try:
         if path.suffix.lower() == ".npz":
             with zipfile.ZipFile(path) as z:
@@ -79,11 +89,21 @@ def numpy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
                 with z.open(key + ".npy") as f:
                     return _read_npy_header(f)
         with open(path, "rb") as f:
-            return _read_npy_header(f)
+            shape, dtype = _read_npy_header(f)
+            data_start = f.tell()
     except DataError:
         raise
     except Exception as err:
         raise DataError.for_path(path, f"is not a valid NumPy file ({err})") from err
+    needed = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - data_start
+    if held < needed:
+        raise DataError.for_path(
+            path,
+            f"truncated (its header says {shape} {dtype}: {needed} bytes of data after the "
+            f"{data_start}-byte header; the file holds {held})",
+        )
+    return shape, dtype
 
 
 def read_numpy(path: Path) -> np.ndarray:
@@ -115,11 +135,11 @@ def is_dicom(path: Path) -> bool:
         return False
 
 
-def _dcmread(path: Path, stop_before_pixels: bool = False):
+def _dcmread(path: Path, defer_size: int | None = None):
     import pydicom
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(path, defer_size=defer_size)
     except Exception as err:
         raise DataError.for_path(path, f"is not a readable DICOM file ({err})") from err
 
@@ -138,11 +158,37 @@ def _dicom_problem(ds) -> str | None:
     return None
 
 
+def _dicom_truncation(ds, path: Path) -> str | None:
+    """Why the pixel data of ``ds`` (read with its pixel data deferred) cannot be all there,
+    or None: no pixel data element, fewer bytes in the file than it declares, or (uncompressed)
+    fewer than ``Rows x Columns x BitsAllocated`` bits."""
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if element is None:
+        return "truncated (no pixel data after the header)"
+    if element.length == _UNDEFINED_LENGTH:  # compressed: checked when decoded
+        return None
+    held = path.stat().st_size - element.value_tell
+    if held < element.length:
+        return (
+            f"truncated (its pixel data element declares {element.length} bytes; the file "
+            f"holds {held} after it)"
+        )
+    bits = ds.get("BitsAllocated")
+    if isinstance(bits, int) and bits > 0:
+        needed = math.ceil(int(ds.Rows) * int(ds.Columns) * bits / 8)
+        if element.length < needed:
+            return (
+                f"truncated (its pixel data holds {element.length} bytes; {ds.Rows} x "
+                f"{ds.Columns} pixels of {bits} bits need {needed})"
+            )
+    return None
+
+
 def dicom_header(path: Path):
-    """The pydicom dataset of ``path`` without its pixels, checked to hold one grayscale
-    frame with ``RescaleSlope`` and ``RescaleIntercept``."""
-    ds = _dcmread(path, stop_before_pixels=True)
-    problem = _dicom_problem(ds)
+    """The pydicom dataset of ``path`` with its pixel data unread, checked to hold one grayscale
+    frame with ``RescaleSlope`` and ``RescaleIntercept`` and all its pixel bytes."""
+    ds = _dcmread(path, defer_size=_DICOM_DEFER_BYTES)
+    problem = _dicom_problem(ds) or _dicom_truncation(ds, path)
     if problem:
         raise DataError.for_path(path, problem)
     return ds
