@@ -11,7 +11,7 @@ import time
 import pytest
 
 from learnct.reporting.__main__ import main
-from learnct.reporting.table import collect_results
+from learnct.reporting.table import collect_results, write_report
 
 
 def _write(folder, rows, age_s=0.0):
@@ -174,6 +174,22 @@ def test_figures_use_each_methods_run_with_the_most_test_images(tmp_path, monkey
     )
     outputs.load_methods(rows)
     assert loaded == ["fbp", "tv", "a"]
+
+
+def test_a_report_write_failing_half_way_keeps_the_previous_tables(tmp_path):
+    class Unwritable:  # the CSV writer fails when it reaches it, as a full disk would
+        def __str__(self):
+            raise OSError("No space left on device")
+
+    row = {"method": "FBP", "test_set": "ellipses", "psnr": "30.1", "ssim": "0.8"}
+    row["ms_per_slice"] = "1.0"
+    write_report([row], "fan_lowdose", tmp_path)
+    folder = tmp_path / "fan_lowdose"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    rows = [{**row, "test_set": f"set{i}"} for i in range(2000)]  # more than a write buffer
+    with pytest.raises(OSError, match="No space left"):
+        write_report([*rows, {**row, "test_hash": Unwritable()}], "fan_lowdose", tmp_path)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary left
 
 
 def test_no_results_is_a_clear_error(tmp_path, capsys):

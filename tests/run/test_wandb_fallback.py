@@ -12,10 +12,12 @@ import pytest
 from lightning.pytorch.loggers import WandbLogger
 
 from conftest import TINY_LGD
+from learnct.run import ConfigError
 from learnct.run.wandb_fallback import (
     reset_wandb,
     server_unreachable_reason,
     start_wandb_or_fallback,
+    wandb_init_timeout,
 )
 
 
@@ -82,3 +84,53 @@ def test_reachable_server_without_login_falls_back_to_offline(
     assert "No API key configured" in capsys.readouterr().err
     assert logger.experiment.settings.mode == "offline"  # the rebuilt logger starts offline
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_a_server_that_accepts_and_never_answers_costs_seconds(
+    online_without_login, monkeypatch, tmp_path, capsys
+):
+    """With a login, wandb.init waits for the server: W&B's own init_timeout is 90 s (and more
+    with its retries); learnct bounds it (here 2 s) and falls back to offline."""
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept_and_stay_silent():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:  # closed
+                return
+
+    threading.Thread(target=accept_and_stay_silent, daemon=True).start()
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    start = time.perf_counter()
+    (logger,) = start_wandb_or_fallback(
+        [WandbLogger(project="learnct", save_dir=str(tmp_path / "first"))],
+        rebuild=lambda: [WandbLogger(project="learnct", save_dir=str(tmp_path))],
+        timeout=2.0,
+        init_timeout=2.0,
+    )
+    elapsed = time.perf_counter() - start
+    listener.close()
+    for connection in accepted:
+        connection.close()
+    assert len(accepted) >= 2  # the probe's connection, then wandb's, which waited for an answer
+    assert elapsed < 20  # about 5 s; before: 90 s and more
+    assert "W&B online logging unavailable (CommError" in capsys.readouterr().err
+    assert os.environ["WANDB_MODE"] == "offline"
+    assert logger.experiment.settings.mode == "offline"
+
+
+def test_the_init_timeout_is_short_unless_wandb_init_timeout_says(monkeypatch):
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
+    assert wandb_init_timeout() == 15.0
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "2.5")
+    assert wandb_init_timeout() == 2.5
+    for bad in ("soon", "0", "-1", "inf"):
+        monkeypatch.setenv("WANDB_INIT_TIMEOUT", bad)
+        with pytest.raises(ConfigError) as err:
+            wandb_init_timeout()
+        assert str(err.value) == (
+            f"WANDB_INIT_TIMEOUT={bad!r} is not valid: a positive number of seconds (unset: 15)"
+        )

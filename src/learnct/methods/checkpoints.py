@@ -1,8 +1,10 @@
 """Checkpoint identity: which method and geometry a checkpoint was trained for.
 
 ``ReconstructionMethod.on_save_checkpoint`` stores ``checkpoint["learnct"] = {"method",
-"geometry"}``; ``check_checkpoint`` refuses a file that is truncated, corrupt, not a learnct
-checkpoint, or from another method or geometry, with a message that says which.
+"geometry"}``; ``check_checkpoint`` refuses a URL, a missing file, and a file that is
+truncated, corrupt, not a learnct checkpoint (it loads weights-only, so a pickled object is
+refused, never run), or from another method or geometry, with a message that says which.
+Every checkpoint a run, ``make report`` or the weights check loads is checked here first.
 ``load_weights`` starts a model from a checkpoint's weights (a warm start: the optimiser, the
 schedule and the step count start afresh). ``drop_instance_norm_statistics`` lets a batch-norm
 checkpoint load into the same net with ``norm=instance``.
@@ -69,8 +71,14 @@ def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
 
 
 def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> dict[str, Any]:
-    """Load ``path`` (weights only, on the CPU) and check it belongs to ``method_name`` on
-    ``geometry``; returns the checkpoint dict. Raises ``ValueError`` naming the problem."""
+    """Load ``path``, a local file (never a URL), weights only, on the CPU, and check it
+    belongs to ``method_name`` on ``geometry``; returns the checkpoint dict. Raises
+    ``ValueError`` naming the problem."""
+    if "://" in str(path):
+        raise ValueError(
+            f"{path} is a URL: checkpoints are only loaded from local files (download it, "
+            "check where it comes from, and pass its path)"
+        )
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")

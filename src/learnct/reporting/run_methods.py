@@ -1,6 +1,7 @@
 """Rebuild a finished run's method from its run folder (:mod:`learnct.run.results`): its
-``config.json`` plus, for learned methods, the checkpoint that was tested. A folder that cannot
-be used raises :class:`~learnct.run.results.ResultsError` naming it and what is wrong."""
+``config.json`` (a stored config: only learnct's own targets, :mod:`learnct.run.stored_config`)
+plus, for learned methods, the checkpoint that was tested. A folder that cannot be used raises
+:class:`~learnct.run.results.ResultsError` naming it and what is wrong."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from learnct.methods.base import ReconstructionMethod
 from learnct.methods.checkpoints import load_weights
 from learnct.physics import PhysicsPreset, RayTransform
-from learnct.run.results import ResultsError, read_run_config, tested_checkpoint
+from learnct.run.results import CONFIG_FILE, ResultsError, read_run_config, tested_checkpoint
+from learnct.run.stored_config import check_stored_targets
 
 __all__ = ["RunMethod", "load_run_config", "load_run_method", "reference_datamodule"]
 
@@ -31,8 +33,12 @@ class RunMethod:
 
 
 def load_run_config(folder: Path) -> DictConfig:
-    """The resolved config a run wrote to ``<folder>/config.json``."""
-    return OmegaConf.create(read_run_config(folder))
+    """The resolved config a run wrote to ``<folder>/config.json``, after
+    :func:`~learnct.run.stored_config.check_stored_targets`: only learnct's own classes are
+    instantiated from it."""
+    config = read_run_config(folder)
+    check_stored_targets(config, Path(folder) / CONFIG_FILE)
+    return OmegaConf.create(config)
 
 
 def load_run_method(folder: Path, operator: RayTransform) -> RunMethod:

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from learnct.run.atomic_files import atomic_open, atomic_write_text
 from learnct.run.results import (
     ResultsError,
     find_results,
@@ -123,15 +124,23 @@ def _code(text: str) -> str:
 
 
 def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.md`` for ``setup`` under ``out_dir/<setup>/``."""
+    """Write ``results.csv`` and ``results.md`` for ``setup`` under ``out_dir/<setup>/``, each
+    atomically (:mod:`learnct.run.atomic_files`: a failed or killed write leaves the previous
+    file whole)."""
     folder = out_dir / setup
-    folder.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = folder / "results.csv", folder / "results.md"
     rows = [{**r, "config": run_command(Path(r["_folder"]))} if "_folder" in r else r for r in rows]
-    with open(csv_path, "w", newline="") as fh:
+    markdown = _markdown(rows, setup)
+    with atomic_open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    atomic_write_text(md_path, markdown)
+    return csv_path, md_path
+
+
+def _markdown(rows: list[dict[str, str]], setup: str) -> str:
+    """The table of ``rows`` as ``results.md``."""
     lines = [
         f"# Results on `{setup}`",
         "",
@@ -151,5 +160,4 @@ def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple
             f"{r.get('device', '')} | {r.get('commit', '')} | "
             f"{_code(r.get('config') or '')} |"
         )
-    md_path.write_text("\n".join(lines) + "\n")
-    return csv_path, md_path
+    return "\n".join(lines) + "\n"

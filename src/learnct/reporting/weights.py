@@ -26,6 +26,7 @@ import torch
 
 from learnct.evaluation import evaluate
 from learnct.reporting.run_methods import RunMethod, reference_datamodule
+from learnct.run.atomic_files import atomic_open, atomic_write_text
 
 __all__ = [
     "CHECK_FIELDS",
@@ -166,7 +167,7 @@ def export_weights(
     if not written and check.exists():  # it would list checkpoints that are gone
         check.unlink()
     if written:
-        with open(check, "w", newline="") as fh:
+        with atomic_open(check, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
@@ -181,24 +182,28 @@ def write_weights_config(cfg: Any, folder: Path) -> Path:
 
     keep = OmegaConf.to_container(cfg, resolve=True)
     keep = {k: keep[k] for k in ("physics", "data", "seed")}
-    path = Path(folder) / "config.json"
-    path.write_text(json.dumps(keep, indent=1))
-    return path
+    return atomic_write_text(Path(folder) / "config.json", json.dumps(keep, indent=1))
 
 
 def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     """Reload every checkpoint listed in ``folder/check.csv`` with
     ``<Method>.load_from_checkpoint`` and re-measure it the same way; returns
-    ``(row, psnr, ssim)`` per row, for the caller to compare with the row."""
+    ``(row, psnr, ssim)`` per row, for the caller to compare with the row. ``config.json`` may
+    name only learnct's own targets (:mod:`learnct.run.stored_config`), and each checkpoint
+    must be a local learnct checkpoint of its method, loaded weights-only."""
     import json
 
     from omegaconf import OmegaConf
 
     from learnct.methods import METHODS
+    from learnct.methods.checkpoints import check_checkpoint
     from learnct.run import build_physics
+    from learnct.run.stored_config import check_stored_targets
 
     folder = Path(folder)
-    cfg = OmegaConf.create(json.loads((folder / "config.json").read_text()))
+    stored = json.loads((folder / "config.json").read_text())
+    check_stored_targets(stored, folder / "config.json")
+    cfg = OmegaConf.create(stored)
     preset, operator = build_physics(cfg)
     with open(folder / "check.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -207,7 +212,11 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     for file_name in dict.fromkeys(r["file"] for r in rows):
         mine = [r for r in rows if r["file"] == file_name]
         cls = classes[mine[0]["method"]]
-        model = cls.load_from_checkpoint(folder / file_name, operator=operator, map_location="cpu")
+        path = folder / file_name
+        check_checkpoint(path, cls.__name__, operator.geometry)  # local, weights only, this method
+        model = cls.load_from_checkpoint(
+            path, operator=operator, map_location="cpu", weights_only=True
+        )
         method = RunMethod(cls.__name__, folder, cfg, model, folder / file_name)
         n_images = int(mine[0]["n_images"])
         datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)

@@ -3,15 +3,14 @@
 Lightning's ``TorchCheckpointIO`` opens the target for writing and streams the bytes into it,
 so a job killed while saving leaves a truncated ``last.ckpt``. Here the checkpoint is written
 to a hidden temporary file in the same folder, flushed to disk, and ``os.replace``-d over the
-target: a reader sees either the previous complete file or the new complete file, never a
-partial one. A killed save can leave a hidden ``.<name>.*.tmp`` file, which
-:func:`remove_stale_temporaries` deletes. Remote paths (``s3://`` ...) go through Lightning.
+target (:mod:`learnct.run.atomic_files`): a reader sees either the previous complete file or
+the new complete file, never a partial one. A killed save can leave a hidden
+``.<name>.*.tmp`` file, which :func:`remove_stale_temporaries` deletes. Remote paths
+(``s3://`` ...) go through Lightning.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,16 @@ import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["TEMP_SUFFIX", "AtomicCheckpointIO", "atomic_torch_save", "remove_stale_temporaries"]
+from learnct.run.atomic_files import TEMP_SUFFIX, atomic_open
 
-TEMP_SUFFIX = ".tmp"
+__all__ = ["TEMP_SUFFIX", "AtomicCheckpointIO", "atomic_torch_save", "remove_stale_temporaries"]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save(obj, path)`` through a temporary file and ``os.replace``
+    (:func:`learnct.run.atomic_files.atomic_open`)."""
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

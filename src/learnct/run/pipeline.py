@@ -1,11 +1,13 @@
 """The run: build its parts from the config, fit (or, for FBP and TV, validate), then test on
 the fixed test sets and write the results (:mod:`learnct.run.results`).
 
-Reliability (docs/reliability.md): the config is checked before anything is built;
-``resume=true`` continues the newest run of the task in its own folder; checkpoints are written
-atomically; non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the run); W&B
-falls back to offline; every results row carries the test-set hash, the git commit and the
-library versions. After multi-device training, rank 0 tests on one device.
+Reliability (docs/reliability.md): the config is checked before anything is built; every
+checkpoint is checked (a local learnct checkpoint of this method, loaded weights-only) before
+anything loads it, and Lightning loads them weights-only too; ``resume=true`` continues the
+newest run of the task in its own folder; checkpoints and results are written atomically;
+non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the run); W&B falls back
+to offline; every results row carries the test-set hash, the git commit and the library
+versions. After multi-device training, rank 0 tests on one device.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def run(cfg: DictConfig) -> RunResult:
     model = build_method(cfg, operator)
     trainable = getattr(model, "trainable", True)
     training = trainable and cfg.get("train", True)
-    _prepare(cfg, model, datamodule, operator, resume, identity)
+    to_test = _check_checkpoints(cfg, model, operator, resume, identity)
+    _prepare(cfg, model, datamodule, operator)
     loggers = start_wandb_or_fallback(
         instantiate_all(cfg.get("logger")), rebuild=lambda: instantiate_all(cfg.get("logger"))
     )
@@ -91,11 +94,10 @@ def run(cfg: DictConfig) -> RunResult:
     for logger in loggers:
         logger.log_hyperparams(flat)
 
-    best = cfg.get("ckpt_path")
-    if trainable and not training:
-        _check_checkpoint_to_test(cfg, model, operator)
+    # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
+    best = to_test
     if training:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         _mark_if_finished(cfg, trainer, identity)
         checkpoint = trainer.checkpoint_callback
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
@@ -111,7 +113,7 @@ def run(cfg: DictConfig) -> RunResult:
         if tester is None:  # a DDP rank other than 0: rank 0 tests
             return RunResult(rows=[], objective=objective)
         metrics: dict[str, float] = {}
-        for result in tester.test(model, datamodule=datamodule, ckpt_path=best):
+        for result in tester.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True):
             metrics.update(result)
         common = {
             "method": type(model).__name__,
@@ -153,18 +155,78 @@ def _mark_if_finished(cfg: DictConfig, trainer: L.Trainer, identity: RunIdentity
         write_identity(Path(cfg.paths.output_dir), identity)
 
 
-def _prepare(
+def _check_checkpoints(
     cfg: DictConfig,
     model: Any,
-    datamodule: Any,
     operator: RayTransform,
     resume: Path | None,
     identity: RunIdentity,
-) -> None:
+) -> Path | None:
+    """Check every checkpoint the run will load before anything loads one. FBP and TV have no
+    weights: ``ckpt_path`` and ``init_weights`` are refused. A learned method's checkpoint to
+    resume from, or to test (``train=false``: ``ckpt_path``, required), must be a local learnct
+    checkpoint of its method, geometry and architecture (``check_checkpoint``: weights-only,
+    never a URL); ``init_weights`` is checked as it loads (``_prepare``). Returns the
+    checkpoint to test, if any. A ``resume`` checkpoint must carry this run's id."""
+    name = type(model).__name__
+    if not getattr(model, "trainable", True):
+        if cfg.get("ckpt_path"):
+            raise ConfigError(
+                f"ckpt_path: {name} has no weights to load (unset it: make eval EXP=<fbp|tv> "
+                "needs no CKPT)"
+            )
+        if cfg.get("init_weights") and cfg.get("train", True):
+            raise ConfigError(f"init_weights: {name} has no weights to start from (unset it)")
+        return None
+    if cfg.get("train", True):
+        if resume is not None:  # ckpt_path as typed (a Path would turn :// into :/)
+            key, path = ("ckpt_path", cfg.ckpt_path) if cfg.get("ckpt_path") else ("resume", resume)
+            state = _checked_checkpoint(key, path, model, operator)
+            if key == "resume":
+                _check_run(state, resume, identity)
+            print(
+                f"resuming from {resume} (step {state.get('global_step')}); run folder: "
+                f"{cfg.paths.output_dir}"
+            )
+        return None
+    if not cfg.get("ckpt_path"):
+        raise ConfigError(
+            f"evaluating {name} needs a checkpoint: set ckpt_path "
+            "(make eval EXP=<name> CKPT=path/to/file.ckpt)"
+        )
+    _checked_checkpoint("ckpt_path", cfg.ckpt_path, model, operator)
+    return Path(cfg.ckpt_path)
+
+
+def _checked_checkpoint(
+    key: str, path: str | Path, model: Any, operator: RayTransform
+) -> dict[str, Any]:
+    """The checkpoint at ``path`` (config key ``key``) after ``check_checkpoint`` and
+    ``check_architecture``; a ``ConfigError`` naming ``key`` if it does not fit."""
+    from learnct.methods.checkpoints import check_architecture, check_checkpoint
+
+    try:
+        state = check_checkpoint(path, type(model).__name__, operator.geometry)
+        check_architecture(model, state, path)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from err
+    return state
+
+
+def _check_run(state: dict[str, Any], path: Path, identity: RunIdentity) -> None:
+    """A checkpoint stamped with a run id must be of the run it continues."""
+    stamp = state.get("learnct_run")
+    if isinstance(stamp, dict) and stamp.get("id") not in (None, identity.id):
+        raise ConfigError(
+            f"resume: checkpoint {path} belongs to run {stamp.get('id')}, not to the run "
+            f"{identity.id} of {path.parents[1]} (it was copied or moved between run folders)"
+        )
+
+
+def _prepare(cfg: DictConfig, model: Any, datamodule: Any, operator: RayTransform) -> None:
     """Set up the data (file sources are checked now, not inside the Trainer), warn about
-    batch norm at batch size 1, load ``init_weights`` and check the resume checkpoint (its
-    method, geometry, architecture and run)."""
-    from learnct.methods.checkpoints import check_architecture, check_checkpoint, load_weights
+    batch norm at batch size 1 and load ``init_weights`` (checked as it loads)."""
+    from learnct.methods.checkpoints import load_weights
 
     trainable = getattr(model, "trainable", True)
     training = trainable and cfg.get("train", True)
@@ -176,58 +238,12 @@ def _prepare(
         note = batch_norm_note(model, getattr(datamodule, "batch_size", None))
         if note:
             print(note, file=sys.stderr)
-    if cfg.get("init_weights") and cfg.get("train", True):
-        if not trainable:
-            raise ConfigError(
-                f"init_weights: {type(model).__name__} has no weights to start from (unset it)"
-            )
+    if cfg.get("init_weights") and training:
         try:
             step = load_weights(model, cfg.init_weights, operator.geometry)
         except ValueError as err:
             raise ConfigError(f"init_weights: {err}") from err
         print(f"starting from the weights of {cfg.init_weights} (saved at step {step})")
-    if resume is not None and trainable:
-        try:
-            state = check_checkpoint(resume, type(model).__name__, operator.geometry)
-            check_architecture(model, state, resume)
-            if cfg.get("resume"):
-                _check_run(state, resume, identity)
-        except ValueError as err:
-            key = "ckpt_path" if cfg.get("ckpt_path") else "resume"
-            raise ConfigError(f"{key}: {err}") from err
-        print(
-            f"resuming from {resume} (step {state.get('global_step')}); run folder: "
-            f"{cfg.paths.output_dir}"
-        )
-
-
-def _check_run(state: dict[str, Any], path: Path, identity: RunIdentity) -> None:
-    """A checkpoint stamped with a run id must be of the run it continues."""
-    stamp = state.get("learnct_run")
-    if isinstance(stamp, dict) and stamp.get("id") not in (None, identity.id):
-        raise ValueError(
-            f"checkpoint {path} belongs to run {stamp.get('id')}, not to the run {identity.id} "
-            f"of {path.parents[1]} (it was copied or moved between run folders)"
-        )
-
-
-def _check_checkpoint_to_test(cfg: DictConfig, model: Any, operator: RayTransform) -> None:
-    """Evaluating a learned method needs ``ckpt_path``, of this method, geometry and
-    architecture."""
-    from learnct.methods.checkpoints import check_architecture, check_checkpoint
-
-    best = cfg.get("ckpt_path")
-    if not best:
-        raise ConfigError(
-            f"evaluating {type(model).__name__} needs a checkpoint: set ckpt_path "
-            "(make eval EXP=<name> CKPT=path/to/file.ckpt)"
-        )
-    try:
-        check_architecture(
-            model, check_checkpoint(best, type(model).__name__, operator.geometry), best
-        )
-    except ValueError as err:
-        raise ConfigError(f"ckpt_path: {err}") from err
 
 
 def batch_norm_note(model: Any, batch_size: int | None) -> str | None:

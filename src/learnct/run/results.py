@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from learnct.run.atomic_files import atomic_open, atomic_write_text
+
 __all__ = [
     "CONFIG_FILE",
     "LAST_CHECKPOINT",
@@ -70,14 +72,16 @@ class ResultsError(ValueError):
 
 def write_results(folder: Path, rows: list[dict[str, Any]], config: dict[str, Any]) -> Path:
     """Write ``results.csv`` (``rows``, columns :data:`RESULT_FIELDS`) and ``config.json``
-    (``config``: the resolved config with its ``provenance``) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    (``config``: the resolved config with its ``provenance``) into ``folder``, each atomically
+    (:mod:`learnct.run.atomic_files`): a failed or killed write leaves the previous files whole,
+    and a config that cannot be written changes neither file."""
+    config_text = json.dumps(config, indent=1)
     path = folder / RESULTS_FILE
-    with open(path, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    atomic_write_text(folder / CONFIG_FILE, config_text)
     return path
 
 

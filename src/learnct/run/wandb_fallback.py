@@ -3,13 +3,17 @@
 With ``WANDB_MODE=online`` a missing login makes ``wandb.init`` fail, and an unreachable
 server makes it wait for its ``init_timeout`` (90 s) and more. :func:`start_wandb_or_fallback`
 first checks within ``timeout`` seconds that the server (``WANDB_BASE_URL``, default
-``https://api.wandb.ai``) accepts a TCP connection, then starts the run; if either fails it
-switches ``WANDB_MODE`` to ``offline``, rebuilds the loggers and says so (sync the offline run
-later with ``wandb sync``). Offline and disabled modes are left alone.
+``https://api.wandb.ai``) accepts a TCP connection, then starts the run with ``wandb.init``
+waiting at most :func:`wandb_init_timeout` seconds (``WANDB_INIT_TIMEOUT``, W&B's own
+variable; learnct's default 15 s, not W&B's 90 s), so that a server that accepts connections
+and never answers costs seconds; if either fails it switches ``WANDB_MODE`` to ``offline``,
+rebuilds the loggers and says so (sync the offline run later with ``wandb sync``). Offline and
+disabled modes are left alone.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -17,14 +21,20 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from learnct.run.config_checks import ConfigError
+
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_INIT_TIMEOUT",
     "reset_wandb",
     "server_unreachable_reason",
     "start_wandb_or_fallback",
+    "wandb_init_timeout",
 ]
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+#: Seconds ``wandb.init`` may wait for the server unless ``WANDB_INIT_TIMEOUT`` says otherwise.
+DEFAULT_INIT_TIMEOUT = 15.0
 ONLINE_MODES = ("online", "run")
 
 
@@ -52,23 +62,50 @@ def server_unreachable_reason(base_url: str, timeout: float) -> str | None:
     return outcome[0]
 
 
+def wandb_init_timeout() -> float:
+    """The seconds ``wandb.init`` may wait for the server: ``WANDB_INIT_TIMEOUT`` when set (a
+    positive number, else a ``ConfigError``), else :data:`DEFAULT_INIT_TIMEOUT`."""
+    text = os.environ.get("WANDB_INIT_TIMEOUT")
+    if text is None:
+        return DEFAULT_INIT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(
+            f"WANDB_INIT_TIMEOUT={text!r} is not valid: a positive number of seconds "
+            f"(unset: {DEFAULT_INIT_TIMEOUT:g})"
+        )
+    return seconds
+
+
 def _is_wandb(logger: object) -> bool:
     return type(logger).__name__ == "WandbLogger"
 
 
 def start_wandb_or_fallback(
-    loggers: list, rebuild: Callable[[], list], timeout: float = 5.0
+    loggers: list,
+    rebuild: Callable[[], list],
+    timeout: float = 5.0,
+    init_timeout: float | None = None,
 ) -> list:
     """Start the W&B run of ``loggers`` now (not at the first log call), falling back to
-    offline mode as the module docstring says; returns the loggers to use."""
+    offline mode as the module docstring says; returns the loggers to use. ``timeout``: the
+    TCP probe's seconds; ``init_timeout``: ``wandb.init``'s (None: :func:`wandb_init_timeout`)."""
     if not any(_is_wandb(lg) for lg in loggers):
         return loggers
     if os.environ.get("WANDB_MODE", "online") not in ONLINE_MODES:
         return loggers
+    init_timeout = wandb_init_timeout() if init_timeout is None else init_timeout
     base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
     reason = server_unreachable_reason(base_url, timeout)
     if reason is None:
         try:
+            import wandb
+
+            # W&B's process-wide settings: every wandb.init of this process waits this long
+            wandb.setup(settings=wandb.Settings(init_timeout=init_timeout))
             for logger in loggers:
                 if _is_wandb(logger):
                     _ = logger.experiment  # wandb.init
@@ -95,7 +132,7 @@ def reset_wandb() -> None:
 
     try:
         if wandb.run is not None:
-            wandb.finish(exit_code=1, quiet=True)
+            wandb.finish(exit_code=1)
         wandb.teardown()
     except Exception:  # clean-up of a run that never started
         pass
