@@ -2,7 +2,7 @@
 
 VENV ?= .venv
 PY = $(VENV)/bin/python
-EXTRAS ?= dev,astra,gpu
+EXTRAS ?= dev,astra,gpu,loggers
 PYTEST_ARGS ?=
 STAMP = $(VENV)/.installed
 EXP ?= lpd
