@@ -67,3 +67,16 @@ def test_earlier_scheduler_strings_still_compose_and_build(value, compose_config
         )
     else:
         assert isinstance(config, torch.optim.Adam)
+
+
+def test_a_run_started_with_scheduler_cosine_resumes_with_its_settings(compose_config):
+    """A run folder of earlier learnct (``scheduler: cosine``, no ``scheduler_interval``) has
+    other settings than today's config; docs/reliability.md gives the overrides that match."""
+    from learnct.run.identity import differences, run_settings
+
+    today = run_settings(compose_config("train", ["experiment=lpd"]))
+    earlier = {**today, "model": {**today["model"], "scheduler": "cosine"}}
+    del earlier["model"]["scheduler_interval"]
+    assert differences(earlier, today)  # resume=true alone refuses it, saying what differs
+    matching = ["experiment=lpd", "model.scheduler=cosine", "~model.scheduler_interval"]
+    assert differences(earlier, run_settings(compose_config("train", matching))) == []
