@@ -32,8 +32,8 @@ REPO_ROOT = CONFIG_DIR.parent
 #: every ``make train EXP=<name>``
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 #: what ``compose_config`` puts before a test's overrides (which can replace it): CSV metrics,
-#: no W&B run
-BASE_OVERRIDES = ("logger=csv",)
+#: no W&B run, no config tree printed
+BASE_OVERRIDES = ("logger=csv", "extras.print_config=false")
 #: LGD with one iteration on a few images: seconds per run on a CPU.
 TINY_LGD = [
     "experiment=lgd",

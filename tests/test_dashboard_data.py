@@ -24,6 +24,8 @@ CONFIG = {
         "n_iter": 3,
         "checkpoint": False,
         "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.002},
+        "scheduler": {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "eta_min": 0.0},
+        "scheduler_interval": "step",
     },
     "data": {"batch_size": 4},
     "physics": {"preset": "fan_lowdose", "photons": 5000.0},

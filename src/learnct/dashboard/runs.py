@@ -32,7 +32,10 @@ __all__ = ["RunRecord", "collect_runs", "read_run"]
 # a run folder's start time, then (since run folders are unique) a random token
 STAMP = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_[0-9a-f]+)?")
 # model config keys that are switches rather than hyperparameters worth a table column
-_NOT_HPARAMS = {"_target_", "_partial_", "checkpoint", "loss", "scheduler", "gradient_clip_val"}
+_NOT_HPARAMS = {
+    *("_target_", "_partial_", "checkpoint", "loss", "gradient_clip_val"),
+    *("scheduler", "scheduler_interval"),
+}
 
 
 @dataclasses.dataclass

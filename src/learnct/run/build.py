@@ -95,10 +95,31 @@ def build_method(cfg: DictConfig, operator: RayTransform) -> Any:
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Every non-null entry of a config group of objects (loggers, callbacks)."""
+    """Every non-null entry of a config group of objects (loggers, callbacks); an entry whose
+    package is not installed (TensorBoard, MLflow: optional) is a ``ConfigError`` naming it
+    and how to install it."""
     if not group:
         return []
-    return [hydra.utils.instantiate(c) for c in group.values() if c is not None]
+    return [_instantiate_entry(c) for c in group.values() if c is not None]
+
+
+def _instantiate_entry(entry: DictConfig) -> Any:
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(entry)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, ModuleNotFoundError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        reason = str(cause).strip().splitlines()[0]
+        raise ConfigError(
+            f"{entry._get_full_key(None)}: {entry.get('_target_')} needs a package that is not "
+            f"installed ({reason}); the logger backends learnct is tested with: "
+            "pip install -e '.[loggers]'"
+        ) from err
 
 
 def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[Any], **overrides: Any):

@@ -60,6 +60,9 @@ def run(cfg: DictConfig) -> RunResult:
     # the code the run starts with (a commit made while it trains must not be credited)
     provenance = {"commit": git_commit(), **library_versions()}
     resume = resolve_resume(cfg)
+    from learnct.run.extras import apply_extras
+
+    apply_extras(cfg)  # extras.enforce_tags, ignore_warnings, print_config
     identity = _run_identity(cfg, resume)
 
     import lightning as L
