@@ -292,12 +292,11 @@ def _precision_name(precision: Any) -> str:
 def _result_rows(
     metrics: dict[str, float], datamodule: Any, hashes: dict[int, str], common: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One results row per test set from the test pass's ``metrics`` (Lightning suffixes a
-    metric with ``/dataloader_idx_<i>`` when there are several test sets)."""
-    test_sets = datamodule.sources["test"]
+    """One results row per test set from the test pass's ``metrics`` (logged as
+    ``test/<test set>/<metric>``, :mod:`learnct.methods.base`)."""
 
-    def metric(name: str, idx: int) -> float | None:
-        value = metrics.get(name if len(test_sets) == 1 else f"{name}/dataloader_idx_{idx}")
+    def metric(test_set: str, name: str) -> float | None:
+        value = metrics.get(f"test/{test_set}/{name}")
         return None if value is None else float(value)
 
     return [
@@ -305,10 +304,10 @@ def _result_rows(
             **common,
             "test_set": test_set,
             "n_images": len(datamodule.datasets["test"][idx]),
-            **{key: metric(f"test/{key}", idx) for key in TEST_METRICS},
+            **{key: metric(test_set, key) for key in TEST_METRICS},
             "test_hash": hashes.get(idx),
         }
-        for idx, test_set in enumerate(test_sets)
+        for idx, test_set in enumerate(datamodule.sources["test"])
     ]
 
 
