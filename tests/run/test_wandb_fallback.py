@@ -82,3 +82,17 @@ def test_reachable_server_without_login_falls_back_to_offline(
     assert "No API key configured" in capsys.readouterr().err
     assert logger.experiment.settings.mode == "offline"  # the rebuilt logger starts offline
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_reset_wandb_finishes_an_open_run(monkeypatch, tmp_path):
+    """``reset_wandb`` passed ``quiet=True`` to ``wandb.finish``, which wandb 0.31 refuses: the
+    error was swallowed and the run stayed open (the next logger reused it)."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    reset_wandb()
+    run = wandb.init(project="learnct", dir=str(tmp_path))
+    assert wandb.run is run
+    reset_wandb()
+    assert wandb.run is None

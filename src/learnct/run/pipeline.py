@@ -75,9 +75,10 @@ def run(cfg: DictConfig) -> RunResult:
     trainable = getattr(model, "trainable", True)
     training = trainable and cfg.get("train", True)
     _prepare(cfg, model, datamodule, operator, resume, identity)
-    loggers = start_wandb_or_fallback(
-        instantiate_all(cfg.get("logger")), rebuild=lambda: instantiate_all(cfg.get("logger"))
+    build_loggers = functools.partial(
+        build_component, "logger", lambda: instantiate_all(cfg.get("logger"))
     )
+    loggers = start_wandb_or_fallback(build_loggers(), rebuild=build_loggers)
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not trainable:
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
