@@ -102,7 +102,8 @@ def run(cfg: DictConfig) -> RunResult:
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
     elif not trainable:
         print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
-        trainer.validate(model, datamodule=datamodule)
+        for scores in trainer.validate(model, datamodule=datamodule, verbose=False):
+            print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
 
     objective = trainer.callback_metrics.get(cfg.get("optimized_metric") or "")
     objective = None if objective is None else float(objective)
@@ -112,7 +113,8 @@ def run(cfg: DictConfig) -> RunResult:
         if tester is None:  # a DDP rank other than 0: rank 0 tests
             return RunResult(rows=[], objective=objective)
         metrics: dict[str, float] = {}
-        for result in tester.test(model, datamodule=datamodule, ckpt_path=best):
+        # verbose=False: the table below, not Lightning's per-dataloader one
+        for result in tester.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
             metrics.update(result)
         common = {
             "method": type(model).__name__,
