@@ -108,10 +108,11 @@ def test_loop_averages_the_per_image_values_and_agrees_with_the_test_step(operat
         assert scores[name].mean_psnr == pytest.approx(sum(values) / 3, rel=1e-6)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     results = trainer.test(method, datamodule=dm, verbose=False)
-    for idx, name in enumerate(dm.sources["test"]):
-        logged = results[idx]
-        assert logged[f"test/psnr/dataloader_idx_{idx}"] == pytest.approx(scores[name].mean_psnr)
-        assert logged[f"test/ssim/dataloader_idx_{idx}"] == pytest.approx(scores[name].mean_ssim)
+    logged = {k: v for result in results for k, v in result.items()}
+    assert not [k for k in logged if "dataloader_idx" in k]  # named by test set instead
+    for name in dm.sources["test"]:
+        assert logged[f"test/{name}/psnr"] == pytest.approx(scores[name].mean_psnr)
+        assert logged[f"test/{name}/ssim"] == pytest.approx(scores[name].mean_ssim)
 
 
 def test_loop_stops_after_n_images_and_keeps_the_first(operator):

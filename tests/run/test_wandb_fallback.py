@@ -134,3 +134,17 @@ def test_the_init_timeout_is_short_unless_wandb_init_timeout_says(monkeypatch):
         assert str(err.value) == (
             f"WANDB_INIT_TIMEOUT={bad!r} is not valid: a positive number of seconds (unset: 15)"
         )
+
+
+def test_reset_wandb_finishes_an_open_run(monkeypatch, tmp_path):
+    """``reset_wandb`` passed ``quiet=True`` to ``wandb.finish``, which wandb 0.31 refuses: the
+    error was swallowed and the run stayed open (the next logger reused it)."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    reset_wandb()
+    run = wandb.init(project="learnct", dir=str(tmp_path))
+    assert wandb.run is run
+    reset_wandb()
+    assert wandb.run is None

@@ -8,10 +8,13 @@ Metrics (DESIGN.md): the per-image PSNR and SSIM of :mod:`learnct.evaluation` (d
 ``max(gt) - min(gt)`` of each ground-truth image), averaged over the images of the split
 (``MeanMetric`` weighted by the number of images, so the batch size does not matter; a NaN
 batch makes the mean NaN instead of being dropped, as torchmetrics does by default). Logged
-names: ``{train,val,test}/loss``, ``{val,test}/psnr``, ``{val,test}/ssim``, ``val/psnr_best``,
-``test/fbp_{psnr,ssim}`` (the FBP baseline on the same test measurements) and
-``test/ms_per_slice`` (wall time of ``forward`` per slice after one warm-up call, CUDA
-synchronised); with several dataloaders Lightning appends ``/dataloader_idx_k``. Validation
+names: ``train/loss``, ``val/{loss,psnr,ssim}``, ``val/psnr_best`` (with several validation
+sets Lightning appends ``/dataloader_idx_k``) and, per test set, ``test/<test set>/{loss,psnr,
+ssim}``, ``test/<test set>/fbp_{psnr,ssim}`` (the FBP baseline on the same test measurements)
+and ``test/<test set>/ms_per_slice`` (wall time of ``forward`` per slice after one warm-up call,
+CUDA synchronised), also with a single test set. The test sets are named by the
+:class:`~learnct.data.CTDataModule`'s ``sources["test"]`` (``test/ellipses/psnr``,
+``test/shepp_logan/ssim``); test loaders without one are ``set_0``, ``set_1``, ... Validation
 image panels: W&B images, or the figure of :func:`learnct.evaluation.panel_figure`.
 
 Optimisation defaults (Adler and Öktem's LPD paper): Adam, lr 1e-3, betas (0.9, 0.99), cosine
@@ -43,6 +46,7 @@ from torchmetrics import MaxMetric, MeanMetric
 
 from learnct.checks import check_int
 from learnct.data.batch import CTBatch
+from learnct.data.datamodule import CTDataModule
 from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
 from learnct.methods.checkpoints import checkpoint_identity, drop_instance_norm_statistics
 from learnct.physics.fbp import FILTERS, fbp
@@ -136,7 +140,7 @@ class ReconstructionMethod(L.LightningModule):
         self.train_loss = MeanMetric()
         self._eval_metrics = nn.ModuleDict()
         self.val_psnr_best = MaxMetric()
-        self.test_ms_per_slice = MeanMetric()
+        self._test_sets: tuple[str, ...] = ()
         self._warm = False
         self._panels: dict[str, torch.Tensor] | None = None
         self._warned_untrainable = False
@@ -234,10 +238,11 @@ class ReconstructionMethod(L.LightningModule):
         recon: torch.Tensor,
         dataloader_idx: int,
         prefix: str = "",
+        test_set: str | None = None,
     ) -> None:
         """Log loss, PSNR and SSIM of ``recon``; with a ``prefix`` (the FBP baseline of the
-        test set) only ``{prefix}psnr`` and ``{prefix}ssim``."""
-        b = batch.batch_size
+        test set) only ``{prefix}psnr`` and ``{prefix}ssim``; with a ``test_set`` as
+        ``{stage}/{test_set}/{name}``."""
         target = batch.image
         recon = recon.to(target.dtype)
         values = {
@@ -246,18 +251,32 @@ class ReconstructionMethod(L.LightningModule):
         }
         if not prefix:
             values["loss"] = self.loss_fn(recon, target).detach()
-        for name, value in ((prefix + k, v) for k, v in values.items()):
-            metric = self._metric(stage, name, dataloader_idx)
-            metric(value, b)
-            self.log(
-                f"{stage}/{name}",
-                metric,
-                on_step=False,
-                on_epoch=True,
-                prog_bar=name == "psnr",
-                batch_size=b,
-                metric_attribute=f"_eval_metrics.{stage}_{name}_{dataloader_idx}",
-            )
+        for name, value in values.items():
+            self._log_mean(stage, prefix + name, value, batch.batch_size, dataloader_idx, test_set)
+
+    def _log_mean(
+        self,
+        stage: str,
+        name: str,
+        value: torch.Tensor | float,
+        batch_size: int,
+        dataloader_idx: int,
+        test_set: str | None,
+    ) -> None:
+        """Add ``value`` to the split's mean of ``name`` (weighted by ``batch_size``) and log
+        it as ``{stage}/{name}``, or ``{stage}/{test_set}/{name}`` (no dataloader suffix)."""
+        metric = self._metric(stage, name, dataloader_idx)
+        metric(value, batch_size)
+        self.log(
+            f"{stage}/{name}" if test_set is None else f"{stage}/{test_set}/{name}",
+            metric,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=name == "psnr",
+            batch_size=batch_size,
+            metric_attribute=f"_eval_metrics.{stage}_{name}_{dataloader_idx}",
+            add_dataloader_idx=test_set is None,
+        )
 
     def validation_step(self, batch: CTBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         batch = self._check_batch(batch)
@@ -282,6 +301,13 @@ class ReconstructionMethod(L.LightningModule):
 
     def on_test_start(self) -> None:
         self._warm = False
+        self._test_sets = _test_set_names(self.trainer.datamodule)
+
+    def test_set_name(self, dataloader_idx: int) -> str:
+        """The name of a test set in the logged metrics (see the module docstring)."""
+        if dataloader_idx < len(self._test_sets):
+            return self._test_sets[dataloader_idx]
+        return f"set_{dataloader_idx}"
 
     def test_step(self, batch: CTBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         batch = self._check_batch(batch)
@@ -294,17 +320,13 @@ class ReconstructionMethod(L.LightningModule):
         recon = self(sinogram)
         self._sync()
         elapsed_ms = (time.perf_counter() - start) * 1e3
-        self.test_ms_per_slice(elapsed_ms / batch.batch_size, batch.batch_size)
-        self.log(
-            "test/ms_per_slice",
-            self.test_ms_per_slice,
-            on_step=False,
-            on_epoch=True,
-            batch_size=batch.batch_size,
-        )
-        self._evaluate("test", batch, recon, dataloader_idx)
+        test_set = self.test_set_name(dataloader_idx)
+        size = batch.batch_size
+        self._log_mean("test", "ms_per_slice", elapsed_ms / size, size, dataloader_idx, test_set)
+        self._evaluate("test", batch, recon, dataloader_idx, test_set=test_set)
         # the FBP baseline on the very same measurements, so every results row carries it
-        self._evaluate("test", batch, self.fbp(sinogram), dataloader_idx, prefix="fbp_")
+        fbp_recon = self.fbp(sinogram)
+        self._evaluate("test", batch, fbp_recon, dataloader_idx, prefix="fbp_", test_set=test_set)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -398,6 +420,11 @@ class ReconstructionMethod(L.LightningModule):
             return max(1, epochs if epochs is not None and epochs > 0 else 1)
         steps = trainer.estimated_stepping_batches
         return max(1, int(steps) if math.isfinite(steps) else 1)
+
+
+def _test_set_names(datamodule: Any) -> tuple[str, ...]:
+    """The test sets of a :class:`CTDataModule` in dataloader order; none for other data."""
+    return tuple(datamodule.sources["test"]) if isinstance(datamodule, CTDataModule) else ()
 
 
 def _to_unit(image: torch.Tensor, gt: torch.Tensor, error: bool = False) -> Any:

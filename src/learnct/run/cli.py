@@ -3,7 +3,9 @@ config: run it, and turn failures into what a user or a sweep needs.
 
 A user mistake (``ConfigError``, ``DataError``) prints one line and exits with status 2, a run
 stopped by non-finite steps or with non-finite test results with status 1; outside a sweep
-the config is checked before torch and Lightning load (~1 s, not ~15 s). In a sweep, a
+the config is checked before torch and Lightning load (~1 s, not ~15 s); the terminal shows
+each library message once, without Lightning's tips and known deprecation noise
+(:mod:`learnct.run.console`). In a sweep, a
 failing job is recorded in ``<sweep dir>/failures.jsonl`` and counts as a failed trial, so the
 other jobs go on.
 """
@@ -41,11 +43,13 @@ def run_from_cli(cfg: DictConfig) -> float | None:
 
     import torch
 
+    from learnct.run.console import quiet_console
     from learnct.run.nonfinite import NonFiniteResultsError, NonFiniteTrainingError
     from learnct.run.pipeline import finish_wandb, run
     from learnct.run.sweep_failures import record_failure
 
     torch.set_float32_matmul_precision("high")
+    quiet_console()
     try:
         return run(cfg).objective
     except Exception as err:

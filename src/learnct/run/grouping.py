@@ -8,8 +8,12 @@ runs started in the same second never share a folder (``learnct_run_token``).
 A single run is grouped by its experiment (``task_name``). A job of a sweep is grouped by the
 sweep: ``<task_name>/<study_name>`` for Optuna sweeps (the study persists across resumed
 invocations, so all of its trials share one group) and ``<task_name>/sweep-<date>`` for
-Hydra's basic sweeper, and named ``<task_name>-<job number>``. Registered as the OmegaConf
-resolvers ``learnct_group``, ``learnct_run_name`` and ``learnct_job_type`` (configs/logger).
+Hydra's basic sweeper. Every run is named after its experiment and its folder, so that the
+name is unique and leads to the folder: ``<task_name>-<start time>_<token>`` for a single run
+(a resumed run keeps the name of the run it continues), ``<task_name>-<start time>_<token>-<job
+number>`` for a sweep job (a resumed Optuna study's jobs restart at job 0, so the job number
+alone would repeat within its group). Registered as the OmegaConf resolvers ``learnct_group``,
+``learnct_run_name`` and ``learnct_job_type`` (configs/logger).
 """
 
 from __future__ import annotations
@@ -47,10 +51,12 @@ def run_group(task_name: str) -> str:
     return f"{task_name}/sweep-{Path(hydra_cfg.sweep.dir).name}"
 
 
-def run_name(task_name: str) -> str:
-    """``task_name`` for a single run, ``<task_name>-<job number>`` for a sweep job."""
+def run_name(task_name: str, output_dir: str) -> str:
+    """The logger name of the run whose folder is ``output_dir`` (see the module docstring)."""
     multirun, hydra_cfg = _multirun()
-    return f"{task_name}-{hydra_cfg.job.num}" if multirun else task_name
+    if multirun:
+        return f"{task_name}-{Path(hydra_cfg.sweep.dir).name}-{hydra_cfg.job.num}"
+    return f"{task_name}-{Path(output_dir).name}"
 
 
 def job_type() -> str:

@@ -81,9 +81,10 @@ def run(cfg: DictConfig) -> RunResult:
     training = trainable and cfg.get("train", True)
     to_test = _check_checkpoints(cfg, model, operator, resume, identity)
     _prepare(cfg, model, datamodule, operator)
-    loggers = start_wandb_or_fallback(
-        instantiate_all(cfg.get("logger")), rebuild=lambda: instantiate_all(cfg.get("logger"))
+    build_loggers = functools.partial(
+        build_component, "logger", lambda: instantiate_all(cfg.get("logger"))
     )
+    loggers = start_wandb_or_fallback(build_loggers(), rebuild=build_loggers)
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not trainable:
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
@@ -106,7 +107,8 @@ def run(cfg: DictConfig) -> RunResult:
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
     elif not trainable:
         print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
-        trainer.validate(model, datamodule=datamodule)
+        for scores in trainer.validate(model, datamodule=datamodule, verbose=False):
+            print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
 
     objective = trainer.callback_metrics.get(cfg.get("optimized_metric") or "")
     objective = None if objective is None else float(objective)
@@ -116,7 +118,10 @@ def run(cfg: DictConfig) -> RunResult:
         if tester is None:  # a DDP rank other than 0: rank 0 tests
             return RunResult(rows=[], objective=objective)
         metrics: dict[str, float] = {}
-        for result in tester.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True):
+        # verbose=False: the table below, not Lightning's per-dataloader one
+        for result in tester.test(
+            model, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False
+        ):
             metrics.update(result)
         common = {
             "method": type(model).__name__,
@@ -312,12 +317,11 @@ def _precision_name(precision: Any) -> str:
 def _result_rows(
     metrics: dict[str, float], datamodule: Any, hashes: dict[int, str], common: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One results row per test set from the test pass's ``metrics`` (Lightning suffixes a
-    metric with ``/dataloader_idx_<i>`` when there are several test sets)."""
-    test_sets = datamodule.sources["test"]
+    """One results row per test set from the test pass's ``metrics`` (logged as
+    ``test/<test set>/<metric>``, :mod:`learnct.methods.base`)."""
 
-    def metric(name: str, idx: int) -> float | None:
-        value = metrics.get(name if len(test_sets) == 1 else f"{name}/dataloader_idx_{idx}")
+    def metric(test_set: str, name: str) -> float | None:
+        value = metrics.get(f"test/{test_set}/{name}")
         return None if value is None else float(value)
 
     return [
@@ -325,10 +329,10 @@ def _result_rows(
             **common,
             "test_set": test_set,
             "n_images": len(datamodule.datasets["test"][idx]),
-            **{key: metric(f"test/{key}", idx) for key in TEST_METRICS},
+            **{key: metric(test_set, key) for key in TEST_METRICS},
             "test_hash": hashes.get(idx),
         }
-        for idx, test_set in enumerate(test_sets)
+        for idx, test_set in enumerate(datamodule.sources["test"])
     ]
 
 

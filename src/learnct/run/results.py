@@ -42,7 +42,7 @@ RESULTS_FILE = "results.csv"
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 
-#: The test pass's metrics in a row (logged as ``test/<name>``).
+#: The test pass's metrics in a row (logged as ``test/<test set>/<name>``).
 TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 #: One row per (run, test set). psnr/ssim: per-image means (dB; data range max - min of the
 #: truth); ms_per_slice: reconstruction time after warm-up; fbp_*: FBP on the same data;

@@ -132,7 +132,7 @@ def reset_wandb() -> None:
 
     try:
         if wandb.run is not None:
-            wandb.finish(exit_code=1)
+            wandb.finish(exit_code=1)  # (wandb 0.31 has no quiet=)
         wandb.teardown()
     except Exception:  # clean-up of a run that never started
         pass
