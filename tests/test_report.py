@@ -405,3 +405,40 @@ def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys, trai
     height, width = imread(out / "fan_lowdose" / "comparison.png").shape[:2]
     assert width / height < 0.75  # truth + FBP only
     assert "| LearnedGradientDescent |" in (out / "fan_lowdose" / "results.md").read_text()
+
+
+def test_a_smaller_run_never_replaces_a_written_row(tmp_path, capsys):
+    """``make report`` in a fresh clone with a 4-image smoke run: the committed 64-image rows
+    stay (and the figures are not redrawn to match a different table); a run at least as large
+    replaces its row; ``--replace`` writes the runs as they are; numbers come rounded."""
+    logs, fresh, out = tmp_path / "logs", tmp_path / "fresh_logs", tmp_path / "experiments"
+    row = {"physics": "fan_lowdose", "test_set": "ellipses", "ssim": "0.9"}
+    for method, psnr in (("LPD", "42.1"), ("TV", "38.1")):
+        _write(
+            logs / method / "runs" / "a",
+            [{**row, "method": method, "n_images": "64", "psnr": psnr}],
+        )
+    report = ["--setup", "fan_lowdose", "--out", str(out)]
+    main([*report, "--logs", str(logs), "--no-figure"])
+    committed = (out / "fan_lowdose" / "results.csv").read_text()
+    smoke = fresh / "lpd" / "runs" / "smoke"
+    _write(smoke, [{**row, "method": "LPD", "n_images": "4", "psnr": "33.123456"}])
+    capsys.readouterr()
+    main([*report, "--logs", str(fresh)])
+    printed = capsys.readouterr().out
+    assert (out / "fan_lowdose" / "results.csv").read_text() == committed
+    assert f"kept the written row of LPD on ellipses (64 images) over {smoke} (4 images)" in printed
+    assert "kept the written row of TV on ellipses (64 images) (--replace" in printed
+    assert "figures, dose curve and weights not redrawn: LPD, TV kept their written rows" in printed
+    assert not (out / "fan_lowdose" / "comparison.png").exists()
+    _write(
+        fresh / "lpd" / "runs" / "big",
+        [{**row, "method": "LPD", "n_images": "64", "psnr": "42.345678"}],
+    )
+    main([*report, "--logs", str(fresh), "--no-figure"])
+    rows = {r["method"]: r for r in csv.DictReader(open(out / "fan_lowdose" / "results.csv"))}
+    assert rows["LPD"]["psnr"] == "42.35" and rows["TV"]["psnr"] == "38.10"  # rounded; TV kept
+    (fresh / "lpd" / "runs" / "big" / "results.csv").unlink()
+    main([*report, "--logs", str(fresh), "--no-figure", "--replace"])
+    rows = list(csv.DictReader(open(out / "fan_lowdose" / "results.csv")))
+    assert [(r["method"], r["psnr"]) for r in rows] == [("LPD", "33.12")]  # deliberately

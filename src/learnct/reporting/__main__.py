@@ -11,7 +11,10 @@ It reads the ``results.csv`` that every ``make train`` / ``make eval`` run write
 folder under ``logs/``; for each (method, test set) the run with the most test images wins,
 the most recent among equals (a quick check on 4 images never replaces a 64-image row), and the
 table shows that number of images (compare rows of equal test sets). ``--exclude`` leaves out
-run folders by pattern. The figures rebuild each method from its run with the most test images
+run folders by pattern. A row already written in ``<out>/<setup>/results.csv`` (the committed
+table) is replaced only by a run that tested at least as many images, and the figures are then
+redrawn only if every row has its run here (``--replace`` writes the runs as they are). Numbers
+are rounded and run folders relative to the repository. The figures rebuild each method from its run with the most test images
 (``config.json`` and the checkpoint it was tested with). Runs whose files are unreadable are
 listed, not fatal.
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from learnct.physics import PRESETS
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
-from learnct.reporting.table import collect_results, write_report
+from learnct.reporting.table import collect_results, keep_committed, write_report
 
 __all__ = ["main"]
 
@@ -66,6 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--no-figure", action="store_true", help="skip comparison.png (the table only)"
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="write the table of the runs under --logs as it is; without it a row already in "
+        "<out>/<setup>/results.csv is replaced only by a run that tested at least as many images",
     )
     parser.add_argument("--test-set", default=None, help="test set of the figures")
     parser.add_argument(
@@ -113,10 +122,21 @@ def main(argv: list[str] | None = None) -> None:
             f"no results for {args.setup!r} under {args.logs}/: run make train EXP=<method> "
             "(or make eval) first\n",
         )
+    if not args.replace:
+        rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+        for note in kept:
+            print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     csv_path, md_path = write_report(rows, args.setup, Path(args.out))
     print(md_path.read_text())
     written = [csv_path, md_path]
-    if not args.no_figure or args.dose or args.weights:
+    without_run = sorted({r["method"] for r in rows if "_folder" not in r})
+    if without_run and (not args.no_figure or args.dose or args.weights):
+        print(
+            f"figures, dose curve and weights not redrawn: {', '.join(without_run)} kept their "
+            f"written rows (no run of theirs under {args.logs}/ is as large), so the figures "
+            "would not match the table"
+        )
+    elif not args.no_figure or args.dose or args.weights:
         methods, reference, preset, operator = load_methods(rows)
         folder = Path(args.out) / args.setup
         try:

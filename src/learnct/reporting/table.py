@@ -20,7 +20,10 @@ from learnct.run.results import (
     read_run_config,
 )
 
-__all__ = ["COLUMNS", "collect_results", "run_command", "write_report"]
+__all__ = ["COLUMNS", "collect_results", "keep_committed", "run_command", "write_report"]
+
+#: decimals of the numbers in the written tables (PSNR in dB, SSIM, ms per slice)
+ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1}
 
 COLUMNS = (
     "method",
@@ -123,6 +126,53 @@ def _code(text: str) -> str:
     return f"`{escaped}`" if text else "-"
 
 
+def keep_committed(
+    rows: list[dict[str, str]], committed: Path
+) -> tuple[list[dict[str, str]], list[str]]:
+    """``rows`` merged with the table already written at ``committed`` (e.g. the committed
+    ``experiments/<setup>/results.csv``): per (method, test set) a new row replaces the written
+    one only if its run tested at least as many images; written rows without such a run stay.
+    Returns the rows and a line for each written row kept."""
+    try:
+        old = read_results(committed, required=("method", "test_set", "psnr", "ssim"))
+    except ResultsError:
+        return rows, []  # nothing (readable) written yet
+    new = {(r["method"], r["test_set"]): r for r in rows}
+    kept, notes = [], []
+    for row in old:
+        key = (row["method"], row["test_set"])
+        run = new.get(key)
+        if run is not None and n_images(run) >= n_images(row):
+            continue
+        kept.append(row)
+        new.pop(key, None)
+        smaller = f" over {run['_folder']} ({n_images(run)} images)" if run is not None else ""
+        notes.append(
+            f"kept the written row of {key[0]} on {key[1]} ({n_images(row)} images){smaller}"
+        )
+    merged = [*kept, *new.values()]
+    merged.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
+    return merged, notes
+
+
+def _rounded(row: dict[str, str]) -> dict[str, str]:
+    """A row as written: numbers rounded (:data:`ROUNDING`), ``run_dir`` relative to the
+    working folder (the repository) when it lies inside it."""
+    out = dict(row)
+    for key, digits in ROUNDING.items():
+        try:
+            out[key] = f"{float(row[key]):.{digits}f}"
+        except (KeyError, TypeError, ValueError):
+            pass
+    run_dir = row.get("run_dir")
+    if run_dir and Path(run_dir).is_absolute():
+        try:
+            out["run_dir"] = Path(run_dir).resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            pass  # outside the repository: kept as it is
+    return out
+
+
 def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
     """Write ``results.csv`` and ``results.md`` for ``setup`` under ``out_dir/<setup>/``, each
     atomically (:mod:`learnct.run.atomic_files`: a failed or killed write leaves the previous
@@ -130,6 +180,7 @@ def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple
     folder = out_dir / setup
     csv_path, md_path = folder / "results.csv", folder / "results.md"
     rows = [{**r, "config": run_command(Path(r["_folder"]))} if "_folder" in r else r for r in rows]
+    rows = [_rounded(r) for r in rows]
     markdown = _markdown(rows, setup)
     with atomic_open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
