@@ -14,9 +14,9 @@ table shows that number of images (compare rows of equal test sets). ``--exclude
 run folders by pattern. A row already written in ``<out>/<setup>/results.csv`` (the committed
 table) is replaced only by a run that tested at least as many images, and the figures are then
 redrawn only if every row has its run here (``--replace`` writes the runs as they are). Numbers
-are rounded and run folders relative to the repository. The figures rebuild each method from its run with the most test images
-(``config.json`` and the checkpoint it was tested with). Runs whose files are unreadable are
-listed, not fatal.
+are rounded and run folders relative to the repository. The figures rebuild each method from
+its run with the most test images (``config.json`` and the checkpoint it was tested with).
+Runs whose files are unreadable are listed, not fatal.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from learnct.run.atomic_files import atomic_open, atomic_write_text
 from learnct.run.results import (
+    RESULT_FIELDS,
     ResultsError,
     find_results,
     n_images,
@@ -25,19 +26,10 @@ __all__ = ["COLUMNS", "collect_results", "keep_committed", "run_command", "write
 #: decimals of the numbers in the written tables (PSNR in dB, SSIM, ms per slice)
 ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1}
 
+#: the report's columns: a run's results fields (:data:`RESULT_FIELDS`) without the setup (one
+#: table per setup), the FBP baseline and the Python/learnct versions; then the run's command
 COLUMNS = (
-    "method",
-    "test_set",
-    "n_images",
-    "psnr",
-    "ssim",
-    "ms_per_slice",
-    "device",
-    "commit",
-    "run_dir",
-    "test_hash",
-    "torch_version",
-    "lightning_version",
+    *(f for f in RESULT_FIELDS if f not in ("physics", "fbp_psnr", "fbp_ssim", "python_version")),
     "config",
 )
 
