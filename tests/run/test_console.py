@@ -37,6 +37,7 @@ def test_a_cli_run_shows_each_message_once_and_names_wandb_things_usefully(run_c
             "logger.wandb.log_model=true",
             "trainer.max_steps=2",
             "trainer.val_check_interval=1",
+            "extras.print_config=false",  # the config tree repeats keys such as _partial_
             f"paths.log_dir={tmp_path / 'logs'}",
         ],
         env={"WANDB_MODE": "offline", "WANDB_DATA_DIR": str(tmp_path / "wandb-data")},

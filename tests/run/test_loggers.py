@@ -32,8 +32,8 @@ def test_tensorboard_writes_event_files(compose_config, run_config, tmp_path):
     assert {
         "val/psnr",
         "val/panels",
-        "test/psnr/dataloader_idx_0",
-        "test/fbp_ssim/dataloader_idx_1",
+        "test/ellipses/psnr",
+        "test/shepp_logan/fbp_ssim",
     } <= tags
     assert list((tmp_path / "run" / "csv").glob("version_*/metrics.csv"))
 
@@ -43,7 +43,7 @@ def test_many_loggers_write_csv_tensorboard_and_wandb(compose_config, run_config
     cfg = compose_config("train", [*TINY_FBP, "logger=many_loggers"], tmp_path / "run")
     assert list(cfg.logger) == ["wandb", "csv", "tensorboard"]
     run_config(cfg)  # W&B is disabled in the tests (conftest)
-    assert "test/psnr/dataloader_idx_1" in _event_tags(tmp_path)
+    assert "test/shepp_logan/psnr" in _event_tags(tmp_path)
     assert list((tmp_path / "run" / "csv").glob("version_*/metrics.csv"))
 
 
@@ -55,8 +55,8 @@ def test_mlflow_keeps_the_run_in_the_run_folder(compose_config, run_config, tmp_
     database = tmp_path / "run" / "mlflow" / "mlflow.db"
     client = MlflowClient(tracking_uri=f"sqlite:///{database}")
     (run,) = client.search_runs([client.get_experiment_by_name("fbp").experiment_id])
-    assert run.info.run_name == "fbp" and run.info.status == "FINISHED"
-    assert {"val/psnr", "test/psnr/dataloader_idx_0", "test/fbp_psnr/dataloader_idx_1"} <= set(
+    assert run.info.run_name == "fbp-run" and run.info.status == "FINISHED"  # <task>-<folder>
+    assert {"val/psnr", "test/ellipses/psnr", "test/shepp_logan/fbp_psnr"} <= set(
         run.data.metrics
     ), run.data.metrics
     assert run.data.params["model/_target_"] == "learnct.methods.FBP"

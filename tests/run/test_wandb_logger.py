@@ -66,7 +66,13 @@ def test_log_model_all_uploads_each_new_best_and_never_last_ckpt(tmp_path, monke
 def test_a_bad_log_model_is_a_config_error(compose_config, run_config, tmp_path):
     cfg = compose_config(
         "train",
-        [*TINY_LGD, "trainer.max_steps=1", "logger=wandb", "logger.wandb.log_model=best"],
+        [
+            *TINY_LGD,
+            "trainer.max_steps=1",
+            "trainer.val_check_interval=1",
+            "logger=wandb",
+            "logger.wandb.log_model=best",
+        ],
         tmp_path,
     )
     with pytest.raises(ConfigError) as err:
