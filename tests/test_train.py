@@ -174,9 +174,22 @@ def test_ddp_spawn_on_cpu_trains_and_tests_each_image_once(
         "trainer.max_steps=2",
         "trainer.val_check_interval=2",
     ]
-    trained = run_config(train_cfg(["experiment=lgd", *ddp, *small], tmp_path / "ddp"))
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    run_dir = tmp_path / "ddp"
+    try:
+        trained = run_config(train_cfg(["experiment=lgd", *ddp, *small], run_dir))
+    except ProcessExitedException as err:
+        # Known flake (also at the commit before the run/ restructuring, about one run in two
+        # when another test ran first): rank 1 aborts in gloo's teardown at process exit after
+        # fit completed ("terminate called without an active exception"). One more try, in a
+        # fresh folder; a second abort or any other error fails the test.
+        if err.signal_name != "SIGABRT":
+            raise
+        run_dir = tmp_path / "ddp_retry"
+        trained = run_config(train_cfg(["experiment=lgd", *ddp, *small], run_dir))
     assert [r["n_images"] for r in trained.rows] == [3, 3]  # not padded to 4 by DDP
-    ckpt = next((tmp_path / "ddp" / "checkpoints").glob("step_*.ckpt"))
+    ckpt = next((run_dir / "checkpoints").glob("step_*.ckpt"))
     assert "step_000002" in ckpt.name  # 2 optimizer steps, each over both processes
     alone = run_config(eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))
     for a, b in zip(trained.rows, alone.rows, strict=True):
