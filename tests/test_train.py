@@ -161,8 +161,9 @@ def test_make_eval_of_fbp_needs_no_checkpoint(tmp_path, run_config, eval_cfg):
 def test_ddp_on_two_cpu_processes_trains_and_tests_each_image_once(
     tmp_path, train_cfg, run_config, eval_cfg
 ):
-    """trainer=ddp on 2 CPU processes (gloo, forked workers): trains, then tests every fixed test image
-    exactly once on rank 0, giving the same metrics as testing the same weights alone."""
+    """trainer=ddp on 2 CPU processes (gloo, forked workers): trains, then tests every fixed
+    test image exactly once on rank 0, giving the same metrics as testing the same weights
+    alone."""
     small = ["data.val_size=2", "data.test_size=3", "data.batch_size=1", "model.n_iter=1"]
     ddp = [
         "trainer=ddp",
