@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from learnct.run.atomic_files import atomic_write_text
+
 __all__ = [
     "IDENTITY_FILE",
     "IDENTITY_KEYS",
@@ -70,13 +72,9 @@ def new_identity(cfg: DictConfig) -> RunIdentity:
 
 
 def write_identity(folder: Path, identity: RunIdentity) -> Path:
-    """Write ``folder/run.json`` (atomically: a temporary file renamed into place)."""
+    """Write ``folder/run.json`` atomically (:mod:`learnct.run.atomic_files`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / IDENTITY_FILE
-    tmp = folder / f".{IDENTITY_FILE}.tmp"
-    tmp.write_text(json.dumps(identity, indent=1, default=str))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(folder / IDENTITY_FILE, json.dumps(identity, indent=1, default=str))
 
 
 def read_identity(folder: Path) -> RunIdentity | None:

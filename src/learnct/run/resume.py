@@ -18,41 +18,34 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from learnct.run.config_checks import ConfigError
-from learnct.run.identity import differences, read_identity, run_settings
+from learnct.run.identity import RunIdentity, differences, read_identity, run_settings
 from learnct.run.results import LAST_CHECKPOINT, RESULTS_FILE, task_run_folders
 
 __all__ = ["find_resume_checkpoint", "is_finished", "resolve_resume"]
 
 
-def is_finished(folder: Path) -> bool:
-    """Whether the run in ``folder`` completed its training: its ``run.json`` says so (a run
-    stopped by ``max_time`` or a kill has not), or, for a run of an older learnct without
-    one, it has a ``results.csv``."""
-    identity = read_identity(folder)
+def is_finished(folder: Path, identity: RunIdentity | None = None) -> bool:
+    """Whether the run in ``folder`` completed its training: its ``run.json`` (``identity``,
+    read when not given) says so (a run stopped by ``max_time`` or a kill has not), or, for a
+    run of an older learnct without one, it has a ``results.csv``."""
+    identity = identity if identity is not None else read_identity(folder)
     if identity is not None:
         return bool(identity.get("finished"))
     return (Path(folder) / RESULTS_FILE).is_file()
 
 
-def _mismatch(folder: Path, settings: dict[str, Any] | None) -> list[str]:
-    """How the settings of the run in ``folder`` differ from ``settings`` (none when either
-    is unknown: a run of an older learnct is checked by its checkpoint alone)."""
-    identity = read_identity(folder)
-    if settings is None or identity is None:
-        return []
-    return differences(identity.settings, settings)
-
-
 def _why_not(folder: Path, settings: dict[str, Any] | None) -> str | None:
-    """Why the run in ``folder`` cannot be resumed with ``settings`` (``None``: it can)."""
+    """Why the run in ``folder`` cannot be resumed with ``settings`` (``None``: it can). A run
+    of an older learnct (no ``run.json``) is checked by its checkpoint alone."""
     if not (folder / LAST_CHECKPOINT).is_file():
         return f"it has no {LAST_CHECKPOINT} (killed before its first checkpoint?)"
-    if is_finished(folder):
+    identity = read_identity(folder)
+    if is_finished(folder, identity):
         return (
             "its training finished; train on from its weights in a new run with "
             f"init_weights={folder / LAST_CHECKPOINT}"
         )
-    changed = _mismatch(folder, settings)
+    changed = differences(identity.settings, settings) if identity and settings else []
     if changed:
         shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
         return f"it was started with other settings ({shown})"
