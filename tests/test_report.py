@@ -219,7 +219,8 @@ def test_zoom_window_finds_low_contrast_detail_not_the_rim():
 
 
 def test_comparison_figure_grey_window(tmp_path, monkeypatch):
-    """Full images use the given window (CT soft tissue); by default the truth's range."""
+    """Full images and zooms use the given window (CT soft tissue); by default the truth's
+    range."""
     import torch
     from matplotlib.axes import Axes
 
@@ -241,6 +242,7 @@ def test_comparison_figure_grey_window(tmp_path, monkeypatch):
     full = [ranges[i] for i in (0, 2, 5, 7)]
     assert full[:2] == [(0.8, 1.2), (0.8, 1.2)]
     assert full[2:] == [(0.0, 2.0), (0.0, 2.0)]
+    assert [ranges[i] for i in (1, 4)] == [(0.8, 1.2)] * 2  # the zooms: --window too
     with pytest.raises(ValueError, match="lo < hi"):
         comparison_figure(truth, recon, tmp_path / "c.png", window=(1.2, 0.8))
     for bad in ("1.2,0.8", "-inf,1", "0.8", "a,b"):
