@@ -183,7 +183,9 @@ def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple
 
 
 def _markdown(rows: list[dict[str, str]], setup: str) -> str:
-    """The table of ``rows`` as ``results.md``."""
+    """The table of ``rows`` as ``results.md``, with the digits of ``results.csv`` (rounding
+    once: an SSIM of 0.99650 written as 0.9965 is not shown rounded again as 0.997)."""
+    digits = {key: f".{n}f" for key, n in ROUNDING.items()}
     lines = [
         f"# Results on `{setup}`",
         "",
@@ -198,8 +200,8 @@ def _markdown(rows: list[dict[str, str]], setup: str) -> str:
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['test_set']} | {r.get('n_images') or '-'} | "
-            f"{_fmt(r['psnr'], '.2f')} | "
-            f"{_fmt(r['ssim'], '.3f')} | {_fmt(r['ms_per_slice'], '.1f')} | "
+            f"{_fmt(r['psnr'], digits['psnr'])} | {_fmt(r['ssim'], digits['ssim'])} | "
+            f"{_fmt(r['ms_per_slice'], digits['ms_per_slice'])} | "
             f"{r.get('device', '')} | {r.get('commit', '')} | "
             f"{_code(r.get('config') or '')} |"
         )
