@@ -149,8 +149,11 @@ def test_wandb_validation_panels_store_the_images_grey_levels(operator, tmp_path
     import numpy as np
     from matplotlib.image import imread
 
+    from learnct.run.wandb_fallback import reset_wandb
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    reset_wandb()  # W&B's process-wide settings may hold an earlier test's mode (disabled)
     logger = L.pytorch.loggers.WandbLogger(save_dir=tmp_path, offline=True, project="panels")
     trainer = L.Trainer(
         max_epochs=1,
