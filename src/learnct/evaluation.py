@@ -248,7 +248,7 @@ def _draw_slice(
     bar = {"fraction": 0.02, "pad": 0.01, "extend": "both"}
     fig.colorbar(grey, ax=list(rows[0][:columns]), label=f"image ({IMAGE_UNITS})", **bar)
     if recons:
-        fig.colorbar(im, ax=list(rows[1][1:columns]), label="error f - f_true", **bar)
+        fig.colorbar(im, ax=list(rows[1][:columns]), label="error f - f_true", **bar)
     if box is not None:
         fig.colorbar(zoomed, ax=list(rows[2][:columns]), label="zoom", **bar)
     for row in rows:
