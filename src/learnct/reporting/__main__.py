@@ -14,8 +14,10 @@ table shows that number of images (compare rows of equal test sets). ``--exclude
 run folders by pattern. A row already written in ``<out>/<setup>/results.csv`` (the committed
 table) is replaced only by a run that tested at least as many images, and the figures are then
 redrawn only if every row has its run here (``--replace`` writes the runs as they are). Numbers
-are rounded and run folders relative to the repository. The figures rebuild each method from
-its run with the most test images (``config.json`` and the checkpoint it was tested with).
+are rounded and run folders relative to the repository (the working folder), the kept written
+rows too: with no new runs, the written table is re-rendered so. The figures rebuild each
+method from its run with the most test images (``config.json`` and the checkpoint it was
+tested with).
 Runs whose files are unreadable are listed, not fatal.
 """
 
@@ -116,16 +118,16 @@ def main(argv: list[str] | None = None) -> None:
     rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)
     for problem in problems:
         print(problem)
+    if not args.replace:
+        rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+        for note in kept:
+            print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     if not rows:
         parser.exit(
             1,
             f"no results for {args.setup!r} under {args.logs}/: run make train EXP=<method> "
             "(or make eval) first\n",
         )
-    if not args.replace:
-        rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
-        for note in kept:
-            print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     csv_path, md_path = write_report(rows, args.setup, Path(args.out))
     print(md_path.read_text())
     written = [csv_path, md_path]
