@@ -28,6 +28,16 @@ def _window(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _rescale(text: str) -> tuple[float, float]:
+    try:
+        slope, intercept = (float(x) for x in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--rescale wants slope,intercept: {err}") from err
+    if not (math.isfinite(slope) and math.isfinite(intercept) and slope != 0):
+        raise argparse.ArgumentTypeError(f"--rescale needs a finite slope != 0, got {text!r}")
+    return slope, intercept
+
+
 def _parser() -> argparse.ArgumentParser:
     from learnct.physics.presets import PRESETS
     from learnct.reconstruct.readers import IMAGE_UNITS
@@ -62,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run a model on a geometry other than the one it was trained for",
     )
     p.add_argument("--units", choices=IMAGE_UNITS, help="units of PNG/TIFF/NumPy/NIfTI images")
+    p.add_argument(
+        "--rescale",
+        type=_rescale,
+        help="slope,intercept: stored value -> --units (e.g. 1,-1024 for a PNG of HU+1024)",
+    )
     p.add_argument("--key", default="data", help="the HDF5 dataset of --sinograms")
     p.add_argument("--output", type=Path, help="output folder (DICOM, PNG) or file (.nii.gz, .npy)")
     p.add_argument("--format", choices=sorted(FORMATS), help="default: from --output's suffix")
@@ -123,7 +138,7 @@ def _reconstruct(args: argparse.Namespace) -> list[Path]:
     )
     provenance = runner.provenance()
     if args.images is not None:
-        images = read_images(args.images, args.units)
+        images = read_images(args.images, args.units, args.rescale)
         volume = runner.from_images(images, args.batch_size, args.seed, args.quiet)
         provenance.update(input=str(args.images), input_kind="images (simulated)", seed=args.seed)
     else:

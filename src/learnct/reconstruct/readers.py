@@ -120,10 +120,27 @@ def _numpy_stack(path: Path, what: str) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def read_images(path: str | Path, units: str | None = None) -> ImageInput:
+def read_images(
+    path: str | Path, units: str | None = None, rescale: tuple[float, float] | None = None
+) -> ImageInput:
     """The image volume at ``path`` (see the module docstring); ``units`` overrides the
-    format's default units (``"hu"`` or ``"image"``; DICOM is always HU)."""
-    path = Path(path)
+    format's default units (``"hu"`` or ``"image"``; DICOM is always HU); ``rescale``
+    ``(slope, intercept)`` maps a non-DICOM file's stored values to those units
+    (``value * slope + intercept``, as DICOM's rescale: e.g. ``(1, -1024)`` for a 16-bit PNG
+    of HU + 1024)."""
+    read = _read_images(Path(path), units)
+    if rescale is not None:
+        if Path(path).is_dir() or is_dicom(Path(path)):
+            raise ValueError(
+                "--rescale is for PNG, TIFF, NumPy and NIfTI values: DICOM files hold their own "
+                "(RescaleSlope, RescaleIntercept)"
+            )
+        slope, intercept = rescale
+        read.volume.slices = read.volume.slices * np.float32(slope) + np.float32(intercept)
+    return read
+
+
+def _read_images(path: Path, units: str | None) -> ImageInput:
     if units is not None and units not in IMAGE_UNITS:
         raise ValueError(f"units={units!r} is not valid: choose one of {IMAGE_UNITS}")
     if not path.exists():
