@@ -213,3 +213,28 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
         main(["--images", str(path), "--model", "nope", "--output", str(out)])
     assert "lpd-fan_lowdose" in capsys.readouterr().err
     assert math.isfinite(float(np.load(out).mean()))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_gives_the_cpus_reconstruction(tmp_path):
+    """A committed model on CUDA and on the CPU (at a dose where the noise, drawn by different
+    generators on the two devices, is negligible)."""
+    path = tmp_path / "img.npy"
+    np.save(path, (1 + _disc_hu(128, 2.0) / 1000).astype(np.float32)[None].repeat(3, 0))
+    results = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.npy"
+        args = ["--images", str(path), "--model", "lpd-fan_lowdose", "--photons", "1e9"]
+        main([*args, "--device", device, "--batch-size", "2", "--output", str(out), "--quiet"])
+        results[device] = np.load(out)
+    assert np.abs(results["cuda"] - results["cpu"]).mean() < 5  # HU
+
+
+def test_the_command_lists_the_committed_models_and_names_missing_options(capsys):
+    main(["--list-models"])
+    assert "lpd-fan_lowdose" in capsys.readouterr().out.split()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--output", "x"])
+    assert exit_.value.code == 2
+    assert "give --images (to simulate from) or --sinograms" in capsys.readouterr().err
