@@ -205,9 +205,12 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
     small = tmp_path / "fan64.yaml"
     small.write_text(
         "kind: fan\nimage_size: 64\nn_angles: 100\nn_detectors: 128\npixel_size: 4.0\n"
+        "photons: 1.0e5\n"  # PyYAML reads this as a string: taken as the number
     )
     out = tmp_path / "o.npy"
     main([*args[:-1], str(out), "--geometry-file", str(small), "--allow-geometry-mismatch"])
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["photons"] == 1e5 and sidecar["geometry"]["n_angles"] == 100
     assert np.load(out).shape == (1, 64, 64)
     with pytest.raises(SystemExit):
         main(["--images", str(path), "--model", "nope", "--output", str(out)])

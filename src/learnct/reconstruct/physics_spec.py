@@ -30,6 +30,17 @@ __all__ = ["NOISE_FIELDS", "matching_preset", "read_physics_file", "resolve_phys
 NOISE_FIELDS = ("noise", "photons", "mu", "relative_std", "min_counts")
 
 
+def _number(value: object) -> object:
+    """``value``, or the float a string spells: PyYAML reads ``1.0e4`` (YAML 1.1, no sign in
+    the exponent) as a string."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def read_physics_file(path: str | Path) -> PhysicsPreset:
     """The preset a geometry YAML file describes (named after the file); ``ValueError`` naming
     the file and the bad field."""
@@ -40,6 +51,7 @@ def read_physics_file(path: str | Path) -> PhysicsPreset:
         raise ValueError(f"geometry file {path}: cannot read it ({err})") from err
     if not isinstance(record, dict):
         raise ValueError(f"geometry file {path}: expected a mapping of geometry fields")
+    record = {k: _number(v) for k, v in record.items()}
     noise = {k: record.pop(k) for k in NOISE_FIELDS if k in record}
     try:
         return PhysicsPreset(path.stem, geometry_from_record(record), **noise)
