@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from learnct.methods.pretrained import pretrained_models
+from learnct.reporting.__main__ import main as report
 from learnct.reporting.model_cards import model_card, write_model_cards
 
 MODELS = pretrained_models(REPO_ROOT / "experiments")
@@ -40,7 +41,10 @@ def test_a_card_shows_the_committed_table_and_the_checkpoints_own_settings(tmp_p
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (card,) = write_model_cards(setup)
+    assert write_model_cards(setup) == [setup / "weights" / "LearnedPrimalDual.md"]
+    card = setup / "weights" / "LearnedPrimalDual.md"
+    card.unlink()
+    report(["--setup", "fan_lowdose", "--out", str(tmp_path), "--cards-only"])  # make report
     text = card.read_text()
     assert "| shepp_logan | 64 | 12.35 |" in text  # the table as committed, rounded
     assert "| optimiser steps | 5380 (epoch 26) |" in text
