@@ -227,13 +227,14 @@ def stored_settings(
     (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
     saved = checkpoint.get("hyper_parameters")
     saved = saved if isinstance(saved, dict) else {}
-    params = [
-        p
-        for c in cls.__mro__
-        if "__init__" in vars(c)
-        for p in inspect.signature(c.__init__).parameters
-    ]
-    if not everything:
+    if everything:  # the class's and its bases' (loss, fbp_filter, ...)
+        params = [
+            p
+            for c in cls.__mro__
+            if "__init__" in vars(c)
+            for p in inspect.signature(c.__init__).parameters
+        ]
+    else:
         params = [p for p in _own_parameters(cls) if p not in EXECUTION]
     return {
         k: saved[k]
