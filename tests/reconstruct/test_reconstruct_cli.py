@@ -241,3 +241,17 @@ def test_the_command_lists_the_committed_models_and_names_missing_options(capsys
         main(["--output", "x"])
     assert exit_.value.code == 2
     assert "give --images (to simulate from) or --sinograms" in capsys.readouterr().err
+
+
+def test_a_folder_of_two_dicom_series_is_refused(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for k in range(2):
+        path = folder / f"{k}.dcm"
+        write_dicom(path, np.zeros((16, 16), np.int16))
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(path)
+    with pytest.raises(SystemExit):
+        main(["--images", str(folder), "--preset", "fan_lowdose", "--output", str(tmp_path / "o")])
+    assert "holds 2 DICOM series" in capsys.readouterr().err

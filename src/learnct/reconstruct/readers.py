@@ -57,6 +57,11 @@ def _dicom_series(path: Path) -> Volume:
     if not files:
         raise DataError.for_path(path, "holds no DICOM files (.dcm, .dicom, .ima or DICM magic)")
     read = [read_dicom_slice(p) for p in files]
+    series = {str(ds.get("SeriesInstanceUID")) for _, ds in read}
+    if len(series) > 1:
+        raise DataError.for_path(
+            path, f"holds {len(series)} DICOM series: point --images at one series' folder"
+        )
 
     def where(item):
         ds = item[1]
