@@ -28,6 +28,7 @@ __all__ = [
     "LoDoPaBDataset",
     "build",
     "is_observation_file",
+    "observation_factor",
     "read_hdf5_array",
     "read_observation_file",
 ]
@@ -88,6 +89,12 @@ def is_observation_file(path: Path) -> bool:
     return re.match(rf"^observation_({names})_\d+\.hdf5$", Path(path).name) is not None
 
 
+def observation_factor(mu_unit: float) -> np.float32:
+    """LoDoPaB-CT observation -> learnct line integral in mm x image units of ``mu_unit``:
+    :data:`LODOPAB_OBSERVATION_SCALE` (metres -> mm) times ``mu_max / mu_unit``."""
+    return np.float32(LODOPAB_OBSERVATION_SCALE * MU_MAX_LODOPAB / mu_unit)
+
+
 def read_observation_file(path: Path, mu_unit: float = MU_MAX_LODOPAB) -> np.ndarray:
     """A LoDoPaB-CT observation file's sinograms ``(n, 1000, 513)`` as learnct's line integrals
     in mm x image units of ``mu_unit``: the file's values times
@@ -97,7 +104,7 @@ def read_observation_file(path: Path, mu_unit: float = MU_MAX_LODOPAB) -> np.nda
         raise DataError.for_path(
             path, f"'data' must have shape (n_slices, 1000, 513), got {array.shape}"
         )
-    return array * np.float32(LODOPAB_OBSERVATION_SCALE * MU_MAX_LODOPAB / mu_unit)
+    return array * observation_factor(mu_unit)
 
 
 class LoDoPaBDataset(Dataset):
@@ -148,6 +155,7 @@ class LoDoPaBDataset(Dataset):
         self.split = check_split(split)
         if not (isinstance(mu_unit, (int, float)) and math.isfinite(mu_unit) and mu_unit > 0):
             raise ValueError(f"mu_unit must be a positive attenuation in 1/mm, got {mu_unit!r}")
+        self.mu_unit = float(mu_unit)
         self.scale = MU_MAX_LODOPAB / mu_unit  # LoDoPaB's unit (mu / mu_max) -> preset's unit
         self.image_size = check_int("image_size", image_size, 1)
         self.observations = bool(observations)
@@ -253,7 +261,7 @@ class LoDoPaBDataset(Dataset):
         sample: dict[str, Any] = {"image": image, "index": int(index)}
         if self.observations:
             obs = self._read(self.observation_files[f], s)
-            obs = obs * np.float32(LODOPAB_OBSERVATION_SCALE * self.scale)
+            obs = obs * observation_factor(self.mu_unit)
             sample["observation"] = torch.from_numpy(obs)[None]
         return sample
 
