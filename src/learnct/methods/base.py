@@ -146,6 +146,20 @@ class ReconstructionMethod(L.LightningModule):
         self._panels: dict[str, torch.Tensor] | None = None
         self._warned_untrainable = False
 
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, backend: str = "auto"
+    ) -> ReconstructionMethod:
+        """A committed model by name (``"lpd-fan_lowdose"``; ``learnct.pretrained_names()``
+        lists them) or a checkpoint file, built from what the checkpoint stores (class,
+        constructor arguments, geometry) with no overrides, in eval mode on the CPU. Called on
+        a subclass (``LearnedPrimalDual.from_pretrained``) it refuses other methods'
+        checkpoints (:func:`learnct.methods.pretrained.load_pretrained`)."""
+        from learnct.methods.pretrained import load_pretrained
+
+        expected = None if cls is ReconstructionMethod else cls
+        return load_pretrained(name_or_path, expected=expected, backend=backend)
+
     # ---- reconstruction ------------------------------------------------------------------------
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """``(B, 1, n_angles, n_detectors)`` -> ``(B, 1, N, N)``."""

@@ -5,7 +5,9 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
   device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
   with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
-- with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
+- with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons;
+- a model card ``weights/<Method>.md`` beside every committed checkpoint
+  (:mod:`learnct.reporting.model_cards`), always; ``--cards-only``: nothing else.
 
 It reads the ``results.csv`` that every ``make train`` / ``make eval`` run writes into its run
 folder under ``logs/``; for each (method, test set) the run with the most test images wins,
@@ -28,6 +30,7 @@ import math
 from pathlib import Path
 
 from learnct.physics import PRESETS
+from learnct.reporting.model_cards import write_model_cards
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
 from learnct.reporting.table import collect_results, keep_committed, write_report
 
@@ -108,6 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         help="largest checkpoint --weights writes: larger ones are stored in float16, and "
         "left out if still larger (default 8)",
     )
+    parser.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="only (re)write the model cards beside the committed weights of --setup (from the "
+        "committed checkpoints and tables; needs no runs)",
+    )
     args = parser.parse_args(argv)
     if args.dose_images < 1:
         parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
@@ -115,6 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--weights-max-mb must be positive, got {args.weights_max_mb}")
     if args.setup not in PRESETS:
         parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
+    if args.cards_only:
+        cards = write_model_cards(Path(args.out) / args.setup)
+        print("written: " + (", ".join(str(p) for p in cards) or "no committed weights"))
+        return
     rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)
     for problem in problems:
         print(problem)
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
         except ValueError as err:
             parser.exit(1, f"make report: {err}\n")
+    written.extend(write_model_cards(Path(args.out) / args.setup))  # from what is now written
     print("written: " + ", ".join(str(p) for p in written))
 
 
