@@ -75,7 +75,11 @@ def test_trials_table_lists_every_trial():
     assert lines[0] == "study s: 3 trials (maximize; * best: trial 2, value 31.25)"
     assert lines[1].split() == ["trial", "state", "value", "f", "lam", "run", "folder"]
     rows = [line.split() for line in lines[2:]]
-    assert [r[:3] for r in rows] == [["0", "complete", "20.5"], ["1", "fail", "-"], ["2*", "complete", "31.25"]]
+    assert [r[:3] for r in rows] == [
+        ["0", "complete", "20.5"],
+        ["1", "fail", "-"],
+        ["2*", "complete", "31.25"],
+    ]
     assert [r[-1] for r in rows] == [f"/elsewhere/multiruns/x/{n}" for n in range(3)]
     lam = study.trials[1].params["lam"]
     assert rows[1][4] == f"{lam:.4g}"
