@@ -55,7 +55,6 @@ class OptunaSweeper(Sweeper):
 
     def __init__(self, **conf: Any) -> None:
         self.conf = OptunaSweeperConf(**conf)
-        self.conf.trial = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -78,6 +77,8 @@ class OptunaSweeper(Sweeper):
                 "hydra.sweeper.pruner needs hydra.sweeper.storage (the jobs report their "
                 "validation curves to the study there): set an sqlite:/// or other RDB URL"
             )
+        if conf.n_jobs < 1:
+            raise ValueError(f"hydra.sweeper.n_jobs must be at least 1, got {conf.n_jobs}")
         space, fixed = search_space(conf.params or {}, arguments)
         study = optuna.create_study(
             study_name=conf.study_name,
@@ -105,7 +106,12 @@ class OptunaSweeper(Sweeper):
                 ]
                 for t in trials
             ]
-            self.validate_batch_is_legal(batch)
+            try:
+                self.validate_batch_is_legal(batch)  # a bad override fails here, at once
+            except Exception:
+                for t in trials:
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+                raise
             returns = self.launcher.launch(batch, initial_job_idx=job)
             for index, (trial, ret) in enumerate(zip(trials, returns, strict=True)):
                 _tell(study, trial, ret, self.config.hydra.sweep.dir, job + index)
