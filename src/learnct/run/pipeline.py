@@ -73,6 +73,7 @@ def run(cfg: DictConfig) -> RunResult:
     from learnct.evaluation import write_run_figure
     from learnct.run.identity_stamp import RunIdentityStamp
     from learnct.run.nonfinite import NonFiniteGuard, check_finite_results
+    from learnct.run.sweep_pruning import trial_pruning
     from learnct.run.testset_hash import TestSetHash
     from learnct.run.wandb_fallback import start_wandb_or_fallback
 
@@ -95,6 +96,9 @@ def run(cfg: DictConfig) -> RunResult:
         callbacks.append(RunIdentityStamp(identity))
         if cfg.get("max_nonfinite_steps"):
             callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
+        pruning = trial_pruning(cfg)  # a job of an Optuna sweep with a pruner
+        if pruning is not None:
+            callbacks.append(pruning)
     test_hash = TestSetHash(list(datamodule.sources["test"]))
     trainer = build_trainer(cfg, loggers, [*callbacks, test_hash])
     flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
