@@ -4,6 +4,8 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
 - ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice,
   device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
   with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
+- ``curves.csv`` and ``curves.png``: validation PSNR against step, one line per method
+  (:mod:`learnct.reporting.curves`);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
 - with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
 
@@ -26,6 +28,7 @@ import math
 from pathlib import Path
 
 from learnct.physics import PRESETS
+from learnct.reporting.curves import write_curves
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
 from learnct.reporting.table import collect_results, keep_committed, write_report
 
@@ -128,7 +131,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     csv_path, md_path = write_report(rows, args.setup, Path(args.out))
     print(md_path.read_text())
-    written = [csv_path, md_path]
+    curves, problems = write_curves(rows, Path(args.logs), Path(args.out) / args.setup)
+    for problem in problems:
+        print(problem)
+    written = [csv_path, md_path, *curves]
     without_run = sorted({r["method"] for r in rows if "_folder" not in r})
     if without_run and (not args.no_figure or args.dose or args.weights):
         print(
