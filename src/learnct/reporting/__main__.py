@@ -4,6 +4,8 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
 - ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice,
   device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
   with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
+  ``results.md`` then sets the published numbers of ``--published``
+  (``experiments/published.yaml``) beside ours (:mod:`learnct.reporting.published`);
 - ``curves.csv`` and ``curves.png``: validation PSNR against step, one line per method
   (:mod:`learnct.reporting.curves`);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
@@ -30,7 +32,9 @@ from pathlib import Path
 from learnct.physics import PRESETS
 from learnct.reporting.curves import write_curves
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
+from learnct.reporting.published import published_markdown, read_published
 from learnct.reporting.table import collect_results, keep_committed, write_report
+from learnct.run.results import ResultsError
 
 __all__ = ["main"]
 
@@ -78,6 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="write the table of the runs under --logs as it is; without it a row already in "
         "<out>/<setup>/results.csv is replaced only by a run that tested at least as many images",
+    )
+    parser.add_argument(
+        "--published",
+        default=None,
+        help="published numbers set beside ours in results.md (default: <out>/published.yaml; "
+        "a missing file: none)",
     )
     parser.add_argument("--test-set", default=None, help="test set of the figures")
     parser.add_argument(
@@ -129,7 +139,14 @@ def main(argv: list[str] | None = None) -> None:
         rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
         for note in kept:
             print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
-    csv_path, md_path = write_report(rows, args.setup, Path(args.out))
+    try:
+        published = read_published(
+            Path(args.published or Path(args.out) / "published.yaml"), args.setup
+        )
+    except ResultsError as err:
+        parser.exit(1, f"make report: {err}\n")
+    appendix = published_markdown(rows, published) if published is not None else ""
+    csv_path, md_path = write_report(rows, args.setup, Path(args.out), appendix)
     print(md_path.read_text())
     curves, problems = write_curves(rows, Path(args.logs), Path(args.out) / args.setup)
     for problem in problems:
