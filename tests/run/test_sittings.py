@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import REPO_ROOT
 from learnct.run.config_checks import ConfigError
 from learnct.run.sittings import RESUME_KEYS
 
@@ -170,3 +172,16 @@ def test_sitting_steps_with_resume_is_refused(compose_config, run_config, tmp_pa
     cfg = compose_config("train", [*TINY_LPD, "sitting_steps=2", "resume=true"], tmp_path)
     with pytest.raises(ConfigError, match="sitting_steps continues its own checkpoint"):
         run_config(cfg)
+
+
+def test_the_sittings_checkpoint_is_not_ignored_by_git():
+    """It is kept in the repository between sittings (.gitignore ignores other checkpoints)."""
+
+    def ignored(path: str) -> bool:
+        done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, check=False)
+        return done.returncode == 0
+
+    assert not ignored(
+        "experiments/parallel_ellipses/sittings/paper_lpd_parallel_ellipses/last.ckpt"
+    )
+    assert ignored("logs/lpd/runs/a/checkpoints/last.ckpt")
