@@ -359,7 +359,13 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
         "config.json",
     ]
     checked = verify_weights(weights)
-    assert [row["test_set"] for row, _, _ in checked] == ["ellipses", "shepp_logan"]
+    # FBP has no weights but its check rows too (rebuilt from config.json's methods.FBP)
+    assert sorted((row["method"], row["file"], row["test_set"]) for row, _, _ in checked) == [
+        ("FBP", "", "ellipses"),
+        ("FBP", "", "shepp_logan"),
+        ("LearnedGradientDescent", "LearnedGradientDescent.ckpt", "ellipses"),
+        ("LearnedGradientDescent", "LearnedGradientDescent.ckpt", "shepp_logan"),
+    ]
     for row, psnr, ssim in checked:
         assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
         assert ssim == pytest.approx(float(row["ssim"]), abs=1e-4)

@@ -4,10 +4,11 @@ the fixed test sets and write the results (:mod:`learnct.run.results`).
 Reliability (docs/reliability.md): the config is checked before anything is built; every
 checkpoint is checked (a local learnct checkpoint of this method, loaded weights-only) before
 anything loads it, and Lightning loads them weights-only too; ``resume=true`` continues the
-newest run of the task in its own folder; checkpoints and results are written atomically;
-non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the run); W&B falls back
-to offline; every results row carries the test-set hash, the git commit and the library
-versions. After multi-device training, rank 0 tests on one device.
+newest run of the task in its own folder, ``sitting_steps`` runs a schedule in sittings from
+a checkpoint in the repository (:mod:`learnct.run.sittings`); checkpoints and results are
+written atomically; non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the
+run); W&B falls back to offline; every results row carries the test-set hash, the git
+commit and the library versions. After multi-device training, rank 0 tests on one device.
 """
 
 from __future__ import annotations
