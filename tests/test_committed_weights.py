@@ -47,7 +47,9 @@ def test_committed_weights_reproduce_their_table(folder):
 
 
 def test_a_weights_folder_without_check_csv_fails(tmp_path):
-    (tmp_path / "LearnedPrimalDual.ckpt").write_bytes(b"")
+    source = REPO_ROOT / "experiments" / "fan_lowdose" / "weights"
+    shutil.copy(source / "config.json", tmp_path / "config.json")
+    shutil.copy(source / "LearnedPrimalDual.ckpt", tmp_path / "LearnedPrimalDual.ckpt")
     with pytest.raises(ResultsError, match=r"no check\.csv, so its weights cannot be checked"):
         verify_weights(tmp_path)
 

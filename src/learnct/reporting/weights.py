@@ -196,15 +196,12 @@ def write_weights_config(cfg: Any, folder: Path, models: dict[str, Any] | None =
 
 
 def _weightless_method(name: str, model_cfg: Any, folder: Path, cfg: Any, operator: Any):
-    """FBP or TV rebuilt from its model section in ``config.json`` (checked like a stored
-    config: :mod:`learnct.run.stored_config`)."""
+    """FBP or TV rebuilt from its model section in ``config.json`` (already checked like a
+    stored config: :mod:`learnct.run.stored_config`)."""
     import hydra
-
-    from learnct.run.stored_config import check_stored_targets
 
     if model_cfg is None:
         raise ValueError(f"{folder}/config.json: no methods.{name} for its check rows")
-    check_stored_targets({"model": model_cfg}, folder / "config.json")
     factory = hydra.utils.instantiate(model_cfg, _partial_=True, _convert_="all")
     model = factory(operator=operator).eval()
     return RunMethod(name, folder, cfg, model, None)
@@ -227,20 +224,23 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     from learnct.run.stored_config import check_stored_targets
 
     folder = Path(folder)
-    for name in ("check.csv", "config.json"):
+    for name in ("config.json", "check.csv"):
         if not (folder / name).is_file():
             raise ResultsError(
                 f"{folder}: no {name}, so its weights cannot be checked: write it with make "
                 "report SETUP=<setup> WEIGHTS=1"
             )
-    stored = json.loads((folder / "config.json").read_text())
-    check_stored_targets(stored, folder / "config.json")
+        if name == "config.json":  # checked before anything else is read
+            stored = json.loads((folder / name).read_text())
+            check_stored_targets(stored, folder / name)
+            models = stored.get("methods") or {}
+            for model in models.values():
+                check_stored_targets({"model": model}, folder / name)
     cfg = OmegaConf.create(stored)
     preset, operator = build_physics(cfg)
     with open(folder / "check.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     classes = {cls.__name__: cls for cls in METHODS.values()}
-    models = stored.get("methods") or {}
     results = []
     for key in dict.fromkeys((r["method"], r["file"]) for r in rows):
         name, file_name = key
