@@ -14,7 +14,7 @@ SEARCH ?=
 SETUP ?= fan_lowdose
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep eval report dashboard data-samples test test-fast lint format bench clean
+.PHONY: help install train sweep eval reconstruct report dashboard data-samples test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -42,6 +42,9 @@ sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_searc
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
+
+reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)
+	$(PY) -m learnct.reconstruct $(ARGS)
 
 data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/; ARGS="--wheel <file>"
 	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct $(ARGS)

@@ -15,6 +15,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+from learnct.reporting.table import repository_path
 from learnct.run.atomic_files import atomic_open
 from learnct.run.identity import read_identity
 from learnct.run.results import ResultsError, find_run_folders, read_metric_curves
@@ -92,18 +93,14 @@ def write_curves(
     rows: list[dict[str, str]], log_dir: Path, folder: Path
 ) -> tuple[list[Path], list[str]]:
     """Write ``curves.csv`` and ``curves.png`` into ``folder`` (``experiments/<setup>``) for
-    the table ``rows``; returns the files written and the problems met."""
+    the table ``rows`` (nothing when none of its methods has a curve); returns the files
+    written and the problems met."""
     path = folder / "curves.csv"
     points, problems = collect_curves(rows, log_dir, path)
+    if not points:  # no method of the table has a curve here or written: nothing to draw
+        return [], problems
     for point in points:
-        run_dir = point.get("run_dir") or ""
-        if Path(run_dir).is_absolute():
-            try:
-                point["run_dir"] = (
-                    Path(run_dir).resolve().relative_to(Path.cwd().resolve()).as_posix()
-                )
-            except ValueError:
-                pass
+        point["run_dir"] = repository_path(point["run_dir"]) if point.get("run_dir") else ""
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS, extrasaction="ignore")

@@ -28,6 +28,7 @@ from learnct.data.sources.slice_files import (
     slice_shape_problem,
 )
 from learnct.physics.presets import MU_WATER
+from learnct.physics.units import hu_to_image
 
 __all__ = ["FOLDER_SUFFIXES", "SPLIT_FOLDERS", "FolderDataset", "build", "folder_for_split"]
 
@@ -113,8 +114,7 @@ class FolderDataset(Dataset):
         if path.suffix.lower() in NUMPY_SUFFIXES:
             array = read_numpy(path)
         else:
-            mu = np.clip(self.mu_water * (1 + read_dicom_hu(path) / 1000), 0, None)
-            array = mu / self.mu_unit
+            array = hu_to_image(read_dicom_hu(path), self.mu_unit, self.mu_water)
         problem = slice_shape_problem(tuple(array.shape))
         if problem:
             raise DataError.for_path(path, problem)

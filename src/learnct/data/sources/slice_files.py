@@ -32,6 +32,7 @@ __all__ = [
     "is_dicom",
     "numpy_header",
     "read_dicom_hu",
+    "read_dicom_slice",
     "read_numpy",
     "slice_shape_problem",
 ]
@@ -194,8 +195,12 @@ def dicom_header(path: Path):
     return ds
 
 
-def read_dicom_hu(path: Path) -> np.ndarray:
-    """The slice in Hounsfield units, float64: ``stored * RescaleSlope + RescaleIntercept``."""
+def read_dicom_slice(path: Path):
+    """``(hu, dataset)``: the slice in Hounsfield units, float64, by pydicom's modality LUT
+    (``stored * RescaleSlope + RescaleIntercept``), and its pydicom dataset (for the pixel
+    spacing and position)."""
+    from pydicom.pixels import apply_modality_lut
+
     ds = _dcmread(path)
     problem = _dicom_problem(ds)
     if problem:
@@ -204,4 +209,9 @@ def read_dicom_hu(path: Path) -> np.ndarray:
         stored = ds.pixel_array
     except Exception as err:
         raise DataError.for_path(path, f"cannot decode the pixel data ({err})") from err
-    return stored.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64), ds
+
+
+def read_dicom_hu(path: Path) -> np.ndarray:
+    """The slice in Hounsfield units, float64 (:func:`read_dicom_slice`)."""
+    return read_dicom_slice(path)[0]
