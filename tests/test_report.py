@@ -357,6 +357,7 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
     weights = folder / "weights"
     assert sorted(p.name for p in weights.iterdir()) == [
         "LearnedGradientDescent.ckpt",
+        "LearnedGradientDescent.md",  # its model card
         "check.csv",
         "config.json",
     ]
@@ -395,7 +396,8 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
         assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
     main([*args, "--no-figure", "--weights", "--weights-max-mb", f"{fp32_mb * 0.2}"])
     assert "LearnedGradientDescent.ckpt left out" in capsys.readouterr().out
-    assert sorted(p.name for p in weights.iterdir()) == ["config.json"]
+    # the checkpoint and its check rows are gone (its model card is left: model_cards' call)
+    assert not {p.name for p in weights.iterdir()} & {"LearnedGradientDescent.ckpt", "check.csv"}
 
 
 def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys, train_run):
