@@ -4,9 +4,9 @@ table's settings still give theirs: weights, code and table cannot drift apart u
 
 Tolerance: re-measuring on one CPU gives the committed values to the 4th decimal (0.0000 dB
 and SSIM 0.00000 over three repeats and at 1 and 2 threads, 2026-11-29); 0.05 dB and 0.001
-SSIM leave room for another CPU's float rounding, and fail a 0.1 dB regression. Cost: 4 min
-20 s for ``fan_lowdose`` on a 2-core machine at load 12 (2026-11-29), nearly all of it TV's 300
-iterations; the four learned methods take about 25 s of it, FBP 4 s."""
+SSIM leave room for another CPU's float rounding, and fail a 0.1 dB regression. Cost for
+``fan_lowdose`` on a shared 2-core machine (2026-11-29): 1 min 44 s to 4 min 20 s (load 12),
+most of it TV's 300 iterations; the four learned methods take 14-25 s of it, FBP 4 s."""
 
 from __future__ import annotations
 
