@@ -1,0 +1,71 @@
+"""The fast training path: the ray transforms as custom operators compile without graph
+breaks, the compiled step gives the eager loss and gradients, and ``trainer.fast_path`` trains
+through Lightning to the default path's loss."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from learnct.methods import LearnedPrimalDual
+from learnct.methods.fast_path import optimizer_options
+from learnct.physics import ParallelBeamGeometry, RayTransform
+
+GEOMETRY = ParallelBeamGeometry(image_size=32, n_angles=12, n_detectors=46)
+
+
+def _lpd(**kwargs) -> LearnedPrimalDual:
+    torch.manual_seed(0)
+    operator = RayTransform(GEOMETRY)
+    return LearnedPrimalDual(operator, n_iter=2, hidden=8, operator_norm=30.0, **kwargs)
+
+
+def _data(operator: RayTransform) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 1, 32, 32, generator=gen)
+    return operator(image) + 0.05 * torch.randn(2, 1, 12, 46, generator=gen), image
+
+
+def _loss_and_grads(step, method, sinogram, image):
+    method.zero_grad(set_to_none=True)
+    loss = step(sinogram, image)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in method.parameters()]
+
+
+def test_ray_transform_ops_have_adjoint_gradients():
+    operator = RayTransform(GEOMETRY)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 1, 32, 32, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(1, 1, 12, 46, generator=gen, dtype=torch.float64, requires_grad=True)
+    v = torch.rand(1, 1, 12, 46, generator=gen, dtype=torch.float64)
+    (operator(x) * v).sum().backward()
+    torch.testing.assert_close(x.grad, operator.adjoint(v))  # d<Ax, v>/dx = A^T v
+    u = torch.rand(1, 1, 32, 32, generator=gen, dtype=torch.float64)
+    (operator.adjoint(y) * u).sum().backward()
+    torch.testing.assert_close(y.grad, operator(u))
+    key = operator._op_ids["cpu"]  # the registry id of the CPU backend
+    for op, arg in ((torch.ops.learnct.ray_forward, x), (torch.ops.learnct.ray_adjoint, y)):
+        torch.library.opcheck(op, (arg.detach().requires_grad_(), key))  # fake impl, autograd
+
+
+def test_compiled_lpd_step_has_no_graph_breaks_and_matches_eager():
+    method = _lpd()
+    sinogram, image = _data(method.operator)
+    eager_loss, eager_grads = _loss_and_grads(method.training_loss, method, sinogram, image)
+    explained = torch._dynamo.explain(method.training_loss)(sinogram, image)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+    compiled = torch.compile(method.training_loss, fullgraph=True)
+    loss, grads = _loss_and_grads(compiled, method, sinogram, image)
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-7)
+    for ours, ref in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_path_optimizer_options():
+    adam = functools.partial(torch.optim.Adam, lr=1e-3)
+    assert optimizer_options(adam, torch.device("cuda")) == {"fused": True}
+    assert optimizer_options(adam, torch.device("cpu")) == {"foreach": True}
+    assert optimizer_options(functools.partial(adam, foreach=False), torch.device("cpu")) == {}
