@@ -30,6 +30,7 @@ __all__ = [
     "build_physics",
     "build_trainer",
     "instantiate_all",
+    "trainer_config",
     "user_errors",
 ]
 
@@ -85,13 +86,24 @@ def build_datamodule(cfg: DictConfig, preset: PhysicsPreset, operator: RayTransf
 
 
 def build_method(cfg: DictConfig, operator: RayTransform) -> Any:
-    """``cfg.model`` instantiated on the run's operator."""
+    """``cfg.model`` instantiated on the run's operator, with the training step of
+    ``trainer.fast_path`` (when set; see :mod:`learnct.methods.fast_path`)."""
+    fast_path = cfg.get("trainer", {}).get("fast_path")
+    extra = {} if fast_path is None else {"fast_path": fast_path}
     return build_component(
         "model",
         lambda: hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(
-            operator=operator
+            operator=operator, **extra
         ),
     )
+
+
+def trainer_config(cfg: DictConfig) -> DictConfig:
+    """``cfg.trainer`` (resolved) without the key that is learnct's, not the Trainer's:
+    ``fast_path``, which ``build_method`` hands to the method."""
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer.pop("fast_path", None)
+    return OmegaConf.create(trainer)
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -130,7 +142,7 @@ def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[Any], **o
     trainer: L.Trainer = build_component(
         "trainer",
         lambda: hydra.utils.instantiate(
-            cfg.trainer,
+            trainer_config(cfg),
             logger=loggers or False,
             callbacks=callbacks,
             plugins=[AtomicCheckpointIO()],

@@ -29,6 +29,7 @@ from learnct.run.build import (
     build_physics,
     build_trainer,
     instantiate_all,
+    trainer_config,
 )
 from learnct.run.config_checks import ConfigError, validate_config
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
@@ -298,7 +299,7 @@ def single_device_tester(
         for lg in loggers
     ]
     return hydra.utils.instantiate(
-        cfg.trainer,
+        trainer_config(cfg),
         devices=1,
         num_nodes=1,
         strategy="auto",
