@@ -4,8 +4,10 @@ through Lightning to the default path's loss."""
 
 from __future__ import annotations
 
+import csv
 import functools
 
+import pytest
 import torch
 
 from learnct.methods import LearnedPrimalDual
@@ -69,3 +71,51 @@ def test_fast_path_optimizer_options():
     assert optimizer_options(adam, torch.device("cuda")) == {"fused": True}
     assert optimizer_options(adam, torch.device("cpu")) == {"foreach": True}
     assert optimizer_options(functools.partial(adam, foreach=False), torch.device("cpu")) == {}
+
+
+TINY_LPD = [
+    "experiment=lpd",
+    "model.n_iter=2",
+    "model.hidden=8",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+    "data.val_size=2",
+    "data.train_size=50",
+    "logger=csv",
+    "callbacks=default",
+    "callbacks.progress_bar=null",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=4",
+    "trainer.log_every_n_steps=1",
+    "test=false",
+]
+
+
+def _train(compose_config, run_config, tmp_path, fast_path: str) -> tuple[dict, list[float]]:
+    cfg = compose_config("train", [*TINY_LPD, f"trainer.fast_path={fast_path}"], tmp_path)
+    run_config(cfg)
+    (metrics,) = tmp_path.glob("csv/version_*/metrics.csv")
+    with open(metrics) as fh:  # the default path logs train/loss_step, the fast path train/loss
+        rows = list(csv.DictReader(fh))
+    losses = [float(v) for r in rows if (v := r.get("train/loss") or r.get("train/loss_step"))]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    return last["state_dict"], losses
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    from conftest import _compose_config
+    from learnct.run.pipeline import run
+
+    return _train(_compose_config, run, tmp_path_factory.mktemp("default"), "null")
+
+
+@pytest.mark.parametrize("fast_path", ["eager", "compiled"])
+def test_fast_path_trains_through_lightning_as_the_default_path(
+    default_run, fast_path, tmp_path, compose_config, run_config
+):
+    weights, losses = _train(compose_config, run_config, tmp_path, fast_path)
+    ref_weights, ref_losses = default_run
+    assert len(losses) == 4 and losses == pytest.approx(ref_losses, rel=1e-4)
+    for name, value in ref_weights.items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5, msg=name)

@@ -58,6 +58,11 @@ class _NormalisedOperatorMixin:
             self._norm_known = True
         return self.op_norm
 
+    def on_fit_start(self) -> None:
+        """``||A||`` known before the first step (compiled steps read it, never compute it)."""
+        super().on_fit_start()
+        self.operator_norm_tensor()
+
     def fbp_start(self, sinogram: torch.Tensor) -> torch.Tensor | None:
         """The FBP of ``sinogram`` (no gradient) when ``init == "fbp"``, else None."""
         if self.hparams.init != "fbp":
