@@ -119,3 +119,25 @@ def test_fast_path_trains_through_lightning_as_the_default_path(
     assert len(losses) == 4 and losses == pytest.approx(ref_losses, rel=1e-4)
     for name, value in ref_weights.items():
         torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.gpu
+def test_compiled_step_replays_as_cuda_graphs_with_the_eager_loss():
+    """On CUDA the compiled step (``mode="reduce-overhead"``, CUDA graphs) replays with the
+    eager step's loss and gradients (the custom ops run the GPU backend inside the graphs)."""
+    from learnct.bench.training import step_fn
+
+    method = _lpd().cuda()
+    sinogram, image = (t.cuda() for t in _data(method.operator))
+    eager_loss, eager_grads = _loss_and_grads(method.training_loss, method, sinogram, image)
+    compiled = torch.compile(method.training_loss, fullgraph=True, mode="reduce-overhead")
+    for _ in range(3):  # warm-up, record, replay
+        torch.compiler.cudagraph_mark_step_begin()
+        loss, grads = _loss_and_grads(compiled, method, sinogram, image)
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-6)
+    for ours, ref in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-5)
+    fast = _lpd(fast_path="compiled").cuda()
+    step = step_fn(fast, image, sinogram)
+    losses = [float(step()) for _ in range(4)]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
