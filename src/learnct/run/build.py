@@ -9,11 +9,12 @@ torch and Lightning are imported inside the functions: a config mistake fails be
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from learnct.run.config_checks import ConfigError
 
@@ -99,11 +100,13 @@ def build_method(cfg: DictConfig, operator: RayTransform) -> Any:
 
 
 def trainer_config(cfg: DictConfig) -> DictConfig:
-    """``cfg.trainer`` (resolved) without the key that is learnct's, not the Trainer's:
-    ``fast_path``, which ``build_method`` hands to the method."""
-    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer.pop("fast_path", None)
-    return OmegaConf.create(trainer)
+    """``cfg.trainer`` without the key that is learnct's, not the Trainer's: ``fast_path``,
+    which ``build_method`` hands to the method. A copy of the whole config, so that the
+    trainer's interpolations still resolve (when instantiated) against it."""
+    root = copy.deepcopy(cfg)
+    with open_dict(root.trainer):
+        root.trainer.pop("fast_path", None)
+    return root.trainer
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
