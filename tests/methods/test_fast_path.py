@@ -12,6 +12,7 @@ import torch
 
 from learnct.methods import LearnedPrimalDual
 from learnct.methods.fast_path import optimizer_options
+from learnct.nets.execution import compiled_graphs
 from learnct.physics import ParallelBeamGeometry, RayTransform
 
 GEOMETRY = ParallelBeamGeometry(image_size=32, n_angles=12, n_detectors=46)
@@ -114,7 +115,9 @@ def default_run(tmp_path_factory):
 def test_fast_path_trains_through_lightning_as_the_default_path(
     default_run, fast_path, tmp_path, compose_config, run_config
 ):
+    graphs = compiled_graphs()
     weights, losses = _train(compose_config, run_config, tmp_path, fast_path)
+    assert compiled_graphs() - graphs == (fast_path == "compiled")  # one graph, no breaks
     ref_weights, ref_losses = default_run
     assert len(losses) == 4 and losses == pytest.approx(ref_losses, rel=1e-4)
     for name, value in ref_weights.items():
@@ -141,3 +144,14 @@ def test_compiled_step_replays_as_cuda_graphs_with_the_eager_loss():
     step = step_fn(fast, image, sinogram)
     losses = [float(step()) for _ in range(4)]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", ["lgd", "fbpunet", "learned_inverse", "lpd"])
+def test_every_learned_methods_step_traces_as_one_graph(name):
+    """The compiled fast path holds for every learned method (LPD here with the FBP start)."""
+    from learnct.bench.methods import build_untrained
+
+    method = build_untrained(name, RayTransform(GEOMETRY), {"init": "fbp"} if name == "lpd" else {})
+    sinogram, image = _data(method.operator)
+    explained = torch._dynamo.explain(method.training_loss)(sinogram, image)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
