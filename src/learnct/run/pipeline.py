@@ -30,6 +30,7 @@ from learnct.run.build import (
     build_physics,
     build_trainer,
     instantiate_all,
+    trainer_config,
 )
 from learnct.run.checkpoint_settings import adopt_checkpoint_settings
 from learnct.run.config_checks import ConfigError, validate_config
@@ -331,7 +332,7 @@ def single_device_tester(
         for lg in loggers
     ]
     return hydra.utils.instantiate(
-        cfg.trainer,
+        trainer_config(cfg),
         devices=1,
         num_nodes=1,
         strategy="auto",
