@@ -59,108 +59,157 @@ class RunResult:
 def run(cfg: DictConfig) -> RunResult:
     """Train/evaluate/test as the config says."""
     os.environ.setdefault("WANDB_MODE", "offline")
+    resume, identity, provenance = _begin(cfg)
+
+    import lightning as L
+
+    from learnct.run.testset_hash import TestSetHash
+
+    L.seed_everything(cfg.seed, workers=True)
+    preset, operator = build_physics(cfg)
+    datamodule = build_datamodule(cfg, preset, operator)
+    model = build_method(cfg, operator)
+    to_test = _check_checkpoints(cfg, model, operator, resume, identity)
+    _prepare(cfg, model, datamodule, operator)
+    loggers = _start_loggers(cfg)
+    test_hash = TestSetHash(list(datamodule.sources["test"]))
+    trainer = build_trainer(cfg, loggers, [*_callbacks(cfg, model, identity), test_hash])
+    flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    for logger in loggers:
+        logger.log_hyperparams(flat)
+
+    best, paused = _fit(cfg, trainer, model, datamodule, resume, identity)
+    objective = _objective(cfg, trainer)
+    rows: list[dict[str, Any]] = []
+    if cfg.get("test", True) and not paused:
+        tester = single_device_tester(cfg, trainer, loggers, [test_hash])
+        if tester is None:  # a DDP rank other than 0: rank 0 tests
+            return RunResult(rows=[], objective=objective)
+        checkpoint = best or to_test
+        rows = _test(cfg, tester, model, datamodule, checkpoint, test_hash, loggers, provenance)
+    finish_wandb()
+    return RunResult(rows=rows, objective=objective)
+
+
+def _begin(cfg: DictConfig) -> tuple[Path | None, RunIdentity, dict[str, Any]]:
+    """Before anything is built: check the config, adopt a checkpoint's architecture, note
+    the code's provenance, find the checkpoint to resume from, apply ``extras`` and write the
+    run's identity. Returns (resume checkpoint, identity, provenance)."""
+    from learnct.run.extras import apply_extras
+
     validate_config(cfg)
     for note in adopt_checkpoint_settings(cfg):  # the checkpoint's architecture, not defaults
         print(f"checkpoint settings: {note}")
     # the code the run starts with (a commit made while it trains must not be credited)
     provenance = {"commit": git_commit(), **library_versions()}
     resume = resolve_resume(cfg)
-    from learnct.run.extras import apply_extras
-
     apply_extras(cfg)  # extras.enforce_tags, ignore_warnings, print_config
-    identity = _run_identity(cfg, resume)
+    return resume, _run_identity(cfg, resume), provenance
 
-    import lightning as L
 
-    from learnct.evaluation import write_run_figure
-    from learnct.run.identity_stamp import RunIdentityStamp
-    from learnct.run.nonfinite import NonFiniteGuard, check_finite_results
-    from learnct.run.sittings import SittingEnd, sitting_checkpoint
-    from learnct.run.sweep_pruning import trial_pruning
-    from learnct.run.testset_hash import TestSetHash
+def _start_loggers(cfg: DictConfig) -> list[Any]:
+    """The configured loggers, started (W&B falls back to offline when it cannot start)."""
     from learnct.run.wandb_fallback import start_wandb_or_fallback
 
-    L.seed_everything(cfg.seed, workers=True)
-    preset, operator = build_physics(cfg)
-    datamodule = build_datamodule(cfg, preset, operator)
-    model = build_method(cfg, operator)
-    trainable = getattr(model, "trainable", True)
-    training = trainable and cfg.get("train", True)
-    to_test = _check_checkpoints(cfg, model, operator, resume, identity)
-    _prepare(cfg, model, datamodule, operator)
-    build_loggers = functools.partial(
-        build_component, "logger", lambda: instantiate_all(cfg.get("logger"))
-    )
-    loggers = start_wandb_or_fallback(build_loggers(), rebuild=build_loggers)
-    callbacks = instantiate_all(cfg.get("callbacks"))
-    if not trainable:
-        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
-    else:
-        callbacks.append(RunIdentityStamp(identity))
-        if cfg.get("sitting_steps"):
-            callbacks.append(SittingEnd(cfg.sitting_steps, sitting_checkpoint(cfg)))
-        if cfg.get("max_nonfinite_steps"):
-            callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
-        pruning = trial_pruning(cfg)  # a job of an Optuna sweep with a pruner
-        if pruning is not None:
-            callbacks.append(pruning)
-    test_hash = TestSetHash(list(datamodule.sources["test"]))
-    trainer = build_trainer(cfg, loggers, [*callbacks, test_hash])
-    flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    for logger in loggers:
-        logger.log_hyperparams(flat)
+    build = functools.partial(build_component, "logger", lambda: instantiate_all(cfg.get("logger")))
+    return start_wandb_or_fallback(build(), rebuild=build)
 
-    # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
-    best = to_test
-    if training:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        _mark_if_finished(cfg, trainer, identity)
-        checkpoint = trainer.checkpoint_callback
-        best = (checkpoint.best_model_path or None) if checkpoint is not None else None
-        if cfg.get("sitting_steps"):  # the schedule's final weights, once it has ended
-            best = None
-            if not identity.get("finished"):
-                print(
-                    f"sitting ended at step {trainer.global_step} of {cfg.trainer.max_steps}: "
-                    "run the same command again to continue (tested when the schedule ends)"
-                )
-                finish_wandb()
-                return RunResult(rows=[], objective=_objective(cfg, trainer))
-    elif not trainable:
+
+def _callbacks(cfg: DictConfig, model: Any, identity: RunIdentity) -> list[Any]:
+    """The configured callbacks, and for a trainable method the run's own: the identity
+    stamp, the end of a sitting, the non-finite guard and an Optuna trial's pruning."""
+    import lightning as L
+
+    from learnct.run.identity_stamp import RunIdentityStamp
+    from learnct.run.nonfinite import NonFiniteGuard
+    from learnct.run.sittings import SittingEnd, sitting_checkpoint
+    from learnct.run.sweep_pruning import trial_pruning
+
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not getattr(model, "trainable", True):
+        return [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
+    callbacks.append(RunIdentityStamp(identity))
+    if cfg.get("sitting_steps"):
+        callbacks.append(SittingEnd(cfg.sitting_steps, sitting_checkpoint(cfg)))
+    if cfg.get("max_nonfinite_steps"):
+        callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
+    pruning = trial_pruning(cfg)  # a job of an Optuna sweep with a pruner
+    if pruning is not None:
+        callbacks.append(pruning)
+    return callbacks
+
+
+def _fit(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    model: Any,
+    datamodule: Any,
+    resume: Path | None,
+    identity: RunIdentity,
+) -> tuple[str | None, bool]:
+    """Train a trainable method (FBP/TV: validate, to show the validation scores). Returns
+    the checkpoint to test (the run's best; ``None``: the weights in memory, or nothing was
+    trained) and whether a sitting ended before its schedule did (nothing to test yet)."""
+    if not getattr(model, "trainable", True):
         print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
         for scores in trainer.validate(model, datamodule=datamodule, verbose=False):
             print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+        return None, False
+    if not cfg.get("train", True):
+        return None, False
+    # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    _mark_if_finished(cfg, trainer, identity)
+    if cfg.get("sitting_steps"):  # the schedule's final weights (in memory), once it has ended
+        if identity.get("finished"):
+            return None, False
+        print(
+            f"sitting ended at step {trainer.global_step} of {cfg.trainer.max_steps}: "
+            "run the same command again to continue (tested when the schedule ends)"
+        )
+        return None, True
+    checkpoint = trainer.checkpoint_callback
+    return (checkpoint.best_model_path or None) if checkpoint is not None else None, False
 
-    objective = _objective(cfg, trainer)
-    rows: list[dict[str, Any]] = []
-    if cfg.get("test", True):
-        tester = single_device_tester(cfg, trainer, loggers, [test_hash])
-        if tester is None:  # a DDP rank other than 0: rank 0 tests
-            return RunResult(rows=[], objective=objective)
-        metrics: dict[str, float] = {}
-        # verbose=False: the table below, not Lightning's per-dataloader one
-        for result in tester.test(
-            model, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False
-        ):
-            metrics.update(result)
-        common = {
-            "method": type(model).__name__,
-            "physics": preset.name,
-            "device": str(trainer.strategy.root_device),
-            "run_dir": cfg.paths.output_dir,
-            **provenance,
-        }
-        rows = _result_rows(metrics, datamodule, test_hash.hashes, common)
-        check_finite_results(rows, TEST_METRICS)
-        folder = Path(cfg.paths.output_dir)
-        config = {**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance}
-        results = write_results(folder, rows, config)
-        figure = write_run_figure(model, datamodule, folder)
-        _log_results(loggers, rows, figure)
-        _print_rows(rows)
-        print(f"results: {results}; figure: {figure}")
-    finish_wandb()
-    return RunResult(rows=rows, objective=objective)
+
+def _test(
+    cfg: DictConfig,
+    tester: L.Trainer,
+    model: Any,
+    datamodule: Any,
+    checkpoint: str | Path | None,
+    test_hash: Any,
+    loggers: list[Any],
+    provenance: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Test ``checkpoint`` (``None``: the weights in memory) on every fixed test set; write
+    the results rows, the run's figure, log both and print the table. Returns the rows."""
+    from learnct.evaluation import write_run_figure
+    from learnct.run.nonfinite import check_finite_results
+
+    metrics: dict[str, float] = {}
+    # verbose=False: the table below, not Lightning's per-dataloader one
+    for result in tester.test(
+        model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True, verbose=False
+    ):
+        metrics.update(result)
+    common = {
+        "method": type(model).__name__,
+        "physics": datamodule.physics.name,
+        "device": str(tester.strategy.root_device),
+        "run_dir": cfg.paths.output_dir,
+        **provenance,
+    }
+    rows = _result_rows(metrics, datamodule, test_hash.hashes, common)
+    check_finite_results(rows, TEST_METRICS)
+    folder = Path(cfg.paths.output_dir)
+    config = {**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance}
+    results = write_results(folder, rows, config)
+    figure = write_run_figure(model, datamodule, folder)
+    _log_results(loggers, rows, figure)
+    _print_rows(rows)
+    print(f"results: {results}; figure: {figure}")
+    return rows
 
 
 def _objective(cfg: DictConfig, trainer: L.Trainer) -> float | None:
