@@ -4,8 +4,11 @@ defaults give way to the checkpoint's settings, and a setting given on the comma
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import REPO_ROOT
-from learnct.run.checkpoint_settings import adopt_checkpoint_settings
+from learnct.run.checkpoint_settings import adopt_checkpoint_settings, resolve_checkpoint_names
+from learnct.run.config_checks import ConfigError
 
 FBPUNET = REPO_ROOT / "experiments" / "fan_lowdose" / "weights" / "FBPUNet.ckpt"
 LPD = REPO_ROOT / "experiments" / "fan_lowdose" / "weights" / "LearnedPrimalDual.ckpt"
@@ -32,12 +35,32 @@ def test_the_checkpoint_settings_replace_the_config_defaults(compose_config):
     assert adopt_checkpoint_settings(cfg) == [] and cfg.model.depth == 4
 
 
+def test_a_committed_models_name_is_its_checkpoint_file(compose_config):
+    cfg = compose_config("eval", ["experiment=lpd", "ckpt_path=lpd-fan_lowdose"])
+    notes = resolve_checkpoint_names(cfg)
+    assert cfg.ckpt_path == str(LPD) and notes == [
+        f"ckpt_path=lpd-fan_lowdose is the committed model {LPD}"
+    ]
+    cfg = compose_config("train", ["experiment=fbpunet", "init_weights=fbpunet-fan_lowdose"])
+    resolve_checkpoint_names(cfg)
+    assert cfg.init_weights == str(FBPUNET)
+    # a path is left to the checks that follow; a mistyped name lists the names
+    cfg = compose_config("eval", ["experiment=lpd", "ckpt_path=some/where.ckpt"])
+    assert resolve_checkpoint_names(cfg) == [] and cfg.ckpt_path == "some/where.ckpt"
+    cfg = compose_config("eval", ["experiment=lpd", "ckpt_path=lpd-fanlowdose"])
+    with pytest.raises(ConfigError, match=r"'lpd-fanlowdose' is neither.*'lpd-fan_lowdose'"):
+        resolve_checkpoint_names(cfg)
+
+
 def test_make_eval_of_the_committed_fbpunet_needs_no_architecture_override(run_cli, tmp_path):
-    args = ["experiment=fbpunet", f"ckpt_path={FBPUNET}", "data.val_size=2", "data.test_size=2"]
-    args += [f"paths.output_dir={tmp_path}", "logger=csv", "extras.print_config=false"]
+    # by name (make eval EXP=fbpunet CKPT=fbpunet-fan_lowdose), with no model.depth override
+    args = ["experiment=fbpunet", "ckpt_path=fbpunet-fan_lowdose", "data.val_size=2"]
+    args += ["data.test_size=2", f"paths.output_dir={tmp_path}", "logger=csv"]
+    args += ["extras.print_config=false"]
     out = run_cli("evaluate", args)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "checkpoint settings: model.depth=3 from ckpt_path (the config had 4)" in out.stdout
+    assert f"ckpt_path=fbpunet-fan_lowdose is the committed model {FBPUNET}" in out.stdout
     assert (tmp_path / "results.csv").is_file()
     out = run_cli("evaluate", [*args, "model.depth=4"])  # the user's own setting stays
     assert out.returncode == 2

@@ -1,5 +1,7 @@
 """A checkpoint's own settings win over the config's defaults: ``make eval CKPT=...`` and
-``init_weights=...`` build the method as the checkpoint stores it.
+``init_weights=...`` build the method as the checkpoint stores it. Both also take a committed
+model's name (``CKPT=lpd-fan_lowdose``: :mod:`learnct.methods.pretrained`), which
+:func:`resolve_checkpoint_names` replaces by its file before anything reads the config.
 
 A learned method's checkpoint stores its constructor arguments (``hyper_parameters``). Before
 the method is built, every setting that shapes the trained function (architecture, FBP
@@ -19,7 +21,38 @@ from omegaconf import DictConfig, open_dict
 
 from learnct.run.config_checks import ConfigError
 
-__all__ = ["adopt_checkpoint_settings", "command_line_model_keys"]
+__all__ = ["adopt_checkpoint_settings", "command_line_model_keys", "resolve_checkpoint_names"]
+
+#: The config keys that name a checkpoint to load.
+CHECKPOINT_KEYS = ("ckpt_path", "init_weights")
+
+
+def resolve_checkpoint_names(cfg: DictConfig) -> list[str]:
+    """Replace a committed model's name in ``ckpt_path`` or ``init_weights`` by its checkpoint
+    file; returns a note per replacement. A value that looks like a name (no ``/``, no
+    ``.ckpt``) but is neither a file nor a committed model raises a ``ConfigError`` listing the
+    names; paths are left to the checks that follow."""
+    from pathlib import Path
+
+    from learnct.methods.pretrained import pretrained_models
+
+    notes = []
+    for key in CHECKPOINT_KEYS:
+        value = cfg.get(key)
+        if not isinstance(value, str) or "/" in value or value.endswith(".ckpt"):
+            continue
+        if Path(value).is_file():
+            continue
+        models = pretrained_models()
+        if value not in models:
+            raise ConfigError(
+                f"{key}={value!r} is neither a checkpoint file nor a committed model: give a "
+                f"path to a .ckpt or one of {sorted(models)}"
+            )
+        with open_dict(cfg):
+            cfg[key] = str(models[value].path)
+        notes.append(f"{key}={value} is the committed model {models[value].path}")
+    return notes
 
 
 def command_line_model_keys() -> set[str] | None:

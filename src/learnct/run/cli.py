@@ -17,6 +17,7 @@ import sys
 from omegaconf import DictConfig
 
 from learnct.run.build import user_errors
+from learnct.run.checkpoint_settings import resolve_checkpoint_names
 from learnct.run.config_checks import ConfigError, validate_config
 
 __all__ = ["run_from_cli"]
@@ -37,6 +38,8 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
     if not multirun:
         try:
+            for note in resolve_checkpoint_names(cfg):
+                print(note)
             validate_config(cfg)
         except ConfigError as err:
             _exit(err, 2)

@@ -258,4 +258,7 @@ def validate_config(cfg: DictConfig) -> None:
             "drop init_weights: its last.ckpt already holds the weights)"
         )
     if init_weights and not Path(init_weights).is_file():
-        raise ConfigError(f"init_weights={init_weights!r}: no such checkpoint file")
+        raise ConfigError(
+            f"init_weights={init_weights!r}: no such checkpoint file or committed model "
+            "(python -c 'import learnct; print(learnct.pretrained_names())' lists the names)"
+        )

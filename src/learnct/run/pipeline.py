@@ -32,7 +32,7 @@ from learnct.run.build import (
     instantiate_all,
     trainer_config,
 )
-from learnct.run.checkpoint_settings import adopt_checkpoint_settings
+from learnct.run.checkpoint_settings import adopt_checkpoint_settings, resolve_checkpoint_names
 from learnct.run.config_checks import ConfigError, validate_config
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
 from learnct.run.provenance import git_commit, library_versions
@@ -97,6 +97,8 @@ def _begin(cfg: DictConfig) -> tuple[Path | None, RunIdentity, dict[str, Any]]:
     run's identity. Returns (resume checkpoint, identity, provenance)."""
     from learnct.run.extras import apply_extras
 
+    for note in resolve_checkpoint_names(cfg):
+        print(note)
     validate_config(cfg)
     for note in adopt_checkpoint_settings(cfg):  # the checkpoint's architecture, not defaults
         print(f"checkpoint settings: {note}")
@@ -282,8 +284,8 @@ def _check_checkpoints(
         return None
     if not cfg.get("ckpt_path"):
         raise ConfigError(
-            f"evaluating {name} needs a checkpoint: set ckpt_path "
-            "(make eval EXP=<name> CKPT=path/to/file.ckpt)"
+            f"evaluating {name} needs a checkpoint: set ckpt_path (make eval EXP=<name> "
+            "CKPT=path/to/file.ckpt, or a committed model's name: CKPT=lpd-fan_lowdose)"
         )
     _checked_checkpoint("ckpt_path", cfg.ckpt_path, model, operator)
     return Path(cfg.ckpt_path)
