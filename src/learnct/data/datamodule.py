@@ -179,6 +179,7 @@ class CTDataModule(L.LightningDataModule):
         clip_min: float | None = 0.0,
         lodopab_root: str | Path = "data/lodopab",
         folder_root: str | Path | None = None,
+        folder_fit: str = "spacing",
         use_official_observations: bool = False,
         pin_memory: bool = False,
         eval_noise_on_cpu: bool = True,
@@ -238,6 +239,7 @@ class CTDataModule(L.LightningDataModule):
         self.clip_min = clip_min
         self.lodopab_root = Path(lodopab_root)
         self.folder_root = None if folder_root is None else Path(folder_root)
+        self.folder_fit = folder_fit
         self.use_official_observations = bool(use_official_observations)
         self.pin_memory = pin_memory
         self.eval_noise_on_cpu = bool(eval_noise_on_cpu)
@@ -266,6 +268,8 @@ class CTDataModule(L.LightningDataModule):
             observations=self.use_official_observations and source == "lodopab",
             sinogram_shape=self.geometry.sinogram_shape,
             mu_unit=self.physics.mu,
+            pixel_size=self.geometry.pixel_size,
+            folder_fit=self.folder_fit,
         )
         return _Tagged(dataset, split, source, self.seed)
 
