@@ -32,9 +32,10 @@ checkpoints) holds the noise counter and the next index of the ellipse stream, a
 training epoch after ``load_state_dict`` starts at that index instead of the epoch's start.
 Finite sources restart the interrupted epoch's shuffled order.
 
-Training images: for ``ellipses`` an infinite stream; the sampler (:class:`EpochStreamSampler`)
-yields ``epoch * train_size + i`` (Lightning calls its ``set_epoch``; outside Lightning every
-new pass over the loader advances the epoch), so each epoch has fresh phantoms and
+Training images: for ``ellipses`` and ``ctlike`` an infinite stream; the sampler
+(:class:`EpochStreamSampler`) yields ``epoch * train_size + i`` (Lightning calls its
+``set_epoch``; outside Lightning every new pass over the loader advances the epoch), so each
+epoch has fresh phantoms and
 ``CTBatch.index`` is the stream index. Finite sources (``lodopab``, ``folder``) are shuffled
 by a ``RandomSampler`` whose generator is seeded by ``seed`` (a new order every epoch).
 """
@@ -54,7 +55,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from learnct.checks import check_int
 from learnct.data.batch import CTBatch
-from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
+from learnct.data.sources import SOURCES, SPLITS, derive_seed, make_dataset
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
@@ -253,8 +254,8 @@ class CTDataModule(L.LightningDataModule):
     def build_dataset(self, split: str, source: str) -> Dataset:
         """The tagged dataset of one split and source (what the split's DataLoader reads)."""
         size = self.sizes[split]
-        if size is None and source in ("ellipses", "shepp_logan"):
-            size = DEFAULT_SIZES[split] if source == "ellipses" else 1
+        if size is None and source in ("ellipses", "ctlike", "shepp_logan"):
+            size = 1 if source == "shepp_logan" else DEFAULT_SIZES[split]
         dataset = make_dataset(
             source,
             split,
@@ -308,7 +309,7 @@ class CTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         (dataset,) = self._datasets("train")
-        if isinstance(dataset.dataset, EllipsesDataset):
+        if getattr(dataset.dataset, "infinite_stream", False):  # ellipses, ctlike
             sampler: Sampler = EpochStreamSampler(len(dataset), self._resume_stream_from)
             self._resume_stream_from = 0
         else:

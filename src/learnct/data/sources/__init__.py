@@ -15,6 +15,9 @@ Sources (:data:`SOURCES`, one module each, built by :func:`make_dataset`):
     (the index still selects the noise realisation).
 ``lodopab`` (:class:`LoDoPaBDataset`, :mod:`.lodopab`)
     LoDoPaB-CT ground truth from the official HDF5 files (see ``data/README.md``).
+``ctlike`` (:class:`CTLikeDataset`, :mod:`.ctlike`)
+    Random CT-like anatomical slices (head, thorax, abdomen; :mod:`learnct.data.ctlike`) on
+    the geometry's pixel grid; fixed validation and test sets, an infinite training stream.
 ``folder`` (:class:`FolderDataset`, :mod:`.folder`)
     A folder of DICOM slices or ``.npy`` / ``.npz`` arrays (readers in :mod:`.slice_files`).
 
@@ -41,7 +44,7 @@ from torch.utils.data import Dataset
 
 from learnct.checks import check_int
 from learnct.config_names import SOURCES
-from learnct.data.sources import ellipses, folder, lodopab, shepp_logan
+from learnct.data.sources import ctlike, ellipses, folder, lodopab, shepp_logan
 from learnct.data.sources.common import (
     SPLITS,
     check_split,
@@ -49,6 +52,7 @@ from learnct.data.sources.common import (
     fit_to_size,
     resample_to_pixels,
 )
+from learnct.data.sources.ctlike import CTLikeDataset
 from learnct.data.sources.ellipses import EllipsesDataset
 from learnct.data.sources.folder import FolderDataset
 from learnct.data.sources.lodopab import LoDoPaBDataset
@@ -59,6 +63,7 @@ __all__ = [
     "BUILDERS",
     "SOURCES",
     "SPLITS",
+    "CTLikeDataset",
     "EllipsesDataset",
     "FolderDataset",
     "LoDoPaBDataset",
@@ -75,6 +80,7 @@ BUILDERS: dict[str, Callable[..., Dataset]] = {
     "shepp_logan": shepp_logan.build,
     "lodopab": lodopab.build,
     "folder": folder.build,
+    "ctlike": ctlike.build,
 }
 
 
@@ -98,10 +104,11 @@ def make_dataset(
 ) -> Dataset:
     """The ``split`` of ``source`` (one of :data:`SOURCES`) at ``image_size``.
 
-    ``size``: samples in the split. Required for ``ellipses``; for ``shepp_logan`` the number
-    of (noise) realisations (default 1); for ``lodopab`` / ``folder`` the first ``size``
-    slices (default all; asking for more than there are is an error). ``folder`` uses
-    ``folder_root/{train,val|validation,test}`` when that subfolder exists, else
+    ``size``: samples in the split. Required for ``ellipses`` and ``ctlike``; for
+    ``shepp_logan`` the number of (noise) realisations (default 1); for ``lodopab`` /
+    ``folder`` the first ``size`` slices (default all; asking for more than there are is an
+    error). ``folder`` uses ``folder_root/{train,val|validation,test}`` when that subfolder
+    exists, else
     ``folder_root`` itself for every split. ``mu_unit`` is the preset's attenuation per image
     unit in 1/mm (its ``mu``; default: water, as the fan presets): DICOM and LoDoPaB values
     are converted to that unit. ``pixel_size``: the geometry's (mm), with ``folder_fit``

@@ -47,6 +47,9 @@ class EllipsesDataset(Dataset):
         clip_min: lower clip of the raster (0: non-negative attenuation); ``None``: no clip.
     """
 
+    #: The DataModule streams fresh indices each epoch (``EpochStreamSampler``).
+    infinite_stream = True
+
     def __init__(
         self,
         image_size: int,
