@@ -25,7 +25,9 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
 - training: one generator per BATCH, seeded by ``derive_seed(seed, "train-noise", k)`` where
   ``k`` counts the training batches simulated so far (saved in the DataModule's
   ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
-  reproducible.
+  reproducible. With ``train_photons_range`` each training sample is simulated at its own
+  dose, log-uniform in that range and fixed by its stream index
+  (``derive_seed(seed, "train-dose", index)``); validation and test keep the preset's.
 
 A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
 checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
@@ -43,6 +45,7 @@ by a ``RandomSampler`` whose generator is seeded by ``seed`` (a new order every 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -130,6 +133,32 @@ def _as_sources(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
     return sources
 
 
+def _photons_range(
+    physics: PhysicsPreset, value: Sequence[float] | None
+) -> tuple[float, float] | None:
+    """``train_photons_range`` checked: two doses ``low <= high`` of a Poisson preset (each
+    checked by the preset itself)."""
+    if value is None:
+        return None
+    if physics.noise != "poisson":
+        raise ValueError(
+            f"train_photons_range only applies to Poisson presets; {physics.name!r} uses "
+            f"{physics.noise} noise"
+        )
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"train_photons_range={value!r} is not valid: give [low, high] photons per "
+            "detector pixel, e.g. [1e3, 1e5]"
+        ) from None
+    for dose in (low, high):
+        dataclasses.replace(physics, photons=dose)  # the preset's own check of a dose
+    if low > high:
+        raise ValueError(f"train_photons_range={value!r} is not valid: low > high")
+    return low, high
+
+
 class CTDataModule(L.LightningDataModule):
     """Images from ``source`` and low-dose measurements simulated on the training device.
 
@@ -151,6 +180,11 @@ class CTDataModule(L.LightningDataModule):
         persistent_workers: keep workers between epochs (default: when ``num_workers > 0``).
         seed: the base seed of phantoms, noise and shuffling.
         photons: overrides the preset's photons per detector pixel (Poisson presets only).
+        train_photons_range: ``[low, high]`` photons per detector pixel: each TRAINING sample
+            is simulated at its own dose, log-uniform in that range (drawn from
+            ``derive_seed(seed, "train-dose", index)``: fixed per stream index), so a model
+            also sees photon-starved rays; validation and test keep the preset's dose.
+            ``None``: every sample at the preset's dose.
         supersample, clip_min: ellipse rasterisation (see ``EllipsesDataset``).
         lodopab_root: folder of the LoDoPaB-CT HDF5 files; folder_root: folder of slices.
         use_official_observations: for ``lodopab`` splits, use the official observations
@@ -176,6 +210,7 @@ class CTDataModule(L.LightningDataModule):
         persistent_workers: bool | None = None,
         seed: int = 0,
         photons: float | None = None,
+        train_photons_range: Sequence[float] | None = None,
         supersample: int = 1,
         clip_min: float | None = 0.0,
         lodopab_root: str | Path = "data/lodopab",
@@ -209,6 +244,7 @@ class CTDataModule(L.LightningDataModule):
                 f"preset's {physics.geometry}: build both from the same geometry"
             )
         self.physics = physics
+        self.train_photons_range = _photons_range(physics, train_photons_range)
         self.operator = operator
         self.geometry = physics.geometry
         self.sources = {
@@ -373,13 +409,34 @@ class CTDataModule(L.LightningDataModule):
                 ]
             else:
                 raise ValueError("a batch mixes training and evaluation samples")
-            if isinstance(generators, list):
+            if isinstance(generators, torch.Generator) and self.train_photons_range:
+                doses = self.train_photons(index)
+                sinogram = torch.cat(
+                    [
+                        dataclasses.replace(self.physics, photons=dose).simulate(
+                            clean[k : k + 1], generators
+                        )
+                        for k, dose in enumerate(doses)
+                    ]
+                )
+            elif isinstance(generators, list):
                 noisy = self.physics.simulate(clean.to(generators[0].device), generators)
                 sinogram = noisy.to(device)
             else:
                 sinogram = self.physics.simulate(clean, generators)
         index = torch.as_tensor(index, device=device).to(torch.int64).reshape(-1)
         return CTBatch(image=image, sinogram=sinogram, clean_sinogram=clean, index=index)
+
+    def train_photons(self, index: torch.Tensor) -> list[float]:
+        """The dose (photons per detector pixel) of each training stream ``index``:
+        log-uniform in ``train_photons_range``, fixed per index (module docstring)."""
+        low, high = self.train_photons_range
+        doses = []
+        for i in torch.as_tensor(index).reshape(-1).tolist():
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, "train-dose", int(i)))
+            u = float(torch.rand(1, generator=gen, dtype=torch.float64))
+            doses.append(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+        return doses
 
     # ---- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
