@@ -14,6 +14,7 @@ from learnct.run import ConfigError, build_physics
 
 FAST = {
     "tv": ["model.iterations=5"],
+    "tv_wls": ["model.iterations=5"],
     "fbpunet": ["model.depth=2", "model.width=8"],
     "lpd": ["model.n_iter=2"],
     "lgd": ["model.n_iter=2"],
@@ -35,7 +36,9 @@ def eval_cfg(compose_config):
 
 
 def test_every_method_has_an_experiment():
-    assert EXPERIMENTS == sorted(["fbp", "tv", "learned_inverse", "fbpunet", "lgd", "lpd"])
+    assert EXPERIMENTS == sorted(
+        ["fbp", "tv", "tv_wls", "learned_inverse", "fbpunet", "lgd", "lpd"]
+    )
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -65,6 +68,8 @@ def test_experiment_runs_end_to_end(experiment, tmp_path, train_cfg, run_config)
     with open(tmp_path / "results.csv") as fh:
         written = list(csv.DictReader(fh))
     assert [r["method"] for r in written] == [rows[0]["method"]] * 2
+    if experiment.startswith("tv"):  # plain TV and TV-WLS: two rows of a table
+        assert rows[0]["method"] == {"tv": "TV", "tv_wls": "TV-WLS"}[experiment]
 
 
 def test_fbp_baseline_is_identical_across_methods(tmp_path, train_cfg, run_config):

@@ -124,7 +124,7 @@ def run(cfg: DictConfig) -> RunResult:
         ):
             metrics.update(result)
         common = {
-            "method": type(model).__name__,
+            "method": model.result_name,
             "physics": preset.name,
             "device": str(trainer.strategy.root_device),
             "run_dir": cfg.paths.output_dir,
