@@ -442,3 +442,40 @@ def test_a_smaller_run_never_replaces_a_written_row(tmp_path, capsys):
     main([*report, "--logs", str(fresh), "--no-figure", "--replace"])
     rows = list(csv.DictReader(open(out / "fan_lowdose" / "results.csv")))
     assert [(r["method"], r["psnr"]) for r in rows] == [("LPD", "33.12")]  # deliberately
+
+
+def test_dose_curve_on_real_ct_slices(tmp_path):
+    """--dose-real-ct: every slice of ROOT/test (DICOM at its physical size) at each dose."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from learnct.methods import FBP
+    from learnct.physics import PhysicsPreset, RayTransform
+    from learnct.physics.geometry import FanBeamGeometry
+    from learnct.reporting.outputs import write_dose_curve
+    from learnct.reporting.run_methods import RunMethod
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from dicom_files import write_dicom
+
+    (tmp_path / "ct" / "test").mkdir(parents=True)
+    c = (np.arange(64) - 31.5) * 2.0
+    for k, radius in enumerate((40.0, 25.0)):
+        disc = np.hypot(c[:, None], c[None, :]) <= radius
+        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
+        write_dicom(tmp_path / "ct" / "test" / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+    geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=4.0)
+    preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
+    cfg = OmegaConf.create({"data": {"_target_": "learnct.data.CTDataModule", "seed": 0}})
+    fbp = RunMethod("FBP", tmp_path, cfg, FBP(operator), None)
+    csv_path, png = write_dose_curve(
+        [fbp], cfg, preset, operator, tmp_path, (300.0, 1e5), 8, folder_root=tmp_path / "ct"
+    )
+    assert csv_path.name == "dose_curve_real_ct.csv" and png.stat().st_size > 10_000
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["test_set"], r["n_images"]) for r in rows] == [("folder", "2")] * 2
+    assert float(rows[1]["psnr"]) > float(rows[0]["psnr"]) + 3

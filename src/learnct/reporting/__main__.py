@@ -5,7 +5,9 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
   device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
   with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
-- with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons.
+- with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons;
+  with ``--dose-real-ct ROOT`` also ``dose_curve_real_ct.*`` on the real CT slices of
+  ``ROOT/test`` (the folder source at their physical size).
 
 It reads the ``results.csv`` that every ``make train`` / ``make eval`` run writes into its run
 folder under ``logs/``; for each (method, test set) the run with the most test images wins,
@@ -93,6 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dose-images", type=int, default=8, help="test images per dose")
     parser.add_argument(
+        "--dose-real-ct",
+        type=Path,
+        default=None,
+        metavar="ROOT",
+        help="with --dose, also the dose curve on the real CT slices of ROOT/test (e.g. "
+        "data/real_ct from make data-real-ct; at their physical size): dose_curve_real_ct.*",
+    )
+    parser.add_argument(
         "--weights",
         action="store_true",
         help="also copy the learned methods' checkpoints (stripped) to <setup>/weights/ with "
@@ -157,6 +167,19 @@ def main(argv: list[str] | None = None) -> None:
                         args.photons,
                         args.dose_images,
                         args.test_set,
+                    )
+                )
+            if methods and args.dose and args.dose_real_ct is not None:
+                written.extend(
+                    write_dose_curve(
+                        methods,
+                        reference,
+                        preset,
+                        operator,
+                        folder,
+                        args.photons,
+                        args.dose_images,
+                        folder_root=args.dose_real_ct,
                     )
                 )
             if methods and args.weights:
