@@ -73,7 +73,7 @@ def real_ct_rows(
         test_source="folder",
         folder_root=root,
         val_size=val_size,
-        eval_batch_size=4,
+        eval_batch_size=8,
         seed=int(cfg.get("seed", 0)),
     )
     dm.setup("validate")
