@@ -479,3 +479,38 @@ def test_dose_curve_on_real_ct_slices(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [(r["test_set"], r["n_images"]) for r in rows] == [("folder", "2")] * 2
     assert float(rows[1]["psnr"]) > float(rows[0]["psnr"]) + 3
+
+
+def test_real_ct_choice_is_made_on_validation_and_written_per_slice(tmp_path):
+    """choose_on_validation keeps the option of the best mean validation PSNR; the table
+    lists every slice's PSNR and the slice count."""
+    import torch
+
+    from learnct.data import CTDataModule
+    from learnct.evaluation import score
+    from learnct.methods import FBP
+    from learnct.physics import PhysicsPreset, RayTransform
+    from learnct.physics.geometry import FanBeamGeometry
+    from learnct.reporting.real_ct import choose_on_validation, write_real_ct
+
+    geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=8.0)
+    preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
+    dm = CTDataModule(preset, operator, source="ctlike", val_size=3, eval_batch_size=3)
+    dm.setup("validate")
+    val = [dm.simulate(b) for b in dm.val_dataloader()]
+    options = [0.3, 1.0]
+    expected = {s: score(FBP(operator, frequency_scaling=s).reconstruct, val) for s in options}
+    best = max(options, key=lambda s: expected[s].mean_psnr)
+    option, psnr, method = choose_on_validation(
+        lambda s: FBP(operator, frequency_scaling=s), options, val
+    )
+    assert option == best and psnr == pytest.approx(expected[best].mean_psnr)
+    assert method.hparams.frequency_scaling == best
+    assert isinstance(psnr, float) and torch.isfinite(torch.tensor(psnr))
+    rows = [
+        {"method": "FBP", "chosen": f"frequency_scaling={best}", "val_psnr": psnr,
+         "n_slices": 2, "psnr": 30.0, "ssim": 0.8, "psnr:a.dcm": 29.0, "psnr:b.dcm": 31.0},
+    ]  # fmt: skip
+    write_real_ct(rows, ["a.dcm", "b.dcm"], tmp_path, 1e4)
+    md = (tmp_path / "real_ct.md").read_text()
+    assert "(2 slices, 10000 photons" in md and "| 30.00 | 0.800 | 29.00 | 31.00 |" in md

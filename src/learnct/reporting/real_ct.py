@@ -1,11 +1,12 @@
 """The real-CT table: every method on every real CT slice of ``data/real_ct/test`` (see
 :mod:`learnct.data.real_ct`), per slice, at the committed weights' physics.
 
-Nothing is chosen on the real slices: FBP's filter and the ``lam`` of TV and TV-WLS are
-chosen by mean PSNR on ``val_size`` CT-like validation phantoms (:mod:`learnct.data.ctlike`,
-a disjoint source) with the same physics; the learned methods are the committed weights of
-``weights/`` as they are. The slices are read at their physical size (DICOM pixel spacing,
-``folder_fit=spacing``); measurements are the fixed test draws of the DataModule.
+Nothing is chosen on the real slices: FBP's filter and frequency scaling and the ``lam`` of
+TV and TV-WLS are chosen by mean PSNR on ``val_size`` CT-like validation phantoms
+(:mod:`learnct.data.ctlike`, a disjoint source) with the same physics; the learned methods
+are the committed weights of ``weights/`` as they are. The slices are read at their
+physical size (DICOM pixel spacing, ``folder_fit=spacing``); measurements are the fixed test
+draws of the DataModule.
 
 ``python -m learnct.reporting.real_ct`` (``make report-real-ct``) writes ``real_ct.csv`` and
 ``real_ct.md`` beside the weights' setup (``experiments/<setup>/``).
@@ -28,6 +29,7 @@ from learnct.evaluation import score, simulate_test_sets
 __all__ = ["choose_on_validation", "real_ct_rows", "write_real_ct"]
 
 DEFAULT_LAMS = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
+FREQUENCY_SCALINGS = (0.5, 0.7, 1.0)
 
 
 def choose_on_validation(make, options: Sequence[Any], batches) -> tuple[Any, float, Any]:
@@ -83,8 +85,13 @@ def real_ct_rows(
     names = [p.name for p in dm.datasets["test"][0].dataset.files]
     candidates = []
     print("FBP filter", flush=True)
+    fbp_options = [(f, scale) for f in FILTERS for scale in FREQUENCY_SCALINGS]
+
+    def make_fbp(option):
+        return FBP(operator, filter=option[0], frequency_scaling=option[1])
+
     candidates.append(
-        ("filter", *choose_on_validation(lambda f: FBP(operator, filter=f), FILTERS, val))
+        ("filter,frequency_scaling", *choose_on_validation(make_fbp, fbp_options, val))
     )
     for data_term in ("ls", "wls"):
         print(f"TV {data_term} lam", flush=True)
