@@ -501,16 +501,19 @@ def test_real_ct_choice_is_made_on_validation_and_written_per_slice(tmp_path):
     options = [0.3, 1.0]
     expected = {s: score(FBP(operator, frequency_scaling=s).reconstruct, val) for s in options}
     best = max(options, key=lambda s: expected[s].mean_psnr)
-    option, psnr, method = choose_on_validation(
+    option, psnr, method, tried = choose_on_validation(
         lambda s: FBP(operator, frequency_scaling=s), options, val
     )
     assert option == best and psnr == pytest.approx(expected[best].mean_psnr)
     assert method.hparams.frequency_scaling == best
+    assert [o for o, _ in tried] == options
     assert isinstance(psnr, float) and torch.isfinite(torch.tensor(psnr))
     rows = [
         {"method": "FBP", "chosen": f"frequency_scaling={best}", "val_psnr": psnr,
-         "n_slices": 2, "psnr": 30.0, "ssim": 0.8, "psnr:a.dcm": 29.0, "psnr:b.dcm": 31.0},
+         "val_grid": "0.3: 20.00; 1.0: 21.00", "n_slices": 2, "psnr": 30.0, "ssim": 0.8,
+         "psnr:a.dcm": 29.0, "psnr:b.dcm": 31.0},
     ]  # fmt: skip
     write_real_ct(rows, ["a.dcm", "b.dcm"], tmp_path, 1e4)
     md = (tmp_path / "real_ct.md").read_text()
     assert "(2 slices, 10000 photons" in md and "| 30.00 | 0.800 | 29.00 | 31.00 |" in md
+    assert "- FBP: 0.3: 20.00; 1.0: 21.00" in md

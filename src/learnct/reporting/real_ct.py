@@ -32,18 +32,21 @@ DEFAULT_LAMS = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 FREQUENCY_SCALINGS = (0.5, 0.7, 1.0)
 
 
-def choose_on_validation(make, options: Sequence[Any], batches) -> tuple[Any, float, Any]:
+def choose_on_validation(
+    make, options: Sequence[Any], batches
+) -> tuple[Any, float, Any, list[tuple[Any, float]]]:
     """The option whose method ``make(option)`` has the best mean validation PSNR on
-    ``batches``: ``(option, its PSNR, its method)``."""
-    best = None
+    ``batches``: ``(option, its PSNR, its method, [(option, PSNR) of every option])``."""
+    best, tried = None, []
     for option in options:
         method = make(option)
         with torch.no_grad():
             psnr = score(method.reconstruct, batches).mean_psnr
         print(f"  validation {option!r}: {psnr:.2f} dB", flush=True)
+        tried.append((option, psnr))
         if best is None or psnr > best[1]:
             best = (option, psnr, method)
-    return best
+    return (*best, tried)
 
 
 def real_ct_rows(
@@ -107,9 +110,9 @@ def real_ct_rows(
         model = cls.load_from_checkpoint(
             path, operator=operator, map_location="cpu", weights_only=True
         )
-        candidates.append(("weights", f"{weights.name}/{path.name}", None, model.eval()))
+        candidates.append(("weights", f"{weights.name}/{path.name}", None, model.eval(), []))
     rows = []
-    for knob, choice, val_psnr, method in candidates:
+    for knob, choice, val_psnr, method, tried in candidates:
         with torch.no_grad():
             scores = score(method.reconstruct, test)
         rows.append(
@@ -117,6 +120,7 @@ def real_ct_rows(
                 "method": method.result_name,
                 "chosen": f"{knob}={choice}",
                 "val_psnr": val_psnr,
+                "val_grid": "; ".join(f"{o}: {v:.2f}" for o, v in tried),
                 "n_slices": scores.n_images,
                 "psnr": scores.mean_psnr,
                 "ssim": scores.mean_ssim,
@@ -151,6 +155,8 @@ def write_real_ct(
         cells = [r["method"], f"`{r['chosen']}`", val, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
         cells += [f"{r[f'psnr:{n}']:.2f}" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Validation PSNR (dB) of every option tried:", ""]
+    lines += [f"- {r['method']}: {r['val_grid']}" for r in rows if r.get("val_grid")]
     (folder / "real_ct.md").write_text("\n".join(lines) + "\n")
 
 
