@@ -13,7 +13,7 @@ SEARCH ?=
 SETUP ?= fan_lowdose
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep eval report report-real-ct dashboard data-samples data-real-ct test test-fast lint format bench clean
+.PHONY: help install train sweep eval reconstruct report report-real-ct dashboard data-samples data-real-ct test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -42,6 +42,8 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
+reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)
+	$(PY) -m learnct.reconstruct $(ARGS)
 data-real-ct: $(STAMP) ## Write the real-CT test set (every CT slice of pydicom and pydicom-data) to data/real_ct/test/; ARGS="--wheel <file>"
 	$(PY) -m learnct.data.real_ct --root data/real_ct $(ARGS)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,9 +72,12 @@ def _make_project(root: Path, train, run_cli) -> Path:
         ],
     )
     _sweep(run_cli, logs)
-    # a copy of the LGD run whose results and checkpoint were damaged
+    # a copy of the LGD run whose results and checkpoint were damaged and whose curves and
+    # validation panels are gone
     broken = logs / "lgd" / "runs" / "2026-01-03_10-00-00"
     shutil.copytree(lgd, broken)
+    shutil.rmtree(broken / "csv")
+    shutil.rmtree(broken / "panels")
     (broken / "results.csv").write_text("garbage\n")
     for ckpt in (broken / "checkpoints").glob("*.ckpt"):
         ckpt.write_bytes(ckpt.read_bytes()[:1000])
@@ -111,18 +115,23 @@ def test_build_from_real_runs_lists_every_run_and_what_is_wrong(
     runs = {r["id"]: r for r in data["runs"]}
     lgd = runs["lgd/runs/2026-01-02_10-00-00"]
     assert lgd["method"] == "LearnedGradientDescent" and lgd["physics"] == "fan_lowdose"
-    assert {t["test_set"]: t["psnr"] for t in lgd["tests"]} == pytest.approx(
-        _results(project / "logs" / "lgd" / "runs" / "2026-01-02_10-00-00")
-    )
+    expected = _results(project / "logs" / "lgd" / "runs" / "2026-01-02_10-00-00")
+    # rounded: PSNR to 2 decimals
+    assert {t["test_set"]: t["psnr"] for t in lgd["tests"]} == {
+        k: round(v, 2) for k, v in expected.items()
+    }
     assert lgd["steps"] == 4 and lgd["hparams"]["n_iter"] == 1
-    assert lgd["val_psnr_best"] == pytest.approx(max(lgd["curves"]["val/psnr"]["value"]))
+    # a validation panel per validation (every 2 steps), saved into the run folder
+    assert [p["step"] for p in lgd["panels"]] == [2, 4]
+    assert runs["lgd/runs/2026-01-03_10-00-00"]["curves"] == {}
+    assert lgd["val_psnr_best"] == pytest.approx(max(lgd["curves"]["val/psnr"]["value"]), abs=0.01)
     last = lgd["checkpoints"][0]
     assert (last["file"], last["global_step"], last["method"]) == (
         "last.ckpt",
         4,
         "LearnedGradientDescent",
     )
-    assert last["best_score"] == pytest.approx(lgd["val_psnr_best"], abs=1e-4)
+    assert last["best_score"] == pytest.approx(lgd["val_psnr_best"], abs=0.005)
     jobs = [r for r in data["runs"] if "/multiruns/" in r["id"]]
     assert len(jobs) == 2 and all(r["sweep"] == "fbp_filter" and not r["problems"] for r in jobs)
     (sweep,) = data["sweeps"]
@@ -177,7 +186,7 @@ def _browser(download_dir: Path):
 )
 def test_dashboard_in_headless_chromium(project: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     built = build_dashboard(project / "logs", project / "experiments", tmp_path / "build")
     out = tmp_path / "moved"  # relocatable: works from wherever the folder is copied
@@ -274,6 +283,54 @@ def test_dashboard_in_headless_chromium(project: Path, tmp_path: Path) -> None:
         assert any("2026-01-02_10-00-00__comparison.png" in s for s in sources)
         assert any("setup__fan_lowdose__dose_curve.png" in s for s in sources)
         assert all(width > 0 for _, width in images), images
+
+        # the LGD run's validation images over steps: a slider from the latest back
+        label = browser.find_element(By.CSS_SELECTOR, "#run-detail .panel-step")
+        assert re.fullmatch(r"step 4 \(epoch \d+\), 2 of 2", label.text), label.text
+        slider = browser.find_element(By.CSS_SELECTOR, "#run-detail .panels input[type=range]")
+        browser.execute_script(
+            "arguments[0].value = 0; arguments[0].dispatchEvent(new Event('input'))", slider
+        )
+        assert re.fullmatch(r"step 2 \(epoch \d+\), 1 of 2", label.text), label.text
+        panel = browser.find_element(By.CSS_SELECTOR, "#run-detail .panels img")
+        assert re.search(r"_step0000002\.png$", panel.get_attribute("src"))
+        wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", panel) > 0)
+
+        # the runs table fits 1400 px: no horizontal scrolling, hyperparameter cells of at
+        # most 2 lines, showing only what differs between runs (all of them in the tooltip)
+        search.clear()
+        search.send_keys(" ")  # every run again (the sweep's button filtered the table)
+        scroll, width = browser.execute_script(
+            "const w = document.querySelector('#runs .table-wrap');"
+            "return [w.scrollWidth, w.clientWidth]"
+        )
+        assert scroll <= width, (scroll, width)
+        lines = browser.execute_script(
+            "return [...document.querySelectorAll('#runs-table td.hparams')].map(td => {"
+            "  const range = document.createRange(); range.selectNodeContents(td);"
+            "  return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; })"
+        )
+        assert len(lines) == 6 and max(lines) <= 2, lines
+        cell = 'tr[data-run-id="lgd/runs/2026-01-02_10-00-00"] td[data-col="hparams"]'
+        lgd_hparams = browser.find_element(By.CSS_SELECTOR, cell)
+        assert lgd_hparams.text == "-" and "n_iter=1" in lgd_hparams.get_attribute("title")
+        assert any("filter=" in text for text in column("hparams"))  # the FBP sweep's filters
+
+        # runs without curves cannot be ticked, and the overlay never shows an empty plot
+        no_curves = browser.find_element(
+            By.CSS_SELECTOR, 'tr[data-run-id="lgd/runs/2026-01-03_10-00-00"] input'
+        )
+        assert not no_curves.is_enabled()
+        assert no_curves.get_attribute("title") == "no curves logged"
+        browser.find_element(By.ID, "select-none").click()
+        overlay = browser.find_element(By.ID, "overlay-plot")
+        assert overlay.text == "Tick runs in the table to overlay their curves."
+        Select(browser.find_element(By.ID, "overlay-metric")).select_by_value("val/psnr")
+        browser.find_element(
+            By.CSS_SELECTOR, 'tr[data-run-id="lpd/runs/2026-01-04_10-00-00"] input'
+        ).click()  # the interrupted run logged train/loss_step only
+        assert overlay.text == "No curves logged: none of the ticked runs logged val/psnr."
+        assert not overlay.find_elements(By.CSS_SELECTOR, ".main-svg")
 
         problems = browser.find_element(By.ID, "problems").text
         assert "truncated or corrupt" in problems and "optuna_broken.db" in problems

@@ -107,6 +107,57 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
     assert run.wandb == ["wandb/offline-run-20260203_040506-abc123"]  # for wandb sync
 
 
+def test_numbers_are_rounded_paths_relative_and_panels_listed_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's data: PSNR to 2 decimals, SSIM to 4, ms per slice to 1, other floats to
+    5 significant digits; the run folder relative to the repository (the working folder); the
+    validation panels a run saved, by step, each copied beside the page."""
+    monkeypatch.chdir(tmp_path)
+    folder = _good_run(tmp_path / "logs" / "lgd" / "runs" / "2026-02-03_04-05-06")
+    (folder / "results.csv").write_text(
+        RESULTS.splitlines()[0] + "\n"
+        "LearnedGradientDescent,fan_lowdose,64,ellipses,31.512345,0.881234,140.04,29.6049,"
+        "0.8212345,cpu,abc1234,x\n"
+    )
+    config = {**CONFIG, "model": {**CONFIG["model"], "lam": 14.071474057444286}}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "csv" / "version_1" / "metrics.csv").write_text(
+        "epoch,step,train/loss_step,val/psnr\n0,19,0.123456789,\n0,19,,30.56789\n"
+    )
+    # panels: saved into the run folder (every logger), and by older runs under csv/
+    for png in (
+        "panels/epoch0001_step0000020.png",
+        "csv/version_0/panels/epoch0000_step0000010.png",
+    ):
+        (folder / png).parent.mkdir(parents=True, exist_ok=True)
+        (folder / png).write_bytes(b"\x89PNG " + png.encode())
+    (folder / "panels" / "notes.png").write_bytes(b"\x89PNG")  # not a panel: left out
+
+    run = read_run(folder, tmp_path / "logs")
+    assert run.path == "logs/lgd/runs/2026-02-03_04-05-06"
+    (test,) = run.tests
+    assert (test["psnr"], test["ssim"], test["ms_per_slice"]) == (31.51, 0.8812, 140.0)
+    assert (test["fbp_psnr"], test["fbp_ssim"]) == (29.6, 0.8212)
+    assert run.hparams["lam"] == 14.071
+    assert run.curves["train/loss_step"]["value"] == [0.5, 0.12346]
+    assert run.val_psnr_best == 30.57
+    assert [(p["step"], p["epoch"]) for p in run.panels] == [(10, 0), (20, 1)]
+
+    build_dashboard(Path("logs"), Path("experiments"), Path("out"))
+    text = (tmp_path / "out" / "assets" / "data.js").read_text()
+    data = json.loads(text.removeprefix("window.LEARNCT_DASHBOARD = ").rstrip().rstrip(";"))
+    assert (data["logs"], data["experiments"]) == ("logs", "experiments")
+    (item,) = data["runs"]
+    assert item["path"] == "logs/lgd/runs/2026-02-03_04-05-06"
+    assert [p["step"] for p in item["panels"]] == [10, 20]
+    for panel, png in zip(
+        item["panels"], ("epoch0000_step0000010", "epoch0001_step0000020"), strict=True
+    ):
+        assert (tmp_path / "out" / panel["src"]).read_bytes().endswith(png.encode() + b".png")
+    assert str(tmp_path) not in text  # no absolute path in the data
+
+
 def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
     logs, experiments = tmp_path / "logs", tmp_path / "experiments"
     bad = logs / "lgd" / "runs" / "2026-02-01_00-00-00"

@@ -142,7 +142,7 @@ def test_panel_figure_rows_per_slice_error_scale_and_titles():
     fig = panel_figure(slices)
     # per slice: an image row (truth + 2) and an error row (2 maps; the truth's cell is text)
     assert len(_image_axes(fig)) == 2 * (3 + 2)
-    assert len(fig.axes) == 2 * 2 * 3 + 2  # a 4 x 3 grid and one colour bar per slice
+    assert len(fig.axes) == 2 * 2 * 3 + 2 * 2  # a 4 x 3 grid, two colour bars per slice
     grid = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
     titles = [ax.get_title() for ax in grid]
     assert titles[0] == "ellipses: ground truth" and titles[6] == "shepp_logan: ground truth"
@@ -153,20 +153,51 @@ def test_panel_figure_rows_per_slice_error_scale_and_titles():
     assert grid[10].images[0].get_clim() == pytest.approx((-0.05, 0.05), rel=1e-4)
 
 
+def _colour_bar(row):
+    """The one colour bar drawn for the images of the axes ``row``."""
+    (bar,) = {im.colorbar for ax in row for im in ax.images if im.colorbar is not None}
+    return bar
+
+
 def test_panel_figure_zoom_row_and_window():
+    """The window sets the grey range of the full images and of the zooms (the report's
+    ``--window``); without it the zooms use the grey range of the truth's crop."""
     truth = torch.linspace(0.0, 2.0, 32 * 32).reshape(32, 32)
     recons = [("FBP", truth + 0.01), ("TV", truth), ("LPD", truth - 0.01)]
     fig = panel_figure([Slice(truth, recons)], window=(0.8, 1.2), zoom=(4, 8, 8), title="t")
     assert len(_image_axes(fig)) == 4 + 3 + 4  # images, errors, zooms
     grid = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
     assert [ax.images[0].get_clim() for ax in grid[:4]] == [(0.8, 1.2)] * 4
+    assert [ax.images[0].get_clim() for ax in grid[8:12]] == [(0.8, 1.2)] * 4
+    assert _colour_bar(grid[8:12]).mappable.get_clim() == (0.8, 1.2)
+    assert grid[8].images[0].get_array().shape == (8, 8)
+    grid = [
+        ax
+        for ax in panel_figure([Slice(truth, recons)], zoom=(4, 8, 8)).axes
+        if ax.get_subplotspec() is not None
+    ]
     crop = truth[4:12, 8:16]
     pad = 0.1 * float(crop.max() - crop.min())
     zoom_clim = grid[8].images[0].get_clim()
     assert zoom_clim == pytest.approx((float(crop.min()) - pad, float(crop.max()) + pad))
-    assert grid[8].images[0].get_array().shape == (8, 8)
     with pytest.raises(ValueError, match="lo < hi"):
         panel_figure([Slice(truth, recons)], window=(1.2, 0.8))
+
+
+def test_panel_figure_has_a_grey_bar_in_image_units_and_an_error_bar():
+    """A run's ``comparison.png``: the image row has a grey colour bar over the display window
+    (in image units), the error row one over the symmetric error scale."""
+    truth = torch.linspace(0.0, 2.0, 32 * 32).reshape(32, 32)
+    for window, grey in ((None, (0.0, 2.0)), ((0.8, 1.2), (0.8, 1.2))):
+        fig = panel_figure([Slice(truth, [("FBP", truth + 0.1)])], window=window)
+        grid = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
+        image_bar, error_bar = _colour_bar(grid[:2]), _colour_bar(grid[2:])  # one per row
+        assert image_bar.mappable.get_clim() == pytest.approx(grey)
+        assert image_bar.mappable.get_cmap().name == "gray"
+        assert image_bar.ax.get_ylabel() == "image (attenuation, normalised)"
+        assert error_bar.mappable.get_clim() == pytest.approx((-0.1, 0.1), rel=1e-4)
+        assert error_bar.ax.get_ylabel() == "error f - f_true"
+        assert {image_bar.ax, error_bar.ax} <= set(fig.axes)
 
 
 def test_write_run_figure_draws_one_group_of_rows_per_test_set(operator, tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsy
 
     main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(tmp_path / "exp")])
     md = (tmp_path / "exp" / "fan_lowdose" / "results.md").read_text()
-    assert "| LearnedPrimalDual | ellipses | - | 32.50 | 0.900 |" in md
+    assert "| LearnedPrimalDual | ellipses | - | 32.50 | 0.9000 |" in md
     with open(tmp_path / "exp" / "fan_lowdose" / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert "skipped unreadable results" in capsys.readouterr().out
@@ -100,7 +100,7 @@ def test_each_row_names_the_command_that_made_its_run(tmp_path):
     }
     md = (tmp_path / "exp" / "fan_mayo" / "results.md").read_text()
     assert "| `learnct-train experiment=fbp model.filter=hann` |" in md
-    assert md.rstrip().endswith("| TV | folder | - | 39.60 | 0.920 | - |  |  | - |")
+    assert md.rstrip().endswith("| TV | folder | - | 39.60 | 0.9200 | - |  |  | - |")
 
 
 def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(tmp_path, capsys):
@@ -194,7 +194,7 @@ def test_a_report_write_failing_half_way_keeps_the_previous_tables(tmp_path):
 
 def test_no_results_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
-        main(["--setup", "fan_lowdose", "--logs", str(tmp_path)])
+        main(["--setup", "fan_lowdose", "--logs", str(tmp_path), "--out", str(tmp_path)])
     assert err.value.code == 1
     assert "run make train EXP=<method>" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -219,7 +219,8 @@ def test_zoom_window_finds_low_contrast_detail_not_the_rim():
 
 
 def test_comparison_figure_grey_window(tmp_path, monkeypatch):
-    """Full images use the given window (CT soft tissue); by default the truth's range."""
+    """Full images and zooms use the given window (CT soft tissue); by default the truth's
+    range."""
     import torch
     from matplotlib.axes import Axes
 
@@ -241,6 +242,7 @@ def test_comparison_figure_grey_window(tmp_path, monkeypatch):
     full = [ranges[i] for i in (0, 2, 5, 7)]
     assert full[:2] == [(0.8, 1.2), (0.8, 1.2)]
     assert full[2:] == [(0.0, 2.0), (0.0, 2.0)]
+    assert [ranges[i] for i in (1, 4)] == [(0.8, 1.2)] * 2  # the zooms: --window too
     with pytest.raises(ValueError, match="lo < hi"):
         comparison_figure(truth, recon, tmp_path / "c.png", window=(1.2, 0.8))
     for bad in ("1.2,0.8", "-inf,1", "0.8", "a,b"):
@@ -442,6 +444,49 @@ def test_a_smaller_run_never_replaces_a_written_row(tmp_path, capsys):
     main([*report, "--logs", str(fresh), "--no-figure", "--replace"])
     rows = list(csv.DictReader(open(out / "fan_lowdose" / "results.csv")))
     assert [(r["method"], r["psnr"]) for r in rows] == [("LPD", "33.12")]  # deliberately
+
+
+def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, monkeypatch, capsys):
+    """``make report`` with no runs of a setup re-renders its committed table through the one
+    writer: numbers rounded, run folders relative to the repository, every other cell as it
+    was, the figures left alone."""
+    monkeypatch.chdir(tmp_path)  # the repository
+    out = tmp_path / "experiments" / "fan_mayo"
+    out.mkdir(parents=True)
+    (out / "comparison.png").write_bytes(b"figure")
+    command = "learnct-eval experiment=lpd ckpt_path=/elsewhere/lpd.ckpt physics=fan_mayo"
+    written = {
+        "method": "LearnedPrimalDual",
+        "test_set": "folder",
+        "n_images": "2",
+        "psnr": "37.125099182128906",
+        "ssim": "0.9218305349349976",
+        "ms_per_slice": "27452.240234375",
+        "device": "cpu",
+        "commit": "aebf53c",
+        "run_dir": str(tmp_path / "logs" / "lpd_mayo" / "runs" / "2026-11-26_14-01-03"),
+        "test_hash": "b5c7c17de21fa70b",
+        "torch_version": "2.13.0+cpu",
+        "lightning_version": "2.6.6",
+        "config": command,
+    }
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(written))
+        writer.writeheader()
+        writer.writerow(written)
+    (tmp_path / "logs").mkdir()
+    main(["--setup", "fan_mayo", "--logs", "logs", "--out", "experiments"])
+    (row,) = csv.DictReader(open(out / "results.csv", newline=""))
+    rounded = {"psnr": "37.13", "ssim": "0.9218", "ms_per_slice": "27452.2"}
+    relative = "logs/lpd_mayo/runs/2026-11-26_14-01-03"
+    # columns of the results schema the old table lacks come empty
+    assert row == {**written, **rounded, "run_dir": relative, "learnct_version": ""}
+    assert (
+        f"| 37.13 | 0.9218 | 27452.2 | cpu | aebf53c | `{command}` |"
+        in (out / "results.md").read_text()
+    )
+    assert (out / "comparison.png").read_bytes() == b"figure"
+    assert "figures, dose curve and weights not redrawn" in capsys.readouterr().out
 
 
 def test_dose_curve_on_real_ct_slices(tmp_path):

@@ -178,6 +178,11 @@ def zoom_window(
     return best // sums.shape[1], best % sums.shape[1], size
 
 
+#: what the grey values of a figure's images are (DESIGN.md: attenuation normalised by a
+#: reference, e.g. water-relative density for CT: 1.0 = water, 0.8..1.2 = HU -200..200)
+IMAGE_UNITS = "attenuation, normalised"
+
+
 def _error_scale(errors: list[torch.Tensor], grey_span: float) -> float:
     """The 95th percentile of all ``|errors|`` (a robust scale: the few large errors, e.g.
     FBP's streaks at the rim, saturate instead of hiding everyone's interior errors)."""
@@ -212,10 +217,11 @@ def _draw_slice(
     box = tuple(zoom) if isinstance(zoom, (tuple, list)) else zoom_window(truth) if zoom else None
     if box is not None:
         r0, c0, size = box
-        zlo, zhi = _zoom_range(truth[r0 : r0 + size, c0 : c0 + size], hi - lo)
+        crop_range = _zoom_range(truth[r0 : r0 + size, c0 : c0 + size], hi - lo)
+        zlo, zhi = (show_lo, show_hi) if window else crop_range
     for j, (name, img) in enumerate([("ground truth", truth), *recons]):
         ax, err_ax = rows[0][j], rows[1][j]
-        ax.imshow(img.numpy(), cmap="gray", vmin=show_lo, vmax=show_hi)
+        grey = ax.imshow(img.numpy(), cmap="gray", vmin=show_lo, vmax=show_hi)
         if j == 0:
             ax.set_title(f"{item.label}: {name}" if item.label else name, fontsize=9)
             err_ax.text(0.5, 0.5, f"error scale\n±{span:.3g}", ha="center", va="center")
@@ -230,7 +236,7 @@ def _draw_slice(
         if box is not None:
             ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), size, size, fill=False, ec="gold", lw=1))
             crop = img[r0 : r0 + size, c0 : c0 + size]
-            rows[2][j].imshow(
+            zoomed = rows[2][j].imshow(
                 crop.numpy(), cmap="gray", vmin=zlo, vmax=zhi, interpolation="nearest"
             )
             rows[2][j].set_title(f"zoom, window [{zlo:.3g}, {zhi:.3g}]", fontsize=8)
@@ -238,10 +244,13 @@ def _draw_slice(
         for a in drawn:
             a.set_xticks([])
             a.set_yticks([])
+    columns = 1 + len(recons)
+    bar = {"fraction": 0.02, "pad": 0.01, "extend": "both"}
+    fig.colorbar(grey, ax=list(rows[0][:columns]), label=f"image ({IMAGE_UNITS})", **bar)
     if recons:
-        fig.colorbar(
-            im, ax=list(rows[1][1 : 1 + len(recons)]), fraction=0.02, pad=0.01, extend="both"
-        )
+        fig.colorbar(im, ax=list(rows[1][:columns]), label="error f - f_true", **bar)
+    if box is not None:
+        fig.colorbar(zoomed, ax=list(rows[2][:columns]), label="zoom", **bar)
     for row in rows:
         for a in row[1 + len(recons) :]:
             a.axis("off")
@@ -257,8 +266,9 @@ def panel_figure(
     units, default the truth's min..max; PSNR/SSIM in the titles), of error maps
     ``f - f_true`` on one symmetric colour scale per slice (95th percentile of its |errors|)
     and, with ``zoom``, of a square window (outlined above; ``True``: :func:`zoom_window` of
-    the truth, or ``(row, col, size)``) in the grey range of the truth's crop. Columns: the
-    truth, then each reconstruction."""
+    the truth, or ``(row, col, size)``) in ``window`` when given, else the grey range of the
+    truth's crop. Columns: the truth, then each reconstruction; each row has its colour bar
+    (grey values in image units, the error scale, the zoom's grey range)."""
     if window is not None and not float(window[0]) < float(window[1]):
         raise ValueError(f"window must be (lo, hi) with lo < hi, got {window!r}")
     if not slices:

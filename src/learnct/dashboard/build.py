@@ -12,6 +12,7 @@ from learnct.dashboard.page import asset_name, write_site
 from learnct.dashboard.runs import collect_runs
 from learnct.dashboard.setups import collect_setups
 from learnct.dashboard.sweeps import collect_sweeps
+from learnct.reporting.table import repository_path
 
 __all__ = ["Summary", "build_dashboard", "main"]
 
@@ -52,6 +53,14 @@ def build_dashboard(log_dir: Path, experiments_dir: Path, out: Path) -> Summary:
         item["images"] = {
             label: copy(src, run.id, f"{label}.png") for label, src in run.images.items()
         }
+        item["panels"] = [
+            {
+                "step": p["step"],
+                "epoch": p["epoch"],
+                "src": copy(p["file"], run.id, "panels", Path(p["file"]).name),
+            }
+            for p in run.panels
+        ]
         run_data.append(item)
     setup_data = []
     for setup in setups:
@@ -67,8 +76,8 @@ def build_dashboard(log_dir: Path, experiments_dir: Path, out: Path) -> Summary:
     problems += [f"experiments/{s.name}: {p}" for s in setups for p in s.problems]
     data: dict[str, Any] = {
         "generated": datetime.now().isoformat(sep=" ", timespec="seconds"),
-        "logs": str(log_dir.resolve()),
-        "experiments": str(experiments_dir.resolve()),
+        "logs": repository_path(log_dir.resolve()),
+        "experiments": repository_path(experiments_dir.resolve()),
         "runs": run_data,
         "sweeps": [dataclasses.asdict(s) for s in sweeps],
         "setups": setup_data,

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from learnct.reporting.table import ROUNDING, repository_path
 from learnct.run.results import (
     RESULTS_FILE,
     TEST_METRICS,
@@ -31,6 +32,10 @@ __all__ = ["RunRecord", "collect_runs", "read_run"]
 
 # a run folder's start time, then (since run folders are unique) a random token
 STAMP = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_[0-9a-f]+)?")
+# a validation panel PNG (learnct.methods.base.log_panels): epoch and global step
+PANEL = re.compile(r"epoch(\d+)_step(\d+)\.png")
+#: significant digits of the dashboard's other floats (curves, hyperparameters, scores)
+SIGNIFICANT = 5
 # model config keys that are switches rather than hyperparameters worth a table column
 _NOT_HPARAMS = {
     *("_target_", "_partial_", "checkpoint", "loss", "gradient_clip_val"),
@@ -58,6 +63,8 @@ class RunRecord:
     curves: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     images: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> source file
+    # the validation panels over training: {"step", "epoch", "file"} by step
+    panels: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     wandb: list[str] = dataclasses.field(default_factory=list)  # offline W&B run folders
     config: dict[str, Any] | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
@@ -71,18 +78,15 @@ def collect_runs(log_dir: Path) -> list[RunRecord]:
 def read_run(folder: Path, log_dir: Path) -> RunRecord:
     """Read one run folder; problems are recorded in the record, never raised."""
     rel = folder.relative_to(log_dir).as_posix()
-    record = RunRecord(id=rel, path=str(folder), experiment=rel.split("/")[0])
+    record = RunRecord(id=rel, path=repository_path(folder), experiment=rel.split("/")[0])
     record.date = _run_date(folder)
     _read_config(folder, record)
     _read_results(folder, record)
     _read_metrics(folder, record)
     _read_checkpoints(folder, record)
-    for label, path in (
-        ("comparison", folder / "comparison.png"),
-        ("last validation panel", _last_panel(folder)),
-    ):
-        if path is not None and path.is_file():
-            record.images[label] = str(path)
+    if (folder / "comparison.png").is_file():
+        record.images["comparison"] = str(folder / "comparison.png")
+    record.panels = _panels(folder)
     record.wandb = sorted(
         p.relative_to(folder).as_posix() for p in folder.glob("wandb/*run-*") if p.is_dir()
     )
@@ -164,7 +168,7 @@ def _hparams(config: dict, model: dict, physics: dict) -> dict[str, Any]:
             out["batch"] = batch
     if physics.get("photons") is not None:
         out["photons"] = physics["photons"]
-    return out
+    return {k: _round(v) for k, v in out.items()}
 
 
 def _read_results(folder: Path, record: RunRecord) -> None:
@@ -181,7 +185,8 @@ def _read_results(folder: Path, record: RunRecord) -> None:
         for row in rows:
             test = {"test_set": row["test_set"]}
             for field in ("n_images", *TEST_METRICS):
-                test[field] = _number(row.get(field), f"results.csv column {field}")
+                value = _number(row.get(field), f"results.csv column {field}")
+                test[field] = _round(value, ROUNDING.get(field))
             tests.append(test)
     except (ResultsError, ValueError) as err:
         record.problems.append(f"results.csv: unreadable ({_first_line(err)})")
@@ -219,13 +224,13 @@ def _read_metrics(folder: Path, record: RunRecord) -> None:
                             continue
                         curve = curves.setdefault(name, {"step": [], "value": []})
                         curve["step"].append(step)
-                        curve["value"].append(number)
+                        curve["value"].append(_round(number))
         except (OSError, ValueError, csv.Error, UnicodeDecodeError) as err:
             record.problems.append(f"{rel}: unreadable ({_first_line(err)})")
     record.curves = curves
     best = curves.get("val/psnr_best") or curves.get("val/psnr")
     if best and best["value"]:
-        record.val_psnr_best = max(best["value"])
+        record.val_psnr_best = _round(max(best["value"]), ROUNDING["psnr"])
     train_steps = [s for name, c in curves.items() if name.startswith("train/") for s in c["step"]]
     if train_steps:
         record.steps = int(max(train_steps)) + 1  # Lightning logs the 0-based step
@@ -264,7 +269,7 @@ def _read_checkpoints(folder: Path, record: RunRecord) -> None:
         for state in (checkpoint.get("callbacks") or {}).values():
             if isinstance(state, dict) and state.get("best_model_score") is not None:
                 info["monitor"] = state.get("monitor")
-                info["best_score"] = _number(state["best_model_score"], "best_model_score")
+                info["best_score"] = _round(_number(state["best_model_score"], "best_model_score"))
         record.checkpoints.append(info)
 
 
@@ -279,9 +284,26 @@ def _checkpoint_error(err: Exception) -> str:
     return f"truncated or corrupt ({type(err).__name__}: {_first_line(err)})"
 
 
-def _last_panel(folder: Path) -> Path | None:
-    panels = sorted(folder.glob("csv/version_*/panels/*.png"))
-    return panels[-1] if panels else None
+def _panels(folder: Path) -> list[dict[str, Any]]:
+    """The validation panel PNGs by step: ``panels/`` (every logger), or
+    ``csv/version_*/panels/`` (runs of older versions, CSV logger only)."""
+    found = {}
+    for path in [*folder.glob("csv/version_*/panels/*.png"), *folder.glob("panels/*.png")]:
+        match = PANEL.fullmatch(path.name)
+        if match:
+            step = int(match.group(2))
+            found[step] = {"step": step, "epoch": int(match.group(1)), "file": str(path)}
+    return [found[step] for step in sorted(found)]
+
+
+def _round(value: Any, decimals: int | None = None) -> Any:
+    """A float rounded to ``decimals`` places, else to :data:`SIGNIFICANT` significant digits;
+    other values as they are."""
+    if not isinstance(value, float) or not math.isfinite(value) or value == 0:
+        return value
+    if decimals is None:
+        decimals = SIGNIFICANT - 1 - math.floor(math.log10(abs(value)))
+    return round(value, decimals)
 
 
 def _get(tree: Any, *keys: str) -> Any:

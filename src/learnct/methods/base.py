@@ -15,7 +15,8 @@ and ``test/<test set>/ms_per_slice`` (wall time of ``forward`` per slice after o
 CUDA synchronised), also with a single test set. The test sets are named by the
 :class:`~learnct.data.CTDataModule`'s ``sources["test"]`` (``test/ellipses/psnr``,
 ``test/shepp_logan/ssim``); test loaders without one are ``set_0``, ``set_1``, ... Validation
-image panels: W&B images, or the figure of :func:`learnct.evaluation.panel_figure`.
+image panels: W&B images or a TensorBoard figure, and always the figure of
+:func:`learnct.evaluation.panel_figure` as a PNG under ``<run folder>/panels/``.
 
 Optimisation defaults (Adler and Öktem's LPD paper): Adam, lr 1e-3, betas (0.9, 0.99), cosine
 decay to 0 over ``trainer.estimated_stepping_batches`` (stepped every optimiser step) and
@@ -149,6 +150,20 @@ class ReconstructionMethod(L.LightningModule):
         self._warm = False
         self._panels: dict[str, torch.Tensor] | None = None
         self._warned_untrainable = False
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, backend: str = "auto"
+    ) -> ReconstructionMethod:
+        """A committed model by name (``"lpd-fan_lowdose"``; ``learnct.pretrained_names()``
+        lists them) or a checkpoint file, built from what the checkpoint stores (class,
+        constructor arguments, geometry) with no overrides, in eval mode on the CPU. Called on
+        a subclass (``LearnedPrimalDual.from_pretrained``) it refuses other methods'
+        checkpoints (:func:`learnct.methods.pretrained.load_pretrained`)."""
+        from learnct.methods.pretrained import load_pretrained
+
+        expected = None if cls is ReconstructionMethod else cls
+        return load_pretrained(name_or_path, expected=expected, backend=backend)
 
     # ---- reconstruction ------------------------------------------------------------------------
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -340,37 +355,39 @@ class ReconstructionMethod(L.LightningModule):
     # ---- image panels ----------------------------------------------------------------------------
     def log_panels(self, panels: dict[str, torch.Tensor]) -> None:
         """Log ground truth, FBP, reconstruction and error map to the run's logger: W&B
-        images (``WandbLogger.log_image``), a TensorBoard figure, or a PNG under the logger's
-        ``log_dir/panels``; nothing without a logger."""
+        images (``WandbLogger.log_image``) or a TensorBoard figure; and, with any logger, the
+        figure of :func:`~learnct.evaluation.panel_figure` as a small PNG
+        ``<run folder>/panels/epoch<epoch>_step<step>.png`` (the run folder is
+        ``trainer.default_root_dir``: the dashboard's validation images over steps). Nothing
+        without a logger."""
         logger = self.logger
         if logger is None:
             return
         gt = panels["ground truth"].float().cpu()
-        columns = {name: t.float().cpu() for name, t in panels.items()}
-        columns["error"] = columns["reconstruction"] - gt
         step = self.global_step
         if hasattr(logger, "log_image"):  # WandbLogger
+            columns = {name: t.float().cpu() for name, t in panels.items()}
+            columns["error"] = columns["reconstruction"] - gt
             images, captions = [], []
             for i in range(gt.shape[0]):
                 for name, t in columns.items():
                     images.append(_to_unit(t[i, 0], gt[i, 0], error=name == "error"))
                     captions.append(f"{name} {i}")
             logger.log_image(key="val/panels", images=images, caption=captions, step=step)
-            return
         slices = [
-            Slice(gt[i, 0], [(n, t[i, 0]) for n, t in panels.items() if n != "ground truth"])
+            Slice(
+                gt[i, 0],
+                [(n, t.float().cpu()[i, 0]) for n, t in panels.items() if n != "ground truth"],
+            )
             for i in range(gt.shape[0])
         ]
         fig = panel_figure(slices)
-        experiment = getattr(logger, "experiment", None)
+        if self.trainer.is_global_zero:
+            name = f"epoch{self.current_epoch:04d}_step{step:07d}.png"
+            save_figure(fig, Path(self.trainer.default_root_dir) / "panels" / name, dpi=80)
+        experiment = None if hasattr(logger, "log_image") else getattr(logger, "experiment", None)
         if hasattr(experiment, "add_figure"):  # TensorBoard
             experiment.add_figure("val/panels", fig, global_step=step)
-            return
-        log_dir = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
-        if log_dir is None:
-            return
-        name = f"epoch{self.current_epoch:04d}_step{step:07d}.png"
-        save_figure(fig, Path(log_dir) / "panels" / name, dpi=80)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ checkpoint load into the same net with ``norm=instance``.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -20,15 +19,19 @@ from typing import Any
 
 import torch
 
-from learnct.physics.geometry import Geometry
+from learnct.physics.geometry import Geometry, geometry_from_record, geometry_record
 
 __all__ = [
+    "apply_weights",
     "architecture_settings",
     "check_architecture",
     "check_checkpoint",
+    "checkpoint_geometry",
     "checkpoint_identity",
     "drop_instance_norm_statistics",
     "load_weights",
+    "read_checkpoint",
+    "stored_settings",
 ]
 
 #: What a batch norm holds beside its weight and bias, and an instance norm does not.
@@ -65,14 +68,12 @@ def drop_instance_norm_statistics(model: torch.nn.Module, state_dict: dict[str, 
 
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
     """What ``on_save_checkpoint`` records: the method's class name and every geometry field."""
-    fields = dataclasses.asdict(geometry)
-    fields["kind"] = geometry.kind
-    return {"method": type(method).__name__, "geometry": fields}
+    return {"method": type(method).__name__, "geometry": geometry_record(geometry)}
 
 
-def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> dict[str, Any]:
-    """Load ``path``, a local file (never a URL), weights only, on the CPU, and check it
-    belongs to ``method_name`` on ``geometry``; returns the checkpoint dict. Raises
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load ``path``, a local file (never a URL), weights only, on the CPU, and check it is a
+    learnct checkpoint (it has the ``learnct`` record); returns the checkpoint dict. Raises
     ``ValueError`` naming the problem."""
     if "://" in str(path):
         raise ValueError(
@@ -92,6 +93,22 @@ def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> 
     identity = checkpoint.get("learnct") if isinstance(checkpoint, dict) else None
     if not isinstance(identity, dict):
         raise ValueError(f"{path} is not a learnct checkpoint (no 'learnct' record)")
+    return checkpoint
+
+
+def checkpoint_geometry(checkpoint: dict[str, Any], path: str | Path) -> Geometry:
+    """The geometry a checkpoint (from :func:`read_checkpoint`) was trained for."""
+    try:
+        return geometry_from_record(checkpoint["learnct"]["geometry"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {path} records no valid geometry ({err})") from err
+
+
+def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> dict[str, Any]:
+    """:func:`read_checkpoint`, then check it belongs to ``method_name`` on ``geometry``;
+    returns the checkpoint dict. Raises ``ValueError`` naming the problem."""
+    checkpoint = read_checkpoint(path)
+    identity = checkpoint["learnct"]
     if identity.get("method") != method_name:
         raise ValueError(
             f"checkpoint {path} is a {identity.get('method')} checkpoint, not {method_name}: "
@@ -129,16 +146,25 @@ def _hydra_value(value: Any) -> str:
     return str(value)
 
 
-def architecture_settings(model: torch.nn.Module) -> list[str]:
-    """The constructor arguments of ``model``'s class that its base class does not have and
-    that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
-    own = inspect.signature(type(model).__init__).parameters
-    base = set()
-    for parent in type(model).__mro__[1:]:
+#: Settings that change how a method runs, not what it computes.
+EXECUTION = frozenset({"checkpoint", "operator_norm", "autocast", "compile"})
+
+
+def _own_parameters(cls: type) -> list[str]:
+    """The constructor arguments of ``cls`` that its base class does not have."""
+    own = inspect.signature(cls.__init__).parameters
+    base: set[str] = set()
+    for parent in cls.__mro__[1:]:
         if "__init__" in vars(parent):
             base = set(inspect.signature(parent.__init__).parameters)
             break
-    return [k for k in own if k not in base and k not in NOT_ARCHITECTURE]
+    return [k for k in own if k not in base and k not in ("self", "operator", "kwargs")]
+
+
+def architecture_settings(model: torch.nn.Module) -> list[str]:
+    """The constructor arguments of ``model``'s class that its base class does not have and
+    that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
+    return [k for k in _own_parameters(type(model)) if k not in NOT_ARCHITECTURE]
 
 
 def check_architecture(
@@ -191,11 +217,43 @@ def check_architecture(
     )
 
 
+def stored_settings(
+    cls: type, checkpoint: dict[str, Any], everything: bool = False
+) -> dict[str, Any]:
+    """The constructor arguments of method class ``cls`` that ``checkpoint`` stores in its
+    hyperparameters: with ``everything`` all of them (what rebuilds the trained model as it
+    was), else only those of ``cls`` itself that shape the trained function (architecture,
+    FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution flags
+    (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
+    saved = checkpoint.get("hyper_parameters")
+    saved = saved if isinstance(saved, dict) else {}
+    if everything:  # the class's and its bases' (loss, fbp_filter, ...)
+        params = [
+            p
+            for c in cls.__mro__
+            if "__init__" in vars(c)
+            for p in inspect.signature(c.__init__).parameters
+        ]
+    else:
+        params = [p for p in _own_parameters(cls) if p not in EXECUTION]
+    return {
+        k: saved[k]
+        for k in dict.fromkeys(params)
+        if k in saved and k not in ("self", "operator", "kwargs")
+    }
+
+
 def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int:
     """Copy the weights of checkpoint ``path`` (full or stripped, float32 or float16) into
     ``model`` after ``check_checkpoint`` and ``check_architecture``. Returns the step the
     checkpoint was saved at (0 when it does not say). Raises ``ValueError`` naming the problem."""
     checkpoint = check_checkpoint(path, type(model).__name__, geometry)
+    return apply_weights(model, checkpoint, path)
+
+
+def apply_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> int:
+    """Copy the weights of a checked ``checkpoint`` (read from ``path``) into ``model`` after
+    ``check_architecture``; returns the step it was saved at (0 when it does not say)."""
     check_architecture(model, checkpoint, path)
     state = dict(checkpoint["state_dict"])
     if drop_instance_norm_statistics(model, state):

@@ -22,6 +22,7 @@ Line integrals are in (image units) x mm.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 from abc import ABC, abstractmethod
@@ -31,7 +32,14 @@ import torch
 
 from learnct.checks import check_int
 
-__all__ = ["FanBeamGeometry", "Geometry", "ParallelBeamGeometry"]
+__all__ = [
+    "FanBeamGeometry",
+    "Geometry",
+    "ParallelBeamGeometry",
+    "geometry_differences",
+    "geometry_from_record",
+    "geometry_record",
+]
 
 
 #: Lengths (mm) outside this range are almost surely a unit mistake (and under/overflow float32).
@@ -315,3 +323,55 @@ class FanBeamGeometry(Geometry):
         d = pixel - source
         d = d / torch.linalg.vector_norm(d, dim=-1, keepdim=True)
         return source.expand_as(d).contiguous(), d
+
+
+#: ``Geometry.kind`` -> class (what :func:`geometry_from_record` builds).
+GEOMETRY_KINDS: dict[str, type[Geometry]] = {
+    "fan": FanBeamGeometry,
+    "parallel": ParallelBeamGeometry,
+}
+
+
+def geometry_record(geometry: Geometry) -> dict[str, object]:
+    """Every field of ``geometry`` and its ``kind``, as plain numbers (what a checkpoint
+    stores, and what a geometry YAML file holds)."""
+    fields = asdict(geometry)
+    fields["kind"] = geometry.kind
+    return fields
+
+
+def geometry_from_record(record: dict[str, object]) -> Geometry:
+    """The geometry that :func:`geometry_record` describes: ``kind`` (``fan`` or
+    ``parallel``) and the constructor's fields (omitted ones take their defaults, e.g. a
+    detector spacing that covers the image). Raises ``ValueError`` naming a bad field."""
+    fields = dict(record)
+    kind = fields.pop("kind", None)
+    if kind not in GEOMETRY_KINDS:
+        raise ValueError(
+            f"geometry kind {kind!r} is not valid: choose one of {sorted(GEOMETRY_KINDS)}"
+        )
+    cls = GEOMETRY_KINDS[kind]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} geometry field(s) {unknown}: the fields are {allowed} (mm, radians)"
+        )
+    return cls(**fields)
+
+
+def geometry_differences(a: Geometry, b: Geometry) -> list[str]:
+    """``"field: a != b"`` for every field (and the kind) where ``a`` and ``b`` differ
+    (floats compared to 1e-9 relative): empty when they describe the same acquisition."""
+    ra, rb = geometry_record(a), geometry_record(b)
+    diffs = []
+    for key in sorted(set(ra) | set(rb)):
+        x, y = ra.get(key), rb.get(key)
+        same = (
+            math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+            if isinstance(x, float) and isinstance(y, (int, float))
+            else x == y
+        )
+        if not same:
+            diffs.append(f"{key}: {x!r} != {y!r}")
+    return diffs

@@ -8,6 +8,8 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
 - with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons;
   with ``--dose-real-ct ROOT`` also ``dose_curve_real_ct.*`` on the real CT slices of
   ``ROOT/test`` (the folder source at their physical size).
+- a model card ``weights/<Method>.md`` beside every committed checkpoint
+  (:mod:`learnct.reporting.model_cards`), always; ``--cards-only``: nothing else.
 
 It reads the ``results.csv`` that every ``make train`` / ``make eval`` run writes into its run
 folder under ``logs/``; for each (method, test set) the run with the most test images wins,
@@ -16,8 +18,10 @@ table shows that number of images (compare rows of equal test sets). ``--exclude
 run folders by pattern. A row already written in ``<out>/<setup>/results.csv`` (the committed
 table) is replaced only by a run that tested at least as many images, and the figures are then
 redrawn only if every row has its run here (``--replace`` writes the runs as they are). Numbers
-are rounded and run folders relative to the repository. The figures rebuild each method from
-its run with the most test images (``config.json`` and the checkpoint it was tested with).
+are rounded and run folders relative to the repository (the working folder), the kept written
+rows too: with no new runs, the written table is re-rendered so. The figures rebuild each
+method from its run with the most test images (``config.json`` and the checkpoint it was
+tested with).
 Runs whose files are unreadable are listed, not fatal.
 """
 
@@ -28,6 +32,7 @@ import math
 from pathlib import Path
 
 from learnct.physics import PRESETS
+from learnct.reporting.model_cards import write_model_cards
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
 from learnct.reporting.table import collect_results, keep_committed, write_report
 
@@ -116,6 +121,12 @@ def main(argv: list[str] | None = None) -> None:
         help="largest checkpoint --weights writes: larger ones are stored in float16, and "
         "left out if still larger (default 8)",
     )
+    parser.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="only (re)write the model cards beside the committed weights of --setup (from the "
+        "committed checkpoints and tables; needs no runs)",
+    )
     args = parser.parse_args(argv)
     if args.dose_images < 1:
         parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
@@ -123,19 +134,23 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--weights-max-mb must be positive, got {args.weights_max_mb}")
     if args.setup not in PRESETS:
         parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
+    if args.cards_only:
+        cards = write_model_cards(Path(args.out) / args.setup)
+        print("written: " + (", ".join(str(p) for p in cards) or "no committed weights"))
+        return
     rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)
     for problem in problems:
         print(problem)
+    if not args.replace:
+        rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+        for note in kept:
+            print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     if not rows:
         parser.exit(
             1,
             f"no results for {args.setup!r} under {args.logs}/: run make train EXP=<method> "
             "(or make eval) first\n",
         )
-    if not args.replace:
-        rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
-        for note in kept:
-            print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     csv_path, md_path = write_report(rows, args.setup, Path(args.out))
     print(md_path.read_text())
     written = [csv_path, md_path]
@@ -196,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
         except ValueError as err:
             parser.exit(1, f"make report: {err}\n")
+    written.extend(write_model_cards(Path(args.out) / args.setup))  # from what is now written
     print("written: " + ", ".join(str(p) for p in written))
 
 

@@ -3,7 +3,7 @@
 Columns are the ground truth and each method; rows are the reconstruction (grey scale of the
 truth or a given window, PSNR and SSIM in the title, the zoom window outlined), the error
 ``f_method - f_true`` on one symmetric colour scale shared by all methods, and the zoomed
-window (drawn by :func:`learnct.evaluation.panel_figure`).
+window (drawn by :func:`learnct.evaluation.panel_figure`, a colour bar beside each row).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def comparison_figure(
     :func:`~learnct.evaluation.zoom_window` of the truth. ``window``: the grey range
     ``(lo, hi)`` of the full images in image units, e.g. ``(0.8, 1.2)`` for a soft-tissue
     window (HU -200..200) on water-relative density; default the truth's min..max. The zoom
-    keeps the grey range of the truth's crop."""
+    uses ``window`` too when given, else the grey range of the truth's crop."""
     figure = panel_figure(
         [Slice(truth, reconstructions)], window=window, zoom=zoom or True, title=title
     )

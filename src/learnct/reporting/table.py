@@ -21,10 +21,18 @@ from learnct.run.results import (
     read_run_config,
 )
 
-__all__ = ["COLUMNS", "collect_results", "keep_committed", "run_command", "write_report"]
+__all__ = [
+    "COLUMNS",
+    "ROUNDING",
+    "collect_results",
+    "keep_committed",
+    "repository_path",
+    "run_command",
+    "write_report",
+]
 
-#: decimals of the numbers in the written tables (PSNR in dB, SSIM, ms per slice)
-ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1}
+#: decimals of the numbers shown (report tables, dashboard): PSNR in dB, SSIM, ms per slice
+ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1, "fbp_psnr": 2, "fbp_ssim": 4}
 
 #: the report's columns: a run's results fields (:data:`RESULT_FIELDS`) without the setup (one
 #: table per setup), the FBP baseline and the Python/learnct versions; then the run's command
@@ -156,13 +164,21 @@ def _rounded(row: dict[str, str]) -> dict[str, str]:
             out[key] = f"{float(row[key]):.{digits}f}"
         except (KeyError, TypeError, ValueError):
             pass
-    run_dir = row.get("run_dir")
-    if run_dir and Path(run_dir).is_absolute():
-        try:
-            out["run_dir"] = Path(run_dir).resolve().relative_to(Path.cwd().resolve()).as_posix()
-        except ValueError:
-            pass  # outside the repository: kept as it is
+    if row.get("run_dir"):
+        out["run_dir"] = repository_path(row["run_dir"])
     return out
+
+
+def repository_path(path: str | Path) -> str:
+    """``path`` relative to the repository (the working folder) when it lies inside it, with
+    ``/`` separators; else as it is."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)  # outside the repository
 
 
 def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
@@ -183,7 +199,9 @@ def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple
 
 
 def _markdown(rows: list[dict[str, str]], setup: str) -> str:
-    """The table of ``rows`` as ``results.md``."""
+    """The table of ``rows`` as ``results.md``, with the digits of ``results.csv`` (rounding
+    once: an SSIM of 0.99650 written as 0.9965 is not shown rounded again as 0.997)."""
+    digits = {key: f".{n}f" for key, n in ROUNDING.items()}
     lines = [
         f"# Results on `{setup}`",
         "",
@@ -198,8 +216,8 @@ def _markdown(rows: list[dict[str, str]], setup: str) -> str:
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['test_set']} | {r.get('n_images') or '-'} | "
-            f"{_fmt(r['psnr'], '.2f')} | "
-            f"{_fmt(r['ssim'], '.3f')} | {_fmt(r['ms_per_slice'], '.1f')} | "
+            f"{_fmt(r['psnr'], digits['psnr'])} | {_fmt(r['ssim'], digits['ssim'])} | "
+            f"{_fmt(r['ms_per_slice'], digits['ms_per_slice'])} | "
             f"{r.get('device', '')} | {r.get('commit', '')} | "
             f"{_code(r.get('config') or '')} |"
         )

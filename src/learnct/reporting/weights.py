@@ -186,8 +186,8 @@ def write_weights_config(cfg: Any, folder: Path) -> Path:
 
 
 def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
-    """Reload every checkpoint listed in ``folder/check.csv`` with
-    ``<Method>.load_from_checkpoint`` and re-measure it the same way; returns
+    """Reload every checkpoint listed in ``folder/check.csv`` as ``learnct.pretrained`` does
+    (:func:`~learnct.methods.pretrained.load_pretrained`) and re-measure it the same way; returns
     ``(row, psnr, ssim)`` per row, for the caller to compare with the row. ``config.json`` may
     name only learnct's own targets (:mod:`learnct.run.stored_config`), and each checkpoint
     must be a local learnct checkpoint of its method, loaded weights-only."""
@@ -197,6 +197,7 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
 
     from learnct.methods import METHODS
     from learnct.methods.checkpoints import check_checkpoint
+    from learnct.methods.pretrained import load_pretrained
     from learnct.run import build_physics
     from learnct.run.stored_config import check_stored_targets
 
@@ -214,9 +215,7 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
         cls = classes[mine[0]["method"]]
         path = folder / file_name
         check_checkpoint(path, cls.__name__, operator.geometry)  # local, weights only, this method
-        model = cls.load_from_checkpoint(
-            path, operator=operator, map_location="cpu", weights_only=True
-        )
+        model = load_pretrained(path, expected=cls)  # as learnct.pretrained builds it
         method = RunMethod(cls.__name__, folder, cfg, model, folder / file_name)
         n_images = int(mine[0]["n_images"])
         datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)

@@ -30,6 +30,7 @@ from learnct.run.build import (
     build_trainer,
     instantiate_all,
 )
+from learnct.run.checkpoint_settings import adopt_checkpoint_settings
 from learnct.run.config_checks import ConfigError, validate_config
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
 from learnct.run.provenance import git_commit, library_versions
@@ -57,6 +58,8 @@ def run(cfg: DictConfig) -> RunResult:
     """Train/evaluate/test as the config says."""
     os.environ.setdefault("WANDB_MODE", "offline")
     validate_config(cfg)
+    for note in adopt_checkpoint_settings(cfg):  # the checkpoint's architecture, not defaults
+        print(f"checkpoint settings: {note}")
     # the code the run starts with (a commit made while it trains must not be credited)
     provenance = {"commit": git_commit(), **library_versions()}
     resume = resolve_resume(cfg)

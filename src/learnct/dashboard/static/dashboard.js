@@ -64,12 +64,20 @@
   };
   const short = (v) => (typeof v === "number" && !Number.isInteger(v) ? Number(v.toPrecision(4)) : v);
   const hparamText = (run) => Object.entries(run.hparams).map(([k, v]) => `${k}=${short(v)}`).join(" ");
+  // the table shows only the hyperparameters that differ between the runs that have them (all
+  // of a run's are in its tooltip and its details), so that the rows stay one or two lines
+  const varying = new Set();
+  const seenValues = {};
+  for (const run of runs) for (const [k, v] of Object.entries(run.hparams)) (seenValues[k] ||= new Set()).add(JSON.stringify(v));
+  for (const [k, values] of Object.entries(seenValues)) if (values.size > 1) varying.add(k);
+  const hparamShort = (run) => Object.entries(run.hparams).filter(([k]) => varying.has(k)).map(([k, v]) => `${k}=${short(v)}`).join(" ");
+  const hasCurves = (run) => Object.keys(run.curves).length > 0;
 
   const columns = [
     { key: "experiment", label: "experiment", value: (r) => r.experiment },
     { key: "method", label: "method", value: (r) => r.method },
     { key: "physics", label: "physics", value: (r) => r.physics },
-    { key: "hparams", label: "hyperparameters", value: hparamText, cls: "hparams" },
+    { key: "hparams", label: "differing hyperparameters", value: hparamShort, cls: "hparams" },
     { key: "val_psnr_best", label: "val/psnr best", value: (r) => r.val_psnr_best, num: 2 },
   ];
   for (const set of testSets) {
@@ -97,7 +105,8 @@
     const thead = document.querySelector("#runs-table thead");
     const row = el("tr", {}, el("th", { title: "overlay in the curves plot" }, "✓"));
     for (const col of columns) {
-      const th = el("th", { class: "sortable", "data-key": col.key, text: col.label });
+      // headings may wrap after an underscore too (test sets such as shepp_logan)
+      const th = el("th", { class: "sortable", "data-key": col.key, text: col.label.replace(/_/g, "_\u200b") });
       if (col.key === sortState.key) th.setAttribute("aria-sort", sortState.dir > 0 ? "ascending" : "descending");
       th.addEventListener("click", () => {
         sortState.dir = sortState.key === col.key ? -sortState.dir : col.num !== undefined ? -1 : 1;
@@ -113,13 +122,17 @@
   function renderRunsBody() {
     const tokens = document.getElementById("run-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
     const shown = runs.filter((run) => {
-      const text = [run.id, runLabel(run), run.sweep, ...columns.map((c) => c.value(run))].join(" ").toLowerCase();
+      const text = [run.id, runLabel(run), run.sweep, hparamText(run), ...columns.map((c) => c.value(run))].join(" ").toLowerCase();
       return tokens.every((t) => text.includes(t));
     });
     shown.sort(compare);
     const rows = shown.map((run) => {
       const box = el("input", { type: "checkbox", "aria-label": `overlay ${run.id}` });
       box.checked = selected.has(run.id);
+      if (!hasCurves(run)) {
+        box.disabled = true;
+        box.title = "no curves logged";
+      }
       box.addEventListener("click", (event) => event.stopPropagation());
       box.addEventListener("change", () => {
         box.checked ? selected.add(run.id) : selected.delete(run.id);
@@ -132,8 +145,10 @@
         if (col.key === "status") text = run.problems.length ? `⚠ ${run.problems.length} problem${run.problems.length > 1 ? "s" : ""}` : "ok";
         else if (col.num !== undefined) text = fmt(v, col.num);
         else text = v === null || v === undefined || v === "" ? "-" : String(v);
+        if (col.key === "method") text = text.replace(/(?<=[a-z])(?=[A-Z])/g, "\u200b"); // may wrap at capitals
         const td = el("td", { "data-col": col.key, class: col.cls || (col.num !== undefined ? "num" : col.key), text });
         if (col.key === "status" && run.problems.length) td.title = run.problems.join("\n");
+        if (col.key === "hparams") td.title = hparamText(run);
         tr.append(td);
       }
       tr.addEventListener("click", () => showRun(run.id));
@@ -159,9 +174,13 @@
     const traces = runs
       .filter((r) => selected.has(r.id) && r.curves[metric])
       .map((r) => ({ x: r.curves[metric].step, y: r.curves[metric].value, mode: "lines+markers", name: runLabel(r) }));
-    if (!metric) {
+    const ticked = runs.filter((r) => selected.has(r.id));
+    const message = !metric ? "No run has CSV metrics yet: no curves logged."
+      : !ticked.length ? "Tick runs in the table to overlay their curves."
+      : !traces.length ? `No curves logged: none of the ticked runs logged ${metric}.` : null;
+    if (message) {
       Plotly.purge(div);
-      div.replaceChildren(el("p", { class: "muted", text: "No run has CSV metrics yet." }));
+      div.replaceChildren(el("p", { class: "muted no-curves", text: message }));
       return;
     }
     div.replaceChildren();
@@ -194,7 +213,9 @@
     }
     const names = Object.keys(run.curves).sort();
     const grid = el("div", { class: "plot-grid" });
-    if (names.length) parts.push(el("h3", { text: "Training and validation curves" }), grid);
+    parts.push(el("h3", { text: "Training and validation curves" }),
+      names.length ? grid : el("p", { class: "muted no-curves", text: "No curves logged (no csv/version_*/metrics.csv in the run folder)." }));
+    if (run.panels.length) parts.push(el("h3", { text: "Validation images over steps" }), panelSlider(run.panels));
     if (Object.keys(run.images).length) parts.push(el("h3", { text: "Figures" }), figures(run.images));
     if (run.checkpoints.length) {
       parts.push(el("h3", { text: "Checkpoints" }), table(
@@ -220,6 +241,22 @@
         margin: { t: 36, r: 16, l: 56, b: 40 },
       }, PLOT_CONFIG);
     }
+  }
+
+  // the validation panels a run saved (truth, FBP, reconstruction, error), one per validation,
+  // behind a step slider that starts at the latest
+  function panelSlider(panels) {
+    const slider = el("input", { type: "range", min: 0, max: panels.length - 1, step: 1, value: panels.length - 1, "aria-label": "validation step" });
+    const label = el("span", { class: "panel-step" });
+    const img = el("img", { alt: "validation panel", loading: "eager" });
+    const show = () => {
+      const p = panels[Number(slider.value)];
+      label.textContent = `step ${p.step} (epoch ${p.epoch}), ${Number(slider.value) + 1} of ${panels.length}`;
+      img.src = p.src;
+    };
+    slider.addEventListener("input", show);
+    show();
+    return el("div", { class: "panels" }, el("div", { class: "toolbar" }, slider, label), el("figure", {}, img));
   }
 
   // ---- sweeps --------------------------------------------------------------------------
@@ -328,7 +365,9 @@
     `${runs.length} runs (${broken} with problems), ${DATA.sweeps.length} sweeps, ${DATA.setups.length} setups from ${DATA.logs} and ${DATA.experiments}; built ${DATA.generated}`;
   document.getElementById("run-filter").addEventListener("input", renderRunsBody);
   document.getElementById("select-shown").addEventListener("click", () => {
-    for (const tr of document.querySelectorAll("#runs-table tbody tr")) selected.add(tr.dataset.runId);
+    for (const tr of document.querySelectorAll("#runs-table tbody tr")) {
+      if (hasCurves(runs.find((r) => r.id === tr.dataset.runId))) selected.add(tr.dataset.runId);
+    }
     renderRunsBody();
     renderOverlay();
   });

@@ -78,7 +78,11 @@ def fit_to_size(image: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def resample_to_pixels(
-    image: torch.Tensor, spacing: tuple[float, float], pixel_size: float, size: int
+    image: torch.Tensor,
+    spacing: tuple[float, float],
+    pixel_size: float,
+    size: int,
+    fill: float = 0.0,
 ) -> tuple[torch.Tensor, str]:
     """A slice with pixels of ``spacing`` = (row, column) mm -> ``(1, size, size)`` float32
     with pixels of ``pixel_size`` mm, at its physical size, centred; and what was done.
@@ -86,8 +90,9 @@ def resample_to_pixels(
     1. Resample by the factors ``spacing / pixel_size`` (``F.interpolate`` with those exact
        scale factors, bilinear, antialiased when shrinking, as :func:`fit_to_size`): an
        object ``d`` mm across stays ``d / pixel_size`` pixels across.
-    2. Centre-pad with 0 (air) or centre-crop each side to ``size`` (the geometry's field of
-       view ``size * pixel_size`` mm); an odd excess puts the extra pixel at the bottom/right.
+    2. Centre-pad with ``fill`` (0: air) or centre-crop each side to ``size`` (the
+       geometry's field of view ``size * pixel_size`` mm); an odd excess puts the extra pixel
+       at the bottom/right.
     """
     if image.dim() == 3 and image.shape[0] == 1:
         image = image[0]
@@ -110,7 +115,7 @@ def resample_to_pixels(
     for have in (rw, rh):  # F.pad order: last dimension first
         excess = size - have
         pads += [excess // 2, excess - excess // 2]
-    out = F.pad(out, pads)  # negative padding crops
+    out = F.pad(out, pads, value=fill)  # negative padding crops
     field = size * pixel_size
     action = []
     if min(rh, rw) < size:

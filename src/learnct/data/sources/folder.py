@@ -37,11 +37,12 @@ from learnct.data.sources.slice_files import (
     dicom_spacing,
     is_dicom,
     numpy_header,
-    read_dicom_hu,
+    read_dicom_slice,
     read_numpy,
     slice_shape_problem,
 )
 from learnct.physics.presets import MU_WATER
+from learnct.physics.units import hu_to_image
 
 __all__ = [
     "FITS",
@@ -155,8 +156,9 @@ class FolderDataset(Dataset):
         if path.suffix.lower() in NUMPY_SUFFIXES:
             array = read_numpy(path)
         else:
-            hu, spacing = read_dicom_hu(path)
-            array = np.clip(self.mu_water * (1 + hu / 1000), 0, None) / self.mu_unit
+            hu, ds = read_dicom_slice(path)
+            spacing = dicom_spacing(ds, path) if "PixelSpacing" in ds else None
+            array = hu_to_image(hu, self.mu_unit, self.mu_water)
         problem = slice_shape_problem(tuple(array.shape))
         if problem:
             raise DataError.for_path(path, problem)

@@ -27,6 +27,10 @@ __all__ = [
     "LODOPAB_SPLITS",
     "LoDoPaBDataset",
     "build",
+    "is_observation_file",
+    "observation_factor",
+    "read_hdf5_array",
+    "read_observation_file",
 ]
 
 #: Our split names -> LoDoPaB-CT's file-name parts.
@@ -62,6 +66,45 @@ def _hdf5_shape(path: Path, key: str = "data") -> tuple[tuple[int, ...], np.dtyp
         raise
     except Exception as err:  # h5py raises OSError for corrupt/truncated files
         raise DataError.for_path(path, f"is not a readable HDF5 file ({err})") from err
+
+
+def read_hdf5_array(path: Path, key: str = "data") -> np.ndarray:
+    """The whole floating-point dataset ``key`` of an HDF5 file, float32, checked finite."""
+    _, dtype = _hdf5_shape(path, key)
+    if not np.issubdtype(dtype, np.floating):
+        raise DataError.for_path(path, f"{key!r} must be floating point, got {dtype}")
+    try:
+        with _h5py().File(path, "r") as f:
+            array = np.asarray(f[key][()], dtype=np.float32)
+    except Exception as err:
+        raise DataError.for_path(path, f"cannot read {key!r} ({err})") from err
+    check_finite(array, path)
+    return array
+
+
+def is_observation_file(path: Path) -> bool:
+    """Whether ``path`` is named as LoDoPaB-CT's observation files
+    (``observation_{train,validation,test}_NNN.hdf5``)."""
+    names = "|".join(LODOPAB_SPLITS.values())
+    return re.match(rf"^observation_({names})_\d+\.hdf5$", Path(path).name) is not None
+
+
+def observation_factor(mu_unit: float) -> np.float32:
+    """LoDoPaB-CT observation -> learnct line integral in mm x image units of ``mu_unit``:
+    :data:`LODOPAB_OBSERVATION_SCALE` (metres -> mm) times ``mu_max / mu_unit``."""
+    return np.float32(LODOPAB_OBSERVATION_SCALE * MU_MAX_LODOPAB / mu_unit)
+
+
+def read_observation_file(path: Path, mu_unit: float = MU_MAX_LODOPAB) -> np.ndarray:
+    """A LoDoPaB-CT observation file's sinograms ``(n, 1000, 513)`` as learnct's line integrals
+    in mm x image units of ``mu_unit``: the file's values times
+    :data:`LODOPAB_OBSERVATION_SCALE` and ``mu_max / mu_unit`` (see :class:`LoDoPaBDataset`)."""
+    array = read_hdf5_array(Path(path))
+    if array.ndim != 3:
+        raise DataError.for_path(
+            path, f"'data' must have shape (n_slices, 1000, 513), got {array.shape}"
+        )
+    return array * observation_factor(mu_unit)
 
 
 class LoDoPaBDataset(Dataset):
@@ -112,6 +155,7 @@ class LoDoPaBDataset(Dataset):
         self.split = check_split(split)
         if not (isinstance(mu_unit, (int, float)) and math.isfinite(mu_unit) and mu_unit > 0):
             raise ValueError(f"mu_unit must be a positive attenuation in 1/mm, got {mu_unit!r}")
+        self.mu_unit = float(mu_unit)
         self.scale = MU_MAX_LODOPAB / mu_unit  # LoDoPaB's unit (mu / mu_max) -> preset's unit
         self.image_size = check_int("image_size", image_size, 1)
         self.observations = bool(observations)
@@ -217,7 +261,7 @@ class LoDoPaBDataset(Dataset):
         sample: dict[str, Any] = {"image": image, "index": int(index)}
         if self.observations:
             obs = self._read(self.observation_files[f], s)
-            obs = obs * np.float32(LODOPAB_OBSERVATION_SCALE * self.scale)
+            obs = obs * observation_factor(self.mu_unit)
             sample["observation"] = torch.from_numpy(obs)[None]
         return sample
 

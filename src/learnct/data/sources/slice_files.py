@@ -33,6 +33,7 @@ __all__ = [
     "is_dicom",
     "numpy_header",
     "read_dicom_hu",
+    "read_dicom_slice",
     "read_numpy",
     "slice_shape_problem",
 ]
@@ -216,10 +217,10 @@ def dicom_spacing(ds, path: Path) -> tuple[float, float]:
     return row, col
 
 
-def read_dicom_hu(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """The slice in Hounsfield units (float64, pydicom's
-    :func:`~pydicom.pixels.apply_modality_lut`: ``stored * RescaleSlope + RescaleIntercept``
-    or the Modality LUT) and its ``PixelSpacing`` (row, column mm; None when absent)."""
+def read_dicom_slice(path: Path):
+    """``(hu, dataset)``: the slice in Hounsfield units, float64, by pydicom's modality LUT
+    (``stored * RescaleSlope + RescaleIntercept``), and its pydicom dataset (for the pixel
+    spacing and position)."""
     from pydicom.pixels import apply_modality_lut
 
     ds = _dcmread(path)
@@ -230,6 +231,9 @@ def read_dicom_hu(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
         stored = ds.pixel_array
     except Exception as err:
         raise DataError.for_path(path, f"cannot decode the pixel data ({err})") from err
-    hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    spacing = dicom_spacing(ds, path) if "PixelSpacing" in ds else None
-    return hu, spacing
+    return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64), ds
+
+
+def read_dicom_hu(path: Path) -> np.ndarray:
+    """The slice in Hounsfield units, float64 (:func:`read_dicom_slice`)."""
+    return read_dicom_slice(path)[0]

@@ -1,0 +1,114 @@
+"""Committed models by name: ``learnct.pretrained("lpd-fan_lowdose")``.
+
+The committed weights live in ``experiments/<setup>/weights/<Method>.ckpt`` (written by
+``make report WEIGHTS=1``, :mod:`learnct.reporting.weights`). A model's name is
+``<method>-<setup>``, the method as in ``configs/model`` (``lpd``, ``lgd``, ``fbpunet``,
+``learned_inverse``). A model is rebuilt from what its checkpoint stores, with no overrides:
+the method class and every constructor argument (``hyper_parameters``), and the geometry it
+was trained for (the ``learnct`` record), on a ``RayTransform`` of that geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from learnct.methods.base import ReconstructionMethod
+from learnct.methods.checkpoints import (
+    apply_weights,
+    checkpoint_geometry,
+    read_checkpoint,
+    stored_settings,
+)
+from learnct.physics.geometry import Geometry
+from learnct.physics.operator import RayTransform
+
+__all__ = [
+    "WEIGHTS_ROOT",
+    "PretrainedModel",
+    "load_pretrained",
+    "pretrained_models",
+    "pretrained_names",
+]
+
+#: Where the committed weights are: ``<repository>/experiments/<setup>/weights/``.
+WEIGHTS_ROOT = Path(__file__).resolve().parents[3] / "experiments"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A committed checkpoint: its name, file, method (config name and class) and setup."""
+
+    name: str
+    path: Path
+    method: str
+    class_name: str
+    setup: str
+
+
+def _method_classes() -> dict[str, tuple[str, type[ReconstructionMethod]]]:
+    """Class name -> (config name, class) of every method."""
+    from learnct.methods import METHODS
+
+    return {cls.__name__: (name, cls) for name, cls in METHODS.items()}
+
+
+def pretrained_models(root: Path = WEIGHTS_ROOT) -> dict[str, PretrainedModel]:
+    """Every committed checkpoint under ``root`` (``<setup>/weights/<Class>.ckpt``), by name."""
+    classes = _method_classes()
+    models = {}
+    for path in sorted(Path(root).glob("*/weights/*.ckpt")):
+        if path.stem not in classes:
+            continue
+        method, setup = classes[path.stem][0], path.parents[1].name
+        model = PretrainedModel(f"{method}-{setup}", path, method, path.stem, setup)
+        models[model.name] = model
+    return models
+
+
+def pretrained_names(root: Path = WEIGHTS_ROOT) -> list[str]:
+    """The names :func:`load_pretrained` accepts (``lpd-fan_lowdose``, ...)."""
+    return sorted(pretrained_models(root))
+
+
+def resolve_checkpoint(name_or_path: str | Path, root: Path = WEIGHTS_ROOT) -> Path:
+    """The checkpoint file of a committed model's name, or ``name_or_path`` itself when it is
+    a file; else a ``ValueError`` listing the names."""
+    models = pretrained_models(root)
+    if str(name_or_path) in models:
+        return models[str(name_or_path)].path
+    if Path(name_or_path).is_file():
+        return Path(name_or_path)
+    raise ValueError(
+        f"{str(name_or_path)!r} is neither a committed model nor a checkpoint file: choose one "
+        f"of {sorted(models) or '(none committed)'} or give the path of a .ckpt"
+    )
+
+
+def load_pretrained(
+    name_or_path: str | Path,
+    expected: type[ReconstructionMethod] | None = None,
+    backend: str = "auto",
+    geometry: Geometry | None = None,
+) -> ReconstructionMethod:
+    """The method of a committed model's name or of a checkpoint file, in eval mode on the
+    CPU, built from the checkpoint alone (class, constructor arguments and geometry); call
+    ``.to(device)`` to move it. ``expected``: refuse a checkpoint of another class.
+    ``geometry``: run it on this geometry instead of its own (the caller has checked that
+    the user asked for it). Raises ``ValueError`` naming the problem."""
+    path = resolve_checkpoint(name_or_path)
+    checkpoint = read_checkpoint(path)
+    class_name = checkpoint["learnct"].get("method")
+    classes = _method_classes()
+    if class_name not in classes:
+        raise ValueError(f"checkpoint {path} is of an unknown method {class_name!r}")
+    cls = classes[class_name][1]
+    if expected is not None and not issubclass(cls, expected):
+        raise ValueError(
+            f"checkpoint {path} is a {class_name} checkpoint, not {expected.__name__}: load it "
+            f"with {class_name}.from_pretrained or learnct.pretrained"
+        )
+    operator = RayTransform(geometry or checkpoint_geometry(checkpoint, path), backend=backend)
+    model = cls(operator, **stored_settings(cls, checkpoint, everything=True))
+    apply_weights(model, checkpoint, path)
+    return model.eval()

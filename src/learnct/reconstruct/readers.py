@@ -1,0 +1,192 @@
+"""Readers of the inputs of ``learnct-reconstruct``: image volumes to simulate from, and
+measured sinograms. Each format is parsed where learnct already reads it: DICOM and NumPy in
+:mod:`learnct.data.sources.slice_files`, HDF5 and LoDoPaB-CT's observation files in
+:mod:`learnct.data.sources.lodopab`; NIfTI with nibabel, PNG and TIFF with Pillow.
+
+Images: a folder of DICOM slices (one series: sorted by ``ImagePositionPatient``'s z, else
+``InstanceNumber``) or one DICOM file, in Hounsfield units by pydicom's modality LUT; NIfTI
+(``.nii``, ``.nii.gz``; slices along the third axis, spacing from the header; taken as HU
+unless ``units="image"``); PNG or TIFF (one slice, or one per TIFF page); NumPy ``.npy`` /
+``.npz`` ``(H, W)`` or ``(S, H, W)``. PNG, TIFF and NumPy values are taken as the preset's
+image units unless ``units="hu"``.
+
+Sinograms: post-log line integrals in mm x image units, ``(A, D)`` or ``(S, A, D)``: NumPy
+``.npy`` / ``.npz``, HDF5 (``.h5``, ``.hdf5``: the dataset ``key``, default ``data``), and
+LoDoPaB-CT's ``observation_*_NNN.hdf5`` files (converted from LoDoPaB's metres and ``mu_max``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from learnct.data.errors import DataError
+from learnct.data.sources.lodopab import (
+    is_observation_file,
+    read_hdf5_array,
+    read_observation_file,
+)
+from learnct.data.sources.slice_files import is_dicom, read_dicom_slice, read_numpy
+from learnct.reconstruct.volume import Volume
+
+__all__ = ["IMAGE_UNITS", "ImageInput", "read_images", "read_sinograms"]
+
+IMAGE_UNITS = ("hu", "image")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+PICTURE_SUFFIXES = (".png", ".tif", ".tiff")
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+class ImageInput:
+    """An image volume read from ``path`` and the units of its values (``"hu"`` or
+    ``"image"``: the preset's image units)."""
+
+    def __init__(self, volume: Volume, units: str) -> None:
+        self.volume, self.units = volume, units
+
+
+def _dicom_series(path: Path) -> Volume:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [p for p in files if is_dicom(p)]
+    if not files:
+        raise DataError.for_path(path, "holds no DICOM files (.dcm, .dicom, .ima or DICM magic)")
+    read = [read_dicom_slice(p) for p in files]
+    series = {str(ds.get("SeriesInstanceUID")) for _, ds in read}
+    if len(series) > 1:
+        raise DataError.for_path(
+            path, f"holds {len(series)} DICOM series: point --images at one series' folder"
+        )
+
+    def where(item):
+        ds = item[1]
+        position = ds.get("ImagePositionPatient")
+        return float(position[2]) if position else float(ds.get("InstanceNumber", 0) or 0)
+
+    read.sort(key=where)
+    shapes = {hu.shape for hu, _ in read}
+    if len(shapes) != 1:
+        raise DataError.for_path(path, f"the DICOM slices have different sizes {sorted(shapes)}")
+    first = read[0][1]
+    spacing = first.get("PixelSpacing")
+    spacing = (float(spacing[0]), float(spacing[1])) if spacing else None
+    positions = [where(item) for item in read] if "ImagePositionPatient" in first else None
+    return Volume(np.stack([hu for hu, _ in read]).astype(np.float32), spacing, positions)
+
+
+def _nifti(path: Path) -> Volume:
+    import nibabel
+
+    try:
+        image = nibabel.load(path)
+        data = np.asarray(image.get_fdata(dtype=np.float32))
+    except Exception as err:
+        raise DataError.for_path(path, f"is not a readable NIfTI file ({err})") from err
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise DataError.for_path(path, f"expected a 3D volume (x, y, z), got shape {data.shape}")
+    zooms = [float(z) for z in image.header.get_zooms()[:3]] + [1.0]
+    # NIfTI's first axis is x (columns), the second y (rows): slice k is data[:, :, k].T
+    slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+    offset = float(image.affine[2, 3])
+    positions = [offset + k * zooms[2] for k in range(slices.shape[0])]
+    return Volume(slices, (zooms[1], zooms[0]), positions)
+
+
+def _picture(path: Path) -> Volume:
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(path) as picture:
+            pages = [
+                np.asarray(page.convert("F") if page.mode in ("RGB", "RGBA", "P") else page)
+                for page in ImageSequence.Iterator(picture)
+            ]
+    except Exception as err:
+        raise DataError.for_path(path, f"is not a readable PNG/TIFF image ({err})") from err
+    pages = [p.astype(np.float32) for p in pages]
+    return Volume(np.stack(pages), None)
+
+
+def _numpy_stack(path: Path, what: str) -> np.ndarray:
+    array = read_numpy(path)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError.for_path(path, f"expected a numeric array, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise DataError.for_path(path, f"expected {what} (H, W) or (S, H, W), got {array.shape}")
+    return array.astype(np.float32)
+
+
+def read_images(
+    path: str | Path, units: str | None = None, rescale: tuple[float, float] | None = None
+) -> ImageInput:
+    """The image volume at ``path`` (see the module docstring); ``units`` overrides the
+    format's default units (``"hu"`` or ``"image"``; DICOM is always HU); ``rescale``
+    ``(slope, intercept)`` maps a non-DICOM file's stored values to those units
+    (``value * slope + intercept``, as DICOM's rescale: e.g. ``(1, -1024)`` for a 16-bit PNG
+    of HU + 1024)."""
+    read = _read_images(Path(path), units)
+    if rescale is not None:
+        if Path(path).is_dir() or is_dicom(Path(path)):
+            raise ValueError(
+                "--rescale is for PNG, TIFF, NumPy and NIfTI values: DICOM files hold their own "
+                "(RescaleSlope, RescaleIntercept)"
+            )
+        slope, intercept = rescale
+        read.volume.slices = read.volume.slices * np.float32(slope) + np.float32(intercept)
+    return read
+
+
+def _read_images(path: Path, units: str | None) -> ImageInput:
+    if units is not None and units not in IMAGE_UNITS:
+        raise ValueError(f"units={units!r} is not valid: choose one of {IMAGE_UNITS}")
+    if not path.exists():
+        raise DataError.for_path(path, "does not exist")
+    suffix = _suffix(path)
+    if path.is_dir() or is_dicom(path):
+        if units == "image":
+            raise ValueError("DICOM images are in Hounsfield units (units='hu')")
+        return ImageInput(_dicom_series(path), "hu")
+    if suffix in NIFTI_SUFFIXES:
+        return ImageInput(_nifti(path), units or "hu")
+    if suffix in PICTURE_SUFFIXES:
+        return ImageInput(_picture(path), units or "image")
+    if suffix in (".npy", ".npz"):
+        return ImageInput(Volume(_numpy_stack(path, "images"), None), units or "image")
+    raise DataError.for_path(
+        path,
+        "is not a supported image input: a DICOM folder or file, NIfTI (.nii, .nii.gz), "
+        "PNG/TIFF or NumPy (.npy, .npz)",
+    )
+
+
+def read_sinograms(path: str | Path, mu_unit: float, key: str = "data") -> np.ndarray:
+    """The sinograms at ``path`` as ``(S, A, D)`` float32 line integrals in mm x image units
+    of ``mu_unit`` (1/mm; used to convert LoDoPaB-CT's observations)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError.for_path(path, "does not exist (expected a sinogram file)")
+    suffix = _suffix(path)
+    if suffix in HDF5_SUFFIXES and is_observation_file(path):
+        return read_observation_file(path, mu_unit)
+    if suffix in HDF5_SUFFIXES:
+        array = read_hdf5_array(path, key)
+    elif suffix in (".npy", ".npz"):
+        array = _numpy_stack(path, "sinograms")
+    else:
+        raise DataError.for_path(
+            path, "is not a supported sinogram file: NumPy (.npy, .npz) or HDF5 (.h5, .hdf5)"
+        )
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise DataError.for_path(path, f"expected sinograms (A, D) or (S, A, D), got {array.shape}")
+    return array

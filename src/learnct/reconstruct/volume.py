@@ -1,0 +1,47 @@
+"""``Volume``: a stack of slices with the spacing and positions that go into the output files,
+and the resampling of an image slice onto a geometry's pixel grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from learnct.data.sources.common import fit_to_size, resample_to_pixels
+from learnct.physics.geometry import Geometry
+
+__all__ = ["Volume", "to_geometry_grid"]
+
+
+@dataclass
+class Volume:
+    """Slices ``(S, H, W)`` float32 with their pixel spacing ``(row, column)`` in mm and each
+    slice's position along the patient axis in mm (``None``: not known; writers then place
+    slices ``slice_spacing`` mm apart)."""
+
+    slices: np.ndarray
+    spacing: tuple[float, float] | None
+    positions: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.slices.ndim != 3 or min(self.slices.shape) < 1:
+            raise ValueError(f"a volume is (slices, H, W), got shape {self.slices.shape}")
+        if self.positions is not None and len(self.positions) != len(self.slices):
+            raise ValueError(f"{len(self.positions)} positions for {len(self.slices)} slices")
+
+
+def to_geometry_grid(
+    image: np.ndarray, spacing: tuple[float, float] | None, geometry: Geometry, fill: float = 0.0
+) -> torch.Tensor:
+    """``image`` ``(H, W)`` with pixels of ``spacing`` (row, column) mm on the
+    ``image_size^2`` grid of ``geometry``'s ``pixel_size`` at its physical size
+    (:func:`~learnct.data.sources.common.resample_to_pixels`: resampled, then centre-cropped
+    or padded with ``fill`` (air) to the field of view ``image_size * pixel_size`` mm, as the
+    folder source does). Without ``spacing`` the image is taken to span the field of view
+    (:func:`~learnct.data.sources.common.fit_to_size`). Returns ``(1, N, N)``."""
+    array = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    if spacing is None:
+        return fit_to_size(array, geometry.image_size)
+    spacing = (float(spacing[0]), float(spacing[1]))
+    return resample_to_pixels(array, spacing, geometry.pixel_size, geometry.image_size, fill)[0]

@@ -1,0 +1,175 @@
+"""Writers of ``learnct-reconstruct``'s output: reconstructions in Hounsfield units as a DICOM
+series (pydicom), NIfTI (nibabel), NumPy (``.npy`` + a ``.json`` sidecar) or PNG (Pillow,
+8-bit, windowed). Every format records the pixel spacing and slice positions, and what made the
+images (``provenance``: method, model, preset, geometry, dose) where it has room: DICOM in
+``SeriesDescription`` (short) and ``ImageComments`` (JSON), NIfTI in ``descrip`` (short) and
+NumPy/PNG in the sidecar ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learnct.reconstruct.volume import Volume
+
+__all__ = ["FORMATS", "format_for", "write_volume"]
+
+#: Stored DICOM pixels are signed 16-bit HU (slope 1, intercept 0).
+_INT16 = (-32768, 32767)
+
+
+def _summary(provenance: dict[str, Any]) -> str:
+    return f"learnct {provenance.get('method')} {provenance.get('model') or ''} " + str(
+        provenance.get("physics", "")
+    )
+
+
+def _z_positions(volume: Volume, slice_spacing: float) -> list[float]:
+    if volume.positions is not None:
+        return [float(z) for z in volume.positions]
+    return [k * slice_spacing for k in range(len(volume.slices))]
+
+
+def write_dicom(
+    volume: Volume, folder: Path, provenance: dict[str, Any], **options: Any
+) -> list[Path]:
+    """One CT image file per slice, ``folder/slice_NNNN.dcm``: stored int16 HU (rescale slope
+    1, intercept 0, ``RescaleType`` HU), ``PixelSpacing``, ``SliceThickness``,
+    ``ImagePositionPatient`` (the grid centred on the rotation axis) and ``SliceLocation``,
+    one new series (``SeriesInstanceUID``); no patient data."""
+    from pydicom import Dataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    row, col = volume.spacing or (1.0, 1.0)
+    slice_spacing = float(options.get("slice_spacing", 1.0))
+    z = _z_positions(volume, slice_spacing)
+    series, study, frame = generate_uid(), generate_uid(), generate_uid()
+    n_rows, n_cols = volume.slices.shape[1:]
+    comments = json.dumps(provenance, separators=(",", ":"))
+    paths = []
+    for k, hu in enumerate(volume.slices):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.PatientName, ds.PatientID = "CT", "Anonymous", "learnct"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+        ds.SeriesDescription = _summary(provenance)[:64]
+        ds.ImageComments = comments[:10240]
+        ds.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
+        ds.Rows, ds.Columns = n_rows, n_cols
+        ds.PixelSpacing = [row, col]
+        ds.SliceThickness = slice_spacing if volume.positions is None else _thickness(z)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k]]
+        ds.SliceLocation = z[k]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, "HU"
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        stored = np.clip(np.rint(hu), *_INT16).astype("<i2")
+        ds.PixelData = stored.tobytes()
+        path = folder / f"slice_{k:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _thickness(z: list[float]) -> float:
+    return float(np.median(np.diff(z))) if len(z) > 1 else 1.0
+
+
+def write_nifti(
+    volume: Volume, path: Path, provenance: dict[str, Any], **options: Any
+) -> list[Path]:
+    """One NIfTI-1 volume ``(x, y, z)`` of float32 HU, spacing in mm in the affine."""
+    import nibabel
+
+    row, col = volume.spacing or (1.0, 1.0)
+    z = _z_positions(volume, float(options.get("slice_spacing", 1.0)))
+    affine = np.diag([col, row, _thickness(z) if len(z) > 1 else 1.0, 1.0])
+    affine[2, 3] = z[0]
+    data = np.ascontiguousarray(np.transpose(volume.slices, (2, 1, 0)).astype(np.float32))
+    image = nibabel.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm")
+    image.header["descrip"] = _summary(provenance).encode()[:79]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nibabel.save(image, path)
+    return [path]
+
+
+def _sidecar(volume: Volume, path: Path, provenance: dict[str, Any], **options: Any) -> Path:
+    z = _z_positions(volume, float(options.get("slice_spacing", 1.0)))
+    record = {"units": "HU", "pixel_spacing_mm": volume.spacing, "slice_positions_mm": z}
+    path.write_text(json.dumps({**record, **provenance}, indent=1))
+    return path
+
+
+def write_numpy(
+    volume: Volume, path: Path, provenance: dict[str, Any], **options: Any
+) -> list[Path]:
+    """``path`` (``.npy``: float32 HU ``(S, H, W)``) and ``<path>.json`` (spacing, positions,
+    provenance)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, volume.slices.astype(np.float32))
+    return [path, _sidecar(volume, path.with_suffix(".json"), provenance, **options)]
+
+
+def write_png(
+    volume: Volume, folder: Path, provenance: dict[str, Any], **options: Any
+) -> list[Path]:
+    """``folder/slice_NNNN.png``: 8-bit grey, HU ``window`` (lo, hi) mapped to 0..255, and
+    ``folder/provenance.json``."""
+    from PIL import Image
+
+    lo, hi = options.get("window") or (-1000.0, 1000.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, hu in enumerate(volume.slices):
+        grey = np.clip((hu - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8)
+        path = folder / f"slice_{k:04d}.png"
+        Image.fromarray(grey).save(path)
+        paths.append(path)
+    record = {**provenance, "window_hu": [lo, hi]}
+    return [*paths, _sidecar(volume, folder / "provenance.json", record, **options)]
+
+
+FORMATS: dict[str, Callable[..., list[Path]]] = {
+    "dicom": write_dicom,
+    "nifti": write_nifti,
+    "numpy": write_numpy,
+    "png": write_png,
+}
+
+
+def format_for(path: Path, chosen: str | None) -> str:
+    """The output format: ``chosen``, else from the suffix (``.nii``/``.nii.gz``: nifti,
+    ``.npy``: numpy; a folder: dicom)."""
+    if chosen is not None:
+        if chosen not in FORMATS:
+            raise ValueError(f"--format {chosen!r} is not valid: choose one of {sorted(FORMATS)}")
+        return chosen
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if name.endswith(".npy"):
+        return "numpy"
+    return "dicom"
+
+
+def write_volume(
+    volume: Volume, path: Path, fmt: str, provenance: dict[str, Any], **options: Any
+) -> list[Path]:
+    """Write ``volume`` (HU) to ``path`` in format ``fmt``; returns the files written."""
+    return FORMATS[fmt](volume, Path(path), provenance, **options)

@@ -1,0 +1,257 @@
+"""``learnct-reconstruct`` end to end, on files the tests write: a DICOM series round-trips to
+DICOM with the right HU, spacing and positions; measured sinograms in every supported format
+(NumPy, NumPy archive, HDF5, LoDoPaB-CT observation file) give back the phantom; NIfTI, PNG,
+TIFF and NumPy images and every output format; a model on another geometry is refused with
+what differs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import h5py
+import nibabel
+import numpy as np
+import pydicom
+import pytest
+import torch
+from PIL import Image
+from pydicom.pixels import apply_modality_lut
+
+from data.dicom_files import write_dicom
+from learnct.data.sources.lodopab import LODOPAB_OBSERVATION_SCALE
+from learnct.physics import RayTransform
+from learnct.physics.geometry import geometry_from_record
+from learnct.physics.presets import MU_MAX_LODOPAB, MU_WATER
+from learnct.reconstruct.cli import main
+
+#: A small parallel geometry (file-described) for the sinogram formats: fast to build.
+SMALL = {"kind": "parallel", "image_size": 64, "n_angles": 90, "n_detectors": 91}
+SMALL |= {"pixel_size": 4.0}
+
+
+def _disc_hu(n: int, spacing: float) -> np.ndarray:
+    """Air, a water disc of radius 80 mm, and a +300 HU insert of radius 25 mm."""
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2) * spacing
+    hu = np.where(r < 80, 0.0, -1000.0)
+    hu[r < 25] = 300.0
+    return hu
+
+
+def _read_series(folder):
+    files = sorted(folder.glob("*.dcm"))
+    datasets = [pydicom.dcmread(f) for f in files]
+    return datasets, [apply_modality_lut(ds.pixel_array, ds) for ds in datasets]
+
+
+def test_a_dicom_series_round_trips_with_hu_spacing_and_positions(tmp_path):
+    spacing, n = 1.25, 200
+    stored = (_disc_hu(n, spacing) + 1024).astype(np.int16)
+    series = tmp_path / "series"
+    series.mkdir()
+    for k, z in enumerate([10.0, 5.0, 7.5]):  # written out of order: sorted by position
+        path = series / f"IM{k}.dcm"
+        write_dicom(path, stored)
+        ds = pydicom.dcmread(path)
+        ds.PixelSpacing, ds.ImagePositionPatient = [spacing, spacing], [0.0, 0.0, z]
+        ds.save_as(path)
+    out = tmp_path / "out"
+    args = ["--images", str(series), "--method", "fbp", "--preset", "fan_lowdose"]
+    main([*args, "--photons", "1e6", "--output", str(out), "--quiet"])
+    datasets, hu = _read_series(out)
+    assert [float(ds.ImagePositionPatient[2]) for ds in datasets] == [5.0, 7.5, 10.0]
+    assert [float(ds.SliceLocation) for ds in datasets] == [5.0, 7.5, 10.0]
+    for ds, image in zip(datasets, hu, strict=True):
+        assert [float(v) for v in ds.PixelSpacing] == [2.0, 2.0]  # fan_lowdose's pixels
+        assert image.shape == (128, 128)
+        # 2 mm pixels: the insert (r 25 mm) is 12 pixels, the disc 40, from the centre
+        centre = image[60:68, 60:68].mean()
+        water = image[64, 64 + 20 : 64 + 30].mean()
+        air = image[2:8, 2:8].mean()
+        assert centre == pytest.approx(300, abs=25)
+        assert water == pytest.approx(0, abs=25)
+        assert air == pytest.approx(-1000, abs=25)
+        record = json.loads(ds.ImageComments)
+        assert record["method"] == "FBP" and record["physics"] == "fan_lowdose"
+        assert record["geometry"]["n_angles"] == 200 and record["photons"] == 1e6
+        assert "FBP" in ds.SeriesDescription and ds.RescaleType == "HU"
+
+
+def test_a_committed_model_reconstructs_a_dicom_series_better_than_fbp(tmp_path):
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom(series / "a.dcm", (_disc_hu(128, 2.0) + 1024).astype(np.int16))
+    errors = {}
+    for flag in (["--model", "lpd-fan_lowdose"], ["--method", "fbp", "--preset", "fan_lowdose"]):
+        out = tmp_path / flag[1]
+        main(["--images", str(series), *flag, "--output", str(out), "--quiet"])
+        _, (hu,) = _read_series(out)
+        errors[flag[1]] = np.abs(hu - _disc_hu(128, 2.0)).mean()
+    assert errors["lpd-fan_lowdose"] < errors["fbp"]
+
+
+def _small_sinogram() -> tuple[np.ndarray, np.ndarray]:
+    """Noiseless line integrals of a water-density disc (image value 1) on ``SMALL``."""
+    geometry = geometry_from_record(SMALL)
+    n = geometry.image_size
+    yy, xx = np.mgrid[:n, :n]
+    disc = (np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2) < n / 4).astype(np.float32)
+    sino = RayTransform(geometry)(torch.from_numpy(disc)[None, None])[0, 0].numpy()
+    return disc, sino
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "hdf5", "lodopab"])
+def test_measured_sinograms_in_every_format(tmp_path, fmt):
+    disc, sino = _small_sinogram()
+    stack = np.stack([sino, 2 * sino])  # two slices: water and twice water
+    if fmt == "npy":
+        path = tmp_path / "sino.npy"
+        np.save(path, stack)
+    elif fmt == "npz":
+        path = tmp_path / "sino.npz"
+        np.savez(path, image=stack)
+    elif fmt == "hdf5":
+        path = tmp_path / "sino.h5"
+        with h5py.File(path, "w") as f:
+            f["data"] = stack
+    else:  # LoDoPaB's file: line integrals in metres, of mu / mu_max
+        path = tmp_path / "observation_test_000.hdf5"
+        with h5py.File(path, "w") as f:
+            f["data"] = stack / (LODOPAB_OBSERVATION_SCALE * MU_MAX_LODOPAB / MU_WATER)
+    geometry_file = tmp_path / "small.yaml"
+    geometry_file.write_text(json.dumps(SMALL))  # YAML is a superset of JSON
+    out = tmp_path / "out.npy"
+    args = ["--sinograms", str(path), "--geometry-file", str(geometry_file), "--method", "fbp"]
+    main([*args, "--output", str(out), "--quiet"])
+    hu = np.load(out)
+    assert hu.shape == (2, 64, 64)
+    inside = disc > 0
+    inner = np.hypot(*np.mgrid[-31.5:32.5, -31.5:32.5]) < 10
+    assert np.median(hu[0][inner]) == pytest.approx(0, abs=30)  # water
+    assert np.median(hu[1][inner]) == pytest.approx(1000, abs=60)  # twice water
+    assert np.median(hu[0][~inside & (np.hypot(*np.mgrid[-31.5:32.5, -31.5:32.5]) > 22)]) < -950
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["pixel_spacing_mm"] == [4.0, 4.0] and sidecar["physics"] == "small"
+    assert sidecar["input_kind"] == "measured sinograms" and "photons" not in sidecar
+
+
+def test_a_sinogram_of_another_shape_is_refused_with_both_shapes(tmp_path, capsys):
+    path = tmp_path / "sino.npy"
+    np.save(path, np.zeros((10, 20), np.float32))
+    with pytest.raises(SystemExit) as exit_:
+        main(["--sinograms", str(path), "--preset", "fan_lowdose", "--output", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    assert "(10, 20) (angles, detectors)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["nifti", "png", "tiff", "numpy"])
+def test_image_formats_in_and_out(tmp_path, source):
+    hu = _disc_hu(128, 2.0).astype(np.float32)
+    image = 1 + hu / 1000  # water-relative density: fan_lowdose's image units
+    if source == "nifti":
+        path = tmp_path / "vol.nii.gz"
+        affine = np.diag([2.0, 2.0, 3.0, 1.0])
+        nibabel.save(nibabel.Nifti1Image(np.stack([hu.T, hu.T], -1), affine), path)
+        units = []
+    elif source == "png":  # 16-bit PNG of HU + 1024
+        path = tmp_path / "slice.png"
+        Image.fromarray((hu + 1024).astype(np.uint16)).save(path)
+        units = ["--units", "hu", "--rescale", "1,-1024"]
+    elif source == "tiff":  # 32-bit float TIFF, in HU
+        path = tmp_path / "slice.tif"
+        Image.fromarray(hu, mode="F").save(path)
+        units = ["--units", "hu"]
+    else:
+        path = tmp_path / "vol.npy"
+        np.save(path, image[None])
+        units = []
+    out = {"nifti": tmp_path / "r.nii.gz", "png": tmp_path / "png", "tiff": tmp_path / "t.npy"}
+    out = out.get(source, tmp_path / "n.nii")
+    args = ["--images", str(path), "--method", "fbp", "--preset", "fan_lowdose", *units]
+    fmt = ["--format", "png"] if source == "png" else []  # a folder is DICOM by default
+    main([*args, *fmt, "--photons", "1e6", "--output", str(out), "--quiet"])
+    if source == "png":
+        written = sorted(out.glob("slice_*.png"))
+        assert len(written) == 1
+        grey = np.asarray(Image.open(written[0]), dtype=float)
+        # default window -1000..1000 HU -> 0..255: water (0 HU) ~ 128, air 0
+        assert grey[64, 64 + 20 : 64 + 30].mean() == pytest.approx(127.5, abs=4)
+        assert grey[2:8, 2:8].mean() == pytest.approx(0, abs=4)
+        assert json.loads((out / "provenance.json").read_text())["window_hu"] == [-1000, 1000]
+        return
+    if out.suffix == ".npy":
+        result = np.load(out)
+    else:
+        loaded = nibabel.load(out)
+        assert [float(z) for z in loaded.header.get_zooms()[:2]] == [2.0, 2.0]
+        result = np.transpose(np.asarray(loaded.get_fdata()), (2, 1, 0))
+        if source == "nifti":
+            assert float(loaded.header.get_zooms()[2]) == 3.0  # the input's slice spacing
+    assert result.shape[1:] == (128, 128)
+    assert result[0, 60:68, 60:68].mean() == pytest.approx(300, abs=30)
+    assert result[0, 2:8, 2:8].mean() == pytest.approx(-1000, abs=30)
+
+
+def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
+    path = tmp_path / "img.npy"
+    np.save(path, np.ones((1, 64, 64), np.float32))
+    args = ["--images", str(path), "--model", "lpd-fan_lowdose", "--output", str(tmp_path / "o")]
+    with pytest.raises(SystemExit):
+        main([*args, "--preset", "fan_mayo"])
+    err = capsys.readouterr().err
+    assert "trained for another geometry than fan_mayo" in err
+    assert "n_angles: 200 != 1000" in err and "--allow-geometry-mismatch" in err
+    small = tmp_path / "fan64.yaml"
+    small.write_text(
+        "kind: fan\nimage_size: 64\nn_angles: 100\nn_detectors: 128\npixel_size: 4.0\n"
+        "photons: 1.0e5\n"  # PyYAML reads this as a string: taken as the number
+    )
+    out = tmp_path / "o.npy"
+    main([*args[:-1], str(out), "--geometry-file", str(small), "--allow-geometry-mismatch"])
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["photons"] == 1e5 and sidecar["geometry"]["n_angles"] == 100
+    assert np.load(out).shape == (1, 64, 64)
+    with pytest.raises(SystemExit):
+        main(["--images", str(path), "--model", "nope", "--output", str(out)])
+    assert "lpd-fan_lowdose" in capsys.readouterr().err
+    assert math.isfinite(float(np.load(out).mean()))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_gives_the_cpus_reconstruction(tmp_path):
+    """A committed model on CUDA and on the CPU (at a dose where the noise, drawn by different
+    generators on the two devices, is negligible)."""
+    path = tmp_path / "img.npy"
+    np.save(path, (1 + _disc_hu(128, 2.0) / 1000).astype(np.float32)[None].repeat(3, 0))
+    results = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.npy"
+        args = ["--images", str(path), "--model", "lpd-fan_lowdose", "--photons", "1e9"]
+        main([*args, "--device", device, "--batch-size", "2", "--output", str(out), "--quiet"])
+        results[device] = np.load(out)
+    assert np.abs(results["cuda"] - results["cpu"]).mean() < 5  # HU
+
+
+def test_the_command_lists_the_committed_models_and_names_missing_options(capsys):
+    main(["--list-models"])
+    assert "lpd-fan_lowdose" in capsys.readouterr().out.split()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--output", "x"])
+    assert exit_.value.code == 2
+    assert "give --images (to simulate from) or --sinograms" in capsys.readouterr().err
+
+
+def test_a_folder_of_two_dicom_series_is_refused(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for k in range(2):
+        path = folder / f"{k}.dcm"
+        write_dicom(path, np.zeros((16, 16), np.int16))
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(path)
+    with pytest.raises(SystemExit):
+        main(["--images", str(folder), "--preset", "fan_lowdose", "--output", str(tmp_path / "o")])
+    assert "holds 2 DICOM series" in capsys.readouterr().err

@@ -1,0 +1,53 @@
+"""Every committed checkpoint has its model card beside it, equal to what ``make report``
+generates from the committed files (so a card cannot go stale), and a card follows the table."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from conftest import REPO_ROOT
+from learnct.methods.pretrained import pretrained_models
+from learnct.reporting.__main__ import main as report
+from learnct.reporting.model_cards import model_card, write_model_cards
+
+MODELS = pretrained_models(REPO_ROOT / "experiments")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_committed_card_is_what_make_report_generates(name):
+    entry = MODELS[name]
+    card = entry.path.with_suffix(".md")
+    assert card.is_file(), f"{card} is missing: make report SETUP={entry.setup} ARGS=--cards-only"
+    assert card.read_text() == model_card(entry), (
+        f"{card} is stale: make report SETUP={entry.setup} ARGS=--cards-only"
+    )
+
+
+def test_a_card_shows_the_committed_table_and_the_checkpoints_own_settings(tmp_path):
+    source = MODELS["lpd-fan_lowdose"].path.parents[1]
+    setup = tmp_path / "fan_lowdose"
+    (setup / "weights").mkdir(parents=True)
+    for name in ("LearnedPrimalDual.ckpt", "config.json", "check.csv"):
+        shutil.copy(source / "weights" / name, setup / "weights" / name)
+    with open(source / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["method"] == "LearnedPrimalDual" and row["test_set"] == "shepp_logan":
+            row["psnr"] = "12.3456"
+    with open(setup / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert write_model_cards(setup) == [setup / "weights" / "LearnedPrimalDual.md"]
+    card = setup / "weights" / "LearnedPrimalDual.md"
+    card.unlink()
+    report(["--setup", "fan_lowdose", "--out", str(tmp_path), "--cards-only"])  # make report
+    text = card.read_text()
+    assert "| shepp_logan | 64 | 12.35 |" in text  # the table as committed, rounded
+    assert "| optimiser steps | 5380 (epoch 26) |" in text
+    assert "`init='fbp'`" in text and "200 angles over 360 degrees" in text
+    assert "10000 photons per detector pixel" in text
+    assert "Against dose" not in text  # no dose_curve.csv in this setup
