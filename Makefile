@@ -8,6 +8,7 @@ STAMP = $(VENV)/.installed
 EXP ?= lpd
 ARGS ?=
 EXPERIMENTS := $(sort $(basename $(notdir $(wildcard configs/experiment/*.yaml))))
+PAPER_EXPERIMENTS := $(sort $(patsubst configs/experiment/%.yaml,%,$(wildcard configs/experiment/paper/*.yaml)))
 SEARCHES := $(sort $(basename $(notdir $(wildcard configs/hparams_search/*.yaml))))
 SEARCH ?=
 SETUP ?= fan_lowdose
@@ -28,8 +29,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --progress-bar off -e ".[$(EXTRAS)]"
 	touch $@
 
-train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"
-	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
+train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"; EXP=paper/<method>_<setup>: paper scale
+	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS) (paper scale: $(PAPER_EXPERIMENTS))"; exit 2; }
 	$(PY) -m learnct.train experiment=$(EXP) $(ARGS)
 
 sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_search name> (resumable)

@@ -357,11 +357,18 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
     weights = folder / "weights"
     assert sorted(p.name for p in weights.iterdir()) == [
         "LearnedGradientDescent.ckpt",
+        "LearnedGradientDescent.md",  # its model card
         "check.csv",
         "config.json",
     ]
     checked = verify_weights(weights)
-    assert [row["test_set"] for row, _, _ in checked] == ["ellipses", "shepp_logan"]
+    # FBP has no weights but its check rows too (rebuilt from config.json's methods.FBP)
+    assert sorted((row["method"], row["file"], row["test_set"]) for row, _, _ in checked) == [
+        ("FBP", "", "ellipses"),
+        ("FBP", "", "shepp_logan"),
+        ("LearnedGradientDescent", "LearnedGradientDescent.ckpt", "ellipses"),
+        ("LearnedGradientDescent", "LearnedGradientDescent.ckpt", "shepp_logan"),
+    ]
     for row, psnr, ssim in checked:
         assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
         assert ssim == pytest.approx(float(row["ssim"]), abs=1e-4)
@@ -389,7 +396,8 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
         assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
     main([*args, "--no-figure", "--weights", "--weights-max-mb", f"{fp32_mb * 0.2}"])
     assert "LearnedGradientDescent.ckpt left out" in capsys.readouterr().out
-    assert sorted(p.name for p in weights.iterdir()) == ["config.json"]
+    # the checkpoint and its check rows are gone (its model card is left: model_cards' call)
+    assert not {p.name for p in weights.iterdir()} & {"LearnedGradientDescent.ckpt", "check.csv"}
 
 
 def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys, train_run):

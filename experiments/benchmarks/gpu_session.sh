@@ -26,6 +26,14 @@
 # model.norm=instance, which computes the same). LPD needs 3.4 GB at batch 1 in bf16, so
 # model.checkpoint=true (1.5x slower) only matters on cards under about 8 GB.
 # COMMON_ARGS adds Hydra overrides to every run.
+# Issue #21 (training throughput), one call of about 8 minutes: today's step beside the fast
+# path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and fan_lowdose
+# batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row), inference per
+# slice eager vs compiled, then the CUDA tests (the compiled step's CUDA-graph test included):
+#   PARTS="bench tests" TRITON_TUNING=0 BENCH_SECTIONS="training:300 inference:90" \
+#   DEADLINE_S=470 bash experiments/benchmarks/gpu_session.sh
+# (training_gpu.md and inference_gpu.md come back in results.tgz under bench/.)
+# TRITON_TUNING=0 skips the triton layout/block tuning table (100 s).
 set -u
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-560}
@@ -48,6 +56,7 @@ for spec in $TRAIN; do
     fi
 done
 BENCH_SECTIONS=${BENCH_SECTIONS:-projector:60 fbp:30 methods:150 training:170}
+TRITON_TUNING=${TRITON_TUNING:-1}
 export OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT/bench" "$OUT/runs"
 export PYTHONPATH="$PWD/src:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
@@ -65,11 +74,13 @@ python3 -c "import torch, triton, lightning; print('torch', torch.__version__, '
 triton.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
 
 if has bench; then
-    say "bench: triton layouts and block sizes (limit 100 s)"
-    timeout 100 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
-        --batches 1 8 --block-rays 64 128 256 --out "$OUT/bench" >"$OUT/bench/triton.log" 2>&1
-    say "bench triton rc=$?"
-    grep "^|" "$OUT/bench/triton.log" | tail -n 30
+    if [[ $TRITON_TUNING != 0 ]]; then
+        say "bench: triton layouts and block sizes (limit 100 s)"
+        timeout 100 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
+            --batches 1 8 --block-rays 64 128 256 --out "$OUT/bench" >"$OUT/bench/triton.log" 2>&1
+        say "bench triton rc=$?"
+        grep "^|" "$OUT/bench/triton.log" | tail -n 30
+    fi
     for spec in $BENCH_SECTIONS; do
         section=${spec%%:*}
         limit=${spec##*:}

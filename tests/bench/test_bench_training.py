@@ -21,3 +21,13 @@ def test_training_rows_quick_measure_time_and_memory():
         assert float(bf16["ms per step"]) > 0 and bf16["note"] == ""
     else:
         assert bf16["note"].startswith("not run: this CPU has no native bf16")
+
+
+@pytest.mark.slow  # LPD steps at 128^2 and the memory subprocesses: about a minute by load
+def test_training_rows_time_the_fast_path_beside_today_with_the_same_loss():
+    rows = training_rows(
+        [("parallel_ellipses", 1)], "cpu", quick=True, configs=["baseline", "fast"]
+    )
+    base, fast = rows
+    assert fast["flags"] == "fast" and fast["note"] == "" and float(fast["ms per step"]) > 0
+    assert fast["loss"] == base["loss"]  # same weights, batch and steps: the same loss

@@ -345,6 +345,26 @@ def test_empty_folder_and_zero_length_split(tmp_path):
         make_dm(source="folder", folder_root=tmp_path, train_size=None).setup("fit")
 
 
+def test_phantoms_on_device_give_the_same_training_batches():
+    """``phantoms_on_device``: the loaders carry ellipse sets, rasterised per batch in
+    ``on_after_batch_transfer``; images, noise and indices are those of the default path."""
+    batches = {}
+    for on_device in (False, True):
+        dm = make_dm(phantoms_on_device=on_device, supersample=2)
+        dm.setup("fit")
+        batches[on_device] = collect(dm, dm.train_dataloader())
+    first = next(iter(make_dm(phantoms_on_device=True).train_dataloader()))
+    assert "image" not in first and first["ellipses"].shape == (4, 160, 6)
+    assert len(batches[True]) == len(batches[False]) == 2
+    for ours, ref in zip(batches[True], batches[False], strict=True):
+        assert ours.index.tolist() == ref.index.tolist()
+        torch.testing.assert_close(ours.image, ref.image, rtol=0, atol=1e-6)
+        torch.testing.assert_close(ours.sinogram, ref.sinogram, rtol=1e-5, atol=1e-4)
+    assert cat(batches[True], "image").amax() > 0
+    with pytest.raises(ValueError, match="phantoms_on_device rasterises ellipse phantoms"):
+        make_dm(source="shepp_logan", phantoms_on_device=True)
+
+
 # ---- dose variety ------------------------------------------------------------------------------
 def _train_batch(dm: CTDataModule) -> CTBatch:
     dm.setup("fit")

@@ -181,3 +181,19 @@ def test_fan_beam_orientation_matches_geometry():
     mass = (sino[0].sum() * dt).item()
     area = math.pi * (0.08 * geom.image_width / 2) ** 2
     assert mass == pytest.approx(geom.magnification * area, rel=0.02)
+
+
+@pytest.mark.parametrize("supersample", [1, 2])
+def test_batched_rasterisation_gives_the_ellipse_source_images(supersample):
+    """The training device's batched raster (padded sets, one pass) equals rasterising each
+    sample of today's ellipse source alone."""
+    from learnct.data.phantoms import pad_ellipses, rasterize_ellipse_batch
+    from learnct.data.sources.ellipses import EllipsesDataset
+
+    data = EllipsesDataset(48, 8, "train", seed=3, supersample=supersample, clip_min=None)
+    sets = [data.ellipses(i) for i in range(5)]
+    batch = rasterize_ellipse_batch(torch.stack([pad_ellipses(e) for e in sets]), 48, supersample)
+    assert batch.shape == (5, 48, 48) and batch.dtype == torch.float32
+    for i, image in enumerate(batch):
+        torch.testing.assert_close(image, data[i]["image"][0], rtol=0, atol=1e-6)
+    assert batch.abs().sum() > 0 and not torch.equal(batch[0], batch[1])

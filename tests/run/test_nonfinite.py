@@ -146,3 +146,33 @@ def test_nonfinite_results_name_each_test_set_and_metric():
     ):
         check_finite_results(rows, ["psnr", "ssim", "fbp_psnr"])
     check_finite_results(rows[1:], ["psnr", "ssim", "fbp_psnr"])
+
+
+def test_with_a_fused_optimizer_the_guard_skips_on_the_device(
+    monkeypatch, tmp_path, compose_config, run_config
+):
+    """Fused Adam (the fast path on CUDA; CPU here) gets the guard's device flag ``found_inf``
+    and leaves the weights as they are; the counts are read every ``log_every_n_steps``."""
+    seen = _poison(monkeypatch, lambda step: step >= 2)
+    cfg = compose_config(
+        "train",
+        [
+            *TINY_LGD,
+            "+model.optimizer.fused=true",
+            "trainer.max_steps=50",
+            "trainer.val_check_interval=2",
+            "trainer.log_every_n_steps=5",
+            "max_nonfinite_steps=3",
+            "test=false",
+        ],
+        tmp_path,
+    )
+    with pytest.raises(NonFiniteTrainingError) as info, pytest.warns(RuntimeWarning):
+        run_config(cfg)
+    assert seen["model"].optimizers().optimizer.defaults["fused"] is True
+    assert "training stopped at step 4: 3 steps in a row" in str(info.value)  # read at step 4
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4  # saved after two skipped steps
+    weights = seen["model"].state_dict()
+    for name, value in last["state_dict"].items():
+        torch.testing.assert_close(weights[name].cpu(), value, rtol=0, atol=0)

@@ -133,4 +133,9 @@ def test_verify_weights_refuses_a_weights_config_that_would_run_code(tmp_path, c
         ResultsError, match=r"config\.json: physics\._target_='torch\.load' refused"
     ):
         verify_weights(weights)
+    # the model sections of FBP and TV (``methods``) are checked too, before anything is built
+    config = {**config, "physics": stored["physics"], "methods": {"FBP": physics}}
+    (weights / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ResultsError, match=r"config\.json: model\._target_='torch\.load' refused"):
+        verify_weights(weights)
     assert not marker.exists()

@@ -1,5 +1,5 @@
 """A sweep job that fails is recorded with its config and the sweep goes on (Optuna marks the
-trial FAILED)."""
+trial FAILED and keeps its error)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ def test_failing_optuna_trials_are_recorded_and_the_others_complete(tmp_path, ru
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(trials) == 4 and failed and complete, states
     assert all(t.params["model.frequency_scaling"] == -1.0 for t in failed)
+    for t in failed:  # Optuna's FAIL state, with the job's error on the trial
+        assert t.user_attrs["error"].startswith("ConfigError: model: frequency_scaling must be")
+        assert f"\n{t.number}      fail" in out.stdout  # a row of the closing trials table
     assert all(15 < t.value < 45 for t in complete)
 
     (sweep_dir,) = (tmp_path / "fbp" / "multiruns").iterdir()

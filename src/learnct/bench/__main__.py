@@ -25,7 +25,7 @@ from learnct.bench.methods import method_rows
 from learnct.bench.pipeline import pipeline_rows
 from learnct.bench.projectors import projector_rows
 from learnct.bench.tables import machine, markdown_table
-from learnct.bench.training import training_rows
+from learnct.bench.training import GPU_CONFIGS, inference_rows, training_rows
 from learnct.physics import (
     FanBeamGeometry,
     available_backends,
@@ -38,7 +38,7 @@ from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 __all__ = ["main"]
 
 #: The sections, in the order they run.
-SECTIONS = ("projector", "fbp", "methods", "training", "data_pipeline")
+SECTIONS = ("projector", "fbp", "methods", "training", "inference", "data_pipeline")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,8 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     header = f"Machine: {machine(device)}\n\n"
     method_presets = ["fan_lowdose"] + (["fan_mayo"] if args.large else [])
     training_cases = [("parallel_ellipses", 1)] if args.quick else [("fan_lowdose", 2)]
+    training_configs = None
     if args.large:
         training_cases.append(("fan_mayo", 1))
+    if args.gpu:  # issue #21: today's step beside the fast path's, at its batch sizes
+        training_cases = [("fan_lowdose", 2), ("parallel_ellipses", 5), ("fan_lowdose", 5)]
+        training_cases.append(("fan_mayo", 1))
+        training_configs = GPU_CONFIGS
     builders = {
         "projector": lambda: projector_rows(
             geometries, backends, args.batch, device, reps, sparse_budget
@@ -117,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
             (1, 8) if args.gpu else (1,),
             (None, "bf16") if args.gpu else (None,),
         ),
-        "training": lambda: training_rows(training_cases, device, args.quick),
+        "training": lambda: training_rows(training_cases, device, args.quick, training_configs),
+        "inference": lambda: inference_rows(method_presets, device, args.quick),
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }
     chosen = args.sections or list(builders)

@@ -24,6 +24,7 @@ preset's noise. The operator norm comes from 20 power iterations (plenty for tim
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -35,22 +36,25 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from learnct.bench.methods import build_untrained
 from learnct.bench.timing import synchronize
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import ReconstructionMethod
+from learnct.methods.fast_path import compile_mode, optimizer_options
 from learnct.nets.blocks import ConvBlock
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
 
 __all__ = [
     "FLAG_CONFIGS",
+    "GPU_CONFIGS",
+    "INFERENCE_CONFIGS",
     "TRAINING_TARGET_MB",
     "benchmark_training",
     "bf16_block_slowdown",
     "build_method",
+    "inference_rows",
     "make_batch",
     "native_bf16",
     "step_fn",
@@ -64,7 +68,16 @@ FLAG_CONFIGS: dict[str, dict[str, Any]] = {
     "bf16": {"autocast": "bf16"},
     "compile": {"compile": True},
     "checkpoint+bf16": {"checkpoint": True, "autocast": "bf16"},
+    # the fast training path (issue #21, learnct.methods.fast_path): no host read per step,
+    # fused (CUDA) or foreach Adam; compiled: the whole forward + loss + backward in one
+    # torch.compile graph, replayed as CUDA graphs (mode="reduce-overhead") on CUDA
+    "fast": {"fast_path": "eager"},
+    "fast+compiled": {"fast_path": "compiled"},
+    "fast+compiled+bf16": {"fast_path": "compiled", "autocast": "bf16"},
 }
+
+#: The configurations of ``make bench ARGS=--gpu``: today's step beside the fast path's.
+GPU_CONFIGS = ("baseline", "bf16", "fast", "fast+compiled", "fast+compiled+bf16")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -119,18 +132,30 @@ def make_batch(
 
 
 def step_fn(method: ReconstructionMethod, images: torch.Tensor, sinogram: torch.Tensor):
-    """A closure running one training step (see module docstring); returns the loss."""
+    """A closure running one training step (see module docstring); returns the loss (a
+    float, read every step as Lightning's per-step logging does, or on the fast path
+    (``method.fast_path``) the device tensor, which the timing loop synchronises)."""
     params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
+    adam = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.9, 0.99))
+    fast = method.fast_path is not None
+    device = images.device
+    options = optimizer_options(adam, device) if fast else {}
+    optimizer = adam(params, **options)
     method.train()
+    loss_of = method.training_loss
+    if method.fast_path == "compiled":
+        loss_of = torch.compile(loss_of, fullgraph=True, mode=compile_mode(device))
+    graphs = method.fast_path == "compiled" and device.type == "cuda"
 
-    def step() -> float:
-        loss = F.mse_loss(method(sinogram), images)
+    def step() -> float | torch.Tensor:
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = loss_of(sinogram, images)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return loss.detach().clone() if fast else float(loss.detach())
 
     return step
 
@@ -171,7 +196,7 @@ def _measure_one(
     times, losses = [], []
     for _ in range(reps):
         start = time.perf_counter()
-        losses.append(step())
+        losses.append(float(step()))
         synchronize(dev)
         times.append((time.perf_counter() - start) * 1e3)
     if dev.type == "cuda":
@@ -257,7 +282,7 @@ def benchmark_training(
             for config, step in steps.items():
                 synchronize(dev)
                 start = time.perf_counter()
-                rows_here[config]["loss"] = step()
+                rows_here[config]["loss"] = float(step())
                 synchronize(dev)
                 times[config].append((time.perf_counter() - start) * 1e3)
         for config in steps:
@@ -289,11 +314,18 @@ def benchmark_training(
 TRAINING_TARGET_MB = 16 * 1024
 
 
-def training_rows(cases: list[tuple[str, int]], device: str, quick: bool) -> list[dict]:
+def training_rows(
+    cases: list[tuple[str, int]],
+    device: str,
+    quick: bool,
+    configs: Sequence[str] | None = None,
+) -> list[dict]:
     """LPD training step time and peak memory per (preset, batch) with and without each
-    execution flag (:func:`benchmark_training`), with ratios to the baseline and issue #7's
-    16 GiB target at ``fan_mayo``, batch 1."""
-    configs = ["baseline", "bf16"] if quick else list(FLAG_CONFIGS)
+    execution flag (:func:`benchmark_training`; ``configs``: these names of
+    ``FLAG_CONFIGS``, default all, ``quick``: baseline and bf16), with ratios to the baseline
+    and issue #7's 16 GiB target at ``fan_mayo``, batch 1."""
+    if configs is None:
+        configs = ["baseline", "bf16"] if quick else list(FLAG_CONFIGS)
     reps = 1 if quick else 5
     results = benchmark_training(
         "lpd", cases, configs, device, warmup=1 if quick else 2, reps=reps, memory_reps=1
@@ -330,6 +362,71 @@ def training_rows(cases: list[tuple[str, int]], device: str, quick: bool) -> lis
                 "note": r["note"],
             }
         )
+    return rows
+
+
+#: Inference configurations: method keyword arguments, and whether the forward is compiled.
+INFERENCE_CONFIGS: dict[str, tuple[dict[str, Any], bool]] = {
+    "eager": ({}, False),
+    "compiled": ({}, True),
+    "bf16": ({"autocast": "bf16"}, False),
+    "compiled+bf16": ({"autocast": "bf16"}, True),
+}
+
+
+def inference_rows(
+    presets: Sequence[str], device: str, quick: bool, configs: Sequence[str] | None = None
+) -> list[dict]:
+    """LPD reconstruction time per slice at batch 1 (eval mode, no gradients), eager beside
+    ``torch.compile`` (``mode="reduce-overhead"``: CUDA graphs on CUDA), interleaved, median
+    after warm-up (which includes compiling), CUDA synchronised."""
+    dev = torch.device(device)
+    configs = list(configs or (["eager", "compiled"] if quick else INFERENCE_CONFIGS))
+    warmup, reps = (2, 2) if quick else (3, 20)
+    rows = []
+    for preset in presets:
+        operator = RayTransform(PRESETS[preset]().geometry)
+        _, sinogram = make_batch(preset, operator, 1, dev)
+        runs = {}
+        for config in configs:
+            flags, compiled = INFERENCE_CONFIGS[config]
+            method = build_method("lpd", operator, flags, dev).eval()
+            forward = method
+            if compiled:
+                forward = torch.compile(method, fullgraph=True, mode=compile_mode(dev))
+            graphs = compiled and dev.type == "cuda"
+
+            def run(forward=forward, graphs=graphs, sinogram=sinogram) -> torch.Tensor:
+                if graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                with torch.no_grad():
+                    return forward(sinogram)
+
+            for _ in range(warmup):
+                run()
+            runs[config] = run
+        times: dict[str, list[float]] = {c: [] for c in runs}
+        for _ in range(reps):
+            for config, run in runs.items():
+                synchronize(dev)
+                start = time.perf_counter()
+                run()
+                synchronize(dev)
+                times[config].append((time.perf_counter() - start) * 1e3)
+        eager = statistics.median(times[configs[0]])
+        for config in configs:
+            ms = statistics.median(times[config])
+            rows.append(
+                {
+                    "method": "lpd",
+                    "setup": preset,
+                    "batch": 1,
+                    "path": config,
+                    "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                    "ms per slice": f"{ms:.2f}",
+                    f"time / {configs[0]}": f"{ms / eager:.2f}",
+                }
+            )
     return rows
 
 

@@ -58,7 +58,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from learnct.checks import check_int
 from learnct.data.batch import CTBatch
-from learnct.data.sources import SOURCES, SPLITS, derive_seed, make_dataset
+from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
@@ -192,6 +192,9 @@ class CTDataModule(L.LightningDataModule):
         pin_memory: DataLoader ``pin_memory``.
         eval_noise_on_cpu: draw validation/test noise on the CPU (device-independent test
             data; costs a host round trip of the sinogram per evaluation batch on a GPU).
+        phantoms_on_device: training ``ellipses`` phantoms rasterised per batch on the
+            training device (the loaders carry only each sample's ellipse parameters, drawn
+            on the CPU from the sample's seed as before): the same images, to float rounding.
     """
 
     def __init__(
@@ -219,6 +222,7 @@ class CTDataModule(L.LightningDataModule):
         use_official_observations: bool = False,
         pin_memory: bool = False,
         eval_noise_on_cpu: bool = True,
+        phantoms_on_device: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["operator", "physics"])
@@ -280,6 +284,13 @@ class CTDataModule(L.LightningDataModule):
         self.use_official_observations = bool(use_official_observations)
         self.pin_memory = pin_memory
         self.eval_noise_on_cpu = bool(eval_noise_on_cpu)
+        if phantoms_on_device and self.sources["train"] != ("ellipses",):
+            raise ValueError(
+                "phantoms_on_device rasterises ellipse phantoms: it needs source=ellipses, "
+                f"got {list(self.sources['train'])} (set phantoms_on_device=false)"
+            )
+        self.phantoms_on_device = bool(phantoms_on_device)
+        self._phantoms: EllipsesDataset | None = None  # rasterises the training batches
         self.datasets: dict[str, list[Dataset]] = {}
         self._train_sampler: Sampler | None = None
         self.train_noise_batches = 0
@@ -308,6 +319,8 @@ class CTDataModule(L.LightningDataModule):
             pixel_size=self.geometry.pixel_size,
             folder_fit=self.folder_fit,
         )
+        if self.phantoms_on_device and split == "train":
+            dataset = self._phantoms = dataset.with_ellipse_sets()
         return _Tagged(dataset, split, source, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
@@ -376,6 +389,8 @@ class CTDataModule(L.LightningDataModule):
     @torch.no_grad()
     def simulate(self, batch: Mapping[str, Any]) -> CTBatch:
         """Clean images (a collated dict on any device) -> :class:`CTBatch` on that device."""
+        if "ellipses" in batch and "image" not in batch and self._phantoms is not None:
+            batch = {**batch, "image": self._phantoms.images(batch["ellipses"])}
         try:
             image, index, seeds = batch["image"], batch["index"], batch["noise_seed"]
         except (KeyError, TypeError) as err:

@@ -50,6 +50,7 @@ from learnct.data.batch import CTBatch
 from learnct.data.datamodule import CTDataModule
 from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
 from learnct.methods.checkpoints import checkpoint_identity, drop_instance_norm_statistics
+from learnct.methods.fast_path import check_fast_path, compile_mode, optimizer_options
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
 
@@ -85,6 +86,10 @@ class ReconstructionMethod(L.LightningModule):
         gradient_clip_val: the gradient-norm clipping the train script passes to the Trainer.
         fbp_filter, fbp_frequency_scaling: FBP shown in the validation panels.
         n_panels: images per validation panel figure (0: none).
+        fast_path: ``None`` (today's step), ``"eager"`` or ``"compiled"``: the training
+            step without per-step host reads, optionally compiled whole (see
+            :mod:`learnct.methods.fast_path`; set from ``trainer.fast_path``). An execution
+            setting, not a hyperparameter: not saved in checkpoints.
     """
 
     #: False for methods with nothing to train (FBP, TV).
@@ -112,8 +117,10 @@ class ReconstructionMethod(L.LightningModule):
         fbp_filter: str = "hann",
         fbp_frequency_scaling: float = 1.0,
         n_panels: int = 2,
+        fast_path: str | None = None,
     ) -> None:
         super().__init__()
+        check_fast_path(fast_path)
         if not isinstance(operator, RayTransform):
             raise ValueError(f"operator must be a RayTransform, got {type(operator).__name__}")
         if loss not in LOSSES:
@@ -135,7 +142,7 @@ class ReconstructionMethod(L.LightningModule):
         # Optimiser and scheduler factories stay out of the checkpoint (it must load with
         # torch.load(weights_only=True)); a checkpoint loads with the defaults, and a resumed
         # run gets them from its config. The run's config holds what they were.
-        self.save_hyperparameters(ignore=["operator", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["operator", "optimizer", "scheduler", "fast_path"])
         if isinstance(scheduler, str) or scheduler is None:
             self.hparams["scheduler"] = scheduler
         self.optimizer_factory = optimizer
@@ -150,6 +157,10 @@ class ReconstructionMethod(L.LightningModule):
         self._warm = False
         self._panels: dict[str, torch.Tensor] | None = None
         self._warned_untrainable = False
+        self.fast_path = fast_path
+        self._step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self._loss_sum: torch.Tensor | None = None  # fast path: loss x images since last log
+        self._loss_images = 0
 
     @classmethod
     def from_pretrained(
@@ -230,8 +241,9 @@ class ReconstructionMethod(L.LightningModule):
                 )
                 self._warned_untrainable = True
             return None
-        recon = self(batch.sinogram)
-        loss = self.loss_fn(recon, batch.image)
+        if self.fast_path is not None:
+            return self._fast_training_step(batch)
+        loss = self.training_loss(batch.sinogram, batch.image)
         self.train_loss(loss.detach(), batch.batch_size)
         self.log(
             "train/loss",
@@ -241,6 +253,32 @@ class ReconstructionMethod(L.LightningModule):
             prog_bar=True,
             batch_size=batch.batch_size,
         )
+        return loss
+
+    def training_loss(self, sinogram: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """The loss of the reconstruction of ``sinogram`` against ``image``: a training
+        step's forward (what the compiled fast path compiles)."""
+        return self.loss_fn(self(sinogram), image)
+
+    def _fast_training_step(self, batch: CTBatch) -> torch.Tensor:
+        """The training step of ``fast_path`` (:mod:`learnct.methods.fast_path`): the loss
+        summed on the device, read and logged every ``trainer.log_every_n_steps`` steps."""
+        if self._step_loss is None:
+            self._step_loss = self.training_loss
+            if self.fast_path == "compiled":
+                mode = compile_mode(self.device)
+                self._step_loss = torch.compile(self.training_loss, fullgraph=True, mode=mode)
+        if self.device.type == "cuda" and self.fast_path == "compiled":
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are dropped
+        loss = self._step_loss(batch.sinogram, batch.image)
+        weighted = loss.detach().float() * batch.batch_size
+        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+        self._loss_images += batch.batch_size
+        every = self._trainer.log_every_n_steps if self._trainer is not None else 1
+        if (self.global_step + 1) % max(1, every) == 0:
+            mean = float(self._loss_sum) / self._loss_images  # the one host read
+            self.log("train/loss", mean, on_step=True, prog_bar=True, batch_size=1)
+            self._loss_sum, self._loss_images = None, 0
         return loss
 
     def _metric(self, stage: str, name: str, dataloader_idx: int) -> MeanMetric:
@@ -409,9 +447,9 @@ class ReconstructionMethod(L.LightningModule):
             return None
         factory = self.optimizer_factory
         if factory is None:
-            optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
-        else:
-            optimizer = factory(params=params)
+            factory = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.9, 0.99))
+        options = {} if self.fast_path is None else optimizer_options(factory, self.device)
+        optimizer = factory(params=params, **options)
         scheduler = self.scheduler_factory
         if scheduler is None or scheduler == "none":
             return optimizer

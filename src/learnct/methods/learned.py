@@ -42,12 +42,26 @@ class _NormalisedOperatorMixin:
         ):
             raise ValueError(f"operator_norm must be a positive number, got {operator_norm!r}")
         self.register_buffer("op_norm", torch.tensor(float(operator_norm or 0.0)))
+        self._norm_known = False
 
     def operator_norm(self) -> float:
         """``||A||`` (power iteration on first use unless given or loaded)."""
         if float(self.op_norm) <= 0:
             self.op_norm.fill_(self.operator.norm())
         return float(self.op_norm)
+
+    def operator_norm_tensor(self) -> torch.Tensor:
+        """``||A||`` as the 0-d buffer on the module's device: no host read once it is known
+        (the first eager call checks it, computing it if needed; compiled code trusts it)."""
+        if not torch.compiler.is_compiling() and not self._norm_known:
+            self.operator_norm()
+            self._norm_known = True
+        return self.op_norm
+
+    def on_fit_start(self) -> None:
+        """``||A||`` known before the first step (compiled steps read it, never compute it)."""
+        super().on_fit_start()
+        self.operator_norm_tensor()
 
     def fbp_start(self, sinogram: torch.Tensor) -> torch.Tensor | None:
         """The FBP of ``sinogram`` (no gradient) when ``init == "fbp"``, else None."""
@@ -57,8 +71,8 @@ class _NormalisedOperatorMixin:
             return self.fbp(sinogram)
 
     def scaled_operator(self):
-        """``(A_s, A_s^T, c)`` with ``A_s = A / c``, ``c = ||A||``."""
-        c = self.operator_norm()
+        """``(A_s, A_s^T, c)`` with ``A_s = A / c``, ``c = ||A||`` (a 0-d tensor)."""
+        c = self.operator_norm_tensor()
         op = self.operator
         return (lambda x: op(x) / c), (lambda y: op.adjoint(y) / c), c
 
@@ -102,7 +116,7 @@ class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
             compile_blocks([self.net])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
-        g = sinogram / self.operator_norm()
+        g = sinogram / self.operator_norm_tensor()
         with block_autocast(self.hparams.autocast, sinogram.device):
             return self.net(g).float()
 

@@ -66,8 +66,8 @@ def ramp_filter(
     n = torch.where(n < length // 2, n, n - length)  # circular layout of offsets
     h = torch.zeros(length, dtype=torch.float64)
     h[0] = 1 / (4 * spacing**2)
-    odd = (n.abs() % 2) == 1
-    h[odd] = -1 / (math.pi * n[odd] * spacing) ** 2
+    odd = (n.abs() % 2) == 1  # a mask, not indexing: no data-dependent shape when compiled
+    h = torch.where(odd, -1 / (math.pi * torch.where(odd, n, 1.0) * spacing) ** 2, h)
     response = torch.fft.rfft(h).real * spacing
     f = torch.linspace(0, 1, response.numel(), dtype=torch.float64)
     window = torch.where(

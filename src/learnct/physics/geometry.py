@@ -84,6 +84,7 @@ class Geometry(ABC):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "kind", kind)
         self._validate_common()
+        object.__setattr__(self, "_cache_key", self._hash())  # compiled code reads it as is
 
     def _validate_common(self) -> None:
         check_int("image_size", self.image_size)
@@ -169,6 +170,9 @@ class Geometry(ABC):
 
     def cache_key(self) -> str:
         """A short hash of every field: equal geometries share cached operators."""
+        return self._cache_key
+
+    def _hash(self) -> str:
         payload = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

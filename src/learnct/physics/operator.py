@@ -10,6 +10,13 @@ from torch import nn
 from learnct.physics.backends import BACKENDS, ProjectorBackend
 from learnct.physics.backends.sparse import sparse_matrix_bytes
 from learnct.physics.geometry import Geometry
+from learnct.physics.ray_ops import (
+    LOW_PRECISION,
+    full_precision,
+    ray_adjoint,
+    ray_forward,
+    register,
+)
 
 __all__ = ["LOW_PRECISION", "RayTransform", "available_backends"]
 
@@ -36,51 +43,13 @@ def available_backends() -> dict[str, str | None]:
     return {name: cls.unavailable_reason() for name, cls in BACKENDS.items()}
 
 
-#: Floating dtypes the projector upcasts to float32 (the outputs of autocast regions).
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def _full_precision(t: torch.Tensor) -> torch.Tensor:
-    """``t`` as float32 if it is float16/bfloat16, else unchanged (float32/float64 stay)."""
-    return t.float() if t.dtype in LOW_PRECISION else t
-
-
-class _Forward(torch.autograd.Function):
-    """``A x`` with autocast off inside: the projector always runs in its input's float32 or
-    float64, also within ``torch.autocast`` (where the sparse product would otherwise be
-    cast to bfloat16, which MKL's CSR kernel refuses, or lose 8 bits of mantissa)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, backend: ProjectorBackend) -> torch.Tensor:
-        ctx.backend = backend
-        with torch.autocast(x.device.type, enabled=False):
-            return backend.forward(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Adjoint.apply(_full_precision(grad).contiguous(), ctx.backend), None
-
-
-class _Adjoint(torch.autograd.Function):
-    """``A^T y`` with autocast off inside (see ``_Forward``)."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, backend: ProjectorBackend) -> torch.Tensor:
-        ctx.backend = backend
-        with torch.autocast(y.device.type, enabled=False):
-            return backend.adjoint(y)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Forward.apply(_full_precision(grad).contiguous(), ctx.backend), None
-
-
 class RayTransform(nn.Module):
     """The ray transform of ``geometry``: images ``(B, 1, N, N)`` -> sinograms
     ``(B, 1, n_angles, n_detectors)`` of line integrals (image units x mm).
 
     ``forward`` and ``adjoint`` are differentiable, and the gradient of each is the other
-    (custom autograd functions, no autograd through sparse products). Runs on the device
+    (the custom operators of :mod:`learnct.physics.ray_ops`, opaque to ``torch.compile``;
+    no autograd through sparse products). Runs on the device
     of its input. Always computes in float32 (or float64 for float64 input): float16 and
     bfloat16 inputs are cast to float32 (their gradient flows back cast to theirs), and
     ``torch.autocast`` is switched off inside, so under mixed precision (``model.autocast``,
@@ -94,7 +63,8 @@ class RayTransform(nn.Module):
             ``matrix_free``; ``backend_name_for(device_type)`` says which.
         matrix_budget_bytes: memory budget for the ``sparse`` backend's matrices under ``auto``
             (default: a quarter of the machine's memory, at most 8 GiB).
-        check_finite: raise on NaN/inf input (costs a reduction over the input).
+        check_finite: raise on NaN/inf input (costs a reduction over the input and a host
+            read; skipped inside ``torch.compile``d code, which must not read the device).
         **backend_options: passed to the backend's constructor.
     """
 
@@ -130,6 +100,14 @@ class RayTransform(nn.Module):
         self.check_finite = check_finite
         self._norm: float | None = None
         self._by_device: dict[str, tuple[str, ProjectorBackend]] = {}
+        #: device type -> the id of its backend among the custom ops' (``ray_ops.register``)
+        self._op_ids: dict[str, int] = {}
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles drop the per-device backends and their custom-op ids (the
+        registry holds this instance's backends): they are made again on first use."""
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "_by_device": {}, "_op_ids": {}}
 
     def extra_repr(self) -> str:
         auto = "auto, " if self._auto else ""
@@ -149,6 +127,7 @@ class RayTransform(nn.Module):
                     choice = (name, cls(self.geometry))
                     break
             self._by_device[device_type] = choice
+            self._op_ids[device_type] = register(choice[1])
         return self._by_device[device_type]
 
     @property
@@ -175,20 +154,20 @@ class RayTransform(nn.Module):
             raise ValueError(
                 f"backend {name!r} runs on {backend.devices()}, got a {what} on {t.device}"
             )
-        if self.check_finite and not torch.isfinite(t).all():
+        if self.check_finite and not torch.compiler.is_compiling() and not t.isfinite().all():
             raise ValueError(f"{what} contains NaN or inf values")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``A x``: line integrals of the images ``x`` (B, 1, N, N)."""
-        x = _full_precision(x) if isinstance(x, torch.Tensor) else x
+        x = full_precision(x) if isinstance(x, torch.Tensor) else x
         self._check(x, self.domain_shape, "image")
-        return _Forward.apply(x.contiguous(), self._backend_for(x.device.type)[1])
+        return ray_forward(x, self._op_ids[x.device.type])
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``A^T y``: the exact adjoint (backprojection) of sinograms ``y``."""
-        y = _full_precision(y) if isinstance(y, torch.Tensor) else y
+        y = full_precision(y) if isinstance(y, torch.Tensor) else y
         self._check(y, self.range_shape, "sinogram")
-        return _Adjoint.apply(y.contiguous(), self._backend_for(y.device.type)[1])
+        return ray_adjoint(y, self._op_ids[y.device.type])
 
     def norm(self, iterations: int = 100, seed: int = 0) -> float:
         """Operator norm ``||A||_2`` by power iteration on ``A^T A`` (computed once, cached).

@@ -4,6 +4,10 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
 - ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice,
   device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
   with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
+  ``results.md`` then sets the published numbers of ``--published``
+  (``experiments/published.yaml``) beside ours (:mod:`learnct.reporting.published`);
+- ``curves.csv`` and ``curves.png``: validation PSNR against step, one line per method
+  (:mod:`learnct.reporting.curves`);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
 - with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons;
   with ``--dose-real-ct ROOT`` also ``dose_curve_real_ct.*`` on the real CT slices of
@@ -32,9 +36,12 @@ import math
 from pathlib import Path
 
 from learnct.physics import PRESETS
+from learnct.reporting.curves import write_curves
 from learnct.reporting.model_cards import write_model_cards
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
+from learnct.reporting.published import published_markdown, read_published
 from learnct.reporting.table import collect_results, keep_committed, write_report
+from learnct.run.results import ResultsError
 
 __all__ = ["main"]
 
@@ -82,6 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="write the table of the runs under --logs as it is; without it a row already in "
         "<out>/<setup>/results.csv is replaced only by a run that tested at least as many images",
+    )
+    parser.add_argument(
+        "--published",
+        default=None,
+        help="published numbers set beside ours in results.md (default: <out>/published.yaml; "
+        "a missing file: none)",
     )
     parser.add_argument("--test-set", default=None, help="test set of the figures")
     parser.add_argument(
@@ -151,9 +164,19 @@ def main(argv: list[str] | None = None) -> None:
             f"no results for {args.setup!r} under {args.logs}/: run make train EXP=<method> "
             "(or make eval) first\n",
         )
-    csv_path, md_path = write_report(rows, args.setup, Path(args.out))
+    try:
+        published = read_published(
+            Path(args.published or Path(args.out) / "published.yaml"), args.setup
+        )
+    except ResultsError as err:
+        parser.exit(1, f"make report: {err}\n")
+    appendix = published_markdown(rows, published) if published is not None else ""
+    csv_path, md_path = write_report(rows, args.setup, Path(args.out), appendix)
     print(md_path.read_text())
-    written = [csv_path, md_path]
+    curves, problems = write_curves(rows, Path(args.logs), Path(args.out) / args.setup)
+    for problem in problems:
+        print(problem)
+    written = [csv_path, md_path, *curves]
     without_run = sorted({r["method"] for r in rows if "_folder" not in r})
     if without_run and (not args.no_figure or args.dose or args.weights):
         print(

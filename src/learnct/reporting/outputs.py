@@ -150,4 +150,5 @@ def write_weights(
     ckpts, check = export_weights(methods, folder / "weights", datamodule, n_images, max_mb)
     if not ckpts:
         return []
-    return [*ckpts, check, write_weights_config(reference, folder / "weights")]
+    weightless = {m.name: m.cfg.model for m in methods if m.checkpoint is None}
+    return [*ckpts, check, write_weights_config(reference, folder / "weights", weightless)]

@@ -181,15 +181,17 @@ def repository_path(path: str | Path) -> str:
         return str(path)  # outside the repository
 
 
-def write_report(rows: list[dict[str, str]], setup: str, out_dir: Path) -> tuple[Path, Path]:
+def write_report(
+    rows: list[dict[str, str]], setup: str, out_dir: Path, appendix: str = ""
+) -> tuple[Path, Path]:
     """Write ``results.csv`` and ``results.md`` for ``setup`` under ``out_dir/<setup>/``, each
     atomically (:mod:`learnct.run.atomic_files`: a failed or killed write leaves the previous
-    file whole)."""
+    file whole); ``appendix``: Markdown sections after the table (the published numbers)."""
     folder = out_dir / setup
     csv_path, md_path = folder / "results.csv", folder / "results.md"
     rows = [{**r, "config": run_command(Path(r["_folder"]))} if "_folder" in r else r for r in rows]
     rows = [_rounded(r) for r in rows]
-    markdown = _markdown(rows, setup)
+    markdown = _markdown(rows, setup) + (f"\n{appendix}" if appendix else "")
     with atomic_open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()

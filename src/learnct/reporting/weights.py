@@ -7,6 +7,9 @@ A stripped checkpoint keeps ``state_dict``, ``hyper_parameters``, the ``learnct`
 ``<Method>.load_from_checkpoint(path, operator=A)`` and ``torch.load(weights_only=True)``,
 but cannot resume training (no optimizer or loop state).
 
+The methods without weights (FBP, TV) get check rows too (``file`` empty): ``config.json``
+keeps their model sections (``methods``), from which the check rebuilds them.
+
 Committed weights stay small: a checkpoint over ``max_mb`` in float32 is stored with its
 floating tensors in float16 (half the bytes; the check rows are measured with the weights as
 stored), and one still over ``max_mb`` is left out with a message.
@@ -136,12 +139,13 @@ def export_weights(
 ) -> tuple[list[Path], Path]:
     """Strip every learned method's checkpoint into ``folder/<method>.ckpt`` (float16 where
     float32 is over ``max_mb``; left out where float16 is too) and write ``folder/check.csv``
-    with each written checkpoint's PSNR/SSIM as stored; returns the checkpoint paths and the
-    check file."""
+    with each written checkpoint's PSNR/SSIM as stored, and those of the methods without
+    weights (FBP, TV; ``file`` empty); returns the checkpoint paths and the check file."""
     folder = Path(folder)
     written, rows = [], []
     for method in methods:
-        if method.checkpoint is None:  # FBP, TV: nothing to ship
+        if method.checkpoint is None:  # FBP, TV: nothing to ship, their numbers are checked
+            rows.extend(check_rows(method, "", datamodule, n_images))
             continue
         name = f"{method.name}.ckpt"
         target = strip_checkpoint(method.checkpoint, folder / name, max_mb=max_mb)
@@ -174,15 +178,33 @@ def export_weights(
     return written, check
 
 
-def write_weights_config(cfg: Any, folder: Path) -> Path:
-    """``folder/config.json``: the physics and data sections the check was computed with."""
+def write_weights_config(cfg: Any, folder: Path, models: dict[str, Any] | None = None) -> Path:
+    """``folder/config.json``: the physics and data sections the check was computed with, and
+    ``methods``: the model sections of the methods without weights (``models``, by name)."""
     import json
 
     from omegaconf import OmegaConf
 
-    keep = OmegaConf.to_container(cfg, resolve=True)
+    def plain(node: Any) -> Any:
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+    keep = plain(cfg)
     keep = {k: keep[k] for k in ("physics", "data", "seed")}
+    if models:
+        keep["methods"] = {name: plain(model) for name, model in models.items()}
     return atomic_write_text(Path(folder) / "config.json", json.dumps(keep, indent=1))
+
+
+def _weightless_method(name: str, model_cfg: Any, folder: Path, cfg: Any, operator: Any):
+    """FBP or TV rebuilt from its model section in ``config.json`` (already checked like a
+    stored config: :mod:`learnct.run.stored_config`)."""
+    import hydra
+
+    if model_cfg is None:
+        raise ValueError(f"{folder}/config.json: no methods.{name} for its check rows")
+    factory = hydra.utils.instantiate(model_cfg, _partial_=True, _convert_="all")
+    model = factory(operator=operator).eval()
+    return RunMethod(name, folder, cfg, model, None)
 
 
 def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
@@ -199,24 +221,39 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     from learnct.methods.checkpoints import check_checkpoint
     from learnct.methods.pretrained import load_pretrained
     from learnct.run import build_physics
+    from learnct.run.results import ResultsError
     from learnct.run.stored_config import check_stored_targets
 
     folder = Path(folder)
-    stored = json.loads((folder / "config.json").read_text())
-    check_stored_targets(stored, folder / "config.json")
+    for name in ("config.json", "check.csv"):
+        if not (folder / name).is_file():
+            raise ResultsError(
+                f"{folder}: no {name}, so its weights cannot be checked: write it with make "
+                "report SETUP=<setup> WEIGHTS=1"
+            )
+        if name == "config.json":  # checked before anything else is read
+            stored = json.loads((folder / name).read_text())
+            check_stored_targets(stored, folder / name)
+            models = stored.get("methods") or {}
+            for model in models.values():
+                check_stored_targets({"model": model}, folder / name)
     cfg = OmegaConf.create(stored)
     preset, operator = build_physics(cfg)
     with open(folder / "check.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     classes = {cls.__name__: cls for cls in METHODS.values()}
     results = []
-    for file_name in dict.fromkeys(r["file"] for r in rows):
-        mine = [r for r in rows if r["file"] == file_name]
-        cls = classes[mine[0]["method"]]
-        path = folder / file_name
-        check_checkpoint(path, cls.__name__, operator.geometry)  # local, weights only, this method
-        model = load_pretrained(path, expected=cls)  # as learnct.pretrained builds it
-        method = RunMethod(cls.__name__, folder, cfg, model, folder / file_name)
+    for key in dict.fromkeys((r["method"], r["file"]) for r in rows):
+        name, file_name = key
+        mine = [r for r in rows if (r["method"], r["file"]) == key]
+        if not file_name:  # FBP, TV: rebuilt from their stored settings
+            method = _weightless_method(name, models.get(name), folder, cfg, operator)
+        else:
+            cls = classes[name]
+            path = folder / file_name
+            check_checkpoint(path, cls.__name__, operator.geometry)  # local, weights only
+            model = load_pretrained(path, expected=cls)  # as learnct.pretrained builds it
+            method = RunMethod(cls.__name__, folder, cfg, model, folder / file_name)
         n_images = int(mine[0]["n_images"])
         datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)
         measured = {r["test_set"]: r for r in check_rows(method, file_name, datamodule, n_images)}

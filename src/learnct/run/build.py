@@ -9,11 +9,12 @@ torch and Lightning are imported inside the functions: a config mistake fails be
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from learnct.run.config_checks import ConfigError
 
@@ -30,6 +31,7 @@ __all__ = [
     "build_physics",
     "build_trainer",
     "instantiate_all",
+    "trainer_config",
     "user_errors",
 ]
 
@@ -85,13 +87,26 @@ def build_datamodule(cfg: DictConfig, preset: PhysicsPreset, operator: RayTransf
 
 
 def build_method(cfg: DictConfig, operator: RayTransform) -> Any:
-    """``cfg.model`` instantiated on the run's operator."""
+    """``cfg.model`` instantiated on the run's operator, with the training step of
+    ``trainer.fast_path`` (when set; see :mod:`learnct.methods.fast_path`)."""
+    fast_path = cfg.get("trainer", {}).get("fast_path")
+    extra = {} if fast_path is None else {"fast_path": fast_path}
     return build_component(
         "model",
         lambda: hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(
-            operator=operator
+            operator=operator, **extra
         ),
     )
+
+
+def trainer_config(cfg: DictConfig) -> DictConfig:
+    """``cfg.trainer`` without the key that is learnct's, not the Trainer's: ``fast_path``,
+    which ``build_method`` hands to the method. A copy of the whole config, so that the
+    trainer's interpolations still resolve (when instantiated) against it."""
+    root = copy.deepcopy(cfg)
+    with open_dict(root.trainer):
+        root.trainer.pop("fast_path", None)
+    return root.trainer
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -130,7 +145,7 @@ def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[Any], **o
     trainer: L.Trainer = build_component(
         "trainer",
         lambda: hydra.utils.instantiate(
-            cfg.trainer,
+            trainer_config(cfg),
             logger=loggers or False,
             callbacks=callbacks,
             plugins=[AtomicCheckpointIO()],

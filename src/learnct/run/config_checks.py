@@ -235,6 +235,14 @@ def validate_config(cfg: DictConfig) -> None:
             f"resume=true and ckpt_path={_get(cfg, 'ckpt_path')!r} both say where to resume "
             "from: set only one (resume=true continues the newest run of this task_name)"
         )
+    check_int(cfg, "sitting_steps", 1, nullable=True)
+    if _get(cfg, "sitting_steps") and (
+        _get(cfg, "resume") or _get(cfg, "ckpt_path") or _get(cfg, "init_weights")
+    ):
+        raise ConfigError(
+            "sitting_steps continues its own checkpoint (sitting_dir/last.ckpt): unset resume, "
+            "ckpt_path and init_weights"
+        )
     init_weights = _get(cfg, "init_weights")
     if init_weights is not None and not isinstance(init_weights, str):
         raise ConfigError(f"init_weights={init_weights!r} is not valid: give a checkpoint path")

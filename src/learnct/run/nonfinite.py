@@ -5,7 +5,12 @@ A skipped step leaves the parameters and the optimiser's moments untouched (its 
 dropped before ``optimizer.step``, and torch optimisers skip parameters without a gradient);
 the batch is consumed, and the step counter and the learning-rate schedule move on. With fp16
 mixed precision the GradScaler already skips such steps (and lowers its scale), so the guard
-only counts them. Skips are
+only counts them. With a fused optimiser (``fused=True``: the fast path on CUDA, see
+:mod:`learnct.methods.fast_path`) nothing is read per step: the guard hands the optimiser a
+device flag (``found_inf``, as the GradScaler does) with which the fused kernel leaves the
+weights, moments and step count as they are, counts skips on the device, and reads the counts
+every ``trainer.log_every_n_steps`` steps (the run then stops up to that many steps after the
+``max_consecutive``-th skip in a row; the weights are still the last finite step's). Skips are
 counted (``train/nonfinite_steps``, saved in checkpoints) and warned about. After
 ``max_consecutive`` in a row the guard raises :class:`NonFiniteTrainingError`: the weights
 never took a non-finite update, so every checkpoint on disk is a good one.
@@ -78,6 +83,8 @@ class NonFiniteGuard(L.Callback):
         self.consecutive = 0
         self.skipped = 0
         self._loss: torch.Tensor | None = None
+        # fused optimisers: device counts since the last read (skips, current and longest run)
+        self._on_device: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
@@ -93,25 +100,72 @@ class NonFiniteGuard(L.Callback):
         if self._loss is not None:
             values.append(self._loss.float().sum())  # NaN and inf survive the sum
         self._loss = None
+        if optimizer.defaults.get("fused") and not _has_scaler(trainer):
+            self._skip_on_device(trainer, pl_module, optimizer, values)
+            return
         finite = all(bool(torch.isfinite(v)) for v in values)
         if finite:
             self.consecutive = 0
         else:
-            if getattr(trainer.precision_plugin, "scaler", None) is None:
+            if not _has_scaler(trainer):
                 # the optimiser then leaves every weight as is (with fp16 AMP, the GradScaler
                 # skips the step itself and lowers its scale: its overflows are counted only)
                 optimizer.zero_grad(set_to_none=True)
             self.consecutive += 1
             self.skipped += 1
-            warnings.warn(
-                f"step {trainer.global_step}: non-finite loss or gradient, step skipped "
-                f"({self.consecutive} in a row, {self.skipped} in all; the run stops after "
-                f"{self.max_consecutive} in a row: max_nonfinite_steps)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            self._warn(f"step {trainer.global_step}: non-finite loss or gradient, step skipped")
         pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
-        if self.consecutive >= self.max_consecutive:
+        self._stop_if_too_many(trainer)
+
+    def _skip_on_device(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        optimizer: torch.optim.Optimizer,
+        values: list[torch.Tensor],
+    ) -> None:
+        """The fused optimiser's ``found_inf`` (1.0: skip this step), counted on the device;
+        the counts are read every ``trainer.log_every_n_steps`` steps."""
+        if not values:
+            return
+        finite = torch.stack([torch.isfinite(v).all() for v in values]).all()
+        optimizer.found_inf = (~finite).float()
+        if self._on_device is None:
+            zero = torch.zeros((), dtype=torch.int64, device=finite.device)
+            self._on_device = (zero, zero.clone() + self.consecutive, zero.clone())
+        skipped, run, longest = self._on_device
+        run = torch.where(finite, 0, run + 1)
+        self._on_device = (skipped + (~finite).long(), run, torch.maximum(longest, run))
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        if (trainer.global_step + 1) % every == 0:
+            self._read_device_counts(trainer, pl_module)
+
+    def _read_device_counts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Fold the device counts into ``skipped``/``consecutive`` (one host read), warn about
+        new skips, log them and stop after ``max_consecutive`` in a row."""
+        skipped, run, longest = (int(t) for t in torch.stack(self._on_device).cpu())
+        self._on_device = None
+        self.skipped += skipped
+        self.consecutive = run
+        if skipped:
+            where = f"steps up to {trainer.global_step}: {skipped} with a non-finite loss or "
+            self._warn(where + "gradient skipped")
+        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+        self._stop_if_too_many(trainer, longest)
+
+    def _warn(self, what: str) -> None:
+        warnings.warn(
+            f"{what} ({self.consecutive} in a row, {self.skipped} in all; the run stops after "
+            f"{self.max_consecutive} in a row: max_nonfinite_steps)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _stop_if_too_many(self, trainer: L.Trainer, longest: int = 0) -> None:
+        """:class:`NonFiniteTrainingError` after ``max_consecutive`` skips in a row (the
+        current run of skips, or the ``longest`` since the last read of the device counts)."""
+        if max(self.consecutive, longest) >= self.max_consecutive:
+            self.consecutive = max(self.consecutive, longest)
             folders = sorted({str(cb.dirpath) for cb in trainer.checkpoint_callbacks})
             kept = (
                 f"the checkpoints in {', '.join(folders)} are intact"
@@ -132,3 +186,8 @@ class NonFiniteGuard(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.skipped = int(state_dict.get("skipped", 0))
         self.consecutive = int(state_dict.get("consecutive", 0))
+
+
+def _has_scaler(trainer: L.Trainer) -> bool:
+    """True under fp16 mixed precision, whose GradScaler skips non-finite steps itself."""
+    return getattr(trainer.precision_plugin, "scaler", None) is not None

@@ -4,10 +4,11 @@ the fixed test sets and write the results (:mod:`learnct.run.results`).
 Reliability (docs/reliability.md): the config is checked before anything is built; every
 checkpoint is checked (a local learnct checkpoint of this method, loaded weights-only) before
 anything loads it, and Lightning loads them weights-only too; ``resume=true`` continues the
-newest run of the task in its own folder; checkpoints and results are written atomically;
-non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the run); W&B falls back
-to offline; every results row carries the test-set hash, the git commit and the library
-versions. After multi-device training, rank 0 tests on one device.
+newest run of the task in its own folder, ``sitting_steps`` runs a schedule in sittings from
+a checkpoint in the repository (:mod:`learnct.run.sittings`); checkpoints and results are
+written atomically; non-finite steps are skipped (``max_nonfinite_steps`` in a row stop the
+run); W&B falls back to offline; every results row carries the test-set hash, the git
+commit and the library versions. After multi-device training, rank 0 tests on one device.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from learnct.run.build import (
     build_physics,
     build_trainer,
     instantiate_all,
+    trainer_config,
 )
 from learnct.run.checkpoint_settings import adopt_checkpoint_settings
 from learnct.run.config_checks import ConfigError, validate_config
@@ -73,6 +75,8 @@ def run(cfg: DictConfig) -> RunResult:
     from learnct.evaluation import write_run_figure
     from learnct.run.identity_stamp import RunIdentityStamp
     from learnct.run.nonfinite import NonFiniteGuard, check_finite_results
+    from learnct.run.sittings import SittingEnd, sitting_checkpoint
+    from learnct.run.sweep_pruning import trial_pruning
     from learnct.run.testset_hash import TestSetHash
     from learnct.run.wandb_fallback import start_wandb_or_fallback
 
@@ -93,8 +97,13 @@ def run(cfg: DictConfig) -> RunResult:
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
     else:
         callbacks.append(RunIdentityStamp(identity))
+        if cfg.get("sitting_steps"):
+            callbacks.append(SittingEnd(cfg.sitting_steps, sitting_checkpoint(cfg)))
         if cfg.get("max_nonfinite_steps"):
             callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
+        pruning = trial_pruning(cfg)  # a job of an Optuna sweep with a pruner
+        if pruning is not None:
+            callbacks.append(pruning)
     test_hash = TestSetHash(list(datamodule.sources["test"]))
     trainer = build_trainer(cfg, loggers, [*callbacks, test_hash])
     flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
@@ -108,13 +117,21 @@ def run(cfg: DictConfig) -> RunResult:
         _mark_if_finished(cfg, trainer, identity)
         checkpoint = trainer.checkpoint_callback
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
+        if cfg.get("sitting_steps"):  # the schedule's final weights, once it has ended
+            best = None
+            if not identity.get("finished"):
+                print(
+                    f"sitting ended at step {trainer.global_step} of {cfg.trainer.max_steps}: "
+                    "run the same command again to continue (tested when the schedule ends)"
+                )
+                finish_wandb()
+                return RunResult(rows=[], objective=_objective(cfg, trainer))
     elif not trainable:
         print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
         for scores in trainer.validate(model, datamodule=datamodule, verbose=False):
             print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
 
-    objective = trainer.callback_metrics.get(cfg.get("optimized_metric") or "")
-    objective = None if objective is None else float(objective)
+    objective = _objective(cfg, trainer)
     rows: list[dict[str, Any]] = []
     if cfg.get("test", True):
         tester = single_device_tester(cfg, trainer, loggers, [test_hash])
@@ -146,10 +163,23 @@ def run(cfg: DictConfig) -> RunResult:
     return RunResult(rows=rows, objective=objective)
 
 
+def _objective(cfg: DictConfig, trainer: L.Trainer) -> float | None:
+    """The value of ``cfg.optimized_metric`` after training/validation (``None``: not logged)."""
+    objective = trainer.callback_metrics.get(cfg.get("optimized_metric") or "")
+    return None if objective is None else float(objective)
+
+
 def _run_identity(cfg: DictConfig, resume: Path | None) -> RunIdentity:
-    """The identity of this run (:mod:`learnct.run.identity`): the resumed run's own, else a
-    new one; written to the run folder's ``run.json`` now, before anything is built."""
+    """The identity of this run (:mod:`learnct.run.identity`): the resumed run's own, a
+    sitting's own under its schedule's run id, else a new one; written to the run folder's
+    ``run.json`` now, before anything is built."""
     folder = Path(cfg.paths.output_dir)
+    if cfg.get("sitting_steps") and cfg.get("train", True):
+        from learnct.run.sittings import sitting_identity
+
+        identity = sitting_identity(cfg, resume)
+        write_identity(folder, identity)
+        return identity
     identity = read_identity(folder) if resume is not None and cfg.get("resume") else None
     if identity is None:
         identity = new_identity(cfg)
@@ -192,6 +222,7 @@ def _check_checkpoints(
     if cfg.get("train", True):
         if resume is not None:  # ckpt_path as typed (a Path would turn :// into :/)
             key, path = ("ckpt_path", cfg.ckpt_path) if cfg.get("ckpt_path") else ("resume", resume)
+            key = "sitting_steps" if cfg.get("sitting_steps") else key
             state = _checked_checkpoint(key, path, model, operator)
             if key == "resume":
                 _check_run(state, resume, identity)
@@ -301,7 +332,7 @@ def single_device_tester(
         for lg in loggers
     ]
     return hydra.utils.instantiate(
-        cfg.trainer,
+        trainer_config(cfg),
         devices=1,
         num_nodes=1,
         strategy="auto",

@@ -31,6 +31,7 @@ __all__ = [
     "find_results",
     "find_run_folders",
     "n_images",
+    "read_metric_curves",
     "read_results",
     "read_run_config",
     "task_run_folders",
@@ -41,6 +42,8 @@ __all__ = [
 RESULTS_FILE = "results.csv"
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
+#: the CSV logger's metrics of a run, one file per version (a resumed run adds a version)
+METRICS_GLOB = "csv/version_*/metrics.csv"
 
 #: The test pass's metrics in a row (logged as ``test/<test set>/<name>``).
 TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
@@ -124,7 +127,7 @@ def find_run_folders(log_dir: Path) -> list[Path]:
         found.update(p for p in log_dir.glob(pattern) if p.is_dir())
     for marker in (".hydra", CONFIG_FILE, RESULTS_FILE):
         found.update(p.parent for p in log_dir.rglob(marker))
-    found.update(p.parents[2] for p in log_dir.rglob("csv/version_*/metrics.csv"))
+    found.update(p.parents[2] for p in log_dir.rglob(METRICS_GLOB))
     runs = [p for p in found if not {"wandb", "csv", ".hydra"} & set(p.relative_to(log_dir).parts)]
     return sorted(runs)
 
@@ -164,3 +167,34 @@ def tested_checkpoint(folder: Path, config: dict[str, Any]) -> Path:
     if best or ckpts:
         return (best or ckpts)[-1]
     raise ResultsError(f"{folder}: no checkpoint in {Path(folder) / 'checkpoints'}")
+
+
+def _version(path: Path) -> int:
+    """The number of a ``csv/version_<k>/metrics.csv`` (``-1`` when it has none)."""
+    suffix = path.parent.name.removeprefix("version_")
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def read_metric_curves(folder: Path, names: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
+    """The logged values of the metrics ``names`` (e.g. ``val/psnr``) in the run ``folder``:
+    ``{name: [(step, value), ...]}`` in step order, from every version of its Lightning CSV
+    metrics (:data:`METRICS_GLOB`), the later version's value where two log the same step.
+    Raises :class:`ResultsError` naming the file and line of an unreadable value."""
+    wanted = tuple(names)
+    values: dict[str, dict[int, float]] = {name: {} for name in wanted}
+    for path in sorted(Path(folder).glob(METRICS_GLOB), key=_version):
+        try:
+            with open(path, newline="") as fh:
+                for line, row in enumerate(csv.DictReader(fh), start=2):
+                    for name in wanted:
+                        text = row.get(name)
+                        if not text:
+                            continue
+                        try:
+                            step, value = int(float(row["step"])), float(text)
+                        except (KeyError, TypeError, ValueError) as err:
+                            raise ResultsError(f"{path}: line {line}: {name} ({err})") from err
+                        values[name][step] = value
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise ResultsError(f"{path}: cannot read the run's metrics ({err})") from err
+    return {name: sorted(points.items()) for name, points in values.items() if points}

@@ -119,13 +119,18 @@ def _drop_unused_folder(folder: Path) -> None:
 
 
 def resolve_resume(cfg: DictConfig) -> Path | None:
-    """The checkpoint that training continues from: ``ckpt_path``, or with ``resume`` the
+    """The checkpoint that training continues from: with ``sitting_steps`` the sittings
+    checkpoint (:mod:`learnct.run.sittings`), else ``ckpt_path``, or with ``resume`` the
     ``last.ckpt`` of the run it names (see the module docstring), whose folder then becomes
     this run's ``paths.output_dir``. ``None``: a fresh run."""
     from learnct.run.atomic_checkpoint import remove_stale_temporaries
 
     if not cfg.get("train", True):
         return None
+    if cfg.get("sitting_steps"):
+        from learnct.run.sittings import resolve_sitting
+
+        return resolve_sitting(cfg)
     if cfg.get("ckpt_path"):
         return Path(cfg.ckpt_path)
     resume = cfg.get("resume", False)

@@ -29,7 +29,12 @@ import torch
 from torch.utils.data import Dataset
 
 from learnct.checks import check_int
-from learnct.data.phantoms import random_ellipses, rasterize_ellipses
+from learnct.data.phantoms import (
+    pad_ellipses,
+    random_ellipses,
+    rasterize_ellipse_batch,
+    rasterize_ellipses,
+)
 from learnct.data.sources.common import check_split, derive_seed
 
 __all__ = ["EllipsesDataset", "build"]
@@ -45,6 +50,10 @@ class EllipsesDataset(Dataset):
         seed: base seed.
         supersample: sub-pixels per side averaged per pixel (1: pixel centres).
         clip_min: lower clip of the raster (0: non-negative attenuation); ``None``: no clip.
+        ellipse_sets: samples carry the padded ellipse set (``"ellipses"``, ``(160, 6)``,
+            :func:`~learnct.data.phantoms.pad_ellipses`) instead of the image, which
+            :meth:`images` rasterises for a whole batch on the training device (the same
+            images, to float rounding).
     """
 
     #: The DataModule streams fresh indices each epoch (``EpochStreamSampler``).
@@ -58,6 +67,7 @@ class EllipsesDataset(Dataset):
         seed: int = 0,
         supersample: int = 1,
         clip_min: float | None = 0.0,
+        ellipse_sets: bool = False,
     ) -> None:
         self.image_size = check_int("image_size", image_size, 1)
         self.length = check_int("length", length, 1)
@@ -67,6 +77,7 @@ class EllipsesDataset(Dataset):
         if clip_min is not None and not math.isfinite(clip_min):
             raise ValueError(f"clip_min must be a finite number or None, got {clip_min!r}")
         self.clip_min = clip_min
+        self.ellipse_sets = bool(ellipse_sets)
 
     def __len__(self) -> int:
         return self.length
@@ -77,7 +88,29 @@ class EllipsesDataset(Dataset):
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "ellipses", self.split, index))
         return random_ellipses(gen)
 
+    def with_ellipse_sets(self) -> EllipsesDataset:
+        """This dataset with ``ellipse_sets=True`` (rasterised per batch on the device)."""
+        return EllipsesDataset(
+            self.image_size,
+            self.length,
+            self.split,
+            self.seed,
+            self.supersample,
+            self.clip_min,
+            ellipse_sets=True,
+        )
+
+    def images(self, ellipses: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 1, N, N)`` (float32) of a batch of padded ellipse sets ``(B, E, 6)``,
+        on their device: this dataset's rasterisation and clip."""
+        image = rasterize_ellipse_batch(ellipses, self.image_size, self.supersample)
+        if self.clip_min is not None:
+            image = image.clamp_min(self.clip_min)
+        return image[:, None]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.ellipse_sets:
+            return {"ellipses": pad_ellipses(self.ellipses(index)), "index": int(index)}
         image = rasterize_ellipses(self.ellipses(index), self.image_size, self.supersample)
         if self.clip_min is not None:
             image = image.clamp_min(self.clip_min)

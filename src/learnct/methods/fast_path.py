@@ -1,0 +1,58 @@
+"""The fast training path (``trainer.fast_path``, issue #21): a training step without host
+reads, optionally compiled whole.
+
+- ``"eager"``: the step's loss is accumulated on the device and read (and logged as
+  ``train/loss``) once every ``trainer.log_every_n_steps`` steps, instead of a torchmetrics
+  mean updated (and checked for NaN, a host read) every step; Adam and the other torch
+  optimisers that take them run ``fused=True`` on CUDA (one kernel for all parameters, and
+  the :class:`~learnct.run.nonfinite.NonFiniteGuard` then skips a non-finite step on the device
+  through the optimiser's ``found_inf``) and ``foreach=True`` elsewhere. Gradient clipping
+  (Lightning's ``gradient_clip_val``, ``torch.nn.utils.clip_grad_norm_``) already runs on the
+  device.
+- ``"compiled"``: the same, and the step's forward and loss (reconstruction, loss; the
+  backward through AOTAutograd) are one ``torch.compile(fullgraph=True)`` graph, the ray
+  transforms being opaque custom operators (:mod:`learnct.physics.ray_ops`). On CUDA with
+  ``mode="reduce-overhead"``: the step is captured as CUDA graphs once and replayed.
+
+Neither changes a parameter, a checkpoint or the loss beyond float rounding.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["FAST_PATHS", "check_fast_path", "compile_mode", "optimizer_options"]
+
+FAST_PATHS = ("eager", "compiled")
+
+
+def check_fast_path(fast_path: str | None) -> str | None:
+    """``fast_path`` if valid (``None`` or one of ``FAST_PATHS``), else ``ValueError``."""
+    if fast_path is not None and fast_path not in FAST_PATHS:
+        raise ValueError(
+            f"unknown fast_path {fast_path!r}: choose null (today's step) or one of {FAST_PATHS}"
+        )
+    return fast_path
+
+
+def compile_mode(device: torch.device) -> str:
+    """``torch.compile``'s mode for a compiled step on ``device``: CUDA graphs on CUDA."""
+    return "reduce-overhead" if device.type == "cuda" else "default"
+
+
+def optimizer_options(factory: Callable, device: torch.device) -> dict[str, bool]:
+    """``{"fused": True}`` on CUDA, else ``{"foreach": True}``, for an optimiser class (or a
+    partial of one) that takes the option and does not set it; ``{}`` otherwise."""
+    func = getattr(factory, "func", factory)
+    bound = getattr(factory, "keywords", {}) or {}
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return {}
+    option = "fused" if device.type == "cuda" else "foreach"
+    if option not in params or "fused" in bound or "foreach" in bound:
+        return {}
+    return {option: True}

@@ -1,0 +1,141 @@
+"""Learning curves: validation PSNR (and SSIM) against the training step, one line per method,
+written by ``make report`` as ``experiments/<setup>/curves.csv`` and ``curves.png``.
+
+Each method's curve comes from the run its table row comes from (the row's run folder), joined
+with every run folder of the same run id (``run.json``: the sittings and resumes of one
+schedule), from the validation metrics the CSV logger wrote (``val/psnr``, ``val/ssim``;
+:func:`learnct.run.results.read_metric_curves`). A method whose row was kept from the written
+table (no run of its here) keeps its written curve, as the table keeps its row. FBP and TV
+(nothing to train) have one validation point: drawn as a dashed level across the plot.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+from learnct.reporting.table import repository_path
+from learnct.run.atomic_files import atomic_open
+from learnct.run.identity import read_identity
+from learnct.run.results import ResultsError, find_run_folders, read_metric_curves
+
+__all__ = ["CURVE_FIELDS", "collect_curves", "plot_curves", "write_curves"]
+
+#: the columns of ``curves.csv``: PSNR in dB, SSIM, ``run_dir`` the run folder of the point
+CURVE_FIELDS = ("method", "step", "val_psnr", "val_ssim", "run_dir")
+#: the logged metric of each value column
+_METRICS = {"val_psnr": "val/psnr", "val_ssim": "val/ssim"}
+
+
+def _schedule_folders(folder: Path, log_dir: Path) -> list[Path]:
+    """``folder`` and every run folder under ``log_dir`` of the same run id (its sittings and
+    resumes), oldest first."""
+    identity = read_identity(folder)
+    if identity is None:
+        return [folder]
+    same = [
+        f
+        for f in find_run_folders(log_dir)
+        if (other := read_identity(f)) is not None and other.id == identity.id
+    ]
+    return sorted({*same, folder}, key=lambda f: f.name)
+
+
+def _run_curve(method: str, folders: Iterable[Path]) -> list[dict[str, str]]:
+    """The validation points of ``method`` over ``folders`` (a later folder wins a step)."""
+    points: dict[int, dict[str, str]] = {}
+    for folder in folders:
+        curves = read_metric_curves(folder, _METRICS.values())
+        for column, name in _METRICS.items():
+            for step, value in curves.get(name, []):
+                point = points.setdefault(
+                    step, {"method": method, "step": str(step), "run_dir": str(folder)}
+                )
+                point[column] = f"{value:.4f}"
+                point["run_dir"] = str(folder)
+    return [points[s] for s in sorted(points)]
+
+
+def _read_written(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError:
+        return []
+
+
+def collect_curves(
+    rows: list[dict[str, str]], log_dir: Path, written: Path
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Curve points (:data:`CURVE_FIELDS`) of the methods of the table ``rows``: from their
+    runs (a row's ``_folder``), else the points already in ``written`` (``curves.csv``).
+    Returns the points and a line per run whose metrics could not be read."""
+    folders: dict[str, Path | None] = {}
+    for row in rows:
+        folder = row.get("_folder")
+        if folders.get(row["method"]) is None:
+            folders[row["method"]] = Path(folder) if folder else None
+    old = _read_written(written)
+    points, problems = [], []
+    for method, folder in folders.items():
+        if folder is None:
+            points += [p for p in old if p.get("method") == method]
+            continue
+        try:
+            points += _run_curve(method, _schedule_folders(folder, log_dir))
+        except ResultsError as err:
+            problems.append(f"curves: skipped {method}: {err}")
+    return points, problems
+
+
+def write_curves(
+    rows: list[dict[str, str]], log_dir: Path, folder: Path
+) -> tuple[list[Path], list[str]]:
+    """Write ``curves.csv`` and ``curves.png`` into ``folder`` (``experiments/<setup>``) for
+    the table ``rows`` (nothing when none of its methods has a curve); returns the files
+    written and the problems met."""
+    path = folder / "curves.csv"
+    points, problems = collect_curves(rows, log_dir, path)
+    if not points:  # no method of the table has a curve here or written: nothing to draw
+        return [], problems
+    for point in points:
+        point["run_dir"] = repository_path(point["run_dir"]) if point.get("run_dir") else ""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(points)
+    return [path, plot_curves(points, folder / "curves.png")], problems
+
+
+def plot_curves(points: list[dict[str, str]], path: Path) -> Path:
+    """Validation PSNR against step, one line per method (one point: a dashed level)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for p in points:
+        if p.get("val_psnr"):
+            series.setdefault(p["method"], []).append((int(p["step"]), float(p["val_psnr"])))
+    steps = [s for values in series.values() for s, _ in values] or [0, 1]
+    span = (min(steps), max(max(steps), min(steps) + 1))
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for method, values in series.items():
+        values.sort()
+        if len(values) == 1:
+            ax.plot(span, [values[0][1]] * 2, linestyle="--", label=method)
+        else:
+            ax.plot(*zip(*values, strict=True), marker=".", label=method)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation PSNR (dB)")
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return path

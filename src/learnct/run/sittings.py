@@ -1,0 +1,155 @@
+"""Sittings: a training schedule run in parts, each continuing exactly where the last stopped.
+
+``sitting_steps=N`` trains ``N`` more optimiser steps (at most to ``trainer.max_steps``), then
+saves a resumable checkpoint to ``sitting_dir`` (default
+``experiments/<setup>/sittings/<task_name>/last.ckpt``, kept in the repository between
+sittings) and stops. The same command again finds that checkpoint and continues from it: the
+weights, the optimiser's moments, the learning-rate schedule (its ``last_epoch``: the cosine
+keeps its ``T_max = trainer.max_steps``), the step count and loop progress, and the data
+stream (the ``CTDataModule`` state: the next phantom index and the noise counter), so ``k``
+sittings end where one uninterrupted run of ``max_steps`` ends (a true resume, not a warm
+restart). The sitting that reaches ``max_steps`` tests the final weights (the schedule's
+model, as the papers report it); earlier sittings do not test.
+
+The checkpoint keeps only what resuming needs (:data:`RESUME_KEYS`, the DataModule's and the
+precision plugin's state): no callback states (best-checkpoint bookkeeping, which starts
+afresh each sitting) and no DataModule hyper-parameters. A sitting continues only a checkpoint
+whose settings (:data:`~learnct.run.identity.IDENTITY_KEYS`) equal the command's, under the
+run id it carries.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+from learnct.run.atomic_checkpoint import atomic_torch_save
+from learnct.run.config_checks import ConfigError
+from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
+
+__all__ = [
+    "RESUME_KEYS",
+    "SittingEnd",
+    "resolve_sitting",
+    "sitting_checkpoint",
+    "sitting_identity",
+    "strip_for_resume",
+]
+
+SITTING_CHECKPOINT = "last.ckpt"
+#: The entries of a Lightning checkpoint that a true resume reads: weights, optimiser and
+#: scheduler states, loop progress and step count, learnct's method/geometry record and run
+#: stamp, and the method's hyper-parameters (checked against the command's architecture).
+RESUME_KEYS = (
+    "state_dict",
+    "optimizer_states",
+    "lr_schedulers",
+    "loops",
+    "epoch",
+    "global_step",
+    "pytorch-lightning_version",
+    "hyper_parameters",
+    "hparams_name",
+    "learnct",
+    "learnct_run",
+)
+
+
+def sitting_checkpoint(cfg: DictConfig) -> Path:
+    """Where the sittings of this command keep their checkpoint: ``<sitting_dir>/last.ckpt``."""
+    return Path(cfg.sitting_dir) / SITTING_CHECKPOINT
+
+
+def strip_for_resume(checkpoint: dict[str, Any], state_keys: tuple[str, ...]) -> dict[str, Any]:
+    """``checkpoint`` with only :data:`RESUME_KEYS` and ``state_keys`` (the DataModule's and
+    precision plugin's entries, named by their class), tensors detached on the CPU."""
+    keep = set(RESUME_KEYS) | set(state_keys)
+    slim = {k: v for k, v in checkpoint.items() if k in keep}
+    return _to_cpu(slim)
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def resolve_sitting(cfg: DictConfig) -> Path | None:
+    """The sittings checkpoint this command continues (``None``: the first sitting). Refuses a
+    checkpoint of other settings, or one whose schedule has already ended."""
+    path = sitting_checkpoint(cfg)
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    stamp = state.get("learnct_run") if isinstance(state, dict) else None
+    if not isinstance(stamp, dict) or "id" not in stamp:
+        raise ConfigError(f"sitting_steps: {path} carries no run stamp: it is not a sitting")
+    changed = differences(dict(stamp.get("settings") or {}), run_settings(cfg))
+    if changed:
+        shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
+        raise ConfigError(
+            f"sitting_steps: {path} was trained with other settings ({shown}): run the "
+            f"command of its first sitting, or move the file away to start a new schedule"
+        )
+    step, planned = int(state.get("global_step", 0)), cfg.trainer.get("max_steps", -1)
+    if planned not in (None, -1) and step >= planned:
+        raise ConfigError(
+            f"sitting_steps: the schedule of {path} has ended (step {step} of {planned}); "
+            "test it with make eval CKPT=<that file>, or move it away to start again"
+        )
+    return path
+
+
+def sitting_identity(cfg: DictConfig, checkpoint: Path | None) -> RunIdentity:
+    """A new identity for this sitting's run folder, under the run id of ``checkpoint`` (the
+    schedule's first sitting) when it continues one."""
+    identity = new_identity(cfg)
+    if checkpoint is not None:
+        stamp = torch.load(checkpoint, map_location="cpu", weights_only=True)["learnct_run"]
+        identity["id"] = stamp["id"]
+    return identity
+
+
+class SittingEnd(L.Callback):
+    """Stops training ``steps`` optimiser steps after it started (or at ``trainer.max_steps``)
+    and saves the resumable checkpoint (:func:`strip_for_resume`) to ``target``, atomically."""
+
+    def __init__(self, steps: int, target: str | Path) -> None:
+        self.steps = int(steps)
+        self.target = Path(target)
+        self.stop_at: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop_at = trainer.global_step + self.steps
+        if trainer.max_steps not in (None, -1):
+            self.stop_at = min(self.stop_at, trainer.max_steps)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.stop_at is None or trainer.global_step < self.stop_at:
+            return
+        self.save(trainer)
+        trainer.should_stop = True
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Write the checkpoint of ``trainer`` now to ``target`` (rank 0 writes)."""
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.target.parent, prefix=".sitting-") as tmp:
+            full_path = Path(tmp) / "full.ckpt"
+            trainer.save_checkpoint(full_path)  # every rank takes part; rank 0 writes
+            if not trainer.is_global_zero:
+                return
+            full = torch.load(full_path, map_location="cpu", weights_only=True)
+            keys = tuple(
+                type(obj).__qualname__ for obj in (trainer.datamodule, trainer.precision_plugin)
+            )
+            atomic_torch_save(strip_for_resume(full, keys), self.target)
+        print(f"sitting: step {trainer.global_step} saved to {self.target}")

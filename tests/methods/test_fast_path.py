@@ -1,0 +1,157 @@
+"""The fast training path: the ray transforms as custom operators compile without graph
+breaks, the compiled step gives the eager loss and gradients, and ``trainer.fast_path`` trains
+through Lightning to the default path's loss."""
+
+from __future__ import annotations
+
+import csv
+import functools
+
+import pytest
+import torch
+
+from learnct.methods import LearnedPrimalDual
+from learnct.methods.fast_path import optimizer_options
+from learnct.nets.execution import compiled_graphs
+from learnct.physics import ParallelBeamGeometry, RayTransform
+
+GEOMETRY = ParallelBeamGeometry(image_size=32, n_angles=12, n_detectors=46)
+
+
+def _lpd(**kwargs) -> LearnedPrimalDual:
+    torch.manual_seed(0)
+    operator = RayTransform(GEOMETRY)
+    return LearnedPrimalDual(operator, n_iter=2, hidden=8, operator_norm=30.0, **kwargs)
+
+
+def _data(operator: RayTransform) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 1, 32, 32, generator=gen)
+    return operator(image) + 0.05 * torch.randn(2, 1, 12, 46, generator=gen), image
+
+
+def _loss_and_grads(step, method, sinogram, image):
+    method.zero_grad(set_to_none=True)
+    loss = step(sinogram, image)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in method.parameters()]
+
+
+def test_ray_transform_ops_have_adjoint_gradients():
+    operator = RayTransform(GEOMETRY)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 1, 32, 32, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(1, 1, 12, 46, generator=gen, dtype=torch.float64, requires_grad=True)
+    v = torch.rand(1, 1, 12, 46, generator=gen, dtype=torch.float64)
+    (operator(x) * v).sum().backward()
+    torch.testing.assert_close(x.grad, operator.adjoint(v))  # d<Ax, v>/dx = A^T v
+    u = torch.rand(1, 1, 32, 32, generator=gen, dtype=torch.float64)
+    (operator.adjoint(y) * u).sum().backward()
+    torch.testing.assert_close(y.grad, operator(u))
+    key = operator._op_ids["cpu"]  # the registry id of the CPU backend
+    for op, arg in ((torch.ops.learnct.ray_forward, x), (torch.ops.learnct.ray_adjoint, y)):
+        torch.library.opcheck(op, (arg.detach().requires_grad_(), key))  # fake impl, autograd
+
+
+def test_compiled_lpd_step_has_no_graph_breaks_and_matches_eager():
+    method = _lpd()
+    sinogram, image = _data(method.operator)
+    eager_loss, eager_grads = _loss_and_grads(method.training_loss, method, sinogram, image)
+    explained = torch._dynamo.explain(method.training_loss)(sinogram, image)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+    compiled = torch.compile(method.training_loss, fullgraph=True)
+    loss, grads = _loss_and_grads(compiled, method, sinogram, image)
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-7)
+    for ours, ref in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_path_optimizer_options():
+    adam = functools.partial(torch.optim.Adam, lr=1e-3)
+    assert optimizer_options(adam, torch.device("cuda")) == {"fused": True}
+    assert optimizer_options(adam, torch.device("cpu")) == {"foreach": True}
+    assert optimizer_options(functools.partial(adam, foreach=False), torch.device("cpu")) == {}
+
+
+TINY_LPD = [
+    "experiment=lpd",
+    "model.n_iter=2",
+    "model.hidden=8",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+    "data.val_size=2",
+    "data.train_size=50",
+    "logger=csv",
+    "callbacks=default",
+    "callbacks.progress_bar=null",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=4",
+    "trainer.log_every_n_steps=1",
+    "test=false",
+]
+
+
+def _train(compose_config, run_config, tmp_path, fast_path: str) -> tuple[dict, list[float]]:
+    cfg = compose_config("train", [*TINY_LPD, f"trainer.fast_path={fast_path}"], tmp_path)
+    run_config(cfg)
+    (metrics,) = tmp_path.glob("csv/version_*/metrics.csv")
+    with open(metrics) as fh:  # the default path logs train/loss_step, the fast path train/loss
+        rows = list(csv.DictReader(fh))
+    losses = [float(v) for r in rows if (v := r.get("train/loss") or r.get("train/loss_step"))]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    return last["state_dict"], losses
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    from conftest import _compose_config
+    from learnct.run.pipeline import run
+
+    return _train(_compose_config, run, tmp_path_factory.mktemp("default"), "null")
+
+
+@pytest.mark.parametrize("fast_path", ["eager", "compiled"])
+def test_fast_path_trains_through_lightning_as_the_default_path(
+    default_run, fast_path, tmp_path, compose_config, run_config
+):
+    graphs = compiled_graphs()
+    weights, losses = _train(compose_config, run_config, tmp_path, fast_path)
+    assert compiled_graphs() - graphs == (fast_path == "compiled")  # one graph, no breaks
+    ref_weights, ref_losses = default_run
+    assert len(losses) == 4 and losses == pytest.approx(ref_losses, rel=1e-4)
+    for name, value in ref_weights.items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.gpu
+def test_compiled_step_replays_as_cuda_graphs_with_the_eager_loss():
+    """On CUDA the compiled step (``mode="reduce-overhead"``, CUDA graphs) replays with the
+    eager step's loss and gradients (the custom ops run the GPU backend inside the graphs)."""
+    from learnct.bench.training import step_fn
+
+    method = _lpd().cuda()
+    sinogram, image = (t.cuda() for t in _data(method.operator))
+    eager_loss, eager_grads = _loss_and_grads(method.training_loss, method, sinogram, image)
+    compiled = torch.compile(method.training_loss, fullgraph=True, mode="reduce-overhead")
+    for _ in range(3):  # warm-up, record, replay
+        torch.compiler.cudagraph_mark_step_begin()
+        loss, grads = _loss_and_grads(compiled, method, sinogram, image)
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-6)
+    for ours, ref in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-5)
+    fast = _lpd(fast_path="compiled").cuda()
+    step = step_fn(fast, image, sinogram)
+    losses = [float(step()) for _ in range(4)]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", ["lgd", "fbpunet", "learned_inverse", "lpd"])
+def test_every_learned_methods_step_traces_as_one_graph(name):
+    """The compiled fast path holds for every learned method (LPD here with the FBP start)."""
+    from learnct.bench.methods import build_untrained
+
+    method = build_untrained(name, RayTransform(GEOMETRY), {"init": "fbp"} if name == "lpd" else {})
+    sinogram, image = _data(method.operator)
+    explained = torch._dynamo.explain(method.training_loss)(sinogram, image)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

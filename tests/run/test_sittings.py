@@ -1,0 +1,187 @@
+"""``sitting_steps``: a schedule run in two sittings (two processes) ends where one
+uninterrupted run ends: the same weights, optimiser moments, learning-rate schedule, step
+count and data stream (the batch of every step), from a stripped checkpoint in
+``sitting_dir``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from learnct.run.config_checks import ConfigError
+from learnct.run.sittings import RESUME_KEYS
+
+RECORDER = '''
+import json
+import lightning as L
+
+class Recorder(L.Callback):
+    """Append each training step's stream indices and measurement checksum to ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        line = {"step": trainer.global_step, "index": batch.index.tolist(),
+                "sinogram": float(batch.sinogram.double().sum()),
+                "lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(line) + "\\n")
+'''
+
+#: LPD with one iteration, 3 steps per epoch (so the schedule crosses an epoch boundary and
+#: the first sitting stops mid-epoch), 4 steps in all.
+TINY_LPD = [
+    "experiment=lpd",
+    "model.n_iter=1",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+    "data.val_size=2",
+    "data.test_size=2",
+    "data.train_size=6",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "logger=csv",
+    "callbacks=default",
+    "callbacks.progress_bar=null",
+]
+
+
+def _recorded(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_sittings_end_where_one_run_ends(tmp_path, compose_config, run_config, run_cli):
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    sittings = tmp_path / "sittings"
+
+    def sitting() -> str:
+        done = run_cli(
+            "train",
+            [
+                *TINY_LPD,
+                "task_name=sat",
+                f"paths.log_dir={tmp_path / 'logs'}",
+                f"sitting_dir={sittings}",
+                "sitting_steps=2",
+                "+callbacks.recorder._target_=recorder.Recorder",
+                f"+callbacks.recorder.path={tmp_path / 'sittings.jsonl'}",
+            ],
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    first = sitting()
+    assert "sitting ended at step 2 of 4" in first
+    saved = torch.load(sittings / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 2
+    # stripped: what resuming reads, the data stream's state, and nothing else
+    assert set(saved) <= {*RESUME_KEYS, "CTDataModule", "Precision"}
+    assert saved["CTDataModule"] == {"train_noise_batches": 2, "train_stream_next": 4}
+    second = sitting()
+    assert f"resuming from {sittings / 'last.ckpt'} (step 2)" in second
+    last = torch.load(sittings / "last.ckpt", weights_only=True)
+    run_folders = sorted((tmp_path / "logs" / "sat" / "runs").iterdir())
+    assert len(run_folders) == 2
+    ids = {json.loads((f / "run.json").read_text())["id"] for f in run_folders}
+    assert len(ids) == 1  # one schedule, one run id
+    # only the sitting that ends the schedule tests (its final weights)
+    assert (run_folders[1] / "results.csv").is_file()
+    assert not (run_folders[0] / "results.csv").exists()
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        reference_dir = tmp_path / "reference"
+        run_config(
+            compose_config(
+                "train",
+                [
+                    *TINY_LPD,
+                    "test=false",
+                    "+callbacks.recorder._target_=recorder.Recorder",
+                    f"+callbacks.recorder.path={tmp_path / 'reference.jsonl'}",
+                ],
+                reference_dir,
+            )
+        )
+    finally:
+        sys.path.remove(str(tmp_path))
+    reference = torch.load(reference_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+    # the data stream: the same phantoms and noise at every step, and the same learning rates
+    assert _recorded(tmp_path / "sittings.jsonl") == _recorded(tmp_path / "reference.jsonl")
+    assert [r["index"] for r in _recorded(tmp_path / "reference.jsonl")] == [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+        [6, 7],
+    ]
+    assert last["global_step"] == reference["global_step"] == 4
+    assert last["CTDataModule"] == reference["CTDataModule"]
+    assert last["lr_schedulers"] == reference["lr_schedulers"]
+    assert last["lr_schedulers"][0]["last_epoch"] == 4 and last["lr_schedulers"][0]["T_max"] == 4
+    for a, b in zip(
+        last["optimizer_states"][0]["state"].values(),
+        reference["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert int(a["step"]) == int(b["step"]) == 4
+        torch.testing.assert_close(a["exp_avg"], b["exp_avg"], rtol=0, atol=0)
+        torch.testing.assert_close(a["exp_avg_sq"], b["exp_avg_sq"], rtol=0, atol=0)
+    assert last["state_dict"].keys() == reference["state_dict"].keys()
+    for name, weight in reference["state_dict"].items():
+        torch.testing.assert_close(last["state_dict"][name], weight, rtol=0, atol=0)
+
+
+def test_a_sitting_refuses_a_checkpoint_of_other_settings_or_an_ended_schedule(
+    tmp_path, compose_config
+):
+    from learnct.run.identity import run_settings
+    from learnct.run.sittings import resolve_sitting
+
+    cfg = compose_config(
+        "train", [*TINY_LPD, f"sitting_dir={tmp_path}", "sitting_steps=2"], tmp_path
+    )
+    assert resolve_sitting(cfg) is None  # the first sitting
+    stamp = {"id": "abc", "settings": run_settings(cfg)}
+    torch.save({"global_step": 2, "learnct_run": stamp}, tmp_path / "last.ckpt")
+    assert resolve_sitting(cfg) == tmp_path / "last.ckpt"
+    other = compose_config(
+        "train",
+        [*TINY_LPD, f"sitting_dir={tmp_path}", "sitting_steps=2", "data.batch_size=3"],
+        tmp_path,
+    )
+    with pytest.raises(ConfigError, match=r"other settings \(data.batch_size: 2 -> 3\)"):
+        resolve_sitting(other)
+    torch.save({"global_step": 4, "learnct_run": stamp}, tmp_path / "last.ckpt")
+    with pytest.raises(ConfigError, match="has ended"):
+        resolve_sitting(cfg)
+
+
+def test_sitting_steps_with_resume_is_refused(compose_config, run_config, tmp_path):
+    cfg = compose_config("train", [*TINY_LPD, "sitting_steps=2", "resume=true"], tmp_path)
+    with pytest.raises(ConfigError, match="sitting_steps continues its own checkpoint"):
+        run_config(cfg)
+
+
+def test_the_sittings_checkpoint_is_not_ignored_by_git():
+    """It is kept in the repository between sittings (.gitignore ignores other checkpoints)."""
+
+    def ignored(path: str) -> bool:
+        done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, check=False)
+        return done.returncode == 0
+
+    assert not ignored(
+        "experiments/parallel_ellipses/sittings/paper_lpd_parallel_ellipses/last.ckpt"
+    )
+    assert ignored("logs/lpd/runs/a/checkpoints/last.ckpt")

@@ -1,0 +1,106 @@
+"""``make report`` writes ``experiments/<setup>/curves.{csv,png}``: validation PSNR against
+step per method, from the run folders' CSV metrics (all sittings of one schedule), keeping the
+written curve of a method whose table row is kept."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from learnct.reporting.__main__ import main
+from test_report import _write
+
+
+def _metrics(folder, lines, version=0):
+    """A Lightning CSV logger file: training rows and validation rows, blanks elsewhere."""
+    path = folder / "csv" / f"version_{version}" / "metrics.csv"
+    path.parent.mkdir(parents=True)
+    fields = ["epoch", "step", "train/loss", "val/psnr", "val/ssim"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for line in lines:
+            writer.writerow({**dict.fromkeys(fields, ""), "epoch": "0", **line})
+
+
+def _curves(path):
+    with open(path, newline="") as fh:
+        return [(r["method"], int(r["step"]), float(r["val_psnr"])) for r in csv.DictReader(fh)]
+
+
+def test_curves_join_the_sittings_of_a_schedule_and_keep_written_curves(tmp_path, capsys):
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"physics": "parallel_ellipses", "test_set": "ellipses", "ssim": "0.9", "n_images": "64"}
+    # LPD in two sittings: two run folders with one run id; only the last one tested
+    first, second = (
+        logs / "paper_lpd" / "runs" / name for name in ("2026-01-01_a", "2026-01-02_b")
+    )
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"id": "sched1", "settings": {}}))
+    _metrics(
+        first,
+        [
+            {"step": "9", "train/loss": "0.1"},
+            {"step": "10", "val/psnr": "20.5"},
+            {"step": "20", "val/psnr": "24.0", "val/ssim": "0.7"},
+        ],
+    )
+    _metrics(second, [{"step": "30", "val/psnr": "27.25", "val/ssim": "0.8"}])
+    _write(second, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
+    # an unrelated LPD run of another id is not part of the curve
+    other = logs / "lpd" / "runs" / "2026-01-03_c"
+    other.mkdir(parents=True)
+    (other / "run.json").write_text(json.dumps({"id": "other", "settings": {}}))
+    _metrics(other, [{"step": "10", "val/psnr": "99.0"}])
+    # FBP: nothing to train, one validation point
+    fbp = logs / "fbp" / "runs" / "2026-01-01_f"
+    _write(fbp, [{**row, "method": "FBP", "psnr": "19.7"}])
+    _metrics(fbp, [{"step": "0", "val/psnr": "19.9"}])
+
+    report = ["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"]
+    main(report)
+    folder = out / "parallel_ellipses"
+    assert _curves(folder / "curves.csv") == [
+        ("FBP", 0, 19.9),
+        ("LearnedPrimalDual", 10, 20.5),
+        ("LearnedPrimalDual", 20, 24.0),
+        ("LearnedPrimalDual", 30, 27.25),
+    ]
+    assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "curves.csv" in capsys.readouterr().out
+
+    # a fresh clone with a 4-image LPD smoke run: the committed LPD row, and its curve, stay;
+    # FBP has no run there either: its committed curve stays too
+    fresh = tmp_path / "fresh"
+    smoke = fresh / "lpd" / "runs" / "smoke"
+    _write(smoke, [{**row, "method": "LearnedPrimalDual", "n_images": "4", "psnr": "25.0"}])
+    _metrics(smoke, [{"step": "5", "val/psnr": "15.0"}])
+    main(["--setup", "parallel_ellipses", "--logs", str(fresh), "--out", str(out), "--no-figure"])
+    assert _curves(folder / "curves.csv") == [
+        ("FBP", 0, 19.9),
+        ("LearnedPrimalDual", 10, 20.5),
+        ("LearnedPrimalDual", 20, 24.0),
+        ("LearnedPrimalDual", 30, 27.25),
+    ]
+
+
+def test_an_unreadable_metrics_file_is_reported_not_fatal(tmp_path, capsys):
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    run = logs / "lpd" / "runs" / "a"
+    _write(
+        run,
+        [
+            {
+                "physics": "fan_lowdose",
+                "test_set": "ellipses",
+                "ssim": "0.9",
+                "method": "LearnedPrimalDual",
+                "psnr": "30",
+            }
+        ],
+    )
+    _metrics(run, [{"step": "x", "val/psnr": "20"}])
+    main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    assert "curves: skipped LearnedPrimalDual:" in capsys.readouterr().out
+    assert not (out / "fan_lowdose" / "curves.csv").exists()  # no curve: none drawn
