@@ -14,7 +14,7 @@ SEARCH ?=
 SETUP ?= fan_lowdose
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep eval reconstruct report dashboard data-samples test test-fast lint format bench clean
+.PHONY: help install train sweep eval reconstruct report report-real-ct dashboard data-samples data-real-ct test test-fast lint format bench clean
 
 # Keep W&B offline and silent in every test run.
 test test-fast: export WANDB_MODE = disabled
@@ -45,12 +45,17 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 
 reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)
 	$(PY) -m learnct.reconstruct $(ARGS)
+data-real-ct: $(STAMP) ## Write the real-CT test set (every CT slice of pydicom and pydicom-data) to data/real_ct/test/; ARGS="--wheel <file>"
+	$(PY) -m learnct.data.real_ct --root data/real_ct $(ARGS)
+
+report-real-ct: $(STAMP) ## Real-CT table of SETUP (default fan_lowdose): FBP/TV/TV-WLS chosen on CT-like validation, committed weights, per slice
+	$(PY) -m learnct.reporting.real_ct --setup $(SETUP) $(ARGS)
 
 data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/; ARGS="--wheel <file>"
 	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct $(ARGS)
 
-report: $(STAMP) ## Table + comparison.png of every method's largest (then newest) test run on SETUP (default fan_lowdose); DOSE=1: dose curve
-	$(PY) -m learnct.reporting --setup $(SETUP) $(if $(DOSE),--dose) $(if $(WEIGHTS),--weights) $(ARGS)
+report: $(STAMP) ## Table + comparison.png of every method's largest (then newest) test run on SETUP (default fan_lowdose); DOSE=1: dose curve (also on data/real_ct when there)
+	$(PY) -m learnct.reporting --setup $(SETUP) $(if $(DOSE),--dose $(if $(wildcard data/real_ct/test),--dose-real-ct data/real_ct)) $(if $(WEIGHTS),--weights) $(ARGS)
 
 dashboard: $(STAMP) ## Offline dashboard of logs/ and experiments/: experiments/dashboard/index.html
 	$(PY) -m learnct.dashboard --logs logs --experiments experiments --out experiments/dashboard

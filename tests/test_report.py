@@ -495,3 +495,78 @@ def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, mon
     )
     assert (out / "comparison.png").read_bytes() == b"figure"
     assert "figures, dose curve and weights not redrawn" in capsys.readouterr().out
+
+
+def test_dose_curve_on_real_ct_slices(tmp_path):
+    """--dose-real-ct: every slice of ROOT/test (DICOM at its physical size) at each dose."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from learnct.methods import FBP
+    from learnct.physics import PhysicsPreset, RayTransform
+    from learnct.physics.geometry import FanBeamGeometry
+    from learnct.reporting.outputs import write_dose_curve
+    from learnct.reporting.run_methods import RunMethod
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from dicom_files import write_dicom
+
+    (tmp_path / "ct" / "test").mkdir(parents=True)
+    c = (np.arange(64) - 31.5) * 2.0
+    for k, radius in enumerate((40.0, 25.0)):
+        disc = np.hypot(c[:, None], c[None, :]) <= radius
+        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
+        write_dicom(tmp_path / "ct" / "test" / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+    geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=4.0)
+    preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
+    cfg = OmegaConf.create({"data": {"_target_": "learnct.data.CTDataModule", "seed": 0}})
+    fbp = RunMethod("FBP", tmp_path, cfg, FBP(operator), None)
+    csv_path, png = write_dose_curve(
+        [fbp], cfg, preset, operator, tmp_path, (300.0, 1e5), 8, folder_root=tmp_path / "ct"
+    )
+    assert csv_path.name == "dose_curve_real_ct.csv" and png.stat().st_size > 10_000
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["test_set"], r["n_images"]) for r in rows] == [("folder", "2")] * 2
+    assert float(rows[1]["psnr"]) > float(rows[0]["psnr"]) + 3
+
+
+def test_real_ct_choice_is_made_on_validation_and_written_per_slice(tmp_path):
+    """choose_on_validation keeps the option of the best mean validation PSNR; the table
+    lists every slice's PSNR and the slice count."""
+    import torch
+
+    from learnct.data import CTDataModule
+    from learnct.evaluation import score
+    from learnct.methods import FBP
+    from learnct.physics import PhysicsPreset, RayTransform
+    from learnct.physics.geometry import FanBeamGeometry
+    from learnct.reporting.real_ct import choose_on_validation, write_real_ct
+
+    geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=8.0)
+    preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
+    dm = CTDataModule(preset, operator, source="ctlike", val_size=3, eval_batch_size=3)
+    dm.setup("validate")
+    val = [dm.simulate(b) for b in dm.val_dataloader()]
+    options = [0.3, 1.0]
+    expected = {s: score(FBP(operator, frequency_scaling=s).reconstruct, val) for s in options}
+    best = max(options, key=lambda s: expected[s].mean_psnr)
+    option, psnr, method, tried = choose_on_validation(
+        lambda s: FBP(operator, frequency_scaling=s), options, val
+    )
+    assert option == best and psnr == pytest.approx(expected[best].mean_psnr)
+    assert method.hparams.frequency_scaling == best
+    assert [o for o, _ in tried] == options
+    assert isinstance(psnr, float) and torch.isfinite(torch.tensor(psnr))
+    rows = [
+        {"method": "FBP", "chosen": f"frequency_scaling={best}", "val_psnr": psnr,
+         "val_grid": "0.3: 20.00; 1.0: 21.00", "n_slices": 2, "psnr": 30.0, "ssim": 0.8,
+         "psnr:a.dcm": 29.0, "psnr:b.dcm": 31.0},
+    ]  # fmt: skip
+    write_real_ct(rows, ["a.dcm", "b.dcm"], tmp_path, 1e4)
+    md = (tmp_path / "real_ct.md").read_text()
+    assert "(2 slices, 10000 photons" in md and "| 30.00 | 0.800 | 29.00 | 31.00 |" in md
+    assert "- FBP: 0.3: 20.00; 1.0: 21.00" in md

@@ -14,6 +14,7 @@ from learnct.run import ConfigError, build_physics
 
 FAST = {
     "tv": ["model.iterations=5"],
+    "tv_wls": ["model.iterations=5"],
     "fbpunet": ["model.depth=2", "model.width=8"],
     "lpd": ["model.n_iter=2"],
     "lgd": ["model.n_iter=2"],
@@ -35,7 +36,9 @@ def eval_cfg(compose_config):
 
 
 def test_every_method_has_an_experiment():
-    assert EXPERIMENTS == sorted(["fbp", "tv", "learned_inverse", "fbpunet", "lgd", "lpd"])
+    assert EXPERIMENTS == sorted(
+        ["fbp", "tv", "tv_wls", "learned_inverse", "fbpunet", "lgd", "lpd"]
+    )
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -65,6 +68,8 @@ def test_experiment_runs_end_to_end(experiment, tmp_path, train_cfg, run_config)
     with open(tmp_path / "results.csv") as fh:
         written = list(csv.DictReader(fh))
     assert [r["method"] for r in written] == [rows[0]["method"]] * 2
+    if experiment.startswith("tv"):  # plain TV and TV-WLS: two rows of a table
+        assert rows[0]["method"] == {"tv": "TV", "tv_wls": "TV-WLS"}[experiment]
 
 
 def test_fbp_baseline_is_identical_across_methods(tmp_path, train_cfg, run_config):
@@ -320,3 +325,35 @@ def test_the_test_pass_runs_in_test_precision_not_the_training_precision():
     fp32 = L.Trainer(accelerator="cpu", precision=32, logger=False)
     cfg.test_precision = "32"
     assert single_device_tester(cfg, fp32, [], []) is fp32
+
+
+def test_real_ct_data_config(tmp_path, train_cfg, run_config):
+    """data=real_ct: trains and validates on CT-like phantoms (with the dose range) and tests
+    on every slice of folder_root/test, read at its physical size."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "data"))
+    from dicom_files import write_dicom
+
+    (tmp_path / "ct" / "test").mkdir(parents=True)
+    c = (np.arange(100) - 49.5) * 2.0
+    for k in range(3):
+        disc = np.hypot(c[:, None], c[None, :]) <= 60 + 10 * k
+        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
+        write_dicom(tmp_path / "ct" / "test" / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+    cfg = train_cfg(
+        [
+            "experiment=fbp",
+            "data=real_ct",
+            f"data.folder_root={tmp_path / 'ct'}",
+            "trainer.fast_dev_run=true",
+            "data.val_size=2",
+        ],
+        tmp_path / "run",
+    )
+    assert list(cfg.data.train_photons_range) == [1e3, 1e5]
+    rows = run_config(cfg).rows
+    assert [(r["test_set"], r["n_images"]) for r in rows] == [("folder", 3)]
+    assert 15 < rows[0]["psnr"] < 60

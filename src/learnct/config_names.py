@@ -26,7 +26,7 @@ BACKEND_NAMES = ("sparse", "matrix_free", "triton", "astra", "torch_radon")
 #: FBP ramp filter windows (``learnct.physics.fbp``).
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
 #: Phantom and image sources of the data module (``learnct.data.sources.BUILDERS``).
-SOURCES = ("ellipses", "shepp_logan", "lodopab", "folder")
+SOURCES = ("ellipses", "shepp_logan", "lodopab", "folder", "ctlike")
 #: Training losses (``learnct.methods.base.LOSSES``).
 LOSS_NAMES = ("mse", "l1", "smooth_l1")
 #: Lightning's precision settings (``lightning.fabric.connector._PRECISION_INPUT``): the

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-def write_dicom(path, stored, slope=1.0, intercept=-1024.0, rescale=True):
-    """A minimal valid CT image (Explicit VR Little Endian), int16 pixels."""
+def write_dicom(path, stored, slope=1.0, intercept=-1024.0, rescale=True, spacing=None):
+    """A minimal valid CT image (Explicit VR Little Endian), int16 pixels; ``spacing``: its
+    PixelSpacing (row, column mm), or None for none."""
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -28,5 +29,7 @@ def write_dicom(path, stored, slope=1.0, intercept=-1024.0, rescale=True):
     if rescale:
         ds.RescaleSlope = slope
         ds.RescaleIntercept = intercept
+    if spacing is not None:
+        ds.PixelSpacing = [float(spacing[0]), float(spacing[1])]
     ds.PixelData = stored.astype("<i2").tobytes()
     ds.save_as(path, enforce_file_format=True)

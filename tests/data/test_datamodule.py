@@ -363,3 +363,48 @@ def test_phantoms_on_device_give_the_same_training_batches():
     assert cat(batches[True], "image").amax() > 0
     with pytest.raises(ValueError, match="phantoms_on_device rasterises ellipse phantoms"):
         make_dm(source="shepp_logan", phantoms_on_device=True)
+
+
+# ---- dose variety ------------------------------------------------------------------------------
+def _train_batch(dm: CTDataModule) -> CTBatch:
+    dm.setup("fit")
+    return dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+
+
+def test_train_photons_range_per_sample_dose():
+    """Each training index gets its own log-uniform dose, fixed by the index; the training
+    noise follows it (a photon-starved range is far noisier); validation keeps the preset's."""
+    dm = make_dm(train_photons_range=[1e2, 1e5])
+    doses = dm.train_photons(torch.arange(400))
+    assert doses == dm.train_photons(torch.arange(400))
+    assert doses[:3] != make_dm(train_photons_range=[1e2, 1e5], seed=12).train_photons(
+        torch.arange(3)
+    )
+    logs = np.log10(doses)
+    assert logs.min() >= 2 and logs.max() <= 5
+    assert abs(logs.mean() - 3.5) < 0.1 and abs(np.mean(logs < 3) - 1 / 3) < 0.06  # log-uniform
+
+    def residual_std(dm):
+        b = _train_batch(dm)
+        return float((b.sinogram - b.clean_sinogram).std())
+
+    starved = residual_std(make_dm(train_photons_range=[30, 30]))
+    assert starved == pytest.approx(residual_std(make_dm(photons=30)), rel=0.15)
+    assert starved > 5 * residual_std(make_dm())
+    dm.setup("validate")
+    ranged = collect(dm, dm.val_dataloader())
+    plain = collect(make_dm(), make_dm().val_dataloader())
+    torch.testing.assert_close(cat(ranged, "sinogram"), cat(plain, "sinogram"), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([1e3], r"give \[low, high\]"),
+        ([1e5, 1e3], "low > high"),
+        ([0.5, 1e3], "photons=0.5 is not valid"),
+    ],
+)
+def test_train_photons_range_bad(value, message):
+    with pytest.raises(ValueError, match=message):
+        make_dm(train_photons_range=value)

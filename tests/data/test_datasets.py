@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+
 import h5py
 import numpy as np
 import pytest
@@ -257,7 +260,7 @@ def test_numpy_byte_order_memory_order_and_format_versions(tmp_path):
     assert [p.read_bytes()[6] for p in ds.files] == [1, 1, 2, 3]  # the format's major version
     assert np.load(ds.files[0]).flags.f_contiguous
     for i in range(len(ds)):
-        np.testing.assert_array_equal(ds.read(i), a)  # a transposed or byte-swapped read differs
+        np.testing.assert_array_equal(ds.read(i)[0], a)  # a transposed or byte-swapped read differs
         torch.testing.assert_close(ds[i]["image"], torch.from_numpy(a)[None], rtol=0, atol=0)
 
     raw = bytearray((tmp_path / "c_v2.npy").read_bytes())
@@ -380,7 +383,7 @@ def test_compressed_dicom_passes_the_header_check_and_reads(tmp_path):
     ds = pydicom.dcmread(tmp_path / "c.dcm")
     ds.compress(RLELossless)
     ds.save_as(tmp_path / "c.dcm")
-    image = FolderDataset(tmp_path, 8).read(0)
+    image, _ = FolderDataset(tmp_path, 8).read(0)
     np.testing.assert_allclose(image, np.clip(1 + (stored - 1024.0) / 1000, 0, None), rtol=1e-6)
 
 
@@ -403,3 +406,57 @@ def test_make_dataset_checks(tmp_path):
         match=r"size 4 requested but there are only 3 slices in the LoDoPaB-CT test files",
     ):
         make_dataset("lodopab", "test", image_size=8, size=4, lodopab_root=tmp_path)
+
+
+# ---- physical size of DICOM slices -----------------------------------------------------------
+def _disc_slice(n: int, spacing: float, diameter_mm: float, hu: float = 1000.0) -> np.ndarray:
+    """Stored values (intercept -1024) of a disc of ``diameter_mm`` and ``hu`` in air."""
+    c = (np.arange(n) - (n - 1) / 2) * spacing
+    inside = c[:, None] ** 2 + c[None, :] ** 2 <= (diameter_mm / 2) ** 2
+    return np.where(inside, hu + 1024, -1000 + 1024).astype(np.int16)
+
+
+@pytest.mark.parametrize(
+    ("n", "spacing", "size", "pixel_size"),
+    [(200, 0.5, 64, 2.0), (40, 3.0, 64, 2.0), (300, 0.9, 64, 2.0)],  # shrink+pad, grow+pad, crop
+)
+def test_dicom_keeps_its_physical_size(tmp_path, caplog, n, spacing, size, pixel_size):
+    """A disc of 60 mm must be 30 pixels of 2 mm across (its area ~ pi 15^2 pixels) whatever
+    the file's spacing; outside the slice is air (0); HU 1000 is 2 x water."""
+    write_dicom(tmp_path / "d.dcm", _disc_slice(n, spacing, 60.0), spacing=(spacing, spacing))
+    ds = FolderDataset(tmp_path, image_size=size, pixel_size=pixel_size)
+    with caplog.at_level(logging.INFO, logger="learnct.data.sources.folder"):
+        image = ds[0]["image"][0]
+    assert image.shape == (size, size)
+    air = 0.0  # HU -1000
+    assert float(image[0, 0]) == pytest.approx(air, abs=1e-6)
+    area = float((image - air).sum() / (2.0 - air))  # pixels of disc (antialiased edges)
+    assert area == pytest.approx(math.pi * 15**2, rel=0.03)
+    assert float(image[size // 2, size // 2]) == pytest.approx(2.0, rel=1e-4)
+    assert "d.dcm" in caplog.text and f"px of {pixel_size:g} mm" in caplog.text
+    assert ds.placement["d.dcm"].endswith(f"({size * pixel_size:.0f} mm) field")
+    action = "cropped" if n * spacing > size * pixel_size else "padded with air"
+    assert action in ds.placement["d.dcm"]
+    # Fitting to the field instead stretches the whole file over the field.
+    fitted = FolderDataset(tmp_path, image_size=size, pixel_size=pixel_size, fit="field")[0]
+    fitted_area = float(fitted["image"][0].sum() / 2.0)
+    expected = math.pi * (60 / 2 / (n * spacing / size)) ** 2
+    assert fitted_area == pytest.approx(expected, rel=0.03)
+
+
+def test_dicom_modality_lut_and_missing_spacing(tmp_path):
+    """HU from pydicom's modality LUT: mu/mu_water = 1 + HU/1000 (water 1, fat ~0.9, bone
+    >1); spacing mode refuses a DICOM without PixelSpacing, naming the fix."""
+    stored = np.array([[0, 24, 100, 2024]] * 4, dtype=np.int16)
+    write_dicom(tmp_path / "a.dcm", stored * 2, slope=0.5, intercept=-1024.0, spacing=(2.0, 2.0))
+    image = FolderDataset(tmp_path, image_size=4, pixel_size=2.0)[0]["image"][0]
+    np.testing.assert_allclose(image[0].numpy(), [0.0, 0.0, 0.076, 2.0], atol=1e-6)  # HU -1024..
+    write_dicom(tmp_path / "a.dcm", stored + 1024 - 100, spacing=(2.0, 2.0))  # HU -100..1900
+    image = FolderDataset(tmp_path, image_size=4, pixel_size=2.0)[0]["image"][0]
+    np.testing.assert_allclose(image[0].numpy(), [0.9, 0.924, 1.0, 2.924], rtol=1e-5)
+    write_dicom(tmp_path / "a.dcm", stored)
+    with pytest.raises(DataError, match=r"a\.dcm: has no valid PixelSpacing.*folder_fit=field"):
+        FolderDataset(tmp_path, image_size=4, pixel_size=2.0)
+    assert FolderDataset(tmp_path, image_size=4, pixel_size=2.0, fit="field")[0]["image"].shape
+    with pytest.raises(ValueError, match=r"unknown folder fit 'stretch'"):
+        FolderDataset(tmp_path, image_size=4, fit="stretch")

@@ -1,7 +1,7 @@
 """Training and evaluation data: analytic phantoms, image sources and the CT DataModule.
 
 ``CTDataModule`` yields clean images from a source (``ellipses``, ``shepp_logan``,
-``lodopab``, ``folder``) and simulates the low-dose measurements on the training device;
+``lodopab``, ``folder``, ``ctlike``) and simulates the low-dose measurements on the training device;
 methods receive a ``CTBatch`` (see :mod:`learnct.data.batch`).
 """
 
@@ -11,6 +11,7 @@ from learnct.data.errors import DataError
 from learnct.data.sources import (
     SOURCES,
     SPLITS,
+    CTLikeDataset,
     EllipsesDataset,
     FolderDataset,
     LoDoPaBDataset,
@@ -26,6 +27,7 @@ __all__ = [
     "SPLITS",
     "CTBatch",
     "CTDataModule",
+    "CTLikeDataset",
     "DataError",
     "EllipsesDataset",
     "EpochStreamSampler",

@@ -25,16 +25,19 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
 - training: one generator per BATCH, seeded by ``derive_seed(seed, "train-noise", k)`` where
   ``k`` counts the training batches simulated so far (saved in the DataModule's
   ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
-  reproducible.
+  reproducible. With ``train_photons_range`` each training sample is simulated at its own
+  dose, log-uniform in that range and fixed by its stream index
+  (``derive_seed(seed, "train-dose", index)``); validation and test keep the preset's.
 
 A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
 checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
 training epoch after ``load_state_dict`` starts at that index instead of the epoch's start.
 Finite sources restart the interrupted epoch's shuffled order.
 
-Training images: for ``ellipses`` an infinite stream; the sampler (:class:`EpochStreamSampler`)
-yields ``epoch * train_size + i`` (Lightning calls its ``set_epoch``; outside Lightning every
-new pass over the loader advances the epoch), so each epoch has fresh phantoms and
+Training images: for ``ellipses`` and ``ctlike`` an infinite stream; the sampler
+(:class:`EpochStreamSampler`) yields ``epoch * train_size + i`` (Lightning calls its
+``set_epoch``; outside Lightning every new pass over the loader advances the epoch), so each
+epoch has fresh phantoms and
 ``CTBatch.index`` is the stream index. Finite sources (``lodopab``, ``folder``) are shuffled
 by a ``RandomSampler`` whose generator is seeded by ``seed`` (a new order every epoch).
 """
@@ -42,6 +45,7 @@ by a ``RandomSampler`` whose generator is seeded by ``seed`` (a new order every 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -129,6 +133,32 @@ def _as_sources(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
     return sources
 
 
+def _photons_range(
+    physics: PhysicsPreset, value: Sequence[float] | None
+) -> tuple[float, float] | None:
+    """``train_photons_range`` checked: two doses ``low <= high`` of a Poisson preset (each
+    checked by the preset itself)."""
+    if value is None:
+        return None
+    if physics.noise != "poisson":
+        raise ValueError(
+            f"train_photons_range only applies to Poisson presets; {physics.name!r} uses "
+            f"{physics.noise} noise"
+        )
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"train_photons_range={value!r} is not valid: give [low, high] photons per "
+            "detector pixel, e.g. [1e3, 1e5]"
+        ) from None
+    for dose in (low, high):
+        dataclasses.replace(physics, photons=dose)  # the preset's own check of a dose
+    if low > high:
+        raise ValueError(f"train_photons_range={value!r} is not valid: low > high")
+    return low, high
+
+
 class CTDataModule(L.LightningDataModule):
     """Images from ``source`` and low-dose measurements simulated on the training device.
 
@@ -150,6 +180,11 @@ class CTDataModule(L.LightningDataModule):
         persistent_workers: keep workers between epochs (default: when ``num_workers > 0``).
         seed: the base seed of phantoms, noise and shuffling.
         photons: overrides the preset's photons per detector pixel (Poisson presets only).
+        train_photons_range: ``[low, high]`` photons per detector pixel: each TRAINING sample
+            is simulated at its own dose, log-uniform in that range (drawn from
+            ``derive_seed(seed, "train-dose", index)``: fixed per stream index), so a model
+            also sees photon-starved rays; validation and test keep the preset's dose.
+            ``None``: every sample at the preset's dose.
         supersample, clip_min: ellipse rasterisation (see ``EllipsesDataset``).
         lodopab_root: folder of the LoDoPaB-CT HDF5 files; folder_root: folder of slices.
         use_official_observations: for ``lodopab`` splits, use the official observations
@@ -178,10 +213,12 @@ class CTDataModule(L.LightningDataModule):
         persistent_workers: bool | None = None,
         seed: int = 0,
         photons: float | None = None,
+        train_photons_range: Sequence[float] | None = None,
         supersample: int = 1,
         clip_min: float | None = 0.0,
         lodopab_root: str | Path = "data/lodopab",
         folder_root: str | Path | None = None,
+        folder_fit: str = "spacing",
         use_official_observations: bool = False,
         pin_memory: bool = False,
         eval_noise_on_cpu: bool = True,
@@ -211,6 +248,7 @@ class CTDataModule(L.LightningDataModule):
                 f"preset's {physics.geometry}: build both from the same geometry"
             )
         self.physics = physics
+        self.train_photons_range = _photons_range(physics, train_photons_range)
         self.operator = operator
         self.geometry = physics.geometry
         self.sources = {
@@ -242,6 +280,7 @@ class CTDataModule(L.LightningDataModule):
         self.clip_min = clip_min
         self.lodopab_root = Path(lodopab_root)
         self.folder_root = None if folder_root is None else Path(folder_root)
+        self.folder_fit = folder_fit
         self.use_official_observations = bool(use_official_observations)
         self.pin_memory = pin_memory
         self.eval_noise_on_cpu = bool(eval_noise_on_cpu)
@@ -262,8 +301,8 @@ class CTDataModule(L.LightningDataModule):
     def build_dataset(self, split: str, source: str) -> Dataset:
         """The tagged dataset of one split and source (what the split's DataLoader reads)."""
         size = self.sizes[split]
-        if size is None and source in ("ellipses", "shepp_logan"):
-            size = DEFAULT_SIZES[split] if source == "ellipses" else 1
+        if size is None and source in ("ellipses", "ctlike", "shepp_logan"):
+            size = 1 if source == "shepp_logan" else DEFAULT_SIZES[split]
         dataset = make_dataset(
             source,
             split,
@@ -277,6 +316,8 @@ class CTDataModule(L.LightningDataModule):
             observations=self.use_official_observations and source == "lodopab",
             sinogram_shape=self.geometry.sinogram_shape,
             mu_unit=self.physics.mu,
+            pixel_size=self.geometry.pixel_size,
+            folder_fit=self.folder_fit,
         )
         if self.phantoms_on_device and split == "train":
             dataset = self._phantoms = dataset.with_ellipse_sets()
@@ -317,7 +358,7 @@ class CTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         (dataset,) = self._datasets("train")
-        if isinstance(dataset.dataset, EllipsesDataset):
+        if getattr(dataset.dataset, "infinite_stream", False):  # ellipses, ctlike
             sampler: Sampler = EpochStreamSampler(len(dataset), self._resume_stream_from)
             self._resume_stream_from = 0
         else:
@@ -383,13 +424,34 @@ class CTDataModule(L.LightningDataModule):
                 ]
             else:
                 raise ValueError("a batch mixes training and evaluation samples")
-            if isinstance(generators, list):
+            if isinstance(generators, torch.Generator) and self.train_photons_range:
+                doses = self.train_photons(index)
+                sinogram = torch.cat(
+                    [
+                        dataclasses.replace(self.physics, photons=dose).simulate(
+                            clean[k : k + 1], generators
+                        )
+                        for k, dose in enumerate(doses)
+                    ]
+                )
+            elif isinstance(generators, list):
                 noisy = self.physics.simulate(clean.to(generators[0].device), generators)
                 sinogram = noisy.to(device)
             else:
                 sinogram = self.physics.simulate(clean, generators)
         index = torch.as_tensor(index, device=device).to(torch.int64).reshape(-1)
         return CTBatch(image=image, sinogram=sinogram, clean_sinogram=clean, index=index)
+
+    def train_photons(self, index: torch.Tensor) -> list[float]:
+        """The dose (photons per detector pixel) of each training stream ``index``:
+        log-uniform in ``train_photons_range``, fixed per index (module docstring)."""
+        low, high = self.train_photons_range
+        doses = []
+        for i in torch.as_tensor(index).reshape(-1).tolist():
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, "train-dose", int(i)))
+            u = float(torch.rand(1, generator=gen, dtype=torch.float64))
+            doses.append(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+        return doses
 
     # ---- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -101,6 +101,11 @@ class ReconstructionMethod(L.LightningModule):
     #: ones; LGD and LPD also ``checkpoint``).
     takes_execution_flags: ClassVar[bool] = False
 
+    @property
+    def result_name(self) -> str:
+        """The method's name in results and tables: its class name (a variant overrides it)."""
+        return type(self).__name__
+
     def __init__(
         self,
         operator: RayTransform,

@@ -167,6 +167,11 @@ class TV(ReconstructionMethod):
             raise ValueError(f"step_ratio must be > 0, got {step_ratio!r}")
         super().__init__(operator, **kwargs)
 
+    @property
+    def result_name(self) -> str:
+        """``TV`` (least squares) or ``TV-WLS`` (weighted data term): two rows of a table."""
+        return "TV-WLS" if self.hparams.data_term == "wls" else "TV"
+
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         hp = self.hparams
         weights = None

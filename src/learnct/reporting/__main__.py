@@ -10,6 +10,8 @@ largest (then newest) test run on one setup into ``experiments/<setup>/``:
   (:mod:`learnct.reporting.curves`);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;
 - with ``--dose``: ``dose_curve.csv`` and ``dose_curve.png``, PSNR/SSIM against photons;
+  with ``--dose-real-ct ROOT`` also ``dose_curve_real_ct.*`` on the real CT slices of
+  ``ROOT/test`` (the folder source at their physical size).
 - a model card ``weights/<Method>.md`` beside every committed checkpoint
   (:mod:`learnct.reporting.model_cards`), always; ``--cards-only``: nothing else.
 
@@ -111,6 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dose-images", type=int, default=8, help="test images per dose")
     parser.add_argument(
+        "--dose-real-ct",
+        type=Path,
+        default=None,
+        metavar="ROOT",
+        help="with --dose, also the dose curve on the real CT slices of ROOT/test (e.g. "
+        "data/real_ct from make data-real-ct; at their physical size): dose_curve_real_ct.*",
+    )
+    parser.add_argument(
         "--weights",
         action="store_true",
         help="also copy the learned methods' checkpoints (stripped) to <setup>/weights/ with "
@@ -195,6 +205,19 @@ def main(argv: list[str] | None = None) -> None:
                         args.photons,
                         args.dose_images,
                         args.test_set,
+                    )
+                )
+            if methods and args.dose and args.dose_real_ct is not None:
+                written.extend(
+                    write_dose_curve(
+                        methods,
+                        reference,
+                        preset,
+                        operator,
+                        folder,
+                        args.photons,
+                        args.dose_images,
+                        folder_root=args.dose_real_ct,
                     )
                 )
             if methods and args.weights:

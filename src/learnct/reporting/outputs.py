@@ -90,19 +90,27 @@ def write_dose_curve(
     photons: tuple[float, ...],
     n_images: int,
     test_set: str | None = None,
+    folder_root: Path | None = None,
 ) -> tuple[Path, Path]:
     """``dose_curve.csv`` and ``dose_curve.png``: every method on the first ``n_images`` of
-    ``test_set`` (default: the first test set) simulated at each dose in ``photons``."""
+    ``test_set`` (default: the first test set) simulated at each dose in ``photons``.
+    ``folder_root``: instead every slice of ``folder_root/test`` (folder source, physical
+    size), written to ``dose_curve_real_ct.csv`` / ``.png``."""
     from learnct.reporting import DOSE_FIELDS, dose_curve, plot_dose_curve, reference_datamodule
 
     if preset.noise != "poisson":
         raise ValueError(
             f"a dose curve needs a Poisson preset; {preset.name!r} uses {preset.noise} noise"
         )
-    names = reference_datamodule(reference, preset, operator, test_size=1).sources["test"]
-    test_set = test_set or names[0]
-    if test_set not in names:
-        raise ValueError(f"test set {test_set!r} is not in this setup's test sets {names}")
+    stem, extra = "dose_curve", {}
+    if folder_root is not None:
+        stem, test_set = "dose_curve_real_ct", "folder"
+        extra = {"folder_root": folder_root, "folder_fit": "spacing", "test_size": None}
+    else:
+        names = reference_datamodule(reference, preset, operator, test_size=1).sources["test"]
+        test_set = test_set or names[0]
+        if test_set not in names:
+            raise ValueError(f"test set {test_set!r} is not in this setup's test sets {names}")
 
     def make(dose: float) -> Any:
         return reference_datamodule(
@@ -110,17 +118,17 @@ def write_dose_curve(
             preset,
             operator,
             photons=dose,
-            test_size=n_images,
             test_source=[test_set],
+            **{"test_size": n_images, **extra},
         )
 
     rows = dose_curve(methods, make, photons)
-    csv_path = folder / "dose_curve.csv"
+    csv_path = folder / f"{stem}.csv"
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=DOSE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    png = plot_dose_curve(rows, folder / "dose_curve.png", trained_photons=preset.photons)
+    png = plot_dose_curve(rows, folder / f"{stem}.png", trained_photons=preset.photons)
     return csv_path, png
 
 

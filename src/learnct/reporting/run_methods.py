@@ -55,7 +55,7 @@ def load_run_method(folder: Path, operator: RayTransform) -> RunMethod:
         except (ValueError, KeyError, RuntimeError) as err:
             raise ResultsError(f"{folder}: {err}") from err
     model.eval()
-    return RunMethod(type(model).__name__, Path(folder), cfg, model, checkpoint)
+    return RunMethod(model.result_name, Path(folder), cfg, model, checkpoint)
 
 
 def reference_datamodule(

@@ -196,7 +196,7 @@ def _test(
     ):
         metrics.update(result)
     common = {
-        "method": type(model).__name__,
+        "method": model.result_name,
         "physics": datamodule.physics.name,
         "device": str(tester.strategy.root_device),
         "run_dir": cfg.paths.output_dir,

@@ -15,13 +15,18 @@ Sources (:data:`SOURCES`, one module each, built by :func:`make_dataset`):
     (the index still selects the noise realisation).
 ``lodopab`` (:class:`LoDoPaBDataset`, :mod:`.lodopab`)
     LoDoPaB-CT ground truth from the official HDF5 files (see ``data/README.md``).
+``ctlike`` (:class:`CTLikeDataset`, :mod:`.ctlike`)
+    Random CT-like anatomical slices (head, thorax, abdomen; :mod:`learnct.data.ctlike`) on
+    the geometry's pixel grid; fixed validation and test sets, an infinite training stream.
 ``folder`` (:class:`FolderDataset`, :mod:`.folder`)
     A folder of DICOM slices or ``.npy`` / ``.npz`` arrays (readers in :mod:`.slice_files`).
 
-Resize policy (``lodopab`` and ``folder``, see :func:`fit_to_size`): a non-square slice is
-centre-cropped to the square of its shorter side; the square is then resampled to
-``N x N`` with antialiased bilinear interpolation. The slice is assumed to span the
-geometry's field of view (pixel spacings in the files are not used).
+Resize policy: ``lodopab`` slices (and ``folder`` slices with ``folder_fit="field"`` or
+without a pixel spacing) are fitted to the field (:func:`fit_to_size`): a non-square slice is
+centre-cropped to the square of its shorter side, then resampled to ``N x N`` with
+antialiased bilinear interpolation. DICOM slices of ``folder`` keep their physical size by
+default (``folder_fit="spacing"``, :func:`resample_to_pixels`): resampled from their
+``PixelSpacing`` to the geometry's ``pixel_size`` and padded with air or cropped to the field.
 
 Errors: a missing folder, missing files, a corrupt or wrong-shaped file raise
 :class:`~learnct.data.errors.DataError` naming the path and the problem. File sources check
@@ -39,8 +44,15 @@ from torch.utils.data import Dataset
 
 from learnct.checks import check_int
 from learnct.config_names import SOURCES
-from learnct.data.sources import ellipses, folder, lodopab, shepp_logan
-from learnct.data.sources.common import SPLITS, check_split, derive_seed, fit_to_size
+from learnct.data.sources import ctlike, ellipses, folder, lodopab, shepp_logan
+from learnct.data.sources.common import (
+    SPLITS,
+    check_split,
+    derive_seed,
+    fit_to_size,
+    resample_to_pixels,
+)
+from learnct.data.sources.ctlike import CTLikeDataset
 from learnct.data.sources.ellipses import EllipsesDataset
 from learnct.data.sources.folder import FolderDataset
 from learnct.data.sources.lodopab import LoDoPaBDataset
@@ -51,6 +63,7 @@ __all__ = [
     "BUILDERS",
     "SOURCES",
     "SPLITS",
+    "CTLikeDataset",
     "EllipsesDataset",
     "FolderDataset",
     "LoDoPaBDataset",
@@ -58,6 +71,7 @@ __all__ = [
     "derive_seed",
     "fit_to_size",
     "make_dataset",
+    "resample_to_pixels",
 ]
 
 #: Source name (:data:`SOURCES`) -> ``build(split, size, **options)`` of its module.
@@ -66,6 +80,7 @@ BUILDERS: dict[str, Callable[..., Dataset]] = {
     "shepp_logan": shepp_logan.build,
     "lodopab": lodopab.build,
     "folder": folder.build,
+    "ctlike": ctlike.build,
 }
 
 
@@ -84,16 +99,20 @@ def make_dataset(
     sinogram_shape: tuple[int, int] = (1000, 513),
     mu_water: float = MU_WATER,
     mu_unit: float = MU_WATER,
+    pixel_size: float | None = None,
+    folder_fit: str = "spacing",
 ) -> Dataset:
     """The ``split`` of ``source`` (one of :data:`SOURCES`) at ``image_size``.
 
-    ``size``: samples in the split. Required for ``ellipses``; for ``shepp_logan`` the number
-    of (noise) realisations (default 1); for ``lodopab`` / ``folder`` the first ``size``
-    slices (default all; asking for more than there are is an error). ``folder`` uses
-    ``folder_root/{train,val|validation,test}`` when that subfolder exists, else
-    ``folder_root`` itself for every split. ``mu_unit`` is the preset's attenuation per image
-    unit in 1/mm (its ``mu``; default: water, as the fan presets): DICOM and LoDoPaB values
-    are converted to that unit. Other arguments: see the dataset classes.
+    ``size``: samples in the split. Required for ``ellipses`` and ``ctlike``; for
+    ``shepp_logan`` the number of (noise) realisations (default 1); for ``lodopab`` /
+    ``folder`` the first ``size`` slices (default all; asking for more than there are is an
+    error). ``folder`` uses ``folder_root/{train,val|validation,test}`` when that subfolder
+    exists, else ``folder_root`` itself for every split. ``mu_unit`` is the preset's
+    attenuation per image unit in 1/mm (its ``mu``; default: water, as the fan presets):
+    DICOM and LoDoPaB values are converted to that unit. ``pixel_size``: the geometry's
+    (mm), with ``folder_fit`` how ``folder`` slices are placed in the field (``"spacing"`` or
+    ``"field"``; None: fit to the field). Other arguments: see the dataset classes.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown data source {source!r}: choose one of {SOURCES}")
@@ -113,4 +132,6 @@ def make_dataset(
         sinogram_shape=sinogram_shape,
         mu_water=mu_water,
         mu_unit=mu_unit,
+        pixel_size=pixel_size,
+        folder_fit=folder_fit,
     )

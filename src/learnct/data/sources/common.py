@@ -20,6 +20,7 @@ __all__ = [
     "derive_seed",
     "first",
     "fit_to_size",
+    "resample_to_pixels",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -74,6 +75,59 @@ def fit_to_size(image: torch.Tensor, size: int) -> torch.Tensor:
             antialias=True,
         )[0, 0]
     return image[None].contiguous()
+
+
+def resample_to_pixels(
+    image: torch.Tensor,
+    spacing: tuple[float, float],
+    pixel_size: float,
+    size: int,
+    fill: float = 0.0,
+) -> tuple[torch.Tensor, str]:
+    """A slice with pixels of ``spacing`` = (row, column) mm -> ``(1, size, size)`` float32
+    with pixels of ``pixel_size`` mm, at its physical size, centred; and what was done.
+
+    1. Resample by the factors ``spacing / pixel_size`` (``F.interpolate`` with those exact
+       scale factors, bilinear, antialiased when shrinking, as :func:`fit_to_size`): an
+       object ``d`` mm across stays ``d / pixel_size`` pixels across.
+    2. Centre-pad with ``fill`` (0: air) or centre-crop each side to ``size`` (the
+       geometry's field of view ``size * pixel_size`` mm); an odd excess puts the extra pixel
+       at the bottom/right.
+    """
+    if image.dim() == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 2:
+        raise ValueError(f"expected a 2D slice, got shape {tuple(image.shape)}")
+    h, w = image.shape
+    scale = (spacing[0] / pixel_size, spacing[1] / pixel_size)
+    out = image.to(torch.float32)
+    if scale != (1.0, 1.0):
+        out = F.interpolate(
+            out[None, None],
+            scale_factor=scale,
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+            recompute_scale_factor=False,
+        )[0, 0]
+    rh, rw = out.shape
+    pads = []
+    for have in (rw, rh):  # F.pad order: last dimension first
+        excess = size - have
+        pads += [excess // 2, excess - excess // 2]
+    out = F.pad(out, pads, value=fill)  # negative padding crops
+    field = size * pixel_size
+    action = []
+    if min(rh, rw) < size:
+        action.append("padded with air")
+    if max(rh, rw) > size:
+        action.append(f"cropped ({max(h * spacing[0], w * spacing[1]) - field:.0f} mm lost)")
+    info = (
+        f"{h}x{w} px of {spacing[0]:.3g}x{spacing[1]:.3g} mm ({h * spacing[0]:.0f}x"
+        f"{w * spacing[1]:.0f} mm) -> {rh}x{rw} px of {pixel_size:g} mm, "
+        f"{' and '.join(action) or 'fits'} to the {size}x{size} px ({field:.0f} mm) field"
+    )
+    return out[None].contiguous(), info
 
 
 class _Head(Dataset):

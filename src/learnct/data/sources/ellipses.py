@@ -56,6 +56,9 @@ class EllipsesDataset(Dataset):
             images, to float rounding).
     """
 
+    #: The DataModule streams fresh indices each epoch (``EpochStreamSampler``).
+    infinite_stream = True
+
     def __init__(
         self,
         image_size: int,

@@ -1,11 +1,24 @@
 """``folder``: a folder of DICOM slices or ``.npy`` / ``.npz`` arrays (your own scans).
 
 The files are read by :mod:`learnct.data.sources.slice_files`; this module picks the files
-(and the split's subfolder) and converts DICOM Hounsfield units to the preset's image units.
+(and the split's subfolder), converts DICOM Hounsfield units to the preset's image units and
+places each slice in the geometry's field of view (:data:`FITS`):
+
+- ``spacing`` (default): a DICOM slice keeps its physical size: resampled from its
+  ``PixelSpacing`` to the geometry's ``pixel_size`` and centre-padded with air or cropped to
+  the ``image_size`` (:func:`~learnct.data.sources.common.resample_to_pixels`), so its line
+  integrals and photon counts are those of the real body. NumPy files carry no spacing and
+  are fitted to the field.
+- ``field``: every slice is fitted to the field (:func:`~learnct.data.sources.common.fit_to_size`:
+  centre-crop to a square, resample to ``image_size``), whatever its spacing.
+
+What was done to each slice is logged (``learnct.data.sources.folder`` at INFO) and kept in
+:attr:`FolderDataset.placement`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -16,21 +29,33 @@ from torch.utils.data import Dataset
 
 from learnct.checks import check_int
 from learnct.data.errors import DataError
-from learnct.data.sources.common import check_finite, first, fit_to_size
+from learnct.data.sources.common import check_finite, first, fit_to_size, resample_to_pixels
 from learnct.data.sources.slice_files import (
     DICOM_SUFFIXES,
     NUMPY_SUFFIXES,
     dicom_header,
+    dicom_spacing,
     is_dicom,
     numpy_header,
-    read_dicom_hu,
+    read_dicom_slice,
     read_numpy,
     slice_shape_problem,
 )
 from learnct.physics.presets import MU_WATER
 from learnct.physics.units import hu_to_image
 
-__all__ = ["FOLDER_SUFFIXES", "SPLIT_FOLDERS", "FolderDataset", "build", "folder_for_split"]
+__all__ = [
+    "FITS",
+    "FOLDER_SUFFIXES",
+    "SPLIT_FOLDERS",
+    "FolderDataset",
+    "build",
+    "folder_for_split",
+]
+
+log = logging.getLogger(__name__)
+#: How a slice is placed in the field of view (see the module docstring).
+FITS = ("spacing", "field")
 
 FOLDER_SUFFIXES = DICOM_SUFFIXES + NUMPY_SUFFIXES
 #: The subfolder names each split reads, in order of preference.
@@ -44,16 +69,19 @@ class FolderDataset(Dataset):
     by ``mu_unit``, the preset's ``mu``):
 
     - DICOM (``.dcm``, ``.dicom``, ``.ima`` or no extension with the ``DICM`` magic), read with
-      pydicom: ``HU = stored * RescaleSlope + RescaleIntercept`` (both required), then
+      pydicom: HU from its modality LUT (``pydicom.pixels.apply_modality_lut``: ``stored *
+      RescaleSlope + RescaleIntercept``, one of them or a Modality LUT required), then
       ``mu = mu_water (1 + HU / 1000)`` clipped at 0, image ``= mu / mu_unit``. For the fan
       presets ``mu_unit = mu_water``, so the image is ``max(0, 1 + HU/1000)`` (water = 1, air
       = 0). One frame, one sample per pixel.
     - ``.npy``: one 2D float array ``(H, W)`` or ``(1, H, W)``, taken as ALREADY in the image
       units (no conversion). ``.npz``: the array named ``image``, else the first array.
 
-    Other files are ignored. Slices are fitted to ``image_size`` by :func:`fit_to_size`.
-    Headers, and that each file holds all its pixel bytes, are checked when the dataset is
-    built; pixel data is read lazily.
+    Other files are ignored. ``pixel_size`` (mm, the geometry's) and ``fit`` (one of
+    :data:`FITS`) place each slice in the ``image_size`` field (module docstring); with
+    ``pixel_size=None`` every slice is fitted to the field. Headers, and that each file
+    holds all its pixel bytes, are checked when the dataset is built; pixel data is read
+    lazily.
     """
 
     def __init__(
@@ -62,8 +90,17 @@ class FolderDataset(Dataset):
         image_size: int,
         mu_water: float = MU_WATER,
         mu_unit: float = MU_WATER,
+        pixel_size: float | None = None,
+        fit: str = "spacing",
     ) -> None:
         self.root = Path(root)
+        if fit not in FITS:
+            raise ValueError(f"unknown folder fit {fit!r}: choose one of {FITS}")
+        if pixel_size is not None and not (
+            isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and pixel_size > 0
+        ):
+            raise ValueError(f"pixel_size must be a positive length in mm, got {pixel_size!r}")
+        self.pixel_size = None if fit == "field" or pixel_size is None else float(pixel_size)
         self.image_size = check_int("image_size", image_size, 1)
         for name, value in (("mu_water", mu_water), ("mu_unit", mu_unit)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -92,9 +129,10 @@ class FolderDataset(Dataset):
         self.files = files
         for path in files:
             self._check_header(path)
+        #: What was done to each slice when last read (file name -> sentence), also logged.
+        self.placement: dict[str, str] = {}
 
-    @staticmethod
-    def _check_header(path: Path) -> None:
+    def _check_header(self, path: Path) -> None:
         if path.suffix.lower() in NUMPY_SUFFIXES:
             shape, dtype = numpy_header(path)
             if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
@@ -103,29 +141,47 @@ class FolderDataset(Dataset):
             if problem:
                 raise DataError.for_path(path, problem)
         else:
-            dicom_header(path)
+            ds = dicom_header(path)
+            if self.pixel_size is not None:
+                dicom_spacing(ds, path)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def read(self, index: int) -> np.ndarray:
-        """Slice ``index`` in image units, before resizing: float32 ``(H, W)``."""
+    def read(self, index: int) -> tuple[np.ndarray, tuple[float, float] | None]:
+        """Slice ``index`` in image units, before placing: float32 ``(H, W)``, and its pixel
+        spacing (row, column mm; None for NumPy files)."""
         path = self.files[index]
+        spacing = None
         if path.suffix.lower() in NUMPY_SUFFIXES:
             array = read_numpy(path)
         else:
-            array = hu_to_image(read_dicom_hu(path), self.mu_unit, self.mu_water)
+            hu, ds = read_dicom_slice(path)
+            spacing = dicom_spacing(ds, path) if "PixelSpacing" in ds else None
+            array = hu_to_image(hu, self.mu_unit, self.mu_water)
         problem = slice_shape_problem(tuple(array.shape))
         if problem:
             raise DataError.for_path(path, problem)
         array = np.asarray(array, dtype=np.float32).reshape(array.shape[-2:])
         check_finite(array, path)
-        return array
+        return array, spacing
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} slices")
-        image = fit_to_size(torch.from_numpy(self.read(int(index))), self.image_size)
+        array, spacing = self.read(int(index))
+        name = self.files[index].name
+        if self.pixel_size is not None and spacing is not None:
+            image, info = resample_to_pixels(
+                torch.from_numpy(array), spacing, self.pixel_size, self.image_size
+            )
+        else:
+            image = fit_to_size(torch.from_numpy(array), self.image_size)
+            why = "fitting asked for" if spacing is not None else "no pixel spacing"
+            info = f"{array.shape[0]}x{array.shape[1]} px fitted to the field ({why})"
+        if self.placement.get(name) != info:
+            log.info("%s: %s", name, info)
+            self.placement[name] = info
         return {"image": image, "index": int(index)}
 
 
@@ -157,11 +213,13 @@ def build(
     folder_root: str | Path | None,
     mu_water: float,
     mu_unit: float,
+    pixel_size: float | None = None,
+    folder_fit: str = "spacing",
     **_: object,
 ) -> Dataset:
     """The first ``size`` slices (default all) of ``split``'s folder (:func:`folder_for_split`)."""
     if folder_root is None:
         raise ValueError("the folder source needs folder_root (a directory of slices)")
     folder = folder_for_split(Path(folder_root), split)
-    dataset = FolderDataset(folder, image_size, mu_water, mu_unit)
+    dataset = FolderDataset(folder, image_size, mu_water, mu_unit, pixel_size, folder_fit)
     return first(dataset, size, split, f"slice folder {folder.resolve()}")

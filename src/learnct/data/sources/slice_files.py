@@ -29,6 +29,7 @@ __all__ = [
     "DICOM_SUFFIXES",
     "NUMPY_SUFFIXES",
     "dicom_header",
+    "dicom_spacing",
     "is_dicom",
     "numpy_header",
     "read_dicom_hu",
@@ -149,9 +150,13 @@ def _dicom_problem(ds) -> str | None:
     for tag in ("Rows", "Columns"):
         if tag not in ds:
             return f"DICOM without {tag}: not an image"
-    for tag in ("RescaleSlope", "RescaleIntercept"):
-        if tag not in ds:
-            return f"DICOM without {tag}: cannot convert the pixels to Hounsfield units"
+    if "ModalityLUTSequence" not in ds:
+        for tag in ("RescaleSlope", "RescaleIntercept"):
+            if tag not in ds:
+                return (
+                    f"DICOM without {tag} (nor a Modality LUT): cannot convert the pixels "
+                    "to Hounsfield units"
+                )
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         return f"multi-frame DICOM ({ds.NumberOfFrames} frames): expected one slice"
     if int(ds.get("SamplesPerPixel", 1)) != 1:
@@ -187,12 +192,29 @@ def _dicom_truncation(ds, path: Path) -> str | None:
 
 def dicom_header(path: Path):
     """The pydicom dataset of ``path`` with its pixel data unread, checked to hold one grayscale
-    frame with ``RescaleSlope`` and ``RescaleIntercept`` and all its pixel bytes."""
+    frame with a modality LUT (``RescaleSlope`` and ``RescaleIntercept``, or a Modality LUT
+    Sequence) and all its pixel bytes."""
     ds = _dcmread(path, defer_size=_DICOM_DEFER_BYTES)
     problem = _dicom_problem(ds) or _dicom_truncation(ds, path)
     if problem:
         raise DataError.for_path(path, problem)
     return ds
+
+
+def dicom_spacing(ds, path: Path) -> tuple[float, float]:
+    """``PixelSpacing`` of ``ds`` (row, column) in mm; a DataError if absent or not positive."""
+    spacing = ds.get("PixelSpacing")
+    try:
+        row, col = (float(v) for v in spacing)
+    except (TypeError, ValueError):
+        row = col = float("nan")
+    if not (row > 0 and col > 0 and math.isfinite(row) and math.isfinite(col)):
+        raise DataError.for_path(
+            path,
+            f"has no valid PixelSpacing ({spacing!r}): its physical size is unknown; fit "
+            "the slice to the field of view instead (data.folder_fit=field)",
+        )
+    return row, col
 
 
 def read_dicom_slice(path: Path):

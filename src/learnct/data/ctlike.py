@@ -1,0 +1,260 @@
+"""CT-like phantoms: random anatomical slices in attenuation relative to water.
+
+A slice is a HEAD (30 %), THORAX (35 %) or ABDOMEN (35 %), painted in layers of soft-edged
+ellipses and superellipses (:func:`paint`, edge width half a pixel) on a grid of
+``pixel_size`` mm, in Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000``
+(clipped at 0):
+
+- torso (thorax, abdomen): width ``U(200, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
+  (2 mm, HU 20), subcutaneous fat (5-30 mm, HU -100), muscle (8-20 mm, HU 50), soft tissue
+  inside (HU 35); a vertebra (cortical shell HU 1000-1600 around trabecular bone HU
+  150-350, spinal canal, posterior arch); the patient table (p = 0.6).
+  Thorax: lungs (HU -870 to -800) with 20-60 vessels (1-4 mm, HU 40), heart, aorta, 6-14 ribs.
+  Abdomen: liver, spleen, kidneys, 6-16 bowel loops with air pockets (HU -1000), visceral fat.
+- head: width ``U(140, 190)`` mm; skin, a skull (5-9 mm cortical HU 1000-1600 with diploe
+  HU 400), brain (HU 30-40), ventricles (HU 5); air sinuses at the front (p = 0.5).
+- texture: a Gaussian random field with power spectrum ``|k|^-2.5`` and 8-20 HU standard
+  deviation over the whole body.
+
+Statistics checked against the real CT slices of pydicom and pydicom-data (see
+:mod:`learnct.data.ct_statistics` and ``tests/data/test_ctlike.py``).
+
+Randomness: every draw comes from a CPU ``torch.Generator`` (deterministic per seed, on any
+device); the rasterisation is vectorised over the shapes of a layer and runs on ``device``
+(e.g. the training GPU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["KINDS", "ctlike_phantom", "paint"]
+
+KINDS = ("head", "thorax", "abdomen")
+_KIND_P = (0.35, 0.25, 0.4)
+
+
+class _Draw:
+    """Uniform draws from one CPU generator (the only source of randomness of a phantom)."""
+
+    def __init__(self, gen: torch.Generator) -> None:
+        self.gen = gen
+
+    def u(self, low: float, high: float, n: int | None = None) -> float | torch.Tensor:
+        x = torch.rand(1 if n is None else n, generator=self.gen, dtype=torch.float64)
+        x = low + (high - low) * x
+        return float(x) if n is None else x
+
+    def i(self, low: int, high: int) -> int:
+        """An integer in ``[low, high]``."""
+        return int(torch.randint(low, high + 1, (1,), generator=self.gen))
+
+    def p(self, prob: float) -> bool:
+        return self.u(0.0, 1.0) < prob
+
+
+class _Canvas:
+    """An ``N x N`` image in HU on a grid of ``pixel_size`` mm (x right, y down, centre 0)."""
+
+    def __init__(self, size: int, pixel_size: float, device: torch.device | str) -> None:
+        c = (torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2) * pixel_size
+        self.y, self.x = torch.meshgrid(c, c, indexing="ij")
+        self.edge = 0.25 * pixel_size
+        self.hu = torch.full((size, size), -1000.0, device=device)
+        self.device = device
+
+    def masks(self, shapes: torch.Tensor) -> torch.Tensor:
+        """Soft masks ``(K, N, N)`` of ``shapes`` ``(K, 6)``: centre x, y (mm), half-axes a, b
+        (mm), rotation (rad), exponent p (2: ellipse; larger: boxier superellipse)."""
+        s = shapes.to(self.device, torch.float32)
+        cx, cy, a, b, t, p = (s[:, k, None, None] for k in range(6))
+        dx, dy = self.x - cx, self.y - cy
+        u = (dx * torch.cos(t) + dy * torch.sin(t)) / a
+        v = (-dx * torch.sin(t) + dy * torch.cos(t)) / b
+        if bool((s[:, 5] == 2).all()):  # ellipses: no general power (3x faster)
+            r = (u * u + v * v + 1e-12).sqrt()
+        else:
+            r = (u.abs() ** p + v.abs() ** p + 1e-12) ** (1 / p)
+        return torch.sigmoid((1 - r) * torch.minimum(a, b) / self.edge)
+
+    def paint(self, shapes: torch.Tensor, hu: torch.Tensor | float, within=None) -> torch.Tensor:
+        """Paint the shapes over the image (their own values ``hu``, ``(K,)`` or one number);
+        ``within``: a mask they are confined to. Returns the union mask."""
+        m = self.masks(shapes)
+        values = torch.as_tensor(hu, dtype=torch.float32, device=self.device)
+        values = values.expand(m.shape[0])[:, None, None]
+        union = 1 - torch.prod(1 - m, dim=0)
+        value = (m * values).sum(0) / m.sum(0).clamp_min(1e-6)
+        if within is not None:
+            union = union * within
+        self.hu = self.hu + union * (value - self.hu)
+        return union
+
+
+def paint(canvas: _Canvas, shapes: list[list[float]], hu, within=None) -> torch.Tensor:
+    """Paint a list of shape rows (see :meth:`_Canvas.masks`) on ``canvas``."""
+    if not shapes:
+        return torch.zeros_like(canvas.hu)
+    return canvas.paint(torch.tensor(shapes, dtype=torch.float64), hu, within)
+
+
+def _ring_layers(c: _Canvas, d: _Draw, cx, cy, a, b, p, layers) -> tuple[float, float]:
+    """Concentric layers ``(thickness mm, HU)`` inwards from half-axes ``a, b``; the inner
+    half-axes left."""
+    for thickness, hu in layers:
+        paint(c, [[cx, cy, a, b, 0.0, p]], hu)
+        a, b = a - thickness, b - thickness
+    return a, b
+
+
+def _vertebra(c: _Canvas, d: _Draw, cx: float, y: float, scale: float) -> None:
+    r = d.u(14, 22) * scale
+    cortical, shell = d.u(1000, 1600), d.u(1.5, 3.0)
+    paint(c, [[cx, y, r * 1.15, r, 0.0, 2.0]], cortical)
+    paint(c, [[cx, y, r * 1.15 - shell, r - shell, 0.0, 2.0]], d.u(150, 350))
+    canal = y + r + 9 * scale
+    arch = [
+        [cx + s * 9 * scale, canal + 3 * scale, 4 * scale, 10 * scale, s * 0.6, 2.0]
+        for s in (-1, 1)
+    ]
+    arch.append([cx, canal + 14 * scale, 3.5 * scale, 9 * scale, 0.0, 2.0])
+    paint(c, arch, cortical * 0.8)
+    paint(c, [[cx, canal, 8 * scale, 7 * scale, 0.0, 2.0]], d.u(0, 20))
+
+
+def _scatter(d: _Draw, n: int, cx, cy, a, b, rmin, rmax) -> list[list[float]]:
+    """``n`` random ellipses of radius ``[rmin, rmax]`` mm inside the ellipse (cx, cy, a, b)."""
+    rho, phi = d.u(0, 1, n).sqrt(), d.u(0, 2 * math.pi, n)
+    rad, asp, rot = d.u(rmin, rmax, n), d.u(0.6, 1.0, n), d.u(0, math.pi, n)
+    return [
+        [
+            cx + a * float(q) * math.cos(f),
+            cy + b * float(q) * math.sin(f),
+            float(r),
+            float(r * s),
+            float(t),
+            2.0,
+        ]
+        for q, f, r, s, t in zip(rho, phi, rad, asp, rot, strict=True)
+    ]
+
+
+def _torso(c: _Canvas, d: _Draw, thorax: bool) -> None:
+    a = d.u(100, 200)
+    b = a * d.u(0.6, 0.85)
+    cx, cy, p = d.u(-10, 10), d.u(-15, 5), d.u(2.0, 3.0)
+    if d.p(0.6):  # the patient table under the body
+        ty = cy + b + d.u(5, 25)
+        paint(c, [[0.0, ty + 20, a * 1.3, 20, 0.0, 6.0]], d.u(-300, 200))
+        paint(c, [[0.0, ty + 20, a * 1.3 - 3, 17, 0.0, 6.0]], -1000.0)
+    fat, muscle = d.u(5, 30), d.u(8, 20)
+    ai, bi = _ring_layers(c, d, cx, cy, a, b, p, [(2, 20), (fat, -100), (muscle, 50)])
+    paint(c, [[cx, cy, ai, bi, 0.0, p]], 35.0)
+    inner = c.masks(torch.tensor([[cx, cy, ai, bi, 0.0, p]], dtype=torch.float64))[0]
+    scale = min(max(ai / 130, 0.8), 1.1)  # vertebra and vessels: adult sizes
+    spine_y = cy + bi - 30 * scale
+    if thorax:
+        lungs = [
+            [cx + s * ai * 0.48, cy - bi * 0.05, ai * 0.42, bi * 0.72, s * d.u(-0.15, 0.15), 2.2]
+            for s in (-1, 1)
+        ]
+        lung = paint(c, lungs, d.u(-870, -800), within=inner)
+        vessels = [v for ls in lungs for v in _scatter(d, d.i(10, 30), *ls[:4], 0.7, 2.2)]
+        paint(c, vessels, 40.0, within=lung)
+        paint(
+            c,
+            [[cx + ai * 0.12, cy + bi * 0.05, ai * 0.32, bi * 0.42, d.u(-0.6, -0.2), 2.0]],
+            d.u(30, 50),
+        )
+        paint(
+            c,
+            [[cx + d.u(-10, 10), spine_y - 32 * scale, 11 * scale, 11 * scale, 0.0, 2.0]],
+            d.u(40, 200),
+        )
+        ribs = []
+        for k in range(d.i(3, 7)):
+            phi = math.pi * (0.15 + 0.7 * (k + d.u(0, 1)) / 7)
+            for s in (-1, 1):
+                ang = math.pi / 2 + s * (math.pi / 2 - phi) + math.pi
+                ribs.append(
+                    [
+                        cx + (ai - 4) * math.cos(ang),
+                        cy + (bi - 4) * math.sin(ang),
+                        d.u(3, 6),
+                        d.u(2, 4),
+                        ang,
+                        2.0,
+                    ]
+                )
+        paint(c, ribs, d.u(500, 1000))
+    else:
+        organs = [
+            [cx - ai * 0.4, cy - bi * 0.15, ai * 0.5, bi * 0.55, d.u(-0.3, 0.3), 2.0],  # liver
+            [cx + ai * 0.6, cy + bi * 0.05, ai * 0.22, bi * 0.3, d.u(-0.5, 0.5), 2.0],  # spleen
+        ]
+        paint(c, organs[: 1 + d.i(0, 1)], d.u(50, 70), within=inner)
+        paint(c, _scatter(d, d.i(3, 10), cx, cy, ai * 0.7, bi * 0.6, 5, 25), -100.0, within=inner)
+        kidneys = [
+            [cx + s * ai * 0.4, spine_y - 5, 28 * scale, 22 * scale, s * 0.5, 2.0] for s in (-1, 1)
+        ]
+        paint(c, kidneys, d.u(30, 180), within=inner)
+        loops = _scatter(d, d.i(6, 16), cx + ai * 0.1, cy - bi * 0.15, ai * 0.55, bi * 0.45, 8, 22)
+        paint(c, loops, d.u(10, 40), within=inner)
+        air = _scatter(d, d.i(1, 8), cx + ai * 0.1, cy - bi * 0.2, ai * 0.5, bi * 0.4, 3, 14)
+        paint(c, air, -1000.0, within=inner)
+        if d.p(0.3):  # iliac wings (pelvis)
+            wings = [
+                [cx + s * ai * 0.65, cy + bi * 0.1, 12, bi * 0.45, s * 0.4, 2.0] for s in (-1, 1)
+            ]
+            paint(c, wings, d.u(700, 1200), within=inner)
+    _vertebra(c, d, cx, spine_y, scale)
+
+
+def _head(c: _Canvas, d: _Draw) -> None:
+    a = d.u(70, 95)
+    b = a * d.u(1.1, 1.3)
+    cx, cy = d.u(-10, 10), d.u(-10, 10)
+    skull = d.u(5, 9)
+    cortical = d.u(1000, 1600)
+    ai, bi = _ring_layers(c, d, cx, cy, a, b, 2.0, [(3, 30), (d.u(2, 5), -80)])
+    paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], cortical)
+    paint(c, [[cx, cy, ai - skull * 0.3, bi - skull * 0.3, 0.0, 2.0]], d.u(300, 600))
+    paint(c, [[cx, cy, ai - skull * 0.7, bi - skull * 0.7, 0.0, 2.0]], cortical)
+    ai, bi = ai - skull, bi - skull
+    paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], d.u(30, 40))
+    v = d.u(3, 8)
+    paint(c, [[cx + s * 6, cy - 5, v, 22, s * 0.3, 2.0] for s in (-1, 1)], 5.0)
+    if d.p(0.5):  # air sinuses at the front (the skull base)
+        paint(c, _scatter(d, d.i(1, 4), cx, cy - bi * 0.75, ai * 0.35, bi * 0.15, 4, 10), -1000.0)
+
+
+def _texture(d: _Draw, size: int, pixel_size: float, device) -> torch.Tensor:
+    """A zero-mean, unit-std Gaussian field with power spectrum ``|k|^-2.5`` (k in 1/mm)."""
+    white = torch.randn(size, size, generator=d.gen).to(device)
+    k = torch.fft.fftfreq(size, d=pixel_size, device=device)
+    kk = (k[:, None] ** 2 + k[None, :] ** 2).sqrt().clamp_min(1 / (size * pixel_size))
+    field = torch.fft.ifft2(torch.fft.fft2(white) * kk ** (-2.5 / 2)).real
+    field = field - field.mean()
+    return field / field.std().clamp_min(1e-12)
+
+
+def ctlike_phantom(
+    generator: torch.Generator,
+    size: int,
+    pixel_size: float,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """One CT-like slice ``(size, size)`` float32 in ``mu / mu_water`` on ``device``, drawn
+    from ``generator`` (a CPU generator; see the module docstring)."""
+    d = _Draw(generator)
+    c = _Canvas(size, pixel_size, device)
+    kind = KINDS[int(torch.multinomial(torch.tensor(_KIND_P), 1, generator=generator))]
+    if kind == "head":
+        _head(c, d)
+    else:
+        _torso(c, d, thorax=kind == "thorax")
+    body = (c.hu > -950).float()
+    c.hu = c.hu + body * d.u(8, 20) * _texture(d, size, pixel_size, device)
+    return (1 + c.hu / 1000).clamp_min(0)
