@@ -232,6 +232,19 @@ def test_real_sizes_agree_with_matrix_free_and_are_adjoint(preset):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("batch", [1, 8])
+def test_gather_adjoint_at_fan_mayo_is_deterministic_and_equals_the_scatter(batch):
+    geometry = PRESETS["fan_mayo"]().geometry
+    gather = TritonBackend(geometry)
+    scatter = TritonBackend(geometry, atomic_adjoint=True)
+    gen = torch.Generator().manual_seed(3)
+    y = torch.rand(batch, 1, *geometry.sinogram_shape, generator=gen).cuda()
+    aty = gather.adjoint(y)
+    assert torch.equal(aty, gather.adjoint(y))
+    assert _rel(aty, scatter.adjoint(y)) < 1e-6
+
+
+@pytest.mark.gpu
 def test_cuda_projection_has_no_host_round_trip():
     """Once the geometry table is on the GPU, forward, adjoint and their gradients never
     synchronise with the host (``check_finite`` off: that check is a host sync)."""

@@ -1,8 +1,8 @@
 """Triton kernels of Joseph's ray transform (see ``learnct.physics.joseph``), ray-driven.
 
-Imported lazily by the ``triton`` backend (importing it imports ``triton``). Both kernels
-compute each ray's geometry inline from its angle's ``(cos, sin)`` and its detector index, in
-float64, then walk the ray's ``N`` primary steps. Along the primary axis Joseph's fractional
+Imported lazily by the ``triton`` backend (importing it imports ``triton``). The ray-driven
+kernels read each ray's line (``learnct.physics.joseph.joseph_lines``, float64), then walk the
+ray's ``N`` primary steps. Along the primary axis Joseph's fractional
 secondary index is affine in the step ``k``:
 
     x-major (|d_x| >= |d_y|):  frac(k) = c - (o_y - o_x d_y/d_x) / px - (k - c) d_y/d_x
@@ -10,8 +10,11 @@ secondary index is affine in the step ``k``:
 
 (``c = (N-1)/2``, ``o`` the ray origin in mm, ``d`` its unit direction), and with
 ``l = floor(frac)``, ``u = frac - l`` the step contributes ``px/|d_primary| * ((1-u) f[l] +
-u f[l+1])`` (pixels outside the image count 0). The forward kernel gathers these samples; the
-adjoint kernel scatters the same weights with atomic adds, so it is the exact transpose.
+u f[l+1])`` (pixels outside the image count 0). The forward kernel gathers these samples.
+Two adjoints: ``joseph_gather_adjoint_kernel`` (the backend's default) is pixel-driven and
+recomputes, for the few rays per angle near each pixel, the forward's ``frac`` with the same
+expression (``_frac``), so it meets the same entries without atomics, deterministically;
+``joseph_adjoint_kernel`` scatters the same weights with atomic adds.
 
 Images and sinograms are in the column layout of ``QuarterTurnLayout``: ``(N*N, C)`` and
 ``(rays, C)`` row-major, so one sample reads or writes ``C`` contiguous values (the batch and
