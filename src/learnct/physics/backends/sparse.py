@@ -3,7 +3,8 @@
 The matrix covers the first ``n_angles / m`` angles only (``m`` the quarter-turn symmetry of
 the angle set, see ``learnct.physics.symmetry``), with int32 indices, and is built vectorised
 in torch, then cached on disk under ``$LEARNCT_CACHE_DIR`` (default ``~/.cache/learnct``)
-keyed by a hash of the geometry. A batch is one sparse-dense product with ``m * B`` columns.
+keyed by a hash of the geometry. A batch is one sparse-dense product with ``m * B`` columns:
+on the CPU ``csr_columns`` (C++, specialised to this layout), on CUDA torch's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from learnct.physics.backends.base import ProjectorBackend, register_backend
+from learnct.physics.backends.csr_columns import csr_columns_kernel, csr_columns_product
 from learnct.physics.geometry import Geometry
 from learnct.physics.joseph import joseph_entries
 from learnct.physics.symmetry import QuarterTurnLayout
@@ -126,6 +128,7 @@ class SparseBackend(ProjectorBackend):
         self._use_symmetry = use_symmetry
         self._cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self._on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._crow64: dict[tuple[torch.dtype, int], torch.Tensor] = {}  # CPU row offsets
 
     def matrices(
         self, device: torch.device, dtype: torch.dtype
@@ -141,12 +144,24 @@ class SparseBackend(ProjectorBackend):
     def nnz(self) -> int:
         return int(self.matrices(torch.device("cpu"), torch.float32)[0].values().numel())
 
+    def _product(self, which: int, cols: torch.Tensor) -> torch.Tensor:
+        """``A_0 @ cols`` (``which=0``) or ``A_0^T @ cols`` (1): on the CPU the C++ product
+        (``csr_columns``) where it compiles and the indices are int32, else torch's."""
+        mat = self.matrices(cols.device, cols.dtype)[which]
+        library = csr_columns_kernel() if cols.device.type == "cpu" else None
+        if library is None or mat.col_indices().dtype != torch.int32:
+            return mat @ cols
+        key = (cols.dtype, which)
+        if key not in self._crow64:  # the kernel reads int64 row offsets
+            self._crow64[key] = mat.crow_indices().to(torch.int64)
+        return csr_columns_product(
+            library, self._crow64[key], mat.col_indices(), mat.values(), cols
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, _ = self.matrices(x.device, x.dtype)
         cols = self.layout.image_to_columns(x)
-        return self.layout.columns_to_sinogram(a @ cols, x.shape[0])
+        return self.layout.columns_to_sinogram(self._product(0, cols), x.shape[0])
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        _, at = self.matrices(y.device, y.dtype)
         cols = self.layout.sinogram_to_columns(y)
-        return self.layout.columns_to_image(at @ cols, y.shape[0])
+        return self.layout.columns_to_image(self._product(1, cols), y.shape[0])
