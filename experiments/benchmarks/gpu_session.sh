@@ -65,8 +65,8 @@ python3 -c "import torch, triton, lightning; print('torch', torch.__version__, '
 triton.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
 
 if has bench; then
-    say "bench: triton layouts and block sizes (limit 100 s)"
-    timeout 100 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
+    say "bench: triton layouts, block sizes, gather vs atomic adjoint (limit 150 s)"
+    timeout 150 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
         --batches 1 8 --block-rays 64 128 256 --out "$OUT/bench" >"$OUT/bench/triton.log" 2>&1
     say "bench triton rc=$?"
     grep "^|" "$OUT/bench/triton.log" | tail -n 30
