@@ -138,6 +138,8 @@ def test_unavailable_without_cuda_outside_interpret_mode(monkeypatch):
     assert TritonBackend.devices() == ("cpu",)
     with pytest.raises(ValueError, match="power of two"):
         TritonBackend(SMALL["fan"], block_rays=48)
+    with pytest.raises(ValueError, match="block_pixels must be a power of two"):
+        TritonBackend(SMALL["fan"], block_pixels=100)
 
 
 def test_auto_runs_cuda_inputs_on_triton_and_keeps_the_cpu_choice(monkeypatch):
