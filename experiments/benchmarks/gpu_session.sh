@@ -75,8 +75,8 @@ triton.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_na
 
 if has bench; then
     if [[ $TRITON_TUNING != 0 ]]; then
-        say "bench: triton layouts and block sizes (limit 100 s)"
-        timeout 100 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
+        say "bench: triton layouts, block sizes, gather vs atomic adjoint (limit 150 s)"
+        timeout 150 python3 -m learnct.bench.triton_tuning --presets fan_mayo fan_lowdose \
             --batches 1 8 --block-rays 64 128 256 --out "$OUT/bench" >"$OUT/bench/triton.log" 2>&1
         say "bench triton rc=$?"
         grep "^|" "$OUT/bench/triton.log" | tail -n 30

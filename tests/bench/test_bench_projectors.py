@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
 import torch
 
 from learnct.bench.fbp import fbp_rows
@@ -23,7 +26,7 @@ def test_projector_and_fbp_rows_on_a_tiny_geometry():
     for row in rows:
         assert float(row["forward ms"]) > 0 and float(row["adjoint ms"]) > 0
         assert float(row["adjoint error"]) < 1e-5
-        assert row["geometry"] == "fan 16^2, 8 x 24" and row["vs ASTRA CPU"] == "-"
+        assert row["geometry"] == "fan 16^2, 8 x 24" and row["vs ASTRA (all threads)"] == "-"
     assert "(stored)" in rows[0]["memory MB"] and "(load " in rows[0]["build s"]
     assert rows[1]["memory MB"] == "<= 256 (per chunk)" and rows[1]["build s"] == "-"
     table = markdown_table(rows + fbp_rows([GEOMETRY], batch=2, device="cpu", reps=1))
@@ -76,3 +79,17 @@ def test_adjoint_error_is_zero_for_an_exact_pair_and_large_for_a_wrong_one():
             return 2 * op.adjoint(y)
 
     assert adjoint_error(Doubled(), x, y) > 0.1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("astra") is None, reason="astra is not installed")
+def test_astra_runs_on_one_thread_and_on_all_and_the_ratio_is_against_all(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    rows = projector_rows([GEOMETRY], ["sparse", "astra"], batch=4, device="cpu", reps=1)
+    assert [r["backend"] for r in rows] == ["sparse", "astra (1 thread)", "astra (all threads)"]
+    assert rows[0]["vs ASTRA (all threads)"].endswith(("x faster", "x slower"))
+    assert rows[1]["vs ASTRA (all threads)"] == rows[2]["vs ASTRA (all threads)"] == "-"
+    serial, threaded = (RayTransform(GEOMETRY, backend="astra", threads=t) for t in (1, 3))
+    x, y = projector_inputs(GEOMETRY, 4, "cpu")
+    assert threaded.backend.threads == 3
+    assert torch.equal(serial(x), threaded(x))
+    assert torch.equal(serial.adjoint(y), threaded.adjoint(y))

@@ -26,3 +26,7 @@ def test_benchmark_row_reports_times_and_agreement():
     )
     assert float(row["rel. diff forward"]) < 1e-5
     assert float(row["rel. diff adjoint"]) < 1e-5
+    assert row["adj/fwd"] == pytest.approx(row["adjoint ms"] / row["forward ms"], rel=0.05)
+    atomic = benchmark_projector(geometry, "triton", 2, DEVICE, 1, reference, atomic_adjoint=True)
+    assert atomic["backend"] == "triton atomic_adjoint=True"
+    assert float(atomic["rel. diff adjoint"]) < 1e-5

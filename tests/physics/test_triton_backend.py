@@ -71,6 +71,51 @@ def test_transposed_and_single_plane_layouts_give_the_same_projections(geometry)
     assert abs(lhs - rhs).item() < 1e-12 * abs(lhs).item()
 
 
+@needs_triton
+@pytest.mark.parametrize("geometry", [pytest.param(g, id=k) for k, g in SMALL.items()])
+def test_gather_adjoint_is_deterministic_and_equals_the_atomic_scatter(geometry):
+    """The pixel-driven adjoint finds every entry the ray-driven one scatters (float64: to
+    rounding), is the exact transpose, and two calls agree bit for bit."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 1, *geometry.image_shape, generator=gen, dtype=torch.float64)
+    y = torch.rand(3, 1, *geometry.sinogram_shape, generator=gen, dtype=torch.float64)
+    gather = TritonBackend(geometry)
+    scatter = TritonBackend(geometry, atomic_adjoint=True)
+    x, y = x.to(DEVICE), y.to(DEVICE)
+    aty = gather.adjoint(y)
+    assert _rel(aty, scatter.adjoint(y)) < 1e-13
+    lhs, rhs = (gather.forward(x) * y).sum(), (x * aty).sum()
+    assert abs(lhs - rhs).item() < 1e-13 * abs(lhs).item()
+    y32 = y.float()
+    assert torch.equal(gather.adjoint(y32), gather.adjoint(y32))
+
+
+@pytest.mark.parametrize("preset", ["fan_lowdose", "fan_mayo", "lodopab", "parallel_ellipses"])
+def test_gather_window_holds_every_ray_that_samples_a_pixel(preset):
+    """``joseph_window``'s bound at real sizes: each non-zero entry's detector lies within
+    the half-width of its pixel's projection (float64, some angles of each quadrant)."""
+    from learnct.physics.joseph import joseph_entries, joseph_window
+
+    geometry = PRESETS[preset]().geometry
+    n, n_det = geometry.image_size, geometry.n_detectors
+    angles = torch.linspace(0, geometry.n_angles - 1, 9).round().long()
+    pixels, weights = joseph_entries(geometry, angles)
+    theta = geometry.angles(torch.float64)[angles][:, None, None]
+    centre = (n - 1) / 2
+    x = ((pixels % n).double() - centre) * geometry.pixel_size
+    y = (centre - (pixels // n).double()) * geometry.pixel_size
+    along = x * torch.cos(theta) + y * torch.sin(theta)
+    if isinstance(geometry, FanBeamGeometry):
+        depth = geometry.source_radius + y * torch.cos(theta) - x * torch.sin(theta)
+        along = geometry.source_to_detector * along / depth
+    projected = along / geometry.detector_spacing + (n_det - 1) / 2
+    detector = torch.arange(n_det, dtype=torch.float64)[None, :, None]
+    offset = (detector - projected)[weights > 0].abs().max().item()
+    half = joseph_window(geometry)
+    assert offset < half
+    assert offset > 0.5 * half  # a bound, not a loose one
+
+
 def test_default_layout_is_transposed_only_for_large_images_and_few_columns():
     """The measured choice (projector_triton_gpu.md): two planes at 512^2 batch 1-2 only."""
     large = TritonBackend(PRESETS["fan_mayo"]().geometry)
@@ -93,6 +138,8 @@ def test_unavailable_without_cuda_outside_interpret_mode(monkeypatch):
     assert TritonBackend.devices() == ("cpu",)
     with pytest.raises(ValueError, match="power of two"):
         TritonBackend(SMALL["fan"], block_rays=48)
+    with pytest.raises(ValueError, match="block_pixels must be a power of two"):
+        TritonBackend(SMALL["fan"], block_pixels=100)
 
 
 def test_auto_runs_cuda_inputs_on_triton_and_keeps_the_cpu_choice(monkeypatch):
@@ -118,24 +165,35 @@ _COMPILE_FOR_SM90 = textwrap.dedent(
     from triton.compiler import ASTSource
     from learnct.physics.backends import triton_kernels as kernels
 
+    def compile_sm90(kernel, pointers, values):
+        types = pointers + ["i32", "i32"]
+        signature = dict(
+            zip(kernel.arg_names, types + ["constexpr"] * len(values), strict=True)
+        )
+        constexprs = {(len(types) + i,): v for i, v in enumerate(values)}
+        # arguments divisible by 16, as Triton specialises them at run time
+        attrs = {(i,): [["tt.divisibility", 16]] for i in range(len(types))}
+        source = ASTSource(kernel, signature, constexprs, attrs)
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+        assert compiled.asm["cubin"]
+        return compiled.asm["ptx"]
+
     for kernel in (kernels.joseph_forward_kernel, kernels.joseph_adjoint_kernel):
-        for dtype, fan, wide, transposed in (
-            ("fp32", True, False, True),
-            ("fp32", True, False, False),
-            ("fp64", False, True, True),
-        ):
-            types = [f"*{dtype}", f"*{dtype}", "*fp64", "*fp64", "i32", "i32"]
-            values = (362, 513, fan, 64, 32, wide, transposed)
-            signature = dict(zip(kernel.arg_names, types + ["constexpr"] * 7, strict=True))
-            constexprs = {(6 + i,): v for i, v in enumerate(values)}
-            # arguments divisible by 16, as Triton specialises them at run time
-            attrs = {(i,): [["tt.divisibility", 16]] for i in range(6)}
-            source = ASTSource(kernel, signature, constexprs, attrs)
-            compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
-            assert compiled.asm["cubin"]
+        for dtype, wide, transposed in (("fp32", False, True), ("fp32", False, False),
+                                        ("fp64", True, True)):
+            ptx = compile_sm90(
+                kernel, [f"*{dtype}", f"*{dtype}", "*fp64"], (362, 64, 32, wide, transposed)
+            )
             if dtype == "fp32":  # 16-byte accesses: the batch columns are contiguous
-                ptx = compiled.asm["ptx"]
                 assert "ld.global.v4" in ptx or "atom.global.gpu.relaxed.add.v4" in ptx
+    for dtype, fan, wide in (("fp32", True, False), ("fp64", False, True)):
+        pointers = [f"*{dtype}", f"*{dtype}", f"*{dtype}", "*fp64", "*fp64"]
+        ptx = compile_sm90(
+            kernels.joseph_gather_adjoint_kernel, pointers, (362, 513, fan, 6, 64, 32, wide)
+        )
+        assert "atom." not in ptx  # the gather adjoint never adds atomically
+        if dtype == "fp32":
+            assert "ld.global.v4" in ptx
     print("compiled")
     """
 )
@@ -173,6 +231,19 @@ def test_real_sizes_agree_with_matrix_free_and_are_adjoint(preset):
     rhs = (x.double() * aty.double()).sum()
     err = (lhs - rhs).abs() / (op.norm() * x.double().norm() * y.double().norm())
     assert err.item() < 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch", [1, 8])
+def test_gather_adjoint_at_fan_mayo_is_deterministic_and_equals_the_scatter(batch):
+    geometry = PRESETS["fan_mayo"]().geometry
+    gather = TritonBackend(geometry)
+    scatter = TritonBackend(geometry, atomic_adjoint=True)
+    gen = torch.Generator().manual_seed(3)
+    y = torch.rand(batch, 1, *geometry.sinogram_shape, generator=gen).cuda()
+    aty = gather.adjoint(y)
+    assert torch.equal(aty, gather.adjoint(y))
+    assert _rel(aty, scatter.adjoint(y)) < 1e-6
 
 
 @pytest.mark.gpu

@@ -2,7 +2,9 @@
 
 Target: forward + adjoint <= 5 ms per slice at batch 8 on ``fan_mayo`` (512^2, 1000 angles,
 1000 detectors), one H100-class GPU. ``python -m learnct.bench.triton_tuning``
-times ``triton`` (for each ``block_rays``, in both image layouts, at batch 1 and 8) and
+times ``triton`` (for each ``block_rays``, in both image layouts, at batch 1 and 8; its
+gather adjoint for each ``block_pixels``, and the atomic scatter adjoint for comparison, with
+the adjoint / forward ratio: issue #24's target is <= 1.2 at fan_mayo) and
 ``matrix_free`` on ``fan_mayo``, ``lodopab`` and ``fan_lowdose``, checks each against
 ``matrix_free`` on the same inputs, and writes
 ``experiments/benchmarks/projector_triton_gpu.md`` with the device, torch and triton versions.
@@ -59,6 +61,7 @@ def benchmark_projector(
             "forward ms": round(fwd, 2),
             "adjoint ms": round(adj, 2),
             "fwd+adj ms/slice": round((fwd + adj) / batch, 3),
+            "adj/fwd": round(adj / fwd, 2),
             "peak extra MB": "-" if peak_mb is None else round(peak_mb),
         }
         if reference is not None:
@@ -74,6 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--presets", nargs="+", default=["fan_mayo", "lodopab", "fan_lowdose"])
     parser.add_argument("--block-rays", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument(
+        "--block-pixels",
+        type=int,
+        nargs="+",
+        default=[32, 64, 128, 256],
+        help="pixels per program of the gather adjoint (forward in the default layout)",
+    )
     parser.add_argument(
         "--layouts",
         nargs="+",
@@ -106,6 +116,12 @@ def main(argv: list[str] | None = None) -> None:
                         transposed=layout == "transposed",
                     )
                     rows.append({"setup": preset, **row})
+            adjoints = [{"block_pixels": b} for b in args.block_pixels]
+            for options in [*adjoints, {"atomic_adjoint": True}]:
+                row = benchmark_projector(
+                    geometry, "triton", batch, device, args.reps, reference, **options
+                )
+                rows.append({"setup": preset, **row})
             row = benchmark_projector(geometry, "matrix_free", batch, device, min(args.reps, 3))
             rows.append({"setup": preset, **row})
             print(markdown_table(rows[start:]), flush=True)
@@ -115,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{triton_version}; {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"Target (issue #7): fwd+adj <= {TARGET_MS_PER_SLICE} ms/slice at batch 8 on fan_mayo.\n"
         "transposed=True: the kernels read the image and its transpose (coalesced rows for "
-        "every ray); False: the image alone.\n"
+        "every ray); False: the image alone. The adjoint is the pixel-driven gather (no "
+        "atomics) unless atomic_adjoint=True.\n"
         "Median of the runs after warm-up, CUDA synchronised; rel. diff against matrix_free "
         "on the same device and inputs.\n\n"
     )

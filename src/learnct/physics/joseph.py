@@ -14,11 +14,13 @@ the secondary axis and converges to the continuous line integral as the pixels s
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from learnct.physics.geometry import Geometry
+from learnct.physics.geometry import FanBeamGeometry, Geometry
 
-__all__ = ["joseph_entries"]
+__all__ = ["joseph_entries", "joseph_lines", "joseph_window"]
 
 
 def joseph_entries(
@@ -66,3 +68,45 @@ def joseph_entries(
         weights.append(torch.where(inside, w, 0.0))
         pixels.append(torch.where(inside, flat, 0))
     return torch.cat(pixels, -1), torch.cat(weights, -1)
+
+
+def joseph_lines(geometry: Geometry, angle_indices: torch.Tensor) -> torch.Tensor:
+    """Per ray, Joseph's fractional secondary index as an affine function of the step ``k``:
+    ``frac(k) = f0 + g (k - (N-1)/2)``, the step length ``pixel_size / |d_primary|`` (mm) and
+    whether x is the primary axis.
+
+    Returns float64 ``(a * n_detectors, 4)`` rows ``(f0, g, step, x_major)``, ray
+    ``angle * n_detectors + detector``: x-major rays ``f0 = c - (o_y - o_x s)/px``, y-major
+    ``f0 = c + (o_x - o_y s)/px``, ``g = -s`` with ``s = d_secondary / d_primary``.
+    """
+    origins, directions = geometry.rays(angle_indices)
+    ox, oy = origins[..., 0].flatten(), origins[..., 1].flatten()
+    dx, dy = directions[..., 0].flatten(), directions[..., 1].flatten()
+    x_major = dx.abs() >= dy.abs()
+    prim_d = torch.where(x_major, dx, dy)
+    slope = torch.where(x_major, dy, dx) / prim_d
+    centre = (geometry.image_size - 1) / 2
+    px = geometry.pixel_size
+    f0 = torch.where(x_major, centre - (oy - ox * slope) / px, centre + (ox - oy * slope) / px)
+    step = px / prim_d.abs()
+    return torch.stack([f0, -slope, step, x_major.to(torch.float64)], -1)
+
+
+def joseph_window(geometry: Geometry) -> float:
+    """Half-width ``h`` in detectors of the rays that can sample a pixel: every ray with a
+    non-zero entry at pixel ``p`` has ``|detector - det(p)| < h``, ``det(p)`` the (fractional)
+    detector index of ``p``'s projection.
+
+    Such a ray passes the primary line through ``p`` less than a pixel from its centre, so
+    within ``pixel_size`` of it. Parallel beam: ``h = pixel_size / spacing``. Fan beam (flat
+    detector at ``D`` from the source, ``b >= R_s - r`` the pixel's depth from the source,
+    ``r`` the image's circumradius): a ray at detector offset ``t`` is within ``px`` of ``p``
+    iff ``b |t - t_p| < px sqrt(t^2 + D^2)``, so ``h = px sqrt(t_max^2 + D^2) / ((R_s - r)
+    spacing)``.
+    """
+    px, spacing = geometry.pixel_size, geometry.detector_spacing
+    if not isinstance(geometry, FanBeamGeometry):
+        return px / spacing
+    t_max = (geometry.n_detectors - 1) / 2 * spacing
+    depth = geometry.source_radius - geometry.circumscribed_radius
+    return px * math.hypot(t_max, geometry.source_to_detector) / (depth * spacing)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from learnct.physics.backends import BACKENDS, ProjectorBackend
-from learnct.physics.backends.sparse import sparse_matrix_bytes
+from learnct.physics.backends.sparse import sparse_build_bytes
 from learnct.physics.geometry import Geometry
 from learnct.physics.ray_ops import (
     LOW_PRECISION,
@@ -30,7 +30,8 @@ def _default_matrix_budget() -> int:
     return int(min(8 << 30, total // 4))
 
 
-#: ``auto`` uses the stored matrix when the matrix and its transpose fit in this many bytes.
+#: ``auto`` uses the stored matrix when building it (the matrix, its transpose and the build's
+#: temporaries: ``sparse_build_bytes``) fits in this many bytes.
 DEFAULT_MATRIX_BUDGET = _default_matrix_budget()
 
 #: Device types on which ``auto`` prefers a backend (the first usable one) to its default
@@ -61,10 +62,11 @@ class RayTransform(nn.Module):
             inputs on ``triton`` when it is usable, and everything else (or CUDA without
             triton) on ``sparse`` when its matrix fits ``matrix_budget_bytes``, else on
             ``matrix_free``; ``backend_name_for(device_type)`` says which.
-        matrix_budget_bytes: memory budget for the ``sparse`` backend's matrices under ``auto``
-            (default: a quarter of the machine's memory, at most 8 GiB).
-        check_finite: raise on NaN/inf input (costs a reduction over the input and a host
-            read; skipped inside ``torch.compile``d code, which must not read the device).
+        matrix_budget_bytes: memory budget for building the ``sparse`` backend's matrices under
+            ``auto`` (``sparse_build_bytes``: the peak of the build, about the stored matrices
+            plus one chunk; default: a quarter of the machine's memory, at most 8 GiB).
+        check_finite: raise on NaN/inf input (costs a sum over the input and a host read;
+            skipped inside ``torch.compile``d code, which must not read the device).
         **backend_options: passed to the backend's constructor.
     """
 
@@ -84,7 +86,7 @@ class RayTransform(nn.Module):
             )
         self._auto = backend == "auto"
         if self._auto:
-            fits = sparse_matrix_bytes(geometry) <= matrix_budget_bytes
+            fits = sparse_build_bytes(geometry) <= matrix_budget_bytes
             backend = "sparse" if fits else "matrix_free"
         if backend not in BACKENDS:
             raise ValueError(
@@ -154,7 +156,14 @@ class RayTransform(nn.Module):
             raise ValueError(
                 f"backend {name!r} runs on {backend.devices()}, got a {what} on {t.device}"
             )
-        if self.check_finite and not torch.compiler.is_compiling() and not t.isfinite().all():
+        # a NaN or inf makes the sum non-finite: one cheap reduction, the elementwise test only
+        # to rule out a finite sum that overflowed
+        if (
+            self.check_finite
+            and not torch.compiler.is_compiling()
+            and not torch.isfinite(t.sum())
+            and not torch.isfinite(t).all()
+        ):
             raise ValueError(f"{what} contains NaN or inf values")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,14 +26,21 @@ class QuarterTurnLayout:
         self.base_angles = geometry.n_angles // self.m
         self.base_rays = self.base_angles * geometry.n_detectors
         self.n_pixels = geometry.image_size**2
+        n = geometry.image_size
+        pixels = torch.arange(self.n_pixels).view(n, n)
+        turned = [torch.rot90(pixels, -q * self.turns).flatten() for q in range(self.m)]
+        #: ``(N*N * m,)``: entry ``p m + q`` is the pixel that turn ``q`` moves to ``p``
+        self._turned_pixels = torch.stack(turned, 1).flatten()
 
     def image_to_columns(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, N, N)`` -> ``(N*N, m*B)``: column ``q*B + b`` is image b turned -q*k times."""
-        img = x[:, 0]
-        turned = [img] + [
-            torch.rot90(img, -q * self.turns, dims=(-2, -1)) for q in range(1, self.m)
-        ]
-        return torch.stack(turned, 0).reshape(self.m * x.shape[0], self.n_pixels).T.contiguous()
+        """``(B, 1, N, N)`` -> ``(N*N, m*B)``: column ``q*B + b`` is image b turned -q*k times.
+
+        One transpose to ``(N*N, B)``, then one row gather of all ``m`` turns (no rotated
+        copies, no stack)."""
+        if self._turned_pixels.device != x.device:
+            self._turned_pixels = self._turned_pixels.to(x.device)
+        rows = x.reshape(x.shape[0], self.n_pixels).T.contiguous()
+        return rows.index_select(0, self._turned_pixels).view(self.n_pixels, -1)
 
     def columns_to_sinogram(self, cols: torch.Tensor, batch: int) -> torch.Tensor:
         """``(base_rays, m*B)`` -> ``(B, 1, n_angles, n_detectors)``."""

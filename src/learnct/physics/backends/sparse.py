@@ -3,7 +3,8 @@
 The matrix covers the first ``n_angles / m`` angles only (``m`` the quarter-turn symmetry of
 the angle set, see ``learnct.physics.symmetry``), with int32 indices, and is built vectorised
 in torch, then cached on disk under ``$LEARNCT_CACHE_DIR`` (default ``~/.cache/learnct``)
-keyed by a hash of the geometry. A batch is one sparse-dense product with ``m * B`` columns.
+keyed by a hash of the geometry. A batch is one sparse-dense product with ``m * B`` columns:
+on the CPU ``csr_columns`` (C++, specialised to this layout), on CUDA torch's.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from pathlib import Path
 import torch
 
 from learnct.physics.backends.base import ProjectorBackend, register_backend
+from learnct.physics.backends.csr_columns import csr_columns_kernel, csr_columns_product
 from learnct.physics.geometry import Geometry
 from learnct.physics.joseph import joseph_entries
 from learnct.physics.symmetry import QuarterTurnLayout
 
-__all__ = ["SparseBackend", "cache_dir", "sparse_matrix_bytes"]
+__all__ = ["SparseBackend", "cache_dir", "sparse_build_bytes", "sparse_matrix_bytes"]
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1
-#: Entries generated per chunk while building (bounds the build's peak memory).
-_BUILD_CHUNK_ENTRIES = 1 << 23
+#: At most this many candidate entries (2 N per ray, zeros included) are generated per chunk
+#: while building, and at least one angle's; each costs about ``_BUILD_BYTES_PER_CANDIDATE``
+#: bytes of float64/int64 temporaries, kept below a quarter of the stored matrices' bound.
+_BUILD_CHUNK_ENTRIES = 1 << 22
+_BUILD_BYTES_PER_CANDIDATE = 80
 
 
 def cache_dir() -> Path:
@@ -41,6 +46,24 @@ def sparse_matrix_bytes(geometry: Geometry) -> int:
     return 2 * max_nnz * 8
 
 
+def _chunk_angles(geometry: Geometry) -> int:
+    """Angles per build chunk (see ``_BUILD_CHUNK_ENTRIES``)."""
+    per_angle = geometry.n_detectors * 2 * geometry.image_size
+    budget = sparse_matrix_bytes(geometry) // (4 * _BUILD_BYTES_PER_CANDIDATE)
+    return max(1, min(_BUILD_CHUNK_ENTRIES, budget) // per_angle)
+
+
+def sparse_build_bytes(geometry: Geometry) -> int:
+    """Bound on the build's peak memory (what ``auto`` budgets): 1.5x the stored matrices'
+    bound (each entry is written once into its final place, but the chunks' entries are kept
+    until the sizes are known, and the allocator does not hand all of them back) plus one
+    chunk's temporaries. Measured peaks: 1.8x the stored matrices at fan_mayo (4.5 GiB),
+    within this bound (6.0 GiB)."""
+    per_angle = geometry.n_detectors * 2 * geometry.image_size
+    chunk = _chunk_angles(geometry) * per_angle * _BUILD_BYTES_PER_CANDIDATE
+    return 3 * sparse_matrix_bytes(geometry) // 2 + chunk
+
+
 def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape) -> torch.Tensor:
     """A CSR tensor from parts that are valid by construction (torch's beta warning muted)."""
     with warnings.catch_warnings():
@@ -48,36 +71,75 @@ def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape)
         return torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
 
 
-def _csr(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape) -> torch.Tensor:
-    index_dtype = torch.int32 if vals.numel() < 2**31 - 1 else torch.int64
-    counts = torch.bincount(rows, minlength=shape[0])
-    crow = torch.zeros(shape[0] + 1, dtype=torch.int64)
+def _offsets(counts: torch.Tensor) -> torch.Tensor:
+    """Row offsets ``[0, c_0, c_0 + c_1, ...]`` (int64) of per-row entry counts."""
+    crow = torch.zeros(counts.numel() + 1, dtype=torch.int64)
     torch.cumsum(counts, 0, out=crow[1:])
-    return _csr_tensor(crow.to(index_dtype), cols.to(index_dtype), vals, shape)
+    return crow
+
+
+def _chunks(geometry: Geometry, layout: QuarterTurnLayout):
+    """Per chunk of angles: its first ray, entries per ray, and the non-zero entries in ray
+    order as int32 pixel indices and float32 weights."""
+    step = _chunk_angles(geometry)
+    for start in range(0, layout.base_angles, step):
+        pixels, weights = joseph_entries(
+            geometry, torch.arange(start, min(start + step, layout.base_angles))
+        )
+        keep = weights > 0
+        counts = keep.sum(-1).flatten()
+        cols = pixels[keep].to(torch.int32)
+        del pixels
+        yield start * geometry.n_detectors, counts, cols, weights[keep].to(torch.float32)
 
 
 def build_joseph_csr(
     geometry: Geometry, use_symmetry: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSR ``A_0`` (base_rays x N*N) and ``A_0^T``, float32 on the CPU."""
+    """CSR ``A_0`` (base_rays x N*N) and ``A_0^T``, float32 on the CPU, int32 indices where
+    the entries fit (else int64).
+
+    Memory: the chunks' entries (8 bytes each) are kept until both matrices' sizes are known,
+    then each chunk is written into its place in ``A_0`` and, sorted by pixel within the
+    chunk, into ``A_0^T`` (whose rows list the chunks' rays in order, so no global sort), and
+    freed: the peak is about the stored matrices (``sparse_build_bytes``)."""
     layout = QuarterTurnLayout(geometry, use_symmetry)
-    n_det = geometry.n_detectors
-    per_angle = n_det * 2 * geometry.image_size
-    chunk = max(1, _BUILD_CHUNK_ENTRIES // per_angle)
-    rows, cols, vals = [], [], []
-    for start in range(0, layout.base_angles, chunk):
-        idx = torch.arange(start, min(start + chunk, layout.base_angles))
-        pixels, weights = joseph_entries(geometry, idx)
-        ray = (torch.arange(len(idx) * n_det) + start * n_det).reshape(len(idx), n_det, 1)
-        keep = weights > 0
-        rows.append(ray.expand_as(weights)[keep])
-        cols.append(pixels[keep])
-        vals.append(weights[keep].to(torch.float32))
-    rows_t, cols_t, vals_t = torch.cat(rows), torch.cat(cols), torch.cat(vals)
-    shape = (layout.base_rays, layout.n_pixels)
-    forward = _csr(rows_t, cols_t, vals_t, shape)
-    order = torch.sort(cols_t, stable=True).indices
-    transpose = _csr(cols_t[order], rows_t[order], vals_t[order], (shape[1], shape[0]))
+    n_pixels = layout.n_pixels
+    chunks, ray_counts = [], []
+    pixel_total = torch.zeros(n_pixels, dtype=torch.int64)
+    for first_ray, counts, cols, vals in _chunks(geometry, layout):
+        chunks.append((first_ray, cols, vals))
+        ray_counts.append(counts)
+        pixel_total += torch.bincount(cols, minlength=n_pixels)
+    crow = _offsets(torch.cat(ray_counts))
+    nnz = int(crow[-1])
+    index_dtype = torch.int32 if nnz < 2**31 - 1 else torch.int64
+    col, val = torch.empty(nnz, dtype=index_dtype), torch.empty(nnz, dtype=torch.float32)
+    crow_t = _offsets(pixel_total)
+    row_t, val_t = torch.empty(nnz, dtype=index_dtype), torch.empty(nnz, dtype=torch.float32)
+    filled = crow_t[:-1].clone()  # per pixel: where the next chunk's entries go
+    while chunks:
+        first_ray, cols, vals = chunks.pop(0)
+        pixel_count = torch.bincount(cols, minlength=n_pixels)
+        start = int(crow[first_ray])
+        col[start : start + cols.numel()] = cols
+        val[start : start + cols.numel()] = vals
+        rays = torch.repeat_interleave(
+            torch.arange(first_ray, first_ray + ray_counts[0].numel(), dtype=index_dtype),
+            ray_counts.pop(0),
+        )
+        order = torch.argsort(cols.to(torch.int64), stable=True)
+        pixels = cols[order].to(torch.int64)
+        chunk_offsets = _offsets(pixel_count)
+        rank = torch.arange(cols.numel()) - chunk_offsets[pixels]
+        place = filled[pixels] + rank
+        row_t[place] = rays[order]
+        val_t[place] = vals[order]
+        filled += pixel_count
+        del cols, vals, rays, order, pixels, rank, place
+    shape = (layout.base_rays, n_pixels)
+    forward = _csr_tensor(crow.to(index_dtype), col, val, shape)
+    transpose = _csr_tensor(crow_t.to(index_dtype), row_t, val_t, (shape[1], shape[0]))
     return forward, transpose
 
 
@@ -126,6 +188,7 @@ class SparseBackend(ProjectorBackend):
         self._use_symmetry = use_symmetry
         self._cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self._on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._crow64: dict[tuple[torch.dtype, int], torch.Tensor] = {}  # CPU row offsets
 
     def matrices(
         self, device: torch.device, dtype: torch.dtype
@@ -141,12 +204,24 @@ class SparseBackend(ProjectorBackend):
     def nnz(self) -> int:
         return int(self.matrices(torch.device("cpu"), torch.float32)[0].values().numel())
 
+    def _product(self, which: int, cols: torch.Tensor) -> torch.Tensor:
+        """``A_0 @ cols`` (``which=0``) or ``A_0^T @ cols`` (1): on the CPU the C++ product
+        (``csr_columns``) where it compiles and the indices are int32, else torch's."""
+        mat = self.matrices(cols.device, cols.dtype)[which]
+        library = csr_columns_kernel() if cols.device.type == "cpu" else None
+        if library is None or mat.col_indices().dtype != torch.int32:
+            return mat @ cols
+        key = (cols.dtype, which)
+        if key not in self._crow64:  # the kernel reads int64 row offsets
+            self._crow64[key] = mat.crow_indices().to(torch.int64)
+        return csr_columns_product(
+            library, self._crow64[key], mat.col_indices(), mat.values(), cols
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, _ = self.matrices(x.device, x.dtype)
         cols = self.layout.image_to_columns(x)
-        return self.layout.columns_to_sinogram(a @ cols, x.shape[0])
+        return self.layout.columns_to_sinogram(self._product(0, cols), x.shape[0])
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        _, at = self.matrices(y.device, y.dtype)
         cols = self.layout.sinogram_to_columns(y)
-        return self.layout.columns_to_image(at @ cols, y.shape[0])
+        return self.layout.columns_to_image(self._product(1, cols), y.shape[0])

@@ -1,8 +1,8 @@
 """Triton kernels of Joseph's ray transform (see ``learnct.physics.joseph``), ray-driven.
 
-Imported lazily by the ``triton`` backend (importing it imports ``triton``). Both kernels
-compute each ray's geometry inline from its angle's ``(cos, sin)`` and its detector index, in
-float64, then walk the ray's ``N`` primary steps. Along the primary axis Joseph's fractional
+Imported lazily by the ``triton`` backend (importing it imports ``triton``). The ray-driven
+kernels read each ray's line (``learnct.physics.joseph.joseph_lines``, float64), then walk the
+ray's ``N`` primary steps. Along the primary axis Joseph's fractional
 secondary index is affine in the step ``k``:
 
     x-major (|d_x| >= |d_y|):  frac(k) = c - (o_y - o_x d_y/d_x) / px - (k - c) d_y/d_x
@@ -10,8 +10,11 @@ secondary index is affine in the step ``k``:
 
 (``c = (N-1)/2``, ``o`` the ray origin in mm, ``d`` its unit direction), and with
 ``l = floor(frac)``, ``u = frac - l`` the step contributes ``px/|d_primary| * ((1-u) f[l] +
-u f[l+1])`` (pixels outside the image count 0). The forward kernel gathers these samples; the
-adjoint kernel scatters the same weights with atomic adds, so it is the exact transpose.
+u f[l+1])`` (pixels outside the image count 0). The forward kernel gathers these samples.
+Two adjoints: ``joseph_gather_adjoint_kernel`` (the backend's default) is pixel-driven and
+recomputes, for the few rays per angle near each pixel, the forward's ``frac`` with the same
+expression (``_frac``), so it meets the same entries without atomics, deterministically;
+``joseph_adjoint_kernel`` scatters the same weights with atomic adds.
 
 Images and sinograms are in the column layout of ``QuarterTurnLayout``: ``(N*N, C)`` and
 ``(rays, C)`` row-major, so one sample reads or writes ``C`` contiguous values (the batch and
@@ -30,56 +33,26 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["joseph_adjoint_kernel", "joseph_forward_kernel"]
+__all__ = ["joseph_adjoint_kernel", "joseph_forward_kernel", "joseph_gather_adjoint_kernel"]
 
 
 @triton.jit
-def _ray_setup(
-    trig_ptr,
-    params_ptr,
+def _ray_steps(
+    rays_ptr,
     rays,
     n_rays,
     N: tl.constexpr,
-    N_DET: tl.constexpr,
-    FAN: tl.constexpr,
     TRANSPOSED: tl.constexpr,
 ):
-    """Per ray: offset ``f0`` and slope ``g`` of ``frac``, step length (mm), the plane offset
-    and the pixel strides along the primary and secondary axes, and the block's range of
-    useful steps."""
+    """Per ray, from the ray table (``TritonBackend.ray_table``): offset ``f0`` and slope
+    ``g`` of ``frac`` (float64), step length (mm), the plane offset and the pixel strides along
+    the primary and secondary axes, and the block's range of useful steps."""
     valid = rays < n_rays
-    angle = rays // N_DET
-    det = rays % N_DET
-    cos = tl.load(trig_ptr + 2 * angle, mask=valid, other=1.0)
-    sin = tl.load(trig_ptr + 2 * angle + 1, mask=valid, other=0.0)
-    px = tl.load(params_ptr)
-    spacing = tl.load(params_ptr + 1)
-    source_radius = tl.load(params_ptr + 2)
-    detector_radius = tl.load(params_ptr + 3)
-    t = (det.to(tl.float64) - (N_DET - 1) / 2) * spacing  # detector offset (mm)
-    if FAN:
-        # source at -R_s omega_perp, detector pixel at R_d omega_perp + t omega
-        ox = source_radius * sin
-        oy = -source_radius * cos
-        dx = t * cos - (source_radius + detector_radius) * sin
-        dy = t * sin + (source_radius + detector_radius) * cos
-        norm = tl.sqrt(dx * dx + dy * dy)
-        dx = dx / norm
-        dy = dy / norm
-    else:
-        # origin t omega, direction omega_perp
-        ox = t * cos
-        oy = t * sin
-        dx = -sin
-        dy = cos
+    f0 = tl.load(rays_ptr + 4 * rays, mask=valid, other=0.0)
+    g = tl.load(rays_ptr + 4 * rays + 1, mask=valid, other=0.0)
+    step = tl.load(rays_ptr + 4 * rays + 2, mask=valid, other=0.0)
+    x_major = tl.load(rays_ptr + 4 * rays + 3, mask=valid, other=1.0) != 0.0
     centre = (N - 1) / 2
-    x_major = tl.abs(dx) >= tl.abs(dy)
-    prim_d = tl.where(x_major, dx, dy)
-    sec_d = tl.where(x_major, dy, dx)
-    slope = sec_d / prim_d
-    f0 = tl.where(x_major, centre - (oy - ox * slope) / px, centre + (ox - oy * slope) / px)
-    g = -slope
-    step = px / tl.abs(prim_d)
     # steps where -1 < frac < N (the others have both samples outside), one step of margin
     g_safe = tl.where(g == 0.0, 1e-30, g)
     k_a = centre + (-1.0 - f0) / g_safe
@@ -100,16 +73,20 @@ def _ray_setup(
 
 
 @triton.jit
+def _frac(f0, g, k, N: tl.constexpr):
+    """Joseph's fractional secondary index of a ray at primary step ``k``: the one expression
+    every kernel evaluates, so the gather adjoint meets the forward's samples bit for bit."""
+    return f0 + g * (k - (N - 1) / 2)
+
+
+@triton.jit
 def joseph_forward_kernel(
     image_ptr,
     sino_ptr,
-    trig_ptr,
-    params_ptr,
+    rays_ptr,
     n_rays,
     n_cols,
     N: tl.constexpr,
-    N_DET: tl.constexpr,
-    FAN: tl.constexpr,
     BLOCK_RAYS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
     WIDE: tl.constexpr,
@@ -119,8 +96,8 @@ def joseph_forward_kernel(
     rays = tl.program_id(0) * BLOCK_RAYS + tl.arange(0, BLOCK_RAYS)
     cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
     dtype = sino_ptr.dtype.element_ty
-    f0, g, step, plane, prim_stride, sec_stride, k_start, k_end = _ray_setup(
-        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN, TRANSPOSED
+    f0, g, step, plane, prim_stride, sec_stride, k_start, k_end = _ray_steps(
+        rays_ptr, rays, n_rays, N, TRANSPOSED
     )
     f0 = f0.to(dtype)
     g = g.to(dtype)
@@ -128,7 +105,7 @@ def joseph_forward_kernel(
     col_ok = (cols < n_cols)[None, :]
     acc = tl.zeros((BLOCK_RAYS, BLOCK_COLS), dtype=dtype)
     for k in range(k_start, k_end):
-        frac = f0 + g * (k - (N - 1) / 2)
+        frac = _frac(f0, g, k, N)
         lower = tl.floor(frac)
         u = (frac - lower)[:, None]
         lo = lower.to(tl.int32)
@@ -150,13 +127,10 @@ def joseph_forward_kernel(
 def joseph_adjoint_kernel(
     sino_ptr,
     image_ptr,
-    trig_ptr,
-    params_ptr,
+    rays_ptr,
     n_rays,
     n_cols,
     N: tl.constexpr,
-    N_DET: tl.constexpr,
-    FAN: tl.constexpr,
     BLOCK_RAYS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
     WIDE: tl.constexpr,
@@ -167,8 +141,8 @@ def joseph_adjoint_kernel(
     rays = tl.program_id(0) * BLOCK_RAYS + tl.arange(0, BLOCK_RAYS)
     cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
     dtype = sino_ptr.dtype.element_ty
-    f0, g, step, plane, prim_stride, sec_stride, k_start, k_end = _ray_setup(
-        trig_ptr, params_ptr, rays, n_rays, N, N_DET, FAN, TRANSPOSED
+    f0, g, step, plane, prim_stride, sec_stride, k_start, k_end = _ray_steps(
+        rays_ptr, rays, n_rays, N, TRANSPOSED
     )
     f0 = f0.to(dtype)
     g = g.to(dtype)
@@ -180,7 +154,7 @@ def joseph_adjoint_kernel(
     )
     values = values * step.to(dtype)[:, None]
     for k in range(k_start, k_end):
-        frac = f0 + g * (k - (N - 1) / 2)
+        frac = _frac(f0, g, k, N)
         lower = tl.floor(frac)
         u = (frac - lower)[:, None]
         lo = lower.to(tl.int32)
@@ -192,3 +166,81 @@ def joseph_adjoint_kernel(
         ok_hi = (ray_ok & (lo >= -1) & (lo < N - 1))[:, None] & col_ok
         tl.atomic_add(ptr, (1 - u) * values, mask=ok_lo, sem="relaxed")
         tl.atomic_add(ptr + sec_stride[:, None] * n_cols, u * values, mask=ok_hi, sem="relaxed")
+
+
+@triton.jit
+def joseph_gather_adjoint_kernel(
+    sino_ptr,
+    image_ptr,
+    gather_ptr,
+    trig_ptr,
+    params_ptr,
+    n_angles,
+    n_cols,
+    N: tl.constexpr,
+    N_DET: tl.constexpr,
+    FAN: tl.constexpr,
+    WINDOW: tl.constexpr,
+    BLOCK_PIX: tl.constexpr,
+    BLOCK_COLS: tl.constexpr,
+    WIDE: tl.constexpr,
+):
+    """``image[p, :] = sum_(angle, ray) w_(ray, p) sino[ray, :]``, pixel-driven, no atomics.
+
+    Per pixel and angle only rays passing within one pixel of the pixel's centre can sample
+    it: those of the ``WINDOW`` detectors from ``floor(det_p - half)`` on (``det_p`` the
+    pixel's projection onto the detector, ``half`` from ``TritonBackend``). For each, the
+    kernel recomputes the ray's ``frac`` at the pixel's primary step with the forward's own
+    expression (``_frac``, the same ``f0, g`` in the same dtype), so it finds the same
+    ``lower`` and ``u``: the entries of the forward, summed in a fixed order (deterministic).
+    ``gather_ptr``: per ray ``(f0, g, +-step)`` in the image's dtype, the sign of the step
+    the primary axis (+ x-major)."""
+    pix = tl.program_id(0) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
+    cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
+    dtype = image_ptr.dtype.element_ty
+    pix_ok = pix < N * N
+    col_ok = (cols < n_cols)[None, :]
+    row = pix // N
+    col = pix % N
+    px = tl.load(params_ptr).to(tl.float32)
+    inv_spacing = 1.0 / tl.load(params_ptr + 1).to(tl.float32)
+    source_radius = tl.load(params_ptr + 2).to(tl.float32)
+    source_to_detector = tl.load(params_ptr + 3).to(tl.float32)
+    half = tl.load(params_ptr + 4).to(tl.float32)
+    x = (col.to(tl.float32) - (N - 1) / 2) * px  # pixel centre (mm)
+    y = ((N - 1) / 2 - row.to(tl.float32)) * px
+    acc = tl.zeros((BLOCK_PIX, BLOCK_COLS), dtype=dtype)
+    for a in range(0, n_angles):
+        cos = tl.load(trig_ptr + 2 * a).to(tl.float32)
+        sin = tl.load(trig_ptr + 2 * a + 1).to(tl.float32)
+        along = x * cos + y * sin  # p . omega (mm)
+        if FAN:  # through the source at -R_s omega_perp onto the flat detector
+            t = source_to_detector * along / (source_radius + y * cos - x * sin)
+        else:
+            t = along
+        first = tl.floor(t * inv_spacing + (N_DET - 1) / 2 - half).to(tl.int32)
+        for j in tl.static_range(WINDOW):
+            det = first + j
+            ray = a * N_DET + det
+            ok = pix_ok & (det >= 0) & (det < N_DET)
+            f0 = tl.load(gather_ptr + 3 * ray, mask=ok, other=0.0)
+            g = tl.load(gather_ptr + 3 * ray + 1, mask=ok, other=0.0)
+            step = tl.load(gather_ptr + 3 * ray + 2, mask=ok, other=1.0)
+            x_major = step > 0
+            k = tl.where(x_major, col, row)
+            sec = tl.where(x_major, row, col)
+            frac = _frac(f0, g, k, N)
+            lower = tl.floor(frac)
+            u = frac - lower
+            lo = lower.to(tl.int32)
+            ok = ok & ((lo == sec) | (lo == sec - 1))
+            weight = tl.where(lo == sec, 1 - u, u) * tl.abs(step)
+            rows = ray.to(tl.int64) if WIDE else ray
+            values = tl.load(
+                sino_ptr + rows[:, None] * n_cols + cols[None, :],
+                mask=ok[:, None] & col_ok,
+                other=0.0,
+            )
+            acc += weight[:, None] * values
+    out = pix.to(tl.int64) if WIDE else pix
+    tl.store(image_ptr + out[:, None] * n_cols + cols[None, :], acc, mask=pix_ok[:, None] & col_ok)
