@@ -15,6 +15,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONFIG_DIR, EXPERIMENTS
+from learnct.run.build import trainer_config
 from learnct.run.config_checks import validate_config
 
 DEBUG = sorted(p.stem for p in (CONFIG_DIR / "debug").glob("*.yaml"))
@@ -126,8 +127,8 @@ def test_debug_trainers_build(debug, compose_config, tmp_path):
     """Lightning accepts every debug trainer config (and the eval config takes them too)."""
     cfg = compose_config("eval", ["experiment=lpd", f"debug={debug}"], tmp_path)
     assert cfg.train is False and cfg.task_name == "debug"
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False
+    trainer = hydra.utils.instantiate(  # trainer_config: without learnct's fast_path key
+        trainer_config(cfg), logger=False, callbacks=[], enable_progress_bar=False
     )
     assert isinstance(trainer.strategy, L.pytorch.strategies.SingleDeviceStrategy)
     assert trainer.strategy.root_device.type == "cpu"
