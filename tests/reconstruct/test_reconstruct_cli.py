@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import nibabel
@@ -241,6 +244,18 @@ def test_the_command_lists_the_committed_models_and_names_missing_options(capsys
         main(["--output", "x"])
     assert exit_.value.code == 2
     assert "give --images (to simulate from) or --sinograms" in capsys.readouterr().err
+
+
+def test_the_console_command_exits_with_status_0_after_writing(tmp_path):
+    """As a user runs it (a list returned from main once made the script exit with 1)."""
+    np.save(tmp_path / "x.npy", np.zeros((1, 64, 64), np.float32))
+    (tmp_path / "small.yaml").write_text(json.dumps(SMALL))
+    args = ["--images", str(tmp_path / "x.npy"), "--geometry-file", str(tmp_path / "small.yaml")]
+    args += ["--method", "fbp", "--output", str(tmp_path / "o.npy"), "--quiet"]
+    script = Path(sys.executable).parent / "learnct-reconstruct"  # pip's console script
+    out = subprocess.run([str(script), *args], capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert (tmp_path / "o.npy").is_file()
 
 
 def test_a_folder_of_two_dicom_series_is_refused(tmp_path, capsys):

@@ -1,6 +1,8 @@
 """``python -m learnct.reconstruct``: the ``learnct-reconstruct`` command."""
 
+import sys
+
 from learnct.reconstruct.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -97,7 +97,13 @@ def _fail(message: object) -> None:
     sys.exit(2)
 
 
-def main(argv: list[str] | None = None) -> list[Path]:
+def main(argv: list[str] | None = None) -> int:
+    """The console script: run the command; exit status 0 (a mistake exits with 2)."""
+    reconstruct(argv)
+    return 0
+
+
+def reconstruct(argv: list[str] | None = None) -> list[Path]:
     """Run the command; returns the files written."""
     args = _parser().parse_args(argv)
     from learnct.data.errors import DataError
