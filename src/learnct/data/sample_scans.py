@@ -145,16 +145,20 @@ def fetch_sample_scans(
         target = root / scan.split / scan.name
         try:
             if not (target.is_file() and _sha256(target.read_bytes()) == scan.sha256):
-                # write beside the target, then rename: an interrupted fetch leaves no
-                # truncated slice for the folder source to trip over
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(target.name + ".part")
-                partial.write_bytes(data)
-                os.replace(partial, target)
+                write_slice_file(target, data)
         except OSError as err:
             raise DataError.for_path(target, f"cannot be written ({err.strerror or err})") from err
         written.append(target)
     return written
+
+
+def write_slice_file(target: Path, data: bytes) -> None:
+    """Write ``data`` beside ``target``, then rename it there (its folder is made): an
+    interrupted fetch leaves no truncated slice for the folder source to trip over."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -68,7 +68,8 @@ def _doses(text: str) -> tuple[float, ...]:
     return doses
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
+    """The command line of ``make report`` (``python -m learnct.reporting``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", default="fan_lowdose", help=f"one of {sorted(PRESETS)}")
     parser.add_argument("--logs", default="logs", help="folder of the run folders")
@@ -140,6 +141,11 @@ def main(argv: list[str] | None = None) -> None:
         help="only (re)write the model cards beside the committed weights of --setup (from the "
         "committed checkpoints and tables; needs no runs)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.dose_images < 1:
         parser.error(f"--dose-images must be at least 1, got {args.dose_images}")
@@ -185,57 +191,34 @@ def main(argv: list[str] | None = None) -> None:
             "would not match the table"
         )
     elif not args.no_figure or args.dose or args.weights:
-        methods, reference, preset, operator = load_methods(rows)
-        folder = Path(args.out) / args.setup
         try:
-            if methods and not args.no_figure:
-                written.append(
-                    write_figure(
-                        methods, reference, preset, operator, folder, args.test_set, args.window
-                    )
-                )
-            if methods and args.dose:
-                written.extend(
-                    write_dose_curve(
-                        methods,
-                        reference,
-                        preset,
-                        operator,
-                        folder,
-                        args.photons,
-                        args.dose_images,
-                        args.test_set,
-                    )
-                )
-            if methods and args.dose and args.dose_real_ct is not None:
-                written.extend(
-                    write_dose_curve(
-                        methods,
-                        reference,
-                        preset,
-                        operator,
-                        folder,
-                        args.photons,
-                        args.dose_images,
-                        folder_root=args.dose_real_ct,
-                    )
-                )
-            if methods and args.weights:
-                written.extend(
-                    write_weights(
-                        methods,
-                        reference,
-                        preset,
-                        operator,
-                        folder,
-                        args.check_images,
-                        args.weights_max_mb,
-                    )
-                )
+            written.extend(_redraw(args, rows))
         except ValueError as err:
             parser.exit(1, f"make report: {err}\n")
     written.extend(write_model_cards(Path(args.out) / args.setup))  # from what is now written
     print("written: " + ", ".join(str(p) for p in written))
+
+
+def _redraw(args: argparse.Namespace, rows: list[dict]) -> list[Path]:
+    """The figure, dose curves (the test set's; the real slices' with ``--dose-real-ct``) and
+    committed weights, from the methods of ``rows``' run folders; returns the files written.
+    Raises ``ValueError`` naming the problem."""
+    methods, reference, preset, operator = load_methods(rows)
+    if not methods:
+        return []
+    folder = Path(args.out) / args.setup
+    built = (methods, reference, preset, operator, folder)
+    written = []
+    if not args.no_figure:
+        written.append(write_figure(*built, args.test_set, args.window))
+    if args.dose:
+        doses = (args.photons, args.dose_images)
+        written.extend(write_dose_curve(*built, *doses, args.test_set))
+        if args.dose_real_ct is not None:
+            written.extend(write_dose_curve(*built, *doses, folder_root=args.dose_real_ct))
+    if args.weights:
+        written.extend(write_weights(*built, args.check_images, args.weights_max_mb))
+    return written
 
 
 if __name__ == "__main__":
