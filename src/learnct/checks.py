@@ -1,9 +1,10 @@
 """Argument checks shared by every layer: one definition of "an integer" (``True`` is an
-``int`` in Python, but never a count here) and one message for a bad one."""
+``int`` in Python, but never a count here) and one message for a bad one; the command lines'
+display window ``lo,hi``."""
 
 from __future__ import annotations
 
-__all__ = ["check_int", "is_int"]
+__all__ = ["check_int", "is_int", "window_argument"]
 
 
 def is_int(value: object) -> bool:
@@ -17,3 +18,18 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def window_argument(text: str) -> tuple[float, float]:
+    """``--window lo,hi`` (an argparse type): two finite numbers with ``lo < hi``, else
+    ``argparse.ArgumentTypeError`` naming the problem."""
+    import argparse
+    import math
+
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--window wants two numbers lo,hi: {err}") from err
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"--window needs finite lo < hi, got {text!r}")
+    return lo, hi

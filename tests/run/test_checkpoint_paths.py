@@ -107,7 +107,8 @@ def test_learned_methods_refuse_checkpoint_urls(
     assert not marker.exists() and requests == []
     # init_weights: the config check finds no such file (and load_weights refuses URLs too)
     cfg = compose_config("train", ["experiment=lgd", f"init_weights={url}", *SMALL], tmp_path)
-    with pytest.raises(ConfigError, match=rf"^init_weights='{url}': no such checkpoint file or committed model "):
+    message = rf"^init_weights='{url}': no such checkpoint file or committed model "
+    with pytest.raises(ConfigError, match=message):
         run_config(cfg)
     with pytest.raises(ValueError, match=r"is a URL: checkpoints are only loaded from local"):
         check_checkpoint(url, "LearnedGradientDescent", build_physics(cfg)[1].geometry)

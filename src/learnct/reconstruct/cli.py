@@ -15,17 +15,9 @@ import math
 import sys
 from pathlib import Path
 
+from learnct.checks import window_argument
+
 __all__ = ["main"]
-
-
-def _window(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--window wants two HU values lo,hi: {err}") from err
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise argparse.ArgumentTypeError(f"--window needs finite lo < hi, got {text!r}")
-    return lo, hi
 
 
 def _rescale(text: str) -> tuple[float, float]:
@@ -80,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default="data", help="the HDF5 dataset of --sinograms")
     p.add_argument("--output", type=Path, help="output folder (DICOM, PNG) or file (.nii.gz, .npy)")
     p.add_argument("--format", choices=sorted(FORMATS), help="default: from --output's suffix")
-    p.add_argument("--window", type=_window, help="PNG window in HU, lo,hi (default -1000,1000)")
+    p.add_argument(
+        "--window", type=window_argument, help="PNG window in HU, lo,hi (default -1000,1000)"
+    )
     p.add_argument(
         "--slice-spacing", type=float, default=1.0, help="mm, when positions are unknown"
     )

@@ -32,9 +32,9 @@ Runs whose files are unreadable are listed, not fatal.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
+from learnct.checks import window_argument
 from learnct.physics import PRESETS
 from learnct.reporting.curves import write_curves
 from learnct.reporting.model_cards import write_model_cards
@@ -46,16 +46,6 @@ from learnct.run.results import ResultsError
 __all__ = ["main"]
 
 DEFAULT_DOSES = (1e3, 3e3, 1e4, 3e4, 1e5)
-
-
-def _window(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--window wants two numbers lo,hi: {err}") from err
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise argparse.ArgumentTypeError(f"--window needs finite lo < hi, got {text!r}")
-    return lo, hi
 
 
 def _doses(text: str) -> tuple[float, ...]:
@@ -100,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-set", default=None, help="test set of the figures")
     parser.add_argument(
         "--window",
-        type=_window,
+        type=window_argument,
         default=None,
         help="grey range lo,hi of comparison.png's images (default: the truth's min,max); "
         "0.8,1.2 is a soft-tissue window (HU -200..200) for CT",
