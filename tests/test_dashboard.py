@@ -141,7 +141,7 @@ def test_build_from_real_runs_lists_every_run_and_what_is_wrong(
     (setup,) = data["setups"]
     assert setup["name"] == "fan_lowdose" and len(setup["tables"]["results.csv"]["rows"]) == 4
     assert len(setup["tables"]["dose_curve.csv"]["rows"]) == 4  # 2 methods x 2 doses
-    assert set(setup["images"]) == {"comparison.png", "dose_curve.png"}
+    assert set(setup["images"]) == {"comparison.png", "curves.png", "dose_curve.png"}
     assert (tmp_path / "dash" / "assets" / "plotly.min.js").stat().st_size > 1_000_000
     for src in lgd["images"].values():  # copied into the folder: it is relocatable
         assert (tmp_path / "dash" / src).is_file()

@@ -187,8 +187,8 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
         "lgd/runs/2026-02-01_00-00-00: config.yaml: unreadable YAML",
         "lgd/runs/2026-02-01_00-00-00: results.csv: unreadable (no rows or missing columns "
         "['psnr', 'ssim', 'test_set'])",
-        "lgd/runs/2026-02-01_00-00-00: csv/version_0/metrics.csv: unreadable (line 2 column "
-        "val/psnr: 'abc' is not a number)",
+        "lgd/runs/2026-02-01_00-00-00: unreadable metrics: csv/version_0/metrics.csv: line 2 "
+        "column val/psnr: 'abc' is not a number",
         "lgd/runs/2026-02-01_00-00-00: checkpoints/cut.ckpt: truncated or corrupt",
         "lgd/runs/2026-02-01_00-00-00: checkpoints/pickled.ckpt: holds a pickled "
         "argparse.Namespace, which a weights-only load refuses",

@@ -8,7 +8,6 @@ counts). Every file is optional; what is missing or unreadable is recorded in
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -25,6 +24,7 @@ from learnct.run.results import (
     TEST_METRICS,
     ResultsError,
     find_run_folders,
+    read_metric_curves,
     read_results,
 )
 
@@ -199,34 +199,18 @@ def _read_results(folder: Path, record: RunRecord) -> None:
 
 def _read_metrics(folder: Path, record: RunRecord) -> None:
     """Training/validation curves from every ``csv/version_*/metrics.csv`` (resumed runs add
-    versions), keyed by metric name; test metrics are left to ``results.csv``."""
-    files = sorted(
-        folder.glob("csv/version_*/metrics.csv"),
-        key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else -1,
-    )
-    if not files:
+    versions; :func:`learnct.run.results.read_metric_curves`), keyed by metric name; test
+    metrics are left to ``results.csv``."""
+    try:
+        logged = read_metric_curves(folder)
+    except ResultsError as err:
+        record.problems.append(f"unreadable metrics: {str(err).replace(f'{folder}/', '')}")
         return
-    curves: dict[str, dict[str, list[float]]] = {}
-    for path in files:
-        rel = path.relative_to(folder).as_posix()
-        try:
-            with open(path, newline="") as fh:
-                reader = csv.DictReader(fh)
-                if reader.fieldnames is None or "step" not in reader.fieldnames:
-                    raise ValueError("no 'step' column")
-                for line, row in enumerate(reader, start=2):
-                    step = _number(row["step"], f"line {line} step")
-                    for name, value in row.items():
-                        if name in ("step", "epoch") or not name or name.startswith("test/"):
-                            continue
-                        number = _number(value, f"line {line} column {name}")
-                        if number is None or step is None:
-                            continue
-                        curve = curves.setdefault(name, {"step": [], "value": []})
-                        curve["step"].append(step)
-                        curve["value"].append(_round(number))
-        except (OSError, ValueError, csv.Error, UnicodeDecodeError) as err:
-            record.problems.append(f"{rel}: unreadable ({_first_line(err)})")
+    curves = {
+        name: {"step": [step for step, _ in points], "value": [_round(v) for _, v in points]}
+        for name, points in logged.items()
+        if not name.startswith("test/")
+    }
     record.curves = curves
     best = curves.get("val/psnr_best") or curves.get("val/psnr")
     if best and best["value"]:

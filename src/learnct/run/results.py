@@ -175,26 +175,35 @@ def _version(path: Path) -> int:
     return int(suffix) if suffix.isdigit() else -1
 
 
-def read_metric_curves(folder: Path, names: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
-    """The logged values of the metrics ``names`` (e.g. ``val/psnr``) in the run ``folder``:
-    ``{name: [(step, value), ...]}`` in step order, from every version of its Lightning CSV
-    metrics (:data:`METRICS_GLOB`), the later version's value where two log the same step.
-    Raises :class:`ResultsError` naming the file and line of an unreadable value."""
-    wanted = tuple(names)
-    values: dict[str, dict[int, float]] = {name: {} for name in wanted}
+def read_metric_curves(
+    folder: Path, names: Iterable[str] | None = None
+) -> dict[str, list[tuple[int, float]]]:
+    """The logged values of the metrics ``names`` (e.g. ``val/psnr``; ``None``: every metric)
+    in the run ``folder``: ``{name: [(step, value), ...]}`` in step order, from every version
+    of its Lightning CSV metrics (:data:`METRICS_GLOB`), the later version's value where two
+    log the same step. Raises :class:`ResultsError` naming the file, line and column of an
+    unreadable value."""
+    wanted = None if names is None else tuple(names)
+    values: dict[str, dict[int, float]] = {name: {} for name in wanted or ()}
     for path in sorted(Path(folder).glob(METRICS_GLOB), key=_version):
         try:
             with open(path, newline="") as fh:
-                for line, row in enumerate(csv.DictReader(fh), start=2):
-                    for name in wanted:
+                reader = csv.DictReader(fh)
+                if reader.fieldnames is None or "step" not in reader.fieldnames:
+                    raise ResultsError(f"{path}: no 'step' column")
+                columns = wanted or [c for c in reader.fieldnames if c not in ("step", "epoch")]
+                for line, row in enumerate(reader, start=2):
+                    for name in columns:
                         text = row.get(name)
                         if not text:
                             continue
                         try:
                             step, value = int(float(row["step"])), float(text)
-                        except (KeyError, TypeError, ValueError) as err:
-                            raise ResultsError(f"{path}: line {line}: {name} ({err})") from err
-                        values[name][step] = value
+                        except (TypeError, ValueError):
+                            raise ResultsError(
+                                f"{path}: line {line} column {name}: {text!r} is not a number"
+                            ) from None
+                        values.setdefault(name, {})[step] = value
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise ResultsError(f"{path}: cannot read the run's metrics ({err})") from err
     return {name: sorted(points.items()) for name, points in values.items() if points}
