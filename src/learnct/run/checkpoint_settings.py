@@ -34,8 +34,6 @@ def resolve_checkpoint_names(cfg: DictConfig) -> list[str]:
     names; paths are left to the checks that follow."""
     from pathlib import Path
 
-    from learnct.methods.pretrained import pretrained_models
-
     notes = []
     for key in CHECKPOINT_KEYS:
         value = cfg.get(key)
@@ -43,6 +41,8 @@ def resolve_checkpoint_names(cfg: DictConfig) -> list[str]:
             continue
         if Path(value).is_file():
             continue
+        from learnct.methods.pretrained import pretrained_models  # torch: only for a name
+
         models = pretrained_models()
         if value not in models:
             raise ConfigError(
