@@ -198,12 +198,21 @@ def write_weights_config(cfg: Any, folder: Path, models: dict[str, Any] | None =
     return atomic_write_text(Path(folder) / "config.json", json.dumps(keep, indent=1))
 
 
+def _differ(run: Any, stored: Any) -> bool:
+    """Whether a run's config section differs from ``config.json``'s in a key both name (a
+    key added to the configs since ``config.json`` was written takes its default there)."""
+    if isinstance(run, dict) and isinstance(stored, dict):
+        return any(_differ(run[k], stored[k]) for k in run.keys() & stored.keys())
+    return run != stored
+
+
 def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list[Path]:
     """Re-measure the methods without weights among ``methods`` (e.g. a new TV-WLS row beside
     written rows whose runs are not here) into ``folder/check.csv`` and their model sections
     into ``folder/config.json``'s ``methods``, on as many images as the written rows; every
     other method's rows stay as written. Raises ``ValueError`` when a run's physics, data or
-    seed differ from ``config.json``'s (its check would measure another test set)."""
+    seed differ from ``config.json``'s in a key both name (its check would measure another
+    test set)."""
     import json
 
     from omegaconf import OmegaConf
@@ -217,9 +226,9 @@ def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list
     stored = json.loads((folder / "config.json").read_text())
     with open(folder / "check.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    for method in weightless:
+    for method in weightless:  # keys config.json lacks take their defaults in the check
         mine = OmegaConf.to_container(method.cfg, resolve=True)
-        differ = [k for k in ("physics", "data", "seed") if mine.get(k) != stored.get(k)]
+        differ = [k for k in ("physics", "data", "seed") if _differ(mine.get(k), stored.get(k))]
         if differ:
             raise ValueError(
                 f"{method.folder}: its {', '.join(differ)} differ from {folder}/config.json's: "
