@@ -183,13 +183,9 @@ def main(argv: list[str] | None = None) -> None:
             f"written rows (no run of theirs under {args.logs}/ is as large), so the figures "
             "would not match the table"
         )
-        if args.weights:  # a method without weights (FBP, TV) with its run here: its check
-            ran = [r for r in rows if "_folder" in r]
-            methods = load_methods(ran)[0] if ran else []
+        if args.weights:
             try:
-                written.extend(
-                    update_weightless_checks(methods, Path(args.out) / args.setup / "weights")
-                )
+                written.extend(_check_weightless(args, rows))
             except ValueError as err:
                 parser.exit(1, f"make report: {err}\n")
     elif not args.no_figure or args.dose or args.weights:
@@ -199,6 +195,14 @@ def main(argv: list[str] | None = None) -> None:
             parser.exit(1, f"make report: {err}\n")
     written.extend(write_model_cards(Path(args.out) / args.setup))  # from what is now written
     print("written: " + ", ".join(str(p) for p in written))
+
+
+def _check_weightless(args: argparse.Namespace, rows: list[dict]) -> list[Path]:
+    """The check rows of the methods without weights (FBP, TV, TV-WLS) whose run is here, beside
+    the written ones (:func:`~learnct.reporting.weights.update_weightless_checks`)."""
+    ran = [r for r in rows if "_folder" in r]
+    methods = load_methods(ran)[0] if ran else []
+    return update_weightless_checks(methods, Path(args.out) / args.setup / "weights")
 
 
 def _redraw(args: argparse.Namespace, rows: list[dict]) -> list[Path]:
