@@ -1,6 +1,6 @@
 """The pretrained weights in ``experiments/<setup>/weights/`` still give the numbers committed
-beside them (``check.csv``, written by ``make report WEIGHTS=1``), and FBP and TV with the
-table's settings still give theirs: weights, code and table cannot drift apart unnoticed.
+beside them (``check.csv``, written by ``make report WEIGHTS=1``), and FBP, TV and TV-WLS with
+the table's settings still give theirs: weights, code and table cannot drift apart unnoticed.
 
 Tolerance: re-measuring on one CPU gives the committed values to the 4th decimal (0.0000 dB
 and SSIM 0.00000 over three repeats and at 1 and 2 threads, 2026-11-29); 0.05 dB and 0.001
@@ -40,7 +40,7 @@ def drifted(checked: list[tuple[dict[str, str], float, float]]) -> list[str]:
 def test_committed_weights_reproduce_their_table(folder):
     checked = verify_weights(folder)  # a missing check.csv raises
     assert not drifted(checked)
-    # every method of the setup's table is checked: the learned ones and FBP and TV
+    # every method of the setup's table is checked: the learned ones and FBP, TV and TV-WLS
     with open(folder.parent / "results.csv", newline="") as fh:
         table = {r["method"] for r in csv.DictReader(fh)}
     assert table <= {row["method"] for row, _, _ in checked}

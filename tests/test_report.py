@@ -400,6 +400,47 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
     assert not {p.name for p in weights.iterdir()} & {"LearnedGradientDescent.ckpt", "check.csv"}
 
 
+@pytest.mark.slow
+def test_a_new_weightless_row_gets_its_check_beside_the_written_ones(tmp_path, capsys, train_run):
+    """A TV-WLS run reported beside written rows whose runs are not here: ``--weights`` adds
+    its check rows (measured) and model section and leaves every other check row as written;
+    a run on other data is refused (its check would measure another test set)."""
+    from learnct.reporting.weights import verify_weights
+
+    logs, fresh, out = tmp_path / "logs", tmp_path / "fresh", tmp_path / "experiments"
+    train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
+    lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
+    train_run(logs / "lgd" / "runs" / "b", [*lgd, "trainer.val_check_interval=2"])
+    args = ["--setup", "fan_lowdose", "--out", str(out), "--no-figure", "--weights"]
+    main([*args, "--logs", str(logs)])
+    weights = out / "fan_lowdose" / "weights"
+    written = (weights / "check.csv").read_text().splitlines()
+    assert len(written) == 5  # header + FBP and LGD on ellipses and Shepp-Logan
+
+    train_run(fresh / "tv_wls" / "runs" / "c", ["experiment=tv_wls", "model.iterations=5"])
+    capsys.readouterr()
+    main([*args, "--logs", str(fresh)])
+    assert "not redrawn: FBP, LearnedGradientDescent" in capsys.readouterr().out
+    lines = (weights / "check.csv").read_text().splitlines()
+    assert lines[: len(written)] == written  # the written rows stay as they were
+    checked = verify_weights(weights)
+    new = [(row, psnr) for row, psnr, _ in checked if row["method"] == "TV-WLS"]
+    assert sorted(row["test_set"] for row, _ in new) == ["ellipses", "shepp_logan"]
+    for row, psnr in new:
+        assert row["file"] == "" and psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
+    fbp = {r["test_set"]: float(r["psnr"]) for r, _, _ in checked if r["method"] == "FBP"}
+    assert {r["test_set"]: float(r["psnr"]) for r, _ in new} != fbp  # TV-WLS measured
+    stored = json.loads((weights / "config.json").read_text())["methods"]["TV-WLS"]
+    assert stored["data_term"] == "wls" and stored["iterations"] == 5
+
+    other = tmp_path / "other" / "tv_wls" / "runs" / "d"
+    train_run(other, ["experiment=tv_wls", "model.iterations=5", "seed=1"])
+    with pytest.raises(SystemExit):
+        main([*args, "--logs", str(tmp_path / "other")])
+    assert "its data, seed differ from" in capsys.readouterr().err
+    assert (weights / "check.csv").read_text().splitlines() == lines
+
+
 def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys, train_run):
     from matplotlib.image import imread
 

@@ -21,7 +21,9 @@ the most recent among equals (a quick check on 4 images never replaces a 64-imag
 table shows that number of images (compare rows of equal test sets). ``--exclude`` leaves out
 run folders by pattern. A row already written in ``<out>/<setup>/results.csv`` (the committed
 table) is replaced only by a run that tested at least as many images, and the figures are then
-redrawn only if every row has its run here (``--replace`` writes the runs as they are). Numbers
+redrawn only if every row has its run here (``--replace`` writes the runs as they are); with
+``--weights`` the methods without weights that have their run here (e.g. a new TV-WLS row) are
+then still re-measured into ``weights/check.csv`` (the other rows stay). Numbers
 are rounded and run folders relative to the repository (the working folder), the kept written
 rows too: with no new runs, the written table is re-rendered so. The figures rebuild each
 method from its run with the most test images (``config.json`` and the checkpoint it was
@@ -41,6 +43,7 @@ from learnct.reporting.model_cards import write_model_cards
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
 from learnct.reporting.published import published_markdown, read_published
 from learnct.reporting.table import collect_results, keep_committed, write_report
+from learnct.reporting.weights import update_weightless_checks
 from learnct.run.results import ResultsError
 
 __all__ = ["main"]
@@ -180,6 +183,11 @@ def main(argv: list[str] | None = None) -> None:
             f"written rows (no run of theirs under {args.logs}/ is as large), so the figures "
             "would not match the table"
         )
+        if args.weights:
+            try:
+                written.extend(_check_weightless(args, rows))
+            except ValueError as err:
+                parser.exit(1, f"make report: {err}\n")
     elif not args.no_figure or args.dose or args.weights:
         try:
             written.extend(_redraw(args, rows))
@@ -187,6 +195,14 @@ def main(argv: list[str] | None = None) -> None:
             parser.exit(1, f"make report: {err}\n")
     written.extend(write_model_cards(Path(args.out) / args.setup))  # from what is now written
     print("written: " + ", ".join(str(p) for p in written))
+
+
+def _check_weightless(args: argparse.Namespace, rows: list[dict]) -> list[Path]:
+    """The check rows of the methods without weights (FBP, TV, TV-WLS) whose run is here, beside
+    the written ones (:func:`~learnct.reporting.weights.update_weightless_checks`)."""
+    ran = [r for r in rows if "_folder" in r]
+    methods = load_methods(ran)[0] if ran else []
+    return update_weightless_checks(methods, Path(args.out) / args.setup / "weights")
 
 
 def _redraw(args: argparse.Namespace, rows: list[dict]) -> list[Path]:

@@ -7,8 +7,10 @@ A stripped checkpoint keeps ``state_dict``, ``hyper_parameters``, the ``learnct`
 ``<Method>.load_from_checkpoint(path, operator=A)`` and ``torch.load(weights_only=True)``,
 but cannot resume training (no optimizer or loop state).
 
-The methods without weights (FBP, TV) get check rows too (``file`` empty): ``config.json``
-keeps their model sections (``methods``), from which the check rebuilds them.
+The methods without weights (FBP, TV, TV-WLS) get check rows too (``file`` empty):
+``config.json`` keeps their model sections (``methods``), from which the check rebuilds them.
+A new one can be added beside the written rows without the other methods' runs
+(:func:`update_weightless_checks`).
 
 Committed weights stay small: a checkpoint over ``max_mb`` in float32 is stored with its
 floating tensors in float16 (half the bytes; the check rows are measured with the weights as
@@ -36,6 +38,7 @@ __all__ = [
     "check_rows",
     "export_weights",
     "strip_checkpoint",
+    "update_weightless_checks",
     "verify_weights",
     "write_weights_config",
 ]
@@ -193,6 +196,62 @@ def write_weights_config(cfg: Any, folder: Path, models: dict[str, Any] | None =
     if models:
         keep["methods"] = {name: plain(model) for name, model in models.items()}
     return atomic_write_text(Path(folder) / "config.json", json.dumps(keep, indent=1))
+
+
+def _differ(run: Any, stored: Any) -> bool:
+    """Whether a run's config section differs from ``config.json``'s in a key both name (a
+    key added to the configs since ``config.json`` was written takes its default there)."""
+    if isinstance(run, dict) and isinstance(stored, dict):
+        return any(_differ(run[k], stored[k]) for k in run.keys() & stored.keys())
+    return run != stored
+
+
+def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list[Path]:
+    """Re-measure the methods without weights among ``methods`` (e.g. a new TV-WLS row beside
+    written rows whose runs are not here) into ``folder/check.csv`` and their model sections
+    into ``folder/config.json``'s ``methods``, on as many images as the written rows; every
+    other method's rows stay as written. Raises ``ValueError`` when a run's physics, data or
+    seed differ from ``config.json``'s in a key both name (its check would measure another
+    test set)."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from learnct.run import build_physics
+
+    folder = Path(folder)
+    weightless = [m for m in methods if m.checkpoint is None]
+    if not weightless:
+        return []
+    stored = json.loads((folder / "config.json").read_text())
+    with open(folder / "check.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for method in weightless:  # keys config.json lacks take their defaults in the check
+        mine = OmegaConf.to_container(method.cfg, resolve=True)
+        differ = [k for k in ("physics", "data", "seed") if _differ(mine.get(k), stored.get(k))]
+        if differ:
+            raise ValueError(
+                f"{method.folder}: its {', '.join(differ)} differ from {folder}/config.json's: "
+                "write all of weights/ with make report WEIGHTS=1 with every row's run present"
+            )
+    n_images = int(rows[0]["n_images"]) if rows else 4
+    cfg = OmegaConf.create(stored)
+    preset, operator = build_physics(cfg)
+    datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)
+    names = {m.name for m in weightless}
+    rows = [r for r in rows if r["method"] not in names]
+    for method in weightless:  # rebuilt on config.json's operator, as the check does
+        rebuilt = _weightless_method(method.name, method.cfg.model, folder, cfg, operator)
+        rows.extend(check_rows(rebuilt, "", datamodule, n_images))
+        stored.setdefault("methods", {})[method.name] = OmegaConf.to_container(
+            method.cfg.model, resolve=True
+        )
+    with atomic_open(folder / "check.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    config = atomic_write_text(folder / "config.json", json.dumps(stored, indent=1))
+    return [folder / "check.csv", config]
 
 
 def _weightless_method(name: str, model_cfg: Any, folder: Path, cfg: Any, operator: Any):
