@@ -130,8 +130,7 @@ def _limits(model: Any, data: dict[str, Any], noise: str, tested: set[str]) -> l
             if source in SYNTHETIC
             else "."
         ),
-        f"- One dose: {noise}. Other doses were not seen in training"
-        " (see the dose table above where there is one).",
+        _dose_limit(data, noise),
         "- One geometry (above): `learnct-reconstruct` refuses data of another geometry "
         "unless `--allow-geometry-mismatch` is given, and then the results are unvalidated.",
         "- Images are attenuation in the preset's image units (water 1 for the fan presets); "
@@ -144,6 +143,20 @@ def _limits(model: Any, data: dict[str, Any], noise: str, tested: set[str]) -> l
     if not tested - set(SYNTHETIC):
         limits.append("- Not tested on any scan.")
     return limits
+
+
+def _dose_limit(data: dict[str, Any], noise: str) -> str:
+    """The doses seen in training: one (the preset's), or ``train_photons_range``'s range."""
+    doses = data.get("train_photons_range")
+    if doses:
+        return (
+            f"- Trained at doses drawn per sample from {doses[0]:g} to {doses[1]:g} photons per "
+            f"detector pixel (log-uniform); checked at the preset's: {noise}."
+        )
+    return (
+        f"- One dose: {noise}. Other doses were not seen in training"
+        " (see the dose table above where there is one)."
+    )
 
 
 def _summary(model: Any) -> str:
