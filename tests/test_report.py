@@ -646,5 +646,6 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     assert list(pretrained_models(tmp_path / "experiments")) == ["lgd-fan_lowdose_ctlike"]
     card = (weights / "LearnedGradientDescent.md").read_text()
     assert "Trained at doses drawn per sample from 1000 to 100000 photons" in card
+    assert "| test sets | `ctlike` |" in card  # one source, not its letters
     with pytest.raises(ValueError, match="no run folders given"):
         weights_from_runs([], out)

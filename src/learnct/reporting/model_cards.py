@@ -193,7 +193,9 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
         f"`{data.get('source', '?')}` (train_size {data.get('train_size', '?')} per epoch, "
         f"seed {config.get('seed', '?')})"
     )
-    tests = ", ".join(f"`{s}`" for s in data.get("test_source") or [])
+    sources = data.get("test_source") or []
+    sources = [sources] if isinstance(sources, str) else sources  # one source or a list
+    tests = ", ".join(f"`{s}`" for s in sources)
     return _table(["", ""], [["optimiser steps", steps], ["data", source], ["test sets", tests]])
 
 
