@@ -60,6 +60,13 @@ def _stored_config(weights: Path) -> dict[str, Any]:
     return stored
 
 
+def _physics(weights: Path) -> dict[str, Any]:
+    """The physics section of ``weights/config.json`` without its ``_target_`` (older files
+    lack it; it names the one physics builder)."""
+    physics = _stored_config(weights)["physics"]
+    return {k: v for k, v in physics.items() if k != "_target_"}
+
+
 def weights_rows(
     folders: Sequence[Path], operator: Any, test: Any, names: list[str], labelled: bool
 ) -> list[dict[str, Any]]:
@@ -72,13 +79,13 @@ def weights_rows(
     from learnct.methods.checkpoints import check_checkpoint
 
     classes = {cls.__name__: cls for cls in METHODS.values()}
-    physics = _stored_config(folders[0])["physics"]
+    physics = _physics(folders[0])
     candidates = []
     for weights in folders:
         stored = _stored_config(weights)
-        if stored["physics"] != physics:
+        if _physics(weights) != physics:
             raise ValueError(
-                f"{weights}/config.json: physics {stored['physics']} differs from "
+                f"{weights}/config.json: physics {_physics(weights)} differs from "
                 f"{folders[0]}/config.json's {physics}: a real-CT table compares weights of "
                 "one physics (give another --setup instead)"
             )
@@ -274,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.val_size} CT-like validation slices, TV {args.iterations} iterations, "
         f"lam from {', '.join(f'{lam:g}' for lam in args.lams)}"
     )
+    if args.weights_only:
+        settings += "; FBP and TV rows kept from the table before, learned rows re-scored"
     write_real_ct(rows, names, out, photons, settings)
     print((out / "real_ct.md").read_text())
     return 0
