@@ -647,5 +647,19 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     card = (weights / "LearnedGradientDescent.md").read_text()
     assert "Trained at doses drawn per sample from 1000 to 100000 photons" in card
     assert "| test sets | `ctlike` |" in card  # one source, not its letters
+    assert "real-CT test set" not in card and "- Not tested on any scan." in card
+    # a real-CT table row that names the checkpoint shows in its card, per slice
+    from learnct.reporting.model_cards import model_card
+    from learnct.reporting.real_ct import write_real_ct
+
+    row = {"method": "LearnedGradientDescent (ctlike)",
+           "chosen": "weights=fan_lowdose_ctlike/LearnedGradientDescent.ckpt", "val_psnr": None,
+           "val_grid": "", "n_slices": 2, "psnr": 33.5, "ssim": 0.9, "psnr:a.dcm": 32.0,
+           "psnr:b.dcm": 35.0}  # fmt: skip
+    write_real_ct([row], ["a.dcm", "b.dcm"], tmp_path / "experiments" / "fan_lowdose", 1e4)
+    card = model_card(pretrained_models(tmp_path / "experiments")["lgd-fan_lowdose_ctlike"])
+    assert "On the real-CT test set (`fan_lowdose/real_ct.csv`)" in card
+    assert "| 2 | 33.50 | 0.900 | 32.00 | 35.00 |" in card
+    assert "Not tested on any scan" not in card
     with pytest.raises(ValueError, match="no run folders given"):
         weights_from_runs([], out)
