@@ -585,7 +585,7 @@ def test_real_ct_choice_is_made_on_validation_and_written_per_slice(tmp_path):
     from learnct.methods import FBP
     from learnct.physics import PhysicsPreset, RayTransform
     from learnct.physics.geometry import FanBeamGeometry
-    from learnct.reporting.real_ct import choose_on_validation, write_real_ct
+    from learnct.reporting.real_ct import choose_on_validation, read_real_ct, write_real_ct
 
     geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=8.0)
     preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
@@ -611,3 +611,96 @@ def test_real_ct_choice_is_made_on_validation_and_written_per_slice(tmp_path):
     md = (tmp_path / "real_ct.md").read_text()
     assert "(2 slices, 10000 photons" in md and "| 30.00 | 0.800 | 29.00 | 31.00 |" in md
     assert "- FBP: 0.3: 20.00; 1.0: 21.00" in md
+    assert read_real_ct(tmp_path) == rows  # what --weights-only keeps, as written
+
+
+def test_real_ct_weights_rows_label_each_folder_by_its_training_source(tmp_path):
+    """Rows of two weights folders, each method labelled with its folder's training source;
+    a folder of other physics is refused."""
+    import json
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from conftest import REPO_ROOT
+    from learnct.data import CTDataModule
+    from learnct.evaluation import simulate_test_sets
+    from learnct.reporting.real_ct import weights_rows
+    from learnct.run import build_physics
+
+    source = REPO_ROOT / "experiments" / "fan_lowdose" / "weights"
+    config = json.loads((source / "config.json").read_text())
+    folders = []
+    for name, data_source in (("a", "ellipses"), ("b", "ctlike")):
+        folder = tmp_path / name / "weights"
+        folder.mkdir(parents=True)
+        shutil.copy(source / "LearnedPrimalDual.ckpt", folder / "LearnedPrimalDual.ckpt")
+        config["data"]["source"] = data_source
+        (folder / "config.json").write_text(json.dumps(config))
+        folders.append(folder)
+    preset, operator = build_physics(OmegaConf.create(config))
+    dm = CTDataModule(
+        preset, operator, source="ctlike", test_source="ctlike", test_size=1, eval_batch_size=1
+    )
+    dm.setup("test")
+    test = simulate_test_sets(dm)["ctlike"]
+    rows = weights_rows(folders, operator, test, ["x"], labelled=True)
+    assert [(r["method"], r["chosen"]) for r in rows] == [
+        ("LearnedPrimalDual (ellipses)", "weights=a/LearnedPrimalDual.ckpt"),
+        ("LearnedPrimalDual (ctlike)", "weights=b/LearnedPrimalDual.ckpt"),
+    ]
+    assert rows[0]["psnr"] == rows[1]["psnr"] == rows[0]["psnr:x"] > 20  # the same weights
+    config["physics"]["photons"] = 1000.0
+    (folders[1] / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"differs from .* one physics"):
+        weights_rows(folders, operator, test, ["x"], labelled=True)
+
+
+@pytest.mark.slow
+def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
+    """A run's best validation checkpoint becomes a committed model of its own setup name
+    (``lgd-<folder>``), checked on the validation source (the test source may be a folder of
+    slices that is not committed), with a card that names the training dose range."""
+    from learnct.methods.pretrained import pretrained_models
+    from learnct.reporting.run_weights import weights_from_runs
+    from learnct.reporting.weights import verify_weights
+
+    run = tmp_path / "logs" / "lgd" / "runs" / "b"
+    lgd = ["experiment=lgd", "model.n_iter=1", "trainer.max_steps=2"]
+    doses = ["data=ctlike", "data.train_photons_range=[1e3,1e5]", "data.test_source=shepp_logan"]
+    train_run(run, [*lgd, "trainer.val_check_interval=2", *doses])
+    out = tmp_path / "experiments" / "fan_lowdose_ctlike"
+    weights_from_runs([run], out, n_images=2)
+    weights = out / "weights"
+    assert sorted(p.name for p in weights.iterdir()) == [
+        "LearnedGradientDescent.ckpt",
+        "LearnedGradientDescent.md",
+        "check.csv",
+        "config.json",
+    ]
+    checked = verify_weights(weights)
+    assert [(row["method"], row["test_set"]) for row, _, _ in checked] == [
+        ("LearnedGradientDescent", "ctlike")
+    ]
+    for row, psnr, _ in checked:
+        assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
+    assert list(pretrained_models(tmp_path / "experiments")) == ["lgd-fan_lowdose_ctlike"]
+    card = (weights / "LearnedGradientDescent.md").read_text()
+    assert "Trained at doses drawn per sample from 1000 to 100000 photons" in card
+    assert "| test sets | `ctlike` |" in card  # one source, not its letters
+    assert "real-CT test set" not in card and "- Not tested on any scan." in card
+    # a real-CT table row that names the checkpoint shows in its card, per slice
+    from learnct.reporting.model_cards import model_card
+    from learnct.reporting.real_ct import write_real_ct
+
+    row = {"method": "LearnedGradientDescent (ctlike)",
+           "chosen": "weights=fan_lowdose_ctlike/LearnedGradientDescent.ckpt", "val_psnr": None,
+           "val_grid": "", "n_slices": 2, "psnr": 33.5, "ssim": 0.9, "psnr:a.dcm": 32.0,
+           "psnr:b.dcm": 35.0}  # fmt: skip
+    write_real_ct([row], ["a.dcm", "b.dcm"], tmp_path / "experiments" / "fan_lowdose", 1e4)
+    card = model_card(pretrained_models(tmp_path / "experiments")["lgd-fan_lowdose_ctlike"])
+    assert "On the real-CT test set (`fan_lowdose/real_ct.csv`)" in card
+    assert "| 2 | 33.50 | 0.900 | 32.00 | 35.00 |" in card
+    assert "Not tested on any scan" not in card
+    with pytest.raises(ValueError, match="no run folders given"):
+        weights_from_runs([], out)

@@ -4,12 +4,16 @@
 Nothing is chosen on the real slices: FBP's filter and frequency scaling and the ``lam`` of
 TV and TV-WLS are chosen by mean PSNR on ``val_size`` CT-like validation phantoms
 (:mod:`learnct.data.ctlike`, a disjoint source) with the same physics; the learned methods
-are the committed weights of ``weights/`` as they are. The slices are read at their
-physical size (DICOM pixel spacing, ``folder_fit=spacing``); measurements are the fixed test
-draws of the DataModule.
+are the committed weights of ``weights/`` as they are, and those of any ``--extra-weights``
+folder of the same physics (e.g. ``experiments/fan_lowdose_ctlike/weights``: the same methods
+fine-tuned on CT-like phantoms), each row labelled with its folder's training source. The
+slices are read at their physical size (DICOM pixel spacing, ``folder_fit=spacing``);
+measurements are the fixed test draws of the DataModule.
 
 ``python -m learnct.reporting.real_ct`` (``make report-real-ct``) writes ``real_ct.csv`` and
-``real_ct.md`` beside the weights' setup (``experiments/<setup>/``).
+``real_ct.md`` beside the weights' setup (``experiments/<setup>/``). ``--weights-only``
+re-scores only the learned rows and keeps the FBP and TV rows of the existing ``real_ct.csv``
+(their choice on validation is the slow part and does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import torch
 
 from learnct.config_names import FILTERS
 from learnct.evaluation import score, simulate_test_sets
+from learnct.run.stored_config import check_stored_targets
 
-__all__ = ["choose_on_validation", "real_ct_rows", "write_real_ct"]
+__all__ = ["choose_on_validation", "read_real_ct", "real_ct_rows", "weights_rows", "write_real_ct"]
 
 DEFAULT_LAMS = (5.0, 15.0, 45.0, 135.0, 405.0)
 FREQUENCY_SCALINGS = (0.5, 0.7, 1.0)
@@ -49,26 +54,93 @@ def choose_on_validation(
     return (*best, tried)
 
 
+def _stored_config(weights: Path) -> dict[str, Any]:
+    stored = json.loads((weights / "config.json").read_text())
+    check_stored_targets(stored, weights / "config.json")
+    return stored
+
+
+def _physics(weights: Path) -> dict[str, Any]:
+    """The physics section of ``weights/config.json`` without its ``_target_`` (older files
+    lack it; it names the one physics builder)."""
+    physics = _stored_config(weights)["physics"]
+    return {k: v for k, v in physics.items() if k != "_target_"}
+
+
+def weights_rows(
+    folders: Sequence[Path], operator: Any, test: Any, names: list[str], labelled: bool
+) -> list[dict[str, Any]]:
+    """One row per checkpoint of every weights folder in ``folders``, scored on the simulated
+    real slices ``test``; with ``labelled`` each method name is followed by its folder's
+    training source (``config.json``'s ``data.source``), e.g. ``LearnedPrimalDual (ctlike)``.
+    Every folder must hold weights of ``operator``'s physics (``config.json``'s ``physics``
+    equal to the first folder's)."""
+    from learnct.methods import METHODS
+    from learnct.methods.checkpoints import check_checkpoint
+
+    classes = {cls.__name__: cls for cls in METHODS.values()}
+    physics = _physics(folders[0])
+    candidates = []
+    for weights in folders:
+        stored = _stored_config(weights)
+        if _physics(weights) != physics:
+            raise ValueError(
+                f"{weights}/config.json: physics {_physics(weights)} differs from "
+                f"{folders[0]}/config.json's {physics}: a real-CT table compares weights of "
+                "one physics (give another --setup instead)"
+            )
+        source = stored.get("data", {}).get("source", "?")
+        for path in sorted(weights.glob("*.ckpt")):
+            cls = classes[path.stem]
+            check_checkpoint(path, cls.__name__, operator.geometry)
+            model = cls.load_from_checkpoint(
+                path, operator=operator, map_location="cpu", weights_only=True
+            )
+            label = f"{model.result_name} ({source})" if labelled else model.result_name
+            choice = f"weights={weights.parent.name}/{path.name}"
+            candidates.append((label, choice, model.eval()))
+    return [
+        _row(label, choice, None, [], method, test, names) for label, choice, method in candidates
+    ]
+
+
+def _row(label, chosen, val_psnr, tried, method, test, names) -> dict[str, Any]:
+    with torch.no_grad():
+        scores = score(method.reconstruct, test)
+    row = {
+        "method": label,
+        "chosen": chosen,
+        "val_psnr": val_psnr,
+        "val_grid": "; ".join(f"{o}: {v:.2f}" for o, v in tried),
+        "n_slices": scores.n_images,
+        "psnr": scores.mean_psnr,
+        "ssim": scores.mean_ssim,
+        **{f"psnr:{n}": float(p) for n, p in zip(names, scores.psnr, strict=True)},
+    }
+    print(f"{label}: {row['psnr']:.2f} dB", flush=True)
+    return row
+
+
 def real_ct_rows(
     weights: Path,
     root: Path,
     val_size: int = 8,
     lams: Sequence[float] = DEFAULT_LAMS,
     iterations: int = 100,
+    extra_weights: Sequence[Path] = (),
+    weights_only: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str], float]:
     """One row per method (its choice, validation PSNR, mean and per-slice test PSNR/SSIM),
-    the slice names and the dose (photons per detector pixel)."""
+    the slice names and the dose (photons per detector pixel): FBP, TV and TV-WLS chosen on
+    ``val_size`` CT-like validation phantoms (skipped with ``weights_only``), then the
+    checkpoints of ``weights`` and of every ``extra_weights`` folder."""
     from omegaconf import OmegaConf
 
     from learnct.data import CTDataModule
-    from learnct.methods import FBP, METHODS, TV
-    from learnct.methods.checkpoints import check_checkpoint
+    from learnct.methods import FBP, TV
     from learnct.run import build_physics
-    from learnct.run.stored_config import check_stored_targets
 
-    stored = json.loads((weights / "config.json").read_text())
-    check_stored_targets(stored, weights / "config.json")
-    cfg = OmegaConf.create(stored)
+    cfg = OmegaConf.create(_stored_config(weights))
     preset, operator = build_physics(cfg)
     dm = CTDataModule(
         physics=preset,
@@ -81,54 +153,55 @@ def real_ct_rows(
         eval_batch_size=8,
         seed=int(cfg.get("seed", 0)),
     )
-    dm.setup("validate")
-    val = [dm.simulate(b) for b in dm.val_dataloader()]
     dm.setup("test")
     test = simulate_test_sets(dm)["folder"]
     names = [p.name for p in dm.datasets["test"][0].dataset.files]
-    candidates = []
-    print("FBP filter", flush=True)
-    fbp_options = [(f, scale) for f in FILTERS for scale in FREQUENCY_SCALINGS]
-
-    def make_fbp(option):
-        return FBP(operator, filter=option[0], frequency_scaling=option[1])
-
-    candidates.append(
-        ("filter,frequency_scaling", *choose_on_validation(make_fbp, fbp_options, val))
-    )
-    for data_term in ("ls", "wls"):
-        print(f"TV {data_term} lam", flush=True)
-
-        def make(lam, data_term=data_term):
-            return TV(operator, lam=lam, iterations=iterations, data_term=data_term, mu=preset.mu)
-
-        candidates.append(("lam", *choose_on_validation(make, lams, val)))
-    classes = {cls.__name__: cls for cls in METHODS.values()}
-    for path in sorted(weights.glob("*.ckpt")):
-        cls = classes[path.stem]
-        check_checkpoint(path, cls.__name__, operator.geometry)
-        model = cls.load_from_checkpoint(
-            path, operator=operator, map_location="cpu", weights_only=True
-        )
-        candidates.append(("weights", f"{weights.name}/{path.name}", None, model.eval(), []))
     rows = []
-    for knob, choice, val_psnr, method, tried in candidates:
-        with torch.no_grad():
-            scores = score(method.reconstruct, test)
-        rows.append(
-            {
-                "method": method.result_name,
-                "chosen": f"{knob}={choice}",
-                "val_psnr": val_psnr,
-                "val_grid": "; ".join(f"{o}: {v:.2f}" for o, v in tried),
-                "n_slices": scores.n_images,
-                "psnr": scores.mean_psnr,
-                "ssim": scores.mean_ssim,
-                **{f"psnr:{n}": float(p) for n, p in zip(names, scores.psnr, strict=True)},
-            }
-        )
-        print(f"{rows[-1]['method']}: {rows[-1]['psnr']:.2f} dB", flush=True)
+    if not weights_only:
+        dm.setup("validate")
+        val = [dm.simulate(b) for b in dm.val_dataloader()]
+        print("FBP filter", flush=True)
+        fbp_options = [(f, scale) for f in FILTERS for scale in FREQUENCY_SCALINGS]
+
+        def make_fbp(option):
+            return FBP(operator, filter=option[0], frequency_scaling=option[1])
+
+        candidates = [
+            ("filter,frequency_scaling", *choose_on_validation(make_fbp, fbp_options, val))
+        ]
+        for data_term in ("ls", "wls"):
+            print(f"TV {data_term} lam", flush=True)
+
+            def make(lam, data_term=data_term):
+                return TV(
+                    operator, lam=lam, iterations=iterations, data_term=data_term, mu=preset.mu
+                )
+
+            candidates.append(("lam", *choose_on_validation(make, lams, val)))
+        for knob, choice, val_psnr, method, tried in candidates:
+            rows.append(
+                _row(method.result_name, f"{knob}={choice}", val_psnr, tried, method, test, names)
+            )
+    rows += weights_rows([weights, *extra_weights], operator, test, names, bool(extra_weights))
     return rows, names, preset.photons
+
+
+def read_real_ct(folder: Path) -> list[dict[str, Any]]:
+    """The rows of ``folder/real_ct.csv`` as :func:`write_real_ct` wrote them (numbers as
+    floats, ``val_psnr`` None where empty)."""
+    path = Path(folder) / "real_ct.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: --weights-only keeps its FBP and TV rows; run without it"
+        )
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    numeric = [k for k in rows[0] if k in ("psnr", "ssim") or k.startswith("psnr:")]
+    for row in rows:
+        row["val_psnr"] = float(row["val_psnr"]) if row["val_psnr"] else None
+        row["n_slices"] = int(row["n_slices"])
+        row.update({k: float(row[k]) for k in numeric})
+    return rows
 
 
 def write_real_ct(
@@ -170,16 +243,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=100, help="TV iterations")
     parser.add_argument("--lams", type=float, nargs="+", default=list(DEFAULT_LAMS))
     parser.add_argument("--out", type=Path, default=None, help="default: experiments/<setup>")
+    parser.add_argument(
+        "--extra-weights",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="more weights folders of the same physics, e.g. experiments/fan_lowdose_ctlike/"
+        "weights: their rows are added, each method labelled with its training source",
+    )
+    parser.add_argument(
+        "--weights-only",
+        action="store_true",
+        help="re-score only the learned weights and keep the FBP and TV rows of the existing "
+        "real_ct.csv in --out (their validation choice is the slow part)",
+    )
     args = parser.parse_args(argv)
     folder = Path("experiments") / args.setup
-    rows, names, photons = real_ct_rows(
-        folder / "weights", args.root, args.val_size, args.lams, args.iterations
-    )
     out = args.out or folder
+    kept = []
+    if args.weights_only:
+        kept = [r for r in read_real_ct(out) if not r["chosen"].startswith("weights=")]
+    rows, names, photons = real_ct_rows(
+        folder / "weights",
+        args.root,
+        args.val_size,
+        args.lams,
+        args.iterations,
+        args.extra_weights,
+        args.weights_only,
+    )
+    if kept and [k.removeprefix("psnr:") for k in kept[0] if k.startswith("psnr:")] != names:
+        raise ValueError(
+            f"{out}/real_ct.csv has other slices than {args.root}: run without --weights-only"
+        )
+    rows = kept + rows
     settings = (
         f"{args.val_size} CT-like validation slices, TV {args.iterations} iterations, "
         f"lam from {', '.join(f'{lam:g}' for lam in args.lams)}"
     )
+    if args.weights_only:
+        settings += "; FBP and TV rows kept from the table before, learned rows re-scored"
     write_real_ct(rows, names, out, photons, settings)
     print((out / "real_ct.md").read_text())
     return 0
