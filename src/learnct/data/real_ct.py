@@ -35,23 +35,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from learnct.data.errors import DataError
-from learnct.data.sample_scans import SampleScan, fetch_sample_scans, write_slice_file
+from learnct.data.sample_scans import SAMPLE_SCANS, SampleScan, fetch_sample_scans, write_slice_file
 
 __all__ = ["PYDICOM_SLICES", "WHEEL_SLICES", "fetch_real_ct"]
 
 DEFAULT_ROOT = Path("data/real_ct")
 #: Slices of the pydicom-data wheel (see :mod:`learnct.data.sample_scans`).
 WHEEL_SLICES = (
-    SampleScan(
-        "data_store/data/693_J2KR.dcm",
-        "test",
-        "c392d8bd1f952ed2d9387d5143d34c5a29ac9d74566688169731a50ac6a82aa2",
-    ),
-    SampleScan(
-        "data_store/data/explicit_VR-UN.dcm",
-        "test",
-        "28c4a61022d7dbebec97e2f1bbdad0ed097bee2c62727c26a3f3720248c9c6e7",
-    ),
+    *(scan for scan in SAMPLE_SCANS if scan.split == "test"),
     SampleScan(
         "data_store/data/bad_sequence.dcm",
         "test",
