@@ -185,3 +185,38 @@ def test_the_sittings_checkpoint_is_not_ignored_by_git():
         "experiments/parallel_ellipses/sittings/paper_lpd_parallel_ellipses/last.ckpt"
     )
     assert ignored("logs/lpd/runs/a/checkpoints/last.ckpt")
+
+
+@pytest.mark.slow
+def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
+    tmp_path, compose_config, run_config, capsys
+):
+    """A fine-tune in sittings: the first sitting loads ``init_weights``, the next continues
+    its own checkpoint (whose weights it then holds) with the same command."""
+    start_dir = tmp_path / "start"
+    run_config(
+        compose_config(
+            "train",
+            [*TINY_LPD, "trainer.max_steps=1", "trainer.val_check_interval=1", "test=false"],
+            start_dir,
+        )
+    )
+    start = start_dir / "checkpoints" / "last.ckpt"
+    command = [
+        *TINY_LPD,
+        f"init_weights={start}",
+        f"sitting_dir={tmp_path / 'sittings'}",
+        "sitting_steps=2",
+        "test=false",
+    ]
+    capsys.readouterr()
+    run_config(compose_config("train", command, tmp_path / "first"))
+    first = capsys.readouterr().out
+    assert f"starting from the weights of {start} (saved at step 1)" in first
+    assert "sitting ended at step 2 of 4" in first
+    run_config(compose_config("train", command, tmp_path / "second"))
+    second = capsys.readouterr().out
+    assert f"init_weights={start} started the first sitting; continuing" in second
+    assert "starting from the weights" not in second
+    saved = torch.load(tmp_path / "sittings" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 4

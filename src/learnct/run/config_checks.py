@@ -236,12 +236,10 @@ def validate_config(cfg: DictConfig) -> None:
             "from: set only one (resume=true continues the newest run of this task_name)"
         )
     check_int(cfg, "sitting_steps", 1, nullable=True)
-    if _get(cfg, "sitting_steps") and (
-        _get(cfg, "resume") or _get(cfg, "ckpt_path") or _get(cfg, "init_weights")
-    ):
+    if _get(cfg, "sitting_steps") and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
         raise ConfigError(
-            "sitting_steps continues its own checkpoint (sitting_dir/last.ckpt): unset resume, "
-            "ckpt_path and init_weights"
+            "sitting_steps continues its own checkpoint (sitting_dir/last.ckpt): unset resume "
+            "and ckpt_path (init_weights may start the first sitting)"
         )
     init_weights = _get(cfg, "init_weights")
     if init_weights is not None and not isinstance(init_weights, str):

@@ -70,7 +70,7 @@ def run(cfg: DictConfig) -> RunResult:
     datamodule = build_datamodule(cfg, preset, operator)
     model = build_method(cfg, operator)
     to_test = _check_checkpoints(cfg, model, operator, resume, identity)
-    _prepare(cfg, model, datamodule, operator)
+    _prepare(cfg, model, datamodule, operator, resume)
     loggers = _start_loggers(cfg)
     test_hash = TestSetHash(list(datamodule.sources["test"]))
     trainer = build_trainer(cfg, loggers, [*_callbacks(cfg, model, identity), test_hash])
@@ -316,9 +316,13 @@ def _check_run(state: dict[str, Any], path: Path, identity: RunIdentity) -> None
         )
 
 
-def _prepare(cfg: DictConfig, model: Any, datamodule: Any, operator: RayTransform) -> None:
+def _prepare(
+    cfg: DictConfig, model: Any, datamodule: Any, operator: RayTransform, resume: Path | None
+) -> None:
     """Set up the data (file sources are checked now, not inside the Trainer), warn about
-    batch norm at batch size 1 and load ``init_weights`` (checked as it loads)."""
+    batch norm at batch size 1 and load ``init_weights`` (checked as it loads) unless a later
+    sitting continues its checkpoint (``resume``: it holds the weights the first sitting
+    started from ``init_weights``)."""
     from learnct.methods.checkpoints import load_weights
 
     trainable = getattr(model, "trainable", True)
@@ -331,7 +335,9 @@ def _prepare(cfg: DictConfig, model: Any, datamodule: Any, operator: RayTransfor
         note = batch_norm_note(model, getattr(datamodule, "batch_size", None))
         if note:
             print(note, file=sys.stderr)
-    if cfg.get("init_weights") and training:
+    if cfg.get("init_weights") and training and resume is not None:
+        print(f"init_weights={cfg.init_weights} started the first sitting; continuing {resume}")
+    elif cfg.get("init_weights") and training:
         try:
             step = load_weights(model, cfg.init_weights, operator.geometry)
         except ValueError as err:
