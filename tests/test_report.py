@@ -704,3 +704,31 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     assert "Not tested on any scan" not in card
     with pytest.raises(ValueError, match="no run folders given"):
         weights_from_runs([], out)
+
+
+def test_real_ct_tv_choice_scores_every_lam_and_iteration_count_of_one_solve():
+    """choose_tv_on_validation: the PSNR of each (lam, iterations) equals that of a TV run of
+    exactly that many iterations, and the best pair is returned with its method."""
+    from learnct.data import CTDataModule
+    from learnct.evaluation import score
+    from learnct.methods import TV
+    from learnct.physics import PhysicsPreset, RayTransform
+    from learnct.physics.geometry import FanBeamGeometry
+    from learnct.reporting.real_ct import choose_tv_on_validation
+
+    geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=8.0)
+    preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
+    dm = CTDataModule(preset, operator, source="ctlike", val_size=3, eval_batch_size=2)
+    dm.setup("validate")
+    val = [dm.simulate(b) for b in dm.val_dataloader()]
+
+    def make(lam, n):
+        return TV(operator, lam=lam, iterations=n, data_term="wls")
+
+    choice, psnr, method, tried = choose_tv_on_validation(make, [1.0, 30.0], [2, 10], val)
+    assert [pair for pair, _ in tried] == [(1.0, 2), (1.0, 10), (30.0, 2), (30.0, 10)]
+    for (lam, n), value in tried:
+        assert value == pytest.approx(score(make(lam, n).reconstruct, val).mean_psnr, abs=1e-4)
+    assert psnr == max(v for _, v in tried) and dict(tried)[choice] == psnr
+    assert (method.hparams.lam, method.hparams.iterations) == choice
+    assert len({round(v, 3) for _, v in tried}) == 4  # the knobs matter at this size

@@ -15,7 +15,7 @@ Each takes the run's ``RayTransform`` as ``operator`` and has ``reconstruct(sino
 """
 
 from learnct.methods.base import LOSSES, ReconstructionMethod
-from learnct.methods.classical import FBP, TV, chambolle_pock_tv
+from learnct.methods.classical import FBP, TV, chambolle_pock_tv, chambolle_pock_tv_iterates
 from learnct.methods.learned import (
     FBPUNet,
     LearnedGradientDescent,
@@ -44,4 +44,5 @@ __all__ = [
     "LearnedPrimalDual",
     "ReconstructionMethod",
     "chambolle_pock_tv",
+    "chambolle_pock_tv_iterates",
 ]

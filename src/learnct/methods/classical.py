@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import math
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -13,7 +15,7 @@ from learnct.nets.finite_differences import divergence, gradient
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
 
-__all__ = ["FBP", "TV", "chambolle_pock_tv"]
+__all__ = ["FBP", "TV", "chambolle_pock_tv", "chambolle_pock_tv_iterates"]
 
 DATA_TERMS = ("ls", "wls")
 TV_INITS = ("fbp", "zero")
@@ -65,8 +67,28 @@ def chambolle_pock_tv(
     step_ratio: float = 0.1,
     operator_norm: float | None = None,
 ) -> torch.Tensor:
-    """Solve ``min_f ||A f - g||_W^2 + lam ||grad f||_{2,1}`` (+ ``f >= 0``) by the
-    Chambolle-Pock primal-dual algorithm (Chambolle and Pock 2011, Algorithm 1, theta = 1),
+    """The iterate after ``iterations`` steps of :func:`chambolle_pock_tv_iterates` (the
+    start image for ``iterations=0``)."""
+    iterates = chambolle_pock_tv_iterates(
+        sinogram, operator, lam, iterations, f0, weights, nonnegative, step_ratio, operator_norm
+    )
+    return collections.deque(iterates, maxlen=1)[0]
+
+
+def chambolle_pock_tv_iterates(
+    sinogram: torch.Tensor,
+    operator: RayTransform,
+    lam: float,
+    iterations: int = 300,
+    f0: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+    nonnegative: bool = True,
+    step_ratio: float = 0.1,
+    operator_norm: float | None = None,
+) -> Iterator[torch.Tensor]:
+    """Yield the start image, then the iterate after each of ``iterations`` steps of the
+    Chambolle-Pock primal-dual algorithm (Chambolle and Pock 2011, Algorithm 1, theta = 1) for
+    ``min_f ||A f - g||_W^2 + lam ||grad f||_{2,1}`` (+ ``f >= 0``),
     batched over the sinograms ``g`` ``(B, 1, A, D)``.
 
     Internally the problem is divided by ``c^2 = ||A||^2``: with ``A_s = A / c`` and
@@ -103,6 +125,7 @@ def chambolle_pock_tv(
     p1 = torch.zeros_like(sinogram)
     p2 = gradient(torch.zeros_like(f))
     f_bar = f
+    yield f
     for _ in range(iterations):
         p1 = (p1 + sigma * (operator(f_bar) / c - b)) / shrink
         p2 = p2 + sigma * gradient(f_bar)
@@ -112,7 +135,7 @@ def chambolle_pock_tv(
             f_new = f_new.clamp_min(0)
         f_bar = 2 * f_new - f
         f = f_new
-    return f
+        yield f
 
 
 class TV(ReconstructionMethod):
@@ -173,13 +196,18 @@ class TV(ReconstructionMethod):
         return "TV-WLS" if self.hparams.data_term == "wls" else "TV"
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
+        return collections.deque(self.iterates(sinogram), maxlen=1)[0]
+
+    def iterates(self, sinogram: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The start image, then each of the ``iterations`` Chambolle-Pock iterates (``forward``
+        returns the last): one solve scores every iteration count up to ``iterations``."""
         hp = self.hparams
         weights = None
         if hp.data_term == "wls":
             w = torch.exp(-hp.mu * sinogram)
             weights = w / w.flatten(1).mean(1).view(-1, 1, 1, 1)
         f0 = self.fbp(sinogram) if hp.init == "fbp" else None
-        return chambolle_pock_tv(
+        return chambolle_pock_tv_iterates(
             sinogram,
             self.operator,
             hp.lam,
