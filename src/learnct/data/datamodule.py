@@ -2,7 +2,9 @@
 
 Data flow::
 
-    Dataset (CPU, DataLoader workers)            {"image": (1,N,N), "index", "noise_seed"}
+    Dataset (CPU, DataLoader workers)            {"image": (1,N,N), "index"} plus
+                                                 "noise_seed" (val/test) or "photons"
+                                                 (training with train_photons_range)
       -> default collate, transfer to the device
       -> on_after_batch_transfer (training device) CTBatch(image, sinogram, clean_sinogram,
                                                    index), see learnct.data.batch
@@ -27,7 +29,13 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
   ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
   reproducible. With ``train_photons_range`` each training sample is simulated at its own
   dose, log-uniform in that range and fixed by its stream index
-  (``derive_seed(seed, "train-dose", index)``); validation and test keep the preset's.
+  (``derive_seed(seed, "train-dose", index)``, :func:`train_dose`, computed in the loader
+  and carried as the batch's ``photons``); one batched Poisson draw simulates all the doses
+  (on the CPU the same draws as one sample after another); validation and test keep the
+  preset's. A training batch is simulated without reading its device (no host
+  synchronisation per step on a GPU): seeds and doses come from the loader, the noise
+  counter is counted, and the stream position is read from the last batch's indices only
+  when the ``state_dict`` is asked for.
 
 A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
 checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
