@@ -422,13 +422,21 @@ def test_train_doses_travel_in_the_batch_and_keep_the_stream():
         dm.simulate({k: v for k, v in raw.items() if k != "photons"})
 
 
-@pytest.mark.parametrize("photons_range", [None, [1e2, 1e5]])
-def test_training_simulation_reads_nothing_from_the_device(photons_range):
+@pytest.mark.parametrize(
+    ("photons_range", "phantoms_on_device"),
+    [(None, False), ([1e2, 1e5], False), ([1e2, 1e5], True)],
+)
+def test_training_simulation_reads_nothing_from_the_device(photons_range, phantoms_on_device):
     """A training batch goes to its ``CTBatch`` without one read of its values (each would be
     a host synchronisation per step on a GPU): under ``FakeTensorMode`` tensors hold no data,
-    and ``.tolist()``, ``.item()``, ``int()`` or ``if tensor`` raise."""
+    and ``.tolist()``, ``.item()``, ``int()``, ``if tensor`` or a boolean mask's data-dependent
+    size raise. ``phantoms_on_device``: the rasterisation too."""
     operator = RayTransform(GEOMETRY, check_finite=False)  # the operator's own NaN check reads
-    dm = make_dm(operator=operator, train_photons_range=photons_range)
+    dm = make_dm(
+        operator=operator,
+        train_photons_range=photons_range,
+        phantoms_on_device=phantoms_on_device,
+    )
     dm.setup("fit")
     raw = next(iter(dm.train_dataloader()))
     mode = FakeTensorMode()
