@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import h5py
@@ -9,8 +10,10 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensor, FakeTensorMode
 
 from learnct.data import CTBatch, CTDataModule, DataError, derive_seed
+from learnct.data.datamodule import train_dose
 from learnct.evaluation import per_image_psnr
 from learnct.physics import (
     FanBeamGeometry,
@@ -395,6 +398,57 @@ def test_train_photons_range_per_sample_dose():
     ranged = collect(dm, dm.val_dataloader())
     plain = collect(make_dm(), make_dm().val_dataloader())
     torch.testing.assert_close(cat(ranged, "sinogram"), cat(plain, "sinogram"), rtol=0, atol=0)
+
+
+def test_train_doses_travel_in_the_batch_and_keep_the_stream():
+    """The loader computes each training sample's dose on the CPU (``photons``, float64) and no
+    ``noise_seed``; the batch is simulated in one call, sample for sample the draws of the
+    documented stream: sample k at its dose, one generator per batch, in index order."""
+    dm = make_dm(train_photons_range=[1e2, 1e5])
+    dm.setup("fit")
+    raw = next(iter(dm.train_dataloader()))
+    assert "noise_seed" not in raw and raw["photons"].dtype == torch.float64
+    doses = [train_dose(11, i, (1e2, 1e5)) for i in range(4)]
+    assert raw["photons"].tolist() == doses == dm.train_photons(raw["index"])
+    batch = dm.on_after_batch_transfer(raw, 0)
+    gen = torch.Generator().manual_seed(derive_seed(11, "train-noise", 0))
+    alone = [
+        dataclasses.replace(PRESET, photons=d).simulate(batch.clean_sinogram[k : k + 1], gen)
+        for k, d in enumerate(doses)
+    ]
+    assert torch.equal(batch.sinogram, torch.cat(alone))
+    assert dm.state_dict() == {"train_noise_batches": 1, "train_stream_next": 4}
+    with pytest.raises(ValueError, match="training batch has no 'photons'"):
+        dm.simulate({k: v for k, v in raw.items() if k != "photons"})
+
+
+@pytest.mark.parametrize(
+    ("photons_range", "phantoms_on_device"),
+    [(None, False), ([1e2, 1e5], False), ([1e2, 1e5], True)],
+)
+def test_training_simulation_reads_nothing_from_the_device(photons_range, phantoms_on_device):
+    """A training batch goes to its ``CTBatch`` without one read of its values (each would be
+    a host synchronisation per step on a GPU): under ``FakeTensorMode`` tensors hold no data,
+    and ``.tolist()``, ``.item()``, ``int()``, ``if tensor`` or a boolean mask's data-dependent
+    size raise. ``phantoms_on_device``: the rasterisation too."""
+    operator = RayTransform(GEOMETRY, check_finite=False)  # the operator's own NaN check reads
+    dm = make_dm(
+        operator=operator,
+        train_photons_range=photons_range,
+        phantoms_on_device=phantoms_on_device,
+    )
+    dm.setup("fit")
+    raw = next(iter(dm.train_dataloader()))
+    mode = FakeTensorMode()
+    fake = {key: mode.from_tensor(value) for key, value in raw.items()}
+    with mode:
+        batch = dm.simulate(fake)
+    assert isinstance(batch.sinogram, FakeTensor) and batch.sinogram.shape == (4, 1, 40, 48)
+    assert dm.train_noise_batches == 1
+    dm.simulate(raw)  # a real batch: the stream position is read when asked
+    assert dm.train_stream_next == 4
+    with mode, pytest.raises(DataDependentOutputException):  # evaluation seeds are read
+        dm.simulate({**fake, "noise_seed": mode.from_tensor(torch.arange(4))})
 
 
 @pytest.mark.parametrize(

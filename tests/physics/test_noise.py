@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from learnct.physics import simulate_low_dose
-from learnct.physics.presets import PHOTONS_RANGE, fan_lowdose
+from learnct.physics.presets import PHOTONS_RANGE, fan_lowdose, parallel_ellipses
 
 
 def test_poisson_counts_have_the_poisson_mean_and_variance():
@@ -68,6 +68,47 @@ def test_low_dose_is_noisier_than_high_dose():
     assert (err[1e3] / err[1e5]).item() == pytest.approx(10, rel=0.1)
 
 
+def test_per_sample_doses_in_one_call_are_the_per_sample_draws():
+    """A tensor of doses simulates each sample at its own dose in one batched call: on the CPU
+    the very draws of simulating the samples one after another with the same generator."""
+    sino = torch.rand(3, 1, 20, 30) * 20  # mu * y < 0.4
+    doses = [10.0, 1e3, 123456.7]
+    gen = torch.Generator().manual_seed(5)
+    batched = simulate_low_dose(
+        sino, torch.tensor(doses, dtype=torch.float64), mu=0.02, generator=gen
+    )
+    gen.manual_seed(5)
+    alone = [
+        simulate_low_dose(sino[k : k + 1], d, mu=0.02, generator=gen) for k, d in enumerate(doses)
+    ]
+    assert torch.equal(batched, torch.cat(alone)) and batched.dtype == torch.float32
+    spread = (batched - sino).std(dim=(1, 2, 3))
+    assert spread[0] > 5 * spread[1] > 25 * spread[2]  # std ~ 1/sqrt(photons): x10, x11
+
+
+@pytest.mark.parametrize(
+    ("photons", "message"),
+    [
+        (
+            torch.tensor([1e3, 1e4, 1e5]),
+            r"of shape \(\) or \(2,\).*got torch.float32 of shape \(3,\)",
+        ),
+        (torch.tensor([1000, 1000]), "must be floating point.*got torch.int64"),
+        (torch.full((2, 1), 1e3), r"got torch.float32 of shape \(2, 1\)"),
+        (torch.full((2,), 1e3, device="meta"), "photons is on meta but the sinogram is on cpu"),
+    ],
+)
+def test_bad_dose_tensors_raise_clear_errors(photons, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_low_dose(torch.ones(2, 1, 4, 4), photons)
+
+
+def test_gaussian_preset_refuses_per_sample_doses():
+    preset = parallel_ellipses()
+    with pytest.raises(ValueError, match="photons only applies to Poisson presets"):
+        preset.simulate(torch.ones(2, 1, 4, 4), photons=torch.full((2,), 1e3))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -89,6 +130,9 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 def test_non_finite_and_non_float_sinograms_are_rejected():
     with pytest.raises(ValueError, match="NaN or inf"):
         simulate_low_dose(torch.tensor([[float("nan")]]), 1e4)
+    nan = torch.tensor([[float("nan")]])
+    unchecked = simulate_low_dose(nan, None, noise="gaussian", check_finite=False)
+    assert torch.isnan(unchecked).all()  # the caller's choice: no reduction, no host read
     with pytest.raises(ValueError, match="floating-point"):
         simulate_low_dose(torch.ones(2, 3, dtype=torch.int32), 1e4)
 

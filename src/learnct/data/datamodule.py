@@ -2,7 +2,9 @@
 
 Data flow::
 
-    Dataset (CPU, DataLoader workers)            {"image": (1,N,N), "index", "noise_seed"}
+    Dataset (CPU, DataLoader workers)            {"image": (1,N,N), "index"} plus
+                                                 "noise_seed" (val/test) or "photons"
+                                                 (training with train_photons_range)
       -> default collate, transfer to the device
       -> on_after_batch_transfer (training device) CTBatch(image, sinogram, clean_sinogram,
                                                    index), see learnct.data.batch
@@ -27,7 +29,13 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
   ``state_dict``, so a resumed run continues the sequence): fresh noise every step,
   reproducible. With ``train_photons_range`` each training sample is simulated at its own
   dose, log-uniform in that range and fixed by its stream index
-  (``derive_seed(seed, "train-dose", index)``); validation and test keep the preset's.
+  (``derive_seed(seed, "train-dose", index)``, :func:`train_dose`, computed in the loader
+  and carried as the batch's ``photons``); one batched Poisson draw simulates all the doses
+  (on the CPU the same draws as one sample after another); validation and test keep the
+  preset's. A training batch is simulated without reading its device (no host
+  synchronisation per step on a GPU): seeds and doses come from the loader, the noise
+  counter is counted, and the stream position is read from the last batch's indices only
+  when the ``state_dict`` is asked for.
 
 A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
 checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
@@ -62,11 +70,10 @@ from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, 
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
-__all__ = ["DEFAULT_SIZES", "CTDataModule", "EpochStreamSampler"]
+__all__ = ["DEFAULT_SIZES", "CTDataModule", "EpochStreamSampler", "train_dose"]
 
 #: Split sizes used for the synthetic sources when a size is ``None``.
 DEFAULT_SIZES = {"train": 1024, "val": 32, "test": 128}
-_TRAIN_NOISE = -1  # noise_seed marker of training samples
 
 
 class EpochStreamSampler(Sampler[int]):
@@ -95,21 +102,42 @@ class EpochStreamSampler(Sampler[int]):
         return iter(range(max(start, self.resume_from), start + self.length))
 
 
-class _Tagged(Dataset):
-    """Adds ``noise_seed`` to each sample: per-sample seeds for val/test, a marker for train."""
+def train_dose(seed: int, index: int, photons_range: tuple[float, float]) -> float:
+    """The dose (photons per detector pixel) of training stream ``index``: log-uniform in
+    ``photons_range = (low, high)``, from ``derive_seed(seed, "train-dose", index)``."""
+    low, high = photons_range
+    gen = torch.Generator().manual_seed(derive_seed(seed, "train-dose", index))
+    u = float(torch.rand(1, generator=gen, dtype=torch.float64))
+    return math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
 
-    def __init__(self, dataset: Dataset, split: str, source: str, seed: int) -> None:
+
+class _Tagged(Dataset):
+    """Adds what the noise of a sample needs, computed here on the CPU (in the loader, not per
+    step on the device): ``noise_seed`` (its generator's seed) to validation and test samples;
+    ``photons`` (its dose, :func:`train_dose`) to training samples with ``photons_range``.
+    Training samples carry no ``noise_seed``: their noise comes from one generator per batch.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        split: str,
+        source: str,
+        seed: int,
+        photons_range: tuple[float, float] | None = None,
+    ) -> None:
         self.dataset, self.split, self.source, self.seed = dataset, split, source, seed
+        self.photons_range = photons_range
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = dict(self.dataset[index])
-        if self.split == "train":
-            sample["noise_seed"] = _TRAIN_NOISE
-        else:
+        if self.split != "train":
             sample["noise_seed"] = derive_seed(self.seed, "noise", self.split, self.source, index)
+        elif self.photons_range is not None:
+            sample["photons"] = train_dose(self.seed, int(sample["index"]), self.photons_range)
         return sample
 
 
@@ -294,7 +322,8 @@ class CTDataModule(L.LightningDataModule):
         self.datasets: dict[str, list[Dataset]] = {}
         self._train_sampler: Sampler | None = None
         self.train_noise_batches = 0
-        self.train_stream_next = 0  # next ellipse-stream index (after the last trained batch)
+        self._last_train_index: torch.Tensor | None = None  # see train_stream_next
+        self.train_stream_next = 0
         self._resume_stream_from = 0
 
     # ---- datasets ---------------------------------------------------------------------------
@@ -321,7 +350,7 @@ class CTDataModule(L.LightningDataModule):
         )
         if self.phantoms_on_device and split == "train":
             dataset = self._phantoms = dataset.with_ellipse_sets()
-        return _Tagged(dataset, split, source, self.seed)
+        return _Tagged(dataset, split, source, self.seed, self.train_photons_range)
 
     def setup(self, stage: str | None = None) -> None:
         """Build (and, for file sources, validate) the datasets the stage needs."""
@@ -388,70 +417,88 @@ class CTDataModule(L.LightningDataModule):
 
     @torch.no_grad()
     def simulate(self, batch: Mapping[str, Any]) -> CTBatch:
-        """Clean images (a collated dict on any device) -> :class:`CTBatch` on that device."""
+        """Clean images (a collated dict on any device) -> :class:`CTBatch` on that device.
+
+        A training batch (no ``noise_seed``) reads nothing from its device: no host
+        synchronisation on a GPU (the ray transform's NaN check aside, off with
+        ``RayTransform(check_finite=False)``)."""
         if "ellipses" in batch and "image" not in batch and self._phantoms is not None:
             batch = {**batch, "image": self._phantoms.images(batch["ellipses"])}
         try:
-            image, index, seeds = batch["image"], batch["index"], batch["noise_seed"]
-        except (KeyError, TypeError) as err:
+            image, index = batch["image"].to(torch.float32), batch["index"]
+        except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(
-                "expected a collated sample dict with 'image', 'index' and 'noise_seed' "
-                f"(from CTDataModule's loaders), got {type(batch).__name__}"
+                "expected a collated sample dict with 'image' and 'index' (from CTDataModule's "
+                f"loaders), got {type(batch).__name__}"
             ) from err
-        device = image.device
-        image = image.to(torch.float32)
+        index = torch.as_tensor(index, device=image.device).to(torch.int64).reshape(-1)
         clean = self.operator(image)
         if "observation" in batch:
-            sinogram = batch["observation"].to(device=device, dtype=clean.dtype)
-            if sinogram.shape != clean.shape:
-                raise ValueError(
-                    f"official observations {tuple(sinogram.shape)} do not match the "
-                    f"operator's sinograms {tuple(clean.shape)}"
-                )
+            sinogram = self._observation(batch["observation"], clean)
+        elif "noise_seed" in batch:
+            sinogram = self._eval_noise(clean, batch["noise_seed"])
         else:
-            seed_list = torch.as_tensor(seeds).tolist()
-            train = [s == _TRAIN_NOISE for s in seed_list]
-            if all(train):
-                gen = torch.Generator(device=device)
-                gen.manual_seed(derive_seed(self.seed, "train-noise", self.train_noise_batches))
-                self.train_noise_batches += 1
-                self.train_stream_next = int(torch.as_tensor(index).max()) + 1
-                generators: torch.Generator | list[torch.Generator] = gen
-            elif not any(train):
-                noise_device = torch.device("cpu") if self.eval_noise_on_cpu else device
-                generators = [
-                    torch.Generator(device=noise_device).manual_seed(s) for s in seed_list
-                ]
-            else:
-                raise ValueError("a batch mixes training and evaluation samples")
-            if isinstance(generators, torch.Generator) and self.train_photons_range:
-                doses = self.train_photons(index)
-                sinogram = torch.cat(
-                    [
-                        dataclasses.replace(self.physics, photons=dose).simulate(
-                            clean[k : k + 1], generators
-                        )
-                        for k, dose in enumerate(doses)
-                    ]
-                )
-            elif isinstance(generators, list):
-                noisy = self.physics.simulate(clean.to(generators[0].device), generators)
-                sinogram = noisy.to(device)
-            else:
-                sinogram = self.physics.simulate(clean, generators)
-        index = torch.as_tensor(index, device=device).to(torch.int64).reshape(-1)
+            sinogram = self._train_noise(clean, batch.get("photons"))
+            self._last_train_index = index
         return CTBatch(image=image, sinogram=sinogram, clean_sinogram=clean, index=index)
 
-    def train_photons(self, index: torch.Tensor) -> list[float]:
-        """The dose (photons per detector pixel) of each training stream ``index``:
-        log-uniform in ``train_photons_range``, fixed per index (module docstring)."""
-        low, high = self.train_photons_range
-        doses = []
-        for i in torch.as_tensor(index).reshape(-1).tolist():
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, "train-dose", int(i)))
-            u = float(torch.rand(1, generator=gen, dtype=torch.float64))
-            doses.append(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
-        return doses
+    @staticmethod
+    def _observation(observation: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        """LoDoPaB's official measurements, checked against the operator's sinograms."""
+        sinogram = observation.to(device=clean.device, dtype=clean.dtype)
+        if sinogram.shape != clean.shape:
+            raise ValueError(
+                f"official observations {tuple(sinogram.shape)} do not match the "
+                f"operator's sinograms {tuple(clean.shape)}"
+            )
+        return sinogram
+
+    def _eval_noise(self, clean: torch.Tensor, seeds: Any) -> torch.Tensor:
+        """Validation/test noise: one generator per sample, seeded by its ``noise_seed``
+        (read here: Python ints), on the CPU if ``eval_noise_on_cpu``."""
+        noise_device = torch.device("cpu") if self.eval_noise_on_cpu else clean.device
+        gens = [
+            torch.Generator(device=noise_device).manual_seed(s)
+            for s in torch.as_tensor(seeds).tolist()
+        ]
+        return self.physics.simulate(clean.to(noise_device), gens).to(clean.device)
+
+    def _train_noise(self, clean: torch.Tensor, photons: torch.Tensor | None) -> torch.Tensor:
+        """Training noise: one generator per batch (``train_noise_batches`` counts them), at
+        the samples' own doses ``photons`` (B,) with ``train_photons_range``, in one call."""
+        if self.train_photons_range is not None and photons is None:
+            raise ValueError(
+                "train_photons_range is set but the training batch has no 'photons' (the "
+                "per-sample doses): batch the samples of CTDataModule's train_dataloader"
+            )
+        if photons is not None:
+            photons = photons.to(device=clean.device, dtype=clean.dtype)
+        gen = torch.Generator(device=clean.device)
+        gen.manual_seed(derive_seed(self.seed, "train-noise", self.train_noise_batches))
+        self.train_noise_batches += 1
+        check = self.operator.check_finite  # the operator checked the images already
+        return self.physics.simulate(clean, gen, photons=photons, check_finite=check)
+
+    def train_photons(self, index: Sequence[int] | torch.Tensor) -> list[float]:
+        """The dose (photons per detector pixel) of each training stream ``index`` (on the
+        CPU): :func:`train_dose`, what the training loader's samples carry as ``photons``."""
+        return [
+            train_dose(self.seed, int(i), self.train_photons_range)
+            for i in torch.as_tensor(index).reshape(-1).tolist()
+        ]
+
+    @property
+    def train_stream_next(self) -> int:
+        """The next ellipse-stream index (after the last simulated training batch), read from
+        that batch's indices here, when asked (a checkpoint), not once per step."""
+        if self._last_train_index is not None:
+            self._train_stream_next = int(self._last_train_index.max()) + 1
+            self._last_train_index = None
+        return self._train_stream_next
+
+    @train_stream_next.setter
+    def train_stream_next(self, value: int) -> None:
+        self._train_stream_next, self._last_train_index = int(value), None
 
     # ---- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

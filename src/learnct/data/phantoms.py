@@ -231,7 +231,8 @@ def rasterize_ellipse_batch(
 ) -> torch.Tensor:
     """:func:`rasterize_ellipses` of a batch ``(B, E, 6)`` (sets padded by
     :func:`pad_ellipses`) in one pass on ``ellipses.device``: ``(B, image_size, image_size)``
-    float32, the same images as rasterising each set alone (float64 sums; to rounding)."""
+    float32, the same images as rasterising each set alone (float64 sums; to rounding),
+    without reading ``ellipses`` back to the host (no synchronisation on a GPU)."""
     check_int("image_size", image_size)
     check_int("supersample", supersample)
     if ellipses.dim() != 3 or ellipses.shape[-1] != 6:
@@ -251,11 +252,14 @@ def rasterize_ellipse_batch(
     k_lo = torch.ceil((m * (xc - half + 1) - 1) / 2).clamp(0, m)
     k_hi = torch.floor((m * (xc + half + 1) - 1) / 2).clamp(-1, m - 1)
     hit = (dy * dy <= h2) & (k_lo <= k_hi) & (value != 0)
-    images = torch.arange(batch, device=device)[:, None, None].expand_as(dy)[hit]
-    rows = torch.arange(m, device=device).expand_as(dy)[hit]
-    v = value.expand_as(dy)[hit]
-    diff.index_put_((images, rows, k_lo[hit].long()), v, accumulate=True)
-    diff.index_put_((images, rows, k_hi[hit].long() + 1), -v, accumulate=True)
+    # every (image, ellipse, row), misses adding 0 at column 0: no boolean mask, whose
+    # data-dependent size would be a host synchronisation on a GPU
+    images = torch.arange(batch, device=device)[:, None, None].expand_as(dy)
+    rows = torch.arange(m, device=device).expand_as(dy)
+    v = torch.where(hit, value, 0.0)
+    lo, hi = (torch.where(hit, k, 0).long() for k in (k_lo, k_hi + 1))
+    diff.index_put_((images, rows, lo), v, accumulate=True)
+    diff.index_put_((images, rows, hi), -v, accumulate=True)
     image = torch.cumsum(diff, dim=2)[:, :, :m]
     scale = 1e-12 * e[..., 0].abs().sum(1)[:, None, None]
     image = torch.where(image.abs() < scale, 0.0, image)

@@ -9,6 +9,10 @@ measurement returned is the post-log line integral ``-log(N / I0) / mu``, in the
 Gaussian model: ``y + sigma * e``, ``e ~ N(0, 1)``, with ``sigma = relative_std * mean|y|``
 per sample (the LPD paper's ellipse setup: 5 %).
 
+Per-sample doses: ``photons`` may be a tensor ``(B,)``, one dose per sample, simulated in one
+batched call (no per-sample loop; on the CPU, where ``torch.poisson`` draws the elements in
+order, the same draws as simulating the samples one after another with the same generator).
+
 Randomness: pass one ``torch.Generator`` for the whole batch, or a sequence of generators, one
 per sample, so that fixed validation and test sets are reproducible sample by sample whatever
 the batch composition. Generators must live on the sinogram's device.
@@ -51,20 +55,48 @@ def _check_generators(generator, device: torch.device) -> None:
             )
 
 
+def _photons(photons: float | torch.Tensor | None, sinogram: torch.Tensor):
+    """``photons`` ready to broadcast against ``sinogram`` ``(B, ...)``: a checked positive
+    finite number, or a tensor of shape ``()`` or ``(B,)`` on the sinogram's device, returned
+    as ``(B, 1, ..., 1)`` in its dtype. A tensor's values are not checked here (that would
+    read the device, a host synchronisation on a GPU): its maker checks them."""
+    if not isinstance(photons, torch.Tensor):
+        if photons is None or not isinstance(photons, (int, float)) or not photons > 0:
+            raise ValueError(
+                f"photons must be a positive number of photons per pixel, got {photons!r}"
+            )
+        if not math.isfinite(photons):
+            raise ValueError(f"photons must be finite, got {photons!r}")
+        return photons
+    batch = sinogram.shape[0]
+    if not photons.is_floating_point() or photons.shape not in ((), (batch,)):
+        raise ValueError(
+            f"photons as a tensor must be floating point of shape () or ({batch},) (one dose "
+            f"per sample), got {photons.dtype} of shape {tuple(photons.shape)}"
+        )
+    if photons.device != sinogram.device:
+        raise ValueError(
+            f"photons is on {photons.device} but the sinogram is on {sinogram.device}: move it"
+        )
+    return photons.to(sinogram.dtype).reshape(-1, *[1] * (sinogram.dim() - 1))
+
+
 def simulate_low_dose(
     sinogram: torch.Tensor,
-    photons: float | None = 1e4,
+    photons: float | torch.Tensor | None = 1e4,
     *,
     mu: float = 1.0,
     noise: str = "poisson",
     relative_std: float = 0.05,
     min_counts: float = 1.0,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Noisy post-log measurements of the clean line integrals ``sinogram`` ``(B, ...)``.
 
     Args:
-        photons: incident photons per detector pixel ``I0`` (Poisson model).
+        photons: incident photons per detector pixel ``I0`` (Poisson model): a number, or a
+            tensor ``(B,)`` of one dose per sample (one batched draw; its values unchecked).
         mu: attenuation per image unit in 1/mm (e.g. mu_water = 0.02 /mm for images in
             water-relative density); the line integral of attenuation is ``mu * sinogram``.
         noise: ``"poisson"`` or ``"gaussian"``.
@@ -72,6 +104,8 @@ def simulate_low_dose(
         min_counts: counts below this are clamped to it before the log (documented zero-count
             handling; 1 photon by default, as in Adler and Öktem's human-data setup).
         generator: a generator for the batch, or one per sample.
+        check_finite: raise on a NaN or inf in ``sinogram`` (a reduction and a host read;
+            ``False`` where the caller has checked its input, e.g. the ray transform did).
     Returns:
         A tensor like ``sinogram``: noisy line integrals in the same units.
     """
@@ -81,7 +115,7 @@ def simulate_low_dose(
         raise ValueError(f"sinogram must be batched (B, ...), got shape {tuple(sinogram.shape)}")
     if noise not in NOISE_MODELS:
         raise ValueError(f"unknown noise model {noise!r}: choose one of {NOISE_MODELS}")
-    if not torch.isfinite(sinogram).all():
+    if check_finite and not torch.isfinite(sinogram).all():
         raise ValueError("sinogram contains NaN or inf values")
     _check_generators(generator, sinogram.device)
     if noise == "gaussian":
@@ -94,10 +128,7 @@ def simulate_low_dose(
             return torch.randn(p.shape, generator=g, device=p.device, dtype=p.dtype)
 
         return sinogram + sigma * _draw(normal, sinogram, generator)
-    if photons is None or not isinstance(photons, (int, float)) or not photons > 0:
-        raise ValueError(f"photons must be a positive number of photons per pixel, got {photons!r}")
-    if not math.isfinite(photons):
-        raise ValueError(f"photons must be finite, got {photons!r}")
+    photons = _photons(photons, sinogram)
     if not (isinstance(mu, (int, float)) and mu > 0 and math.isfinite(mu)):
         raise ValueError(f"mu must be a positive attenuation in 1/mm, got {mu!r}")
     if not (isinstance(min_counts, (int, float)) and min_counts > 0):

@@ -103,16 +103,27 @@ class PhysicsPreset:
         self,
         sinogram: torch.Tensor,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        *,
+        photons: torch.Tensor | None = None,
+        check_finite: bool = True,
     ) -> torch.Tensor:
-        """Noisy measurements of clean line integrals with this preset's noise model."""
+        """Noisy measurements of clean line integrals with this preset's noise model.
+
+        ``photons``: per-sample doses ``(B,)`` (photons per detector pixel) replacing the
+        preset's, each checked by their maker; ``check_finite``: see ``simulate_low_dose``."""
+        if photons is not None and self.noise != "poisson":
+            raise ValueError(
+                f"photons only applies to Poisson presets; {self.name!r} uses {self.noise} noise"
+            )
         return simulate_low_dose(
             sinogram,
-            self.photons,
+            self.photons if photons is None else photons,
             mu=self.mu,
             noise=self.noise,
             relative_std=self.relative_std,
             min_counts=self.min_counts,
             generator=generator,
+            check_finite=check_finite,
         )
 
 
