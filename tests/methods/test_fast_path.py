@@ -155,3 +155,22 @@ def test_every_learned_methods_step_traces_as_one_graph(name):
     sinogram, image = _data(method.operator)
     explained = torch._dynamo.explain(method.training_loss)(sinogram, image)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+@pytest.mark.parametrize(("fast_path", "checks"), [("null", True), ("eager", False)])
+def test_the_fast_path_operator_reads_nothing_to_check_inputs(
+    fast_path, checks, compose_config, tmp_path
+):
+    """On the fast path the projector skips its NaN/inf input check (a host read per call);
+    the default path keeps it and names a NaN input."""
+    from learnct.run import build_physics
+
+    cfg = compose_config("train", [*TINY_LPD, f"trainer.fast_path={fast_path}"], tmp_path)
+    _, operator = build_physics(cfg)
+    assert operator.check_finite is checks
+    image = torch.full((1, 1, *operator.domain_shape[-2:]), float("nan"))
+    if checks:
+        with pytest.raises(ValueError, match="NaN or inf"):
+            operator(image)
+    else:
+        assert torch.isnan(operator(image)).any()

@@ -50,12 +50,17 @@ def build_physics(cfg: DictConfig) -> Physics:
     """The run's physics from ``cfg.physics`` (target :func:`learnct.physics.make_physics`):
     the preset with any ``photons`` and geometry overrides, and its operator; a bad value is a
     ``ConfigError`` naming it. A run folder written before the group had a ``_target_`` reads
-    as that target."""
+    as that target. With ``trainer.fast_path`` the operator skips its NaN/inf input check."""
     section = OmegaConf.select(cfg, "physics")
     if not isinstance(section, DictConfig):
         raise ConfigError("physics: the config has no physics section (physics=<preset name>)")
     physics = OmegaConf.merge({"_target_": "learnct.physics.make_physics"}, section)
-    return build_component("physics", lambda: hydra.utils.instantiate(physics, _convert_="all"))
+    built = build_component("physics", lambda: hydra.utils.instantiate(physics, _convert_="all"))
+    if OmegaConf.select(cfg, "trainer.fast_path"):
+        # no NaN/inf check per projection (a host read each): on the fast path the on-device
+        # non-finite guard (learnct.run.nonfinite) watches every training step instead
+        built[1].check_finite = False
+    return built
 
 
 def build_component(group: str, build: Any) -> Any:
