@@ -8,12 +8,18 @@ Every checkpoint a run, ``make report`` or the weights check loads is checked he
 ``load_weights`` starts a model from a checkpoint's weights (a warm start: the optimiser, the
 schedule and the step count start afresh). ``drop_instance_norm_statistics`` lets a batch-norm
 checkpoint load into the same net with ``norm=instance``.
+
+Every reader of a checkpoint file goes through :func:`load_checkpoint_file`; within
+:func:`reading_checkpoints_once` (a run's start: its settings, resume, sitting and weight
+checks) each file is read from disk once, however many of them read it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +35,10 @@ __all__ = [
     "checkpoint_geometry",
     "checkpoint_identity",
     "drop_instance_norm_statistics",
+    "load_checkpoint_file",
     "load_weights",
     "read_checkpoint",
+    "reading_checkpoints_once",
     "stored_settings",
 ]
 
@@ -66,6 +74,39 @@ def drop_instance_norm_statistics(model: torch.nn.Module, state_dict: dict[str, 
     return dropped
 
 
+#: The files loaded within :func:`reading_checkpoints_once`, by (resolved path, mtime, size);
+#: ``None`` outside it.
+_loaded: dict[tuple[str, int, int], Any] | None = None
+
+
+@contextlib.contextmanager
+def reading_checkpoints_once() -> Iterator[None]:
+    """Within this context :func:`load_checkpoint_file` reads each file once (a file changed
+    since, in modification time or size, is read again); what it loaded is dropped at the
+    end. Nested uses share the outermost one's files."""
+    global _loaded
+    if _loaded is not None:
+        yield
+        return
+    _loaded = {}
+    try:
+        yield
+    finally:
+        _loaded = None
+
+
+def load_checkpoint_file(path: str | Path) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: read once per file within
+    :func:`reading_checkpoints_once` (the same object to every reader: do not modify it)."""
+    if _loaded is None:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _loaded:
+        _loaded[key] = torch.load(path, map_location="cpu", weights_only=True)
+    return _loaded[key]
+
+
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
     """What ``on_save_checkpoint`` records: the method's class name and every geometry field."""
     return {"method": type(method).__name__, "geometry": geometry_record(geometry)}
@@ -84,7 +125,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint_file(path)
     except Exception as err:  # truncated zip, wrong format, unpicklable content
         raise ValueError(
             f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: "
