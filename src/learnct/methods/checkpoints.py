@@ -192,19 +192,30 @@ EXECUTION = frozenset({"checkpoint", "operator_norm", "autocast", "compile"})
 
 
 def _own_parameters(cls: type) -> list[str]:
-    """The constructor arguments of ``cls`` that its base class does not have."""
-    own = inspect.signature(cls.__init__).parameters
-    base: set[str] = set()
-    for parent in cls.__mro__[1:]:
-        if "__init__" in vars(parent):
-            base = set(inspect.signature(parent.__init__).parameters)
-            break
-    return [k for k in own if k not in base and k not in ("self", "operator", "kwargs")]
+    """The constructor arguments of method class ``cls`` and of its bases that the shared
+    :class:`~learnct.methods.base.ReconstructionMethod` does not have (``cls``'s first)."""
+    from learnct.methods.base import ReconstructionMethod  # which imports this module
+
+    shared = {
+        "self",
+        "operator",
+        "kwargs",
+        *inspect.signature(ReconstructionMethod.__init__).parameters,
+    }
+    params = [
+        p
+        for c in cls.__mro__
+        if c is not ReconstructionMethod
+        and issubclass(c, ReconstructionMethod)
+        and "__init__" in vars(c)
+        for p in inspect.signature(c.__init__).parameters
+    ]
+    return [p for p in dict.fromkeys(params) if p not in shared]
 
 
 def architecture_settings(model: torch.nn.Module) -> list[str]:
-    """The constructor arguments of ``model``'s class that its base class does not have and
-    that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
+    """The constructor arguments of ``model``'s class (and its bases) that the shared base
+    does not have and that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
     return [k for k in _own_parameters(type(model)) if k not in NOT_ARCHITECTURE]
 
 
@@ -263,7 +274,7 @@ def stored_settings(
 ) -> dict[str, Any]:
     """The constructor arguments of method class ``cls`` that ``checkpoint`` stores in its
     hyperparameters: with ``everything`` all of them (what rebuilds the trained model as it
-    was), else only those of ``cls`` itself that shape the trained function (architecture,
+    was), else only the method's own (not the shared base's) that shape the trained function (architecture,
     FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution flags
     (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
     saved = checkpoint.get("hyper_parameters")
