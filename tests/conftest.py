@@ -49,7 +49,22 @@ TINY_LGD = [
     "callbacks.progress_bar=null",
 ]
 
-
+#: LPD with one iteration (the sittings tests): 3 steps per epoch (so the schedule crosses an
+#: epoch boundary and the first sitting stops mid-epoch), 4 steps in all.
+TINY_LPD = [
+    "experiment=lpd",
+    "model.n_iter=1",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+    "data.val_size=2",
+    "data.test_size=2",
+    "data.train_size=6",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "logger=csv",
+    "callbacks=default",
+    "callbacks.progress_bar=null",
+]
 #: The small fan-beam geometry of the method, net and evaluation tests (32^2 pixels).
 TINY_FAN = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
 

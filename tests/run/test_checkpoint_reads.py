@@ -11,30 +11,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
+from conftest import TINY_LPD
 from learnct.methods.checkpoints import (
     checkpoint_identity,
     load_checkpoint_file,
     reading_checkpoints_once,
 )
 from learnct.run.build import build_method, build_physics
-
-#: LPD with one iteration: 3 steps per epoch, 4 steps in all, 2 per sitting.
-TINY_LPD = [
-    "experiment=lpd",
-    "model.n_iter=1",
-    "data.batch_size=2",
-    "data.eval_batch_size=2",
-    "data.val_size=2",
-    "data.test_size=2",
-    "data.train_size=6",
-    "trainer.max_steps=4",
-    "trainer.val_check_interval=2",
-    "callbacks=default",
-    "callbacks.progress_bar=null",
-    "test=false",
-]
 
 
 def _count_loads(monkeypatch) -> dict[str, Counter]:
@@ -67,18 +53,19 @@ def test_a_file_is_read_once_within_the_context_and_again_once_changed(tmp_path,
     assert loads["learnct"][path] == 4
 
 
+@pytest.mark.slow
 def test_a_sitting_start_reads_each_checkpoint_once(
     tmp_path, compose_config, run_config, monkeypatch, capsys
 ):
     # weights to fine-tune from, as learnct stores them (stripped: no optimiser state)
-    cfg = compose_config("train", TINY_LPD, tmp_path / "start")
+    cfg = compose_config("train", [*TINY_LPD, "test=false"], tmp_path / "start")
     _, operator = build_physics(cfg)
     model = build_method(cfg, operator)
     start = tmp_path / "start.ckpt"
     identity = checkpoint_identity(model, operator.geometry)
     torch.save({"state_dict": model.state_dict(), "learnct": identity, "global_step": 1}, start)
     sitting = tmp_path / "sittings" / "last.ckpt"
-    command = [*TINY_LPD, f"init_weights={start}", f"sitting_dir={sitting.parent}"]
+    command = [*TINY_LPD, "test=false", f"init_weights={start}", f"sitting_dir={sitting.parent}"]
     command += ["sitting_steps=2"]
     # as in a Hydra run, the init_weights settings are adopted (one more reader of the file)
     monkeypatch.setattr("learnct.run.checkpoint_settings.command_line_model_keys", lambda: set())

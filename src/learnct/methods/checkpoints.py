@@ -215,7 +215,8 @@ def _own_parameters(cls: type) -> list[str]:
 
 def architecture_settings(model: torch.nn.Module) -> list[str]:
     """The constructor arguments of ``model``'s class (and its bases) that the shared base
-    does not have and that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
+    does not have and that can change its weights' names or shapes (``n_iter``, ``hidden``,
+    ``depth``, ...)."""
     return [k for k in _own_parameters(type(model)) if k not in NOT_ARCHITECTURE]
 
 
@@ -274,9 +275,9 @@ def stored_settings(
 ) -> dict[str, Any]:
     """The constructor arguments of method class ``cls`` that ``checkpoint`` stores in its
     hyperparameters: with ``everything`` all of them (what rebuilds the trained model as it
-    was), else only the method's own (not the shared base's) that shape the trained function (architecture,
-    FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution flags
-    (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
+    was), else only the method's own (not the shared base's) that shape the trained function
+    (architecture, FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution
+    flags (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
     saved = checkpoint.get("hyper_parameters")
     saved = saved if isinstance(saved, dict) else {}
     if everything:  # the class's and its bases' (loss, fbp_filter, ...)
