@@ -170,12 +170,12 @@ class LearnedInverse(NormalisedLearnedMethod):
 
 
 class FBPUNet(LearnedMethod):
-    """Learned post-processing (Jin et al. 2017): FBP, then a residual U-Net (the CNN blocks
-    of the execution flags, :class:`LearnedMethod`).
+    """Learned post-processing (Jin et al. 2017): FBP, then a residual U-Net.
 
     Args:
         depth, width, norm, upsample: the U-Net's (see :class:`~learnct.nets.UNet`).
         filter, frequency_scaling: the FBP in front of the net (no gradient flows into it).
+        autocast, compile: the U-Net's execution flags (see :class:`LearnedMethod`).
     """
 
     def __init__(
@@ -211,12 +211,12 @@ class FBPUNet(LearnedMethod):
 
 class LearnedGradientDescent(UnrolledMethod):
     """Learned gradient descent (Adler and Öktem 2017):
-    ``f_{i+1} = f_i + Lambda_i(f_i, s_i, A_s^T (A_s f_i - g_s) [, grad TV(f_i)])``; ``init``,
-    ``checkpoint``, ``operator_norm`` and the execution flags: :class:`UnrolledMethod`.
+    ``f_{i+1} = f_i + Lambda_i(f_i, s_i, A_s^T (A_s f_i - g_s) [, grad TV(f_i)])``.
 
     Args:
         n_iter, n_memory, hidden: see :class:`~learnct.nets.LearnedGradientDescentNet`.
         tv_input: also feed the gradient of smoothed TV (``tv_eps``, image units).
+        init, checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
     """
 
     def __init__(
@@ -253,9 +253,11 @@ class LearnedGradientDescent(UnrolledMethod):
 class LearnedPrimalDual(UnrolledMethod):
     """Learned Primal-Dual (Adler and Öktem 2018), exactly the paper's architecture with the
     defaults (10 iterations, 5 + 5 channels, 32 hidden, 253,220 parameters); see
-    :class:`~learnct.nets.LearnedPrimalDualNet`. ``init="zero"`` is the paper's start
-    (``"fbp"``: FBP in every primal channel); ``init``, ``checkpoint``, ``operator_norm`` and
-    the execution flags: :class:`UnrolledMethod`.
+    :class:`~learnct.nets.LearnedPrimalDualNet`.
+
+    Args:
+        init: ``"zero"`` (the paper) or ``"fbp"`` (FBP in every primal channel).
+        checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
     """
 
     def __init__(
