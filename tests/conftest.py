@@ -19,6 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from learnct.physics import FanBeamGeometry, RayTransform
 from learnct.run import CONFIG_DIR, run
 
 os.environ["WANDB_MODE"] = "disabled"
@@ -47,6 +48,25 @@ TINY_LGD = [
     "callbacks=default",
     "callbacks.progress_bar=null",
 ]
+
+#: LPD with one iteration (the sittings tests): 3 steps per epoch (so the schedule crosses an
+#: epoch boundary and the first sitting stops mid-epoch), 4 steps in all.
+TINY_LPD = [
+    "experiment=lpd",
+    "model.n_iter=1",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+    "data.val_size=2",
+    "data.test_size=2",
+    "data.train_size=6",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "logger=csv",
+    "callbacks=default",
+    "callbacks.progress_bar=null",
+]
+#: The small fan-beam geometry of the method, net and evaluation tests (32^2 pixels).
+TINY_FAN = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
 
 
 def _compose_config(
@@ -105,6 +125,12 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess]:
     """``run_cli("train", ["-m", "experiment=fbp", ...], env=..., timeout=...)``: the console
     entry point in a subprocess; see ``_run_cli``."""
     return _run_cli
+
+
+@pytest.fixture(scope="session")
+def operator() -> RayTransform:
+    """The ray transform of ``TINY_FAN`` (a test module may define its own ``operator``)."""
+    return RayTransform(TINY_FAN)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -14,6 +14,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from conftest import TINY_FAN as GEOMETRY
 from learnct.data import CTDataModule
 from learnct.evaluation import (
     Slice,
@@ -26,14 +27,7 @@ from learnct.evaluation import (
     write_run_figure,
 )
 from learnct.methods import FBP
-from learnct.physics import FanBeamGeometry, PhysicsPreset, RayTransform
-
-GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
-
-
-@pytest.fixture(scope="module")
-def operator() -> RayTransform:
-    return RayTransform(GEOMETRY)
+from learnct.physics import PhysicsPreset, RayTransform
 
 
 def _datamodule(operator: RayTransform, test_size: int = 3) -> CTDataModule:

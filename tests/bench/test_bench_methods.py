@@ -14,7 +14,12 @@ from learnct.physics import RayTransform, parallel_ellipses
 
 def test_class_attributes_match_the_constructors():
     for name, cls in METHODS.items():
-        params = inspect.signature(cls.__init__).parameters
+        params = {
+            p
+            for c in cls.__mro__
+            if "__init__" in vars(c)
+            for p in inspect.signature(c.__init__).parameters
+        }
         assert cls.needs_operator_norm == ("operator_norm" in params), name
         assert cls.takes_execution_flags == ({"autocast", "compile"} <= set(params)), name
     assert [n for n, c in METHODS.items() if c.needs_operator_norm] == [

@@ -10,17 +10,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import TINY_FAN as GEOMETRY
 from learnct.data import CTBatch, CTDataModule
 from learnct.evaluation import per_image_psnr
 from learnct.methods import FBP, LearnedPrimalDual
-from learnct.physics import FanBeamGeometry, PhysicsPreset, RayTransform
-
-GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
-
-
-@pytest.fixture(scope="module")
-def operator() -> RayTransform:
-    return RayTransform(GEOMETRY)
+from learnct.physics import PhysicsPreset, RayTransform
 
 
 def _batches(operator: RayTransform, n: int = 2, size: int = 2) -> list[CTBatch]:

@@ -6,16 +6,10 @@ import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
+from conftest import TINY_FAN as GEOMETRY
 from learnct.methods import LearnedGradientDescent, LearnedPrimalDual
 from learnct.nets.execution import compiled_graphs
-from learnct.physics import FanBeamGeometry, RayTransform, fbp
-
-GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
-
-
-@pytest.fixture(scope="module")
-def operator() -> RayTransform:
-    return RayTransform(GEOMETRY)
+from learnct.physics import fbp
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import TINY_FAN as GEOMETRY
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import FBPUNet, LearnedGradientDescent, LearnedInverse, LearnedPrimalDual
-from learnct.physics import FanBeamGeometry, RayTransform
-
-GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
+from learnct.physics import RayTransform
 
 
 @pytest.fixture(scope="module")

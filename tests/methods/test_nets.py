@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import TINY_FAN as GEOMETRY
 from learnct.nets import (
     LearnedGradientDescentNet,
     LearnedInverseNet,
@@ -14,14 +15,7 @@ from learnct.nets import (
 )
 from learnct.nets.blocks import count_parameters
 from learnct.nets.finite_differences import divergence, gradient, tv_gradient, tv_norm
-from learnct.physics import FanBeamGeometry, RayTransform
-
-GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
-
-
-@pytest.fixture(scope="module")
-def operator() -> RayTransform:
-    return RayTransform(GEOMETRY)
+from learnct.physics import RayTransform
 
 
 def _scaled(op: RayTransform):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import TINY_FAN as GEOMETRY
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import FBPUNet
 from learnct.methods.checkpoints import checkpoint_identity, load_weights
-from learnct.physics import FanBeamGeometry, RayTransform
+from learnct.physics import RayTransform
 from learnct.run.pipeline import batch_norm_note
-
-GEOMETRY = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48)
 
 
 def _images(gen: torch.Generator, n: int, peak: float) -> torch.Tensor:

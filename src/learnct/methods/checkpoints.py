@@ -8,12 +8,18 @@ Every checkpoint a run, ``make report`` or the weights check loads is checked he
 ``load_weights`` starts a model from a checkpoint's weights (a warm start: the optimiser, the
 schedule and the step count start afresh). ``drop_instance_norm_statistics`` lets a batch-norm
 checkpoint load into the same net with ``norm=instance``.
+
+Every reader of a checkpoint file goes through :func:`load_checkpoint_file`; within
+:func:`reading_checkpoints_once` (a run's start: its settings, resume, sitting and weight
+checks) each file is read from disk once, however many of them read it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +35,10 @@ __all__ = [
     "checkpoint_geometry",
     "checkpoint_identity",
     "drop_instance_norm_statistics",
+    "load_checkpoint_file",
     "load_weights",
     "read_checkpoint",
+    "reading_checkpoints_once",
     "stored_settings",
 ]
 
@@ -66,6 +74,39 @@ def drop_instance_norm_statistics(model: torch.nn.Module, state_dict: dict[str, 
     return dropped
 
 
+#: The files loaded within :func:`reading_checkpoints_once`, by (resolved path, mtime, size);
+#: ``None`` outside it.
+_loaded: dict[tuple[str, int, int], Any] | None = None
+
+
+@contextlib.contextmanager
+def reading_checkpoints_once() -> Iterator[None]:
+    """Within this context :func:`load_checkpoint_file` reads each file once (a file changed
+    since, in modification time or size, is read again); what it loaded is dropped at the
+    end. Nested uses share the outermost one's files."""
+    global _loaded
+    if _loaded is not None:
+        yield
+        return
+    _loaded = {}
+    try:
+        yield
+    finally:
+        _loaded = None
+
+
+def load_checkpoint_file(path: str | Path) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: read once per file within
+    :func:`reading_checkpoints_once` (the same object to every reader: do not modify it)."""
+    if _loaded is None:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _loaded:
+        _loaded[key] = torch.load(path, map_location="cpu", weights_only=True)
+    return _loaded[key]
+
+
 def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
     """What ``on_save_checkpoint`` records: the method's class name and every geometry field."""
     return {"method": type(method).__name__, "geometry": geometry_record(geometry)}
@@ -84,7 +125,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint_file(path)
     except Exception as err:  # truncated zip, wrong format, unpicklable content
         raise ValueError(
             f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: "
@@ -151,19 +192,31 @@ EXECUTION = frozenset({"checkpoint", "operator_norm", "autocast", "compile"})
 
 
 def _own_parameters(cls: type) -> list[str]:
-    """The constructor arguments of ``cls`` that its base class does not have."""
-    own = inspect.signature(cls.__init__).parameters
-    base: set[str] = set()
-    for parent in cls.__mro__[1:]:
-        if "__init__" in vars(parent):
-            base = set(inspect.signature(parent.__init__).parameters)
-            break
-    return [k for k in own if k not in base and k not in ("self", "operator", "kwargs")]
+    """The constructor arguments of method class ``cls`` and of its bases that the shared
+    :class:`~learnct.methods.base.ReconstructionMethod` does not have (``cls``'s first)."""
+    from learnct.methods.base import ReconstructionMethod  # which imports this module
+
+    shared = {
+        "self",
+        "operator",
+        "kwargs",
+        *inspect.signature(ReconstructionMethod.__init__).parameters,
+    }
+    params = [
+        p
+        for c in cls.__mro__
+        if c is not ReconstructionMethod
+        and issubclass(c, ReconstructionMethod)
+        and "__init__" in vars(c)
+        for p in inspect.signature(c.__init__).parameters
+    ]
+    return [p for p in dict.fromkeys(params) if p not in shared]
 
 
 def architecture_settings(model: torch.nn.Module) -> list[str]:
-    """The constructor arguments of ``model``'s class that its base class does not have and
-    that can change its weights' names or shapes (``n_iter``, ``hidden``, ``depth``, ...)."""
+    """The constructor arguments of ``model``'s class (and its bases) that the shared base
+    does not have and that can change its weights' names or shapes (``n_iter``, ``hidden``,
+    ``depth``, ...)."""
     return [k for k in _own_parameters(type(model)) if k not in NOT_ARCHITECTURE]
 
 
@@ -222,9 +275,9 @@ def stored_settings(
 ) -> dict[str, Any]:
     """The constructor arguments of method class ``cls`` that ``checkpoint`` stores in its
     hyperparameters: with ``everything`` all of them (what rebuilds the trained model as it
-    was), else only those of ``cls`` itself that shape the trained function (architecture,
-    FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution flags
-    (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
+    was), else only the method's own (not the shared base's) that shape the trained function
+    (architecture, FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution
+    flags (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
     saved = checkpoint.get("hyper_parameters")
     saved = saved if isinstance(saved, dict) else {}
     if everything:  # the class's and its bases' (loss, fbp_filter, ...)

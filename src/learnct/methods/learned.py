@@ -13,9 +13,11 @@ operator and FBP in float32, ``compile=True`` compiles the CNN blocks with Torch
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 import torch
+from torch import nn
 
 from learnct.methods.base import ReconstructionMethod
 from learnct.nets.execution import block_autocast, check_autocast, compile_blocks
@@ -26,21 +28,67 @@ from learnct.nets.unet import UNet
 from learnct.physics.fbp import fbp
 from learnct.physics.operator import RayTransform
 
-__all__ = ["FBPUNet", "LearnedGradientDescent", "LearnedInverse", "LearnedPrimalDual"]
+__all__ = [
+    "FBPUNet",
+    "LearnedGradientDescent",
+    "LearnedInverse",
+    "LearnedMethod",
+    "LearnedPrimalDual",
+    "NormalisedLearnedMethod",
+    "UnrolledMethod",
+]
 
 INITS = ("zero", "fbp")
 
 
-class _NormalisedOperatorMixin:
-    """``||A||`` on demand (a buffer, so checkpoints carry it) and the scaled operator pair."""
+class LearnedMethod(ReconstructionMethod):
+    """The base of the learned methods: the execution flags.
+
+    Args:
+        autocast: ``"bf16"``: the CNN blocks in bfloat16 (operator and FBP in float32);
+            ``None``: float32.
+        compile: compile the CNN blocks (``torch.compile``, TorchInductor): those the method
+            passes to :meth:`compile_blocks`.
+        **kwargs: see :class:`ReconstructionMethod`.
+    """
+
+    takes_execution_flags: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        operator: RayTransform,
+        autocast: str | None = None,
+        compile: bool = False,
+        **kwargs,
+    ) -> None:
+        check_autocast(autocast)
+        super().__init__(operator, **kwargs)
+
+    def compile_blocks(self, blocks: Iterable[nn.Module]) -> None:
+        """Compile ``blocks`` in place when the method was built with ``compile=True``."""
+        if self.hparams.compile:
+            compile_blocks(blocks)
+
+
+class NormalisedLearnedMethod(LearnedMethod):
+    """A learned method on data divided by ``||A||``: ``||A||`` on demand (a buffer, so
+    checkpoints carry it) and the scaled operator pair.
+
+    Args:
+        operator_norm: ``||A||`` if known (skips the power iteration).
+        **kwargs: see :class:`LearnedMethod`.
+    """
 
     needs_operator_norm: ClassVar[bool] = True
 
-    def _init_norm(self, operator_norm: float | None) -> None:
+    def __init__(
+        self, operator: RayTransform, operator_norm: float | None = None, **kwargs
+    ) -> None:
         if operator_norm is not None and not (
             isinstance(operator_norm, (int, float)) and operator_norm > 0
         ):
             raise ValueError(f"operator_norm must be a positive number, got {operator_norm!r}")
+        super().__init__(operator, **kwargs)
         self.register_buffer("op_norm", torch.tensor(float(operator_norm or 0.0)))
         self._norm_known = False
 
@@ -63,13 +111,6 @@ class _NormalisedOperatorMixin:
         super().on_fit_start()
         self.operator_norm_tensor()
 
-    def fbp_start(self, sinogram: torch.Tensor) -> torch.Tensor | None:
-        """The FBP of ``sinogram`` (no gradient) when ``init == "fbp"``, else None."""
-        if self.hparams.init != "fbp":
-            return None
-        with torch.no_grad():
-            return self.fbp(sinogram)
-
     def scaled_operator(self):
         """``(A_s, A_s^T, c)`` with ``A_s = A / c``, ``c = ||A||`` (a 0-d tensor)."""
         c = self.operator_norm_tensor()
@@ -77,12 +118,32 @@ class _NormalisedOperatorMixin:
         return (lambda x: op(x) / c), (lambda y: op.adjoint(y) / c), c
 
 
-def _check_init(init: str) -> None:
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}: choose one of {INITS}")
+class UnrolledMethod(NormalisedLearnedMethod):
+    """An unrolled iterative method (LGD, LPD) on the normalised operator.
+
+    Args:
+        init: ``"zero"`` or ``"fbp"`` (the panels' FBP, no gradient) start.
+        checkpoint: gradient checkpointing per iteration (same gradients, less memory: for
+            512^2 training); the net reads it from ``hparams``.
+        **kwargs: see :class:`NormalisedLearnedMethod`.
+    """
+
+    def __init__(
+        self, operator: RayTransform, init: str = "zero", checkpoint: bool = False, **kwargs
+    ) -> None:
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}: choose one of {INITS}")
+        super().__init__(operator, **kwargs)
+
+    def fbp_start(self, sinogram: torch.Tensor) -> torch.Tensor | None:
+        """The FBP of ``sinogram`` (no gradient) when ``init == "fbp"``, else None."""
+        if self.hparams.init != "fbp":
+            return None
+        with torch.no_grad():
+            return self.fbp(sinogram)
 
 
-class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
+class LearnedInverse(NormalisedLearnedMethod):
     """Fully learned reconstruction: :class:`~learnct.nets.LearnedInverseNet` maps the data
     (divided by ``||A||``) straight to the image; the operator is never applied.
 
@@ -95,25 +156,12 @@ class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
     ``autocast="bf16"`` runs the net in bfloat16 (output float32); ``compile=True`` compiles it.
     """
 
-    takes_execution_flags: ClassVar[bool] = True
-
     def __init__(
-        self,
-        operator: RayTransform,
-        taps: int = 1,
-        hidden: int = 32,
-        layers: int = 4,
-        operator_norm: float | None = None,
-        autocast: str | None = None,
-        compile: bool = False,
-        **kwargs,
+        self, operator: RayTransform, taps: int = 1, hidden: int = 32, layers: int = 4, **kwargs
     ) -> None:
-        check_autocast(autocast)
         super().__init__(operator, **kwargs)
-        self._init_norm(operator_norm)
         self.net = LearnedInverseNet(operator.geometry, taps=taps, hidden=hidden, layers=layers)
-        if compile:
-            compile_blocks([self.net])
+        self.compile_blocks([self.net])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         g = sinogram / self.operator_norm_tensor()
@@ -121,17 +169,14 @@ class LearnedInverse(_NormalisedOperatorMixin, ReconstructionMethod):
             return self.net(g).float()
 
 
-class FBPUNet(ReconstructionMethod):
+class FBPUNet(LearnedMethod):
     """Learned post-processing (Jin et al. 2017): FBP, then a residual U-Net.
 
     Args:
         depth, width, norm, upsample: the U-Net's (see :class:`~learnct.nets.UNet`).
         filter, frequency_scaling: the FBP in front of the net (no gradient flows into it).
-        autocast: ``"bf16"``: the U-Net in bfloat16 (the FBP stays float32); ``None``: float32.
-        compile: compile the U-Net (``torch.compile``, TorchInductor).
+        autocast, compile: the U-Net's execution flags (see :class:`LearnedMethod`).
     """
-
-    takes_execution_flags: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -142,19 +187,15 @@ class FBPUNet(ReconstructionMethod):
         upsample: str = "bilinear",
         filter: str = "hann",
         frequency_scaling: float = 1.0,
-        autocast: str | None = None,
-        compile: bool = False,
         **kwargs,
     ) -> None:
-        check_autocast(autocast)
         kwargs.setdefault("fbp_filter", filter)
         kwargs.setdefault("fbp_frequency_scaling", frequency_scaling)
         super().__init__(operator, **kwargs)
         self.unet = UNet(
             1, 1, depth=depth, width=width, norm=norm, residual=True, upsample=upsample
         )
-        if compile:
-            compile_blocks([self.unet])
+        self.compile_blocks([self.unet])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -168,21 +209,15 @@ class FBPUNet(ReconstructionMethod):
             return self.unet(x0).float()
 
 
-class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
+class LearnedGradientDescent(UnrolledMethod):
     """Learned gradient descent (Adler and Öktem 2017):
     ``f_{i+1} = f_i + Lambda_i(f_i, s_i, A_s^T (A_s f_i - g_s) [, grad TV(f_i)])``.
 
     Args:
         n_iter, n_memory, hidden: see :class:`~learnct.nets.LearnedGradientDescentNet`.
         tv_input: also feed the gradient of smoothed TV (``tv_eps``, image units).
-        init: ``"zero"`` or ``"fbp"`` (the panels' FBP) start.
-        checkpoint: gradient checkpointing per iteration (same gradients, less memory).
-        operator_norm: ``||A||`` if known (skips the power iteration).
-        autocast: ``"bf16"``: CNN blocks in bfloat16, operator in float32; ``None``: float32.
-        compile: compile the CNN blocks (``torch.compile``, TorchInductor).
+        init, checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
     """
-
-    takes_execution_flags: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -192,27 +227,19 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
         hidden: int = 32,
         tv_input: bool = False,
         tv_eps: float = 1e-2,
-        init: str = "zero",
-        checkpoint: bool = False,
-        operator_norm: float | None = None,
-        autocast: str | None = None,
-        compile: bool = False,
         **kwargs,
     ) -> None:
-        _check_init(init)
         super().__init__(operator, **kwargs)
-        self._init_norm(operator_norm)
         self.net = LearnedGradientDescentNet(
             n_iter=n_iter,
             n_memory=n_memory,
             hidden=hidden,
             tv_input=tv_input,
             tv_eps=tv_eps,
-            checkpoint=checkpoint,
-            autocast=autocast,
+            checkpoint=self.hparams.checkpoint,
+            autocast=self.hparams.autocast,
         )
-        if compile:
-            compile_blocks(self.net.blocks)
+        self.compile_blocks(self.net.blocks)
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
@@ -223,20 +250,15 @@ class LearnedGradientDescent(_NormalisedOperatorMixin, ReconstructionMethod):
         return self.net(sinogram / c, op, op_adjoint, f0)
 
 
-class LearnedPrimalDual(_NormalisedOperatorMixin, ReconstructionMethod):
+class LearnedPrimalDual(UnrolledMethod):
     """Learned Primal-Dual (Adler and Öktem 2018), exactly the paper's architecture with the
     defaults (10 iterations, 5 + 5 channels, 32 hidden, 253,220 parameters); see
     :class:`~learnct.nets.LearnedPrimalDualNet`.
 
     Args:
         init: ``"zero"`` (the paper) or ``"fbp"`` (FBP in every primal channel).
-        checkpoint: gradient checkpointing per iteration (for 512^2 training).
-        operator_norm: ``||A||`` if known (skips the power iteration).
-        autocast: ``"bf16"``: CNN blocks in bfloat16, operator in float32; ``None``: float32.
-        compile: compile the CNN blocks (``torch.compile``, TorchInductor).
+        checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
     """
-
-    takes_execution_flags: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -245,26 +267,18 @@ class LearnedPrimalDual(_NormalisedOperatorMixin, ReconstructionMethod):
         n_primal: int = 5,
         n_dual: int = 5,
         hidden: int = 32,
-        init: str = "zero",
-        checkpoint: bool = False,
-        operator_norm: float | None = None,
-        autocast: str | None = None,
-        compile: bool = False,
         **kwargs,
     ) -> None:
-        _check_init(init)
         super().__init__(operator, **kwargs)
-        self._init_norm(operator_norm)
         self.net = LearnedPrimalDualNet(
             n_iter=n_iter,
             n_primal=n_primal,
             n_dual=n_dual,
             hidden=hidden,
-            checkpoint=checkpoint,
-            autocast=autocast,
+            checkpoint=self.hparams.checkpoint,
+            autocast=self.hparams.autocast,
         )
-        if compile:
-            compile_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
+        self.compile_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()

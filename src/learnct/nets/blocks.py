@@ -6,8 +6,12 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-__all__ = ["ConvBlock", "Operator", "count_parameters"]
+from learnct.checks import check_int
+from learnct.nets.execution import block_autocast, check_autocast
+
+__all__ = ["ConvBlock", "Operator", "UnrolledNet", "count_parameters"]
 
 #: A linear map on batched tensors, e.g. ``RayTransform.forward`` or ``RayTransform.adjoint``.
 Operator = Callable[[torch.Tensor], torch.Tensor]
@@ -40,6 +44,37 @@ class ConvBlock(nn.Sequential):
         for layer in self:
             x = layer(x)
         return x
+
+
+class UnrolledNet(nn.Module):
+    """The loop of the unrolled nets (LGD, LPD): ``n_iter`` iterations of
+    ``state = self._iteration(i, *state, *inputs)``, each recomputed in the backward pass when
+    ``checkpoint`` (``torch.utils.checkpoint``, non-reentrant: same gradients, memory for one
+    iteration instead of ``n_iter``), with the CNN blocks run by :meth:`_block` under
+    ``autocast`` (``"bf16"``: bfloat16; the state and the operator stay float32, see
+    :mod:`learnct.nets.execution`). Subclasses define ``_iteration``.
+    """
+
+    def __init__(self, n_iter: int, checkpoint: bool, autocast: str | None) -> None:
+        super().__init__()
+        check_int("n_iter", n_iter, 1)
+        self.n_iter = n_iter
+        self.checkpoint = bool(checkpoint)
+        self.autocast = check_autocast(autocast)
+
+    def _block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``block(x)`` under the net's ``autocast``."""
+        with block_autocast(self.autocast, x.device):
+            return block(x)
+
+    def _unroll(self, state: tuple[torch.Tensor, ...], *inputs: object) -> tuple[torch.Tensor, ...]:
+        """``state`` after the ``n_iter`` iterations."""
+        for i in range(self.n_iter):
+            if self.checkpoint and torch.is_grad_enabled():
+                state = checkpoint(self._iteration, i, *state, *inputs, use_reentrant=False)
+            else:
+                state = self._iteration(i, *state, *inputs)
+        return state
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from learnct.checks import check_int
-from learnct.nets.blocks import ConvBlock, Operator
-from learnct.nets.execution import block_autocast, check_autocast
+from learnct.nets.blocks import ConvBlock, Operator, UnrolledNet
 from learnct.nets.finite_differences import tv_gradient
 
 __all__ = ["LearnedGradientDescentNet", "tv_gradient"]
 
 
-class LearnedGradientDescentNet(nn.Module):
+class LearnedGradientDescentNet(UnrolledNet):
     """Learned gradient descent (see module docstring).
 
     Args:
@@ -33,10 +31,7 @@ class LearnedGradientDescentNet(nn.Module):
         n_memory: memory channels carried between iterations (5, as in the paper; 0: none).
         hidden: channels of the hidden convolutions (32).
         tv_input: also feed the gradient of smoothed TV of ``f`` (``tv_eps`` smoothing).
-        checkpoint: recompute each iteration in the backward pass (same gradients, less
-            memory).
-        autocast: ``"bf16"`` runs the conv blocks in bfloat16; the state and the operator
-            stay float32 (see :mod:`learnct.nets.execution`). ``None``: float32 throughout.
+        checkpoint, autocast: see :class:`~learnct.nets.blocks.UnrolledNet`.
     """
 
     def __init__(
@@ -49,43 +44,30 @@ class LearnedGradientDescentNet(nn.Module):
         checkpoint: bool = False,
         autocast: str | None = None,
     ) -> None:
-        super().__init__()
-        for name, value, low in (
-            ("n_iter", n_iter, 1),
-            ("n_memory", n_memory, 0),
-            ("hidden", hidden, 1),
-        ):
-            check_int(name, value, low)
+        super().__init__(n_iter, checkpoint, autocast)
+        check_int("n_memory", n_memory, 0)
+        check_int("hidden", hidden, 1)
         if not tv_eps > 0:
             raise ValueError(f"tv_eps must be > 0, got {tv_eps!r}")
-        self.n_iter, self.n_memory = n_iter, n_memory
+        self.n_memory = n_memory
         self.tv_input, self.tv_eps = bool(tv_input), float(tv_eps)
-        self.checkpoint = bool(checkpoint)
-        self.autocast = check_autocast(autocast)
         n_in = 1 + n_memory + 1 + int(self.tv_input)
         self.blocks = nn.ModuleList(ConvBlock(n_in, 1 + n_memory, hidden) for _ in range(n_iter))
 
     def _iteration(
         self, i: int, x: torch.Tensor, g: torch.Tensor, op: Operator, op_adjoint: Operator
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor]:
         f = x[:, :1]
         inputs = [x, op_adjoint(op(f) - g)]
         if self.tv_input:
             inputs.append(tv_gradient(f, self.tv_eps))
-        block_input = torch.cat(inputs, dim=1)
-        with block_autocast(self.autocast, x.device):
-            update = self.blocks[i](block_input)
-        return x + update  # float32 (type promotion) whatever the block's dtype
+        update = self._block(self.blocks[i], torch.cat(inputs, dim=1))
+        return (x + update,)  # float32 (type promotion) whatever the block's dtype
 
     def forward(
         self, g: torch.Tensor, op: Operator, op_adjoint: Operator, f0: torch.Tensor
     ) -> torch.Tensor:
         """Images ``(B, 1, N, N)`` from data ``g`` ``(B, 1, A, D)``, starting at ``f0``."""
         memory = f0.new_zeros(f0.shape[0], self.n_memory, *f0.shape[2:])
-        x = torch.cat([f0, memory], dim=1)
-        for i in range(self.n_iter):
-            if self.checkpoint and torch.is_grad_enabled():
-                x = checkpoint(self._iteration, i, x, g, op, op_adjoint, use_reentrant=False)
-            else:
-                x = self._iteration(i, x, g, op, op_adjoint)
+        (x,) = self._unroll((torch.cat([f0, memory], dim=1),), g, op, op_adjoint)
         return x[:, :1]

@@ -20,28 +20,23 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from learnct.checks import check_int
-from learnct.nets.blocks import ConvBlock, Operator
-from learnct.nets.execution import block_autocast, check_autocast
+from learnct.nets.blocks import ConvBlock, Operator, UnrolledNet
 
 __all__ = ["LearnedPrimalDualNet"]
 
 
-class LearnedPrimalDualNet(nn.Module):
+class LearnedPrimalDualNet(UnrolledNet):
     """Learned Primal-Dual (see module docstring).
 
     Args:
         n_iter: number of unrolled iterations (10 in the paper).
         n_primal, n_dual: channels of the primal and dual memories (5 and 5).
         hidden: channels of the hidden convolutions (32).
-        checkpoint: recompute each iteration's activations in the backward pass
-            (``torch.utils.checkpoint``, non-reentrant): same gradients, memory for one
-            iteration instead of ``n_iter`` (for 512^2 training), about 30 % more compute.
-        autocast: ``"bf16"`` runs the conv blocks in bfloat16 (``torch.autocast``); the
-            memories ``f``, ``h`` and the operator stay float32 (see
-            :mod:`learnct.nets.execution`). ``None``: float32 throughout.
+        checkpoint: recompute each iteration's activations in the backward pass (for 512^2
+            training), about 30 % more compute; autocast: the conv blocks' dtype (see
+            :class:`~learnct.nets.blocks.UnrolledNet`).
     """
 
     def __init__(
@@ -53,17 +48,11 @@ class LearnedPrimalDualNet(nn.Module):
         checkpoint: bool = False,
         autocast: str | None = None,
     ) -> None:
-        super().__init__()
-        for name, value, low in (
-            ("n_iter", n_iter, 1),
-            ("n_primal", n_primal, 2),
-            ("n_dual", n_dual, 1),
-            ("hidden", hidden, 1),
-        ):
-            check_int(name, value, low)
-        self.n_iter, self.n_primal, self.n_dual = n_iter, n_primal, n_dual
-        self.checkpoint = bool(checkpoint)
-        self.autocast = check_autocast(autocast)
+        super().__init__(n_iter, checkpoint, autocast)
+        check_int("n_primal", n_primal, 2)
+        check_int("n_dual", n_dual, 1)
+        check_int("hidden", hidden, 1)
+        self.n_primal, self.n_dual = n_primal, n_dual
         self.dual_blocks = nn.ModuleList(
             ConvBlock(n_dual + 2, n_dual, hidden) for _ in range(n_iter)
         )
@@ -81,13 +70,9 @@ class LearnedPrimalDualNet(nn.Module):
         op_adjoint: Operator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         dual_input = torch.cat([h, op(f[:, 1:2]), g], dim=1)
-        with block_autocast(self.autocast, g.device):
-            dual_update = self.dual_blocks[i](dual_input)
-        h = h + dual_update  # float32 (type promotion) whatever the block's dtype
+        h = h + self._block(self.dual_blocks[i], dual_input)  # float32 (type promotion)
         primal_input = torch.cat([f, op_adjoint(h[:, 0:1])], dim=1)
-        with block_autocast(self.autocast, g.device):
-            primal_update = self.primal_blocks[i](primal_input)
-        f = f + primal_update
+        f = f + self._block(self.primal_blocks[i], primal_input)
         return f, h
 
     def forward(
@@ -114,9 +99,5 @@ class LearnedPrimalDualNet(nn.Module):
         else:
             f = f0.expand(-1, self.n_primal, -1, -1).contiguous()
         h = g.new_zeros(b, self.n_dual, *g.shape[2:])
-        for i in range(self.n_iter):
-            if self.checkpoint and torch.is_grad_enabled():
-                f, h = checkpoint(self._iteration, i, f, h, g, op, op_adjoint, use_reentrant=False)
-            else:
-                f, h = self._iteration(i, f, h, g, op, op_adjoint)
+        f, h = self._unroll((f, h), g, op, op_adjoint)
         return f[:, 0:1]

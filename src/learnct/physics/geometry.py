@@ -26,7 +26,8 @@ import inspect
 import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
@@ -78,10 +79,12 @@ class Geometry(ABC):
     angle_offset: float
     kind: str = field(init=False, default="")
 
-    def _assign(self, kind: str, **values: object) -> None:
-        """Set the (frozen) fields, then validate the ones every geometry shares."""
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+    def _assign(self, kind: str, arguments: Mapping[str, object]) -> None:
+        """Set the (frozen) fields from the constructor's ``arguments`` (its ``locals()``: every
+        field by its name), then validate the ones every geometry shares."""
+        for f in fields(self):
+            if f.init:
+                object.__setattr__(self, f.name, arguments[f.name])
         object.__setattr__(self, "kind", kind)
         self._validate_common()
         object.__setattr__(self, "_cache_key", self._hash())  # compiled code reads it as is
@@ -207,16 +210,7 @@ class ParallelBeamGeometry(Geometry):
             check_int("image_size", image_size)
             _require_length("pixel_size", pixel_size)
             detector_spacing = 2 * (image_size * pixel_size / math.sqrt(2)) / n_detectors
-        self._assign(
-            "parallel",
-            image_size=image_size,
-            n_angles=n_angles,
-            n_detectors=n_detectors,
-            pixel_size=pixel_size,
-            detector_spacing=detector_spacing,
-            angle_range=angle_range,
-            angle_offset=angle_offset,
-        )
+        self._assign("parallel", locals())
         if self.detector_width / 2 < self.inscribed_radius:
             need = math.ceil(2 * self.inscribed_radius / self.detector_spacing)
             raise ValueError(
@@ -262,8 +256,8 @@ class FanBeamGeometry(Geometry):
         angle_range: float = 2 * math.pi,
         angle_offset: float = 0.0,
     ) -> None:
-        _require_length("source_radius", source_radius)
-        _require_length("detector_radius", detector_radius)
+        source_radius = _require_length("source_radius", source_radius)
+        detector_radius = _require_length("detector_radius", detector_radius)
         check_int("image_size", image_size)
         _require_length("pixel_size", pixel_size)
         circum = image_size * pixel_size / math.sqrt(2)
@@ -281,18 +275,7 @@ class FanBeamGeometry(Geometry):
             check_int("n_detectors", n_detectors)
             half = (source_radius + detector_radius) * math.tan(math.asin(circum / source_radius))
             detector_spacing = 2 * half / n_detectors
-        self._assign(
-            "fan",
-            image_size=image_size,
-            n_angles=n_angles,
-            n_detectors=n_detectors,
-            pixel_size=pixel_size,
-            detector_spacing=detector_spacing,
-            angle_range=angle_range,
-            angle_offset=angle_offset,
-            source_radius=float(source_radius),
-            detector_radius=float(detector_radius),
-        )
+        self._assign("fan", locals())
         # The fan must cover the inscribed circle: R_s sin(gamma_max) >= r.
         gamma_max = math.atan(self.detector_width / 2 / self.source_to_detector)
         covered = self.source_radius * math.sin(gamma_max)

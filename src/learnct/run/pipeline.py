@@ -59,18 +59,24 @@ class RunResult:
 def run(cfg: DictConfig) -> RunResult:
     """Train/evaluate/test as the config says."""
     os.environ.setdefault("WANDB_MODE", "offline")
-    resume, identity, provenance = _begin(cfg)
+    for note in resolve_checkpoint_names(cfg):
+        print(note)
+    validate_config(cfg)  # before torch loads
 
     import lightning as L
 
+    from learnct.methods.checkpoints import reading_checkpoints_once
     from learnct.run.testset_hash import TestSetHash
 
-    L.seed_everything(cfg.seed, workers=True)
-    preset, operator = build_physics(cfg)
-    datamodule = build_datamodule(cfg, preset, operator)
-    model = build_method(cfg, operator)
-    to_test = _check_checkpoints(cfg, model, operator, resume, identity)
-    _prepare(cfg, model, datamodule, operator, resume)
+    # the start reads each checkpoint file once (settings, sitting, identity, checks, weights)
+    with reading_checkpoints_once():
+        resume, identity, provenance = _begin(cfg)
+        L.seed_everything(cfg.seed, workers=True)
+        preset, operator = build_physics(cfg)
+        datamodule = build_datamodule(cfg, preset, operator)
+        model = build_method(cfg, operator)
+        to_test = _check_checkpoints(cfg, model, operator, resume, identity)
+        _prepare(cfg, model, datamodule, operator, resume)
     loggers = _start_loggers(cfg)
     test_hash = TestSetHash(list(datamodule.sources["test"]))
     trainer = build_trainer(cfg, loggers, [*_callbacks(cfg, model, identity), test_hash])
@@ -92,14 +98,11 @@ def run(cfg: DictConfig) -> RunResult:
 
 
 def _begin(cfg: DictConfig) -> tuple[Path | None, RunIdentity, dict[str, Any]]:
-    """Before anything is built: check the config, adopt a checkpoint's architecture, note
+    """Before anything is built (the config checked): adopt a checkpoint's architecture, note
     the code's provenance, find the checkpoint to resume from, apply ``extras`` and write the
     run's identity. Returns (resume checkpoint, identity, provenance)."""
     from learnct.run.extras import apply_extras
 
-    for note in resolve_checkpoint_names(cfg):
-        print(note)
-    validate_config(cfg)
     for note in adopt_checkpoint_settings(cfg):  # the checkpoint's architecture, not defaults
         print(f"checkpoint settings: {note}")
     # the code the run starts with (a commit made while it trains must not be credited)

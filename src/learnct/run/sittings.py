@@ -30,6 +30,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from learnct.methods.checkpoints import load_checkpoint_file
 from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.config_checks import ConfigError
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
@@ -91,7 +92,7 @@ def resolve_sitting(cfg: DictConfig) -> Path | None:
     path = sitting_checkpoint(cfg)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint_file(path)
     stamp = state.get("learnct_run") if isinstance(state, dict) else None
     if not isinstance(stamp, dict) or "id" not in stamp:
         raise ConfigError(f"sitting_steps: {path} carries no run stamp: it is not a sitting")
@@ -116,7 +117,7 @@ def sitting_identity(cfg: DictConfig, checkpoint: Path | None) -> RunIdentity:
     schedule's first sitting) when it continues one."""
     identity = new_identity(cfg)
     if checkpoint is not None:
-        stamp = torch.load(checkpoint, map_location="cpu", weights_only=True)["learnct_run"]
+        stamp = load_checkpoint_file(checkpoint)["learnct_run"]
         identity["id"] = stamp["id"]
     return identity
 
