@@ -8,6 +8,7 @@ process's resident high-water mark, reset before each build through ``/proc/self
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import time
 from collections.abc import Callable
@@ -37,10 +38,20 @@ def _resident(field: str) -> int:
     raise OSError(f"no {field} in /proc/self/status")
 
 
+def _release_free_memory() -> None:
+    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``), so that
+    memory an earlier build freed but kept resident does not hide this one's peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak may read low
+        pass
+
+
 def resident_peak_bytes(fn: Callable[[], object]) -> tuple[object, int | None]:
     """``fn()`` and how far the resident memory rose above its start while it ran (bytes;
     None where the high-water mark cannot be reset)."""
     gc.collect()
+    _release_free_memory()
     try:
         (_PROC / "clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
         start = _resident("VmRSS")
