@@ -84,9 +84,11 @@ def test_projector_rows_time_a_peer_and_note_a_parallel_geometry():
 
 
 def test_a_missing_peer_is_a_note_row(monkeypatch):
-    monkeypatch.setitem(peers.PEERS, "absent", ("learnct_no_such_module", None))
+    monkeypatch.setitem(
+        peers.PEERS, "absent", peers.Peer("learnct_no_such_module", "pip install absent", None)
+    )
     (row,) = projector_rows([GEOMETRY], [], 2, "cpu", 1, peers=["absent"])
-    assert row["note"] == "skipped: absent is not installed (pip install -e '.[peers]')"
+    assert row["note"] == "skipped: absent is not installed (pip install absent)"
     assert "forward ms" not in row
 
 

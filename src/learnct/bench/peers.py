@@ -33,7 +33,7 @@ import torch
 
 from learnct.physics import FanBeamGeometry, Geometry
 
-__all__ = ["PEERS", "PeerProjector", "PeerUnavailable", "peer_projector"]
+__all__ = ["PEERS", "Peer", "PeerProjector", "PeerUnavailable", "peer_projector"]
 
 
 class PeerUnavailable(Exception):
@@ -146,10 +146,21 @@ def _deepinv(geometry: Geometry, device: torch.device) -> PeerProjector:
     return PeerProjector(label, forward, adjoint)
 
 
-#: peer name -> the module it imports and its builder (geometry, device) -> PeerProjector.
-PEERS: dict[str, tuple[str, Callable[[Geometry, torch.device], PeerProjector]]] = {
-    "torchtomo": ("torchtomo", _torchtomo),
-    "deepinv": ("deepinv", _deepinv),
+@dataclass(frozen=True)
+class Peer:
+    """A peer: the module it imports, how to install it, and its builder."""
+
+    module: str
+    install: str
+    build: Callable[[Geometry, torch.device], PeerProjector]
+
+
+#: peer name -> Peer.
+PEERS: dict[str, Peer] = {
+    "torchtomo": Peer("torchtomo", "pip install -e '.[peers]'", _torchtomo),
+    "deepinv": Peer(
+        "deepinv", "pip install deepinv==0.5.0 beside a CUDA torch and its torchvision", _deepinv
+    ),
 }
 
 
@@ -157,16 +168,16 @@ def peer_projector(name: str, geometry: Geometry, device: torch.device | str) ->
     """Peer ``name`` (a key of ``PEERS``) for ``geometry`` on ``device``; raises
     ``PeerUnavailable`` saying why where it is not installed, does not import, or has no
     such geometry."""
-    module, build = PEERS[name]
+    peer = PEERS[name]
     try:
-        importlib.import_module(module)
+        importlib.import_module(peer.module)
     except ModuleNotFoundError as err:
-        if err.name != module:  # installed, but one of its imports is missing
+        if err.name != peer.module:  # installed, but one of its imports is missing
             raise PeerUnavailable(f"{name} does not import here: {err}") from err
-        raise PeerUnavailable(f"{name} is not installed (pip install -e '.[peers]')") from err
+        raise PeerUnavailable(f"{name} is not installed ({peer.install})") from err
     except Exception as err:  # e.g. deepinv's torchvision, built for CUDA torch
         first = (str(err).strip().splitlines() or [""])[0][:120]
         raise PeerUnavailable(
             f"{name} does not import here: {type(err).__name__}: {first}"
         ) from err
-    return build(geometry, torch.device(device))
+    return peer.build(geometry, torch.device(device))
