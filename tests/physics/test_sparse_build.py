@@ -96,3 +96,16 @@ def test_without_a_compiler_the_torch_build_runs_and_auto_budgets_its_larger_pea
     if joseph_csr.joseph_csr_kernel() is not None:
         assert native_bound < build
     _assert_same(sparse.build_joseph_csr(geometry), expected)
+
+
+def test_a_compiler_that_fails_leaves_the_torch_build(monkeypatch, tmp_path):
+    geometry = FanBeamGeometry(image_size=16, n_angles=8, n_detectors=24)
+    expected = sparse.build_joseph_csr_torch(geometry)
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("LEARNCT_CACHE_DIR", str(tmp_path))
+    joseph_csr.joseph_csr_kernel.cache_clear()
+    try:
+        assert joseph_csr.joseph_csr_kernel() is None
+        _assert_same(sparse.build_joseph_csr(geometry), expected)
+    finally:
+        joseph_csr.joseph_csr_kernel.cache_clear()

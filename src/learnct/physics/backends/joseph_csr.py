@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 
 import torch
 
@@ -23,6 +24,7 @@ from learnct.physics.joseph import joseph_frames
 
 __all__ = ["joseph_csr_kernel", "joseph_csr_parts"]
 
+log = logging.getLogger(__name__)
 _FILL = {torch.int32: "joseph_csr_fill_i32", torch.int64: "joseph_csr_fill_i64"}
 #: Indices (entries, rays, pixels) below this are stored as int32, else int64.
 INT32_LIMIT = 2**31 - 1
@@ -33,6 +35,7 @@ def joseph_csr_kernel() -> ctypes.CDLL | None:
     """The compiled build (once per machine, cached), or None where it cannot be built."""
     library = native_library("joseph_csr.cpp", ("-ffp-contract=off",))
     if library is None:
+        log.warning("the sparse backend builds its matrices in torch (joseph_csr not built)")
         return None
     ptr, i64, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
     library.joseph_csr_count.argtypes = [ptr, ptr, i64, i64, f64, i64, ptr, ptr]

@@ -64,10 +64,11 @@ def sparse_build_bytes(geometry: Geometry, native: bool | None = None) -> int:
 
     Native build (``joseph_csr``): the stored matrices' bound plus, per block of rays (one
     per torch thread), two int64 counts per pixel, and ``_NATIVE_BYTES_PER_RAY`` per ray;
-    measured peak at ``fan_mayo``: 1.0x the stored matrices. Torch build (no compiler): 1.5x
+    measured peaks 1.0-1.3x the stored matrices (1.02x at ``fan_mayo``). Torch build: 1.5x
     the stored matrices' bound (the chunks' entries are kept until the sizes are known, and
     the allocator does not hand all of them back) plus one chunk's temporaries; measured
-    1.8x the stored matrices at ``fan_mayo`` (4.5 GiB), within this bound (6.0 GiB)."""
+    1.7x the stored matrices at ``fan_mayo`` (4.3 GiB), within this bound (6.0 GiB), and up
+    to 2.4x at 256^2 (within the bound's 3.3x there)."""
     stored = sparse_matrix_bytes(geometry)
     if native is None:
         native = joseph_csr_kernel() is not None
@@ -132,7 +133,7 @@ def build_joseph_csr_torch(
     Memory: the chunks' entries (8 bytes each) are kept until both matrices' sizes are known,
     then each chunk is written into its place in ``A_0`` and, sorted by pixel within the
     chunk, into ``A_0^T`` (whose rows list the chunks' rays in order, so no global sort), and
-    freed: the peak is about the stored matrices (``sparse_build_bytes``)."""
+    freed: the peak is 1.7-2.4x the stored matrices (measured; ``sparse_build_bytes``)."""
     layout = QuarterTurnLayout(geometry, use_symmetry)
     n_pixels = layout.n_pixels
     chunks, ray_counts = [], []
