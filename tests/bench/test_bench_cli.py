@@ -18,7 +18,7 @@ def test_help_lists_the_options():
     assert out.returncode == 0, out.stderr
     for option in ("--gpu", "--large", "--quick", "--sections", "--sparse-budget-mb", "--out"):
         assert option in out.stdout
-    assert "projector,fbp,methods,training,inference,data_pipeline" in out.stdout
+    assert "projector,sparse_build,fbp,methods,training,inference,data_pipeline" in out.stdout
 
 
 def test_quick_fbp_section_writes_the_committed_format(tmp_path, monkeypatch):

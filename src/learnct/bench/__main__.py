@@ -1,13 +1,14 @@
-"""``make bench``: projector, FBP, method, training and data-pipeline timings, as Markdown.
+"""``make bench``: projector, sparse-build, FBP, method, training and data-pipeline timings.
 
 Every timing is the median of several runs after warm-up (never asserted in tests). Results go
 to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
 ``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included, the methods at batch 1
 and 8 and the learned ones also in bf16 autocast, and writes ``*_gpu.md``
-(``python -m learnct.bench --gpu``). One module per section: :mod:`~learnct.bench.projectors`,
+(``python -m learnct.bench --gpu``; ``sparse_build`` and ``data_pipeline`` are CPU-only). One
+module per section: :mod:`~learnct.bench.projectors`, :mod:`~learnct.bench.sparse_build`,
 :mod:`~learnct.bench.fbp`, :mod:`~learnct.bench.methods`, :mod:`~learnct.bench.training`,
 :mod:`~learnct.bench.pipeline`; the triton tuning table is ``python -m
-learnct.bench.triton_tuning``.
+learnct.bench.triton_tuning``. Output is Markdown.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import torch
 
 from learnct.bench.fbp import fbp_rows
 from learnct.bench.methods import method_rows
+from learnct.bench.peers import PEERS
 from learnct.bench.pipeline import pipeline_rows
 from learnct.bench.projectors import projector_rows
+from learnct.bench.sparse_build import sparse_build_rows
 from learnct.bench.tables import machine, markdown_table
 from learnct.bench.training import GPU_CONFIGS, inference_rows, training_rows
 from learnct.physics import (
@@ -38,7 +41,7 @@ from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 __all__ = ["main"]
 
 #: The sections, in the order they run.
-SECTIONS = ("projector", "fbp", "methods", "training", "inference", "data_pipeline")
+SECTIONS = ("projector", "sparse_build", "fbp", "methods", "training", "inference", "data_pipeline")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         training_configs = GPU_CONFIGS
     builders = {
         "projector": lambda: projector_rows(
-            geometries, backends, args.batch, device, reps, sparse_budget
+            geometries, backends, args.batch, device, reps, sparse_budget, list(PEERS)
         ),
+        "sparse_build": lambda: sparse_build_rows(geometries),
         "fbp": lambda: fbp_rows(geometries, args.batch, device, reps),
         "methods": lambda: method_rows(
             method_presets,
@@ -127,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }
     chosen = args.sections or list(builders)
-    if device != "cpu" and "data_pipeline" in chosen:  # the pipeline's workers are CPU-side
-        chosen.remove("data_pipeline")
+    for cpu_side in ("sparse_build", "data_pipeline"):  # the build, the pipeline's workers
+        if device != "cpu" and cpu_side in chosen:
+            chosen.remove(cpu_side)
     sections = {name: markdown_table(builders[name]()) for name in chosen}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,18 +4,23 @@ Per geometry and backend: forward and adjoint ms (median after warm-up, CUDA syn
 sparse matrix's build and load time, the memory a backend holds, the adjoint error, and the
 speed-up over ASTRA's CPU projector where ASTRA is installed. ASTRA is timed twice, labelled:
 on one thread (one image after the other, as astra runs) and on all of torch's threads (the
-batch's images at once); the ratio column is against the all-threads row.
+batch's images at once); the ratio column is against the all-threads row. Peer projectors
+(:mod:`~learnct.bench.peers`: torchtomo, deepinv) are timed on the same geometry where they
+import, labelled with their discretisation, and noted as skipped where not.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 
+from learnct.bench.peers import PeerProjector, PeerUnavailable, peer_projector
 from learnct.bench.tables import geometry_label
 from learnct.bench.timing import median_ms
 from learnct.physics import Geometry, RayTransform
+from learnct.physics.backends.joseph_csr import joseph_csr_kernel
 from learnct.physics.backends.sparse import sparse_matrix_bytes
 from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 
@@ -79,8 +84,9 @@ def _note_row(backend: str, geometry: Geometry, batch: int, note: str) -> dict:
 
 
 def _sparse_build_s(op: RayTransform) -> str:
-    """Seconds to build the sparse matrices (the bench's cache folder starts empty), and to
-    load them from the cache into a second operator."""
+    """Seconds to build the sparse matrices (the bench's cache folder starts empty; the build's
+    C++ compiled before timing), and to load them from the cache into a second operator."""
+    joseph_csr_kernel()
     start = time.perf_counter()
     op.backend.matrices(torch.device("cpu"), torch.float32)
     build = time.perf_counter() - start
@@ -89,16 +95,32 @@ def _sparse_build_s(op: RayTransform) -> str:
     return f"{build:.2f} (load {time.perf_counter() - start:.2f})"
 
 
-def _backend_row(
-    name: str, op: RayTransform, batch: int, device: str, reps: int, build_s: str
-) -> dict:
-    """The timed row of one backend (``_total``: fwd + adj ms, for the ASTRA column), or a
-    note row where the backend fails on this device."""
-    geometry = op.geometry
-    x, y = projector_inputs(geometry, batch, device)
-    op_reps = reps if name != "matrix_free" or geometry.image_size <= 128 else 3
+def _peer_row(name: str, geometry: Geometry, batch: int, device: str, reps: int) -> dict:
+    """The timed row of peer ``name`` (labelled with its version and discretisation), or a
+    note row saying why it was skipped."""
     try:
-        fwd, adj = time_projector(op, x, y, device, op_reps)
+        peer = peer_projector(name, geometry, device)
+    except PeerUnavailable as why:
+        return _note_row(name, geometry, batch, f"skipped: {why}")
+    peer_reps = reps if geometry.image_size <= 128 else 3
+    return _timed_row(peer.label, peer, geometry, batch, device, peer_reps, "-", "-")
+
+
+def _timed_row(
+    name: str,
+    op: RayTransform | PeerProjector,
+    geometry: Geometry,
+    batch: int,
+    device: str,
+    reps: int,
+    build_s: str,
+    memory: str,
+) -> dict:
+    """The timed row of a projector called like a ``RayTransform`` (``_total``: fwd + adj
+    ms, for the ASTRA column), or a note row where it fails on this device."""
+    x, y = projector_inputs(geometry, batch, device)
+    try:
+        fwd, adj = time_projector(op, x, y, device, reps)
         err = adjoint_error(op, x, y)
     except Exception as exc:  # a backend that breaks on this device: say so, go on
         first = (str(exc).strip().splitlines() or [""])[0][:160]
@@ -111,7 +133,7 @@ def _backend_row(
         "adjoint ms": f"{adj:.1f}",
         "fwd+adj ms per slice": f"{(fwd + adj) / batch:.2f}",
         "build s": build_s,
-        "memory MB": _matrix_mb(op),
+        "memory MB": memory,
         "adjoint error": f"{err:.1e}",
         "_total": fwd + adj,
     }
@@ -158,8 +180,10 @@ def projector_rows(
     device: str,
     reps: int,
     sparse_budget_bytes: int = DEFAULT_MATRIX_BUDGET,
+    peers: Sequence[str] = (),
 ) -> list[dict]:
-    """One row per (geometry, backend): forward/adjoint ms, build s, memory, adjoint error.
+    """One row per (geometry, backend) and per (geometry, peer in ``peers``, keys of
+    ``learnct.bench.peers.PEERS``): forward/adjoint ms, build s, memory, adjoint error.
 
     The adjoint error is :func:`adjoint_error` for random ``x``, ``y``. ``sparse`` is skipped
     (with a row saying so) where its matrix exceeds ``sparse_budget_bytes``: its CPU build
@@ -181,7 +205,11 @@ def projector_rows(
                 build_s = _sparse_build_s(op) if name == "sparse" else "-"
                 if device not in op.backend.devices():
                     continue
-                results.append(_backend_row(label, op, batch, device, reps, build_s))
+                op_reps = reps if name != "matrix_free" or geometry.image_size <= 128 else 3
+                memory = _matrix_mb(op)
+                row = _timed_row(label, op, geometry, batch, device, op_reps, build_s, memory)
+                results.append(row)
+        results += [_peer_row(name, geometry, batch, device, reps) for name in peers]
         _add_astra_ratio(results)
         rows.extend(results)
     return rows

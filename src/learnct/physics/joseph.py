@@ -20,7 +20,35 @@ import torch
 
 from learnct.physics.geometry import FanBeamGeometry, Geometry
 
-__all__ = ["joseph_entries", "joseph_lines", "joseph_window"]
+__all__ = ["joseph_entries", "joseph_frames", "joseph_lines", "joseph_window"]
+
+
+def joseph_frames(
+    geometry: Geometry, angle_indices: torch.Tensor, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per ray, its origin and direction along the primary and the secondary axis.
+
+    Returns:
+        frames: float64 ``(a, n_detectors, 4)``: ``(prim_o, prim_d, sec_o, sec_d)``, origin
+            (mm) and unit-direction components, ``prim`` the primary axis.
+        x_major: bool ``(a, n_detectors)``, whether x is the primary axis.
+    """
+    origins, directions = geometry.rays(angle_indices)
+    origins = origins.to(device)
+    directions = directions.to(device)
+    ox, oy = origins[..., 0], origins[..., 1]
+    dx, dy = directions[..., 0], directions[..., 1]
+    x_major = dx.abs() >= dy.abs()  # (a, D)
+    frames = torch.stack(
+        [
+            torch.where(x_major, ox, oy),
+            torch.where(x_major, dx, dy),
+            torch.where(x_major, oy, ox),
+            torch.where(x_major, dy, dx),
+        ],
+        -1,
+    )
+    return frames, x_major
 
 
 def joseph_entries(
@@ -33,24 +61,18 @@ def joseph_entries(
             (0 where the weight is 0).
         weights: float64 ``(a, n_detectors, 2N)`` in mm (0 for samples outside the image).
     Row ``r = angle * n_detectors + detector`` of the operator is ``pixels[r], weights[r]``.
+    ``joseph_csr.cpp`` computes the same entries with the same float64 operations in the same
+    order (the sparse backend's native build); keep the two in step.
     """
     n = geometry.image_size
     px = geometry.pixel_size
     centre = (n - 1) / 2
-    origins, directions = geometry.rays(angle_indices)
-    origins = origins.to(device)
-    directions = directions.to(device)
-    ox, oy = origins[..., 0], origins[..., 1]
-    dx, dy = directions[..., 0], directions[..., 1]
-    x_major = dx.abs() >= dy.abs()  # (a, D)
+    frames, x_major = joseph_frames(geometry, angle_indices, device)
+    prim_o, prim_d, sec_o, sec_d = (f[..., None] for f in frames.unbind(-1))
 
     steps = torch.arange(n, device=device, dtype=torch.float64)
     line = (steps - centre) * px  # x of column k; y of row k is -line[k]
     prim_coord = torch.where(x_major[..., None], line, -line)  # (a, D, n)
-    prim_o = torch.where(x_major, ox, oy)[..., None]
-    prim_d = torch.where(x_major, dx, dy)[..., None]
-    sec_o = torch.where(x_major, oy, ox)[..., None]
-    sec_d = torch.where(x_major, dy, dx)[..., None]
     sec = sec_o + (prim_coord - prim_o) / prim_d * sec_d  # secondary coordinate in mm
     # fractional index along the secondary axis: rows count downwards, columns rightwards
     frac = torch.where(x_major[..., None], centre - sec / px, centre + sec / px)

@@ -4,75 +4,33 @@ threads.
 
 At 32 columns it runs about 2x faster than torch's (MKL's) CSR product on one core: four
 accumulator sets per row hide the FMA latency that bounds a one-accumulator loop. The source
-is compiled on first use with the system's C++ compiler (``$CXX``, else ``c++``; ``-O2
--march=native -fopenmp``, a few seconds) into ``<cache_dir>/kernels/``, keyed by the source, the
-compiler and the CPU; where that fails (no compiler) :func:`csr_columns_kernel` returns None
-and the backend uses torch's product (the same numbers to float rounding), after one warning.
+is compiled on first use (:mod:`~learnct.physics.backends.native`); where that fails (no
+compiler) :func:`csr_columns_kernel` returns None and the backend uses torch's product (the
+same numbers to float rounding), after one warning.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import torch
+
+from learnct.physics.backends.native import native_library
 
 __all__ = ["csr_columns_kernel", "csr_columns_product"]
 
 log = logging.getLogger(__name__)
-_SOURCE = Path(__file__).with_name("csr_columns.cpp")
 _FUNCTIONS = {torch.float32: "csr_columns_f32", torch.float64: "csr_columns_f64"}
-
-
-def _cpu_id() -> str:
-    """The CPU model and flags (``-march=native`` code runs only on a CPU like this one)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    keep = [ln for ln in lines if ln.startswith(("model name", "flags"))]
-    return "\n".join(sorted(set(keep)))
 
 
 @functools.cache
 def csr_columns_kernel() -> ctypes.CDLL | None:
     """The compiled product (built once per machine and cached), or None where it cannot be."""
-    from learnct.physics.backends.sparse import cache_dir
-
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        log.warning("no C++ compiler (set CXX): the sparse backend uses torch's slower product")
-        return None
-    flags = ["-O2", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-    key = hashlib.sha256(
-        "\n".join([_SOURCE.read_text(), compiler, *flags, _cpu_id()]).encode()
-    ).hexdigest()[:16]
-    path = cache_dir() / "kernels" / f"csr_columns-{key}.so"
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                built = Path(tmp) / path.name
-                subprocess.run(
-                    [compiler, *flags, str(_SOURCE), "-o", str(built)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-                os.replace(built, path)  # atomic: never a half-written library
-        library = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError) as err:
-        err = getattr(err, "stderr", None) or err
-        log.warning("could not build %s (%s): the sparse backend uses torch's product", path, err)
+    library = native_library("csr_columns.cpp")
+    if library is None:
+        log.warning("the sparse backend uses torch's slower product (csr_columns not built)")
         return None
     for name in _FUNCTIONS.values():
         getattr(library, name).restype = ctypes.c_int

@@ -1,8 +1,9 @@
 """``sparse`` backend: Joseph's discretisation stored as CSR matrices (and their transposes).
 
 The matrix covers the first ``n_angles / m`` angles only (``m`` the quarter-turn symmetry of
-the angle set, see ``learnct.physics.symmetry``), with int32 indices, and is built vectorised
-in torch, then cached on disk under ``$LEARNCT_CACHE_DIR`` (default ``~/.cache/learnct``)
+the angle set, see ``learnct.physics.symmetry``), with int32 indices, and is built in C++
+(``joseph_csr``; where no compiler is found, vectorised in torch, the same matrices bit for
+bit), then cached on disk under ``$LEARNCT_CACHE_DIR`` (default ``~/.cache/learnct``)
 keyed by a hash of the geometry. A batch is one sparse-dense product with ``m * B`` columns:
 on the CPU ``csr_columns`` (C++, specialised to this layout), on CUDA torch's.
 """
@@ -19,6 +20,7 @@ import torch
 
 from learnct.physics.backends.base import ProjectorBackend, register_backend
 from learnct.physics.backends.csr_columns import csr_columns_kernel, csr_columns_product
+from learnct.physics.backends.joseph_csr import joseph_csr_kernel, joseph_csr_parts
 from learnct.physics.geometry import Geometry
 from learnct.physics.joseph import joseph_entries
 from learnct.physics.symmetry import QuarterTurnLayout
@@ -27,11 +29,14 @@ __all__ = ["SparseBackend", "cache_dir", "sparse_build_bytes", "sparse_matrix_by
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1
-#: At most this many candidate entries (2 N per ray, zeros included) are generated per chunk
-#: while building, and at least one angle's; each costs about ``_BUILD_BYTES_PER_CANDIDATE``
-#: bytes of float64/int64 temporaries, kept below a quarter of the stored matrices' bound.
+#: The torch build (without a compiler) generates at most this many candidate entries (2 N
+#: per ray, zeros included) per chunk, and at least one angle's; each costs about
+#: ``_BUILD_BYTES_PER_CANDIDATE`` bytes of float64/int64 temporaries, kept below a quarter of
+#: the stored matrices' bound.
 _BUILD_CHUNK_ENTRIES = 1 << 22
 _BUILD_BYTES_PER_CANDIDATE = 80
+#: The native build's memory per ray besides the output (frames, counts, offsets), bytes.
+_NATIVE_BYTES_PER_RAY = 256
 
 
 def cache_dir() -> Path:
@@ -53,15 +58,27 @@ def _chunk_angles(geometry: Geometry) -> int:
     return max(1, min(_BUILD_CHUNK_ENTRIES, budget) // per_angle)
 
 
-def sparse_build_bytes(geometry: Geometry) -> int:
-    """Bound on the build's peak memory (what ``auto`` budgets): 1.5x the stored matrices'
-    bound (each entry is written once into its final place, but the chunks' entries are kept
-    until the sizes are known, and the allocator does not hand all of them back) plus one
-    chunk's temporaries. Measured peaks: 1.8x the stored matrices at fan_mayo (4.5 GiB),
-    within this bound (6.0 GiB)."""
+def sparse_build_bytes(geometry: Geometry, native: bool | None = None) -> int:
+    """Bound on the build's peak memory (what ``auto`` budgets), for the native build
+    (``native=True``), the torch build (False), or the one this machine runs (None).
+
+    Native build (``joseph_csr``): the stored matrices' bound plus, per block of rays (one
+    per torch thread), two int64 counts per pixel, and ``_NATIVE_BYTES_PER_RAY`` per ray;
+    measured peaks 1.0-1.3x the stored matrices (1.02x at ``fan_mayo``). Torch build: 1.5x
+    the stored matrices' bound (the chunks' entries are kept until the sizes are known, and
+    the allocator does not hand all of them back) plus one chunk's temporaries; measured
+    1.7x the stored matrices at ``fan_mayo`` (4.3 GiB), within this bound (6.0 GiB), and up
+    to 2.4x at 256^2 (within the bound's 3.3x there)."""
+    stored = sparse_matrix_bytes(geometry)
+    if native is None:
+        native = joseph_csr_kernel() is not None
+    if native:
+        layout = QuarterTurnLayout(geometry)
+        per_block = 2 * 8 * layout.n_pixels * torch.get_num_threads()
+        return stored + per_block + _NATIVE_BYTES_PER_RAY * layout.base_rays
     per_angle = geometry.n_detectors * 2 * geometry.image_size
     chunk = _chunk_angles(geometry) * per_angle * _BUILD_BYTES_PER_CANDIDATE
-    return 3 * sparse_matrix_bytes(geometry) // 2 + chunk
+    return 3 * stored // 2 + chunk
 
 
 def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape) -> torch.Tensor:
@@ -97,12 +114,26 @@ def build_joseph_csr(
     geometry: Geometry, use_symmetry: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR ``A_0`` (base_rays x N*N) and ``A_0^T``, float32 on the CPU, int32 indices where
-    the entries fit (else int64).
+    the entries fit (else int64); the rows of ``A_0^T`` list the rays in increasing order.
+    Built in C++ (``joseph_csr``) where it compiles, else in torch (the same matrices)."""
+    layout = QuarterTurnLayout(geometry, use_symmetry)
+    library = joseph_csr_kernel()
+    if library is None:
+        return build_joseph_csr_torch(geometry, use_symmetry)
+    forward, transpose = joseph_csr_parts(library, geometry, layout.base_angles)
+    shape = (layout.base_rays, layout.n_pixels)
+    return _csr_tensor(*forward, shape), _csr_tensor(*transpose, (shape[1], shape[0]))
+
+
+def build_joseph_csr_torch(
+    geometry: Geometry, use_symmetry: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`build_joseph_csr` vectorised in torch, in chunks of angles (no compiler).
 
     Memory: the chunks' entries (8 bytes each) are kept until both matrices' sizes are known,
     then each chunk is written into its place in ``A_0`` and, sorted by pixel within the
     chunk, into ``A_0^T`` (whose rows list the chunks' rays in order, so no global sort), and
-    freed: the peak is about the stored matrices (``sparse_build_bytes``)."""
+    freed: the peak is 1.7-2.4x the stored matrices (measured; ``sparse_build_bytes``)."""
     layout = QuarterTurnLayout(geometry, use_symmetry)
     n_pixels = layout.n_pixels
     chunks, ray_counts = [], []

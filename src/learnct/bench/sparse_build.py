@@ -1,0 +1,110 @@
+"""The ``sparse_build`` section: the sparse backend's matrix build, native (C++, what runs
+where a compiler is found) and torch (the fallback), timed in one run.
+
+Per geometry and build: seconds, the stored matrices, the peak memory (the rise of the
+process's resident high-water mark, reset before each build through ``/proc/self/clear_refs``;
+``-`` where that cannot be done) and the bound ``auto`` budgets (``sparse_build_bytes``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from learnct.bench.tables import geometry_label
+from learnct.physics import Geometry
+from learnct.physics.backends.joseph_csr import joseph_csr_kernel
+from learnct.physics.backends.sparse import (
+    build_joseph_csr,
+    build_joseph_csr_torch,
+    sparse_build_bytes,
+)
+
+__all__ = ["resident_peak_bytes", "sparse_build_rows"]
+
+_PROC = Path("/proc/self")
+
+
+def _resident(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of this process in bytes."""
+    for line in (_PROC / "status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def _release_free_memory() -> None:
+    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``), so that
+    memory an earlier build freed but kept resident does not hide this one's peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak may read low
+        pass
+
+
+def resident_peak_bytes(fn: Callable[[], object]) -> tuple[object, int | None]:
+    """``fn()`` and how far the resident memory rose above its start while it ran (bytes;
+    None where the high-water mark cannot be reset)."""
+    gc.collect()
+    _release_free_memory()
+    try:
+        (_PROC / "clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        start = _resident("VmRSS")
+    except OSError:
+        return fn(), None
+    out = fn()
+    return out, _resident("VmHWM") - start
+
+
+def _stored_bytes(matrices: tuple[torch.Tensor, torch.Tensor]) -> int:
+    parts = [t for m in matrices for t in (m.crow_indices(), m.col_indices(), m.values())]
+    return sum(t.numel() * t.element_size() for t in parts)
+
+
+def _row(geometry: Geometry, label: str, build: Callable, bound: int) -> dict:
+    start = time.perf_counter()
+    matrices, peak = resident_peak_bytes(lambda: build(geometry))
+    seconds = time.perf_counter() - start
+    stored = _stored_bytes(matrices)
+    mb = 2**20
+    return {
+        "geometry": geometry_label(geometry),
+        "build": label,
+        "build s": f"{seconds:.2f}",
+        "stored MB": f"{stored / mb:.1f}",
+        "peak MB": "-" if peak is None else f"{peak / mb:.1f}",
+        "peak / stored": "-" if peak is None else f"{peak / stored:.2f}",
+        "bound MB (auto)": f"{bound / mb:.1f}",
+        "_s": seconds,
+    }
+
+
+def sparse_build_rows(geometries: list[Geometry], torch_build: bool = True) -> list[dict]:
+    """Per geometry, the native build's row (where it compiles; compiled before timing) and,
+    with ``torch_build``, the torch build's, with the native's speed-up over it."""
+    native = joseph_csr_kernel() is not None
+    rows = []
+    for geometry in geometries:
+        results = []
+        if native:
+            bound = sparse_build_bytes(geometry, native=True)
+            results.append(_row(geometry, "native (C++)", build_joseph_csr, bound))
+        else:
+            note = "no C++ compiler: the backend builds in torch"
+            results.append({"geometry": geometry_label(geometry), "build": "native", "note": note})
+        if torch_build:
+            bound = sparse_build_bytes(geometry, native=False)
+            results.append(_row(geometry, "torch", build_joseph_csr_torch, bound))
+        torch_s = next((r["_s"] for r in results if r["build"] == "torch"), None)
+        for row in results:
+            if "_s" in row:
+                seconds = row.pop("_s")
+                faster = torch_s is not None and row["build"] != "torch"
+                row["vs torch"] = f"{torch_s / seconds:.1f}x faster" if faster else "-"
+        rows.extend(results)
+    return rows
