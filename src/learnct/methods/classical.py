@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -61,17 +61,11 @@ def chambolle_pock_tv(
     operator: RayTransform,
     lam: float,
     iterations: int = 300,
-    f0: torch.Tensor | None = None,
-    weights: torch.Tensor | None = None,
-    nonnegative: bool = True,
-    step_ratio: float = 0.1,
-    operator_norm: float | None = None,
+    **options: Any,
 ) -> torch.Tensor:
     """The iterate after ``iterations`` steps of :func:`chambolle_pock_tv_iterates` (the
-    start image for ``iterations=0``)."""
-    iterates = chambolle_pock_tv_iterates(
-        sinogram, operator, lam, iterations, f0, weights, nonnegative, step_ratio, operator_norm
-    )
+    start image for ``iterations=0``); ``options``: its keyword arguments."""
+    iterates = chambolle_pock_tv_iterates(sinogram, operator, lam, iterations, **options)
     return collections.deque(iterates, maxlen=1)[0]
 
 
