@@ -6,8 +6,9 @@ to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch vers
 and 8 and the learned ones also in bf16 autocast, and writes ``*_gpu.md``
 (``python -m learnct.bench --gpu``; ``sparse_build`` and ``data_pipeline`` are CPU-only). One
 module per section: :mod:`~learnct.bench.projectors`, :mod:`~learnct.bench.sparse_build`,
-:mod:`~learnct.bench.fbp`, :mod:`~learnct.bench.methods`, :mod:`~learnct.bench.training`,
-:mod:`~learnct.bench.pipeline`; the triton tuning table is ``python -m
+:mod:`~learnct.bench.fbp`, :mod:`~learnct.bench.methods`, :mod:`~learnct.bench.training`
+(``training``, ``inference``), :mod:`~learnct.bench.multi_run`, :mod:`~learnct.bench.pipeline`;
+the triton tuning table is ``python -m
 learnct.bench.triton_tuning``. Output is Markdown.
 """
 
@@ -23,6 +24,7 @@ import torch
 
 from learnct.bench.fbp import fbp_rows
 from learnct.bench.methods import method_rows
+from learnct.bench.multi_run import multi_run_rows
 from learnct.bench.peers import PEERS
 from learnct.bench.pipeline import pipeline_rows
 from learnct.bench.projectors import projector_rows
@@ -41,7 +43,16 @@ from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 __all__ = ["main"]
 
 #: The sections, in the order they run.
-SECTIONS = ("projector", "sparse_build", "fbp", "methods", "training", "inference", "data_pipeline")
+SECTIONS = (
+    "projector",
+    "sparse_build",
+    "fbp",
+    "methods",
+    "training",
+    "inference",
+    "multi_run",
+    "data_pipeline",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="skip the sparse backend where its matrix is larger (default: auto's matrix "
         "budget; --gpu: 1024, since the matrix is built on the CPU)",
+    )
+    parser.add_argument(
+        "--multi-run-budget-s",
+        type=float,
+        default=None,
+        help="multi_run: start no new (path, setup, K) group after this many seconds (the "
+        "rest are listed as not run; default: no limit)",
     )
     parser.add_argument(
         "--sections",
@@ -113,6 +131,13 @@ def main(argv: list[str] | None = None) -> None:
         training_cases = [("fan_lowdose", 2), ("parallel_ellipses", 5), ("fan_lowdose", 5)]
         training_cases.append(("fan_mayo", 1))
         training_configs = GPU_CONFIGS
+    # issue #21: K trainings in one process (sequential, CUDA streams, vmap over parameters)
+    multi_cases, multi_ks, multi_paths = [("fan_lowdose", 5)], (1, 2, 4), ("fast",)
+    if args.quick:
+        multi_cases, multi_ks = [("fan_lowdose", 1)], (1, 2)
+    if args.gpu:
+        multi_cases = [("parallel_ellipses", 5), ("fan_lowdose", 5)]
+        multi_ks, multi_paths = (1, 2, 4, 8), ("fast", "fast+compiled")
     builders = {
         "projector": lambda: projector_rows(
             geometries, backends, args.batch, device, reps, sparse_budget, list(PEERS)
@@ -128,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "training": lambda: training_rows(training_cases, device, args.quick, training_configs),
         "inference": lambda: inference_rows(method_presets, device, args.quick),
+        "multi_run": lambda: multi_run_rows(
+            multi_cases, multi_ks, device, multi_paths, args.quick, args.multi_run_budget_s
+        ),
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }
     chosen = args.sections or list(builders)
