@@ -111,20 +111,32 @@ def benchmark_multi_run(
     reps: int = 5,
     model_options: dict[str, Any] | None = None,
     deadline: float | None = None,
+    on_group: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{setup, batch, K, mode, path, steps_per_s, ms_per_model_step, step_mb,
     note}`` for K in ``ks`` and each path: LPD (with ``model_options``, e.g. ``n_iter``)
     trained on ``batches[k]`` (``(images, sinograms)`` on the device, one per model, at least
-    ``max(ks)``); ``deadline``: a ``time.perf_counter()`` value after which no group starts."""
+    ``max(ks)``); ``deadline``: a ``time.perf_counter()`` value after which no group starts;
+    ``on_group``: called with each (path, K) group's rows once they are measured."""
     if len(batches) < max(ks):
         raise ValueError(f"benchmark_multi_run needs {max(ks)} batches, got {len(batches)}")
     device = batches[0][0].device
     rows = []
-    # K models compiled one by one are K recompilations of the same code (guards on the model)
-    with torch._dynamo.config.patch(recompile_limit=max(8, 4 * max(ks))):
+    # the compiled steps of several shapes (K, setups) and modes share one code object
+    with torch._dynamo.config.patch(recompile_limit=64):
         for path in paths:
             rows += _benchmark_path(
-                setup, operator, batches, ks, path, warmup, reps, model_options, deadline, device
+                setup,
+                operator,
+                batches,
+                ks,
+                path,
+                warmup,
+                reps,
+                model_options,
+                deadline,
+                device,
+                on_group,
             )
     return rows
 
@@ -140,6 +152,7 @@ def _benchmark_path(
     model_options: dict[str, Any] | None,
     deadline: float | None,
     device: torch.device,
+    on_group: Callable[[list[dict[str, Any]]], None] | None,
 ) -> list[dict[str, Any]]:
     """:func:`benchmark_multi_run`'s rows for one path: ``max(ks)`` models built once (seed
     k for model k), the first K of them stepped for each K."""
@@ -152,38 +165,53 @@ def _benchmark_path(
     for k in ks:
         base = {"setup": setup, "batch": batches[0][0].shape[0], "K": k, "path": path}
         here = {mode: {**base, "mode": mode, "note": ""} for mode in MODES}
-        rows.extend(here.values())
         if device.type != "cuda":
             here["streams"]["note"] = "CUDA only"
         if deadline is not None and time.perf_counter() > deadline:
             for mode in MODES:
                 here[mode]["note"] = here[mode]["note"] or "not run: section time budget spent"
-            continue
-        try:
-            rounds = _rounds(models, list(batches), path, k)
-            for _ in range(warmup):
-                for run in rounds.values():
-                    run()
-        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
-            text = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
-            for mode in MODES:
-                here[mode]["note"] = here[mode]["note"] or text
-            continue
-        times: dict[str, list[float]] = {mode: [] for mode in rounds}
-        for _ in range(reps):  # interleaved: every mode sees the same load
-            for mode, run in rounds.items():
-                synchronize(device)
-                start = time.perf_counter()
-                run()
-                synchronize(device)
-                times[mode].append(time.perf_counter() - start)
-        for mode, run in rounds.items():
-            seconds = statistics.median(times[mode])
-            here[mode]["steps_per_s"] = k / seconds
-            here[mode]["ms_per_model_step"] = seconds / k * 1e3
-            here[mode]["step_mb"] = _memory_mb(run, device)
-        del rounds
+        else:
+            _measure_group(here, models, batches, path, k, warmup, reps, device)
+        rows.extend(here.values())
+        if on_group is not None:
+            on_group(list(here.values()))
     return rows
+
+
+def _measure_group(
+    here: dict[str, dict[str, Any]],
+    models: list,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    path: str,
+    k: int,
+    warmup: int,
+    reps: int,
+    device: torch.device,
+) -> None:
+    """Time every mode's round of ``k`` models; the figures (or the error) go into ``here``."""
+    try:
+        rounds = _rounds(models, list(batches), path, k)
+        for _ in range(warmup):
+            for run in rounds.values():
+                run()
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+        text = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+        for row in here.values():
+            row["note"] = row["note"] or text
+        return
+    times: dict[str, list[float]] = {mode: [] for mode in rounds}
+    for _ in range(reps):  # interleaved: every mode sees the same load
+        for mode, run in rounds.items():
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times[mode].append(time.perf_counter() - start)
+    for mode, run in rounds.items():
+        seconds = statistics.median(times[mode])
+        here[mode]["steps_per_s"] = k / seconds
+        here[mode]["ms_per_model_step"] = seconds / k * 1e3
+        here[mode]["step_mb"] = _memory_mb(run, device)
 
 
 def multi_run_rows(
@@ -193,19 +221,28 @@ def multi_run_rows(
     paths: Sequence[str],
     quick: bool,
     budget_s: float | None = None,
+    progress: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """:func:`benchmark_multi_run` for each (preset, batch) case, formatted, with each
-    row's steps per second relative to ``sequential`` at the same setup, K and path."""
+    row's steps per second relative to ``sequential`` at the same setup, K and path.
+    ``progress``: called with the formatted rows so far after every measured group (so that
+    a run stopped by a time limit leaves its table)."""
     dev = torch.device(device)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     warmup, reps = (1, 1) if quick else (2, 5)
-    results = []
+    results: list[dict[str, Any]] = []
+
+    def measured(group: list[dict[str, Any]]) -> None:
+        results.extend(group)
+        if progress is not None:
+            progress(format_rows(results, dev))
+
     for preset, batch in cases:
         operator = RayTransform(PRESETS[preset]().geometry)
         batches = [make_batch(preset, operator, batch, dev, seed) for seed in range(max(ks))]
-        for path in paths:  # one path at a time, so that the budget keeps whole paths first
-            results += benchmark_multi_run(
-                preset, operator, batches, ks, (path,), warmup, reps, deadline=deadline
+        for path in paths:  # in order: a spent budget drops the last paths and setups
+            benchmark_multi_run(
+                preset, operator, batches, ks, (path,), warmup, reps, None, deadline, measured
             )
     return format_rows(results, dev)
 
