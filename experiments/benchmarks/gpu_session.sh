@@ -26,13 +26,19 @@
 # model.norm=instance, which computes the same). LPD needs 3.4 GB at batch 1 in bf16, so
 # model.checkpoint=true (1.5x slower) only matters on cards under about 8 GB.
 # COMMON_ARGS adds Hydra overrides to every run.
-# Issue #21 (training throughput), one call of about 8 minutes: today's step beside the fast
+# Issue #21 (training throughput), one call of about 9 minutes: today's step beside the fast
 # path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and fan_lowdose
 # batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row), inference per
-# slice eager vs compiled, then the CUDA tests (the compiled step's CUDA-graph test included):
-#   PARTS="bench tests" TRITON_TUNING=0 BENCH_SECTIONS="training:300 inference:90" \
-#   DEADLINE_S=470 bash experiments/benchmarks/gpu_session.sh
-# (training_gpu.md and inference_gpu.md come back in results.tgz under bench/.)
+# slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one after another, on
+# CUDA streams, vmapped over stacked parameters; eager, then compiled), then the CUDA tests
+# (the compiled step's CUDA-graph test included):
+#   PARTS="bench tests" TRITON_TUNING=0 \
+#   BENCH_SECTIONS="training:300 inference:90 multi_run:100" \
+#   DEADLINE_S=540 bash experiments/benchmarks/gpu_session.sh
+# (training_gpu.md, inference_gpu.md and multi_run_gpu.md come back in results.tgz under
+# bench/.) multi_run starts no new (path, setup, K) group after its limit minus
+# MULTI_RUN_MARGIN_S (default 40 s; the rest are listed as not run) and rewrites its table after
+# every group, so a group cut off by the limit loses only itself.
 # TRITON_TUNING=0 skips the triton layout/block tuning table (100 s).
 set -u
 START=$(date +%s)
@@ -85,8 +91,12 @@ if has bench; then
         section=${spec%%:*}
         limit=${spec##*:}
         say "bench $section (limit ${limit} s)"
+        extra=()
+        if [[ $section == multi_run ]]; then  # its own budget, inside the limit
+            extra=(--multi-run-budget-s $((limit - ${MULTI_RUN_MARGIN_S:-40})))
+        fi
         timeout "$limit" python3 -m learnct.bench --gpu --sections "$section" --out "$OUT/bench" \
-            >"$OUT/bench/$section.log" 2>&1
+            "${extra[@]}" >"$OUT/bench/$section.log" 2>&1
         say "bench $section rc=$?"
         tail -n 25 "$OUT/bench/$section.log"
     done
