@@ -125,8 +125,7 @@ class StackedTraining:
 
     def _clip(self, grads: list[torch.Tensor]) -> None:
         """Scale each model's gradients to norm at most ``clip`` (as clip_grad_norm_)."""
-        per_tensor = torch.stack([g.flatten(1).norm(dim=1) for g in grads])  # (P, K)
-        norm = per_tensor.norm(dim=0)  # (K,)
+        norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)  # (K,): 2 kernels
         coef = (self.clip / (norm + 1e-6)).clamp(max=1.0)
         torch._foreach_mul_(grads, [coef.view(-1, *[1] * (g.dim() - 1)) for g in grads])
 
