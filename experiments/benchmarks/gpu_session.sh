@@ -26,19 +26,25 @@
 # model.norm=instance, which computes the same). LPD needs 3.4 GB at batch 1 in bf16, so
 # model.checkpoint=true (1.5x slower) only matters on cards under about 8 GB.
 # COMMON_ARGS adds Hydra overrides to every run.
-# Issue #21 (training throughput), one call of about 9 minutes: today's step beside the fast
-# path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and fan_lowdose
+# Issue #21 (training throughput), one call of at most about 9 minutes: today's step beside
+# the fast path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and fan_lowdose
 # batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row), inference per
 # slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one after another, on
-# CUDA streams, vmapped over stacked parameters; eager, then compiled), then the CUDA tests
-# (the compiled step's CUDA-graph test included):
+# CUDA streams, vmapped over stacked parameters; eager path), then the CUDA tests (the compiled
+# step's CUDA-graph test included):
 #   PARTS="bench tests" TRITON_TUNING=0 \
-#   BENCH_SECTIONS="training:300 inference:90 multi_run:100" \
-#   DEADLINE_S=540 bash experiments/benchmarks/gpu_session.sh
+#   BENCH_SECTIONS="training:300 inference:90 multi_run:90" \
+#   DEADLINE_S=530 bash experiments/benchmarks/gpu_session.sh
 # (training_gpu.md, inference_gpu.md and multi_run_gpu.md come back in results.tgz under
-# bench/.) multi_run starts no new (path, setup, K) group after its limit minus
-# MULTI_RUN_MARGIN_S (default 40 s; the rest are listed as not run) and rewrites its table after
-# every group, so a group cut off by the limit loses only itself.
+# bench/.) multi_run runs the eager path for both setups first (estimated 30-45 s with start-up,
+# from the CPU's tiny-size run: 24 s for K = 1..8 there, mostly arithmetic a GPU does not
+# wait on), then the compiled one (each new compilation, about a minute: the sequential step,
+# the stream step without CUDA graphs, the vmapped step at K = 1, 2 and a dynamic K); it starts
+# no new (path, setup, K) group after its limit minus MULTI_RUN_MARGIN_S (default 40 s; the
+# rest are listed as not run) and rewrites its table after every group, so a group cut off by
+# the limit loses only itself. The compiled comparison, on its own (about 7.5 minutes):
+#   PARTS=bench TRITON_TUNING=0 BENCH_SECTIONS="multi_run:420" DEADLINE_S=440 \
+#   bash experiments/benchmarks/gpu_session.sh
 # TRITON_TUNING=0 skips the triton layout/block tuning table (100 s).
 set -u
 START=$(date +%s)

@@ -39,21 +39,24 @@ def _models(operator: RayTransform, k: int) -> list[LearnedPrimalDual]:
     return models
 
 
-def test_stacked_step_equals_each_model_stepped_alone():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_stacked_step_equals_each_model_stepped_alone(device):
     operator = RayTransform(TINY_FAN)
     k, lrs = 3, [1e-3, 3e-3, 5e-4]
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(k, 2, 1, 32, 32, generator=gen)
     sinograms = operator(images.flatten(0, 1)).unflatten(0, (k, 2))
     sinograms = sinograms + 0.05 * torch.randn(sinograms.shape, generator=gen)
-    stacked = StackedTraining(_models(operator, k), lrs)  # copies of the initial weights
-    alone = _models(operator, k)
+    images, sinograms = images.to(device), sinograms.to(device)
+    # copies of the initial weights
+    stacked = StackedTraining([m.to(device) for m in _models(operator, k)], lrs)
+    alone = [m.to(device) for m in _models(operator, k)]
     steps = [step_fn(m, images[i], sinograms[i], lr=lrs[i]) for i, m in enumerate(alone)]
     for _ in range(3):
         losses = stacked.step(sinograms, images)
-        expected = torch.tensor([step() for step in steps])
+        expected = torch.tensor([step() for step in steps], device=device)
         torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-7)
-    initial = _models(operator, 1)[0].state_dict()
+    initial = _models(operator, 1)[0].to(device).state_dict()
     for i, model in enumerate(alone):
         trained = stacked.unstacked(i)
         for name, weight in model.state_dict().items():

@@ -223,7 +223,7 @@ def multi_run_rows(
     budget_s: float | None = None,
     progress: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
-    """:func:`benchmark_multi_run` for each (preset, batch) case, formatted, with each
+    """:func:`benchmark_multi_run` for each path and (preset, batch) case, formatted, with each
     row's steps per second relative to ``sequential`` at the same setup, K and path.
     ``progress``: called with the formatted rows so far after every measured group (so that
     a run stopped by a time limit leaves its table)."""
@@ -237,10 +237,13 @@ def multi_run_rows(
         if progress is not None:
             progress(format_rows(results, dev))
 
+    setups = {}
     for preset, batch in cases:
         operator = RayTransform(PRESETS[preset]().geometry)
         batches = [make_batch(preset, operator, batch, dev, seed) for seed in range(max(ks))]
-        for path in paths:  # in order: a spent budget drops the last paths and setups
+        setups[preset, batch] = operator, batches
+    for path in paths:  # path by path (eager first): a spent budget drops the last ones
+        for (preset, _), (operator, batches) in setups.items():
             benchmark_multi_run(
                 preset, operator, batches, ks, (path,), warmup, reps, None, deadline, measured
             )
@@ -266,7 +269,7 @@ def format_rows(results: list[dict[str, Any]], device: torch.device) -> list[dic
                 "mode": r["mode"],
                 "path": r["path"],
                 "device": name,
-                "steps/s (all K)": "-" if rate is None else f"{rate:.1f}",
+                "steps/s (all K)": "-" if rate is None else f"{rate:.3g}",
                 "ms per model step": "-" if rate is None else f"{r['ms_per_model_step']:.1f}",
                 "vs sequential": "-" if rate is None or not base else f"{rate / base:.2f}",
                 "step peak MB": "-" if "step_mb" not in r else f"{r['step_mb']:.0f}",
