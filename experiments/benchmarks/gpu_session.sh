@@ -27,9 +27,9 @@
 # model.checkpoint=true (1.5x slower) only matters on cards under about 8 GB.
 # COMMON_ARGS adds Hydra overrides to every run.
 # Issue #21 (training throughput), one call of at most about 9 minutes: today's step beside
-# the fast path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and fan_lowdose
-# batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row), inference per
-# slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one after another, on
+# the fast path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and
+# fan_lowdose batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row),
+# inference per slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one after another, on
 # CUDA streams, vmapped over stacked parameters; eager path), then the CUDA tests (the compiled
 # step's CUDA-graph test included):
 #   PARTS="bench tests" TRITON_TUNING=0 \
