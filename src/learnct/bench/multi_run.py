@@ -39,7 +39,7 @@ from learnct.methods.stacked import StackedTraining
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
 
-__all__ = ["MODES", "benchmark_multi_run", "multi_run_rows"]
+__all__ = ["MODES", "benchmark_multi_run", "format_rows", "multi_run_rows"]
 
 MODES = ("sequential", "streams", "vmap")
 
