@@ -36,13 +36,16 @@
 #   BENCH_SECTIONS="training:300 inference:90 multi_run:90" \
 #   DEADLINE_S=530 bash experiments/benchmarks/gpu_session.sh
 # (training_gpu.md, inference_gpu.md and multi_run_gpu.md come back in results.tgz under
-# bench/.) multi_run runs the eager path for both setups first (estimated 30-45 s with start-up,
-# from the CPU's tiny-size run: 24 s for K = 1..8 there, mostly arithmetic a GPU does not
-# wait on), then the compiled one (each new compilation, about a minute: the sequential step,
-# the stream step without CUDA graphs, the vmapped step at K = 1, 2 and a dynamic K); it starts
-# no new (path, setup, K) group after its limit minus MULTI_RUN_MARGIN_S (default 40 s; the
-# rest are listed as not run) and rewrites its table after every group, so a group cut off by
-# the limit loses only itself. The compiled comparison, on its own (about 7.5 minutes):
+# bench/.) multi_run runs the eager path for both setups first (estimate: 8 rounds of each K,
+# 15 model steps of about 45 ms per mode and K sum, about 12 s per setup, 30-45 s with the
+# start-up; the CPU's tiny-size run, 32^2, takes 24 s for it), then the compiled path, K = 8
+# first (each compilation estimated at a minute: the sequential step once, the stream step
+# without CUDA graphs once, the vmapped step once per K and setup, K being a static shape; on
+# the CPU at 32^2 the compiled groups took 40-370 s under load). It starts no new
+# (path, setup, K) group after its limit minus MULTI_RUN_MARGIN_S (default 40 s; the rest are
+# listed as not run) and rewrites its table after every group, so a group cut off by the
+# limit loses only itself. The compiled comparison on its own (about 7.5 minutes: the eager
+# rows again, then fan_lowdose's compiled rows; parallel_ellipses' would need about 6 more):
 #   PARTS=bench TRITON_TUNING=0 BENCH_SECTIONS="multi_run:420" DEADLINE_S=440 \
 #   bash experiments/benchmarks/gpu_session.sh
 # TRITON_TUNING=0 skips the triton layout/block tuning table (100 s).
