@@ -29,9 +29,9 @@
 # Issue #21 (training throughput), one call of at most about 9 minutes: today's step beside
 # the fast path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and
 # fan_lowdose batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row),
-# inference per slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one after another, on
-# CUDA streams, vmapped over stacked parameters; eager path), then the CUDA tests (the compiled
-# step's CUDA-graph test included):
+# inference per slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one
+# after another, on CUDA streams, vmapped over stacked parameters; the eager path), then the
+# CUDA tests (the compiled step's CUDA-graph test included):
 #   PARTS="bench tests" TRITON_TUNING=0 \
 #   BENCH_SECTIONS="training:300 inference:90 multi_run:90" \
 #   DEADLINE_S=530 bash experiments/benchmarks/gpu_session.sh
