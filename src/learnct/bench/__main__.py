@@ -1,14 +1,15 @@
-"""``make bench``: projector, sparse-build, FBP, method, training and data-pipeline timings.
+"""``make bench``: projector, sparse-build, FBP, method, training, multi-run and pipeline timings.
 
 Every timing is the median of several runs after warm-up (never asserted in tests). Results go
 to ``experiments/benchmarks/<section>_<device>.md`` with the machine, torch version and date.
 ``--gpu`` runs every section on CUDA with ``fan_mayo`` (512^2) included, the methods at batch 1
 and 8 and the learned ones also in bf16 autocast, and writes ``*_gpu.md``
-(``python -m learnct.bench --gpu``; ``sparse_build`` and ``data_pipeline`` are CPU-only). One
+(``python -m learnct.bench --gpu``; ``sparse_build`` and ``data_pipeline`` are CPU-only). Each
+section's file is written when it is measured (``multi_run``'s after every group too). One
 module per section: :mod:`~learnct.bench.projectors`, :mod:`~learnct.bench.sparse_build`,
-:mod:`~learnct.bench.fbp`, :mod:`~learnct.bench.methods`, :mod:`~learnct.bench.training`,
-:mod:`~learnct.bench.pipeline`; the triton tuning table is ``python -m
-learnct.bench.triton_tuning``. Output is Markdown.
+:mod:`~learnct.bench.fbp`, :mod:`~learnct.bench.methods`, :mod:`~learnct.bench.training`
+(``training``, ``inference``), :mod:`~learnct.bench.multi_run`, :mod:`~learnct.bench.pipeline`;
+the triton tuning table is ``python -m learnct.bench.triton_tuning``. Output is Markdown.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from learnct.bench.fbp import fbp_rows
 from learnct.bench.methods import method_rows
+from learnct.bench.multi_run import multi_run_rows
 from learnct.bench.peers import PEERS
 from learnct.bench.pipeline import pipeline_rows
 from learnct.bench.projectors import projector_rows
@@ -41,7 +43,16 @@ from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 __all__ = ["main"]
 
 #: The sections, in the order they run.
-SECTIONS = ("projector", "sparse_build", "fbp", "methods", "training", "inference", "data_pipeline")
+SECTIONS = (
+    "projector",
+    "sparse_build",
+    "fbp",
+    "methods",
+    "training",
+    "inference",
+    "multi_run",
+    "data_pipeline",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the sparse backend where its matrix is larger (default: auto's matrix "
         "budget; --gpu: 4096, which takes fan_mayo's 2.6 GB matrix: built on the CPU in about "
         "5 s on 2 cores by the C++ build, then moved to the GPU)",
+    )
+    parser.add_argument(
+        "--multi-run-budget-s",
+        type=float,
+        default=None,
+        help="multi_run: start no new (path, setup, K) group after this many seconds (the "
+        "rest are listed as not run; default: no limit)",
     )
     parser.add_argument(
         "--sections",
@@ -114,6 +132,25 @@ def main(argv: list[str] | None = None) -> None:
         training_cases = [("fan_lowdose", 2), ("parallel_ellipses", 5), ("fan_lowdose", 5)]
         training_cases.append(("fan_mayo", 1))
         training_configs = GPU_CONFIGS
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "gpu" if device.startswith("cuda") else "cpu"
+
+    def write(name: str, rows: list[dict], final: bool = True) -> None:
+        """``<out>/<name>_<tag>.md`` (printed when ``final``; earlier: a partial table)."""
+        text = f"# {name} benchmark ({tag})\n\n{header}{markdown_table(rows)}"
+        (out / f"{name}_{tag}.md").write_text(text)
+        if final:
+            print(text)
+
+    # issue #21: K trainings in one process (sequential, CUDA streams, vmap over parameters)
+    multi_cases, multi_ks, multi_paths = [("fan_lowdose", 5)], (1, 2, 4), ("fast",)
+    if args.quick:
+        multi_cases, multi_ks = [("fan_lowdose", 1)], (1, 2)
+    if args.gpu:
+        multi_cases = [("fan_lowdose", 5), ("parallel_ellipses", 5)]
+        # K descending: the vmapped step compiles once per K, the largest K tells most
+        multi_ks, multi_paths = (8, 4, 2, 1), ("fast", "fast+compiled")
     builders = {
         "projector": lambda: projector_rows(
             geometries, backends, args.batch, device, reps, sparse_budget, list(PEERS)
@@ -129,20 +166,23 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "training": lambda: training_rows(training_cases, device, args.quick, training_configs),
         "inference": lambda: inference_rows(method_presets, device, args.quick),
+        "multi_run": lambda: multi_run_rows(
+            multi_cases,
+            multi_ks,
+            device,
+            multi_paths,
+            args.quick,
+            args.multi_run_budget_s,
+            progress=lambda rows: write("multi_run", rows, final=False),
+        ),
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }
     chosen = args.sections or list(builders)
     for cpu_side in ("sparse_build", "data_pipeline"):  # the build, the pipeline's workers
         if device != "cpu" and cpu_side in chosen:
             chosen.remove(cpu_side)
-    sections = {name: markdown_table(builders[name]()) for name in chosen}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = "gpu" if device.startswith("cuda") else "cpu"
-    for name, table in sections.items():
-        text = f"# {name} benchmark ({tag})\n\n{header}{table}"
-        (out / f"{name}_{tag}.md").write_text(text)
-        print(text)
+    for name in chosen:  # each written when measured
+        write(name, builders[name]())
 
 
 if __name__ == "__main__":

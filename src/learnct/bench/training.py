@@ -131,21 +131,30 @@ def make_batch(
     return images, sinogram.to(device)
 
 
-def step_fn(method: ReconstructionMethod, images: torch.Tensor, sinogram: torch.Tensor):
+def step_fn(
+    method: ReconstructionMethod,
+    images: torch.Tensor,
+    sinogram: torch.Tensor,
+    lr: float = 1e-3,
+    cuda_graphs: bool = True,
+):
     """A closure running one training step (see module docstring); returns the loss (a
     float, read every step as Lightning's per-step logging does, or on the fast path
-    (``method.fast_path``) the device tensor, which the timing loop synchronises)."""
+    (``method.fast_path``) the device tensor, which the timing loop synchronises).
+    ``cuda_graphs=False``: the compiled fast path on CUDA without CUDA graphs (inductor's
+    default mode, for steps launched concurrently on several streams)."""
     params = [p for p in method.parameters() if p.requires_grad]
-    adam = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.9, 0.99))
+    adam = functools.partial(torch.optim.Adam, lr=lr, betas=(0.9, 0.99))
     fast = method.fast_path is not None
     device = images.device
     options = optimizer_options(adam, device) if fast else {}
     optimizer = adam(params, **options)
     method.train()
     loss_of = method.training_loss
+    graphs = method.fast_path == "compiled" and device.type == "cuda" and cuda_graphs
     if method.fast_path == "compiled":
-        loss_of = torch.compile(loss_of, fullgraph=True, mode=compile_mode(device))
-    graphs = method.fast_path == "compiled" and device.type == "cuda"
+        mode = compile_mode(device) if graphs or device.type != "cuda" else "default"
+        loss_of = torch.compile(loss_of, fullgraph=True, mode=mode)
 
     def step() -> float | torch.Tensor:
         if graphs:

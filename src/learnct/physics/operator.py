@@ -66,7 +66,8 @@ class RayTransform(nn.Module):
             ``auto`` (``sparse_build_bytes``: the peak of the build, about the stored matrices
             plus one chunk; default: a quarter of the machine's memory, at most 8 GiB).
         check_finite: raise on NaN/inf input (costs a sum over the input and a host read;
-            skipped inside ``torch.compile``d code, which must not read the device).
+            skipped inside ``torch.compile``d code, which must not read the device, and under
+            ``torch.func`` transforms, which cannot branch on a value).
         **backend_options: passed to the backend's constructor.
     """
 
@@ -161,6 +162,7 @@ class RayTransform(nn.Module):
         if (
             self.check_finite
             and not torch.compiler.is_compiling()
+            and not torch._C._functorch.is_functorch_wrapped_tensor(t)  # vmap: no bool()
             and not torch.isfinite(t.sum())
             and not torch.isfinite(t).all()
         ):

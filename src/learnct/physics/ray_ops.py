@@ -8,6 +8,9 @@ argument. To the compiler they are opaque: the fake implementations give only th
 shape, dtype and device (from the registered geometry), so ``torch.compile`` traces an
 unrolled network through them without a graph break, and the registered autograd makes the
 gradient of each op the other (``d(A x)/dx`` applied to ``v`` is ``A^T v``, and back).
+Under ``torch.func.vmap`` (several models stepped as one, :mod:`learnct.methods.stacked`) the
+vmapped dimension is folded into the batch dimension: ``(K, B, 1, ...)`` is projected as
+``(K B, 1, ...)`` and unfolded, exact for an operator applied to each image alone.
 
 Both compute with autocast off: the projector stays float32 (or float64) under
 ``torch.autocast`` (the callers, :class:`~learnct.physics.RayTransform`, cast float16 and
@@ -96,3 +99,22 @@ def _adjoint_backward(ctx, grad: torch.Tensor):
 
 ray_forward.register_autograd(_forward_backward, setup_context=_save_id)
 ray_adjoint.register_autograd(_adjoint_backward, setup_context=_save_id)
+
+
+def _fold_batch(op):
+    """A vmap rule for ``op``: the vmapped dim of its tensor folded into the batch dim."""
+
+    def rule(info, in_dims, t: torch.Tensor, backend_id: int):
+        dim = in_dims[0]
+        if dim is None:  # not batched here: one call, no vmapped output dim
+            return op(t, backend_id), None
+        t = t.movedim(dim, 0)
+        k, b = t.shape[:2]
+        out = op(t.reshape(k * b, *t.shape[2:]), backend_id)
+        return out.reshape(k, b, *out.shape[1:]), 0
+
+    return rule
+
+
+torch.library.register_vmap(ray_forward, _fold_batch(ray_forward))
+torch.library.register_vmap(ray_adjoint, _fold_batch(ray_adjoint))
