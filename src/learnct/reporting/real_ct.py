@@ -70,9 +70,10 @@ def choose_tv_on_validation(
     counts, tried = sorted(set(iterations)), []
     for lam in lams:
         psnr: dict[int, list[torch.Tensor]] = {n: [] for n in counts}
+        method = make(lam, counts[-1])
         with torch.no_grad():
             for batch in batches:
-                for n, f in enumerate(make(lam, counts[-1]).iterates(batch.sinogram)):
+                for n, f in enumerate(method.iterates(batch.sinogram)):
                     if n in psnr:
                         psnr[n].append(per_image_psnr(f, batch.image))
         for n in counts:
