@@ -428,6 +428,12 @@ class ReconstructionMethod(L.LightningModule):
             experiment.add_figure("val/panels", fig, global_step=step)
 
     # ---- checkpoints ---------------------------------------------------------------------------
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Make the weights ``state`` of a related architecture fit this method, in place and
+        computing the same function (e.g. zero weights on new input channels); a note per
+        change. The base changes nothing."""
+        return []
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the method and geometry, so that ``check_checkpoint`` can refuse a
         checkpoint of another method or geometry."""

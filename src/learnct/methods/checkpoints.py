@@ -220,6 +220,13 @@ def architecture_settings(model: torch.nn.Module) -> list[str]:
     return [k for k in _own_parameters(type(model)) if k not in NOT_ARCHITECTURE]
 
 
+def _adapt(model: torch.nn.Module, state: dict[str, Any]) -> list[str]:
+    """``model.adapt_state_dict(state)`` for a method (weights of a related architecture made
+    to fit, same function), nothing for another module."""
+    adapt = getattr(model, "adapt_state_dict", None)
+    return adapt(state) if callable(adapt) else []
+
+
 def check_architecture(
     model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path
 ) -> None:
@@ -231,6 +238,7 @@ def check_architecture(
         raise ValueError(f"checkpoint {path} holds no state_dict (no weights)")
     saved = dict(saved)
     drop_instance_norm_statistics(model, saved)
+    _adapt(model, saved)
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
@@ -311,5 +319,7 @@ def apply_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: str 
     state = dict(checkpoint["state_dict"])
     if drop_instance_norm_statistics(model, state):
         print(f"{path}: batch-norm running statistics unused by norm=instance, left out")
+    for note in _adapt(model, state):
+        print(f"{path}: {note}")
     model.load_state_dict(state)  # casts float16 weights to the model's dtype
     return int(checkpoint.get("global_step") or 0)

@@ -13,6 +13,7 @@ from learnct.checks import check_int
 from learnct.methods.base import ReconstructionMethod
 from learnct.nets.finite_differences import divergence, gradient
 from learnct.physics.fbp import FILTERS, fbp
+from learnct.physics.noise import check_attenuation, statistical_weights
 from learnct.physics.operator import RayTransform
 
 __all__ = ["FBP", "TV", "chambolle_pock_tv", "chambolle_pock_tv_iterates"]
@@ -178,8 +179,7 @@ class TV(ReconstructionMethod):
             raise ValueError(f"unknown data_term {data_term!r}: choose one of {DATA_TERMS}")
         if init not in TV_INITS:
             raise ValueError(f"unknown init {init!r}: choose one of {TV_INITS}")
-        if not (isinstance(mu, (int, float)) and mu > 0):
-            raise ValueError(f"mu must be a positive attenuation (1/mm), got {mu!r}")
+        check_attenuation(mu)
         if not (isinstance(step_ratio, (int, float)) and step_ratio > 0):
             raise ValueError(f"step_ratio must be > 0, got {step_ratio!r}")
         super().__init__(operator, **kwargs)
@@ -198,8 +198,7 @@ class TV(ReconstructionMethod):
         hp = self.hparams
         weights = None
         if hp.data_term == "wls":
-            w = torch.exp(-hp.mu * sinogram)
-            weights = w / w.flatten(1).mean(1).view(-1, 1, 1, 1)
+            weights = statistical_weights(sinogram, hp.mu)
         f0 = self.fbp(sinogram) if hp.init == "fbp" else None
         return chambolle_pock_tv_iterates(
             sinogram,

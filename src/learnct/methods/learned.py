@@ -26,6 +26,7 @@ from learnct.nets.learned_inverse import LearnedInverseNet
 from learnct.nets.primal_dual import LearnedPrimalDualNet
 from learnct.nets.unet import UNet
 from learnct.physics.fbp import fbp
+from learnct.physics.noise import check_attenuation, statistical_weights
 from learnct.physics.operator import RayTransform
 
 __all__ = [
@@ -256,6 +257,12 @@ class LearnedPrimalDual(UnrolledMethod):
     :class:`~learnct.nets.LearnedPrimalDualNet`.
 
     Args:
+        statistical_weights: dose-aware dual steps (not in the paper): the dual blocks also
+            take the data's statistical weights ``w = exp(-mu g) / mean`` (inverse variances
+            of the post-log data up to a factor per sample, as TV-WLS weighs its data term)
+            and the weighted residual ``w * (A_s f - g_s)``; a plain LPD's weights start it
+            (:meth:`adapt_state_dict`).
+        mu: attenuation per image unit (1/mm) for the weights (0.02: images relative to water).
         init: ``"zero"`` (the paper) or ``"fbp"`` (FBP in every primal channel).
         checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
     """
@@ -267,8 +274,11 @@ class LearnedPrimalDual(UnrolledMethod):
         n_primal: int = 5,
         n_dual: int = 5,
         hidden: int = 32,
+        statistical_weights: bool = False,
+        mu: float = 0.02,
         **kwargs,
     ) -> None:
+        check_attenuation(mu)
         super().__init__(operator, **kwargs)
         self.net = LearnedPrimalDualNet(
             n_iter=n_iter,
@@ -277,10 +287,39 @@ class LearnedPrimalDual(UnrolledMethod):
             hidden=hidden,
             checkpoint=self.hparams.checkpoint,
             autocast=self.hparams.autocast,
+            weighted=statistical_weights,
         )
         self.compile_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
         f0 = self.fbp_start(sinogram)
-        return self.net(sinogram / c, op, op_adjoint, f0=f0, image_shape=self.geometry.image_shape)
+        hp = self.hparams
+        w = statistical_weights(sinogram, hp.mu) if hp.statistical_weights else None
+        shape = self.geometry.image_shape
+        return self.net(sinogram / c, op, op_adjoint, f0=f0, image_shape=shape, weights=w)
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """A plain LPD's weights start a weighted one: each dual block's first convolution
+        gets zero weights on the two new input channels (appended last), so the weighted LPD
+        computes the plain one's function until it trains."""
+        own = self.state_dict()
+        keys = [f"net.dual_blocks.{i}.0.weight" for i in range(self.net.n_iter)]
+        extra = self.net.WEIGHTED_INPUTS - self.net.PLAIN_INPUTS
+        plain = [
+            k
+            for k in keys
+            if self.net.weighted
+            and k in state
+            and state[k].shape[1] + extra == own[k].shape[1]
+            and state[k].shape[0] == own[k].shape[0]
+        ]
+        for k in plain:
+            w = state[k]
+            state[k] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
+        if not plain:
+            return []
+        return [
+            f"the plain LPD weights of {len(plain)} dual blocks start statistical_weights=true "
+            "(zero weights on its two new input channels: the same function until it trains)"
+        ]

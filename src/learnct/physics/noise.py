@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["simulate_low_dose"]
+__all__ = ["check_attenuation", "simulate_low_dose", "statistical_weights"]
 
 NOISE_MODELS = ("poisson", "gaussian")
 
@@ -137,3 +137,24 @@ def simulate_low_dose(
     counts = _draw(lambda p, g: torch.poisson(p, generator=g), expected, generator)
     counts = counts.clamp_min(min_counts)
     return -torch.log(counts / photons) / mu
+
+
+def check_attenuation(mu: object) -> float:
+    """``mu`` if it is a positive attenuation per image unit (1/mm), else ``ValueError``."""
+    if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and mu > 0):
+        raise ValueError(f"mu must be a positive attenuation (1/mm, 0.02: water), got {mu!r}")
+    return float(mu)
+
+
+def statistical_weights(sinogram: torch.Tensor, mu: float = 0.02) -> torch.Tensor:
+    """Per-ray weights of post-log Poisson data ``y`` ``(B, ...)``: ``w = exp(-mu y)``
+    normalised to mean 1 per sample.
+
+    ``exp(-mu y) = N / I0`` (counts over blank-scan photons), and the variance of the post-log
+    datum is about ``1 / (mu^2 N)``, so ``w`` is its inverse variance up to a per-sample factor
+    (the weights of a weighted least-squares data term ``||A f - y||_W^2``). Needs neither
+    ``I0`` nor the counts: the measurement itself gives them. ``mu``: attenuation per image
+    unit in 1/mm (0.02: images relative to water).
+    """
+    w = torch.exp(-mu * sinogram)
+    return w / w.flatten(1).mean(1).view(-1, *([1] * (w.dim() - 1)))
