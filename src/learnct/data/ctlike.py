@@ -30,10 +30,10 @@ import math
 
 import torch
 
-__all__ = ["KINDS", "ctlike_phantom", "paint"]
+__all__ = ["KINDS", "ctlike_phantom", "draw_kind", "paint"]
 
-KINDS = ("head", "thorax", "abdomen")
-_KIND_P = (0.35, 0.25, 0.4)
+KINDS = ("head", "neck", "thorax", "abdomen")
+_KIND_P = (0.30, 0.15, 0.20, 0.35)
 
 
 class _Draw:
@@ -142,7 +142,7 @@ def _scatter(d: _Draw, n: int, cx, cy, a, b, rmin, rmax) -> list[list[float]]:
 
 
 def _torso(c: _Canvas, d: _Draw, thorax: bool) -> None:
-    a = d.u(100, 200)
+    a = d.u(90, 200)
     b = a * d.u(0.6, 0.85)
     cx, cy, p = d.u(-10, 10), d.u(-15, 5), d.u(2.0, 3.0)
     if d.p(0.6):  # the patient table under the body
@@ -212,6 +212,85 @@ def _torso(c: _Canvas, d: _Draw, thorax: bool) -> None:
     _vertebra(c, d, cx, spine_y, scale)
 
 
+def _neck(c: _Canvas, d: _Draw) -> None:
+    """A neck slice (x right, y down = posterior; mm): see the module docstring."""
+    a = d.u(50, 80)
+    b = a * d.u(0.75, 0.95)
+    cx, cy, p = d.u(-10, 10), d.u(-10, 10), d.u(2.0, 2.4)
+    fat = 2 + (min(15.0, 0.2 * b) - 2) * d.u(0, 1) ** 2  # 2-15 mm, mostly thin
+    ai, bi = _ring_layers(c, d, cx, cy, a, b, p, [(2, 20), (fat, -100), (d.u(3, 6), 55)])
+    paint(c, [[cx, cy, ai, bi, 0.0, p]], 35.0)
+    inner = c.masks(torch.tensor([[cx, cy, ai, bi, 0.0, p]], dtype=torch.float64))[0]
+    paint(c, _scatter(d, d.i(4, 10), cx, cy, ai * 0.8, bi * 0.8, 2, 6), -100.0, within=inner)
+    scale = min(d.u(0.55, 0.75), bi / 50)  # cervical vertebra: a small adult lumbar one
+    spine_y = cy + bi - 48 * scale  # its arch ends about 6 scale inside the muscle ring
+    tr = d.u(6, 10)  # tracheal radius
+    ty = max(spine_y - 18 * scale - 14 - tr, cy - bi + tr + 4)
+    # Muscles: paraspinal (behind the spine), prevertebral, sternocleidomastoid, strap.
+    muscles = [
+        [cx + s * ai * 0.38, spine_y + 22 * scale, ai * 0.42, bi * 0.42, s * 0.3, 2.0]
+        for s in (-1, 1)
+    ]
+    muscles += [
+        [cx + s * 8 * scale, spine_y - 8 * scale, 7 * scale, 12 * scale, 0.0, 2.0] for s in (-1, 1)
+    ]
+    muscles += [
+        [
+            cx + s * ai * d.u(0.55, 0.7),
+            ty + d.u(0, 10),
+            d.u(6, 10),
+            d.u(14, 22),
+            s * d.u(0.4, 0.8),
+            2.0,
+        ]
+        for s in (-1, 1)
+    ]
+    muscles.append([cx, ty - tr - 3, tr + 10, 4, 0.0, 2.0])
+    paint(c, muscles, d.u(50, 60, len(muscles)), within=inner)
+    # The oesophagus between the trachea and the spine (with p = 0.3 a small air pocket).
+    oy, ox = (ty + spine_y - 14 * scale) / 2 + 3, cx + d.u(-5, 5)
+    paint(c, [[ox, oy, d.u(6, 9), d.u(3.5, 5.5), 0.0, 2.0]], d.u(35, 50), within=inner)
+    if d.p(0.3):
+        paint(c, [[ox, oy, d.u(1.5, 3), d.u(1, 2), 0.0, 2.0]], -1000.0)
+    # Thyroid lobes either side of the trachea; carotid arteries and jugular veins beside them.
+    thyroid = [
+        [cx + s * (tr + 4), ty + 2, d.u(5, 8), d.u(8, 12), s * d.u(-0.6, -0.2), 2.0]
+        for s in (-1, 1)
+    ]
+    paint(c, thyroid, d.u(80, 130), within=inner)
+    enhanced = d.p(0.3)
+    low, high = (150, 300) if enhanced else (40, 60)
+    side = tr + d.u(12, 18)
+    arteries = [[cx + s * side, ty + 6, d.u(3, 4), d.u(3, 4), 0.0, 2.0] for s in (-1, 1)]
+    veins = [
+        [cx + s * (side + d.u(7, 10)), ty + 3, d.u(4, 7), d.u(3, 5), d.u(0, math.pi), 2.0]
+        for s in (-1, 1)
+    ]
+    paint(c, arteries, d.u(low, high), within=inner)
+    paint(c, veins, d.u(low, high), within=inner)
+    if d.p(0.3):  # the mandible: an arc of cortical bone at the front
+        n = 9
+        mandible = []
+        for k in range(n):
+            ang = -math.pi * (0.25 + 0.5 * k / (n - 1))
+            mandible.append(
+                [
+                    cx + ai * 0.85 * math.cos(ang),
+                    cy + bi * 0.85 * math.sin(ang),
+                    7,
+                    2.5,
+                    ang + math.pi / 2,
+                    2.0,
+                ]
+            )
+        paint(c, mandible, d.u(1000, 1600), within=inner)
+    # The trachea: air inside a thin cartilage wall, slightly oval.
+    ta, wall = tr * d.u(1.0, 1.2), d.u(1.5, 2.5)
+    paint(c, [[cx, ty, ta + wall, tr + wall, 0.0, 2.0]], d.u(100, 200))
+    paint(c, [[cx, ty, ta, tr, 0.0, 2.0]], -1000.0)
+    _vertebra(c, d, cx, spine_y, scale)
+
+
 def _head(c: _Canvas, d: _Draw) -> None:
     a = d.u(70, 95)
     b = a * d.u(1.1, 1.3)
@@ -240,21 +319,39 @@ def _texture(d: _Draw, size: int, pixel_size: float, device) -> torch.Tensor:
     return field / field.std().clamp_min(1e-12)
 
 
+#: The painter of each kind of slice (all randomness from the ``_Draw``).
+_PAINTERS = {
+    "head": _head,
+    "neck": _neck,
+    "thorax": lambda c, d: _torso(c, d, thorax=True),
+    "abdomen": lambda c, d: _torso(c, d, thorax=False),
+}
+
+
+def draw_kind(generator: torch.Generator) -> str:
+    """The kind of a slice, one of :data:`KINDS` with probabilities ``_KIND_P``: the first
+    draw :func:`ctlike_phantom` makes from its generator."""
+    return KINDS[int(torch.multinomial(torch.tensor(_KIND_P), 1, generator=generator))]
+
+
 def ctlike_phantom(
     generator: torch.Generator,
     size: int,
     pixel_size: float,
     device: torch.device | str = "cpu",
+    kind: str | None = None,
 ) -> torch.Tensor:
     """One CT-like slice ``(size, size)`` float32 in ``mu / mu_water`` on ``device``, drawn
-    from ``generator`` (a CPU generator; see the module docstring)."""
+    from ``generator`` (a CPU generator; see the module docstring).
+
+    ``kind``: one of :data:`KINDS` to force it; the kind is drawn from ``generator`` even
+    then, so a forced kind gives the default slice whenever the seed draws that kind."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown CT-like kind {kind!r}; use one of {KINDS} or None (random)")
     d = _Draw(generator)
     c = _Canvas(size, pixel_size, device)
-    kind = KINDS[int(torch.multinomial(torch.tensor(_KIND_P), 1, generator=generator))]
-    if kind == "head":
-        _head(c, d)
-    else:
-        _torso(c, d, thorax=kind == "thorax")
+    drawn = draw_kind(generator)
+    _PAINTERS[kind or drawn](c, d)
     body = (c.hu > -950).float()
     c.hu = c.hu + body * d.u(8, 20) * _texture(d, size, pixel_size, device)
     return (1 + c.hu / 1000).clamp_min(0)
