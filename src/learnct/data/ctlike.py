@@ -1,16 +1,28 @@
 """CT-like phantoms: random anatomical slices in attenuation relative to water.
 
-A slice is a HEAD (30 %), THORAX (35 %) or ABDOMEN (35 %), painted in layers of soft-edged
-ellipses and superellipses (:func:`paint`, edge width half a pixel) on a grid of
-``pixel_size`` mm, in Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000``
-(clipped at 0):
+A slice is a HEAD (30 %), NECK (15 %), THORAX (20 %) or ABDOMEN (35 %) (:data:`KINDS`,
+:func:`draw_kind`), painted in layers of soft-edged ellipses and superellipses (:func:`paint`,
+edge width half a pixel) on a grid of ``pixel_size`` mm (x right, y down = posterior), in
+Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped at 0):
 
-- torso (thorax, abdomen): width ``U(200, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
+- torso (thorax, abdomen): width ``U(180, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
   (2 mm, HU 20), subcutaneous fat (5-30 mm, HU -100), muscle (8-20 mm, HU 50), soft tissue
   inside (HU 35); a vertebra (cortical shell HU 1000-1600 around trabecular bone HU
-  150-350, spinal canal, posterior arch); the patient table (p = 0.6).
+  150-350, spinal canal, posterior arch; adult size, scale 0.8-1.1); the patient table
+  (p = 0.6).
   Thorax: lungs (HU -870 to -800) with 20-60 vessels (1-4 mm, HU 40), heart, aorta, 6-14 ribs.
   Abdomen: liver, spleen, kidneys, 6-16 bowel loops with air pockets (HU -1000), visceral fat.
+- neck: width ``U(100, 160)`` mm, depth ``U(0.75, 0.95)`` of it, a nearly round superellipse
+  (exponent 2-2.4); skin (2 mm, HU 20), subcutaneous fat (2-15 mm, at most a fifth of the
+  half-depth, mostly thin, HU -100), a muscle ring (3-6 mm, HU 55), soft tissue (HU 35) with
+  4-10 fat pockets (4-12 mm across); paraspinal, prevertebral, sternocleidomastoid and strap
+  muscles (HU 50-60); a cervical vertebra (the torso's at scale 0.55-0.75, at most
+  half-depth / 50 mm, arch ending near the back); the trachea (air, 12-20 mm across, up to
+  1.2 times wider than deep) in a 1.5-2.5 mm cartilage wall (HU 100-200) in front; the
+  oesophagus (HU 35-50; an air pocket with p = 0.3) between them; thyroid lobes either side
+  of the trachea (HU 80-130); carotid arteries (6-8 mm across) and jugular veins (6-14 by
+  6-10 mm) lateral to them (HU 40-60, contrast-enhanced 150-300 with p = 0.3); with
+  p = 0.3 a mandible arc (5 mm thick, HU 1000-1600) in front.
 - head: width ``U(140, 190)`` mm; skin, a skull (5-9 mm cortical HU 1000-1600 with diploe
   HU 400), brain (HU 30-40), ventricles (HU 5); air sinuses at the front (p = 0.5).
 - texture: a Gaussian random field with power spectrum ``|k|^-2.5`` and 8-20 HU standard
