@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from learnct.data import CTLikeDataset, FolderDataset, make_dataset
 from learnct.data.ct_statistics import slice_statistics
-from learnct.data.ctlike import ctlike_phantom
+from learnct.data.ctlike import _KIND_P, _PAINTERS, KINDS, ctlike_phantom, draw_kind
 
 #: slice_statistics of the real CT slices at 2 mm on 256^2 (``data=real_ct``'s four slices:
 #: python -m learnct.data.real_ct, then FolderDataset(..., 256, pixel_size=2.0)), 2026-11-29.
@@ -56,16 +57,99 @@ def test_real_statistics_reproduce_from_the_installed_slice(tmp_path):
 
 
 def test_ctlike_statistics_within_real_ct():
-    """Over 12 phantoms: mean HU class fractions, spectrum slope and body width each lie in
-    the range of the real slices; every torso is 200-400 mm wide, every head 140-190 mm."""
-    stats = [_stats(ctlike_phantom(torch.Generator().manual_seed(i), 256, 2.0)) for i in range(12)]
+    """Over the heads, necks and abdomens among 16 phantoms (the real slices have no thorax):
+    mean HU class fractions, spectrum slope and body width each lie in the range of the real
+    slices."""
+    seeds = [i for i in range(16) if draw_kind(torch.Generator().manual_seed(i)) != "thorax"]
+    assert len(seeds) >= 10
+    stats = [_stats(ctlike_phantom(torch.Generator().manual_seed(i), 256, 2.0)) for i in seeds]
     for key in ("low", "fat", "soft", "bone", "slope", "width_mm"):
         real = [r[key] for r in REAL.values()]
         mean = float(np.mean([s[key] for s in stats]))
         assert min(real) <= mean <= max(real), (key, mean, real)
-    widths = np.array([s["width_mm"] for s in stats])
-    assert ((widths >= 140) & (widths <= 404)).all(), widths
-    assert (widths > 200).sum() >= 4 and (widths < 200).sum() >= 2  # torsos and heads
+
+
+@pytest.mark.parametrize(
+    ("kind", "low", "high"), [("head", 140, 190), ("neck", 100, 160), ("thorax", 180, 400)]
+)
+def test_ctlike_body_width_per_kind(kind, low, high):
+    """Body widths (slice_statistics, 4 mm pixels: +-4 mm) of 40 slices of each kind lie in
+    the kind's range and cover it (the extremes within a tenth of its ends): torsos down to
+    180 mm (below 200 mm, the old minimum), necks 100-160 mm."""
+    widths = np.array(
+        [
+            slice_statistics(
+                ctlike_phantom(torch.Generator().manual_seed(i), 128, 4.0, kind=kind), 4.0
+            )["width_mm"]
+            for i in range(40)
+        ]
+    )
+    assert ((widths >= low - 4) & (widths <= high + 4)).all(), widths
+    tenth = (high - low) / 10
+    assert widths.min() < low + tenth and widths.max() > high - tenth, widths
+
+
+def _neck_hu(seed: int) -> np.ndarray:
+    """A neck at 0.5 mm pixels (256 mm field) in HU."""
+    image = ctlike_phantom(torch.Generator().manual_seed(seed), 512, 0.5, kind="neck")
+    return 1000 * (image.numpy().astype(np.float64) - 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_neck_anatomy(seed):
+    """A neck is 100-160 mm across (pixels above -950 HU; +-1 mm of soft edge at 0.5 mm
+    pixels); the trachea is an air region strictly inside the body, 12-20 mm across (up to
+    24 mm: oval), anterior to the vertebra, whose bone exceeds 700 HU behind the trachea."""
+    hu = _neck_hu(seed)
+    pixel = 0.5
+    body = hu > -950
+    cols = np.flatnonzero(body.any(axis=0))
+    width = (cols[-1] - cols[0] + 1) * pixel
+    assert 99 <= width <= 161, width
+    outline = ndimage.binary_fill_holes(body)
+    labels, n = ndimage.label(hu < -900)
+    inside = [k for k in range(1, n + 1) if (outline[labels == k]).all()]
+    assert inside, "no air region inside the body"
+    areas = [int((labels == k).sum()) for k in inside]
+    trachea = labels == inside[int(np.argmax(areas))]
+    rows, cols = np.nonzero(trachea)
+    assert 11 <= (cols.max() - cols.min() + 1) * pixel <= 25
+    assert 11 <= (rows.max() - rows.min() + 1) * pixel <= 21
+    assert not (trachea & ~ndimage.binary_erosion(outline, iterations=6)).any()  # >= 3 mm in
+    bone_rows = np.nonzero(hu > 700)[0]
+    assert (bone_rows > rows.max() + 4).sum() * pixel**2 > 50, "no vertebra behind the trachea"
+    body_rows = np.nonzero(body)[0]
+    assert rows.mean() < (body_rows.min() + body_rows.max()) / 2  # the trachea is anterior
+
+
+def test_neck_deterministic_per_seed_and_kind_draw():
+    """A seed gives one neck; another seed another; a forced kind equals the default slice
+    whenever the seed draws that kind; an unknown kind is refused."""
+
+    def neck(seed):
+        return ctlike_phantom(torch.Generator().manual_seed(seed), 128, 2.0, kind="neck")
+
+    torch.testing.assert_close(neck(3), neck(3), rtol=0, atol=0)
+    assert not torch.equal(neck(3), neck(4))
+    for seed in range(6):
+        kind = draw_kind(torch.Generator().manual_seed(seed))
+        default = ctlike_phantom(torch.Generator().manual_seed(seed), 64, 4.0)
+        forced = ctlike_phantom(torch.Generator().manual_seed(seed), 64, 4.0, kind=kind)
+        torch.testing.assert_close(default, forced, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown CT-like kind 'leg'"):
+        ctlike_phantom(torch.Generator(), 64, 4.0, kind="leg")
+
+
+def test_kind_proportions():
+    """600 draws: every kind appears in proportions near _KIND_P (chi-square with 3 degrees
+    of freedom below 16.3, p = 0.001; a kind never drawn gives at least 90)."""
+    assert set(_PAINTERS) == set(KINDS) and sum(_KIND_P) == pytest.approx(1)
+    n = 600
+    drawn = [draw_kind(torch.Generator().manual_seed(i)) for i in range(n)]
+    counts = np.array([drawn.count(k) for k in KINDS])
+    expected = n * np.array(_KIND_P)
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 16.3, (dict(zip(KINDS, counts.tolist(), strict=True)), chi2)
 
 
 def test_ctlike_deterministic_any_size_and_units():

@@ -1,16 +1,28 @@
 """CT-like phantoms: random anatomical slices in attenuation relative to water.
 
-A slice is a HEAD (30 %), THORAX (35 %) or ABDOMEN (35 %), painted in layers of soft-edged
-ellipses and superellipses (:func:`paint`, edge width half a pixel) on a grid of
-``pixel_size`` mm, in Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000``
-(clipped at 0):
+A slice is a HEAD (30 %), NECK (15 %), THORAX (20 %) or ABDOMEN (35 %) (:data:`KINDS`,
+:func:`draw_kind`), painted in layers of soft-edged ellipses and superellipses (:func:`paint`,
+edge width half a pixel) on a grid of ``pixel_size`` mm (x right, y down = posterior), in
+Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped at 0):
 
-- torso (thorax, abdomen): width ``U(200, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
+- torso (thorax, abdomen): width ``U(180, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
   (2 mm, HU 20), subcutaneous fat (5-30 mm, HU -100), muscle (8-20 mm, HU 50), soft tissue
   inside (HU 35); a vertebra (cortical shell HU 1000-1600 around trabecular bone HU
-  150-350, spinal canal, posterior arch); the patient table (p = 0.6).
+  150-350, spinal canal, posterior arch; adult size, scale 0.8-1.1); the patient table
+  (p = 0.6).
   Thorax: lungs (HU -870 to -800) with 20-60 vessels (1-4 mm, HU 40), heart, aorta, 6-14 ribs.
   Abdomen: liver, spleen, kidneys, 6-16 bowel loops with air pockets (HU -1000), visceral fat.
+- neck: width ``U(100, 160)`` mm, depth ``U(0.75, 0.95)`` of it, a nearly round superellipse
+  (exponent 2-2.4); skin (2 mm, HU 20), subcutaneous fat (2-15 mm, at most a fifth of the
+  half-depth, mostly thin, HU -100), a muscle ring (3-6 mm, HU 55), soft tissue (HU 35) with
+  4-10 fat pockets (4-12 mm across); paraspinal, prevertebral, sternocleidomastoid and strap
+  muscles (HU 50-60); a cervical vertebra (the torso's at scale 0.55-0.75, at most
+  half-depth / 50 mm, arch ending near the back); the trachea (air, 12-20 mm across, up to
+  1.2 times wider than deep) in a 1.5-2.5 mm cartilage wall (HU 100-200) in front; the
+  oesophagus (HU 35-50; an air pocket with p = 0.3) between them; thyroid lobes either side
+  of the trachea (HU 80-130); carotid arteries (6-8 mm across) and jugular veins (6-14 by
+  6-10 mm) lateral to them (HU 40-60, contrast-enhanced 150-300 with p = 0.3); with
+  p = 0.3 a mandible arc (5 mm thick, HU 1000-1600) in front.
 - head: width ``U(140, 190)`` mm; skin, a skull (5-9 mm cortical HU 1000-1600 with diploe
   HU 400), brain (HU 30-40), ventricles (HU 5); air sinuses at the front (p = 0.5).
 - texture: a Gaussian random field with power spectrum ``|k|^-2.5`` and 8-20 HU standard
@@ -30,10 +42,10 @@ import math
 
 import torch
 
-__all__ = ["KINDS", "ctlike_phantom", "paint"]
+__all__ = ["KINDS", "ctlike_phantom", "draw_kind", "paint"]
 
-KINDS = ("head", "thorax", "abdomen")
-_KIND_P = (0.35, 0.25, 0.4)
+KINDS = ("head", "neck", "thorax", "abdomen")
+_KIND_P = (0.30, 0.15, 0.20, 0.35)
 
 
 class _Draw:
@@ -142,7 +154,7 @@ def _scatter(d: _Draw, n: int, cx, cy, a, b, rmin, rmax) -> list[list[float]]:
 
 
 def _torso(c: _Canvas, d: _Draw, thorax: bool) -> None:
-    a = d.u(100, 200)
+    a = d.u(90, 200)
     b = a * d.u(0.6, 0.85)
     cx, cy, p = d.u(-10, 10), d.u(-15, 5), d.u(2.0, 3.0)
     if d.p(0.6):  # the patient table under the body
@@ -212,6 +224,85 @@ def _torso(c: _Canvas, d: _Draw, thorax: bool) -> None:
     _vertebra(c, d, cx, spine_y, scale)
 
 
+def _neck(c: _Canvas, d: _Draw) -> None:
+    """A neck slice (x right, y down = posterior; mm): see the module docstring."""
+    a = d.u(50, 80)
+    b = a * d.u(0.75, 0.95)
+    cx, cy, p = d.u(-10, 10), d.u(-10, 10), d.u(2.0, 2.4)
+    fat = 2 + (min(15.0, 0.2 * b) - 2) * d.u(0, 1) ** 2  # 2-15 mm, mostly thin
+    ai, bi = _ring_layers(c, d, cx, cy, a, b, p, [(2, 20), (fat, -100), (d.u(3, 6), 55)])
+    paint(c, [[cx, cy, ai, bi, 0.0, p]], 35.0)
+    inner = c.masks(torch.tensor([[cx, cy, ai, bi, 0.0, p]], dtype=torch.float64))[0]
+    paint(c, _scatter(d, d.i(4, 10), cx, cy, ai * 0.8, bi * 0.8, 2, 6), -100.0, within=inner)
+    scale = min(d.u(0.55, 0.75), bi / 50)  # cervical vertebra: a small adult lumbar one
+    spine_y = cy + bi - 48 * scale  # its arch ends about 6 scale inside the muscle ring
+    tr = d.u(6, 10)  # tracheal radius
+    ty = max(spine_y - 18 * scale - 14 - tr, cy - bi + tr + 4)
+    # Muscles: paraspinal (behind the spine), prevertebral, sternocleidomastoid, strap.
+    muscles = [
+        [cx + s * ai * 0.38, spine_y + 22 * scale, ai * 0.42, bi * 0.42, s * 0.3, 2.0]
+        for s in (-1, 1)
+    ]
+    muscles += [
+        [cx + s * 8 * scale, spine_y - 8 * scale, 7 * scale, 12 * scale, 0.0, 2.0] for s in (-1, 1)
+    ]
+    muscles += [
+        [
+            cx + s * ai * d.u(0.55, 0.7),
+            ty + d.u(0, 10),
+            d.u(6, 10),
+            d.u(14, 22),
+            s * d.u(0.4, 0.8),
+            2.0,
+        ]
+        for s in (-1, 1)
+    ]
+    muscles.append([cx, ty - tr - 3, tr + 10, 4, 0.0, 2.0])
+    paint(c, muscles, d.u(50, 60, len(muscles)), within=inner)
+    # The oesophagus between the trachea and the spine (with p = 0.3 a small air pocket).
+    oy, ox = (ty + spine_y - 14 * scale) / 2 + 3, cx + d.u(-5, 5)
+    paint(c, [[ox, oy, d.u(6, 9), d.u(3.5, 5.5), 0.0, 2.0]], d.u(35, 50), within=inner)
+    if d.p(0.3):
+        paint(c, [[ox, oy, d.u(1.5, 3), d.u(1, 2), 0.0, 2.0]], -1000.0)
+    # Thyroid lobes either side of the trachea; carotid arteries and jugular veins beside them.
+    thyroid = [
+        [cx + s * (tr + 4), ty + 2, d.u(5, 8), d.u(8, 12), s * d.u(-0.6, -0.2), 2.0]
+        for s in (-1, 1)
+    ]
+    paint(c, thyroid, d.u(80, 130), within=inner)
+    enhanced = d.p(0.3)
+    low, high = (150, 300) if enhanced else (40, 60)
+    side = tr + d.u(12, 18)
+    arteries = [[cx + s * side, ty + 6, d.u(3, 4), d.u(3, 4), 0.0, 2.0] for s in (-1, 1)]
+    veins = [
+        [cx + s * (side + d.u(7, 10)), ty + 3, d.u(4, 7), d.u(3, 5), d.u(0, math.pi), 2.0]
+        for s in (-1, 1)
+    ]
+    paint(c, arteries, d.u(low, high), within=inner)
+    paint(c, veins, d.u(low, high), within=inner)
+    if d.p(0.3):  # the mandible: an arc of cortical bone at the front
+        n = 9
+        mandible = []
+        for k in range(n):
+            ang = -math.pi * (0.25 + 0.5 * k / (n - 1))
+            mandible.append(
+                [
+                    cx + ai * 0.85 * math.cos(ang),
+                    cy + bi * 0.85 * math.sin(ang),
+                    7,
+                    2.5,
+                    ang + math.pi / 2,
+                    2.0,
+                ]
+            )
+        paint(c, mandible, d.u(1000, 1600), within=inner)
+    # The trachea: air inside a thin cartilage wall, slightly oval.
+    ta, wall = tr * d.u(1.0, 1.2), d.u(1.5, 2.5)
+    paint(c, [[cx, ty, ta + wall, tr + wall, 0.0, 2.0]], d.u(100, 200))
+    paint(c, [[cx, ty, ta, tr, 0.0, 2.0]], -1000.0)
+    _vertebra(c, d, cx, spine_y, scale)
+
+
 def _head(c: _Canvas, d: _Draw) -> None:
     a = d.u(70, 95)
     b = a * d.u(1.1, 1.3)
@@ -240,21 +331,39 @@ def _texture(d: _Draw, size: int, pixel_size: float, device) -> torch.Tensor:
     return field / field.std().clamp_min(1e-12)
 
 
+#: The painter of each kind of slice (all randomness from the ``_Draw``).
+_PAINTERS = {
+    "head": _head,
+    "neck": _neck,
+    "thorax": lambda c, d: _torso(c, d, thorax=True),
+    "abdomen": lambda c, d: _torso(c, d, thorax=False),
+}
+
+
+def draw_kind(generator: torch.Generator) -> str:
+    """The kind of a slice, one of :data:`KINDS` with probabilities ``_KIND_P``: the first
+    draw :func:`ctlike_phantom` makes from its generator."""
+    return KINDS[int(torch.multinomial(torch.tensor(_KIND_P), 1, generator=generator))]
+
+
 def ctlike_phantom(
     generator: torch.Generator,
     size: int,
     pixel_size: float,
     device: torch.device | str = "cpu",
+    kind: str | None = None,
 ) -> torch.Tensor:
     """One CT-like slice ``(size, size)`` float32 in ``mu / mu_water`` on ``device``, drawn
-    from ``generator`` (a CPU generator; see the module docstring)."""
+    from ``generator`` (a CPU generator; see the module docstring).
+
+    ``kind``: one of :data:`KINDS` to force it; the kind is drawn from ``generator`` even
+    then, so a forced kind gives the default slice whenever the seed draws that kind."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown CT-like kind {kind!r}; use one of {KINDS} or None (random)")
     d = _Draw(generator)
     c = _Canvas(size, pixel_size, device)
-    kind = KINDS[int(torch.multinomial(torch.tensor(_KIND_P), 1, generator=generator))]
-    if kind == "head":
-        _head(c, d)
-    else:
-        _torso(c, d, thorax=kind == "thorax")
+    drawn = draw_kind(generator)
+    _PAINTERS[kind or drawn](c, d)
     body = (c.hu > -950).float()
     c.hu = c.hu + body * d.u(8, 20) * _texture(d, size, pixel_size, device)
     return (1 + c.hu / 1000).clamp_min(0)

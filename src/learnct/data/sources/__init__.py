@@ -16,7 +16,7 @@ Sources (:data:`SOURCES`, one module each, built by :func:`make_dataset`):
 ``lodopab`` (:class:`LoDoPaBDataset`, :mod:`.lodopab`)
     LoDoPaB-CT ground truth from the official HDF5 files (see ``data/README.md``).
 ``ctlike`` (:class:`CTLikeDataset`, :mod:`.ctlike`)
-    Random CT-like anatomical slices (head, thorax, abdomen; :mod:`learnct.data.ctlike`) on
+    Random CT-like anatomical slices (head, neck, thorax, abdomen; :mod:`learnct.data.ctlike`) on
     the geometry's pixel grid; fixed validation and test sets, an infinite training stream.
 ``folder`` (:class:`FolderDataset`, :mod:`.folder`)
     A folder of DICOM slices or ``.npy`` / ``.npz`` arrays (readers in :mod:`.slice_files`).
