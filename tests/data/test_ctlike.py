@@ -11,7 +11,16 @@ from scipy import ndimage
 
 from learnct.data import CTLikeDataset, FolderDataset, make_dataset
 from learnct.data.ct_statistics import slice_statistics
-from learnct.data.ctlike import _KIND_P, _PAINTERS, KINDS, ctlike_phantom, draw_kind
+from learnct.data.ctlike import (
+    _KIND_P,
+    _PAINTERS,
+    FIELD_CROP_P,
+    KINDS,
+    _Canvas,
+    crop_to_field,
+    ctlike_phantom,
+    draw_kind,
+)
 
 #: slice_statistics of the real CT slices at 2 mm on 256^2 (``data=real_ct``'s four slices:
 #: python -m learnct.data.real_ct, then FolderDataset(..., 256, pixel_size=2.0)), 2026-11-29.
@@ -79,7 +88,10 @@ def test_ctlike_body_width_per_kind(kind, low, high):
     widths = np.array(
         [
             slice_statistics(
-                ctlike_phantom(torch.Generator().manual_seed(i), 128, 4.0, kind=kind), 4.0
+                ctlike_phantom(
+                    torch.Generator().manual_seed(i), 128, 4.0, kind=kind, field_crop=False
+                ),
+                4.0,
             )["width_mm"]
             for i in range(40)
         ]
@@ -91,7 +103,9 @@ def test_ctlike_body_width_per_kind(kind, low, high):
 
 def _neck_hu(seed: int) -> np.ndarray:
     """A neck at 0.5 mm pixels (256 mm field) in HU."""
-    image = ctlike_phantom(torch.Generator().manual_seed(seed), 512, 0.5, kind="neck")
+    image = ctlike_phantom(
+        torch.Generator().manual_seed(seed), 512, 0.5, kind="neck", field_crop=False
+    )
     return 1000 * (image.numpy().astype(np.float64) - 1)
 
 
@@ -172,3 +186,42 @@ def test_ctlike_deterministic_any_size_and_units():
     torch.testing.assert_close(lod[2]["image"], a / 4)
     with pytest.raises(ValueError, match="ctlike source needs a size"):
         make_dataset("ctlike", "val", image_size=64, pixel_size=4.0)
+
+
+def _straight_side(image: torch.Tensor, min_px: int = 35) -> bool:
+    """The body (above -950 HU) ends in a straight vertical edge inside the image: a column
+    with ``min_px`` body pixels beside one with none (uncropped phantoms: at most 27 pixels
+    at 128^2; horizontal edges are left out: the patient table)."""
+    counts = (image > 0.05).float().sum(0)[1:-1]
+    ends = (counts[:-1] >= min_px) & (counts[1:] == 0) | (counts[1:] >= min_px) & (counts[:-1] == 0)
+    return bool(ends.any())
+
+
+def test_crop_to_field_keeps_the_rectangle_with_straight_edges():
+    canvas = _Canvas(128, 2.0, "cpu")
+    canvas.hu.fill_(40.0)
+    crop_to_field(canvas, 10.0, -20.0, 50.0, 30.0)
+    body = canvas.hu > -950
+    rows, cols = torch.nonzero(body, as_tuple=True)
+    x = canvas.x[0, cols.unique()]
+    y = canvas.y[rows.unique(), 0]
+    assert float(x.min()) == pytest.approx(-40, abs=2) and float(x.max()) == pytest.approx(
+        60, abs=2
+    )
+    assert float(y.min()) == pytest.approx(-50, abs=2) and float(y.max()) == pytest.approx(
+        10, abs=2
+    )
+    inner = ((canvas.x - 10).abs() < 46) & ((canvas.y + 20).abs() < 26)
+    outer = ((canvas.x - 10).abs() > 54) | ((canvas.y + 20).abs() > 34)
+    assert float(canvas.hu[inner].min()) > 39 and float(canvas.hu[outer].max()) < -999
+
+
+def test_field_crops_appear_at_their_rate():
+    def count(field_crop):
+        gen = torch.Generator().manual_seed(7)
+        slices = [ctlike_phantom(gen, 128, 2.0, field_crop=field_crop) for _ in range(200)]
+        return sum(_straight_side(s) for s in slices)
+
+    assert count(False) == 0
+    assert 0.5 * FIELD_CROP_P * 200 <= count(None) <= 1.5 * FIELD_CROP_P * 200
+    assert count(True) >= 140  # most crops cut the body (measured: 144 of 200)

@@ -27,6 +27,10 @@ Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped
   HU 400), brain (HU 30-40), ventricles (HU 5); air sinuses at the front (p = 0.5).
 - texture: a Gaussian random field with power spectrum ``|k|^-2.5`` and 8-20 HU standard
   deviation over the whole body.
+- field crop (p = 0.15): everything outside an axis-aligned rectangle (half-sides 50-110 mm,
+  a square with p = 0.5, centre within 20 mm of the image's) set to air, as in reconstructions
+  whose display field is smaller than the body (a DICOM's own field of view, or a body wider
+  than the geometry's field): tissue that ends in straight edges.
 
 Statistics checked against the real CT slices of pydicom and pydicom-data (see
 :mod:`learnct.data.ct_statistics` and ``tests/data/test_ctlike.py``).
@@ -42,10 +46,12 @@ import math
 
 import torch
 
-__all__ = ["KINDS", "ctlike_phantom", "draw_kind", "paint"]
+__all__ = ["FIELD_CROP_P", "KINDS", "crop_to_field", "ctlike_phantom", "draw_kind", "paint"]
 
 KINDS = ("head", "neck", "thorax", "abdomen")
 _KIND_P = (0.30, 0.15, 0.20, 0.35)
+#: probability of a field crop (see the module docstring)
+FIELD_CROP_P = 0.15
 
 
 class _Draw:
@@ -352,12 +358,14 @@ def ctlike_phantom(
     pixel_size: float,
     device: torch.device | str = "cpu",
     kind: str | None = None,
+    field_crop: bool | None = None,
 ) -> torch.Tensor:
     """One CT-like slice ``(size, size)`` float32 in ``mu / mu_water`` on ``device``, drawn
     from ``generator`` (a CPU generator; see the module docstring).
 
     ``kind``: one of :data:`KINDS` to force it; the kind is drawn from ``generator`` even
-    then, so a forced kind gives the default slice whenever the seed draws that kind."""
+    then, so a forced kind gives the default slice whenever the seed draws that kind.
+    ``field_crop``: force (True) or forbid (False) the field crop, drawn likewise."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown CT-like kind {kind!r}; use one of {KINDS} or None (random)")
     d = _Draw(generator)
@@ -366,4 +374,18 @@ def ctlike_phantom(
     _PAINTERS[kind or drawn](c, d)
     body = (c.hu > -950).float()
     c.hu = c.hu + body * d.u(8, 20) * _texture(d, size, pixel_size, device)
+    crop = d.p(FIELD_CROP_P)  # the crop's draws are made either way: field_crop changes no other
+    half_x, half_y, square = d.u(50, 110), d.u(50, 110), d.p(0.5)
+    centre = d.u(-20, 20), d.u(-20, 20)
+    if crop if field_crop is None else field_crop:
+        crop_to_field(c, *centre, half_x, half_x if square else half_y)
     return (1 + c.hu / 1000).clamp_min(0)
+
+
+def crop_to_field(c: _Canvas, cx: float, cy: float, half_x: float, half_y: float) -> None:
+    """Set everything outside the rectangle ``|x - cx| <= half_x``, ``|y - cy| <= half_y``
+    (mm) to air (HU -1000), with the canvas's soft edge."""
+    inside = torch.sigmoid((half_x - (c.x - cx).abs()) / c.edge) * torch.sigmoid(
+        (half_y - (c.y - cy).abs()) / c.edge
+    )
+    c.hu = -1000.0 + inside * (c.hu + 1000.0)
