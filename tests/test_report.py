@@ -706,6 +706,43 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
         weights_from_runs([], out)
 
 
+@pytest.mark.slow
+def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
+    """--replace swaps one committed model for a run's and re-measures every check row;
+    --remeasure rewrites the rows from the committed files alone (e.g. after the check data
+    changed)."""
+    from learnct.reporting.run_weights import main, replace_weights, weights_from_runs
+    from learnct.reporting.weights import verify_weights
+
+    lgd = ["experiment=lgd", "model.n_iter=1", "data=ctlike", "trainer.val_check_interval=2"]
+    first, second = (tmp_path / "logs" / "lgd" / "runs" / k for k in ("a", "b"))
+    train_run(first, [*lgd, "trainer.max_steps=2"])
+    train_run(second, [*lgd, "trainer.max_steps=2", "seed=5"])
+    out = tmp_path / "experiments" / "fan_lowdose_ctlike"
+    weights_from_runs([first], out, n_images=2)
+    weights = out / "weights"
+    before = (weights / "LearnedGradientDescent.ckpt").read_bytes()
+    old_row = (weights / "check.csv").read_text()
+    lines = replace_weights([second], out)
+    assert (weights / "LearnedGradientDescent.ckpt").read_bytes() != before
+    assert (weights / "check.csv").read_text() != old_row
+    assert len(lines) == 1 and lines[0].startswith("LearnedGradientDescent on ctlike: ")
+    for row, psnr, ssim in verify_weights(weights):
+        assert (float(row["psnr"]), float(row["ssim"])) == (psnr, ssim)
+    # a tampered row is restored by --remeasure, which takes no runs
+    good = (weights / "check.csv").read_text()
+    row = next(iter(csv.DictReader(good.splitlines())))
+    (weights / "check.csv").write_text(good.replace(row["psnr"], "99.0"))
+    assert main(["--out", str(out), "--remeasure"]) == 0
+    assert "99.0 -> " in capsys.readouterr().out
+    assert (weights / "check.csv").read_text() == good
+    with pytest.raises(SystemExit):
+        main(["--out", str(out), "--remeasure", str(second)])
+    (weights / "LearnedGradientDescent.ckpt").unlink()
+    with pytest.raises(ValueError, match="--replace swaps committed models"):
+        replace_weights([second], out)
+
+
 def test_real_ct_tv_choice_scores_every_lam_and_iteration_count_of_one_solve():
     """choose_tv_on_validation: the PSNR of each (lam, iterations) equals that of a TV run of
     exactly that many iterations, and the best pair is returned with its method."""

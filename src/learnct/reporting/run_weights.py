@@ -10,6 +10,11 @@ check rows are measured on the first ``n_images`` images of the runs' *validatio
 ``tests/test_committed_weights.py`` can re-measure them from committed files alone.
 
 ``python -m learnct.reporting.run_weights --out experiments/fan_lowdose_ctlike RUN [RUN ...]``
+
+``--replace``: put the runs' models in place of the same methods' checkpoints of an existing
+``<out>/weights/``, keep the others, and re-measure every check row (the check data may have
+changed since they were written, e.g. the CT-like phantoms). ``--remeasure`` with no runs:
+only re-measure the check rows (:func:`~learnct.reporting.weights.remeasure_checks`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
-__all__ = ["weights_from_runs"]
+__all__ = ["replace_weights", "weights_from_runs"]
 
 
 def weights_from_runs(runs: Sequence[Path], out: Path, n_images: int = 4) -> list[Path]:
@@ -28,6 +34,38 @@ def weights_from_runs(runs: Sequence[Path], out: Path, n_images: int = 4) -> lis
     the run folders ``runs`` (each a learned method of one physics); returns what was written."""
     from learnct.reporting.model_cards import write_model_cards
     from learnct.reporting.outputs import write_weights
+
+    methods, reference, preset, operator = _run_methods(runs)
+    written = write_weights(methods, reference, preset, operator, Path(out), n_images)
+    return [*written, *write_model_cards(Path(out))]
+
+
+def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
+    """Put the models of ``runs`` in place of the same methods' checkpoints in ``out/weights/``
+    (each must have one there: a new method needs a full write), keep the others, re-measure
+    every check row and the model cards; returns the re-measured rows (old -> new)."""
+    from learnct.reporting.model_cards import write_model_cards
+    from learnct.reporting.weights import remeasure_checks, strip_checkpoint
+
+    folder = Path(out) / "weights"
+    methods, *_ = _run_methods(runs)
+    for method in methods:
+        target = folder / f"{method.name}.ckpt"
+        if not target.is_file():
+            raise ValueError(
+                f"{target} does not exist: --replace swaps committed models; write a new "
+                "method's weights without --replace (with every method's run)"
+            )
+    for method in methods:
+        strip_checkpoint(method.checkpoint, folder / f"{method.name}.ckpt", max_mb=8.0)
+    lines = remeasure_checks(folder)
+    write_model_cards(Path(out))
+    return lines
+
+
+def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
+    """The learned methods of ``runs`` (one per method, each with its checkpoint) and the
+    first run's config (test source set to its validation source), physics and operator."""
     from learnct.reporting.run_methods import load_run_config, load_run_method
     from learnct.run.build import build_physics
 
@@ -45,18 +83,39 @@ def weights_from_runs(runs: Sequence[Path], out: Path, n_images: int = 4) -> lis
         if method.checkpoint is None:
             raise ValueError(f"{method.folder}: {method.name} has no weights to commit")
         print(f"{method.name}: {method.checkpoint}", flush=True)
-    written = write_weights(methods, reference, preset, operator, Path(out), n_images)
-    return [*written, *write_model_cards(Path(out))]
+    return methods, reference, preset, operator
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m learnct.reporting.run_weights", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("runs", type=Path, nargs="+", help="run folders (logs/<task>/runs/*)")
+    parser.add_argument("runs", type=Path, nargs="*", help="run folders (logs/<task>/runs/*)")
     parser.add_argument("--out", type=Path, required=True, help="experiments/<setup name>")
     parser.add_argument("--n-images", type=int, default=4, help="check images per method")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--replace",
+        action="store_true",
+        help="swap the runs' models into the existing weights/, keep the others, re-measure",
+    )
+    mode.add_argument(
+        "--remeasure", action="store_true", help="only re-measure weights/check.csv (no runs)"
+    )
     args = parser.parse_args(argv)
+    if args.remeasure != (not args.runs):
+        parser.error("--remeasure takes no run folders; the other modes need at least one")
+    if args.remeasure or args.replace:
+        from learnct.reporting.model_cards import write_model_cards
+        from learnct.reporting.weights import remeasure_checks
+
+        if args.replace:
+            lines = replace_weights(args.runs, args.out)
+        else:
+            lines = remeasure_checks(args.out / "weights")
+            write_model_cards(args.out)
+        print("\n".join(["re-measured weights/check.csv:", *lines]))
+        return 0
     for path in weights_from_runs(args.runs, args.out, args.n_images):
         print(f"written: {path}")
     return 0

@@ -37,6 +37,7 @@ __all__ = [
     "CHECK_FIELDS",
     "check_rows",
     "export_weights",
+    "remeasure_checks",
     "strip_checkpoint",
     "update_weightless_checks",
     "verify_weights",
@@ -174,11 +175,17 @@ def export_weights(
     if not written and check.exists():  # it would list checkpoints that are gone
         check.unlink()
     if written:
-        with atomic_open(check, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_check(check, rows)
     return written, check
+
+
+def write_check(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """``check.csv`` at ``path`` (atomically): the rows' :data:`CHECK_FIELDS`."""
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
 
 
 def write_weights_config(cfg: Any, folder: Path, models: dict[str, Any] | None = None) -> Path:
@@ -246,10 +253,7 @@ def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list
         stored.setdefault("methods", {})[method.name] = OmegaConf.to_container(
             method.cfg.model, resolve=True
         )
-    with atomic_open(folder / "check.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CHECK_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_check(folder / "check.csv", rows)
     config = atomic_write_text(folder / "config.json", json.dumps(stored, indent=1))
     return [folder / "check.csv", config]
 
@@ -320,3 +324,17 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
             got = measured[row["test_set"]]
             results.append((row, got["psnr"], got["ssim"]))
     return results
+
+
+def remeasure_checks(folder: Path) -> list[str]:
+    """Re-measure every row of ``folder/check.csv`` from the committed files alone (as
+    :func:`verify_weights` does) and write the new values: after an intended change of what
+    the check measures (e.g. the CT-like phantoms it runs on) or of a checkpoint. Returns a
+    line per row, ``"<method> on <test set>: <old> -> <new> dB"``."""
+    checked = verify_weights(folder)
+    rows = [{**row, "psnr": psnr, "ssim": ssim} for row, psnr, ssim in checked]
+    write_check(Path(folder) / "check.csv", rows)
+    return [
+        f"{row['method']} on {row['test_set']}: {row['psnr']} -> {psnr:.4f} dB"
+        for row, psnr, _ in checked
+    ]
