@@ -30,7 +30,7 @@ Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped
 - field crop (p = 0.15): everything outside an axis-aligned rectangle (half-sides 50-110 mm,
   a square with p = 0.5, centre within 20 mm of the image's) set to air, as in reconstructions
   whose display field is smaller than the body (a DICOM's own field of view, or a body wider
-  than the geometry's field): tissue that ends in straight edges.
+  than the geometry's field): tissue that ends in straight, hard edges on pixel boundaries.
 
 Statistics checked against the real CT slices of pydicom and pydicom-data (see
 :mod:`learnct.data.ct_statistics` and ``tests/data/test_ctlike.py``).
@@ -383,9 +383,8 @@ def ctlike_phantom(
 
 
 def crop_to_field(c: _Canvas, cx: float, cy: float, half_x: float, half_y: float) -> None:
-    """Set everything outside the rectangle ``|x - cx| <= half_x``, ``|y - cy| <= half_y``
-    (mm) to air (HU -1000), with the canvas's soft edge."""
-    inside = torch.sigmoid((half_x - (c.x - cx).abs()) / c.edge) * torch.sigmoid(
-        (half_y - (c.y - cy).abs()) / c.edge
-    )
-    c.hu = -1000.0 + inside * (c.hu + 1000.0)
+    """Set every pixel whose centre is outside the rectangle ``|x - cx| <= half_x``,
+    ``|y - cy| <= half_y`` (mm) to air (HU -1000): a hard edge on pixel boundaries, as a
+    display field cut on the image's own grid (no partial volume)."""
+    inside = ((c.x - cx).abs() <= half_x) & ((c.y - cy).abs() <= half_y)
+    c.hu = torch.where(inside, c.hu, torch.full_like(c.hu, -1000.0))
