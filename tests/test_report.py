@@ -712,17 +712,21 @@ def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
     --remeasure rewrites the rows from the committed files alone (e.g. after the check data
     changed)."""
     from learnct.reporting.run_weights import main, replace_weights, weights_from_runs
-    from learnct.reporting.weights import verify_weights
+    from learnct.reporting.weights import verify_weights, write_check
 
     lgd = ["experiment=lgd", "model.n_iter=1", "data=ctlike", "trainer.val_check_interval=2"]
-    first, second = (tmp_path / "logs" / "lgd" / "runs" / k for k in ("a", "b"))
+    first, second, other = (tmp_path / "logs" / "lgd" / "runs" / k for k in ("a", "b", "c"))
     train_run(first, [*lgd, "trainer.max_steps=2"])
-    train_run(second, [*lgd, "trainer.max_steps=2", "seed=5"])
+    train_run(second, [*lgd, "trainer.max_steps=2", "model.optimizer.lr=0.01"])
+    train_run(other, [*lgd, "trainer.max_steps=2", "seed=5"])
     out = tmp_path / "experiments" / "fan_lowdose_ctlike"
     weights_from_runs([first], out, n_images=2)
     weights = out / "weights"
     before = (weights / "LearnedGradientDescent.ckpt").read_bytes()
     old_row = (weights / "check.csv").read_text()
+    with pytest.raises(ValueError, match="its data, seed differ from"):
+        replace_weights([other], out)  # another check set: refused before anything is written
+    assert (weights / "LearnedGradientDescent.ckpt").read_bytes() == before
     lines = replace_weights([second], out)
     assert (weights / "LearnedGradientDescent.ckpt").read_bytes() != before
     assert (weights / "check.csv").read_text() != old_row
@@ -731,8 +735,8 @@ def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
         assert (float(row["psnr"]), float(row["ssim"])) == (psnr, ssim)
     # a tampered row is restored by --remeasure, which takes no runs
     good = (weights / "check.csv").read_text()
-    row = next(iter(csv.DictReader(good.splitlines())))
-    (weights / "check.csv").write_text(good.replace(row["psnr"], "99.0"))
+    rows = list(csv.DictReader(good.splitlines()))
+    write_check(weights / "check.csv", [{**rows[0], "psnr": "99.0"}, *rows[1:]])
     assert main(["--out", str(out), "--remeasure"]) == 0
     assert "99.0 -> " in capsys.readouterr().out
     assert (weights / "check.csv").read_text() == good

@@ -224,4 +224,4 @@ def test_field_crops_appear_at_their_rate():
 
     assert count(False) == 0
     assert 0.5 * FIELD_CROP_P * 200 <= count(None) <= 1.5 * FIELD_CROP_P * 200
-    assert count(True) >= 140  # most crops cut the body (measured: 144 of 200)
+    assert count(True) >= 100  # most crops cut the body (measured: 144 of 200)

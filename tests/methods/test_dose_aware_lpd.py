@@ -97,3 +97,68 @@ def test_weighted_net_needs_weights_and_plain_net_refuses_them():
         LearnedPrimalDualNet(n_iter=1, weighted=True)(g, identity, identity, image_shape=(4, 6))
     with pytest.raises(ValueError, match="weighted=True"):
         LearnedPrimalDualNet(n_iter=1)(g, identity, identity, image_shape=(4, 6), weights=g)
+
+
+def test_plain_checkpoint_loads_into_a_weighted_lpd_through_lightning(data, tmp_path):
+    """``load_from_checkpoint`` (and ``trainer.test(ckpt_path=...)``) widen a plain LPD's
+    weights through ``on_load_checkpoint``; a resumable checkpoint (optimiser state) is not
+    widened, its moments keep the old shapes."""
+    operator, _, sinogram = data
+    torch.manual_seed(0)
+    plain = LearnedPrimalDual(operator, operator_norm=operator.norm())
+    path = tmp_path / "plain.ckpt"
+    import lightning
+
+    saved = {"state_dict": plain.state_dict(), "hyper_parameters": dict(plain.hparams)}
+    torch.save({**saved, "pytorch-lightning_version": lightning.__version__}, path)
+    weighted = LearnedPrimalDual.load_from_checkpoint(
+        path, operator=operator, statistical_weights=True, weights_only=True
+    )
+    assert weighted.hparams.statistical_weights
+    with torch.no_grad():
+        assert torch.allclose(weighted(sinogram), plain(sinogram), atol=1e-6)
+    state = {"state_dict": plain.state_dict(), "optimizer_states": [{}]}
+    weighted.on_load_checkpoint(state)
+    assert state["state_dict"]["net.dual_blocks.0.0.weight"].shape[1] == 7  # not widened
+
+
+def test_init_weights_keeps_the_configs_statistical_weights():
+    """A plain checkpoint's ``statistical_weights: false`` does not override the config's
+    ``true`` when it only starts the training (``init_weights``); it does for evaluation."""
+    from omegaconf import OmegaConf
+
+    from learnct.run.checkpoint_settings import adopt_checkpoint_settings
+
+    operator = RayTransform(GEOMETRY)
+    plain = LearnedPrimalDual(operator, operator_norm=1.0)
+    checkpoint = {
+        "state_dict": plain.state_dict(),
+        "hyper_parameters": dict(plain.hparams),
+        "learnct": {"method": "LearnedPrimalDual"},
+    }
+    import learnct.methods.checkpoints as checkpoints
+
+    def config(key):
+        return OmegaConf.create(
+            {
+                "train": key == "init_weights",
+                key: "plain.ckpt",
+                "model": {
+                    "_target_": "learnct.methods.LearnedPrimalDual",
+                    "statistical_weights": True,
+                    "n_iter": 10,
+                },
+            }
+        )
+
+    original = checkpoints.read_checkpoint
+    checkpoints.read_checkpoint = lambda path: checkpoint
+    try:
+        started = config("init_weights")
+        adopt_checkpoint_settings(started, user_keys=set())
+        evaluated = config("ckpt_path")
+        adopt_checkpoint_settings(evaluated, user_keys=set())
+    finally:
+        checkpoints.read_checkpoint = original
+    assert started.model.statistical_weights is True
+    assert evaluated.model.statistical_weights is False

@@ -294,3 +294,16 @@ def test_a_bad_task_name_never_makes_a_folder_outside_logs(tmp_path, run_cli):
     assert out.stderr.strip().splitlines()[-1].startswith("error: task_name='../../x' is not")
     assert not (tmp_path / "x").exists()  # logs/../../x
     assert [p.name for p in (root / "logs").iterdir()] == ["invalid_task_name"]
+
+
+def test_model_mu_must_be_the_physics_attenuation():
+    """TV-WLS's and the dose-aware LPD's weights exp(-mu g) need the physics' mu."""
+    from omegaconf import OmegaConf
+
+    from learnct.run.config_checks import check_model_attenuation
+
+    cfg = OmegaConf.create({"model": {"mu": 0.02}})
+    check_model_attenuation(cfg, 0.02, "fan_lowdose")  # equal: fine
+    check_model_attenuation(OmegaConf.create({"model": {}}), 0.08, "lodopab")  # no mu: fine
+    with pytest.raises(ConfigError, match=r"model.mu=0.02 differs .* 'lodopab' .* model.mu=0.08"):
+        check_model_attenuation(cfg, 0.08, "lodopab")

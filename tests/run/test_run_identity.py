@@ -103,3 +103,15 @@ def test_resume_refuses_a_checkpoint_stamped_by_another_run(tmp_path, compose_co
     (folder / "checkpoints" / "last.ckpt").write_bytes(copied.read_bytes())  # ... copied
     with pytest.raises(ConfigError, match=r"resume: checkpoint .* belongs to run \w+, not to"):
         run_config(_cfg(compose_config, tmp_path, "z", "resume=old"))
+
+
+def test_a_setting_the_old_run_did_not_record_is_not_a_difference():
+    from learnct.run.identity import differences
+
+    old = {"model": {"n_iter": 10}}
+    new = {"model": {"n_iter": 10, "statistical_weights": False}}
+    assert differences(old, new) == []
+    assert differences(new, {"model": {"n_iter": 10, "statistical_weights": True}}) == [
+        "model.statistical_weights: False -> True"
+    ]
+    assert differences(old, {"model": {"n_iter": 5}}) == ["model.n_iter: 10 -> 5"]

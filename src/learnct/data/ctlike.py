@@ -17,10 +17,10 @@ Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped
   half-depth, mostly thin, HU -100), a muscle ring (3-6 mm, HU 55), soft tissue (HU 35) with
   4-10 fat pockets (4-12 mm across); paraspinal, prevertebral, sternocleidomastoid and strap
   muscles (HU 50-60); a cervical vertebra (the torso's at scale 0.55-0.75, at most
-  half-depth / 50 mm, arch ending near the back); the trachea (air, 12-20 mm across, up to
+  inner half-depth / 50 mm, arch ending near the back); the trachea (air, 12-20 mm across, up to
   1.2 times wider than deep) in a 1.5-2.5 mm cartilage wall (HU 100-200) in front; the
   oesophagus (HU 35-50; an air pocket with p = 0.3) between them; thyroid lobes either side
-  of the trachea (HU 80-130); carotid arteries (6-8 mm across) and jugular veins (6-14 by
+  of the trachea (HU 80-130); carotid arteries (6-8 mm across) and jugular veins (8-14 by
   6-10 mm) lateral to them (HU 40-60, contrast-enhanced 150-300 with p = 0.3); with
   p = 0.3 a mandible arc (5 mm thick, HU 1000-1600) in front.
 - head: width ``U(140, 190)`` mm; skin, a skull (5-9 mm cortical HU 1000-1600 with diploe

@@ -428,6 +428,10 @@ class ReconstructionMethod(L.LightningModule):
             experiment.add_figure("val/panels", fig, global_step=step)
 
     # ---- checkpoints ---------------------------------------------------------------------------
+    #: settings an ``init_weights`` checkpoint never overrides: those :meth:`adapt_state_dict`
+    #: upgrades its weights to (the config's value stands, from the command line or a file)
+    init_upgrades: ClassVar[frozenset[str]] = frozenset()
+
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> list[str]:
         """Make the weights ``state`` of a related architecture fit this method, in place and
         computing the same function (e.g. zero weights on new input channels); a note per
@@ -441,10 +445,15 @@ class ReconstructionMethod(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A batch-norm checkpoint loads into the same net with ``norm=instance`` (see
-        ``drop_instance_norm_statistics``): the unused running statistics are left out."""
+        ``drop_instance_norm_statistics``): the unused running statistics are left out; the
+        weights of a related architecture are made to fit (:meth:`adapt_state_dict`), except
+        when resuming training (``optimizer_states``: their moments keep the old shapes)."""
         state = checkpoint.get("state_dict")
         if isinstance(state, dict) and drop_instance_norm_statistics(self, state):
             print("batch-norm running statistics unused by norm=instance, left out")
+        if isinstance(state, dict) and not checkpoint.get("optimizer_states"):
+            for note in self.adapt_state_dict(state):
+                print(note)
 
     # ---- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -267,6 +267,8 @@ class LearnedPrimalDual(UnrolledMethod):
         checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
     """
 
+    init_upgrades: ClassVar[frozenset[str]] = frozenset({"statistical_weights"})
+
     def __init__(
         self,
         operator: RayTransform,
@@ -313,6 +315,8 @@ class LearnedPrimalDual(UnrolledMethod):
             and k in state
             and state[k].shape[1] + extra == own[k].shape[1]
             and state[k].shape[0] == own[k].shape[0]
+            and state[k].shape[2:] == own[k].shape[2:]
+            and state[k].shape[1] - self.net.PLAIN_INPUTS == self.net.n_dual
         ]
         for k in plain:
             w = state[k]

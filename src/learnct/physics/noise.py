@@ -141,7 +141,7 @@ def simulate_low_dose(
 
 def check_attenuation(mu: object) -> float:
     """``mu`` if it is a positive attenuation per image unit (1/mm), else ``ValueError``."""
-    if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and mu > 0):
+    if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and 0 < mu < math.inf):
         raise ValueError(f"mu must be a positive attenuation (1/mm, 0.02: water), got {mu!r}")
     return float(mu)
 

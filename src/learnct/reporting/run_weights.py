@@ -44,11 +44,15 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
     """Put the models of ``runs`` in place of the same methods' checkpoints in ``out/weights/``
     (each must have one there: a new method needs a full write), keep the others, re-measure
     every check row and the model cards; returns the re-measured rows (old -> new)."""
+    import json
+
+    from learnct.methods.checkpoints import check_checkpoint
     from learnct.reporting.model_cards import write_model_cards
-    from learnct.reporting.weights import remeasure_checks, strip_checkpoint
+    from learnct.reporting.weights import check_same_setup, remeasure_checks, strip_checkpoint
 
     folder = Path(out) / "weights"
-    methods, *_ = _run_methods(runs)
+    methods, _, _, operator = _run_methods(runs)
+    stored = json.loads((folder / "config.json").read_text())
     for method in methods:
         target = folder / f"{method.name}.ckpt"
         if not target.is_file():
@@ -56,9 +60,17 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
                 f"{target} does not exist: --replace swaps committed models; write a new "
                 "method's weights without --replace (with every method's run)"
             )
-    for method in methods:
-        strip_checkpoint(method.checkpoint, folder / f"{method.name}.ckpt", max_mb=8.0)
-    lines = remeasure_checks(folder)
+        check_same_setup(method, stored, folder, "run_weights without --replace, every run")
+        check_checkpoint(method.checkpoint, method.name, operator.geometry)
+    kept = {m.name: (folder / f"{m.name}.ckpt").read_bytes() for m in methods}
+    try:
+        for method in methods:
+            strip_checkpoint(method.checkpoint, folder / f"{method.name}.ckpt", max_mb=8.0)
+        lines = remeasure_checks(folder)
+    except BaseException:  # the committed files as they were
+        for name, data in kept.items():
+            (folder / f"{name}.ckpt").write_bytes(data)
+        raise
     write_model_cards(Path(out))
     return lines
 

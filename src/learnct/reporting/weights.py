@@ -36,6 +36,7 @@ from learnct.run.atomic_files import atomic_open, atomic_write_text
 __all__ = [
     "CHECK_FIELDS",
     "check_rows",
+    "check_same_setup",
     "export_weights",
     "remeasure_checks",
     "strip_checkpoint",
@@ -213,6 +214,21 @@ def _differ(run: Any, stored: Any) -> bool:
     return run != stored
 
 
+def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fix: str) -> None:
+    """Raise ``ValueError`` when the run of ``method`` differs from ``folder/config.json``
+    (``stored``) in its physics, data or seed (in a key both name): its check rows would
+    measure another test set; ``fix`` names the command that writes the whole folder."""
+    from omegaconf import OmegaConf
+
+    mine = OmegaConf.to_container(method.cfg, resolve=True)
+    differ = [k for k in ("physics", "data", "seed") if _differ(mine.get(k), stored.get(k))]
+    if differ:
+        raise ValueError(
+            f"{method.folder}: its {', '.join(differ)} differ from {folder}/config.json's: "
+            f"write all of weights/ with {fix} present"
+        )
+
+
 def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list[Path]:
     """Re-measure the methods without weights among ``methods`` (e.g. a new TV-WLS row beside
     written rows whose runs are not here) into ``folder/check.csv`` and their model sections
@@ -234,13 +250,7 @@ def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list
     with open(folder / "check.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for method in weightless:  # keys config.json lacks take their defaults in the check
-        mine = OmegaConf.to_container(method.cfg, resolve=True)
-        differ = [k for k in ("physics", "data", "seed") if _differ(mine.get(k), stored.get(k))]
-        if differ:
-            raise ValueError(
-                f"{method.folder}: its {', '.join(differ)} differ from {folder}/config.json's: "
-                "write all of weights/ with make report WEIGHTS=1 with every row's run present"
-            )
+        check_same_setup(method, stored, folder, "make report WEIGHTS=1 with every row's run")
     n_images = int(rows[0]["n_images"]) if rows else 4
     cfg = OmegaConf.create(stored)
     preset, operator = build_physics(cfg)

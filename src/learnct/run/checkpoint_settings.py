@@ -106,8 +106,9 @@ def adopt_checkpoint_settings(cfg: DictConfig, user_keys: set[str] | None = None
         return []  # check_checkpoint refuses it with the matching experiment to use
     notes = []
     with open_dict(cfg.model):
+        upgrades = getattr(cls, "init_upgrades", frozenset()) if key == "init_weights" else ()
         for name, value in stored_settings(cls, checkpoint).items():
-            if name in user_keys:
+            if name in user_keys or name in upgrades:
                 continue
             if name not in cfg.model or cfg.model[name] != value:
                 was = cfg.model.get(name, "<unset>")

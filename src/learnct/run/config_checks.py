@@ -260,3 +260,14 @@ def validate_config(cfg: DictConfig) -> None:
             f"init_weights={init_weights!r}: no such checkpoint file or committed model "
             "(python -c 'import learnct; print(learnct.pretrained_names())' lists the names)"
         )
+
+
+def check_model_attenuation(cfg: DictConfig, mu: float, preset_name: str) -> None:
+    """A method's ``model.mu`` (the attenuation per image unit of its statistical weights:
+    TV-WLS, dose-aware LPD) must be the physics' ``mu`` (1/mm), else its weights are wrong."""
+    model_mu = _get(cfg, "model.mu")
+    if _is_number(model_mu) and abs(float(model_mu) - mu) > 1e-9 * mu:
+        raise ConfigError(
+            f"model.mu={model_mu!r} differs from the attenuation of the physics preset "
+            f"{preset_name!r} (mu={mu:g} per image unit, 1/mm): set model.mu={mu:g}"
+        )

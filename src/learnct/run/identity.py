@@ -88,9 +88,13 @@ def read_identity(folder: Path) -> RunIdentity | None:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every leaf that differs between two settings trees."""
+    """``key: old -> new`` for every leaf that differs between two settings trees. A key the
+    old tree lacks is not compared: a setting added to learnct since the old run started
+    (e.g. ``model.statistical_weights``), which that run had at its default."""
     out: list[str] = []
     for key in sorted(set(old) | set(new)):
+        if key not in old:
+            continue
         a, b = old.get(key), new.get(key)
         name = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):

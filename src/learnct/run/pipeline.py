@@ -33,7 +33,7 @@ from learnct.run.build import (
     trainer_config,
 )
 from learnct.run.checkpoint_settings import adopt_checkpoint_settings, resolve_checkpoint_names
-from learnct.run.config_checks import ConfigError, validate_config
+from learnct.run.config_checks import ConfigError, check_model_attenuation, validate_config
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
 from learnct.run.provenance import git_commit, library_versions
 from learnct.run.results import RESULT_FIELDS, TEST_METRICS, write_results
@@ -73,6 +73,7 @@ def run(cfg: DictConfig) -> RunResult:
         resume, identity, provenance = _begin(cfg)
         L.seed_everything(cfg.seed, workers=True)
         preset, operator = build_physics(cfg)
+        check_model_attenuation(cfg, preset.mu, preset.name)
         datamodule = build_datamodule(cfg, preset, operator)
         model = build_method(cfg, operator)
         to_test = _check_checkpoints(cfg, model, operator, resume, identity)
