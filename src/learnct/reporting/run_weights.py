@@ -88,6 +88,8 @@ def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
     # the check runs on the validation source: synthetic, reproducible from committed files
     OmegaConf.update(reference, "data.test_source", reference.data.val_source)
     methods = [load_run_method(Path(run), operator) for run in runs]  # geometry checked
+    for method in methods:  # each run's config as the check sees it
+        OmegaConf.update(method.cfg, "data.test_source", method.cfg.data.val_source)
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"two runs of one method among {names}: give one run per method")

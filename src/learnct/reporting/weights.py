@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 CHECK_FIELDS = ("method", "file", "test_set", "n_images", "psnr", "ssim")
+#: data keys that change how batches are loaded, not which images a check measures
+LOADER_KEYS = frozenset({"batch_size", "eval_batch_size", "num_workers"})
 KEEP = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version", "epoch")
 KEEP += ("global_step",)
 
@@ -216,11 +218,13 @@ def _differ(run: Any, stored: Any) -> bool:
 
 def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fix: str) -> None:
     """Raise ``ValueError`` when the run of ``method`` differs from ``folder/config.json``
-    (``stored``) in its physics, data or seed (in a key both name): its check rows would
-    measure another test set; ``fix`` names the command that writes the whole folder."""
+    (``stored``) in its physics, data (but :data:`LOADER_KEYS`) or seed, in a key both name:
+    its check rows would measure another test set; ``fix`` names the command that writes the
+    whole folder."""
     from omegaconf import OmegaConf
 
     mine = OmegaConf.to_container(method.cfg, resolve=True)
+    mine["data"] = {k: v for k, v in mine.get("data", {}).items() if k not in LOADER_KEYS}
     differ = [k for k in ("physics", "data", "seed") if _differ(mine.get(k), stored.get(k))]
     if differ:
         raise ValueError(
