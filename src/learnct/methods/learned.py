@@ -305,22 +305,16 @@ class LearnedPrimalDual(UnrolledMethod):
         """A plain LPD's weights start a weighted one: each dual block's first convolution
         gets zero weights on the two new input channels (appended last), so the weighted LPD
         computes the plain one's function until it trains."""
-        own = self.state_dict()
-        keys = [f"net.dual_blocks.{i}.0.weight" for i in range(self.net.n_iter)]
+        if not self.net.weighted:
+            return []
         extra = self.net.WEIGHTED_INPUTS - self.net.PLAIN_INPUTS
-        plain = [
-            k
-            for k in keys
-            if self.net.weighted
-            and k in state
-            and state[k].shape[1] + extra == own[k].shape[1]
-            and state[k].shape[0] == own[k].shape[0]
-            and state[k].shape[2:] == own[k].shape[2:]
-            and state[k].shape[1] - self.net.PLAIN_INPUTS == self.net.n_dual
-        ]
-        for k in plain:
-            w = state[k]
-            state[k] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
+        plain = []
+        for i, block in enumerate(self.net.dual_blocks):
+            key, (out, inputs, *kernel) = f"net.dual_blocks.{i}.0.weight", block[0].weight.shape
+            w = state.get(key)
+            if w is not None and tuple(w.shape) == (out, inputs - extra, *kernel):
+                state[key] = torch.cat([w, w.new_zeros(out, extra, *kernel)], dim=1)
+                plain.append(key)
         if not plain:
             return []
         return [

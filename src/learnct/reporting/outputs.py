@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from learnct.methods import METHODS
+from learnct.reporting.weights import WEIGHTS_MAX_MB
 from learnct.run.results import n_images
 
 __all__ = ["load_methods", "write_dose_curve", "write_figure", "write_weights"]
@@ -139,7 +140,7 @@ def write_weights(
     operator: Any,
     folder: Path,
     n_images: int,
-    max_mb: float | None = 8.0,
+    max_mb: float | None = WEIGHTS_MAX_MB,
 ) -> list[Path]:
     """``weights/<Method>.ckpt`` (stripped, at most ``max_mb`` each), ``weights/check.csv``
     and ``weights/config.json``: see :mod:`learnct.reporting.weights`."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-__all__ = ["replace_weights", "weights_from_runs"]
+__all__ = ["remeasure_weights", "replace_weights", "weights_from_runs"]
 
 
 def weights_from_runs(runs: Sequence[Path], out: Path, n_images: int = 4) -> list[Path]:
@@ -47,8 +47,7 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
     import json
 
     from learnct.methods.checkpoints import check_checkpoint
-    from learnct.reporting.model_cards import write_model_cards
-    from learnct.reporting.weights import check_same_setup, remeasure_checks, strip_checkpoint
+    from learnct.reporting.weights import WEIGHTS_MAX_MB, check_same_setup, strip_checkpoint
 
     folder = Path(out) / "weights"
     methods, _, _, operator = _run_methods(runs)
@@ -65,12 +64,22 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
     kept = {m.name: (folder / f"{m.name}.ckpt").read_bytes() for m in methods}
     try:
         for method in methods:
-            strip_checkpoint(method.checkpoint, folder / f"{method.name}.ckpt", max_mb=8.0)
-        lines = remeasure_checks(folder)
+            target = folder / f"{method.name}.ckpt"
+            strip_checkpoint(method.checkpoint, target, max_mb=WEIGHTS_MAX_MB)
+        return remeasure_weights(out)
     except BaseException:  # the committed files as they were
         for name, data in kept.items():
             (folder / f"{name}.ckpt").write_bytes(data)
         raise
+
+
+def remeasure_weights(out: Path) -> list[str]:
+    """Re-measure every check row of ``out/weights/`` and rewrite the model cards; returns the
+    rows (old -> new)."""
+    from learnct.reporting.model_cards import write_model_cards
+    from learnct.reporting.weights import remeasure_checks
+
+    lines = remeasure_checks(Path(out) / "weights")
     write_model_cards(Path(out))
     return lines
 
@@ -120,14 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.remeasure != (not args.runs):
         parser.error("--remeasure takes no run folders; the other modes need at least one")
     if args.remeasure or args.replace:
-        from learnct.reporting.model_cards import write_model_cards
-        from learnct.reporting.weights import remeasure_checks
-
         if args.replace:
             lines = replace_weights(args.runs, args.out)
         else:
-            lines = remeasure_checks(args.out / "weights")
-            write_model_cards(args.out)
+            lines = remeasure_weights(args.out)
         print("\n".join(["re-measured weights/check.csv:", *lines]))
         return 0
     for path in weights_from_runs(args.runs, args.out, args.n_images):

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 CHECK_FIELDS = ("method", "file", "test_set", "n_images", "psnr", "ssim")
+#: the largest committed checkpoint (MB): larger ones are stored in float16
+WEIGHTS_MAX_MB = 8.0
 #: data keys that change how batches are loaded, not which images a check measures
 LOADER_KEYS = frozenset({"batch_size", "eval_batch_size", "num_workers"})
 KEEP = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version", "epoch")
@@ -142,7 +144,7 @@ def export_weights(
     folder: Path,
     datamodule: Any,
     n_images: int = 4,
-    max_mb: float | None = 8.0,
+    max_mb: float | None = WEIGHTS_MAX_MB,
 ) -> tuple[list[Path], Path]:
     """Strip every learned method's checkpoint into ``folder/<method>.ckpt`` (float16 where
     float32 is over ``max_mb``; left out where float16 is too) and write ``folder/check.csv``
