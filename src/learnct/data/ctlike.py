@@ -1,9 +1,10 @@
 """CT-like phantoms: random anatomical slices in attenuation relative to water.
 
-A slice is a HEAD (30 %), NECK (15 %), THORAX (20 %) or ABDOMEN (35 %) (:data:`KINDS`,
-:func:`draw_kind`), painted in layers of soft-edged ellipses and superellipses (:func:`paint`,
-edge width half a pixel) on a grid of ``pixel_size`` mm (x right, y down = posterior), in
-Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped at 0):
+A slice is a HEAD (15 %), SKULL BASE (15 %), NECK (15 %), THORAX (20 %) or ABDOMEN (35 %)
+(:data:`KINDS`, :func:`draw_kind`), painted in layers of soft-edged ellipses and
+superellipses (:func:`paint`, edge width half a pixel) on a grid of ``pixel_size`` mm (x
+right, y down = posterior), in Hounsfield units ``HU`` and returned as
+``mu / mu_water = 1 + HU/1000`` (clipped at 0):
 
 - torso (thorax, abdomen): width ``U(180, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
   (2 mm, HU 20), subcutaneous fat (5-30 mm, HU -100), muscle (8-20 mm, HU 50), soft tissue
@@ -23,8 +24,19 @@ Hounsfield units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped
   of the trachea (HU 80-130); carotid arteries (6-8 mm across) and jugular veins (8-14 by
   6-10 mm) lateral to them (HU 40-60, contrast-enhanced 150-300 with p = 0.3); with
   p = 0.3 a mandible arc (5 mm thick, HU 1000-1600) in front.
-- head: width ``U(140, 190)`` mm; skin, a skull (5-9 mm cortical HU 1000-1600 with diploe
-  HU 400), brain (HU 30-40), ventricles (HU 5); air sinuses at the front (p = 0.5).
+- head (the cranial vault): width ``U(140, 190)`` mm; skin, a skull (5-9 mm cortical HU
+  1000-1600 with diploe HU 400), brain (HU 30-40), ventricles (HU 5); air sinuses at the
+  front (p = 0.5).
+- skull base: width ``U(130, 170)`` mm, depth 1.1-1.3 times it; skin, fat, temporalis muscle
+  (3-8 mm, HU 50) outside a 4-8 mm cortical skull; thick occipital bone at the back, the fourth
+  ventricle and a cistern (HU 0-15); petrous ridges (HU 1300-2000, 40-60 mm long, 10-18 mm
+  wide, 30-50 degrees off the transverse axis) with inner-ear fluid spaces, mastoids at their
+  outer ends (bone HU 700-1200 holding 8-25 air cells of 0.8-2.5 mm radius: thin septa), an
+  external auditory canal (p = 0.5); the clivus (HU 700-1300) and, with p = 0.8, a septated
+  sphenoid sinus in a 1-2 mm wall in front of it; at the front either the orbits (p = 0.5: fat
+  in a thin bony rim, globe, optic nerve) with ethmoid air cells between them, or the maxillary
+  sinuses either side of the nasal cavity (turbinates, a bony septum); zygomatic arches
+  (1.2 mm half-thick) in the fat (p = 0.6).
 - texture: a Gaussian random field with power spectrum ``|k|^-2.5`` and 8-20 HU standard
   deviation over the whole body.
 - field crop (p = 0.15): everything outside an axis-aligned rectangle (half-sides 50-110 mm,
@@ -48,8 +60,8 @@ import torch
 
 __all__ = ["FIELD_CROP_P", "KINDS", "crop_to_field", "ctlike_phantom", "draw_kind", "paint"]
 
-KINDS = ("head", "neck", "thorax", "abdomen")
-_KIND_P = (0.30, 0.15, 0.20, 0.35)
+KINDS = ("head", "skull_base", "neck", "thorax", "abdomen")
+_KIND_P = (0.15, 0.15, 0.15, 0.20, 0.35)
 #: probability of a field crop (see the module docstring)
 FIELD_CROP_P = 0.15
 
@@ -85,7 +97,11 @@ class _Canvas:
 
     def masks(self, shapes: torch.Tensor) -> torch.Tensor:
         """Soft masks ``(K, N, N)`` of ``shapes`` ``(K, 6)``: centre x, y (mm), half-axes a, b
-        (mm), rotation (rad), exponent p (2: ellipse; larger: boxier superellipse)."""
+        (mm), rotation (rad), exponent p (2: ellipse; larger: boxier superellipse).
+
+        The edge is a sigmoid of the signed distance to the boundary (mm) over ``edge``: inside
+        ``(1 - r) min(a, b)``, outside ``(r - 1) / |grad r|`` (first order, exact on the axes),
+        so a thin shape's blur stays within a few pixels of it at any pixel size."""
         s = shapes.to(self.device, torch.float32)
         cx, cy, a, b, t, p = (s[:, k, None, None] for k in range(6))
         dx, dy = self.x - cx, self.y - cy
@@ -93,9 +109,14 @@ class _Canvas:
         v = (-dx * torch.sin(t) + dy * torch.cos(t)) / b
         if bool((s[:, 5] == 2).all()):  # ellipses: no general power (3x faster)
             r = (u * u + v * v + 1e-12).sqrt()
+            grad = (u * u / (a * a) + v * v / (b * b)).sqrt() / r
         else:
-            r = (u.abs() ** p + v.abs() ** p + 1e-12) ** (1 / p)
-        return torch.sigmoid((1 - r) * torch.minimum(a, b) / self.edge)
+            au, av = u.abs() + 1e-12, v.abs() + 1e-12
+            r = (au**p + av**p) ** (1 / p)
+            grad = r ** (1 - p) * (au ** (2 * p - 2) / (a * a) + av ** (2 * p - 2) / (b * b)).sqrt()
+        inside = (1 - r) * torch.minimum(a, b)
+        distance = torch.where(r < 1, inside, (1 - r) / grad.clamp_min(1e-12))
+        return torch.sigmoid(distance / self.edge)
 
     def paint(self, shapes: torch.Tensor, hu: torch.Tensor | float, within=None) -> torch.Tensor:
         """Paint the shapes over the image (their own values ``hu``, ``(K,)`` or one number);
@@ -327,6 +348,87 @@ def _head(c: _Canvas, d: _Draw) -> None:
         paint(c, _scatter(d, d.i(1, 4), cx, cy - bi * 0.75, ai * 0.35, bi * 0.15, 4, 10), -1000.0)
 
 
+def _air_cells(c: _Canvas, d: _Draw, n: int, cx, cy, a, b, rmin, rmax, bone: float) -> None:
+    """A pneumatised bone: the ellipse ``(cx, cy, a, b)`` of bone (HU ``bone``) holding ``n``
+    air cells (radius ``rmin``-``rmax`` mm) whose overlaps leave thin septa (partial volume)."""
+    paint(c, [[cx, cy, a, b, 0.0, 2.0]], bone)
+    paint(c, _scatter(d, n, cx, cy, a * 0.85, b * 0.85, rmin, rmax), -1000.0)
+
+
+def _skull_base(c: _Canvas, d: _Draw) -> None:
+    """A head at the level of the skull base (x right, y down = posterior; mm): see the
+    module docstring."""
+    a = d.u(65, 85)
+    b = a * d.u(1.1, 1.3)
+    cx, cy = d.u(-10, 10), d.u(-10, 10)
+    fat, temporalis = d.u(2, 5), d.u(3, 8)
+    ai, bi = _ring_layers(c, d, cx, cy, a, b, 2.0, [(3, 30), (fat, -80), (temporalis, 50)])
+    skull, cortical = d.u(4, 8), d.u(1000, 1600)
+    paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], cortical)
+    ai, bi = ai - skull, bi - skull
+    paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], d.u(30, 40))
+    inner = c.masks(torch.tensor([[cx, cy, ai, bi, 0.0, 2.0]], dtype=torch.float64))[0]
+    # Posterior fossa: thick occipital bone at the back, the fourth ventricle, a cistern.
+    paint(c, [[cx, cy + bi, d.u(10, 18), d.u(5, 10), 0.0, 2.0]], cortical, within=inner)
+    paint(c, [[cx, cy + bi * d.u(0.25, 0.4), d.u(3, 6), d.u(2, 4), 0.0, 2.0]], d.u(0, 15))
+    paint(c, [[cx, cy + bi * 0.02, d.u(10, 16), d.u(2, 4), 0.0, 2.0]], d.u(0, 15), within=inner)
+    # Petrous ridges: dense bone from the clivus posterolaterally (about 45 degrees to the
+    # midline), inner-ear fluid spaces inside; mastoid air cells at their outer ends.
+    theta, length, width = d.u(0.5, 0.9), d.u(20, 30), d.u(5, 9)
+    py = cy + bi * d.u(0.0, 0.2)
+    for s in (-1, 1):
+        px = cx + s * ai * d.u(0.4, 0.5)
+        paint(c, [[px, py, length, width, s * theta, 2.0]], d.u(1300, 2000), within=inner)
+        ear = [[px + s * d.u(-4, 4), py + d.u(-2, 2), d.u(1.5, 3), d.u(1, 2), d.u(0, 3), 2.0]]
+        paint(c, ear, d.u(0, 30))
+        mx = px + s * length * 0.8 * math.cos(theta)
+        my = py + length * 0.8 * math.sin(theta)
+        r = d.u(8, 15)
+        _air_cells(c, d, d.i(8, 25), mx, my, r, r * d.u(0.7, 1.0), 0.8, 2.5, d.u(700, 1200))
+        if d.p(0.5):  # the external auditory canal: air from the outside towards the ear
+            paint(c, [[cx + s * (ai + skull), py, skull + 6, d.u(2, 4), 0.0, 2.0]], -1000.0)
+    # The clivus and the sphenoid body in the middle, the sphenoid sinus in front of them.
+    paint(c, [[cx, cy - bi * 0.05, d.u(7, 11), d.u(10, 16), 0.0, 2.0]], d.u(700, 1300))
+    sy = cy - bi * d.u(0.3, 0.4)
+    if d.p(0.8):
+        sa, sb, wall = d.u(8, 15), d.u(6, 12), d.u(1, 2)
+        paint(c, [[cx, sy, sa + wall, sb + wall, 0.0, 2.0]], cortical)
+        septum = d.u(-sa * 0.3, sa * 0.3)
+        paint(c, [[cx + septum - sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
+        paint(c, [[cx + septum + sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
+    if d.p(0.5):  # the orbits: fat in a thin bony rim, the globe at the front, ethmoid cells
+        for s in (-1, 1):
+            ox, oy, oa, ob = cx + s * ai * d.u(0.4, 0.5), cy - bi * 0.75, d.u(13, 17), d.u(17, 22)
+            paint(c, [[ox, oy, oa + 2, ob + 2, s * 0.3, 2.0]], d.u(800, 1200))
+            paint(c, [[ox, oy, oa, ob, s * 0.3, 2.0]], d.u(-100, -70))
+            paint(c, [[ox, oy + ob * 0.2, 2, ob * 0.6, s * 0.3, 2.0]], 30.0)  # optic nerve
+            paint(c, [[ox, oy - ob * 0.55, 11.5, 11.5, 0.0, 2.0]], d.u(5, 20))  # globe
+        n = d.i(8, 20)
+        _air_cells(c, d, n, cx, cy - bi * 0.7, d.u(6, 10), d.u(15, 22), 1.5, 4, d.u(400, 800))
+    else:  # lower: the nasal cavity (septum, turbinates) between the maxillary sinuses
+        for s in (-1, 1):
+            mx, my = cx + s * ai * d.u(0.4, 0.5), cy - bi * d.u(0.65, 0.75)
+            ma, mb, wall = d.u(12, 18), d.u(10, 16), d.u(1, 2)
+            paint(c, [[mx, my, ma + wall, mb + wall, 0.0, 2.0]], d.u(800, 1200))
+            paint(c, [[mx, my, ma, mb, 0.0, 2.0]], -1000.0)
+            if d.p(0.3):  # mucosal thickening
+                paint(c, [[mx, my + mb * 0.7, ma * 0.8, mb * 0.3, 0.0, 2.0]], d.u(20, 50))
+        ny, na, nb = cy - bi * 0.75, d.u(7, 11), d.u(16, 24)
+        paint(c, [[cx, ny, na, nb, 0.0, 2.0]], -1000.0)
+        turbinates = [
+            [cx + s * na * 0.6, ny + d.u(-5, 5), 3, d.u(8, 14), 0.0, 2.0] for s in (-1, 1)
+        ]
+        paint(c, turbinates, d.u(20, 50))
+        paint(c, [[cx, ny, 0.8, nb, 0.0, 2.0]], d.u(600, 1000))  # the nasal septum
+    if d.p(0.6):  # zygomatic arches: thin bone in the fat, lateral to the temporalis muscle
+        arches = []
+        for k in range(3):
+            dy = -bi * (0.15 + 0.2 * k)
+            edge = a * math.sqrt(1 - (dy / b) ** 2) - 3 - fat / 2  # mid-fat at this depth
+            arches += [[cx + s * edge, cy + dy, 1.2, d.u(6, 9), s * 0.1, 2.0] for s in (-1, 1)]
+        paint(c, arches, d.u(800, 1400))
+
+
 def _texture(d: _Draw, size: int, pixel_size: float, device) -> torch.Tensor:
     """A zero-mean, unit-std Gaussian field with power spectrum ``|k|^-2.5`` (k in 1/mm)."""
     white = torch.randn(size, size, generator=d.gen).to(device)
@@ -340,6 +442,7 @@ def _texture(d: _Draw, size: int, pixel_size: float, device) -> torch.Tensor:
 #: The painter of each kind of slice (all randomness from the ``_Draw``).
 _PAINTERS = {
     "head": _head,
+    "skull_base": _skull_base,
     "neck": _neck,
     "thorax": lambda c, d: _torso(c, d, thorax=True),
     "abdomen": lambda c, d: _torso(c, d, thorax=False),
@@ -372,11 +475,12 @@ def ctlike_phantom(
     c = _Canvas(size, pixel_size, device)
     drawn = draw_kind(generator)
     _PAINTERS[kind or drawn](c, d)
-    body = (c.hu > -950).float()
-    c.hu = c.hu + body * d.u(8, 20) * _texture(d, size, pixel_size, device)
     crop = d.p(FIELD_CROP_P)  # the crop's draws are made either way: field_crop changes no other
     half_x, half_y, square = d.u(50, 110), d.u(50, 110), d.p(0.5)
     centre = d.u(-20, 20), d.u(-20, 20)
+    # The texture last: its size x size draws must not shift any draw of the anatomy or crop.
+    body = (c.hu > -950).float()
+    c.hu = c.hu + body * d.u(8, 20) * _texture(d, size, pixel_size, device)
     if crop if field_crop is None else field_crop:
         crop_to_field(c, *centre, half_x, half_x if square else half_y)
     return (1 + c.hu / 1000).clamp_min(0)
