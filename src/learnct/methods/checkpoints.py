@@ -233,12 +233,23 @@ def check_architecture(
     """Raise ``ValueError`` unless ``checkpoint``'s weights fit ``model`` key for key and shape;
     the message names the architecture settings that differ (from the checkpoint's
     hyperparameters) as the overrides that fit it, e.g. ``model.depth=3``."""
+    _fitted_state(model, checkpoint, path)
+
+
+def _fitted_state(
+    model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path
+) -> tuple[dict[str, Any], list[str]]:
+    """``checkpoint``'s weights made to fit ``model`` (instance-norm statistics dropped,
+    :meth:`adapt_state_dict`) and the notes saying what was changed; ``ValueError`` as
+    :func:`check_architecture` says when they do not fit."""
     saved = checkpoint.get("state_dict")
     if not isinstance(saved, dict):
         raise ValueError(f"checkpoint {path} holds no state_dict (no weights)")
     saved = dict(saved)
-    drop_instance_norm_statistics(model, saved)
-    _adapt(model, saved)
+    notes = []
+    if drop_instance_norm_statistics(model, saved):
+        notes.append("batch-norm running statistics unused by norm=instance, left out")
+    notes += _adapt(model, saved)
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
@@ -248,7 +259,7 @@ def check_architecture(
         if not isinstance(saved[k], torch.Tensor) or own[k].shape != saved[k].shape
     )
     if not (missing or unexpected or reshaped):
-        return
+        return saved, notes
     parts = [
         f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
         for label, keys in (
@@ -315,11 +326,8 @@ def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -
 def apply_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> int:
     """Copy the weights of a checked ``checkpoint`` (read from ``path``) into ``model`` after
     ``check_architecture``; returns the step it was saved at (0 when it does not say)."""
-    check_architecture(model, checkpoint, path)
-    state = dict(checkpoint["state_dict"])
-    if drop_instance_norm_statistics(model, state):
-        print(f"{path}: batch-norm running statistics unused by norm=instance, left out")
-    for note in _adapt(model, state):
+    state, notes = _fitted_state(model, checkpoint, path)
+    for note in notes:
         print(f"{path}: {note}")
     model.load_state_dict(state)  # casts float16 weights to the model's dtype
     return int(checkpoint.get("global_step") or 0)
