@@ -372,8 +372,31 @@ def _skull_base(c: _Canvas, d: _Draw) -> None:
     paint(c, [[cx, cy + bi, d.u(10, 18), d.u(5, 10), 0.0, 2.0]], cortical, within=inner)
     paint(c, [[cx, cy + bi * d.u(0.25, 0.4), d.u(3, 6), d.u(2, 4), 0.0, 2.0]], d.u(0, 15))
     paint(c, [[cx, cy + bi * 0.02, d.u(10, 16), d.u(2, 4), 0.0, 2.0]], d.u(0, 15), within=inner)
-    # Petrous ridges: dense bone from the clivus posterolaterally (about 45 degrees to the
-    # midline), inner-ear fluid spaces inside; mastoid air cells at their outer ends.
+    _temporal_bones(c, d, cx, cy, ai, bi, skull, inner)
+    # The clivus and the sphenoid body in the middle, the sphenoid sinus in front of them.
+    paint(c, [[cx, cy - bi * 0.05, d.u(7, 11), d.u(10, 16), 0.0, 2.0]], d.u(700, 1300))
+    sy = cy - bi * d.u(0.3, 0.4)
+    if d.p(0.8):
+        sa, sb, wall = d.u(8, 15), d.u(6, 12), d.u(1, 2)
+        paint(c, [[cx, sy, sa + wall, sb + wall, 0.0, 2.0]], cortical)
+        septum = d.u(-sa * 0.3, sa * 0.3)
+        paint(c, [[cx + septum - sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
+        paint(c, [[cx + septum + sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
+    _face(c, d, cx, cy, ai, bi)
+    if d.p(0.6):  # zygomatic arches: thin bone in the fat, lateral to the temporalis muscle
+        arches = []
+        for k in range(3):
+            dy = -bi * (0.15 + 0.2 * k)
+            edge = a * math.sqrt(1 - (dy / b) ** 2) - 3 - fat / 2  # mid-fat at this depth
+            arches += [[cx + s * edge, cy + dy, 1.2, d.u(6, 9), s * 0.1, 2.0] for s in (-1, 1)]
+        paint(c, arches, d.u(800, 1400))
+
+
+def _temporal_bones(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull, inner) -> None:
+    """Petrous ridges either side of a skull base (inner half-axes ``ai, bi`` mm, bone
+    ``skull`` mm thick, ``inner`` its inside mask): dense bone from the clivus posterolaterally
+    (about 45 degrees to the midline), inner-ear fluid spaces inside; mastoid air cells at
+    their outer ends; sometimes the external auditory canal."""
     theta, length, width = d.u(0.5, 0.9), d.u(20, 30), d.u(5, 9)
     py = cy + bi * d.u(0.0, 0.2)
     for s in (-1, 1):
@@ -387,15 +410,12 @@ def _skull_base(c: _Canvas, d: _Draw) -> None:
         _air_cells(c, d, d.i(8, 25), mx, my, r, r * d.u(0.7, 1.0), 0.8, 2.5, d.u(700, 1200))
         if d.p(0.5):  # the external auditory canal: air from the outside towards the ear
             paint(c, [[cx + s * (ai + skull), py, skull + 6, d.u(2, 4), 0.0, 2.0]], -1000.0)
-    # The clivus and the sphenoid body in the middle, the sphenoid sinus in front of them.
-    paint(c, [[cx, cy - bi * 0.05, d.u(7, 11), d.u(10, 16), 0.0, 2.0]], d.u(700, 1300))
-    sy = cy - bi * d.u(0.3, 0.4)
-    if d.p(0.8):
-        sa, sb, wall = d.u(8, 15), d.u(6, 12), d.u(1, 2)
-        paint(c, [[cx, sy, sa + wall, sb + wall, 0.0, 2.0]], cortical)
-        septum = d.u(-sa * 0.3, sa * 0.3)
-        paint(c, [[cx + septum - sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
-        paint(c, [[cx + septum + sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
+
+
+def _face(c: _Canvas, d: _Draw, cx, cy, ai, bi) -> None:
+    """The front of a skull base (inner half-axes ``ai, bi`` mm): either the orbits (fat in a
+    thin bony rim, globe, optic nerve) with ethmoid air cells between them, or, lower, the
+    nasal cavity (septum, turbinates) between the maxillary sinuses."""
     if d.p(0.5):  # the orbits: fat in a thin bony rim, the globe at the front, ethmoid cells
         for s in (-1, 1):
             ox, oy, oa, ob = cx + s * ai * d.u(0.4, 0.5), cy - bi * 0.75, d.u(13, 17), d.u(17, 22)
@@ -420,13 +440,6 @@ def _skull_base(c: _Canvas, d: _Draw) -> None:
         ]
         paint(c, turbinates, d.u(20, 50))
         paint(c, [[cx, ny, 0.8, nb, 0.0, 2.0]], d.u(600, 1000))  # the nasal septum
-    if d.p(0.6):  # zygomatic arches: thin bone in the fat, lateral to the temporalis muscle
-        arches = []
-        for k in range(3):
-            dy = -bi * (0.15 + 0.2 * k)
-            edge = a * math.sqrt(1 - (dy / b) ** 2) - 3 - fat / 2  # mid-fat at this depth
-            arches += [[cx + s * edge, cy + dy, 1.2, d.u(6, 9), s * 0.1, 2.0] for s in (-1, 1)]
-        paint(c, arches, d.u(800, 1400))
 
 
 def _texture(d: _Draw, size: int, pixel_size: float, device) -> torch.Tensor:
