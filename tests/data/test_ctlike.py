@@ -222,6 +222,37 @@ def _straight_side(image: torch.Tensor, min_px: int = 35) -> bool:
     return bool(ends.any())
 
 
+def test_soft_edges_stay_near_thin_shapes_at_coarse_pixels():
+    """A 1.6 mm by 32 mm ellipse and a small boxy superellipse (p = 12) on 8 mm pixels: the
+    edge follows the distance to the boundary, so 40 mm past the long axis's tip the mask is
+    below 1 % (scaled by the short axis it was 0.03-0.2), and far from the superellipse it is 0
+    (its gradient's powers no longer overflow to a flat 0.5)."""
+    canvas = _Canvas(64, 8.0, "cpu")
+    thin = canvas.masks(torch.tensor([[0.0, 0.0, 0.8, 16.0, 0.0, 2.0]], dtype=torch.float64))[0]
+    row = int(torch.argmin((canvas.y[:, 0] - 56.0).abs()))  # 40 mm beyond the tip at y = 16
+    col = int(torch.argmin(canvas.x[0].abs()))
+    # the shape is still drawn (nearest pixel centres 3.2 mm off its long axis: 0.17)
+    assert float(thin[row, col]) < 0.01 and float(thin.max()) > 0.1
+    box = canvas.masks(torch.tensor([[0.0, 0.0, 0.8, 0.8, 0.0, 12.0]], dtype=torch.float64))[0]
+    assert torch.isfinite(box).all() and float(box[0, 0]) < 1e-6
+
+
+def test_field_crop_is_the_same_at_every_image_size():
+    """A forced field crop cuts the same rectangle (mm) at 64 x 8 mm and 128 x 4 mm: the crop
+    is drawn before the texture's image-size-dependent draws."""
+    for seed in range(3):
+        extents = []
+        for size, pixel in ((64, 8.0), (128, 4.0)):
+            image = ctlike_phantom(
+                torch.Generator().manual_seed(seed), size, pixel, field_crop=True
+            )
+            rows, cols = np.nonzero(image.numpy() > 0.05)
+            extents.append(
+                np.array([rows.min(), rows.max() + 1, cols.min(), cols.max() + 1]) * pixel
+            )
+        assert np.abs(extents[0] - extents[1]).max() <= 8.0, (seed, extents)
+
+
 def test_crop_to_field_keeps_the_rectangle_with_straight_edges():
     canvas = _Canvas(128, 2.0, "cpu")
     canvas.hu.fill_(40.0)

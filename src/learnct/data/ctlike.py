@@ -2,9 +2,9 @@
 
 A slice is a HEAD (15 %), SKULL BASE (15 %), NECK (15 %), THORAX (20 %) or ABDOMEN (35 %)
 (:data:`KINDS`, :func:`draw_kind`), painted in layers of soft-edged ellipses and
-superellipses (:func:`paint`, edge width half a pixel) on a grid of ``pixel_size`` mm (x
-right, y down = posterior), in Hounsfield units ``HU`` and returned as
-``mu / mu_water = 1 + HU/1000`` (clipped at 0):
+superellipses (:func:`paint`; sigmoid edges of a quarter pixel's scale in the signed distance
+to the boundary) on a grid of ``pixel_size`` mm (x right, y down = posterior), in Hounsfield
+units ``HU`` and returned as ``mu / mu_water = 1 + HU/1000`` (clipped at 0):
 
 - torso (thorax, abdomen): width ``U(180, 400)`` mm, depth ``U(0.6, 0.85)`` of it; skin
   (2 mm, HU 20), subcutaneous fat (5-30 mm, HU -100), muscle (8-20 mm, HU 50), soft tissue
@@ -29,14 +29,15 @@ right, y down = posterior), in Hounsfield units ``HU`` and returned as
   front (p = 0.5).
 - skull base: width ``U(130, 170)`` mm, depth 1.1-1.3 times it; skin, fat, temporalis muscle
   (3-8 mm, HU 50) outside a 4-8 mm cortical skull; thick occipital bone at the back, the fourth
-  ventricle and a cistern (HU 0-15); petrous ridges (HU 1300-2000, 40-60 mm long, 10-18 mm
-  wide, 30-50 degrees off the transverse axis) with inner-ear fluid spaces, mastoids at their
-  outer ends (bone HU 700-1200 holding 8-25 air cells of 0.8-2.5 mm radius: thin septa), an
-  external auditory canal (p = 0.5); the clivus (HU 700-1300) and, with p = 0.8, a septated
-  sphenoid sinus in a 1-2 mm wall in front of it; at the front either the orbits (p = 0.5: fat
-  in a thin bony rim, globe, optic nerve) with ethmoid air cells between them, or the maxillary
-  sinuses either side of the nasal cavity (turbinates, a bony septum); zygomatic arches
-  (1.2 mm half-thick) in the fat (p = 0.6).
+  ventricle (HU 0-15); petrous ridges (HU 1300-2000, 40-60 mm long, 10-18 mm wide, 29-52
+  degrees off the transverse axis) with inner-ear fluid spaces, mastoids at their outer ends
+  (bone HU 700-1200 holding 8-25 air cells of 0.8-2.5 mm radius: thin septa), on each side
+  with p = 0.5 an external auditory canal through the bone; the clivus (HU 700-1300) with the
+  prepontine cistern (HU 0-15) behind it and, with p = 0.8, a septated sphenoid sinus in a
+  1-2 mm wall in front of it; at the front either the orbits (p = 0.5: fat in a thin bony rim,
+  globe, optic nerve; the vault open in front of them) with ethmoid air cells between them,
+  or the maxillary sinuses either side of the nasal cavity (turbinates, a bony septum);
+  zygomatic arches (1.2 mm half-thick) in the fat along the outline (p = 0.6).
 - texture: a Gaussian random field with power spectrum ``|k|^-2.5`` and 8-20 HU standard
   deviation over the whole body.
 - field crop (p = 0.15): everything outside an axis-aligned rectangle (half-sides 50-110 mm,
@@ -100,8 +101,9 @@ class _Canvas:
         (mm), rotation (rad), exponent p (2: ellipse; larger: boxier superellipse).
 
         The edge is a sigmoid of the signed distance to the boundary (mm) over ``edge``: inside
-        ``(1 - r) min(a, b)``, outside ``(r - 1) / |grad r|`` (first order, exact on the axes),
-        so a thin shape's blur stays within a few pixels of it at any pixel size."""
+        ``(1 - r) min(a, b)``, outside the larger of ``(r - 1) / |grad r|`` (first order, exact
+        on the axes) and the distance to the bounding box, so a thin shape's blur stays within
+        a few pixels of it at any pixel size."""
         s = shapes.to(self.device, torch.float32)
         cx, cy, a, b, t, p = (s[:, k, None, None] for k in range(6))
         dx, dy = self.x - cx, self.y - cy
@@ -113,9 +115,15 @@ class _Canvas:
         else:
             au, av = u.abs() + 1e-12, v.abs() + 1e-12
             r = (au**p + av**p) ** (1 / p)
-            grad = r ** (1 - p) * (au ** (2 * p - 2) / (a * a) + av ** (2 * p - 2) / (b * b)).sqrt()
+            # |grad r| = r^(1-p) sqrt(|u|^(2p-2)/a^2 + |v|^(2p-2)/b^2), written in u/r, v/r <= 1
+            # so that no power overflows far from a small shape
+            grad = ((au / r) ** (2 * p - 2) / (a * a) + (av / r) ** (2 * p - 2) / (b * b)).sqrt()
         inside = (1 - r) * torch.minimum(a, b)
-        distance = torch.where(r < 1, inside, (1 - r) / grad.clamp_min(1e-12))
+        # outside: the first-order distance, and far from an elongated shape the distance to
+        # its bounding box (a lower bound; the first-order one underestimates there)
+        box = ((u.abs() - 1).clamp_min(0) * a) ** 2 + ((v.abs() - 1).clamp_min(0) * b) ** 2
+        outside = torch.maximum((r - 1) / grad.clamp_min(1e-12), box.sqrt())
+        distance = torch.where(r < 1, inside, -outside)
         return torch.sigmoid(distance / self.edge)
 
     def paint(self, shapes: torch.Tensor, hu: torch.Tensor | float, within=None) -> torch.Tensor:
@@ -351,8 +359,8 @@ def _head(c: _Canvas, d: _Draw) -> None:
 def _air_cells(c: _Canvas, d: _Draw, n: int, cx, cy, a, b, rmin, rmax, bone: float) -> None:
     """A pneumatised bone: the ellipse ``(cx, cy, a, b)`` of bone (HU ``bone``) holding ``n``
     air cells (radius ``rmin``-``rmax`` mm) whose overlaps leave thin septa (partial volume)."""
-    paint(c, [[cx, cy, a, b, 0.0, 2.0]], bone)
-    paint(c, _scatter(d, n, cx, cy, a * 0.85, b * 0.85, rmin, rmax), -1000.0)
+    inside = paint(c, [[cx, cy, a, b, 0.0, 2.0]], bone)
+    paint(c, _scatter(d, n, cx, cy, a * 0.85, b * 0.85, rmin, rmax), -1000.0, within=inside)
 
 
 def _skull_base(c: _Canvas, d: _Draw) -> None:
@@ -368,34 +376,40 @@ def _skull_base(c: _Canvas, d: _Draw) -> None:
     ai, bi = ai - skull, bi - skull
     paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], d.u(30, 40))
     inner = c.masks(torch.tensor([[cx, cy, ai, bi, 0.0, 2.0]], dtype=torch.float64))[0]
-    # Posterior fossa: thick occipital bone at the back, the fourth ventricle, a cistern.
+    # Posterior fossa: thick occipital bone at the back, the fourth ventricle.
     paint(c, [[cx, cy + bi, d.u(10, 18), d.u(5, 10), 0.0, 2.0]], cortical, within=inner)
     paint(c, [[cx, cy + bi * d.u(0.25, 0.4), d.u(3, 6), d.u(2, 4), 0.0, 2.0]], d.u(0, 15))
-    paint(c, [[cx, cy + bi * 0.02, d.u(10, 16), d.u(2, 4), 0.0, 2.0]], d.u(0, 15), within=inner)
     _temporal_bones(c, d, cx, cy, ai, bi, skull, inner)
-    # The clivus and the sphenoid body in the middle, the sphenoid sinus in front of them.
-    paint(c, [[cx, cy - bi * 0.05, d.u(7, 11), d.u(10, 16), 0.0, 2.0]], d.u(700, 1300))
+    # The clivus and the sphenoid body in the middle, the prepontine cistern behind the clivus,
+    # the sphenoid sinus in front of it.
+    clivus_y, clivus_b = cy - bi * 0.05, d.u(10, 16)
+    paint(c, [[cx, clivus_y, d.u(7, 11), clivus_b, 0.0, 2.0]], d.u(700, 1300))
+    cistern_b = d.u(2, 4)
+    cistern = [[cx, clivus_y + clivus_b + cistern_b, d.u(10, 16), cistern_b, 0.0, 2.0]]
+    paint(c, cistern, d.u(0, 15), within=inner)
     sy = cy - bi * d.u(0.3, 0.4)
     if d.p(0.8):
         sa, sb, wall = d.u(8, 15), d.u(6, 12), d.u(1, 2)
         paint(c, [[cx, sy, sa + wall, sb + wall, 0.0, 2.0]], cortical)
-        septum = d.u(-sa * 0.3, sa * 0.3)
-        paint(c, [[cx + septum - sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
-        paint(c, [[cx + septum + sa / 2, sy, sa / 2 - 0.5, sb, 0.0, 2.0]], -1000.0)
-    _face(c, d, cx, cy, ai, bi)
+        septum = d.u(-sa * 0.3, sa * 0.3)  # a 1 mm bony septum off the midline
+        cavity = paint(c, [[cx, sy, sa, sb, 0.0, 2.0]], -1000.0)
+        paint(c, [[cx + septum, sy, 0.5, sb, 0.0, 2.0]], cortical, within=cavity)
+    _face(c, d, cx, cy, ai, bi, skull)
     if d.p(0.6):  # zygomatic arches: thin bone in the fat, lateral to the temporalis muscle
         arches = []
         for k in range(3):
             dy = -bi * (0.15 + 0.2 * k)
-            edge = a * math.sqrt(1 - (dy / b) ** 2) - 3 - fat / 2  # mid-fat at this depth
-            arches += [[cx + s * edge, cy + dy, 1.2, d.u(6, 9), s * 0.1, 2.0] for s in (-1, 1)]
+            root = math.sqrt(1 - (dy / b) ** 2)
+            edge = a * root - 3 - fat / 2  # mid-fat at this depth
+            tilt = math.atan(-a * dy / (b * b * root))  # along the outline: dx/dy of the ellipse
+            arches += [[cx + s * edge, cy + dy, 1.2, d.u(6, 9), -s * tilt, 2.0] for s in (-1, 1)]
         paint(c, arches, d.u(800, 1400))
 
 
 def _temporal_bones(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull, inner) -> None:
     """Petrous ridges either side of a skull base (inner half-axes ``ai, bi`` mm, bone
     ``skull`` mm thick, ``inner`` its inside mask): dense bone from the clivus posterolaterally
-    (about 45 degrees to the midline), inner-ear fluid spaces inside; mastoid air cells at
+    (29-52 degrees off the transverse axis), inner-ear fluid spaces inside; mastoid air cells at
     their outer ends; sometimes the external auditory canal."""
     theta, length, width = d.u(0.5, 0.9), d.u(20, 30), d.u(5, 9)
     py = cy + bi * d.u(0.0, 0.2)
@@ -408,15 +422,21 @@ def _temporal_bones(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull, inner) -> None:
         my = py + length * 0.8 * math.sin(theta)
         r = d.u(8, 15)
         _air_cells(c, d, d.i(8, 25), mx, my, r, r * d.u(0.7, 1.0), 0.8, 2.5, d.u(700, 1200))
-        if d.p(0.5):  # the external auditory canal: air from the outside towards the ear
-            paint(c, [[cx + s * (ai + skull), py, skull + 6, d.u(2, 4), 0.0, 2.0]], -1000.0)
+        if d.p(0.5):  # the external auditory canal: air through the bone, not into the brain
+            canal = [[cx + s * (ai + skull), py, skull + 6, d.u(2, 4), 0.0, 2.0]]
+            paint(c, canal, -1000.0, within=1 - inner)
 
 
-def _face(c: _Canvas, d: _Draw, cx, cy, ai, bi) -> None:
+def _face(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull) -> None:
     """The front of a skull base (inner half-axes ``ai, bi`` mm): either the orbits (fat in a
     thin bony rim, globe, optic nerve) with ethmoid air cells between them, or, lower, the
-    nasal cavity (septum, turbinates) between the maxillary sinuses."""
+    nasal cavity (septum, turbinates) between the maxillary sinuses; ``skull``: the vault's
+    bone thickness (mm), opened in front of the orbits."""
     if d.p(0.5):  # the orbits: fat in a thin bony rim, the globe at the front, ethmoid cells
+        outer = c.masks(torch.tensor([[cx, cy, ai + skull, bi + skull, 0.0, 2.0]]))[0]
+        depth = (0.25 * bi + skull) / 2 + 2  # from the orbits' centres to the bone's front
+        front = [[cx, cy - 0.75 * bi - depth + 2, ai * 0.5 + 20, depth, 0.0, 6.0]]
+        paint(c, front, 30.0, within=outer)  # no vault bone in front of the globes
         for s in (-1, 1):
             ox, oy, oa, ob = cx + s * ai * d.u(0.4, 0.5), cy - bi * 0.75, d.u(13, 17), d.u(17, 22)
             paint(c, [[ox, oy, oa + 2, ob + 2, s * 0.3, 2.0]], d.u(800, 1200))
