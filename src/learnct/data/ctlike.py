@@ -372,10 +372,9 @@ def _skull_base(c: _Canvas, d: _Draw) -> None:
     fat, temporalis = d.u(2, 5), d.u(3, 8)
     ai, bi = _ring_layers(c, d, cx, cy, a, b, 2.0, [(3, 30), (fat, -80), (temporalis, 50)])
     skull, cortical = d.u(4, 8), d.u(1000, 1600)
-    paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], cortical)
+    vault = paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], cortical)  # the skull and all inside it
     ai, bi = ai - skull, bi - skull
-    paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], d.u(30, 40))
-    inner = c.masks(torch.tensor([[cx, cy, ai, bi, 0.0, 2.0]], dtype=torch.float64))[0]
+    inner = paint(c, [[cx, cy, ai, bi, 0.0, 2.0]], d.u(30, 40))
     # Posterior fossa: thick occipital bone at the back, the fourth ventricle.
     paint(c, [[cx, cy + bi, d.u(10, 18), d.u(5, 10), 0.0, 2.0]], cortical, within=inner)
     paint(c, [[cx, cy + bi * d.u(0.25, 0.4), d.u(3, 6), d.u(2, 4), 0.0, 2.0]], d.u(0, 15))
@@ -394,7 +393,7 @@ def _skull_base(c: _Canvas, d: _Draw) -> None:
         septum = d.u(-sa * 0.3, sa * 0.3)  # a 1 mm bony septum off the midline
         cavity = paint(c, [[cx, sy, sa, sb, 0.0, 2.0]], -1000.0)
         paint(c, [[cx + septum, sy, 0.5, sb, 0.0, 2.0]], cortical, within=cavity)
-    _face(c, d, cx, cy, ai, bi, skull)
+    _face(c, d, cx, cy, ai, bi, skull, vault)
     if d.p(0.6):  # zygomatic arches: thin bone in the fat, lateral to the temporalis muscle
         arches = []
         for k in range(3):
@@ -427,16 +426,15 @@ def _temporal_bones(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull, inner) -> None:
             paint(c, canal, -1000.0, within=1 - inner)
 
 
-def _face(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull) -> None:
+def _face(c: _Canvas, d: _Draw, cx, cy, ai, bi, skull, vault) -> None:
     """The front of a skull base (inner half-axes ``ai, bi`` mm): either the orbits (fat in a
     thin bony rim, globe, optic nerve) with ethmoid air cells between them, or, lower, the
     nasal cavity (septum, turbinates) between the maxillary sinuses; ``skull``: the vault's
-    bone thickness (mm), opened in front of the orbits."""
+    bone thickness (mm) and ``vault`` its outer mask, opened in front of the orbits."""
     if d.p(0.5):  # the orbits: fat in a thin bony rim, the globe at the front, ethmoid cells
-        outer = c.masks(torch.tensor([[cx, cy, ai + skull, bi + skull, 0.0, 2.0]]))[0]
         depth = (0.25 * bi + skull) / 2 + 2  # from the orbits' centres to the bone's front
         front = [[cx, cy - 0.75 * bi - depth + 2, ai * 0.5 + 20, depth, 0.0, 6.0]]
-        paint(c, front, 30.0, within=outer)  # no vault bone in front of the globes
+        paint(c, front, 30.0, within=vault)  # no vault bone in front of the globes
         for s in (-1, 1):
             ox, oy, oa, ob = cx + s * ai * d.u(0.4, 0.5), cy - bi * 0.75, d.u(13, 17), d.u(17, 22)
             paint(c, [[ox, oy, oa + 2, ob + 2, s * 0.3, 2.0]], d.u(800, 1200))

@@ -49,7 +49,7 @@ from learnct.checks import check_int
 from learnct.data.batch import CTBatch
 from learnct.data.datamodule import CTDataModule
 from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
-from learnct.methods.checkpoints import checkpoint_identity, drop_instance_norm_statistics
+from learnct.methods.checkpoints import checkpoint_identity, fit_state_dict
 from learnct.methods.fast_path import check_fast_path, compile_mode, optimizer_options
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
@@ -449,10 +449,8 @@ class ReconstructionMethod(L.LightningModule):
         weights of a related architecture are made to fit (:meth:`adapt_state_dict`), except
         when resuming training (``optimizer_states``: their moments keep the old shapes)."""
         state = checkpoint.get("state_dict")
-        if isinstance(state, dict) and drop_instance_norm_statistics(self, state):
-            print("batch-norm running statistics unused by norm=instance, left out")
-        if isinstance(state, dict) and not checkpoint.get("optimizer_states"):
-            for note in self.adapt_state_dict(state):
+        if isinstance(state, dict):
+            for note in fit_state_dict(self, state, adapt=not checkpoint.get("optimizer_states")):
                 print(note)
 
     # ---- optimisation ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ __all__ = [
     "checkpoint_geometry",
     "checkpoint_identity",
     "drop_instance_norm_statistics",
+    "fit_state_dict",
     "load_checkpoint_file",
     "load_weights",
     "read_checkpoint",
@@ -220,11 +221,18 @@ def architecture_settings(model: torch.nn.Module) -> list[str]:
     return [k for k in _own_parameters(type(model)) if k not in NOT_ARCHITECTURE]
 
 
-def _adapt(model: torch.nn.Module, state: dict[str, Any]) -> list[str]:
-    """``model.adapt_state_dict(state)`` for a method (weights of a related architecture made
-    to fit, same function), nothing for another module."""
-    adapt = getattr(model, "adapt_state_dict", None)
-    return adapt(state) if callable(adapt) else []
+def fit_state_dict(model: torch.nn.Module, state: dict[str, Any], adapt: bool = True) -> list[str]:
+    """Make the weights ``state`` fit ``model`` in place: batch-norm running statistics that
+    ``norm=instance`` does not use are left out, and with ``adapt`` (not when resuming: the
+    optimiser's moments keep the old shapes) a method's ``adapt_state_dict`` makes the weights
+    of a related architecture fit (same function). Returns a note per change."""
+    notes = []
+    if drop_instance_norm_statistics(model, state):
+        notes.append("batch-norm running statistics unused by norm=instance, left out")
+    adapt_state_dict = getattr(model, "adapt_state_dict", None)
+    if adapt and callable(adapt_state_dict):
+        notes += adapt_state_dict(state)
+    return notes
 
 
 def check_architecture(
@@ -246,10 +254,7 @@ def _fitted_state(
     if not isinstance(saved, dict):
         raise ValueError(f"checkpoint {path} holds no state_dict (no weights)")
     saved = dict(saved)
-    notes = []
-    if drop_instance_norm_statistics(model, saved):
-        notes.append("batch-norm running statistics unused by norm=instance, left out")
-    notes += _adapt(model, saved)
+    notes = fit_state_dict(model, saved)
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
