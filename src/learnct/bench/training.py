@@ -59,6 +59,7 @@ __all__ = [
     "native_bf16",
     "step_fn",
     "training_rows",
+    "training_table",
 ]
 
 #: Configuration name -> method keyword arguments (the execution flags).
@@ -183,15 +184,17 @@ def _measure_one(
     warmup: int,
     reps: int,
     operator: RayTransform | None = None,
+    cuda_graphs: bool = True,
 ) -> dict[str, Any]:
     """Peak memory (and the step times) of one configuration in this process (``operator``:
-    reuse this one, so that CUDA does not hold two copies of its matrices)."""
+    reuse this one, so that CUDA does not hold two copies of its matrices; ``cuda_graphs``:
+    see :func:`step_fn`)."""
     dev = torch.device(device)
     if operator is None:
         operator = RayTransform(PRESETS[preset]().geometry)
     images, sinogram = make_batch(preset, operator, batch, dev)
     method = build_method(method_name, operator, FLAG_CONFIGS[config], dev)
-    step = step_fn(method, images, sinogram)
+    step = step_fn(method, images, sinogram, cuda_graphs=cuda_graphs)
     for _ in range(warmup):
         step()
     synchronize(dev)
@@ -339,6 +342,12 @@ def training_rows(
     results = benchmark_training(
         "lpd", cases, configs, device, warmup=1 if quick else 2, reps=reps, memory_reps=1
     )
+    return training_table(results)
+
+
+def training_table(results: Sequence[dict[str, Any]]) -> list[dict]:
+    """The table rows of :func:`benchmark_training`'s results: ratios to the baseline of the
+    same (setup, batch) and issue #7's 16 GiB target at ``fan_mayo``, batch 1."""
     baseline = {(r["setup"], r["batch"]): r for r in results if r["config"] == "baseline"}
     rows = []
     for r in results:

@@ -1,0 +1,345 @@
+"""One lent GPU's measurements (issues #21 and #24): jobs in priority order under a deadline.
+
+``python -m learnct.bench.gpu_jobs --out DIR --deadline-s 540`` runs every job in its own
+process with a time limit, so that a failure, a hang or a timeout loses that job alone, and
+rewrites the tables after every job:
+
+1. concurrently, for at most ``--warm-s`` seconds: the CUDA-marked tests and one short run of
+   every compiled job, which fills inductor's on-disk caches (compiling LPD's step takes about
+   a minute; the timed job's compile of the same graph then loads it). A compiled training job
+   whose warm-up fails with CUDA graphs is timed without them (its note says so);
+2. one after another, each alone on the GPU, most important first: LPD training steps, today's
+   beside the fast path (``training_gpu.md``), LPD inference per slice (``inference_gpu.md``),
+   the triton projector table with the gather and atomic adjoints (``projector_triton_gpu.md``),
+   a Lightning run of the paper's LPD on the fast path (``lightning_gpu.md``, its
+   ``train/steps_per_s``), the projector section, multi_run. A job is skipped when less than
+   its minimum is left.
+
+``jobs.md`` lists every job with its outcome and seconds. ``--device cpu --quick``: the same
+machinery on small CPU jobs (no compiled jobs, no tests), as a dry run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Job", "main", "plan"]
+
+PY = [sys.executable]
+
+
+@dataclass
+class Job:
+    """One process: ``argv``, at most ``limit_s`` seconds, skipped under ``min_s`` left;
+    ``kind`` says how its output is read (``train``, ``infer``: a JSON line; ``lightning``:
+    the run's metrics.csv; ``command``: files it writes itself); ``warm``: the argv of its
+    phase-1 warm-up, if any."""
+
+    name: str
+    argv: list[str]
+    limit_s: float
+    kind: str = "command"
+    min_s: float = 20.0
+    warm: list[str] | None = None
+    status: str = "not run"
+    seconds: float = 0.0
+    result: Any = None
+    note: str = ""
+    log: Path | None = field(default=None, repr=False)
+
+
+def _one(kind: str, *args: str) -> list[str]:
+    return [*PY, "-m", "learnct.bench.gpu_jobs", "one", kind, *args]
+
+
+def plan(out: Path, device: str, quick: bool) -> list[Job]:
+    """The jobs, most important first (module docstring)."""
+    dev = ["--device", device]
+    jobs: list[Job] = []
+
+    def train(preset: str, batch: int, config: str, limit: float = 60) -> None:
+        compiled = "compiled" in config
+        args = ["lpd", preset, str(batch), config, *dev]
+        warm = _one("train", *args, "--warmup", "2", "--reps", "1") if compiled else None
+        reps = ["--warmup", "1", "--reps", "2"] if quick else ["--warmup", "3", "--reps", "20"]
+        name = f"train {preset} b{batch} {config}"
+        jobs.append(Job(name, _one("train", *args, *reps), limit, "train", warm=warm))
+
+    def infer(preset: str, configs: str, limit: float = 60) -> None:
+        args = [preset, configs, *dev] + (["--quick"] if quick else [])
+        warm = _one("infer", preset, "compiled", *dev, "--quick") if "compiled" in configs else None
+        jobs.append(
+            Job(f"infer {preset} {configs}", _one("infer", *args), limit, "infer", warm=warm)
+        )
+
+    if quick:  # the CPU dry run
+        train("parallel_ellipses", 1, "baseline")
+        train("parallel_ellipses", 1, "fast")
+        infer("parallel_ellipses", "eager")
+        steps = 20
+    else:
+        for preset, batch in (("fan_lowdose", 5), ("parallel_ellipses", 5), ("fan_mayo", 1)):
+            train(preset, batch, "baseline")
+            train(preset, batch, "fast+compiled+bf16", 150)
+        infer("fan_lowdose", "eager,compiled", 100)
+        infer("fan_mayo", "eager,compiled", 120)
+        triton = ["--presets", "fan_mayo", "--batches", "1", "8", "--block-rays", "256"]
+        triton += ["--block-pixels", "64", "128", "--layouts", "transposed", "--reps", "10"]
+        tuning = [*PY, "-m", "learnct.bench.triton_tuning", *triton, "--out", str(out)]
+        jobs.append(Job("triton projector (gather vs atomic adjoint)", tuning, 75))
+        steps = 1500
+    run_dir = out / "lightning_run"
+    lightning = [*PY, "-m", "learnct.train", "experiment=paper/lpd_parallel_ellipses"]
+    lightning += ["logger=csv", "test=false", "data.val_size=4", "data.phantoms_on_device=true"]
+    lightning += ["trainer.log_every_n_steps=100" if not quick else "trainer.log_every_n_steps=5"]
+    lightning += [f"trainer.val_check_interval={steps}", "callbacks.progress_bar=null"]
+    if quick:
+        lightning += ["trainer=default", "data.batch_size=1", "trainer.fast_path=eager"]
+    else:
+        lightning += ["trainer.precision=bf16-mixed"]
+    run = [*lightning, f"hydra.run.dir={run_dir}", f"trainer.max_steps={steps}"]
+    warm = [*lightning, f"hydra.run.dir={out / 'lightning_warm'}", "trainer.max_steps=20"]
+    warm[warm.index(f"trainer.val_check_interval={steps}")] = "trainer.val_check_interval=20"
+    jobs.append(Job("lightning paper LPD, parallel_ellipses", run, 120, "lightning", 60, warm))
+    if not quick:
+        train("fan_lowdose", 5, "fast")
+        train("fan_lowdose", 5, "fast+compiled", 150)
+        bench = [*PY, "-m", "learnct.bench", "--gpu", "--out", str(out), "--sections"]
+        jobs.append(
+            Job("projector section (sparse on the GPU vs triton)", [*bench, "projector"], 90)
+        )
+        jobs.append(
+            Job("multi_run", [*bench, "multi_run", "--multi-run-budget-s", "50"], 80, min_s=60)
+        )
+        train("fan_lowdose", 2, "baseline")
+        train("fan_lowdose", 2, "bf16")
+    return jobs
+
+
+def _run(argv: list[str], limit: float, log: Path) -> tuple[int | None, str]:
+    """Run ``argv`` for at most ``limit`` seconds (its output to ``log``): ``(rc or None on
+    timeout, stdout)``."""
+    with open(log, "w") as err:
+        try:
+            done = subprocess.run(
+                argv, stdout=subprocess.PIPE, stderr=err, text=True, timeout=limit
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+            return None, out
+    return done.returncode, done.stdout
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "(no output)"
+
+
+def _lightning_rate(run_dir: Path) -> dict[str, Any]:
+    """``train/steps_per_s`` of a Lightning run's metrics.csv: the median of its windows after
+    the first (which holds the compile) and the steps run."""
+    found = sorted(run_dir.rglob("metrics.csv"))
+    if not found:
+        raise RuntimeError(f"no metrics.csv under {run_dir}")
+    rates, steps = [], 0
+    with open(found[-1]) as f:
+        for row in csv.DictReader(f):
+            steps = max(steps, int(row.get("step") or 0))
+            if row.get("train/steps_per_s"):
+                rates.append(float(row["train/steps_per_s"]))
+    later = rates[1:] or rates
+    ckpts = sorted(p.name for p in run_dir.rglob("*.ckpt"))
+    return {
+        "steps_per_s": statistics.median(later) if later else None,
+        "windows": len(rates),
+        "steps": steps,
+        "checkpoints": ckpts,
+    }
+
+
+def _warm_up(jobs: list[Job], tests: list[str] | None, out: Path, warm_s: float) -> None:
+    """Phase 1: the warm-ups (and the tests) at once, for at most ``warm_s`` seconds."""
+    procs = []
+    for job in jobs:
+        if job.warm:
+            log = out / f"warm_{len(procs):02d}.log"
+            procs.append(
+                (
+                    job,
+                    subprocess.Popen(job.warm, stdout=open(log, "w"), stderr=subprocess.STDOUT),
+                    log,
+                )
+            )
+    if tests:
+        log = out / "pytest_gpu.log"
+        env = dict(os.environ, OMP_NUM_THREADS="4")
+        procs.append(
+            (
+                None,
+                subprocess.Popen(tests, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env),
+                log,
+            )
+        )
+    start = time.monotonic()
+    for job, proc, log in procs:
+        try:
+            rc = proc.wait(timeout=max(1.0, warm_s - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = None
+        what = "tests" if job is None else f"warm-up of {job.name}"
+        print(f"[{time.monotonic() - start:5.0f} s] {what}: rc={rc}", flush=True)
+        if job is not None and rc != 0:
+            job.note = f"warm-up rc={rc}: {_last_line(log)}"
+            if job.kind == "train" and "--no-graphs" not in job.argv and rc is not None:
+                job.argv.append("--no-graphs")  # timed without CUDA graphs
+                job.note += "; timed without CUDA graphs"
+
+
+def _write_tables(jobs: list[Job], out: Path, header: str) -> None:
+    """``<name>_gpu.md`` of the results so far, and ``jobs.md`` (a failure to write them is
+    printed: the jobs go on)."""
+    try:
+        _tables(jobs, out, header)
+    except Exception as err:  # the remaining jobs matter more than a table
+        print(f"tables not written: {type(err).__name__}: {err}", flush=True)
+
+
+def _tables(jobs: list[Job], out: Path, header: str) -> None:
+    from learnct.bench.tables import markdown_table
+    from learnct.bench.training import training_table
+
+    train = [job.result for job in jobs if job.kind == "train" and job.result]
+    infer = [row for job in jobs if job.kind == "infer" and job.result for row in job.result]
+    light = [job.result for job in jobs if job.kind == "lightning" and job.result]
+    tables = {"training": training_table(train), "inference": infer, "lightning": light}
+    for name, rows in tables.items():
+        if rows:
+            (out / f"{name}_gpu.md").write_text(
+                f"# {name} benchmark\n\n{header}{markdown_table(rows)}"
+            )
+    summary = [
+        {"job": j.name, "status": j.status, "seconds": f"{j.seconds:.0f}", "note": j.note}
+        for j in jobs
+    ]
+    (out / "jobs.md").write_text(f"# GPU jobs\n\n{header}{markdown_table(summary)}")
+
+
+def run_plan(
+    jobs: list[Job],
+    out: Path,
+    deadline_s: float,
+    warm_s: float,
+    tests: list[str] | None,
+    header: str,
+) -> None:
+    """Phase 1 (:func:`_warm_up`), then every job alone until ``deadline_s`` (module
+    docstring)."""
+    start = time.monotonic()
+    if any(job.warm for job in jobs) or tests:
+        _warm_up(jobs, tests, out, warm_s)
+    for i, job in enumerate(jobs):
+        left = deadline_s - (time.monotonic() - start)
+        if left < job.min_s:
+            job.status = f"skipped ({left:.0f} s left)"
+            continue
+        job.log = out / f"job_{i:02d}.log"
+        t0 = time.monotonic()
+        rc, stdout = _run(job.argv, min(job.limit_s, left - 5), job.log)
+        job.seconds = time.monotonic() - t0
+        job.status = "timed out" if rc is None else ("ok" if rc == 0 else f"failed rc={rc}")
+        try:
+            if rc == 0 and job.kind in ("train", "infer"):
+                job.result = json.loads(stdout.strip().splitlines()[-1])
+                if job.kind == "train" and job.note:
+                    job.result["note"] = job.note
+            elif rc == 0 and job.kind == "lightning":
+                run_dir = Path(
+                    next(a.split("=", 1)[1] for a in job.argv if a.startswith("hydra.run.dir="))
+                )
+                job.result = {"run": job.name, **_lightning_rate(run_dir)}
+        except (ValueError, IndexError, RuntimeError, StopIteration) as err:
+            job.status = f"unreadable: {err}"
+        if job.status != "ok":
+            job.note = (job.note + "; " if job.note else "") + _last_line(job.log)
+        print(
+            f"[{time.monotonic() - start:5.0f} s] {job.name}: {job.status} ({job.seconds:.0f} s)",
+            flush=True,
+        )
+        _write_tables(jobs, out, header)
+
+
+def _one_job(argv: list[str]) -> None:
+    """``one train METHOD PRESET BATCH CONFIG`` or ``one infer PRESET CONFIGS``: one JSON line."""
+    parser = argparse.ArgumentParser(prog="gpu_jobs one")
+    parser.add_argument("kind", choices=["train", "infer"])
+    parser.add_argument("args", nargs="+")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--no-graphs", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    from learnct.bench.training import _measure_one, inference_rows
+
+    if args.kind == "train":
+        method, preset, batch, config = args.args
+        result = _measure_one(
+            method,
+            preset,
+            int(batch),
+            config,
+            args.device,
+            args.warmup,
+            args.reps,
+            cuda_graphs=not args.no_graphs,
+        )
+        dev = torch.device(args.device)
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+        row = {"method": method, "setup": preset, "batch": int(batch), "config": config}
+        print(json.dumps({**row, "device": name, "note": "", **result}))
+    else:
+        preset, configs = args.args
+        print(json.dumps(inference_rows([preset], args.device, args.quick, configs.split(","))))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["one"]:
+        _one_job(argv[1:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--deadline-s", type=float, default=540)
+    parser.add_argument("--warm-s", type=float, default=170)
+    parser.add_argument("--quick", action="store_true", help="the CPU dry run")
+    parser.add_argument("--no-tests", action="store_true")
+    args = parser.parse_args(argv)
+    from learnct.bench.tables import machine
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = plan(out, args.device, args.quick)
+    tests = None
+    if not args.no_tests and not args.quick:
+        tests = [*PY, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "--durations=15"]
+        tests += ["tests/physics", "tests/methods", "tests/data", "tests/bench"]
+    header = f"Machine: {machine(args.device)}\n\n"
+    run_plan(jobs, out, args.deadline_s, args.warm_s, tests, header)
+
+
+if __name__ == "__main__":
+    main()
