@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from learnct.methods import LearnedPrimalDual
-from learnct.methods.fast_path import optimizer_options
+from learnct.methods.fast_path import compile_step, optimizer_options
 from learnct.nets.execution import compiled_graphs
 from learnct.physics import ParallelBeamGeometry, RayTransform
 
@@ -65,6 +65,21 @@ def test_compiled_lpd_step_has_no_graph_breaks_and_matches_eager():
     torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-7)
     for ours, ref in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_a_method_compiles_before_its_first_eager_call():
+    """``compile_step`` chooses the operator's backend before tracing: a fresh method (its
+    operator never called) compiles whole; a plain ``torch.compile`` broke the graph there
+    (the backend choice imports and registers)."""
+    method = _lpd()
+    gen = torch.Generator().manual_seed(1)
+    sinogram, image = (
+        torch.rand(2, 1, 12, 46, generator=gen),
+        torch.rand(2, 1, 32, 32, generator=gen),
+    )
+    assert method.operator._by_device == {}  # nothing chosen yet
+    loss = compile_step(method.training_loss, method, torch.device("cpu"))(sinogram, image)
+    torch.testing.assert_close(loss, method.training_loss(sinogram, image), rtol=1e-5, atol=1e-7)
 
 
 def test_fast_path_optimizer_options():
@@ -122,6 +137,27 @@ def test_fast_path_trains_through_lightning_as_the_default_path(
     assert len(losses) == 4 and losses == pytest.approx(ref_losses, rel=1e-4)
     for name, value in ref_weights.items():
         torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_mixed_clips_a_fused_optimizers_gradients(
+    compose_config, run_config, tmp_path, monkeypatch
+):
+    """Lightning's mixed-precision plugin refuses to clip a fused optimiser's gradients (the
+    fast path's fused Adam on CUDA under bf16-mixed raised); without a GradScaler they are
+    true gradients, and the method clips them itself. Fused Adam exists on the CPU too."""
+    import learnct.methods.base as base
+
+    monkeypatch.setattr(base, "optimizer_options", lambda factory, device: {"fused": True})
+    clipped = []
+    clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda p, v, *a, **k: clipped.append(v) or clip(p, v)
+    )
+    overrides = [*TINY_LPD, "trainer.fast_path=eager", "trainer.precision=bf16-mixed"]
+    run_config(compose_config("train", overrides, tmp_path))
+    assert clipped == [1.0] * 4  # the LPD paper's clip, every step
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["optimizer_states"][0]["param_groups"][0]["fused"] is True
 
 
 @pytest.mark.gpu

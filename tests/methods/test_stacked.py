@@ -55,7 +55,10 @@ def test_stacked_step_equals_each_model_stepped_alone(device):
     for _ in range(3):
         losses = stacked.step(sinograms, images)
         expected = torch.tensor([step() for step in steps], device=device)
-        torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-7)
+        # CUDA's convolutions choose their algorithm per shape: K vmapped ones are not the
+        # same kernels as one model's (measured on an H200: 2.6e-5 relative after 3 steps)
+        rtol = 1e-5 if device == "cpu" else 1e-4
+        torch.testing.assert_close(losses, expected, rtol=rtol, atol=1e-7)
     initial = _models(operator, 1)[0].to(device).state_dict()
     for i, model in enumerate(alone):
         trained = stacked.unstacked(i)

@@ -41,7 +41,7 @@ from learnct.bench.methods import build_untrained
 from learnct.bench.timing import synchronize
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import ReconstructionMethod
-from learnct.methods.fast_path import compile_mode, optimizer_options
+from learnct.methods.fast_path import compile_step, optimizer_options
 from learnct.nets.blocks import ConvBlock
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
@@ -154,8 +154,7 @@ def step_fn(
     loss_of = method.training_loss
     graphs = method.fast_path == "compiled" and device.type == "cuda" and cuda_graphs
     if method.fast_path == "compiled":
-        mode = compile_mode(device) if graphs or device.type != "cuda" else "default"
-        loss_of = torch.compile(loss_of, fullgraph=True, mode=mode)
+        loss_of = compile_step(loss_of, method, device, cuda_graphs)
 
     def step() -> float | torch.Tensor:
         if graphs:
@@ -411,7 +410,7 @@ def inference_rows(
             method = build_method("lpd", operator, flags, dev).eval()
             forward = method
             if compiled:
-                forward = torch.compile(method, fullgraph=True, mode=compile_mode(dev))
+                forward = compile_step(method, method, dev)
             graphs = compiled and dev.type == "cuda"
 
             def run(forward=forward, graphs=graphs, sinogram=sinogram) -> torch.Tensor:

@@ -50,7 +50,12 @@ from learnct.data.batch import CTBatch
 from learnct.data.datamodule import CTDataModule
 from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
 from learnct.methods.checkpoints import checkpoint_identity, fit_state_dict
-from learnct.methods.fast_path import check_fast_path, compile_mode, optimizer_options
+from learnct.methods.fast_path import (
+    check_fast_path,
+    compile_step,
+    has_grad_scaler,
+    optimizer_options,
+)
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
 
@@ -266,8 +271,7 @@ class ReconstructionMethod(L.LightningModule):
         if self._step_loss is None:
             self._step_loss = self.training_loss
             if self.fast_path == "compiled":
-                mode = compile_mode(self.device)
-                self._step_loss = torch.compile(self.training_loss, fullgraph=True, mode=mode)
+                self._step_loss = compile_step(self.training_loss, self, self.device)
         if self.device.type == "cuda" and self.fast_path == "compiled":
             torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are dropped
         loss = self._step_loss(batch.sinogram, batch.image)
@@ -462,6 +466,8 @@ class ReconstructionMethod(L.LightningModule):
         if factory is None:
             factory = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.9, 0.99))
         options = {} if self.fast_path is None else optimizer_options(factory, self.device)
+        if options.get("fused") and self._trainer is not None and has_grad_scaler(self.trainer):
+            options = {"foreach": True}  # fp16's scaled gradients must be unscaled to clip
         optimizer = factory(params=params, **options)
         scheduler = self.scheduler_factory
         if scheduler is None or scheduler == "none":
@@ -483,6 +489,28 @@ class ReconstructionMethod(L.LightningModule):
                 kwargs["T_max"] = total
             sched = scheduler(optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning's clipping, except for a fused optimiser without a GradScaler (the fast
+        path on CUDA, bf16-mixed or float32): Lightning's mixed-precision plugin refuses to
+        clip any fused optimiser's gradients, which only fp16's scaled ones need; these are
+        true gradients, clipped here on the device as Lightning would."""
+        fused = optimizer.defaults.get("fused") and not has_grad_scaler(self.trainer)
+        if not (fused and gradient_clip_val):
+            super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer

@@ -24,7 +24,14 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["FAST_PATHS", "check_fast_path", "compile_mode", "optimizer_options"]
+__all__ = [
+    "FAST_PATHS",
+    "check_fast_path",
+    "compile_mode",
+    "compile_step",
+    "has_grad_scaler",
+    "optimizer_options",
+]
 
 FAST_PATHS = ("eager", "compiled")
 
@@ -41,6 +48,30 @@ def check_fast_path(fast_path: str | None) -> str | None:
 def compile_mode(device: torch.device) -> str:
     """``torch.compile``'s mode for a compiled step on ``device``: CUDA graphs on CUDA."""
     return "reduce-overhead" if device.type == "cuda" else "default"
+
+
+def compile_step(
+    fn: Callable, module: torch.nn.Module, device: torch.device, cuda_graphs: bool = True
+) -> Callable:
+    """``torch.compile(fn, fullgraph=True)`` in :func:`compile_mode` (``cuda_graphs=False``:
+    inductor's default mode on CUDA too), after choosing the backend of every
+    :class:`~learnct.physics.RayTransform` in ``module`` for ``device``: the choice imports
+    and registers a backend, which a trace cannot do (a method compiled before its first eager
+    call broke the full graph)."""
+    from learnct.physics.operator import RayTransform
+
+    for sub in module.modules():
+        if isinstance(sub, RayTransform):
+            sub.backend_name_for(device.type)
+    mode = compile_mode(device) if cuda_graphs or device.type != "cuda" else "default"
+    return torch.compile(fn, fullgraph=True, mode=mode)
+
+
+def has_grad_scaler(trainer: object) -> bool:
+    """Whether ``trainer``'s precision plugin scales the loss (fp16 mixed precision's
+    GradScaler: the gradients it leaves are scaled until the optimiser step)."""
+    plugin = getattr(trainer, "precision_plugin", None)
+    return getattr(plugin, "scaler", None) is not None
 
 
 def optimizer_options(factory: Callable, device: torch.device) -> dict[str, bool]:

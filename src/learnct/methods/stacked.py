@@ -34,7 +34,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from learnct.methods.base import ReconstructionMethod
-from learnct.methods.fast_path import check_fast_path, compile_mode
+from learnct.methods.fast_path import check_fast_path, compile_step
 
 __all__ = ["StackedTraining"]
 
@@ -95,8 +95,7 @@ class StackedTraining:
         self._graphs = fast_path == "compiled" and device.type == "cuda"
         self._losses = self.losses
         if fast_path == "compiled":
-            mode = compile_mode(device)
-            self._losses = torch.compile(self.losses, fullgraph=True, mode=mode)
+            self._losses = compile_step(self.losses, self.template, device)
 
     def losses(self, sinograms: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """The K training losses ``(K,)`` of ``sinograms`` ``(K, B, 1, A, D)`` against

@@ -30,6 +30,7 @@ import lightning as L
 import torch
 
 from learnct.checks import check_int
+from learnct.methods.fast_path import has_grad_scaler
 
 __all__ = [
     "NonFiniteGuard",
@@ -100,14 +101,14 @@ class NonFiniteGuard(L.Callback):
         if self._loss is not None:
             values.append(self._loss.float().sum())  # NaN and inf survive the sum
         self._loss = None
-        if optimizer.defaults.get("fused") and not _has_scaler(trainer):
+        if optimizer.defaults.get("fused") and not has_grad_scaler(trainer):
             self._skip_on_device(trainer, pl_module, optimizer, values)
             return
         finite = all(bool(torch.isfinite(v)) for v in values)
         if finite:
             self.consecutive = 0
         else:
-            if not _has_scaler(trainer):
+            if not has_grad_scaler(trainer):
                 # the optimiser then leaves every weight as is (with fp16 AMP, the GradScaler
                 # skips the step itself and lowers its scale: its overflows are counted only)
                 optimizer.zero_grad(set_to_none=True)
@@ -186,8 +187,3 @@ class NonFiniteGuard(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.skipped = int(state_dict.get("skipped", 0))
         self.consecutive = int(state_dict.get("consecutive", 0))
-
-
-def _has_scaler(trainer: L.Trainer) -> bool:
-    """True under fp16 mixed precision, whose GradScaler skips non-finite steps itself."""
-    return getattr(trainer.precision_plugin, "scaler", None) is not None
