@@ -26,26 +26,12 @@
 # model.norm=instance, which computes the same). LPD needs 3.4 GB at batch 1 in bf16, so
 # model.checkpoint=true (1.5x slower) only matters on cards under about 8 GB.
 # COMMON_ARGS adds Hydra overrides to every run.
-# Issue #21 (training throughput), one call of at most about 9 minutes: today's step beside
-# the fast path (eager, compiled + CUDA graphs, with bf16) for LPD at parallel_ellipses and
-# fan_lowdose batch 5, fan_mayo batch 1 (and fan_lowdose batch 2, the earlier table's row),
-# inference per slice eager vs compiled, K = 1, 2, 4, 8 LPD trainings in one process (one
-# after another, on CUDA streams, vmapped over stacked parameters; the eager path), then the
-# CUDA tests (the compiled step's CUDA-graph test included):
-#   PARTS="bench tests" TRITON_TUNING=0 \
-#   BENCH_SECTIONS="training:300 inference:90 multi_run:90" \
-#   DEADLINE_S=530 bash experiments/benchmarks/gpu_session.sh
-# (training_gpu.md, inference_gpu.md and multi_run_gpu.md come back in results.tgz under
-# bench/.) multi_run runs the eager path for both setups first (estimate: 8 rounds of each K,
-# 15 model steps of about 45 ms per mode and K sum, about 12 s per setup, 30-45 s with the
-# start-up; the CPU's tiny-size run, 32^2, takes 24 s for it), then the compiled path, K = 8
-# first (each compilation estimated at a minute: the sequential step once, the stream step
-# without CUDA graphs once, the vmapped step once per K and setup, K being a static shape; on
-# the CPU at 32^2 the compiled groups took 40-370 s under load). It starts no new
-# (path, setup, K) group after its limit minus MULTI_RUN_MARGIN_S (default 40 s; the rest are
-# listed as not run) and rewrites its table after every group, so a group cut off by the
-# limit loses only itself. The compiled comparison on its own (about 7.5 minutes: the eager
-# rows again, then fan_lowdose's compiled rows; parallel_ellipses' would need about 6 more):
+# Issues #21 and #24's measurements run from learnct.bench.gpu_jobs instead (session 14: each
+# measurement in its own process under one deadline, the compiled ones warmed side by side):
+#   python3 -m learnct.bench.gpu_jobs --out $OUT/r --deadline-s 535 --warm-s 170
+# with PYTHONPATH=$PWD/src:$PWD/.gpu_site (carry .gpu_site); it wrote training_gpu.md,
+# inference_gpu.md, projector_triton_gpu.md, projector_gpu.md, multi_run_gpu.md and jobs.md in
+# 555 s. What it did not reach: multi_run's compiled groups
 #   PARTS=bench TRITON_TUNING=0 BENCH_SECTIONS="multi_run:420" DEADLINE_S=440 \
 #   bash experiments/benchmarks/gpu_session.sh
 # TRITON_TUNING=0 skips the triton layout/block tuning table (100 s).

@@ -176,6 +176,10 @@ def test_compiled_step_replays_as_cuda_graphs_with_the_eager_loss():
     torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-6)
     for ours, ref in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-5)
+    # the parameters' gradients live in the CUDA-graph pool of the function above: free them
+    # (as the training loop's zero_grad does) before another compiled function records
+    method.zero_grad(set_to_none=True)
+    del loss, grads
     fast = _lpd(fast_path="compiled").cuda()
     step = step_fn(fast, image, sinogram)
     losses = [float(step()) for _ in range(4)]

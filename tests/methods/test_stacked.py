@@ -59,11 +59,14 @@ def test_stacked_step_equals_each_model_stepped_alone(device):
         # same kernels as one model's (measured on an H200: 2.6e-5 relative after 3 steps)
         rtol = 1e-5 if device == "cpu" else 1e-4
         torch.testing.assert_close(losses, expected, rtol=rtol, atol=1e-7)
+    # Adam turns those rounding differences in near-zero gradients into whole steps of about
+    # the learning rate times their sign's change (an H200: 1.1e-5 apart in 4 of 504 weights)
+    atol = 1e-6 if device == "cpu" else 3e-5
     initial = _models(operator, 1)[0].to(device).state_dict()
     for i, model in enumerate(alone):
         trained = stacked.unstacked(i)
         for name, weight in model.state_dict().items():
-            torch.testing.assert_close(trained[name], weight, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(trained[name], weight, rtol=1e-4, atol=atol)
         # the steps moved the weights by far more than the tolerance
         name = "net.dual_blocks.0.0.weight"
         if i == 0:

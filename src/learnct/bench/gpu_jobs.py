@@ -277,6 +277,7 @@ def run_plan(
             flush=True,
         )
         _write_tables(jobs, out, header)
+    _write_tables(jobs, out, header)  # the skipped ones too
 
 
 def _one_job(argv: list[str]) -> None:

@@ -56,8 +56,10 @@ class TritonBackend(ProjectorBackend):
             gather adjoint reads one plane either way.
         atomic_adjoint: scatter the adjoint with atomic adds (ray-driven) instead of the
             default pixel-driven gather; the same operator, for comparison.
-        block_pixels: pixels per program of the gather adjoint (a power of two; default 64
-            on the GPU, all pixels up to 8192 in the interpreter).
+        block_pixels: pixels per program of the gather adjoint (a power of two; default on
+            the GPU 128 for images of at least 256^2, else 64, all pixels up to 8192 in the
+            interpreter; at fan_mayo 128 took 1.84 / 4.02 ms at batch 1 / 8 where 64 took
+            2.57 / 5.35 ms, H200, ``projector_triton_gpu.md``).
 
     The defaults follow ``experiments/benchmarks/projector_triton_gpu.md`` (H200): at fan_mayo
     (512^2, 1000 x 1000) batch 1, forward + adjoint took 3.89 ms with one plane and 64 rays
@@ -192,7 +194,9 @@ class TritonBackend(ProjectorBackend):
         n_cols, n_pixels = cols.shape[1], self.layout.n_pixels
         out = cols.new_empty(n_pixels, n_cols)
         block_pixels = self.block_pixels or (
-            min(8192, _next_power_of_two(n_pixels)) if interpret_mode() else 64
+            min(8192, _next_power_of_two(n_pixels))
+            if interpret_mode()
+            else (128 if n_pixels >= 256 * 256 else 64)
         )
         block_cols = min(64, _next_power_of_two(n_cols))
         grid = (-(-n_pixels // block_pixels), -(-n_cols // block_cols))
