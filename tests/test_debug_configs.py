@@ -62,7 +62,7 @@ EXPECTED = {
         "trainer.val_check_interval": 5,
     },
 }
-CHECKPOINTS = {"model_checkpoint", "last_checkpoint", "progress_bar"}
+CALLBACKS = {"model_checkpoint", "last_checkpoint", "progress_bar", "step_rate"}
 
 
 def _flat(cfg: DictConfig) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def test_debug_config_composes_with_every_experiment(experiment, debug, compose_
     for key, value in expected.items():
         assert OmegaConf.select(cfg, key) == value, key
     assert list(cfg.logger) == ["csv"]  # no W&B run
-    assert set(cfg.callbacks or {}) == (set() if debug == "overfit" else CHECKPOINTS)
+    assert set(cfg.callbacks or {}) == (set() if debug == "overfit" else CALLBACKS)
     # the physics and the model stay the experiment's: only the keys above differ
     before, after = _flat(plain), _flat(cfg)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
