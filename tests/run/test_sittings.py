@@ -157,6 +157,27 @@ def test_sitting_steps_with_resume_is_refused(compose_config, run_config, tmp_pa
         run_config(cfg)
 
 
+def test_a_sitting_by_time_ends_at_the_step_that_passes_it(
+    compose_config, run_config, tmp_path, capsys
+):
+    """``sitting_minutes`` alone: the sitting stops at the first step that ends past its time
+    (here 6 microseconds: the first) and saves the resumable checkpoint; the same command
+    continues it."""
+    command = [*TINY_LPD, f"sitting_dir={tmp_path / 'sit'}", "sitting_minutes=1e-7", "test=false"]
+    run_config(compose_config("train", command, tmp_path / "first"))
+    assert "sitting ended at step 1 of 4" in capsys.readouterr().out
+    assert torch.load(tmp_path / "sit" / "last.ckpt", weights_only=True)["global_step"] == 1
+    run_config(compose_config("train", command, tmp_path / "second"))
+    assert "sitting ended at step 2 of 4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1", "inf", "abc"])
+def test_sitting_minutes_must_be_a_positive_number(compose_config, run_config, tmp_path, minutes):
+    cfg = compose_config("train", [*TINY_LPD, f"sitting_minutes={minutes}"], tmp_path)
+    with pytest.raises(ConfigError, match=r"sitting_minutes=.* is not valid"):
+        run_config(cfg)
+
+
 def test_the_sittings_checkpoint_is_not_ignored_by_git():
     """It is kept in the repository between sittings (.gitignore ignores other checkpoints)."""
 

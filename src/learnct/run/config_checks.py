@@ -17,7 +17,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from learnct.checks import is_int
 
-__all__ = ["ACCELERATORS", "ConfigError", "monitored_metric_names", "validate_config"]
+__all__ = [
+    "ACCELERATORS",
+    "ConfigError",
+    "in_sittings",
+    "monitored_metric_names",
+    "validate_config",
+]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
@@ -65,6 +71,12 @@ def check_precision(cfg: DictConfig, key: str) -> None:
         f"{[p for p in PRECISIONS if isinstance(p, str) and '-' in p]} (or its aliases "
         f"{[p for p in PRECISIONS if not (isinstance(p, str) and '-' in p)]}), or null"
     )
+
+
+def in_sittings(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` runs its schedule in sittings (``sitting_steps`` or ``sitting_minutes``;
+    :mod:`learnct.run.sittings`)."""
+    return bool(_get(cfg, "sitting_steps") or _get(cfg, "sitting_minutes"))
 
 
 def _is_number(value: Any) -> bool:
@@ -236,7 +248,13 @@ def validate_config(cfg: DictConfig) -> None:
             "from: set only one (resume=true continues the newest run of this task_name)"
         )
     check_int(cfg, "sitting_steps", 1, nullable=True)
-    if _get(cfg, "sitting_steps") and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
+    minutes = _get(cfg, "sitting_minutes")
+    if minutes is not None and not (_is_number(minutes) and 0 < minutes < float("inf")):
+        raise ConfigError(
+            f"sitting_minutes={minutes!r} is not valid: give the minutes of training a sitting "
+            "may take (e.g. 8 for a 10-minute lease), or null"
+        )
+    if in_sittings(cfg) and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
         raise ConfigError(
             "sitting_steps continues its own checkpoint (sitting_dir/last.ckpt): unset resume "
             "and ckpt_path (init_weights may start the first sitting)"

@@ -33,7 +33,12 @@ from learnct.run.build import (
     trainer_config,
 )
 from learnct.run.checkpoint_settings import adopt_checkpoint_settings, resolve_checkpoint_names
-from learnct.run.config_checks import ConfigError, check_model_attenuation, validate_config
+from learnct.run.config_checks import (
+    ConfigError,
+    check_model_attenuation,
+    in_sittings,
+    validate_config,
+)
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
 from learnct.run.provenance import git_commit, library_versions
 from learnct.run.results import RESULT_FIELDS, TEST_METRICS, write_results
@@ -135,8 +140,9 @@ def _callbacks(cfg: DictConfig, model: Any, identity: RunIdentity) -> list[Any]:
     if not getattr(model, "trainable", True):
         return [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
     callbacks.append(RunIdentityStamp(identity))
-    if cfg.get("sitting_steps"):
-        callbacks.append(SittingEnd(cfg.sitting_steps, sitting_checkpoint(cfg)))
+    if in_sittings(cfg):
+        steps, minutes = cfg.get("sitting_steps"), cfg.get("sitting_minutes")
+        callbacks.append(SittingEnd(steps, sitting_checkpoint(cfg), minutes))
     if cfg.get("max_nonfinite_steps"):
         callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
     pruning = trial_pruning(cfg)  # a job of an Optuna sweep with a pruner
@@ -166,7 +172,7 @@ def _fit(
     # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     _mark_if_finished(cfg, trainer, identity)
-    if cfg.get("sitting_steps"):  # the schedule's final weights (in memory), once it has ended
+    if in_sittings(cfg):  # the schedule's final weights (in memory), once it has ended
         if identity.get("finished"):
             return None, False
         print(
@@ -229,7 +235,7 @@ def _run_identity(cfg: DictConfig, resume: Path | None) -> RunIdentity:
     sitting's own under its schedule's run id, else a new one; written to the run folder's
     ``run.json`` now, before anything is built."""
     folder = Path(cfg.paths.output_dir)
-    if cfg.get("sitting_steps") and cfg.get("train", True):
+    if in_sittings(cfg) and cfg.get("train", True):
         from learnct.run.sittings import sitting_identity
 
         identity = sitting_identity(cfg, resume)
@@ -277,7 +283,7 @@ def _check_checkpoints(
     if cfg.get("train", True):
         if resume is not None:  # ckpt_path as typed (a Path would turn :// into :/)
             key, path = ("ckpt_path", cfg.ckpt_path) if cfg.get("ckpt_path") else ("resume", resume)
-            key = "sitting_steps" if cfg.get("sitting_steps") else key
+            key = "sitting_steps" if in_sittings(cfg) else key
             state = _checked_checkpoint(key, path, model, operator)
             if key == "resume":
                 _check_run(state, resume, identity)

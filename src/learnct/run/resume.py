@@ -127,9 +127,10 @@ def resolve_resume(cfg: DictConfig) -> Path | None:
 
     if not cfg.get("train", True):
         return None
-    if cfg.get("sitting_steps"):
-        from learnct.run.sittings import resolve_sitting
+    from learnct.run.config_checks import in_sittings
+    from learnct.run.sittings import resolve_sitting
 
+    if in_sittings(cfg):
         return resolve_sitting(cfg)
     if cfg.get("ckpt_path"):
         return Path(cfg.ckpt_path)

@@ -1,6 +1,7 @@
 """Sittings: a training schedule run in parts, each continuing exactly where the last stopped.
 
-``sitting_steps=N`` trains ``N`` more optimiser steps (at most to ``trainer.max_steps``), then
+``sitting_steps=N`` trains ``N`` more optimiser steps (at most to ``trainer.max_steps``;
+``sitting_minutes=M``: or until ``M`` minutes of training have passed, at the next step), then
 saves a resumable checkpoint to ``sitting_dir`` (default
 ``experiments/<setup>/sittings/<task_name>/last.ckpt``, kept in the repository between
 sittings) and stops. The same command again finds that checkpoint and continues from it: the
@@ -23,6 +24,7 @@ run id it carries.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,21 +125,29 @@ def sitting_identity(cfg: DictConfig, checkpoint: Path | None) -> RunIdentity:
 
 
 class SittingEnd(L.Callback):
-    """Stops training ``steps`` optimiser steps after it started (or at ``trainer.max_steps``)
-    and saves the resumable checkpoint (:func:`strip_for_resume`) to ``target``, atomically."""
+    """Stops training ``steps`` optimiser steps after it started, or once ``minutes`` of
+    training have passed (at the step that passes them; ``None``: no such bound), or at
+    ``trainer.max_steps``, and saves the resumable checkpoint (:func:`strip_for_resume`) to
+    ``target``, atomically."""
 
-    def __init__(self, steps: int, target: str | Path) -> None:
-        self.steps = int(steps)
+    def __init__(self, steps: int | None, target: str | Path, minutes: float | None = None) -> None:
+        self.steps = None if steps is None else int(steps)
+        self.seconds = None if minutes is None else 60.0 * float(minutes)
         self.target = Path(target)
         self.stop_at: int | None = None
+        self.started: float | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.stop_at = trainer.global_step + self.steps
+        self.started = time.monotonic()
+        self.stop_at = None if self.steps is None else trainer.global_step + self.steps
         if trainer.max_steps not in (None, -1):
-            self.stop_at = min(self.stop_at, trainer.max_steps)
+            self.stop_at = min(self.stop_at or trainer.max_steps, trainer.max_steps)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.stop_at is None or trainer.global_step < self.stop_at:
+        by_steps = self.stop_at is not None and trainer.global_step >= self.stop_at
+        by_time = self.seconds is not None and self.started is not None
+        by_time = by_time and time.monotonic() - self.started >= self.seconds
+        if not (by_steps or by_time):
             return
         self.save(trainer)
         trainer.should_stop = True
