@@ -3,6 +3,7 @@
 #   bench: the triton layout/block tuning table, then `python -m learnct.bench --gpu`, one
 #          section per process, each alone on the GPU;
 #   tests: the CUDA-marked tests (beside the training runs when `train` is in PARTS);
+#   sittings: paper-scale schedules in sittings that end by time (issue #22; see that part);
 #   train: GPU training runs on SETUP (physics preset, default fan_lowdose) at batch BATCH
 #          (default 5), sized from a measured step time to end before the deadline, then
 #          packed as float16 stripped checkpoints.
@@ -199,8 +200,34 @@ EOF
     find "$OUT/runs" -name "*.ckpt" -delete
 fi
 
+if has sittings; then
+    # Paper-scale schedules (issue #22) in sittings that end by time: each experiment of
+    # SITTINGS (default: the paper's LPD, LGD and FBP + U-Net on parallel_ellipses) trains side
+    # by side with the others for SITTING_MINUTES (default: what the deadline leaves, less 2
+    # minutes for start-up and saving), then saves its resumable checkpoint to
+    # experiments/<setup>/sittings/<task>/last.ckpt, which comes back in sittings.tgz: unpack it
+    # in the repository root and commit it; the same call next time continues every schedule.
+    # bf16-mixed on the fast path (the papers trained in float32; the projector stays float32).
+    minutes=${SITTING_MINUTES:-$(awk -v s="$(left)" 'BEGIN {m = (s - 120) / 60; print (m > 1 ? int(m) : 1)}')}
+    say "sittings of $minutes min: ${SITTINGS:=paper/lpd_parallel_ellipses paper/lgd_parallel_ellipses paper/fbpunet_parallel_ellipses}"
+    pids=()
+    for exp in $SITTINGS; do
+        name=${exp##*/}
+        OMP_NUM_THREADS=4 timeout "$(budget 20)" python3 -m learnct.train experiment="$exp" \
+            logger=csv callbacks.progress_bar=null trainer.precision=bf16-mixed \
+            data.phantoms_on_device=true sitting_minutes="$minutes" \
+            hydra.run.dir="$OUT/runs/$name" >"$OUT/sitting_$name.log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; say "sitting pid $p rc=$?"; done
+    grep -h -E "resuming from|sitting ended|sitting:|Error" "$OUT"/sitting_*.log
+    find "$OUT/runs" -name "*.ckpt" -delete  # the runs' own checkpoints; the sittings' come back
+    tar -czf "$OUT/sittings.tgz" experiments/*/sittings
+    ls -la "$OUT/sittings.tgz"
+fi
+
 say "archive"
-logs=$(cd "$OUT" && ls probe.txt pytest_gpu.log train_*.log 2>/dev/null)
+logs=$(cd "$OUT" && ls probe.txt pytest_gpu.log train_*.log sitting_*.log 2>/dev/null)
 # shellcheck disable=SC2086
 tar -C "$OUT" -czf "$OUT/results.tgz" bench runs $logs && rm -rf "$OUT/bench" "$OUT/runs" \
     && (cd "$OUT" && rm -f $logs)
