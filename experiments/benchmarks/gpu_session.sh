@@ -203,12 +203,13 @@ fi
 if has sittings; then
     # Paper-scale schedules (issue #22) in sittings that end by time: each experiment of
     # SITTINGS (default: the paper's LPD, LGD and FBP + U-Net on parallel_ellipses) trains side
-    # by side with the others for SITTING_MINUTES (default: what the deadline leaves, less 2
-    # minutes for start-up and saving), then saves its resumable checkpoint to
-    # experiments/<setup>/sittings/<task>/last.ckpt, which comes back in sittings.tgz: unpack it
-    # in the repository root and commit it; the same call next time continues every schedule.
-    # bf16-mixed on the fast path (the papers trained in float32; the projector stays float32).
-    minutes=${SITTING_MINUTES:-$(awk -v s="$(left)" 'BEGIN {m = (s - 120) / 60; print (m > 1 ? int(m) : 1)}')}
+    # by side with the others for SITTING_MINUTES (default: what the deadline leaves, less 3
+    # minutes for start-up, which a sitting's clock does not count, and saving), then saves
+    # its resumable checkpoint to experiments/<setup>/sittings/<task>/last.ckpt, which comes
+    # back in sittings.tgz: unpack it in the repository root and commit it; the same call
+    # next time continues every schedule. bf16-mixed on the fast path (the papers trained in
+    # float32; the projector stays float32).
+    minutes=${SITTING_MINUTES:-$(awk -v s="$(left)" 'BEGIN {m = (s - 180) / 60; print (m > 1 ? int(m) : 1)}')}
     say "sittings of $minutes min: ${SITTINGS:=paper/lpd_parallel_ellipses paper/lgd_parallel_ellipses paper/fbpunet_parallel_ellipses}"
     pids=()
     for exp in $SITTINGS; do

@@ -160,6 +160,58 @@ def test_bf16_mixed_clips_a_fused_optimizers_gradients(
     assert last["optimizer_states"][0]["param_groups"][0]["fused"] is True
 
 
+def _trainer(precision_plugin: object, clip: float | None) -> object:
+    """What configure_optimizers and configure_gradient_clipping read of a Trainer."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        precision_plugin=precision_plugin, gradient_clip_val=clip, estimated_stepping_batches=10
+    )
+
+
+def _optimizer(method) -> torch.optim.Optimizer:
+    configured = method.configure_optimizers()
+    return configured["optimizer"] if isinstance(configured, dict) else configured
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_a_fused_optimizers_gradients_are_clipped_by_norm_or_value(algorithm, monkeypatch):
+    """Without a GradScaler the method clips a fused optimiser's gradients itself, by
+    Lightning's ``gradient_clip_algorithm``."""
+    from types import SimpleNamespace
+
+    import learnct.methods.base as base
+
+    monkeypatch.setattr(base, "optimizer_options", lambda factory, device: {"fused": True})
+    method = _lpd(fast_path="eager")
+    method._trainer = _trainer(SimpleNamespace(), 0.01)
+    optimizer = _optimizer(method)
+    assert optimizer.defaults["fused"] is True
+    for p in method.parameters():
+        p.grad = torch.full_like(p, 5.0)
+    method.configure_gradient_clipping(optimizer, 0.01, algorithm)
+    grads = [p.grad for p in method.parameters()]
+    if algorithm == "value":
+        assert all(float(g.abs().max()) == pytest.approx(0.01) for g in grads)
+    else:
+        assert float(torch.nn.utils.get_total_norm(grads)) == pytest.approx(0.01, rel=1e-4)
+
+
+@pytest.mark.parametrize(("clip", "expected"), [(1.0, "foreach"), (None, "fused")])
+def test_fp16s_grad_scaler_takes_foreach_adam_when_clipping(clip, expected, monkeypatch):
+    """fp16 mixed precision scales the gradients until the step: clipping them needs
+    Lightning's unscaling, which a fused optimiser does not allow; without clipping fused
+    stays."""
+    from types import SimpleNamespace
+
+    import learnct.methods.base as base
+
+    monkeypatch.setattr(base, "optimizer_options", lambda factory, device: {"fused": True})
+    method = _lpd(fast_path="eager")
+    method._trainer = _trainer(SimpleNamespace(scaler=object()), clip)
+    assert _optimizer(method).defaults[expected] is True
+
+
 @pytest.mark.gpu
 def test_compiled_step_replays_as_cuda_graphs_with_the_eager_loss():
     """On CUDA the compiled step (``mode="reduce-overhead"``, CUDA graphs) replays with the

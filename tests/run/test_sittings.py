@@ -153,7 +153,10 @@ def test_a_sitting_refuses_a_checkpoint_of_other_settings_or_an_ended_schedule(
 
 def test_sitting_steps_with_resume_is_refused(compose_config, run_config, tmp_path):
     cfg = compose_config("train", [*TINY_LPD, "sitting_steps=2", "resume=true"], tmp_path)
-    with pytest.raises(ConfigError, match="sitting_steps continues its own checkpoint"):
+    with pytest.raises(
+        ConfigError,
+        match=r"sittings \(sitting_steps, sitting_minutes\) continue their own checkpoint",
+    ):
         run_config(cfg)
 
 
@@ -176,6 +179,13 @@ def test_sitting_minutes_must_be_a_positive_number(compose_config, run_config, t
     cfg = compose_config("train", [*TINY_LPD, f"sitting_minutes={minutes}"], tmp_path)
     with pytest.raises(ConfigError, match=r"sitting_minutes=.* is not valid"):
         run_config(cfg)
+
+
+def test_sittings_need_the_schedules_length(compose_config, run_config, tmp_path):
+    """Without ``trainer.max_steps`` a sitting stopped by time would read as a finished run."""
+    overrides = [*TINY_LPD, "sitting_minutes=5", "trainer.max_steps=-1", "trainer.max_epochs=3"]
+    with pytest.raises(ConfigError, match="sittings need the schedule's length"):
+        run_config(compose_config("train", overrides, tmp_path))
 
 
 def test_the_sittings_checkpoint_is_not_ignored_by_git():

@@ -3,6 +3,7 @@ validations excluded (a fake clock: each training step takes 10 ms, a validation
 
 from __future__ import annotations
 
+import csv
 from types import SimpleNamespace
 
 import lightning as L
@@ -34,33 +35,45 @@ class _Timed(ToyModule):
         super().validation_step(batch, batch_idx)
 
 
-class _Record(L.Callback):
-    def __init__(self) -> None:
-        self.rates: dict[int, float] = {}
+def _rates(tmp_path) -> dict[int, float]:
+    (metrics,) = tmp_path.glob("lightning_logs/version_*/metrics.csv")
+    with open(metrics) as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/steps_per_s")]
+    return {int(r["step"]) + 1: float(r["train/steps_per_s"]) for r in rows}  # 0-based step
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if "train/steps_per_s" in trainer.callback_metrics and trainer.global_step % 3 == 0:
-            self.rates[trainer.global_step] = float(trainer.callback_metrics["train/steps_per_s"])
+
+def _fit(tmp_path, module: L.LightningModule, **options) -> None:
+    trainer = L.Trainer(
+        max_epochs=-1,
+        accelerator="cpu",
+        logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        callbacks=[StepRate()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **options,
+    )
+    trainer.fit(module)
 
 
 def test_rate_of_training_steps_alone(tmp_path, monkeypatch):
     clock = _Clock()
     monkeypatch.setattr(step_rate, "time", SimpleNamespace(perf_counter=clock))
-    record = _Record()
-    trainer = L.Trainer(
-        max_steps=12,
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=L.pytorch.loggers.CSVLogger(tmp_path),
-        callbacks=[StepRate(), record],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=3,
-        val_check_interval=4,  # validations after steps 4 and 8: 1 s each, not counted
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(_Timed(clock))
-    assert sorted(record.rates) == [3, 6, 9, 12]
-    for step, rate in record.rates.items():
-        assert abs(rate - 100.0) < 1e-6, (step, rate)  # 10 ms per step, validations excluded
+    # validations after steps 4 and 8 take 1 s each: not counted
+    _fit(tmp_path, _Timed(clock), max_steps=12, log_every_n_steps=3, val_check_interval=4)
+    rates = _rates(tmp_path)
+    assert sorted(rates) == [3, 6, 9, 12]
+    for step, rate in rates.items():
+        assert abs(rate - 100.0) < 1e-6, (step, rate)  # 10 ms per step
+
+
+def test_rate_counts_optimiser_steps_when_gradients_accumulate(tmp_path, monkeypatch):
+    """Two micro-batches of 10 ms per optimiser step: 50 steps/s in every window."""
+    clock = _Clock()
+    monkeypatch.setattr(step_rate, "time", SimpleNamespace(perf_counter=clock))
+    options = {"max_steps": 6, "log_every_n_steps": 2, "accumulate_grad_batches": 2}
+    _fit(tmp_path, _Timed(clock), limit_val_batches=0, **options)
+    rates = _rates(tmp_path)
+    assert sorted(rates) == [2, 4, 6]
+    assert all(abs(rate - 50.0) < 1e-6 for rate in rates.values()), rates

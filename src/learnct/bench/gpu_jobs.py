@@ -7,7 +7,8 @@ rewrites the tables after every job:
 1. concurrently, for at most ``--warm-s`` seconds: the CUDA-marked tests and one short run of
    every compiled job, which fills inductor's on-disk caches (compiling LPD's step takes about
    a minute; the timed job's compile of the same graph then loads it). A compiled training job
-   whose warm-up fails with CUDA graphs is timed without them (its note says so);
+   whose warm-up fails in CUDA graphs (its log names them) is timed without them (its note
+   says so);
 2. one after another, each alone on the GPU, most important first: LPD training steps, today's
    beside the fast path (``training_gpu.md``), LPD inference per slice (``inference_gpu.md``),
    the triton projector table with the gather and atomic adjoints (``projector_triton_gpu.md``),
@@ -16,46 +17,79 @@ rewrites the tables after every job:
    its minimum is left.
 
 ``jobs.md`` lists every job with its outcome and seconds. ``--device cpu --quick``: the same
-machinery on small CPU jobs (no compiled jobs, no tests), as a dry run.
+machinery on small CPU jobs (no compiled jobs, no warm-ups, no tests), as a dry run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Job", "main", "plan"]
+__all__ = ["Job", "json_line", "lightning_rate", "main", "plan", "run_plan"]
 
 PY = [sys.executable]
 
 
+def json_line(job: Job, stdout: str) -> Any:
+    """The last line of ``stdout`` as JSON (a ``one`` job's result)."""
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def lightning_rate(job: Job, stdout: str) -> dict[str, Any]:
+    """``train/steps_per_s`` of the job's Lightning run (its ``hydra.run.dir``'s metrics.csv):
+    the median of the windows after the first (which holds the compile), the steps run, the
+    checkpoints written."""
+    folder = next(a.split("=", 1)[1] for a in job.argv if a.startswith("hydra.run.dir="))
+    found = sorted(Path(folder).rglob("metrics.csv"))
+    if not found:
+        raise RuntimeError(f"no metrics.csv under {folder}")
+    rates, steps = [], 0
+    with open(found[-1]) as f:
+        for row in csv.DictReader(f):
+            steps = max(steps, int(row.get("step") or -1) + 1)  # the CSV's step is 0-based
+            if row.get("train/steps_per_s"):
+                rates.append(float(row["train/steps_per_s"]))
+    later = rates[1:] or rates
+    return {
+        "run": job.name,
+        "steps/s": f"{statistics.median(later):.1f}" if later else "-",
+        "windows": len(rates),
+        "steps": steps,
+        "checkpoints": " ".join(sorted(p.name for p in Path(folder).rglob("*.ckpt"))),
+    }
+
+
 @dataclass
 class Job:
-    """One process: ``argv``, at most ``limit_s`` seconds, skipped under ``min_s`` left;
-    ``kind`` says how its output is read (``train``, ``infer``: a JSON line; ``lightning``:
-    the run's metrics.csv; ``command``: files it writes itself); ``warm``: the argv of its
-    phase-1 warm-up, if any."""
+    """One process: ``argv``, at most ``limit_s`` seconds, skipped under ``min_s`` left.
+    ``read(job, stdout)`` makes its result (``None``: it writes its own files), a row or rows
+    of the table ``table``; ``warm``: the argv of its phase-1 warm-up, ``fallback``: the argv
+    to time instead when that warm-up fails in CUDA graphs."""
 
     name: str
     argv: list[str]
     limit_s: float
-    kind: str = "command"
+    read: Callable[[Job, str], Any] | None = None
+    table: str | None = None
     min_s: float = 20.0
     warm: list[str] | None = None
+    fallback: list[str] | None = None
     status: str = "not run"
     seconds: float = 0.0
     result: Any = None
     note: str = ""
-    log: Path | None = field(default=None, repr=False)
 
 
 def _one(kind: str, *args: str) -> list[str]:
@@ -72,15 +106,16 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
         args = ["lpd", preset, str(batch), config, *dev]
         warm = _one("train", *args, "--warmup", "2", "--reps", "1") if compiled else None
         reps = ["--warmup", "1", "--reps", "2"] if quick else ["--warmup", "3", "--reps", "20"]
+        argv = _one("train", *args, *reps)
+        fallback = [*argv, "--no-graphs"] if compiled else None
         name = f"train {preset} b{batch} {config}"
-        jobs.append(Job(name, _one("train", *args, *reps), limit, "train", warm=warm))
+        jobs.append(Job(name, argv, limit, json_line, "training", warm=warm, fallback=fallback))
 
     def infer(preset: str, configs: str, limit: float = 60) -> None:
         args = [preset, configs, *dev] + (["--quick"] if quick else [])
         warm = _one("infer", preset, "compiled", *dev, "--quick") if "compiled" in configs else None
-        jobs.append(
-            Job(f"infer {preset} {configs}", _one("infer", *args), limit, "infer", warm=warm)
-        )
+        name = f"infer {preset} {configs}"
+        jobs.append(Job(name, _one("infer", *args), limit, json_line, "inference", warm=warm))
 
     if quick:  # the CPU dry run
         train("parallel_ellipses", 1, "baseline")
@@ -108,9 +143,12 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
     else:
         lightning += ["trainer.precision=bf16-mixed"]
     run = [*lightning, f"hydra.run.dir={run_dir}", f"trainer.max_steps={steps}"]
-    warm = [*lightning, f"hydra.run.dir={out / 'lightning_warm'}", "trainer.max_steps=20"]
-    warm[warm.index(f"trainer.val_check_interval={steps}")] = "trainer.val_check_interval=20"
-    jobs.append(Job("lightning paper LPD, parallel_ellipses", run, 120, "lightning", 60, warm))
+    warm = None
+    if not quick:  # the compile, once
+        warm = [*lightning, f"hydra.run.dir={out / 'lightning_warm'}", "trainer.max_steps=20"]
+        warm[warm.index(f"trainer.val_check_interval={steps}")] = "trainer.val_check_interval=20"
+    name = "lightning paper LPD, parallel_ellipses"
+    jobs.append(Job(name, run, 120, lightning_rate, "lightning", min_s=60, warm=warm))
     if not quick:
         train("fan_lowdose", 5, "fast")
         train("fan_lowdose", 5, "fast+compiled", 150)
@@ -126,18 +164,39 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
     return jobs
 
 
+def _start(argv: list[str], log: Path, **options: Any) -> subprocess.Popen:
+    """``argv`` in a process group of its own (so that a timeout stops its children too),
+    its stderr (and, unless ``options`` says otherwise, stdout) to ``log``."""
+    with open(log, "w") as fh:  # the child holds its own copy of the handle
+        options.setdefault("stdout", fh)
+        return subprocess.Popen(argv, stderr=fh, start_new_session=True, text=True, **options)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _run(argv: list[str], limit: float, log: Path) -> tuple[int | None, str]:
-    """Run ``argv`` for at most ``limit`` seconds (its output to ``log``): ``(rc or None on
-    timeout, stdout)``."""
-    with open(log, "w") as err:
-        try:
-            done = subprocess.run(
-                argv, stdout=subprocess.PIPE, stderr=err, text=True, timeout=limit
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-            return None, out
-    return done.returncode, done.stdout
+    """Run ``argv`` for at most ``limit`` seconds (stderr to ``log``): ``(rc, stdout)``, rc
+    ``None`` on timeout."""
+    proc = _start(argv, log, stdout=subprocess.PIPE)
+    try:
+        stdout, _ = proc.communicate(timeout=max(1.0, limit))
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        return None, ""
+    return proc.returncode, stdout
+
+
+#: What a failed CUDA-graph capture or replay says (torch's cudagraph trees, the CUDA API).
+CUDA_GRAPH_ERRORS = (
+    "cudagraph",
+    "cuda graph",
+    "stream is capturing",
+    "operation not permitted when stream",
+)
 
 
 def _last_line(path: Path) -> str:
@@ -145,65 +204,33 @@ def _last_line(path: Path) -> str:
     return lines[-1][:200] if lines else "(no output)"
 
 
-def _lightning_rate(run_dir: Path) -> dict[str, Any]:
-    """``train/steps_per_s`` of a Lightning run's metrics.csv: the median of its windows after
-    the first (which holds the compile) and the steps run."""
-    found = sorted(run_dir.rglob("metrics.csv"))
-    if not found:
-        raise RuntimeError(f"no metrics.csv under {run_dir}")
-    rates, steps = [], 0
-    with open(found[-1]) as f:
-        for row in csv.DictReader(f):
-            steps = max(steps, int(row.get("step") or 0))
-            if row.get("train/steps_per_s"):
-                rates.append(float(row["train/steps_per_s"]))
-    later = rates[1:] or rates
-    ckpts = sorted(p.name for p in run_dir.rglob("*.ckpt"))
-    return {
-        "steps_per_s": statistics.median(later) if later else None,
-        "windows": len(rates),
-        "steps": steps,
-        "checkpoints": ckpts,
-    }
-
-
 def _warm_up(jobs: list[Job], tests: list[str] | None, out: Path, warm_s: float) -> None:
-    """Phase 1: the warm-ups (and the tests) at once, for at most ``warm_s`` seconds."""
-    procs = []
-    for job in jobs:
-        if job.warm:
-            log = out / f"warm_{len(procs):02d}.log"
-            procs.append(
-                (
-                    job,
-                    subprocess.Popen(job.warm, stdout=open(log, "w"), stderr=subprocess.STDOUT),
-                    log,
-                )
-            )
+    """Phase 1: the warm-ups (and the tests) at once, for at most ``warm_s`` seconds; a job
+    whose warm-up failed in CUDA graphs is timed with its ``fallback``."""
+    procs = [
+        (job, _start(job.warm, out / f"warm_{i:02d}.log"), out / f"warm_{i:02d}.log")
+        for i, job in enumerate(jobs)
+        if job.warm
+    ]
     if tests:
-        log = out / "pytest_gpu.log"
         env = dict(os.environ, OMP_NUM_THREADS="4")
-        procs.append(
-            (
-                None,
-                subprocess.Popen(tests, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env),
-                log,
-            )
-        )
+        log = out / "pytest_gpu.log"
+        procs.append((None, _start(tests, log, env=env), log))
     start = time.monotonic()
     for job, proc, log in procs:
         try:
             rc = proc.wait(timeout=max(1.0, warm_s - (time.monotonic() - start)))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _stop(proc)
             rc = None
         what = "tests" if job is None else f"warm-up of {job.name}"
         print(f"[{time.monotonic() - start:5.0f} s] {what}: rc={rc}", flush=True)
-        if job is not None and rc != 0:
-            job.note = f"warm-up rc={rc}: {_last_line(log)}"
-            if job.kind == "train" and "--no-graphs" not in job.argv and rc is not None:
-                job.argv.append("--no-graphs")  # timed without CUDA graphs
-                job.note += "; timed without CUDA graphs"
+        if job is None or rc == 0:
+            continue
+        job.note = f"warm-up rc={rc}: {_last_line(log)}"
+        text = log.read_text(errors="replace").lower()
+        if job.fallback and any(sign in text for sign in CUDA_GRAPH_ERRORS):
+            job.argv, job.note = job.fallback, job.note + "; timed without CUDA graphs"
 
 
 def _write_tables(jobs: list[Job], out: Path, header: str) -> None:
@@ -219,10 +246,13 @@ def _tables(jobs: list[Job], out: Path, header: str) -> None:
     from learnct.bench.tables import markdown_table
     from learnct.bench.training import training_table
 
-    train = [job.result for job in jobs if job.kind == "train" and job.result]
-    infer = [row for job in jobs if job.kind == "infer" and job.result for row in job.result]
-    light = [job.result for job in jobs if job.kind == "lightning" and job.result]
-    tables = {"training": training_table(train), "inference": infer, "lightning": light}
+    tables: dict[str, list[dict]] = {}
+    for job in jobs:
+        if job.table and job.result:
+            rows = job.result if isinstance(job.result, list) else [job.result]
+            tables.setdefault(job.table, []).extend(rows)
+    if "training" in tables:
+        tables["training"] = training_table(tables["training"])
     for name, rows in tables.items():
         if rows:
             (out / f"{name}_gpu.md").write_text(
@@ -253,25 +283,20 @@ def run_plan(
         if left < job.min_s:
             job.status = f"skipped ({left:.0f} s left)"
             continue
-        job.log = out / f"job_{i:02d}.log"
+        log = out / f"job_{i:02d}.log"
         t0 = time.monotonic()
-        rc, stdout = _run(job.argv, min(job.limit_s, left - 5), job.log)
+        rc, stdout = _run(job.argv, min(job.limit_s, left - 5), log)
         job.seconds = time.monotonic() - t0
         job.status = "timed out" if rc is None else ("ok" if rc == 0 else f"failed rc={rc}")
         try:
-            if rc == 0 and job.kind in ("train", "infer"):
-                job.result = json.loads(stdout.strip().splitlines()[-1])
-                if job.kind == "train" and job.note:
+            if rc == 0 and job.read is not None:
+                job.result = job.read(job, stdout)
+                if isinstance(job.result, dict) and job.note and "note" in job.result:
                     job.result["note"] = job.note
-            elif rc == 0 and job.kind == "lightning":
-                run_dir = Path(
-                    next(a.split("=", 1)[1] for a in job.argv if a.startswith("hydra.run.dir="))
-                )
-                job.result = {"run": job.name, **_lightning_rate(run_dir)}
         except (ValueError, IndexError, RuntimeError, StopIteration) as err:
             job.status = f"unreadable: {err}"
         if job.status != "ok":
-            job.note = (job.note + "; " if job.note else "") + _last_line(job.log)
+            job.note = (job.note + "; " if job.note else "") + _last_line(log)
         print(
             f"[{time.monotonic() - start:5.0f} s] {job.name}: {job.status} ({job.seconds:.0f} s)",
             flush=True,
@@ -293,11 +318,11 @@ def _one_job(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    from learnct.bench.training import _measure_one, inference_rows
+    from learnct.bench.training import inference_rows, measure_step
 
     if args.kind == "train":
         method, preset, batch, config = args.args
-        result = _measure_one(
+        result = measure_step(
             method,
             preset,
             int(batch),

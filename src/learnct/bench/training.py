@@ -56,6 +56,7 @@ __all__ = [
     "build_method",
     "inference_rows",
     "make_batch",
+    "measure_step",
     "native_bf16",
     "step_fn",
     "training_rows",
@@ -174,7 +175,7 @@ def _proc_kib(field: str) -> int:
     return int(re.search(rf"{field}:\s+(\d+)", text).group(1))
 
 
-def _measure_one(
+def measure_step(
     method_name: str,
     preset: str,
     batch: int,
@@ -228,7 +229,7 @@ def _measure_one(
 def _measure_in_subprocess(
     method_name: str, preset: str, batch: int, config: str, warmup: int, reps: int
 ) -> dict[str, Any]:
-    """``_measure_one`` on the CPU in a fresh interpreter (see module docstring)."""
+    """``measure_step`` on the CPU in a fresh interpreter (see module docstring)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     cmd = [sys.executable, "-m", __name__, method_name, preset, str(batch), config]
     cmd += ["--warmup", str(warmup), "--reps", str(reps)]
@@ -309,7 +310,7 @@ def benchmark_training(
             try:
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
-                    mem = _measure_one(
+                    mem = measure_step(
                         method_name, preset, batch, config, device, warmup, memory_reps, operator
                     )
                 else:
@@ -460,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--reps", type=int, default=2)
     args = parser.parse_args(argv)
-    result = _measure_one(
+    result = measure_step(
         args.method, args.preset, args.batch, args.config, "cpu", args.warmup, args.reps
     )
     print(json.dumps(result))

@@ -466,8 +466,10 @@ class ReconstructionMethod(L.LightningModule):
         if factory is None:
             factory = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.9, 0.99))
         options = {} if self.fast_path is None else optimizer_options(factory, self.device)
-        if options.get("fused") and self._trainer is not None and has_grad_scaler(self.trainer):
-            options = {"foreach": True}  # fp16's scaled gradients must be unscaled to clip
+        trainer = self._trainer
+        if options.get("fused") and trainer is not None and has_grad_scaler(trainer):
+            if trainer.gradient_clip_val:  # fp16's scaled gradients must be unscaled to clip
+                options = {"foreach": True}
         optimizer = factory(params=params, **options)
         scheduler = self.scheduler_factory
         if scheduler is None or scheduler == "none":

@@ -6,9 +6,12 @@ reads, optionally compiled whole.
   mean updated (and checked for NaN, a host read) every step; Adam and the other torch
   optimisers that take them run ``fused=True`` on CUDA (one kernel for all parameters, and
   the :class:`~learnct.run.nonfinite.NonFiniteGuard` then skips a non-finite step on the device
-  through the optimiser's ``found_inf``) and ``foreach=True`` elsewhere. Gradient clipping
-  (Lightning's ``gradient_clip_val``, ``torch.nn.utils.clip_grad_norm_``) already runs on the
-  device.
+  through the optimiser's ``found_inf``) and ``foreach=True`` elsewhere, and under fp16
+  mixed precision with clipping (whose GradScaler leaves scaled gradients: Lightning must
+  unscale them to clip). Gradient clipping (``gradient_clip_val``,
+  ``torch.nn.utils.clip_grad_norm_``) runs on the device; a fused optimiser's gradients are
+  clipped by the method (``ReconstructionMethod.configure_gradient_clipping``: Lightning's
+  mixed-precision plugin refuses them, also under bf16, where they are true gradients).
 - ``"compiled"``: the same, and the step's forward and loss (reconstruction, loss; the
   backward through AOTAutograd) are one ``torch.compile(fullgraph=True)`` graph, the ray
   transforms being opaque custom operators (:mod:`learnct.physics.ray_ops`). On CUDA with

@@ -256,8 +256,16 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if in_sittings(cfg) and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
         raise ConfigError(
-            "sitting_steps continues its own checkpoint (sitting_dir/last.ckpt): unset resume "
-            "and ckpt_path (init_weights may start the first sitting)"
+            "sittings (sitting_steps, sitting_minutes) continue their own checkpoint "
+            "(sitting_dir/last.ckpt): unset resume and ckpt_path (init_weights may start the "
+            "first sitting)"
+        )
+    max_steps = _get(cfg, "trainer.max_steps")
+    if in_sittings(cfg) and not (is_int(max_steps) and max_steps >= 1):
+        raise ConfigError(
+            f"sittings need the schedule's length: trainer.max_steps={max_steps!r} is not a "
+            "number of steps (set it, e.g. trainer.max_steps=100000, or unset sitting_steps "
+            "and sitting_minutes)"
         )
     init_weights = _get(cfg, "init_weights")
     if init_weights is not None and not isinstance(init_weights, str):

@@ -97,18 +97,18 @@ def resolve_sitting(cfg: DictConfig) -> Path | None:
     state = load_checkpoint_file(path)
     stamp = state.get("learnct_run") if isinstance(state, dict) else None
     if not isinstance(stamp, dict) or "id" not in stamp:
-        raise ConfigError(f"sitting_steps: {path} carries no run stamp: it is not a sitting")
+        raise ConfigError(f"sittings: {path} carries no run stamp: it is not a sitting")
     changed = differences(dict(stamp.get("settings") or {}), run_settings(cfg))
     if changed:
         shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
         raise ConfigError(
-            f"sitting_steps: {path} was trained with other settings ({shown}): run the "
+            f"sittings: {path} was trained with other settings ({shown}): run the "
             f"command of its first sitting, or move the file away to start a new schedule"
         )
     step, planned = int(state.get("global_step", 0)), cfg.trainer.get("max_steps", -1)
     if planned not in (None, -1) and step >= planned:
         raise ConfigError(
-            f"sitting_steps: the schedule of {path} has ended (step {step} of {planned}); "
+            f"sittings: the schedule of {path} has ended (step {step} of {planned}); "
             "test it with make eval CKPT=<that file>, or move it away to start again"
         )
     return path
@@ -126,7 +126,8 @@ def sitting_identity(cfg: DictConfig, checkpoint: Path | None) -> RunIdentity:
 
 class SittingEnd(L.Callback):
     """Stops training ``steps`` optimiser steps after it started, or once ``minutes`` of
-    training have passed (at the step that passes them; ``None``: no such bound), or at
+    training (from the start of training: loading and building before it are not counted)
+    have passed (at the step that passes them; ``None``: no such bound), or at
     ``trainer.max_steps``, and saves the resumable checkpoint (:func:`strip_for_resume`) to
     ``target``, atomically."""
 

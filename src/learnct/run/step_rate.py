@@ -38,10 +38,12 @@ class StepRate(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        step, now = trainer.global_step, time.perf_counter()
-        if self._start is None or step % max(1, trainer.log_every_n_steps):
-            return
-        steps, seconds = step - self._start[0], now - self._start[1]
-        if steps > 0 and seconds > 0:
-            pl_module.log("train/steps_per_s", steps / seconds, on_step=True, batch_size=1)
+        every, step = trainer.log_every_n_steps, trainer.global_step
+        if self._start is None or every < 1 or step % every or step <= self._start[0]:
+            return  # (a later micro-batch of an accumulated step keeps the window open)
+        now = time.perf_counter()
+        seconds = now - self._start[1]
+        if seconds > 0:
+            rate = (step - self._start[0]) / seconds
+            pl_module.log("train/steps_per_s", rate, on_step=True, batch_size=1)
         self._start = (step, now)

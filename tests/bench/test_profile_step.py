@@ -1,0 +1,34 @@
+"""``bench.profile_step``: kernels sorted into families by name, and a profiled CPU step
+whose projector and convolution time are found."""
+
+from __future__ import annotations
+
+import pytest
+
+from learnct.bench.profile_step import family, profile_step
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("joseph_gather_adjoint_kernel", "projector"),
+        ("learnct::ray_forward", "projector"),
+        ("triton_poi_fused_convolution_backward_0", "inductor (fused pointwise)"),
+        ("sm90_xmma_fprop_implicit_gemm_bf16bf16", "convolution"),
+        ("aten::mkldnn_convolution", "convolution"),
+        ("void multi_tensor_apply_kernel<FusedAdam>", "optimizer"),
+        ("aten::copy_", "other"),
+    ],
+)
+def test_kernel_families(name, expected):
+    assert family(name) == expected
+
+
+def test_a_profiled_cpu_step_finds_the_projector_and_the_convolutions():
+    summary, kernels = profile_step("parallel_ellipses", 1, "baseline", "cpu", steps=1, warmup=1)
+    parts = {row["part"]: float(row["ms per step"]) for row in summary}
+    assert parts["wall"] > 0 and parts["projector"] > 0 and parts["convolution"] > 0
+    assert parts["kernels"] == pytest.approx(
+        sum(v for k, v in parts.items() if k not in ("wall", "kernels")), abs=0.01
+    )
+    assert 0 < len(kernels) <= 12
