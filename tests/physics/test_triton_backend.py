@@ -90,6 +90,24 @@ def test_gather_adjoint_is_deterministic_and_equals_the_atomic_scatter(geometry)
     assert torch.equal(gather.adjoint(y32), gather.adjoint(y32))
 
 
+@needs_triton
+@pytest.mark.parametrize("chunks", [3, 100])
+def test_gather_adjoint_in_angle_chunks_is_the_same_transpose(chunks):
+    """The angles split among programs (3 chunks of the 6 base angles, or more chunks than
+    angles: one angle each) give the unchunked adjoint to float rounding, deterministically."""
+    geometry = FanBeamGeometry(image_size=16, n_angles=24, n_detectors=24)  # 6 base angles
+    gen = torch.Generator().manual_seed(3)
+    y = torch.rand(2, 1, *geometry.sinogram_shape, generator=gen, dtype=torch.float64)
+    y = y.to(DEVICE)
+    whole = TritonBackend(geometry).adjoint(y)
+    chunked = TritonBackend(geometry, angle_chunks=chunks)
+    assert _rel(chunked.adjoint(y), whole) < 1e-14
+    y32 = y.float()
+    assert torch.equal(chunked.adjoint(y32), chunked.adjoint(y32))
+    with pytest.raises(ValueError, match="angle_chunks must be a positive integer"):
+        TritonBackend(geometry, angle_chunks=0)
+
+
 @pytest.mark.parametrize("preset", ["fan_lowdose", "fan_mayo", "lodopab", "parallel_ellipses"])
 def test_gather_window_holds_every_ray_that_samples_a_pixel(preset):
     """``joseph_window``'s bound at real sizes: each non-zero entry's detector lies within
@@ -165,8 +183,8 @@ _COMPILE_FOR_SM90 = textwrap.dedent(
     from triton.compiler import ASTSource
     from learnct.physics.backends import triton_kernels as kernels
 
-    def compile_sm90(kernel, pointers, values):
-        types = pointers + ["i32", "i32"]
+    def compile_sm90(kernel, pointers, values, ints=2):
+        types = pointers + ["i32"] * ints
         signature = dict(
             zip(kernel.arg_names, types + ["constexpr"] * len(values), strict=True)
         )
@@ -189,7 +207,7 @@ _COMPILE_FOR_SM90 = textwrap.dedent(
     for dtype, fan, wide in (("fp32", True, False), ("fp64", False, True)):
         pointers = [f"*{dtype}", f"*{dtype}", f"*{dtype}", "*fp64", "*fp64"]
         ptx = compile_sm90(
-            kernels.joseph_gather_adjoint_kernel, pointers, (362, 513, fan, 6, 64, 32, wide)
+            kernels.joseph_gather_adjoint_kernel, pointers, (362, 513, fan, 6, 64, 32, wide), 3
         )
         assert "atom." not in ptx  # the gather adjoint never adds atomically
         if dtype == "fp32":

@@ -128,10 +128,11 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
             train(preset, batch, "fast+compiled+bf16", 150)
         infer("fan_lowdose", "eager,compiled", 100)
         infer("fan_mayo", "eager,compiled", 120)
-        triton = ["--presets", "fan_mayo", "--batches", "1", "8", "--block-rays", "256"]
-        triton += ["--block-pixels", "64", "128", "--layouts", "transposed", "--reps", "10"]
+        triton = ["--presets", "fan_lowdose", "fan_mayo", "--batches", "1", "5", "8"]
+        triton += ["--block-rays", "256", "--block-pixels", "32", "64", "128"]
+        triton += ["--angle-chunks", "1", "2", "4", "8", "--layouts", "transposed", "--reps", "10"]
         tuning = [*PY, "-m", "learnct.bench.triton_tuning", *triton, "--out", str(out)]
-        jobs.append(Job("triton projector (gather vs atomic adjoint)", tuning, 75))
+        jobs.append(Job("triton projector (gather: blocks, angle chunks; atomic)", tuning, 120))
         steps = 1500
     run_dir = out / "lightning_run"
     lightning = [*PY, "-m", "learnct.train", "experiment=paper/lpd_parallel_ellipses"]
@@ -142,7 +143,9 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
         lightning += ["trainer=default", "data.batch_size=1", "trainer.fast_path=eager"]
     else:
         lightning += ["trainer.precision=bf16-mixed"]
+    # Lightning's simple profiler: the host time of each hook, in the job's log
     run = [*lightning, f"hydra.run.dir={run_dir}", f"trainer.max_steps={steps}"]
+    run += ["+trainer.profiler=simple"]
     warm = None
     if not quick:  # the compile, once
         warm = [*lightning, f"hydra.run.dir={out / 'lightning_warm'}", "trainer.max_steps=20"]

@@ -3,9 +3,9 @@
 Target: forward + adjoint <= 5 ms per slice at batch 8 on ``fan_mayo`` (512^2, 1000 angles,
 1000 detectors), one H100-class GPU. ``python -m learnct.bench.triton_tuning``
 times ``triton`` (for each ``block_rays``, in both image layouts, at batch 1 and 8; its
-gather adjoint for each ``block_pixels``, and the atomic scatter adjoint for comparison, with
-the adjoint / forward ratio: issue #24's target is <= 1.2 at fan_mayo) and
-``matrix_free`` on ``fan_mayo``, ``lodopab`` and ``fan_lowdose``, checks each against
+gather adjoint for each ``block_pixels`` and ``angle_chunks``, and the atomic scatter
+adjoint for comparison, with the adjoint / forward ratio: issue #24's target is <= 1.2 at
+fan_mayo) and ``matrix_free`` on ``fan_mayo``, ``lodopab`` and ``fan_lowdose``, checks each against
 ``matrix_free`` on the same inputs, and writes
 ``experiments/benchmarks/projector_triton_gpu.md`` with the device, torch and triton versions.
 Timings: :func:`learnct.bench.projectors.time_projector` (median of ``reps`` runs after
@@ -85,6 +85,14 @@ def main(argv: list[str] | None = None) -> None:
         help="pixels per program of the gather adjoint (forward in the default layout)",
     )
     parser.add_argument(
+        "--angle-chunks",
+        type=int,
+        nargs="*",
+        default=[],
+        help="the gather adjoint with its angles split into this many chunks (beside the "
+        "block_pixels rows, which take the default chunks)",
+    )
+    parser.add_argument(
         "--layouts",
         nargs="+",
         choices=["transposed", "single"],
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     rows.append({"setup": preset, **row})
             adjoints = [{"block_pixels": b} for b in args.block_pixels]
+            adjoints += [{"angle_chunks": c} for c in args.angle_chunks]
             for options in [*adjoints, {"atomic_adjoint": True}]:
                 row = benchmark_projector(
                     geometry, "triton", batch, device, args.reps, reference, **options

@@ -23,6 +23,7 @@ import os
 
 import torch
 
+from learnct.checks import is_int
 from learnct.physics.backends.base import ProjectorBackend, register_backend
 from learnct.physics.geometry import FanBeamGeometry, Geometry
 from learnct.physics.joseph import joseph_lines, joseph_window
@@ -60,6 +61,13 @@ class TritonBackend(ProjectorBackend):
             the GPU 128 for images of at least 256^2, else 64, all pixels up to 8192 in the
             interpreter; at fan_mayo 128 took 1.84 / 4.02 ms at batch 1 / 8 where 64 took
             2.57 / 5.35 ms, H200, ``projector_triton_gpu.md``).
+        angle_chunks: split the gather adjoint's angles into this many chunks, each summed by
+            programs of its own into a plane of its own, the planes added after (a fixed
+            order: still deterministic). Default (``None``): on the GPU, enough chunks for
+            about 8 programs per multiprocessor where the pixel blocks alone give fewer (128^2
+            images: one program per 64 pixels is 256 programs; at fan_lowdose, batch 5, the
+            unchunked gather adjoint took 0.42 ms a call, six times the forward, in an LPD
+            training step on an H200, ``profile_gpu.md``); 1 in the interpreter.
 
     The defaults follow ``experiments/benchmarks/projector_triton_gpu.md`` (H200): at fan_mayo
     (512^2, 1000 x 1000) batch 1, forward + adjoint took 3.89 ms with one plane and 64 rays
@@ -77,13 +85,17 @@ class TritonBackend(ProjectorBackend):
         transposed: bool | None = None,
         atomic_adjoint: bool = False,
         block_pixels: int | None = None,
+        angle_chunks: int | None = None,
     ) -> None:
         super().__init__(geometry)
         for name, value in (("block_rays", block_rays), ("block_pixels", block_pixels)):
             if value is not None and (value < 1 or value & (value - 1)):
                 raise ValueError(f"{name} must be a power of two, got {value}")
+        if angle_chunks is not None and not (is_int(angle_chunks) and angle_chunks >= 1):
+            raise ValueError(f"angle_chunks must be a positive integer, got {angle_chunks!r}")
         self.block_rays = block_rays
         self.block_pixels = block_pixels
+        self.angle_chunks = angle_chunks
         self.transposed = transposed
         self.atomic_adjoint = atomic_adjoint
         self.layout = QuarterTurnLayout(geometry)
@@ -192,7 +204,6 @@ class TritonBackend(ProjectorBackend):
         from learnct.physics.backends.triton_kernels import joseph_gather_adjoint_kernel
 
         n_cols, n_pixels = cols.shape[1], self.layout.n_pixels
-        out = cols.new_empty(n_pixels, n_cols)
         block_pixels = self.block_pixels or (
             min(8192, _next_power_of_two(n_pixels))
             if interpret_mode()
@@ -200,9 +211,12 @@ class TritonBackend(ProjectorBackend):
         )
         block_cols = min(64, _next_power_of_two(n_cols))
         grid = (-(-n_pixels // block_pixels), -(-n_cols // block_cols))
+        per_chunk = -(-self.layout.base_angles // self._angle_chunks(grid, cols.device))
+        chunks = -(-self.layout.base_angles // per_chunk)
+        out = cols.new_empty(chunks, n_pixels, n_cols)
         _, gather, trig, params = self._tables(cols.device, cols.dtype)
         with torch.cuda.device(cols.device) if cols.is_cuda else contextlib.nullcontext():
-            joseph_gather_adjoint_kernel[grid](
+            joseph_gather_adjoint_kernel[(*grid, chunks)](
                 cols,
                 out,
                 gather,
@@ -210,6 +224,7 @@ class TritonBackend(ProjectorBackend):
                 params,
                 self.layout.base_angles,
                 n_cols,
+                per_chunk,
                 N=self.geometry.image_size,
                 N_DET=self.geometry.n_detectors,
                 FAN=self._fan,
@@ -218,7 +233,17 @@ class TritonBackend(ProjectorBackend):
                 BLOCK_COLS=block_cols,
                 WIDE=max(cols.numel(), out.numel()) >= 2**31,
             )
-        return out
+        return out.sum(0) if chunks > 1 else out[0]
+
+    def _angle_chunks(self, grid: tuple[int, int], device: torch.device) -> int:
+        """``angle_chunks``, or its default (see the class docstring)."""
+        if self.angle_chunks is not None:
+            return self.angle_chunks
+        if device.type != "cuda":
+            return 1
+        programs = grid[0] * grid[1]
+        wanted = 8 * torch.cuda.get_device_properties(device).multi_processor_count
+        return max(1, -(-wanted // programs))
 
     def _scatter_adjoint(self, cols: torch.Tensor) -> torch.Tensor:
         """``A_0^T cols``, ray-driven with atomic adds (``atomic_adjoint=True``)."""

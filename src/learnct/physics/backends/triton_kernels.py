@@ -177,6 +177,7 @@ def joseph_gather_adjoint_kernel(
     params_ptr,
     n_angles,
     n_cols,
+    angles_per_chunk,
     N: tl.constexpr,
     N_DET: tl.constexpr,
     FAN: tl.constexpr,
@@ -186,6 +187,11 @@ def joseph_gather_adjoint_kernel(
     WIDE: tl.constexpr,
 ):
     """``image[p, :] = sum_(angle, ray) w_(ray, p) sino[ray, :]``, pixel-driven, no atomics.
+
+    Program ``(i, j, c)`` sums the angles ``[c A_c, (c + 1) A_c)`` (``A_c`` =
+    ``angles_per_chunk``) into plane ``c`` of ``image`` (``(chunks, N*N, n_cols)``): small
+    images get more programs than pixel blocks, and the caller adds the planes in a fixed
+    order (deterministic).
 
     Per pixel and angle only rays passing within one pixel of the pixel's centre can sample
     it: those of the ``WINDOW`` detectors from ``floor(det_p - half)`` on (``det_p`` the
@@ -210,7 +216,10 @@ def joseph_gather_adjoint_kernel(
     x = (col.to(tl.float32) - (N - 1) / 2) * px  # pixel centre (mm)
     y = ((N - 1) / 2 - row.to(tl.float32)) * px
     acc = tl.zeros((BLOCK_PIX, BLOCK_COLS), dtype=dtype)
-    for a in range(0, n_angles):
+    chunk = tl.program_id(2)
+    a_start = chunk * angles_per_chunk
+    a_end = tl.minimum(a_start + angles_per_chunk, n_angles)
+    for a in range(a_start, a_end):
         cos = tl.load(trig_ptr + 2 * a).to(tl.float32)
         sin = tl.load(trig_ptr + 2 * a + 1).to(tl.float32)
         along = x * cos + y * sin  # p . omega (mm)
@@ -243,4 +252,6 @@ def joseph_gather_adjoint_kernel(
             )
             acc += weight[:, None] * values
     out = pix.to(tl.int64) if WIDE else pix
+    plane = chunk.to(tl.int64) if WIDE else chunk
+    out = out + plane * (N * N)
     tl.store(image_ptr + out[:, None] * n_cols + cols[None, :], acc, mask=pix_ok[:, None] & col_ok)
