@@ -321,6 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings += "; FBP and TV rows kept from the table before, learned rows re-scored"
     write_real_ct(rows, names, out, photons, settings)
     print((out / "real_ct.md").read_text())
+    if out == folder:  # the committed table: the model cards that show its rows follow it
+        from learnct.reporting.model_cards import write_model_cards
+
+        for setup_folder in dict.fromkeys([folder, *(Path(w).parent for w in args.extra_weights)]):
+            for card in write_model_cards(setup_folder):
+                print(f"wrote {card}")
     return 0
 
 
