@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -43,31 +42,28 @@ PY = [sys.executable]
 
 
 def json_line(job: Job, stdout: str) -> Any:
-    """The last line of ``stdout`` as JSON (a ``one`` job's result)."""
+    """The last line of ``stdout`` as JSON (a step's or an inference job's result)."""
     return json.loads(stdout.strip().splitlines()[-1])
 
 
 def lightning_rate(job: Job, stdout: str) -> dict[str, Any]:
-    """``train/steps_per_s`` of the job's Lightning run (its ``hydra.run.dir``'s metrics.csv):
-    the median of the windows after the first (which holds the compile), the steps run, the
-    checkpoints written."""
-    folder = next(a.split("=", 1)[1] for a in job.argv if a.startswith("hydra.run.dir="))
-    found = sorted(Path(folder).rglob("metrics.csv"))
-    if not found:
-        raise RuntimeError(f"no metrics.csv under {folder}")
-    rates, steps = [], 0
-    with open(found[-1]) as f:
-        for row in csv.DictReader(f):
-            steps = max(steps, int(row.get("step") or -1) + 1)  # the CSV's step is 0-based
-            if row.get("train/steps_per_s"):
-                rates.append(float(row["train/steps_per_s"]))
+    """``train/steps_per_s`` of the job's Lightning run (its ``hydra.run.dir``'s CSV metrics,
+    :func:`~learnct.run.results.read_metric_curves`): the median of the windows after the
+    first (which holds the compile), the steps run, the checkpoints written."""
+    from learnct.run.results import read_metric_curves
+
+    folder = Path(next(a.split("=", 1)[1] for a in job.argv if a.startswith("hydra.run.dir=")))
+    curves = read_metric_curves(folder)
+    if not curves:
+        raise RuntimeError(f"no CSV metrics under {folder}")
+    rates = [value for _, value in curves.get("train/steps_per_s", [])]
     later = rates[1:] or rates
     return {
         "run": job.name,
         "steps/s": f"{statistics.median(later):.1f}" if later else "-",
         "windows": len(rates),
-        "steps": steps,
-        "checkpoints": " ".join(sorted(p.name for p in Path(folder).rglob("*.ckpt"))),
+        "steps": 1 + max(step for points in curves.values() for step, _ in points),  # 0-based
+        "checkpoints": " ".join(sorted(p.name for p in folder.rglob("*.ckpt"))),
     }
 
 
@@ -103,10 +99,10 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
 
     def train(preset: str, batch: int, config: str, limit: float = 60) -> None:
         compiled = "compiled" in config
-        args = ["lpd", preset, str(batch), config, *dev]
-        warm = _one("train", *args, "--warmup", "2", "--reps", "1") if compiled else None
+        step = [*PY, "-m", "learnct.bench.training", "lpd", preset, str(batch), config, *dev]
+        warm = [*step, "--warmup", "2", "--reps", "1"] if compiled else None
         reps = ["--warmup", "1", "--reps", "2"] if quick else ["--warmup", "3", "--reps", "20"]
-        argv = _one("train", *args, *reps)
+        argv = [*step, *reps]
         fallback = [*argv, "--no-graphs"] if compiled else None
         name = f"train {preset} b{batch} {config}"
         jobs.append(Job(name, argv, limit, json_line, "training", warm=warm, fallback=fallback))
@@ -309,39 +305,18 @@ def run_plan(
 
 
 def _one_job(argv: list[str]) -> None:
-    """``one train METHOD PRESET BATCH CONFIG`` or ``one infer PRESET CONFIGS``: one JSON line."""
-    parser = argparse.ArgumentParser(prog="gpu_jobs one")
-    parser.add_argument("kind", choices=["train", "infer"])
-    parser.add_argument("args", nargs="+")
+    """``one infer PRESET CONFIGS``: the inference rows of one setup as one JSON line."""
+    parser = argparse.ArgumentParser(prog="gpu_jobs one infer")
+    parser.add_argument("kind", choices=["infer"])
+    parser.add_argument("preset")
+    parser.add_argument("configs", help="comma-separated INFERENCE_CONFIGS names")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--no-graphs", action="store_true")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    import torch
+    from learnct.bench.training import inference_rows
 
-    from learnct.bench.training import inference_rows, measure_step
-
-    if args.kind == "train":
-        method, preset, batch, config = args.args
-        result = measure_step(
-            method,
-            preset,
-            int(batch),
-            config,
-            args.device,
-            args.warmup,
-            args.reps,
-            cuda_graphs=not args.no_graphs,
-        )
-        dev = torch.device(args.device)
-        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-        row = {"method": method, "setup": preset, "batch": int(batch), "config": config}
-        print(json.dumps({**row, "device": name, "note": "", **result}))
-    else:
-        preset, configs = args.args
-        print(json.dumps(inference_rows([preset], args.device, args.quick, configs.split(","))))
+    configs = args.configs.split(",")
+    print(json.dumps(inference_rows([args.preset], args.device, args.quick, configs)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -452,19 +452,33 @@ def inference_rows(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Subprocess entry: print one JSON line with the CPU peak memory of one configuration."""
-    parser = argparse.ArgumentParser(description="peak memory of one training configuration")
+    """Subprocess entry: one JSON line with the step time and peak memory of one
+    configuration (a :func:`training_table` result row), e.g. ``python -m
+    learnct.bench.training lpd fan_lowdose 5 fast+compiled+bf16 --device cuda``."""
+    parser = argparse.ArgumentParser(description="one training configuration's step")
     parser.add_argument("method")
     parser.add_argument("preset")
     parser.add_argument("batch", type=int)
     parser.add_argument("config", choices=list(FLAG_CONFIGS))
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--no-graphs", action="store_true", help="compiled, no CUDA graphs")
     args = parser.parse_args(argv)
     result = measure_step(
-        args.method, args.preset, args.batch, args.config, "cpu", args.warmup, args.reps
+        args.method,
+        args.preset,
+        args.batch,
+        args.config,
+        args.device,
+        args.warmup,
+        args.reps,
+        cuda_graphs=not args.no_graphs,
     )
-    print(json.dumps(result))
+    dev = torch.device(args.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    row = {"method": args.method, "setup": args.preset, "batch": args.batch}
+    print(json.dumps({**row, "config": args.config, "device": name, "note": "", **result}))
 
 
 if __name__ == "__main__":
