@@ -1,4 +1,5 @@
-"""Execution flags: the projector stays float32 under autocast, bf16 CNN blocks, compile."""
+"""Execution flags: the projector stays float32 under autocast, bf16 CNN blocks, compile,
+channels-last layout."""
 
 from __future__ import annotations
 
@@ -151,3 +152,39 @@ def test_cuda_bf16_mixed_lpd_step_keeps_the_operator_float32(operator, data):
     assert forward.dtype == torch.float32
     torch.testing.assert_close(forward, ref, rtol=1e-5, atol=1e-4)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", ["lpd", "lgd", "fbpunet", "learned_inverse"])
+def test_channels_last_computes_the_same_step_in_nhwc(operator, data, name):
+    """``channels_last``: every convolution's weight and multi-channel input is channels-last
+    (without the flag none is), and the loss, the gradients and the state dict are the same."""
+    from learnct.bench.methods import build_untrained
+
+    image, sinogram = data
+    results, layouts = {}, {}
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        method = build_untrained(name, operator, {"channels_last": channels_last})
+        assert "channels_last" not in method.hparams  # an execution setting
+        seen: list[bool] = []
+        for module in method.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.register_forward_hook(lambda m, i, o, seen=seen: _record(seen, m, i[0]))
+        results[channels_last] = (_loss_and_grads(method, image, sinogram), method.state_dict())
+        layouts[channels_last] = seen
+    assert layouts[True] and all(layouts[True]) and not any(layouts[False])
+    ((loss, grads), state), ((loss_cl, grads_cl), state_cl) = results[False], results[True]
+    torch.testing.assert_close(loss_cl, loss, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grads_cl, grads, rtol=1e-4, atol=1e-6)
+    assert list(state_cl) == list(state)
+    for key, value in state.items():  # (batch norm's running statistics: rounding)
+        torch.testing.assert_close(state_cl[key], value, rtol=1e-4, atol=1e-6)
+
+
+def _record(seen: list[bool], conv: torch.nn.Conv2d, x: torch.Tensor) -> None:
+    """Whether a convolution with a multi-channel input ran on channels-last input and
+    weight (a single channel's layout is ambiguous: not recorded)."""
+    if x.shape[1] > 1:
+        nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        # (a 1x1 kernel's two layouts are the same memory)
+        seen.append(nhwc and conv.weight.is_contiguous(memory_format=torch.channels_last))

@@ -238,12 +238,17 @@ def test_compiled_step_replays_as_cuda_graphs_with_the_eager_loss():
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("name", ["lgd", "fbpunet", "learned_inverse", "lpd"])
-def test_every_learned_methods_step_traces_as_one_graph(name):
-    """The compiled fast path holds for every learned method (LPD here with the FBP start)."""
+def test_every_learned_methods_step_traces_as_one_graph(name, channels_last):
+    """The compiled fast path holds for every learned method (LPD here with the FBP start),
+    in either memory layout."""
     from learnct.bench.methods import build_untrained
 
-    method = build_untrained(name, RayTransform(GEOMETRY), {"init": "fbp"} if name == "lpd" else {})
+    flags = {"init": "fbp"} if name == "lpd" else {}
+    method = build_untrained(
+        name, RayTransform(GEOMETRY), {**flags, "channels_last": channels_last}
+    )
     sinogram, image = _data(method.operator)
     explained = torch._dynamo.explain(method.training_loss)(sinogram, image)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
@@ -266,3 +271,36 @@ def test_the_fast_path_operator_reads_nothing_to_check_inputs(
             operator(image)
     else:
         assert torch.isnan(operator(image)).any()
+
+
+@pytest.mark.parametrize("first_channels_last", [False, True])
+def test_a_sitting_continues_in_the_other_memory_layout(
+    first_channels_last, compose_config, run_config, tmp_path, monkeypatch
+):
+    """``trainer.channels_last`` is an execution setting: a schedule started in one layout
+    continues in the other (a GPU sitting after a CPU one). The checkpoint's Adam moments keep
+    the layout they were saved in; fused Adam on CUDA (the fast path there) refuses moments
+    whose strides differ from their parameters' (pytorch#106951; the CPU's fused Adam does not
+    check), so the method lays them out as its parameters before training."""
+    import learnct.methods.base as base
+    from conftest import TINY_LPD as SITTING_LPD
+
+    monkeypatch.setattr(base, "optimizer_options", lambda factory, device: {"fused": True})
+    sittings = tmp_path / "sittings"
+    for k, channels_last in enumerate((first_channels_last, not first_channels_last)):
+        overrides = [
+            *SITTING_LPD,
+            f"sitting_dir={sittings}",
+            "sitting_steps=2",
+            "trainer.fast_path=eager",
+            f"trainer.channels_last={str(channels_last).lower()}",
+            "test=false",
+        ]
+        run_config(compose_config("train", overrides, tmp_path / f"sitting{k}"))
+    last = torch.load(sittings / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4
+    moments = [s["exp_avg"] for s in last["optimizer_states"][0]["state"].values()]
+    convs = [m for m in moments if m.dim() == 4]
+    assert convs and all(
+        m.is_contiguous(memory_format=torch.channels_last) != first_channels_last for m in convs
+    )

@@ -122,6 +122,8 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
         for preset, batch in (("fan_lowdose", 5), ("parallel_ellipses", 5), ("fan_mayo", 1)):
             train(preset, batch, "baseline")
             train(preset, batch, "fast+compiled+bf16", 150)
+            if preset != "fan_mayo":  # channels-last: the profile's NCHW/NHWC conversions
+                train(preset, batch, "fast+compiled+bf16+cl", 150)
         infer("fan_lowdose", "eager,compiled", 100)
         infer("fan_mayo", "eager,compiled", 120)
         triton = ["--presets", "fan_lowdose", "fan_mayo", "--batches", "1", "5", "8"]

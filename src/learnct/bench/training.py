@@ -76,10 +76,21 @@ FLAG_CONFIGS: dict[str, dict[str, Any]] = {
     "fast": {"fast_path": "eager"},
     "fast+compiled": {"fast_path": "compiled"},
     "fast+compiled+bf16": {"fast_path": "compiled", "autocast": "bf16"},
+    # weights and activations channels-last (NHWC): the convolutions' native layout
+    "fast+cl": {"fast_path": "eager", "channels_last": True},
+    "fast+compiled+cl": {"fast_path": "compiled", "channels_last": True},
+    "fast+compiled+bf16+cl": {"fast_path": "compiled", "autocast": "bf16", "channels_last": True},
 }
 
 #: The configurations of ``make bench ARGS=--gpu``: today's step beside the fast path's.
-GPU_CONFIGS = ("baseline", "bf16", "fast", "fast+compiled", "fast+compiled+bf16")
+GPU_CONFIGS = (
+    "baseline",
+    "bf16",
+    "fast",
+    "fast+compiled",
+    "fast+compiled+bf16",
+    "fast+compiled+bf16+cl",
+)
 
 
 def native_bf16(device: torch.device) -> bool:

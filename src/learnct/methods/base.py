@@ -147,7 +147,9 @@ class ReconstructionMethod(L.LightningModule):
         # Optimiser and scheduler factories stay out of the checkpoint (it must load with
         # torch.load(weights_only=True)); a checkpoint loads with the defaults, and a resumed
         # run gets them from its config. The run's config holds what they were.
-        self.save_hyperparameters(ignore=["operator", "optimizer", "scheduler", "fast_path"])
+        self.save_hyperparameters(
+            ignore=["operator", "optimizer", "scheduler", "fast_path", "channels_last"]
+        )
         if isinstance(scheduler, str) or scheduler is None:
             self.hparams["scheduler"] = scheduler
         self.optimizer_factory = optimizer
@@ -514,6 +516,18 @@ class ReconstructionMethod(L.LightningModule):
         else:
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
+    def on_train_start(self) -> None:
+        """Optimiser moments in their parameters' memory layout: a checkpoint's moments
+        (resume) keep the layout they were saved in, which a run with another ``channels_last``
+        setting does not share, and fused Adam refuses mismatched strides."""
+        super().on_train_start()
+        for optimizer in self.trainer.optimizers:
+            for param, state in optimizer.state.items():
+                for key, value in state.items():
+                    if _mislaid(value, param):
+                        state[key] = value.new_empty_strided(param.shape, param.stride())
+                        state[key].copy_(value)
+
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer
         if trainer is None:
@@ -523,6 +537,15 @@ class ReconstructionMethod(L.LightningModule):
             return max(1, epochs if epochs is not None and epochs > 0 else 1)
         steps = trainer.estimated_stepping_batches
         return max(1, int(steps) if math.isfinite(steps) else 1)
+
+
+def _mislaid(value: Any, param: torch.Tensor) -> bool:
+    """Whether ``value`` is a tensor of ``param``'s shape with other strides."""
+    return (
+        isinstance(value, torch.Tensor)
+        and value.shape == param.shape
+        and value.stride() != param.stride()
+    )
 
 
 def _test_set_names(datamodule: Any) -> tuple[str, ...]:

@@ -167,11 +167,11 @@ def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> 
     return checkpoint
 
 
+#: Settings that change how a method runs, not what it computes.
+EXECUTION = frozenset({"checkpoint", "operator_norm", "autocast", "compile", "channels_last"})
 #: Settings of the learned methods that change no weight's name or shape.
-NOT_ARCHITECTURE = frozenset(
-    {"init", "checkpoint", "operator_norm", "autocast", "compile", "filter", "frequency_scaling"}
-    | {"tv_eps", "kwargs", "self", "operator"}
-)
+NOT_ARCHITECTURE = EXECUTION | {"init", "filter", "frequency_scaling", "tv_eps"}
+NOT_ARCHITECTURE |= {"kwargs", "self", "operator"}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -186,10 +186,6 @@ def _hydra_value(value: Any) -> str:
     if value is None or isinstance(value, bool | list | tuple | dict):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
-
-
-#: Settings that change how a method runs, not what it computes.
-EXECUTION = frozenset({"checkpoint", "operator_norm", "autocast", "compile"})
 
 
 def _own_parameters(cls: type) -> list[str]:
@@ -301,7 +297,7 @@ def stored_settings(
     hyperparameters: with ``everything`` all of them (what rebuilds the trained model as it
     was), else only the method's own (not the shared base's) that shape the trained function
     (architecture, FBP filter, start: ``depth``, ``n_iter``, ``init``, ...), not the execution
-    flags (``checkpoint``, ``autocast``, ``compile``) or ``operator_norm``."""
+    flags (``checkpoint``, ``autocast``, ``compile``, ``channels_last``) or ``operator_norm``."""
     saved = checkpoint.get("hyper_parameters")
     saved = saved if isinstance(saved, dict) else {}
     if everything:  # the class's and its bases' (loss, fbp_filter, ...)

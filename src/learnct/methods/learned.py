@@ -8,7 +8,8 @@ geometries. ``||A||`` comes from ``operator.norm()`` (power iteration, once) unl
 
 Execution flags of every learned method (:mod:`learnct.nets.execution`; they change neither
 parameters nor checkpoints): ``autocast="bf16"`` runs the CNN blocks in bfloat16 with the
-operator and FBP in float32, ``compile=True`` compiles the CNN blocks with TorchInductor.
+operator and FBP in float32, ``compile=True`` compiles the CNN blocks with TorchInductor,
+``channels_last=True`` keeps their weights and activations channels-last (NHWC strides).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ class LearnedMethod(ReconstructionMethod):
         autocast: ``"bf16"``: the CNN blocks in bfloat16 (operator and FBP in float32);
             ``None``: float32.
         compile: compile the CNN blocks (``torch.compile``, TorchInductor): those the method
-            passes to :meth:`compile_blocks`.
+            passes to :meth:`prepare_blocks`.
+        channels_last: the CNN blocks' weights and activations in channels-last layout (the
+            convolutions' native layout on cuDNN and oneDNN; same values). An execution
+            setting (``trainer.channels_last``), not a hyperparameter: not saved in checkpoints.
         **kwargs: see :class:`ReconstructionMethod`.
     """
 
@@ -60,13 +64,20 @@ class LearnedMethod(ReconstructionMethod):
         operator: RayTransform,
         autocast: str | None = None,
         compile: bool = False,
+        channels_last: bool = False,
         **kwargs,
     ) -> None:
         check_autocast(autocast)
         super().__init__(operator, **kwargs)
+        self.channels_last = bool(channels_last)
 
-    def compile_blocks(self, blocks: Iterable[nn.Module]) -> None:
-        """Compile ``blocks`` in place when the method was built with ``compile=True``."""
+    def prepare_blocks(self, blocks: Iterable[nn.Module]) -> None:
+        """``blocks`` in the method's layout (``channels_last``), then compiled in place
+        (``compile=True``)."""
+        blocks = list(blocks)
+        if self.channels_last:
+            for block in blocks:
+                block.to(memory_format=torch.channels_last)
         if self.hparams.compile:
             compile_blocks(blocks)
 
@@ -162,7 +173,7 @@ class LearnedInverse(NormalisedLearnedMethod):
     ) -> None:
         super().__init__(operator, **kwargs)
         self.net = LearnedInverseNet(operator.geometry, taps=taps, hidden=hidden, layers=layers)
-        self.compile_blocks([self.net])
+        self.prepare_blocks([self.net])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         g = sinogram / self.operator_norm_tensor()
@@ -176,7 +187,8 @@ class FBPUNet(LearnedMethod):
     Args:
         depth, width, norm, upsample: the U-Net's (see :class:`~learnct.nets.UNet`).
         filter, frequency_scaling: the FBP in front of the net (no gradient flows into it).
-        autocast, compile: the U-Net's execution flags (see :class:`LearnedMethod`).
+        autocast, compile, channels_last: the U-Net's execution flags (see
+            :class:`LearnedMethod`).
     """
 
     def __init__(
@@ -196,7 +208,7 @@ class FBPUNet(LearnedMethod):
         self.unet = UNet(
             1, 1, depth=depth, width=width, norm=norm, residual=True, upsample=upsample
         )
-        self.compile_blocks([self.unet])
+        self.prepare_blocks([self.unet])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -217,7 +229,8 @@ class LearnedGradientDescent(UnrolledMethod):
     Args:
         n_iter, n_memory, hidden: see :class:`~learnct.nets.LearnedGradientDescentNet`.
         tv_input: also feed the gradient of smoothed TV (``tv_eps``, image units).
-        init, checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
+        init, checkpoint, operator_norm, autocast, compile, channels_last: see
+            :class:`UnrolledMethod`.
     """
 
     def __init__(
@@ -239,8 +252,9 @@ class LearnedGradientDescent(UnrolledMethod):
             tv_eps=tv_eps,
             checkpoint=self.hparams.checkpoint,
             autocast=self.hparams.autocast,
+            channels_last=self.channels_last,
         )
-        self.compile_blocks(self.net.blocks)
+        self.prepare_blocks(self.net.blocks)
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
@@ -264,7 +278,8 @@ class LearnedPrimalDual(UnrolledMethod):
             (:meth:`adapt_state_dict`).
         mu: attenuation per image unit (1/mm) for the weights (0.02: images relative to water).
         init: ``"zero"`` (the paper) or ``"fbp"`` (FBP in every primal channel).
-        checkpoint, operator_norm, autocast, compile: see :class:`UnrolledMethod`.
+        checkpoint, operator_norm, autocast, compile, channels_last: see
+            :class:`UnrolledMethod`.
     """
 
     init_upgrades: ClassVar[frozenset[str]] = frozenset({"statistical_weights"})
@@ -290,8 +305,9 @@ class LearnedPrimalDual(UnrolledMethod):
             checkpoint=self.hparams.checkpoint,
             autocast=self.hparams.autocast,
             weighted=statistical_weights,
+            channels_last=self.channels_last,
         )
-        self.compile_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
+        self.prepare_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from learnct.checks import check_int
-from learnct.nets.execution import block_autocast, check_autocast
+from learnct.nets.execution import block_autocast, cat_channels, check_autocast, to_layout
 
 __all__ = ["ConvBlock", "Operator", "UnrolledNet", "count_parameters"]
 
@@ -52,20 +52,38 @@ class UnrolledNet(nn.Module):
     ``checkpoint`` (``torch.utils.checkpoint``, non-reentrant: same gradients, memory for one
     iteration instead of ``n_iter``), with the CNN blocks run by :meth:`_block` under
     ``autocast`` (``"bf16"``: bfloat16; the state and the operator stay float32, see
-    :mod:`learnct.nets.execution`). Subclasses define ``_iteration``.
+    :mod:`learnct.nets.execution`). With ``channels_last`` the blocks' weights, their inputs
+    and the iterations' state are channels-last (:meth:`_layout`, :meth:`_cat`). Subclasses
+    define ``_iteration`` and build their blocks before calling :meth:`_layout_blocks`.
     """
 
-    def __init__(self, n_iter: int, checkpoint: bool, autocast: str | None) -> None:
+    def __init__(
+        self, n_iter: int, checkpoint: bool, autocast: str | None, channels_last: bool = False
+    ) -> None:
         super().__init__()
         check_int("n_iter", n_iter, 1)
         self.n_iter = n_iter
         self.checkpoint = bool(checkpoint)
         self.autocast = check_autocast(autocast)
+        self.channels_last = bool(channels_last)
+
+    def _layout_blocks(self) -> None:
+        """The blocks' convolution weights in the net's layout (values unchanged)."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the net's layout (channels-last or as it is)."""
+        return to_layout(x, self.channels_last)
+
+    def _cat(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """The channel concatenation of ``tensors`` in the net's layout."""
+        return cat_channels(tensors, self.channels_last)
 
     def _block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``block(x)`` under the net's ``autocast``."""
+        """``block(x)`` under the net's ``autocast``, ``x`` in the net's layout."""
         with block_autocast(self.autocast, x.device):
-            return block(x)
+            return block(self._layout(x))
 
     def _unroll(self, state: tuple[torch.Tensor, ...], *inputs: object) -> tuple[torch.Tensor, ...]:
         """``state`` after the ``n_iter`` iterations."""

@@ -31,7 +31,7 @@ class LearnedGradientDescentNet(UnrolledNet):
         n_memory: memory channels carried between iterations (5, as in the paper; 0: none).
         hidden: channels of the hidden convolutions (32).
         tv_input: also feed the gradient of smoothed TV of ``f`` (``tv_eps`` smoothing).
-        checkpoint, autocast: see :class:`~learnct.nets.blocks.UnrolledNet`.
+        checkpoint, autocast, channels_last: see :class:`~learnct.nets.blocks.UnrolledNet`.
     """
 
     def __init__(
@@ -43,8 +43,9 @@ class LearnedGradientDescentNet(UnrolledNet):
         tv_eps: float = 1e-2,
         checkpoint: bool = False,
         autocast: str | None = None,
+        channels_last: bool = False,
     ) -> None:
-        super().__init__(n_iter, checkpoint, autocast)
+        super().__init__(n_iter, checkpoint, autocast, channels_last)
         check_int("n_memory", n_memory, 0)
         check_int("hidden", hidden, 1)
         if not tv_eps > 0:
@@ -53,6 +54,7 @@ class LearnedGradientDescentNet(UnrolledNet):
         self.tv_input, self.tv_eps = bool(tv_input), float(tv_eps)
         n_in = 1 + n_memory + 1 + int(self.tv_input)
         self.blocks = nn.ModuleList(ConvBlock(n_in, 1 + n_memory, hidden) for _ in range(n_iter))
+        self._layout_blocks()
 
     def _iteration(
         self, i: int, x: torch.Tensor, g: torch.Tensor, op: Operator, op_adjoint: Operator
@@ -61,7 +63,7 @@ class LearnedGradientDescentNet(UnrolledNet):
         inputs = [x, op_adjoint(op(f) - g)]
         if self.tv_input:
             inputs.append(tv_gradient(f, self.tv_eps))
-        update = self._block(self.blocks[i], torch.cat(inputs, dim=1))
+        update = self._block(self.blocks[i], self._cat(inputs))
         return (x + update,)  # float32 (type promotion) whatever the block's dtype
 
     def forward(
@@ -69,5 +71,5 @@ class LearnedGradientDescentNet(UnrolledNet):
     ) -> torch.Tensor:
         """Images ``(B, 1, N, N)`` from data ``g`` ``(B, 1, A, D)``, starting at ``f0``."""
         memory = f0.new_zeros(f0.shape[0], self.n_memory, *f0.shape[2:])
-        (x,) = self._unroll((torch.cat([f0, memory], dim=1),), g, op, op_adjoint)
-        return x[:, :1]
+        (x,) = self._unroll((self._cat([f0, memory]),), g, op, op_adjoint)
+        return x[:, :1].contiguous()

@@ -41,7 +41,8 @@ class LearnedPrimalDualNet(UnrolledNet):
         n_primal, n_dual: channels of the primal and dual memories (5 and 5).
         hidden: channels of the hidden convolutions (32).
         checkpoint: recompute each iteration's activations in the backward pass (for 512^2
-            training), about 30 % more compute; autocast: the conv blocks' dtype (see
+            training), about 30 % more compute; autocast: the conv blocks' dtype;
+            channels_last: weights, activations and memories channels-last (see
             :class:`~learnct.nets.blocks.UnrolledNet`).
         weighted: the dual blocks also take the statistical weights and the weighted residual
             (``forward`` then needs ``weights``).
@@ -60,8 +61,9 @@ class LearnedPrimalDualNet(UnrolledNet):
         checkpoint: bool = False,
         autocast: str | None = None,
         weighted: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        super().__init__(n_iter, checkpoint, autocast)
+        super().__init__(n_iter, checkpoint, autocast, channels_last)
         check_int("n_primal", n_primal, 2)
         check_int("n_dual", n_dual, 1)
         check_int("hidden", hidden, 1)
@@ -73,6 +75,7 @@ class LearnedPrimalDualNet(UnrolledNet):
         self.primal_blocks = nn.ModuleList(
             ConvBlock(n_primal + 1, n_primal, hidden) for _ in range(n_iter)
         )
+        self._layout_blocks()
 
     def _iteration(
         self,
@@ -86,9 +89,9 @@ class LearnedPrimalDualNet(UnrolledNet):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         af = op(f[:, 1:2])
         extra = () if w is None else (w, w * (af - g))
-        dual_input = torch.cat([h, af, g, *extra], dim=1)
+        dual_input = self._cat([h, af, g, *extra])
         h = h + self._block(self.dual_blocks[i], dual_input)  # float32 (type promotion)
-        primal_input = torch.cat([f, op_adjoint(h[:, 0:1])], dim=1)
+        primal_input = self._cat([f, op_adjoint(h[:, 0:1])])
         f = f + self._block(self.primal_blocks[i], primal_input)
         return f, h
 
@@ -126,5 +129,5 @@ class LearnedPrimalDualNet(UnrolledNet):
         else:
             f = f0.expand(-1, self.n_primal, -1, -1).contiguous()
         h = g.new_zeros(b, self.n_dual, *g.shape[2:])
-        f, h = self._unroll((f, h), g, op, op_adjoint, weights)
-        return f[:, 0:1]
+        f, h = self._unroll((self._layout(f), self._layout(h)), g, op, op_adjoint, weights)
+        return f[:, 0:1].contiguous()

@@ -93,9 +93,13 @@ def build_datamodule(cfg: DictConfig, preset: PhysicsPreset, operator: RayTransf
 
 def build_method(cfg: DictConfig, operator: RayTransform) -> Any:
     """``cfg.model`` instantiated on the run's operator, with the training step of
-    ``trainer.fast_path`` (when set; see :mod:`learnct.methods.fast_path`)."""
-    fast_path = cfg.get("trainer", {}).get("fast_path")
-    extra = {} if fast_path is None else {"fast_path": fast_path}
+    ``trainer.fast_path`` (when set; see :mod:`learnct.methods.fast_path`) and, for the
+    learned methods, the layout of ``trainer.channels_last``."""
+    trainer = cfg.get("trainer") or {}
+    fast_path = trainer.get("fast_path")
+    extra: dict[str, Any] = {} if fast_path is None else {"fast_path": fast_path}
+    if trainer.get("channels_last") and _takes_execution_flags(cfg.model):
+        extra["channels_last"] = True
     return build_component(
         "model",
         lambda: hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(
@@ -104,13 +108,27 @@ def build_method(cfg: DictConfig, operator: RayTransform) -> Any:
     )
 
 
+def _takes_execution_flags(model: DictConfig) -> bool:
+    """Whether the method class of ``model`` (its ``_target_``) takes the execution flags."""
+    try:
+        cls = hydra.utils.get_class(str(model.get("_target_")))
+    except Exception:  # an unknown target: instantiating it reports the problem
+        return False
+    return bool(getattr(cls, "takes_execution_flags", False))
+
+
+#: ``trainer`` keys that are learnct's, not Lightning's: ``build_method`` hands them to the method.
+METHOD_KEYS = ("fast_path", "channels_last")
+
+
 def trainer_config(cfg: DictConfig) -> DictConfig:
-    """``cfg.trainer`` without the key that is learnct's, not the Trainer's: ``fast_path``,
-    which ``build_method`` hands to the method. A copy of the whole config, so that the
-    trainer's interpolations still resolve (when instantiated) against it."""
+    """``cfg.trainer`` without the keys that are learnct's, not the Trainer's
+    (:data:`METHOD_KEYS`). A copy of the whole config, so that the trainer's interpolations
+    still resolve (when instantiated) against it."""
     root = copy.deepcopy(cfg)
     with open_dict(root.trainer):
-        root.trainer.pop("fast_path", None)
+        for key in METHOD_KEYS:
+            root.trainer.pop(key, None)
     return root.trainer
 
 
