@@ -462,3 +462,19 @@ def test_training_simulation_reads_nothing_from_the_device(photons_range, phanto
 def test_train_photons_range_bad(value, message):
     with pytest.raises(ValueError, match=message):
         make_dm(train_photons_range=value)
+
+
+@pytest.mark.parametrize(
+    ("pin_memory", "device", "pinned"),
+    [(None, "cpu", False), (None, "cuda", True), (False, "cuda", False), (True, "cpu", True)],
+)
+def test_loaders_pin_memory_when_the_trainer_is_on_cuda(pin_memory, device, pinned):
+    """``pin_memory=None`` (the default) pins the batches of a Trainer on CUDA, whose copies to
+    the GPU are then asynchronous; an explicit value stands."""
+    import types
+
+    dm = make_dm(pin_memory=pin_memory)
+    strategy = types.SimpleNamespace(root_device=torch.device(device))
+    dm.trainer = types.SimpleNamespace(strategy=strategy)
+    assert dm.train_dataloader().pin_memory is pinned
+    assert dm.val_dataloader().pin_memory is pinned

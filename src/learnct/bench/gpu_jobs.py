@@ -13,8 +13,9 @@ rewrites the tables after every job:
    beside the fast path (``training_gpu.md``), LPD inference per slice (``inference_gpu.md``),
    the triton projector table with the gather and atomic adjoints (``projector_triton_gpu.md``),
    a Lightning run of the paper's LPD on the fast path (``lightning_gpu.md``, its
-   ``train/steps_per_s``), the projector section, multi_run. A job is skipped when less than
-   its minimum is left.
+   ``train/steps_per_s``), the host synchronisations of 20 of its steps
+   (``lightning_syncs_gpu.md``, :mod:`learnct.bench.sync_sites`), the projector section,
+   multi_run. A job is skipped when less than its minimum is left.
 
 ``jobs.md`` lists every job with its outcome and seconds. ``--device cpu --quick``: the same
 machinery on small CPU jobs (no compiled jobs, no warm-ups, no tests), as a dry run.
@@ -150,6 +151,17 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
         warm[warm.index(f"trainer.val_check_interval={steps}")] = "trainer.val_check_interval=20"
     name = "lightning paper LPD, parallel_ellipses"
     jobs.append(Job(name, run, 120, lightning_rate, "lightning", min_s=60, warm=warm))
+    # the host synchronisations of 20 of its steps (learnct.bench.sync_sites), compile cached
+    sync_steps, start = (8, 3) if quick else (80, 40)
+    syncs = [*lightning, f"hydra.run.dir={out / 'lightning_syncs'}"]
+    syncs[syncs.index(f"trainer.val_check_interval={steps}")] = (
+        f"trainer.val_check_interval={sync_steps}"
+    )
+    syncs += [f"trainer.max_steps={sync_steps}"]
+    syncs += ["+callbacks.sync_sites._target_=learnct.bench.sync_sites.SyncSites"]
+    syncs += [f"+callbacks.sync_sites.out={out / 'lightning_syncs_gpu.md'}"]
+    syncs += [f"+callbacks.sync_sites.start={start}", "+callbacks.sync_sites.steps=20"]
+    jobs.append(Job("lightning host syncs (sync debug mode)", syncs, 90, min_s=45))
     if not quick:
         train("fan_lowdose", 5, "fast")
         train("fan_lowdose", 5, "fast+compiled", 150)

@@ -217,7 +217,9 @@ class CTDataModule(L.LightningDataModule):
         lodopab_root: folder of the LoDoPaB-CT HDF5 files; folder_root: folder of slices.
         use_official_observations: for ``lodopab`` splits, use the official observations
             instead of simulated noise (EXPERIMENTAL, see ``LoDoPaBDataset``).
-        pin_memory: DataLoader ``pin_memory``.
+        pin_memory: DataLoader ``pin_memory``; ``None``: when the Trainer runs on CUDA (page-
+            locked batches: their copies to the GPU are asynchronous, while a copy from
+            pageable memory may wait for the GPU's queued work, a host synchronisation).
         eval_noise_on_cpu: draw validation/test noise on the CPU (device-independent test
             data; costs a host round trip of the sinogram per evaluation batch on a GPU).
         phantoms_on_device: training ``ellipses`` phantoms rasterised per batch on the
@@ -248,7 +250,7 @@ class CTDataModule(L.LightningDataModule):
         folder_root: str | Path | None = None,
         folder_fit: str = "spacing",
         use_official_observations: bool = False,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         eval_noise_on_cpu: bool = True,
         phantoms_on_device: bool = False,
     ) -> None:
@@ -372,6 +374,13 @@ class CTDataModule(L.LightningDataModule):
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         return self.datasets[split]
 
+    def _pin_memory(self) -> bool:
+        """``pin_memory``, or (``None``) whether the attached Trainer trains on CUDA."""
+        if self.pin_memory is not None:
+            return bool(self.pin_memory)
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None) -> DataLoader:
         return DataLoader(
             dataset,
@@ -380,7 +389,7 @@ class CTDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
-            pin_memory=self.pin_memory,
+            pin_memory=self._pin_memory(),
             worker_init_fn=_seed_worker,
             generator=torch.Generator().manual_seed(derive_seed(self.seed, "loader")),
         )
