@@ -76,7 +76,9 @@ FLAG_CONFIGS: dict[str, dict[str, Any]] = {
     "fast": {"fast_path": "eager"},
     "fast+compiled": {"fast_path": "compiled"},
     "fast+compiled+bf16": {"fast_path": "compiled", "autocast": "bf16"},
-    # weights and activations channels-last (NHWC): the convolutions' native layout
+    # weights and activations channels-last (NHWC): the convolutions' native layout ("cl":
+    # the default CPU step of learnct-train, trainer.channels_last=true)
+    "cl": {"channels_last": True},
     "fast+cl": {"fast_path": "eager", "channels_last": True},
     "fast+compiled+cl": {"fast_path": "compiled", "channels_last": True},
     "fast+compiled+bf16+cl": {"fast_path": "compiled", "autocast": "bf16", "channels_last": True},
