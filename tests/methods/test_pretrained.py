@@ -72,3 +72,16 @@ def test_a_committed_model_by_name_reproduces_its_check_row():
     scores = evaluate(model.reconstruct, datamodule, n_images)["shepp_logan"]
     assert scores.mean_psnr == pytest.approx(float(row["psnr"]), abs=0.05)
     assert scores.mean_ssim == pytest.approx(float(row["ssim"]), abs=1e-3)
+
+
+def test_committed_models_load_channels_last_with_the_same_reconstruction():
+    """The default layout of a loaded learned model is channels-last (faster on a CPU); its
+    reconstruction equals the NCHW one to float rounding."""
+    from learnct.methods.pretrained import load_pretrained
+
+    fast = load_pretrained("lpd-fan_lowdose")
+    plain = load_pretrained("lpd-fan_lowdose", channels_last=False)
+    weight = fast.net.dual_blocks[0][2].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    sinogram = fast.operator(torch.rand(2, 1, *fast.geometry.image_shape))
+    torch.testing.assert_close(fast.reconstruct(sinogram), plain.reconstruct(sinogram))

@@ -90,12 +90,15 @@ def load_pretrained(
     expected: type[ReconstructionMethod] | None = None,
     backend: str = "auto",
     geometry: Geometry | None = None,
+    channels_last: bool = True,
 ) -> ReconstructionMethod:
     """The method of a committed model's name or of a checkpoint file, in eval mode on the
     CPU, built from the checkpoint alone (class, constructor arguments and geometry); call
     ``.to(device)`` to move it. ``expected``: refuse a checkpoint of another class.
     ``geometry``: run it on this geometry instead of its own (the caller has checked that
-    the user asked for it). Raises ``ValueError`` naming the problem."""
+    the user asked for it). ``channels_last``: a learned method's CNN in channels-last layout
+    (the same values; LPD reconstructs 1.2-1.6x faster on a CPU). Raises ``ValueError``
+    naming the problem."""
     path = resolve_checkpoint(name_or_path)
     checkpoint = read_checkpoint(path)
     class_name = checkpoint["learnct"].get("method")
@@ -109,6 +112,9 @@ def load_pretrained(
             f"with {class_name}.from_pretrained or learnct.pretrained"
         )
     operator = RayTransform(geometry or checkpoint_geometry(checkpoint, path), backend=backend)
-    model = cls(operator, **stored_settings(cls, checkpoint, everything=True))
+    settings = stored_settings(cls, checkpoint, everything=True)
+    if cls.takes_execution_flags:
+        settings["channels_last"] = channels_last
+    model = cls(operator, **settings)
     apply_weights(model, checkpoint, path)
     return model.eval()
