@@ -32,12 +32,9 @@ class _Syncing(L.LightningModule):
         return DataLoader(torch.ones(10, 1), batch_size=1)
 
 
-def test_sync_sites_counts_a_windows_syncs_per_site(tmp_path, monkeypatch):
-    modes = []
-    monkeypatch.setattr(sync_sites.torch.cuda, "set_sync_debug_mode", modes.append)
-    callback = SyncSites(tmp_path / "syncs.md", start=3, steps=4)
+def _fit(callback: SyncSites, steps: int) -> None:
     trainer = L.Trainer(
-        max_steps=10,
+        max_steps=steps,
         callbacks=[callback],
         logger=False,
         enable_checkpointing=False,
@@ -45,6 +42,13 @@ def test_sync_sites_counts_a_windows_syncs_per_site(tmp_path, monkeypatch):
         enable_model_summary=False,
     )
     trainer.fit(_Syncing())
+
+
+def test_sync_sites_counts_a_windows_syncs_per_site(tmp_path, monkeypatch):
+    modes = []
+    monkeypatch.setattr(sync_sites.torch.cuda, "set_sync_debug_mode", modes.append)
+    callback = SyncSites(tmp_path / "syncs.md", start=3, steps=4)
+    _fit(callback, 10)
     assert modes == ["warn", "default"]  # on for the window only
     ((site, count),) = callback.counts.items()  # steps 3 and 5 of steps 3-6; no other warning
     assert count == 2 and site[0].startswith("test_sync_sites.py:")
@@ -56,13 +60,5 @@ def test_sync_sites_counts_a_windows_syncs_per_site(tmp_path, monkeypatch):
 
 def test_sync_sites_says_when_nothing_could_be_recorded(tmp_path):
     callback = SyncSites(tmp_path / "syncs.md", start=100)
-    trainer = L.Trainer(
-        max_steps=3,
-        callbacks=[callback],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(_Syncing())
+    _fit(callback, 3)
     assert "the run ended before step 100: nothing recorded" in (tmp_path / "syncs.md").read_text()
