@@ -304,3 +304,28 @@ def test_a_sitting_continues_in_the_other_memory_layout(
     assert convs and all(
         m.is_contiguous(memory_format=torch.channels_last) != first_channels_last for m in convs
     )
+
+
+def test_a_fused_optimizer_gets_gradients_in_their_parameters_strides():
+    """The compiled backward returns the U-Net's NCHW 1x1 convolution weights' gradients with
+    channels-last strides (the same memory; pytorch#126585), which fused Adam on CUDA refuses
+    ("must have same dtype, device, and layout"): the method copies just those into their
+    parameters' strides before a fused optimiser steps."""
+    from learnct.bench.methods import build_untrained
+
+    torch._dynamo.reset()
+    method = build_untrained(
+        "fbpunet", RayTransform(GEOMETRY), {"channels_last": False, "fast_path": "compiled"}
+    )
+    sinogram, image = _data(method.operator)
+    compile_step(method.training_loss, method, torch.device("cpu"))(sinogram, image).backward()
+    params = list(method.parameters())
+    mislaid = [p for p in params if p.grad.stride() != p.stride()]
+    assert mislaid  # what the compiled backward gives (else this test checks nothing)
+    grads = [p.grad for p in params]
+    method.on_before_optimizer_step(torch.optim.Adam(params, foreach=True))  # not fused: as is
+    assert all(p.grad is g for p, g in zip(params, grads, strict=True))
+    method.on_before_optimizer_step(torch.optim.Adam(params, fused=True))
+    assert all(p.grad.stride() == p.stride() for p in params)
+    for p, g in zip(params, grads, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=0, atol=0)

@@ -516,6 +516,19 @@ class ReconstructionMethod(L.LightningModule):
         else:
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Gradients in their parameters' strides for a fused optimiser, which on CUDA
+        refuses any other: a compiled backward may return a 1x1 convolution's gradient with
+        other strides for the same memory (pytorch#126585; the U-Net's NCHW 1x1 convolutions
+        do here). Only such gradients are copied."""
+        super().on_before_optimizer_step(optimizer)
+        if not optimizer.defaults.get("fused"):
+            return
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if _mislaid(param.grad, param):
+                    param.grad = _laid_out_as(param.grad, param)
+
     def on_train_start(self) -> None:
         """Optimiser moments in their parameters' memory layout: a checkpoint's moments
         (resume) keep the layout they were saved in, which a run with another ``channels_last``
@@ -525,8 +538,7 @@ class ReconstructionMethod(L.LightningModule):
             for param, state in optimizer.state.items():
                 for key, value in state.items():
                     if _mislaid(value, param):
-                        state[key] = value.new_empty_strided(param.shape, param.stride())
-                        state[key].copy_(value)
+                        state[key] = _laid_out_as(value, param)
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer
@@ -546,6 +558,11 @@ def _mislaid(value: Any, param: torch.Tensor) -> bool:
         and value.shape == param.shape
         and value.stride() != param.stride()
     )
+
+
+def _laid_out_as(value: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """A copy of ``value`` with ``param``'s strides."""
+    return value.new_empty_strided(param.shape, param.stride()).copy_(value)
 
 
 def _test_set_names(datamodule: Any) -> tuple[str, ...]:
