@@ -93,3 +93,10 @@ def test_compiled_stacked_step_equals_the_eager_one():
         )
     for name, weight in eager.unstacked(1).items():
         torch.testing.assert_close(compiled.unstacked(1)[name], weight, rtol=1e-4, atol=1e-6)
+
+
+def test_channels_last_methods_are_refused_with_the_setting_to_use():
+    operator = RayTransform(TINY_FAN)
+    models = [LearnedPrimalDual(operator, n_iter=1, channels_last=True) for _ in range(2)]
+    with pytest.raises(ValueError, match="build them with channels_last=False"):
+        StackedTraining(models, [1e-3, 1e-3])

@@ -5,9 +5,11 @@ step's 10 ms (``experiments/benchmarks/lightning_gpu.md``): if something in the 
 the GPU every step (a host read of a device value, a copy from pageable memory), the host's
 work and the GPU's add up instead of overlapping. :class:`SyncSites` turns on torch's CUDA sync
 debug mode (``torch.cuda.set_sync_debug_mode("warn")``: every synchronising CUDA call warns)
-for a window of training steps, after the compile and the first validation are done, and
-writes each Python call site that synchronised, with its count and the learnct/Lightning
-frames that led to it, as a Markdown table:
+for a window of training steps, after the compile, and writes each Python call site that
+synchronised, with its count and the learnct/Lightning frames that led to it, as a Markdown
+table. It lists the synchronisations torch reports (host reads of device values, blocking
+copies, stream and device synchronisations); a non-blocking copy from pageable memory, which
+may wait too, is not among them:
 
     python -m learnct.train experiment=paper/lpd_parallel_ellipses ... \
         +callbacks.sync_sites._target_=learnct.bench.sync_sites.SyncSites \
@@ -27,10 +29,14 @@ from typing import Any
 import lightning as L
 import torch
 
+import learnct
+
 __all__ = ["SyncSites"]
 
 #: The beginning of the warning torch's sync debug mode gives.
 SYNC_WARNING = "called a synchronizing CUDA operation"
+#: The packages whose frames identify a site.
+PACKAGES = tuple(str(Path(m.__file__).parent) for m in (learnct, L))
 
 
 class SyncSites(L.Callback):
@@ -90,7 +96,7 @@ class SyncSites(L.Callback):
         if SYNC_WARNING not in str(message):
             return
         stack = traceback.extract_stack()[:-1]  # without this function
-        ours = [f for f in stack if "learnct" in f.filename or "lightning" in f.filename]
+        ours = [f for f in stack if f.filename.startswith(PACKAGES)]
         site = [f"{Path(filename).name}:{lineno}"]
         site += [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in ours[-self.frames :]]
         self.counts[tuple(site)] += 1

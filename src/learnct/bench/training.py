@@ -41,7 +41,11 @@ from learnct.bench.methods import build_untrained
 from learnct.bench.timing import synchronize
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import ReconstructionMethod
-from learnct.methods.fast_path import compile_step, optimizer_options
+from learnct.methods.fast_path import (
+    compile_step,
+    grads_in_parameter_strides,
+    optimizer_options,
+)
 from learnct.nets.blocks import ConvBlock
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
@@ -176,6 +180,7 @@ def step_fn(
         loss = loss_of(sinogram, images)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        grads_in_parameter_strides(optimizer)  # as the method's hook does under Lightning
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss.detach().clone() if fast else float(loss.detach())

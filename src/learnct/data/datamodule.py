@@ -218,8 +218,8 @@ class CTDataModule(L.LightningDataModule):
         use_official_observations: for ``lodopab`` splits, use the official observations
             instead of simulated noise (EXPERIMENTAL, see ``LoDoPaBDataset``).
         pin_memory: DataLoader ``pin_memory``; ``None``: when the Trainer runs on CUDA (page-
-            locked batches: their copies to the GPU are asynchronous, while a copy from
-            pageable memory may wait for the GPU's queued work, a host synchronisation).
+            locked batches copy to the GPU asynchronously; a copy from pageable memory may
+            wait for the GPU's queued work).
         eval_noise_on_cpu: draw validation/test noise on the CPU (device-independent test
             data; costs a host round trip of the sinogram per evaluation batch on a GPU).
         phantoms_on_device: training ``ellipses`` phantoms rasterised per batch on the

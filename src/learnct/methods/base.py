@@ -53,7 +53,9 @@ from learnct.methods.checkpoints import checkpoint_identity, fit_state_dict
 from learnct.methods.fast_path import (
     check_fast_path,
     compile_step,
+    grads_in_parameter_strides,
     has_grad_scaler,
+    moments_in_parameter_strides,
     optimizer_options,
 )
 from learnct.physics.fbp import FILTERS, fbp
@@ -517,28 +519,18 @@ class ReconstructionMethod(L.LightningModule):
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Gradients in their parameters' strides for a fused optimiser, which on CUDA
-        refuses any other: a compiled backward may return a 1x1 convolution's gradient with
-        other strides for the same memory (pytorch#126585; the U-Net's NCHW 1x1 convolutions
-        do here). Only such gradients are copied."""
+        """A fused optimiser's gradients in their parameters' strides (the compiled backward
+        can return others: :func:`~learnct.methods.fast_path.grads_in_parameter_strides`)."""
         super().on_before_optimizer_step(optimizer)
-        if not optimizer.defaults.get("fused"):
-            return
-        for group in optimizer.param_groups:
-            for param in group["params"]:
-                if _mislaid(param.grad, param):
-                    param.grad = _laid_out_as(param.grad, param)
+        grads_in_parameter_strides(optimizer)
 
     def on_train_start(self) -> None:
-        """Optimiser moments in their parameters' memory layout: a checkpoint's moments
-        (resume) keep the layout they were saved in, which a run with another ``channels_last``
-        setting does not share, and fused Adam refuses mismatched strides."""
+        """Optimiser moments in their parameters' layout after a resume (a checkpoint of a run
+        with another ``channels_last``: :func:`~learnct.methods.fast_path.
+        moments_in_parameter_strides`)."""
         super().on_train_start()
         for optimizer in self.trainer.optimizers:
-            for param, state in optimizer.state.items():
-                for key, value in state.items():
-                    if _mislaid(value, param):
-                        state[key] = _laid_out_as(value, param)
+            moments_in_parameter_strides(optimizer)
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer
@@ -549,20 +541,6 @@ class ReconstructionMethod(L.LightningModule):
             return max(1, epochs if epochs is not None and epochs > 0 else 1)
         steps = trainer.estimated_stepping_batches
         return max(1, int(steps) if math.isfinite(steps) else 1)
-
-
-def _mislaid(value: Any, param: torch.Tensor) -> bool:
-    """Whether ``value`` is a tensor of ``param``'s shape with other strides."""
-    return (
-        isinstance(value, torch.Tensor)
-        and value.shape == param.shape
-        and value.stride() != param.stride()
-    )
-
-
-def _laid_out_as(value: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
-    """A copy of ``value`` with ``param``'s strides."""
-    return value.new_empty_strided(param.shape, param.stride()).copy_(value)
 
 
 def _test_set_names(datamodule: Any) -> tuple[str, ...]:

@@ -32,7 +32,9 @@ __all__ = [
     "check_fast_path",
     "compile_mode",
     "compile_step",
+    "grads_in_parameter_strides",
     "has_grad_scaler",
+    "moments_in_parameter_strides",
     "optimizer_options",
 ]
 
@@ -90,3 +92,40 @@ def optimizer_options(factory: Callable, device: torch.device) -> dict[str, bool
     if option not in params or "fused" in bound or "foreach" in bound:
         return {}
     return {option: True}
+
+
+def _mislaid(value: object, param: torch.Tensor) -> bool:
+    """Whether ``value`` is a tensor of ``param``'s shape with other strides."""
+    return (
+        isinstance(value, torch.Tensor)
+        and value.shape == param.shape
+        and value.stride() != param.stride()
+    )
+
+
+def _laid_out_as(value: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """A copy of ``value`` with ``param``'s strides."""
+    return value.new_empty_strided(param.shape, param.stride()).copy_(value)
+
+
+def grads_in_parameter_strides(optimizer: torch.optim.Optimizer) -> None:
+    """For a fused optimiser, which on CUDA refuses any other ("must have same dtype, device,
+    and layout"): each gradient in its parameter's strides. A compiled backward may return a
+    gradient with other strides for the same memory (pytorch#126585: a 1x1 or single-input-
+    channel convolution's weight); only those are copied."""
+    if not optimizer.defaults.get("fused"):
+        return
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if _mislaid(param.grad, param):
+                param.grad = _laid_out_as(param.grad, param)
+
+
+def moments_in_parameter_strides(optimizer: torch.optim.Optimizer) -> None:
+    """Each optimiser state tensor of a parameter's shape in that parameter's strides: the
+    moments of a checkpoint keep the layout they were saved in (``trainer.channels_last`` of
+    the run that saved them), and fused Adam refuses mismatched strides."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if _mislaid(value, param):
+                state[key] = _laid_out_as(value, param)

@@ -72,6 +72,11 @@ class StackedTraining:
             raise ValueError(
                 f"StackedTraining stacks one architecture, got {sorted(map(str, kinds))}"
             )
+        if any(getattr(m, "channels_last", False) for m in methods):
+            raise ValueError(
+                "StackedTraining stacks NCHW methods (a layout query is not allowed under "
+                "vmap): build them with channels_last=False"
+            )
         for method in methods:  # ||A|| known (a buffer) before it is stacked and traced
             norm = getattr(method, "operator_norm_tensor", None)
             if norm is not None:

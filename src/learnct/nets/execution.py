@@ -1,8 +1,9 @@
 """How a net's forward is executed, without touching its parameters' values: mixed precision
 for the CNN blocks, ``torch.compile``, and the activations' memory layout.
 
-All three are flags of the learned methods (``model.autocast``, ``model.compile``); neither changes
-a parameter name or shape, so checkpoints load with any setting.
+All three are flags of the learned methods (``model.autocast``, ``model.compile``, and the run's
+``trainer.channels_last``); none changes a parameter name or shape, so checkpoints load with
+any setting.
 
 - ``autocast="bf16"``: the CNN blocks run under ``torch.autocast(dtype=torch.bfloat16)`` on
   the input's device (CPU or CUDA). Convolutions and PReLU compute and store their activations
