@@ -329,3 +329,52 @@ def test_a_fused_optimizer_gets_gradients_in_their_parameters_strides():
     assert all(p.grad.stride() == p.stride() for p in params)
     for p, g in zip(params, grads, strict=True):
         torch.testing.assert_close(p.grad, g, rtol=0, atol=0)
+
+
+def test_a_resumed_optimizer_runs_with_this_runs_options():
+    """A CPU sitting's foreach Adam resumed as this run's fused Adam (a GPU sitting): torch's
+    ``load_state_dict`` takes the saved groups' options, so the optimiser would run foreach,
+    which refuses the non-finite guard's ``found_inf``. After ``own_execution_options`` it is
+    fused again: a step with ``found_inf`` = 1 leaves the weights as they are."""
+    from learnct.methods.fast_path import own_execution_options
+
+    saved_weight = torch.nn.Parameter(torch.ones(3, 2, 3, 3))
+    saving = torch.optim.Adam([saved_weight], foreach=True)
+    saved_weight.grad = torch.ones_like(saved_weight)
+    saving.step()
+    weight = torch.nn.Parameter(saved_weight.detach().clone())
+    resumed = torch.optim.Adam([weight], fused=True)
+    resumed.load_state_dict(saving.state_dict())
+    assert not resumed.param_groups[0]["fused"]  # what torch does
+    own_execution_options(resumed)
+    assert resumed.param_groups[0]["fused"] and not resumed.param_groups[0]["foreach"]
+    weight.grad = torch.ones_like(weight)
+    before = weight.detach().clone()
+    resumed.found_inf = torch.ones(())
+    resumed.step()
+    torch.testing.assert_close(weight.detach(), before, rtol=0, atol=0)
+    resumed.found_inf = torch.zeros(())
+    resumed.step()
+    assert not torch.equal(weight.detach(), before)
+    assert int(resumed.state[weight]["step"]) == 2  # the saved step, the skip, this one
+
+
+def test_a_cpu_sitting_continues_on_a_fused_optimizer(
+    compose_config, run_config, tmp_path, monkeypatch
+):
+    """A schedule whose first sitting ran foreach Adam (the CPU) continues with fused Adam (the
+    fast path on CUDA; fused Adam exists on the CPU too): the non-finite guard hands the fused
+    optimiser ``found_inf``, which a foreach Adam restored from the checkpoint's groups refuses."""
+    import learnct.methods.base as base
+    from conftest import TINY_LPD as SITTING_LPD
+
+    sittings = tmp_path / "sittings"
+    for k, fused in enumerate((False, True)):
+        if fused:
+            monkeypatch.setattr(base, "optimizer_options", lambda factory, device: {"fused": True})
+        overrides = [*SITTING_LPD, f"sitting_dir={sittings}", "sitting_steps=2"]
+        overrides += ["trainer.fast_path=eager", "test=false"]
+        run_config(compose_config("train", overrides, tmp_path / f"sitting{k}"))
+    last = torch.load(sittings / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4
+    assert last["optimizer_states"][0]["param_groups"][0]["fused"] is True

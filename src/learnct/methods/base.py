@@ -57,6 +57,7 @@ from learnct.methods.fast_path import (
     has_grad_scaler,
     moments_in_parameter_strides,
     optimizer_options,
+    own_execution_options,
 )
 from learnct.physics.fbp import FILTERS, fbp
 from learnct.physics.operator import RayTransform
@@ -525,11 +526,13 @@ class ReconstructionMethod(L.LightningModule):
         grads_in_parameter_strides(optimizer)
 
     def on_train_start(self) -> None:
-        """Optimiser moments in their parameters' layout after a resume (a checkpoint of a run
-        with another ``channels_last``: :func:`~learnct.methods.fast_path.
-        moments_in_parameter_strides`)."""
+        """After a resume, the optimiser runs as this run built it (a checkpoint saved on
+        another device or fast path: :func:`~learnct.methods.fast_path.own_execution_options`)
+        with its moments in their parameters' layout (another ``channels_last``:
+        :func:`~learnct.methods.fast_path.moments_in_parameter_strides`)."""
         super().on_train_start()
         for optimizer in self.trainer.optimizers:
+            own_execution_options(optimizer)
             moments_in_parameter_strides(optimizer)
 
     def _total_steps(self, interval: str) -> int:

@@ -36,6 +36,7 @@ __all__ = [
     "has_grad_scaler",
     "moments_in_parameter_strides",
     "optimizer_options",
+    "own_execution_options",
 ]
 
 FAST_PATHS = ("eager", "compiled")
@@ -129,3 +130,20 @@ def moments_in_parameter_strides(optimizer: torch.optim.Optimizer) -> None:
         for key, value in state.items():
             if _mislaid(value, param):
                 state[key] = _laid_out_as(value, param)
+
+
+def own_execution_options(optimizer: torch.optim.Optimizer) -> None:
+    """After a checkpoint's optimiser state is loaded: its parameter groups run as this run
+    built the optimiser (``fused``, ``foreach``: :func:`optimizer_options`), not as the run
+    that saved it (``load_state_dict`` takes the saved groups' options: a CPU sitting's
+    foreach Adam resumed on CUDA would run foreach and ignore the non-finite guard's
+    ``found_inf``). The state is loaded again under this run's options, which puts Adam's
+    step counts where its implementation wants them (fused: on the parameters' device)."""
+    options = {k: optimizer.defaults[k] for k in ("fused", "foreach") if k in optimizer.defaults}
+    groups = optimizer.param_groups
+    if all(group.get(k) == v for group in groups for k, v in options.items()):
+        return
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:
+        group.update(options)
+    optimizer.load_state_dict(state)
