@@ -125,8 +125,8 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
             train(preset, batch, "fast+compiled+bf16", 150)
             if preset != "fan_mayo":  # channels-last: the profile's NCHW/NHWC conversions
                 train(preset, batch, "fast+compiled+bf16+cl", 150)
-        infer("fan_lowdose", "eager,compiled", 100)
-        infer("fan_mayo", "eager,compiled", 120)
+        infer("fan_lowdose", "eager,compiled,compiled+cl", 120)
+        infer("fan_mayo", "eager,compiled,compiled+cl", 150)
         triton = ["--presets", "fan_lowdose", "fan_mayo", "--batches", "1", "5", "8"]
         triton += ["--block-rays", "256", "--block-pixels", "32", "64", "128"]
         triton += ["--angle-chunks", "1", "2", "4", "8", "--layouts", "transposed", "--reps", "10"]

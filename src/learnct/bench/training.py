@@ -410,6 +410,8 @@ INFERENCE_CONFIGS: dict[str, tuple[dict[str, Any], bool]] = {
     "compiled": ({}, True),
     "bf16": ({"autocast": "bf16"}, False),
     "compiled+bf16": ({"autocast": "bf16"}, True),
+    "cl": ({"channels_last": True}, False),
+    "compiled+cl": ({"channels_last": True}, True),
 }
 
 
