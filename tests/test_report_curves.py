@@ -104,3 +104,28 @@ def test_an_unreadable_metrics_file_is_reported_not_fatal(tmp_path, capsys):
     main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
     assert "curves: skipped LearnedPrimalDual:" in capsys.readouterr().out
     assert not (out / "fan_lowdose" / "curves.csv").exists()  # no curve: none drawn
+
+
+def test_a_sittings_committed_curve_stands_for_run_folders_that_are_gone(tmp_path):
+    """The first sittings ran in another session (their run folders are gone); their points
+    come from ``experiments/<setup>/sittings/<task>/curve.csv`` of the same run id, and the
+    last sitting's run folder adds (and wins) its own."""
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"physics": "parallel_ellipses", "test_set": "ellipses", "ssim": "0.9", "n_images": "64"}
+    last = logs / "paper_lpd" / "runs" / "2026-01-02_b"
+    last.mkdir(parents=True)
+    (last / "run.json").write_text(json.dumps({"id": "sched1", "settings": {}}))
+    _metrics(last, [{"step": "20", "val/psnr": "26.0"}, {"step": "30", "val/psnr": "27.25"}])
+    _write(last, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
+    sittings = out / "parallel_ellipses" / "sittings"
+    for task, run_id, psnr in (("paper_lpd", "sched1", "20.5"), ("old", "other", "99.0")):
+        (sittings / task).mkdir(parents=True)
+        (sittings / task / "curve.csv").write_text(
+            f"step,val_psnr,val_ssim,run_id\n10,{psnr},0.6,{run_id}\n20,25.0,0.7,{run_id}\n"
+        )
+    main(["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    assert _curves(out / "parallel_ellipses" / "curves.csv") == [
+        ("LearnedPrimalDual", 10, 20.5),
+        ("LearnedPrimalDual", 20, 26.0),
+        ("LearnedPrimalDual", 30, 27.25),
+    ]

@@ -234,3 +234,29 @@ def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
     assert "starting from the weights" not in second
     saved = torch.load(tmp_path / "sittings" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4
+
+
+def test_the_sittings_curve_keeps_every_sittings_validation_points(
+    tmp_path, compose_config, run_config
+):
+    """``curve.csv`` beside the sittings checkpoint: each sitting adds its validation points
+    (with the one Lightning runs when a sitting stops), so the schedule's curve survives its
+    first sittings' run folders (gone here, as on another machine)."""
+    import shutil
+
+    from learnct.run.sittings import read_sitting_curve
+
+    sittings = tmp_path / "sittings"
+    overrides = [*TINY_LPD, f"sitting_dir={sittings}", "sitting_steps=2", "test=false"]
+    overrides += ["trainer.val_check_interval=1"]
+    run_config(compose_config("train", overrides, tmp_path / "first"))
+    first = read_sitting_curve(sittings)
+    assert [p["step"] for p in first] == ["0", "1"]
+    shutil.rmtree(tmp_path / "first")
+    run_config(compose_config("train", overrides, tmp_path / "second"))
+    curve = read_sitting_curve(sittings)
+    assert [p["step"] for p in curve] == ["0", "1", "2", "3"]
+    assert curve[:2] == first  # kept from the file: their run folder is gone
+    stamp = torch.load(sittings / "last.ckpt", weights_only=True)["learnct_run"]
+    assert {p["run_id"] for p in curve} == {stamp["id"]}
+    assert all(float(p["val_psnr"]) > 0 and 0 < float(p["val_ssim"]) <= 1 for p in curve)

@@ -4,9 +4,12 @@ written by ``make report`` as ``experiments/<setup>/curves.csv`` and ``curves.pn
 Each method's curve comes from the run its table row comes from (the row's run folder), joined
 with every run folder of the same run id (``run.json``: the sittings and resumes of one
 schedule), from the validation metrics the CSV logger wrote (``val/psnr``, ``val/ssim``;
-:func:`learnct.run.results.read_metric_curves`). A method whose row was kept from the written
-table (no run of its here) keeps its written curve, as the table keeps its row. FBP and TV
-(nothing to train) have one validation point: drawn as a dashed level across the plot.
+:func:`learnct.run.results.read_metric_curves`), and with the committed curve of its sittings
+(``experiments/<setup>/sittings/*/curve.csv`` of the same run id: the sittings whose run
+folders are gone, on another machine or in another session). A method whose row was kept
+from the written table (no run of its here) keeps its written curve, as the table keeps its
+row. FBP and TV (nothing to train) have one validation point: drawn as a dashed level across
+the plot.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from learnct.reporting.table import repository_path
 from learnct.run.atomic_files import atomic_open
 from learnct.run.identity import read_identity
 from learnct.run.results import ResultsError, find_run_folders, read_metric_curves
+from learnct.run.sittings import read_sitting_curve
 
 __all__ = ["CURVE_FIELDS", "collect_curves", "plot_curves", "write_curves"]
 
@@ -42,9 +46,26 @@ def _schedule_folders(folder: Path, log_dir: Path) -> list[Path]:
     return sorted({*same, folder}, key=lambda f: f.name)
 
 
-def _run_curve(method: str, folders: Iterable[Path]) -> list[dict[str, str]]:
-    """The validation points of ``method`` over ``folders`` (a later folder wins a step)."""
+def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[str, str]]:
+    """The points of the sittings curves under ``setup/sittings`` of ``folder``'s run id."""
+    identity = read_identity(folder)
     points: dict[int, dict[str, str]] = {}
+    if identity is None:
+        return points
+    for sittings in sorted((setup / "sittings").glob("*/")):
+        for p in read_sitting_curve(sittings):
+            if p.get("run_id") == identity.id:
+                point = {"method": method, "step": p["step"], "run_dir": str(sittings)}
+                points[int(p["step"])] = {**point, **{k: p[k] for k in _METRICS if p.get(k)}}
+    return points
+
+
+def _run_curve(
+    method: str, folders: Iterable[Path], points: dict[int, dict[str, str]] | None = None
+) -> list[dict[str, str]]:
+    """The validation points of ``method`` over ``folders`` (a later folder wins a step),
+    on top of ``points`` (a sittings curve's)."""
+    points = dict(points or {})
     for folder in folders:
         curves = read_metric_curves(folder, _METRICS.values())
         for column, name in _METRICS.items():
@@ -83,7 +104,8 @@ def collect_curves(
             points += [p for p in old if p.get("method") == method]
             continue
         try:
-            points += _run_curve(method, _schedule_folders(folder, log_dir))
+            sittings = _sitting_points(method, folder, written.parent)
+            points += _run_curve(method, _schedule_folders(folder, log_dir), sittings)
         except ResultsError as err:
             problems.append(f"curves: skipped {method}: {err}")
     return points, problems

@@ -14,6 +14,11 @@ model, as the papers report it); earlier sittings do not test. ``init_weights`` 
 first sitting of a fine-tune from other weights; later sittings, the same command, continue
 the sittings checkpoint (which then holds the weights) and do not load it again.
 
+Beside it, ``curve.csv`` keeps the schedule's validation curve (step, ``val/psnr``,
+``val/ssim``, run id: :func:`update_sitting_curve`), rewritten at the end of each sitting from
+the run folder's CSV metrics and the points of the earlier sittings, whose run folders may be
+gone (another machine or session): ``make report`` draws the whole schedule from it.
+
 The checkpoint keeps only what resuming needs (:data:`RESUME_KEYS`, the DataModule's and the
 precision plugin's state): no callback states (best-checkpoint bookkeeping, which starts
 afresh each sitting) and no DataModule hyper-parameters. A sitting continues only a checkpoint
@@ -23,6 +28,7 @@ run id it carries.
 
 from __future__ import annotations
 
+import csv
 import tempfile
 import time
 from pathlib import Path
@@ -34,19 +40,27 @@ from omegaconf import DictConfig
 
 from learnct.methods.checkpoints import load_checkpoint_file
 from learnct.run.atomic_checkpoint import atomic_torch_save
+from learnct.run.atomic_files import atomic_open
 from learnct.run.config_checks import ConfigError
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
+from learnct.run.results import read_metric_curves
 
 __all__ = [
     "RESUME_KEYS",
     "SittingEnd",
+    "read_sitting_curve",
     "resolve_sitting",
     "sitting_checkpoint",
     "sitting_identity",
     "strip_for_resume",
+    "update_sitting_curve",
 ]
 
 SITTING_CHECKPOINT = "last.ckpt"
+SITTING_CURVE = "curve.csv"
+#: the columns of a sitting curve: the step, PSNR (dB), SSIM and the schedule's run id
+CURVE_FIELDS = ("step", "val_psnr", "val_ssim", "run_id")
+_CURVE_METRICS = {"val_psnr": "val/psnr", "val_ssim": "val/ssim"}
 #: The entries of a Lightning checkpoint that a true resume reads: weights, optimiser and
 #: scheduler states, loop progress and step count, learnct's method/geometry record and run
 #: stamp, and the method's hyper-parameters (checked against the command's architecture).
@@ -137,6 +151,7 @@ class SittingEnd(L.Callback):
         self.target = Path(target)
         self.stop_at: int | None = None
         self.started: float | None = None
+        self.run_id: str | None = None  # the schedule's, once a checkpoint is saved
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.monotonic()
@@ -166,4 +181,40 @@ class SittingEnd(L.Callback):
                 type(obj).__qualname__ for obj in (trainer.datamodule, trainer.precision_plugin)
             )
             atomic_torch_save(strip_for_resume(full, keys), self.target)
+            self.run_id = (full.get("learnct_run") or {}).get("id")
         print(f"sitting: step {trainer.global_step} saved to {self.target}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After the validation that a stop brings (Lightning validates when training is
+        stopped): the sitting's curve into ``curve.csv`` beside the checkpoint."""
+        if self.run_id is None or not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:  # the CSV logger's buffered rows, on disk
+            logger.save()
+        update_sitting_curve(self.target.parent, Path(trainer.default_root_dir), self.run_id)
+
+
+def read_sitting_curve(folder: Path) -> list[dict[str, str]]:
+    """The points of ``folder/curve.csv`` (:data:`CURVE_FIELDS`); none if it is missing."""
+    try:
+        with open(Path(folder) / SITTING_CURVE, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError:
+        return []
+
+
+def update_sitting_curve(folder: Path, run_folder: Path, run_id: str) -> Path:
+    """Rewrite ``folder/curve.csv``: the earlier sittings' points of schedule ``run_id`` (a
+    file of another schedule is replaced) and the validation points of ``run_folder`` (which
+    win a step they share)."""
+    points = {int(p["step"]): p for p in read_sitting_curve(folder) if p.get("run_id") == run_id}
+    for column, name in _CURVE_METRICS.items():
+        for step, value in read_metric_curves(run_folder, [name]).get(name, []):
+            point = points.setdefault(step, {"step": str(step), "run_id": run_id})
+            point[column] = f"{value:.4f}"
+    path = Path(folder) / SITTING_CURVE
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(points[s] for s in sorted(points))
+    return path
