@@ -21,15 +21,18 @@ from pathlib import Path
 from learnct.reporting.table import repository_path
 from learnct.run.atomic_files import atomic_open
 from learnct.run.identity import read_identity
-from learnct.run.results import ResultsError, find_run_folders, read_metric_curves
+from learnct.run.results import (
+    VALIDATION_COLUMNS,
+    ResultsError,
+    find_run_folders,
+    validation_points,
+)
 from learnct.run.sittings import read_sitting_curve
 
 __all__ = ["CURVE_FIELDS", "collect_curves", "plot_curves", "write_curves"]
 
 #: the columns of ``curves.csv``: PSNR in dB, SSIM, ``run_dir`` the run folder of the point
 CURVE_FIELDS = ("method", "step", "val_psnr", "val_ssim", "run_dir")
-#: the logged metric of each value column
-_METRICS = {"val_psnr": "val/psnr", "val_ssim": "val/ssim"}
 
 
 def _schedule_folders(folder: Path, log_dir: Path) -> list[Path]:
@@ -56,7 +59,10 @@ def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[st
         for p in read_sitting_curve(sittings):
             if p.get("run_id") == identity.id:
                 point = {"method": method, "step": p["step"], "run_dir": str(sittings)}
-                points[int(p["step"])] = {**point, **{k: p[k] for k in _METRICS if p.get(k)}}
+                points[int(p["step"])] = {
+                    **point,
+                    **{k: p[k] for k in VALIDATION_COLUMNS if p.get(k)},
+                }
     return points
 
 
@@ -67,14 +73,9 @@ def _run_curve(
     on top of ``points`` (a sittings curve's)."""
     points = dict(points or {})
     for folder in folders:
-        curves = read_metric_curves(folder, _METRICS.values())
-        for column, name in _METRICS.items():
-            for step, value in curves.get(name, []):
-                point = points.setdefault(
-                    step, {"method": method, "step": str(step), "run_dir": str(folder)}
-                )
-                point[column] = f"{value:.4f}"
-                point["run_dir"] = str(folder)
+        for step, values in validation_points(folder).items():
+            point = points.setdefault(step, {"method": method, "step": str(step)})
+            point.update(values, run_dir=str(folder))
     return [points[s] for s in sorted(points)]
 
 

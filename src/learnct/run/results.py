@@ -27,6 +27,7 @@ __all__ = [
     "RESULTS_FILE",
     "RESULT_FIELDS",
     "TEST_METRICS",
+    "VALIDATION_COLUMNS",
     "ResultsError",
     "find_results",
     "find_run_folders",
@@ -36,8 +37,12 @@ __all__ = [
     "read_run_config",
     "task_run_folders",
     "tested_checkpoint",
+    "validation_points",
     "write_results",
 ]
+
+#: the columns of a learning curve (PSNR in dB, SSIM) and the logged metric of each
+VALIDATION_COLUMNS = {"val_psnr": "val/psnr", "val_ssim": "val/ssim"}
 
 RESULTS_FILE = "results.csv"
 CONFIG_FILE = "config.json"
@@ -207,3 +212,14 @@ def read_metric_curves(
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise ResultsError(f"{path}: cannot read the run's metrics ({err})") from err
     return {name: sorted(points.items()) for name, points in values.items() if points}
+
+
+def validation_points(folder: Path) -> dict[int, dict[str, str]]:
+    """The validation values of the run ``folder`` by step (:data:`VALIDATION_COLUMNS`,
+    written with 4 decimals): ``{step: {"val_psnr": "36.8870", "val_ssim": "0.9439"}}``."""
+    curves = read_metric_curves(folder, VALIDATION_COLUMNS.values())
+    points: dict[int, dict[str, str]] = {}
+    for column, name in VALIDATION_COLUMNS.items():
+        for step, value in curves.get(name, []):
+            points.setdefault(step, {})[column] = f"{value:.4f}"
+    return points

@@ -43,7 +43,7 @@ from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import atomic_open
 from learnct.run.config_checks import ConfigError
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
-from learnct.run.results import read_metric_curves
+from learnct.run.results import VALIDATION_COLUMNS, validation_points
 
 __all__ = [
     "RESUME_KEYS",
@@ -59,8 +59,7 @@ __all__ = [
 SITTING_CHECKPOINT = "last.ckpt"
 SITTING_CURVE = "curve.csv"
 #: the columns of a sitting curve: the step, PSNR (dB), SSIM and the schedule's run id
-CURVE_FIELDS = ("step", "val_psnr", "val_ssim", "run_id")
-_CURVE_METRICS = {"val_psnr": "val/psnr", "val_ssim": "val/ssim"}
+CURVE_FIELDS = ("step", *VALIDATION_COLUMNS, "run_id")
 #: The entries of a Lightning checkpoint that a true resume reads: weights, optimiser and
 #: scheduler states, loop progress and step count, learnct's method/geometry record and run
 #: stamp, and the method's hyper-parameters (checked against the command's architecture).
@@ -208,10 +207,8 @@ def update_sitting_curve(folder: Path, run_folder: Path, run_id: str) -> Path:
     file of another schedule is replaced) and the validation points of ``run_folder`` (which
     win a step they share)."""
     points = {int(p["step"]): p for p in read_sitting_curve(folder) if p.get("run_id") == run_id}
-    for column, name in _CURVE_METRICS.items():
-        for step, value in read_metric_curves(run_folder, [name]).get(name, []):
-            point = points.setdefault(step, {"step": str(step), "run_id": run_id})
-            point[column] = f"{value:.4f}"
+    for step, values in validation_points(run_folder).items():
+        points.setdefault(step, {"step": str(step), "run_id": run_id}).update(values)
     path = Path(folder) / SITTING_CURVE
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS, extrasaction="ignore")
