@@ -39,8 +39,9 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
 
 A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
 checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
-training epoch after ``load_state_dict`` starts at that index instead of the epoch's start.
-Finite sources restart the interrupted epoch's shuffled order.
+training epoch after ``load_state_dict`` starts at that index instead of the epoch's start
+(the training loader, a :class:`StreamLoader`, tells Lightning that it resumes). Finite
+sources restart the interrupted epoch's shuffled order.
 
 Training images: for ``ellipses`` and ``ctlike`` an infinite stream; the sampler
 (:class:`EpochStreamSampler`) yields ``epoch * train_size + i`` (Lightning calls its
@@ -70,7 +71,7 @@ from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, 
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
-__all__ = ["DEFAULT_SIZES", "CTDataModule", "EpochStreamSampler", "train_dose"]
+__all__ = ["DEFAULT_SIZES", "CTDataModule", "EpochStreamSampler", "StreamLoader", "train_dose"]
 
 #: Split sizes used for the synthetic sources when a size is ``None``.
 DEFAULT_SIZES = {"train": 1024, "val": 32, "test": 128}
@@ -100,6 +101,25 @@ class EpochStreamSampler(Sampler[int]):
         epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         start = epoch * self.length
         return iter(range(max(start, self.resume_from), start + self.length))
+
+
+class StreamLoader(DataLoader):
+    """The training loader of an infinite stream (``ellipses``, ``ctlike``): it resumes.
+
+    The stream's position (its next index and the noise counter) is the DataModule's
+    ``state_dict``, which Lightning saves with every checkpoint and restores before it asks
+    for this loader, whose sampler then starts there. This loader's own state is therefore
+    empty; having ``state_dict``/``load_state_dict`` is what tells Lightning that it resumes
+    (without them it warns at every mid-epoch resume, a sitting's start among them, that the
+    loader "is not resumable"). Finite sources keep a plain ``DataLoader``: a resumed run
+    restarts their interrupted epoch, and Lightning's warning says so.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: the DataModule's state holds the stream's position."""
 
 
 def train_dose(seed: int, index: int, photons_range: tuple[float, float]) -> float:
@@ -381,8 +401,14 @@ class CTDataModule(L.LightningDataModule):
         trainer = self.trainer
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None) -> DataLoader:
-        return DataLoader(
+    def _loader(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        sampler: Sampler | None,
+        loader_class: type[DataLoader] = DataLoader,
+    ) -> DataLoader:
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -396,14 +422,16 @@ class CTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         (dataset,) = self._datasets("train")
+        loader_class: type[DataLoader] = DataLoader
         if getattr(dataset.dataset, "infinite_stream", False):  # ellipses, ctlike
             sampler: Sampler = EpochStreamSampler(len(dataset), self._resume_stream_from)
             self._resume_stream_from = 0
+            loader_class = StreamLoader
         else:
             gen = torch.Generator().manual_seed(derive_seed(self.seed, "shuffle"))
             sampler = RandomSampler(dataset, generator=gen)
         self._train_sampler = sampler
-        return self._loader(dataset, self.batch_size, sampler)
+        return self._loader(dataset, self.batch_size, sampler, loader_class)
 
     def _eval_loaders(self, split: str) -> DataLoader | list[DataLoader]:
         loaders = [self._loader(d, self.eval_batch_size, None) for d in self._datasets(split)]
