@@ -30,3 +30,19 @@ def test_trainer_cpu_is_the_default_cpu_trainer(compose_config, tmp_path):
     assert cfg.trainer == compose_config("train", ["experiment=lpd"], tmp_path).trainer
     trainer = build_trainer(cfg, [], [], enable_progress_bar=False)
     assert type(trainer.accelerator).__name__ == "CPUAccelerator"
+
+
+def test_without_a_progress_bar_callback_there_is_no_bar(compose_config, tmp_path):
+    """``callbacks.progress_bar=null`` removes the bar; Lightning would add its own (an epoch
+    bar reading "Epoch 122/-2" in step-based runs) unless the trainer config asks for it."""
+    from learnct.run.build import instantiate_all
+    from learnct.run.progress import StepProgressBar
+
+    cfg = compose_config("train", ["experiment=lpd"], tmp_path)
+    bar = build_trainer(cfg, [], instantiate_all(cfg.callbacks)).progress_bar_callback
+    assert isinstance(bar, StepProgressBar)
+    assert build_trainer(cfg, [], []).progress_bar_callback is None
+    asked = compose_config(
+        "train", ["experiment=lpd", "+trainer.enable_progress_bar=true"], tmp_path
+    )
+    assert build_trainer(asked, [], []).progress_bar_callback is not None  # Lightning's own

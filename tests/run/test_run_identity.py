@@ -115,3 +115,36 @@ def test_a_setting_the_old_run_did_not_record_is_not_a_difference():
         "model.statistical_weights: False -> True"
     ]
     assert differences(old, {"model": {"n_iter": 5}}) == ["model.n_iter: 10 -> 5"]
+
+
+def test_a_run_continues_under_other_execution_settings_only(compose_config):
+    """How a run executes (loader processes, pinned memory, phantoms on the device, compiled,
+    recomputed or bf16 blocks) may change between sittings, e.g. a CPU sitting continued on a
+    GPU; what it trains may not."""
+    from omegaconf import OmegaConf
+
+    from learnct.run.identity import EXECUTION_KEYS, differences, run_settings
+
+    paper = ["experiment=paper/lpd_parallel_ellipses"]
+    cfg = compose_config("train", paper)
+    for key in EXECUTION_KEYS:  # each names a setting of the config (none has rotted away)
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", key
+    other = [
+        "data.num_workers=2",
+        "data.pin_memory=true",
+        "data.phantoms_on_device=false",
+        "model.compile=true",
+        "model.checkpoint=true",
+        "model.autocast=bf16",
+    ]
+    assert len(other) == len(EXECUTION_KEYS)
+    base = run_settings(cfg)
+    assert differences(base, run_settings(compose_config("train", [*paper, *other]))) == []
+    trained = ["data.train_size=64", "data.batch_size=4", "model.hidden=16", "seed=1"]
+    assert differences(base, run_settings(compose_config("train", [*paper, *trained]))) == [
+        "data.batch_size: 5 -> 4",
+        "data.seed: 0 -> 1",
+        "data.train_size: 1000 -> 64",
+        "model.hidden: 32 -> 16",
+        "seed: 0 -> 1",
+    ]

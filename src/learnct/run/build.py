@@ -162,8 +162,17 @@ def _instantiate_entry(entry: DictConfig) -> Any:
 
 def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[Any], **overrides: Any):
     """``cfg.trainer`` with ``loggers`` (none: no logging), ``callbacks`` and atomic
-    checkpoint writes; ``overrides`` replace trainer arguments (e.g. ``devices=1``)."""
+    checkpoint writes; ``overrides`` replace trainer arguments (e.g. ``devices=1``). Without a
+    progress bar among ``callbacks`` (``callbacks.progress_bar=null``) there is none: Lightning
+    would otherwise add its own (unless ``trainer.enable_progress_bar`` says otherwise)."""
+    from lightning.pytorch.callbacks import ProgressBar
+
     from learnct.run.atomic_checkpoint import AtomicCheckpointIO
+
+    if "enable_progress_bar" not in cfg.trainer and not any(
+        isinstance(c, ProgressBar) for c in callbacks
+    ):
+        overrides.setdefault("enable_progress_bar", False)
 
     trainer: L.Trainer = build_component(
         "trainer",

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from learnct.run.atomic_files import atomic_write_text
 
 __all__ = [
+    "EXECUTION_KEYS",
     "IDENTITY_FILE",
     "IDENTITY_KEYS",
     "RunIdentity",
@@ -36,6 +37,20 @@ IDENTITY_FILE = "run.json"
 #: data, model (architecture, optimiser, learning rate, schedule) and the planned step count
 #: (the cosine schedule's length).
 IDENTITY_KEYS = ("seed", "physics", "data", "model", "trainer.max_steps")
+#: Settings under :data:`IDENTITY_KEYS` that say how a run executes, not what it trains: the
+#: loader's processes and memory, where the ellipse phantoms are rasterised (the same images),
+#: the CNN blocks compiled, recomputed in backward or in bfloat16 autocast (as
+#: ``trainer.precision``, which is not part of the identity either). A run continues under
+#: other values of these (another machine: a GPU run of a CPU sitting); :func:`differences`
+#: skips them.
+EXECUTION_KEYS = (
+    "data.num_workers",
+    "data.pin_memory",
+    "data.phantoms_on_device",
+    "model.compile",
+    "model.checkpoint",
+    "model.autocast",
+)
 
 
 class RunIdentity(dict):
@@ -88,15 +103,16 @@ def read_identity(folder: Path) -> RunIdentity | None:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every leaf that differs between two settings trees. A key the
-    old tree lacks is not compared: a setting added to learnct since the old run started
-    (e.g. ``model.statistical_weights``), which that run had at its default."""
+    """``key: old -> new`` for every leaf that differs between two settings trees, except the
+    :data:`EXECUTION_KEYS`. A key the old tree lacks is not compared: a setting added to
+    learnct since the old run started (e.g. ``model.statistical_weights``), which that run had
+    at its default."""
     out: list[str] = []
     for key in sorted(set(old) | set(new)):
-        if key not in old:
+        name = f"{prefix}{key}"
+        if key not in old or name in EXECUTION_KEYS:
             continue
         a, b = old.get(key), new.get(key)
-        name = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{name}.")
         elif a != b:
