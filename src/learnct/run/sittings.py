@@ -172,7 +172,7 @@ class SittingEnd(L.Callback):
         self.target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.target.parent, prefix=".sitting-") as tmp:
             full_path = Path(tmp) / "full.ckpt"
-            trainer.save_checkpoint(full_path)  # every rank takes part; rank 0 writes
+            trainer.save_checkpoint(full_path, weights_only=False)  # every rank; rank 0 writes
             if not trainer.is_global_zero:
                 return
             full = torch.load(full_path, map_location="cpu", weights_only=True)
