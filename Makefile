@@ -22,12 +22,17 @@ test test-fast: export WANDB_MODE = disabled
 help: ## List the available targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".[EXTRAS]"
+install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".[EXTRAS]"; later EXTRAS=...: adds them
+ifneq ($(origin EXTRAS),file)
+	@test "$$(cat $(STAMP))" = "$(EXTRAS)" || { \
+	  $(PY) -m pip install --quiet --progress-bar off -e ".[$(EXTRAS)]" && echo "$(EXTRAS)" > $(STAMP); }
+endif
 
+# the stamp holds the extras installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --progress-bar off -e ".[$(EXTRAS)]"
-	touch $@
+	echo "$(EXTRAS)" > $@
 
 train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"; EXP=paper/<method>_<setup>: paper scale
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS) (paper scale: $(PAPER_EXPERIMENTS))"; exit 2; }
@@ -41,7 +46,7 @@ sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_searc
 
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
-	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(EXP) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
+	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(subst /,_,$(EXP)) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
 reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)
 	$(PY) -m learnct.reconstruct $(ARGS)

@@ -31,6 +31,7 @@ def _rescale(text: str) -> tuple[float, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from learnct.methods.classical import DATA_TERMS
     from learnct.physics.presets import PRESETS
     from learnct.reconstruct.readers import IMAGE_UNITS
     from learnct.reconstruct.writers import FORMATS
@@ -54,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="a committed model's name (--list-models) or a .ckpt path")
     p.add_argument("--method", choices=["fbp", "tv"], help="a classical method instead of --model")
+    tv = p.add_argument_group("TV's settings (with --method tv; default: learnct.methods.TV's)")
+    tv.add_argument("--lam", type=float, help="regularisation weight lambda (default 40)")
+    tv.add_argument("--iterations", type=int, help="Chambolle-Pock iterations (default 300)")
+    tv.add_argument(
+        "--data-term",
+        choices=DATA_TERMS,
+        help="ls: least squares (default); wls: weighted by the counts, exp(-mu g) (TV-WLS)",
+    )
     p.add_argument("--preset", help=f"the geometry and noise: one of {sorted(PRESETS)}")
     p.add_argument("--geometry-file", type=Path, help="the geometry as a YAML file (docs)")
     p.add_argument("--photons", type=float, help="dose: photons per detector pixel (simulation)")
@@ -126,6 +135,18 @@ def _reconstruct(args: argparse.Namespace) -> list[Path]:
 
     fmt = format_for(args.output, args.format)
     method = args.method or (None if args.model else "fbp")
+    tv_options = {
+        name: value
+        for name, value in (
+            ("lam", args.lam),
+            ("iterations", args.iterations),
+            ("data_term", args.data_term),
+        )
+        if value is not None
+    }
+    if tv_options and method != "tv":
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in tv_options)
+        raise ValueError(f"{flags}: TV's settings, for --method tv (not {args.model or method})")
     runner = build_reconstructor(
         args.model,
         method,
@@ -135,6 +156,7 @@ def _reconstruct(args: argparse.Namespace) -> list[Path]:
         args.allow_geometry_mismatch,
         args.device,
         args.backend,
+        tv_options,
     )
     provenance = runner.provenance()
     if args.images is not None:

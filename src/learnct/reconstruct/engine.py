@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,11 +138,12 @@ def build_reconstructor(
     allow_geometry_mismatch: bool = False,
     device: str = "auto",
     backend: str = "auto",
+    method_options: dict[str, Any] | None = None,
 ) -> Reconstructor:
     """The method to run: the committed model or checkpoint ``model`` (on its own geometry;
     another one given by ``preset``/``geometry_file`` is refused with what differs unless
     ``allow_geometry_mismatch``), or the classical ``method`` (``fbp``, ``tv``) on the
-    geometry given."""
+    geometry given, with ``method_options`` (its constructor's keywords, e.g. TV's ``lam``)."""
     if (model is None) == (method is None):
         raise ValueError("choose one: --model <name or checkpoint> or --method fbp|tv")
     if model is not None:
@@ -162,7 +164,8 @@ def build_reconstructor(
         if method not in CLASSICAL:
             raise ValueError(f"--method {method!r} is not valid: choose one of {sorted(CLASSICAL)}")
         physics = resolve_physics(preset, geometry_file, photons, None)
-        chosen = CLASSICAL[method](RayTransform(physics.geometry, backend=backend)).eval()
-        label = method
+        operator = RayTransform(physics.geometry, backend=backend)
+        chosen = CLASSICAL[method](operator, **(method_options or {})).eval()
+        label = " ".join([method, *(f"{k}={v}" for k, v in (method_options or {}).items())])
     where = pick_device(device)
     return Reconstructor(chosen.to(where), physics, label, where)

@@ -122,7 +122,8 @@ def resolve_sitting(cfg: DictConfig) -> Path | None:
     if planned not in (None, -1) and step >= planned:
         raise ConfigError(
             f"sittings: the schedule of {path} has ended (step {step} of {planned}); "
-            "test it with make eval CKPT=<that file>, or move it away to start again"
+            "test it with make eval EXP=<this experiment> CKPT=<that file>, or move it away to "
+            "start again"
         )
     return path
 
