@@ -98,3 +98,41 @@ def test_installed_versions_match_pins(req: Requirement) -> None:
     assert req.specifier.contains(installed, prereleases=True), (
         f"{req.name}: installed {installed}, pinned {_pin(req)}"
     )
+
+
+def test_make_install_adds_extras_to_an_existing_venv(tmp_path):
+    """``make install EXTRAS=...`` in an installed venv installs them (its stamp records the
+    extras installed); the same extras again, or none given, install nothing."""
+    import os
+    import subprocess
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    fake = venv / "bin" / "python"  # records its arguments instead of running pip
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    stamp = venv / ".installed"
+    stamp.write_text("dev,astra,gpu\n")
+    later = (ROOT / "pyproject.toml").stat().st_mtime + 10  # installed after the last edit
+    os.utime(stamp, (later, later))
+
+    def install(*extras: str) -> str:
+        cmd = ["make", "--no-print-directory", "install", f"VENV={venv}", *extras]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return calls.read_text() if calls.exists() else ""
+
+    assert install() == ""
+    assert install("EXTRAS=dev,astra,gpu") == ""
+    assert install("EXTRAS=dev,astra,gpu,loggers").split() == [
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--progress-bar",
+        "off",
+        "-e",
+        ".[dev,astra,gpu,loggers]",
+    ]
+    assert stamp.read_text().strip() == "dev,astra,gpu,loggers"
