@@ -24,15 +24,16 @@ help: ## List the available targets
 
 install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".[EXTRAS]"; later EXTRAS=...: adds them
 ifneq ($(origin EXTRAS),file)
-	@test "$$(cat $(STAMP))" = "$(EXTRAS)" || { \
-	  $(PY) -m pip install --quiet --progress-bar off -e ".[$(EXTRAS)]" && echo "$(EXTRAS)" > $(STAMP); }
+	@extras=$(ALL_EXTRAS); test "$$(cat $(STAMP))" = "$$extras" || { \
+	  $(PY) -m pip install --quiet --progress-bar off -e ".[$$extras]" && echo "$$extras" > $(STAMP); }
 endif
 
-# the stamp holds the extras installed
+# The stamp holds the extras installed so far; a reinstall (pyproject.toml changed) or a new
+# EXTRAS installs their union, sorted (shell code: the stamp may not exist yet).
+ALL_EXTRAS = "$$( { tr , '\n' 2>/dev/null < $(STAMP); echo "$(EXTRAS)" | tr , '\n'; } | grep . | sort -u | paste -sd, - )"
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --progress-bar off -e ".[$(EXTRAS)]"
-	echo "$(EXTRAS)" > $@
+	extras=$(ALL_EXTRAS); $(PY) -m pip install --quiet --progress-bar off -e ".[$$extras]" && echo "$$extras" > $@
 
 train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"; EXP=paper/<method>_<setup>: paper scale
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS) (paper scale: $(PAPER_EXPERIMENTS))"; exit 2; }
@@ -45,7 +46,7 @@ sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_searc
 	$(PY) -m learnct.train -m experiment=$(EXP) hparams_search=$(SEARCH) $(ARGS)
 
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)
-	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
+	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS) (paper scale: $(PAPER_EXPERIMENTS))"; exit 2; }
 	$(PY) -m learnct.evaluate experiment=$(EXP) task_name=eval_$(subst /,_,$(EXP)) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
 reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)

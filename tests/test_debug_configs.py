@@ -106,7 +106,7 @@ def test_debug_config_composes_with_every_experiment(experiment, debug, compose_
     for key, value in expected.items():
         assert OmegaConf.select(cfg, key) == value, key
     assert list(cfg.logger) == ["csv"]  # no W&B run
-    assert set(cfg.callbacks or {}) == (set() if debug == "overfit" else CALLBACKS)
+    assert set(cfg.callbacks or {}) == ({"progress_bar"} if debug == "overfit" else CALLBACKS)
     # the physics and the model stay the experiment's: only the keys above differ
     before, after = _flat(plain), _flat(cfg)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}

@@ -102,7 +102,8 @@ def test_installed_versions_match_pins(req: Requirement) -> None:
 
 def test_make_install_adds_extras_to_an_existing_venv(tmp_path):
     """``make install EXTRAS=...`` in an installed venv installs them (its stamp records the
-    extras installed); the same extras again, or none given, install nothing."""
+    extras installed so far); extras already there install nothing, and a reinstall after
+    ``pyproject.toml`` changed keeps every extra installed."""
     import os
     import subprocess
 
@@ -113,26 +114,23 @@ def test_make_install_adds_extras_to_an_existing_venv(tmp_path):
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(0o755)
     stamp = venv / ".installed"
-    stamp.write_text("dev,astra,gpu\n")
-    later = (ROOT / "pyproject.toml").stat().st_mtime + 10  # installed after the last edit
-    os.utime(stamp, (later, later))
+    stamp.write_text("astra,dev,gpu\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("EXTRAS", "MAKEFLAGS", "MAKELEVEL")}
 
-    def install(*extras: str) -> str:
+    def install(*extras: str, installed_after_edit: bool = True) -> list[str]:
+        shift = 10 if installed_after_edit else -10  # the stamp against pyproject.toml
+        when = (ROOT / "pyproject.toml").stat().st_mtime + shift
+        os.utime(stamp, (when, when))
+        calls.unlink(missing_ok=True)
         cmd = ["make", "--no-print-directory", "install", f"VENV={venv}", *extras]
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
-        return calls.read_text() if calls.exists() else ""
+        return calls.read_text().split() if calls.exists() else []
 
-    assert install() == ""
-    assert install("EXTRAS=dev,astra,gpu") == ""
-    assert install("EXTRAS=dev,astra,gpu,loggers").split() == [
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--progress-bar",
-        "off",
-        "-e",
-        ".[dev,astra,gpu,loggers]",
-    ]
-    assert stamp.read_text().strip() == "dev,astra,gpu,loggers"
+    pip = ["-m", "pip", "install", "--quiet", "--progress-bar", "off", "-e"]
+    assert install() == []
+    assert install("EXTRAS=dev,astra,gpu") == []
+    assert install("EXTRAS=dev,astra,gpu,loggers") == [*pip, ".[astra,dev,gpu,loggers]"]
+    assert stamp.read_text().strip() == "astra,dev,gpu,loggers"
+    assert install("EXTRAS=dev") == []  # installed already
+    assert install(installed_after_edit=False) == [*pip, ".[astra,dev,gpu,loggers]"]

@@ -325,6 +325,13 @@ def test_the_test_pass_runs_in_test_precision_not_the_training_precision():
     fp32 = L.Trainer(accelerator="cpu", precision=32, logger=False)
     cfg.test_precision = "32"
     assert single_device_tester(cfg, fp32, [], []) is fp32
+    # a progress bar only when the training had one (callbacks.progress_bar=null: none)
+    del cfg.trainer.enable_progress_bar
+    cfg.test_precision = "32-true"
+    for shown in (False, True):
+        trained = L.Trainer(precision="bf16-mixed", logger=False, enable_progress_bar=shown)
+        tester = single_device_tester(cfg, trained, [], [])
+        assert (tester.progress_bar_callback is not None) is shown
 
 
 def test_real_ct_data_config(tmp_path, train_cfg, run_config):

@@ -478,3 +478,24 @@ def test_loaders_pin_memory_when_the_trainer_is_on_cuda(pin_memory, device, pinn
     dm.trainer = types.SimpleNamespace(strategy=strategy)
     assert dm.train_dataloader().pin_memory is pinned
     assert dm.val_dataloader().pin_memory is pinned
+
+
+def test_the_stream_loader_resumes_and_its_empty_state_is_not_saved():
+    """An infinite stream's training loader tells Lightning that it resumes (``state_dict``);
+    its state is empty (the DataModule's holds the position) and is left out of checkpoints,
+    which a run whose loader has no state (a finite source's) could not load otherwise."""
+    from lightning.fabric.utilities.types import _Stateful  # what Lightning checks
+
+    from learnct.data.datamodule import StreamLoader, drop_stream_loader_state
+
+    dm = make_dm()
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, StreamLoader) and isinstance(loader, _Stateful)
+    assert not isinstance(dm.val_dataloader(), _Stateful)
+    saved = {"loops": {"fit_loop": {"state_dict": {"combined_loader": [loader.state_dict()]}}}}
+    drop_stream_loader_state(saved)
+    assert saved == {"loops": {"fit_loop": {"state_dict": {}}}}
+    other = {"loops": {"fit_loop": {"state_dict": {"combined_loader": [{"position": 3}]}}}}
+    drop_stream_loader_state(other)  # a loader state that holds something stays
+    assert other["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"position": 3}]

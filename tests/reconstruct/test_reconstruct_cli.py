@@ -295,3 +295,15 @@ def test_tv_takes_its_settings_and_other_methods_refuse_them(tmp_path, capsys):
         main([*args, "fbp", "--lam", "5", "--output", str(tmp_path / "f.npy")])
     assert exit_.value.code == 2
     assert "--lam: TV's settings, for --method tv (not fbp)" in capsys.readouterr().err
+
+
+def test_tv_weights_its_data_with_the_physics_attenuation(tmp_path):
+    """TV-WLS's weights exp(-mu g) take mu (1/mm) from the physics given, not TV's default."""
+    from learnct.reconstruct.engine import build_reconstructor
+
+    (tmp_path / "g.yaml").write_text(json.dumps({**SMALL, "mu": 0.05}))
+    runner = build_reconstructor(
+        None, "tv", geometry_file=str(tmp_path / "g.yaml"), method_options={"data_term": "wls"}
+    )
+    assert runner.method.hparams.mu == runner.physics.mu == 0.05
+    assert build_reconstructor(None, "fbp", geometry_file=str(tmp_path / "g.yaml")).method

@@ -48,6 +48,10 @@ def test_paper_experiment_composes_to_the_paper_schedule(name, compose_config, t
     assert cfg.trainer.accelerator == "auto"  # a GPU when there is one
     assert cfg.trainer.fast_path == "compiled"
     assert cfg.data.phantoms_on_device
+    # a trainer on the command line picks the device
+    on_cpu = compose_config("train", [f"experiment=paper/{name}", "trainer=cpu"], tmp_path)
+    assert (on_cpu.trainer.accelerator, on_cpu.trainer.deterministic) == ("cpu", True)
+    assert on_cpu.trainer.precision == "32-true" and on_cpu.trainer.max_steps == 100_000
     if method in ("lpd", "lgd"):
         assert cfg.model.init == "zero"
 
@@ -101,3 +105,16 @@ def test_make_train_reaches_the_paper_experiments():
         check=False,
     )
     assert "learnct.train experiment=paper/lpd_parallel_ellipses" in dry.stdout, dry.stderr
+
+
+def test_make_eval_tests_a_paper_experiment_under_a_one_folder_task_name():
+    """``make eval EXP=paper/<name>``: the task name is one folder (``eval_paper_<name>``)."""
+    dry = subprocess.run(
+        ["make", "-n", "eval", "EXP=paper/lpd_parallel_ellipses", "CKPT=x.ckpt"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    command = "experiment=paper/lpd_parallel_ellipses task_name=eval_paper_lpd_parallel_ellipses"
+    assert f"learnct.evaluate {command} ckpt_path=x.ckpt" in dry.stdout, dry.stderr

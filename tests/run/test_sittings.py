@@ -73,6 +73,7 @@ def test_two_sittings_end_where_one_run_ends(tmp_path, compose_config, run_confi
     # stripped: what resuming reads, the data stream's state, and nothing else
     assert set(saved) <= {*RESUME_KEYS, "CTDataModule", "Precision"}
     assert saved["CTDataModule"] == {"train_noise_batches": 2, "train_stream_next": 4}
+    assert "combined_loader" not in saved["loops"]["fit_loop"]["state_dict"]  # empty: left out
     second = sitting()
     assert f"resuming from {sittings / 'last.ckpt'} (step 2)" in second
     last = torch.load(sittings / "last.ckpt", weights_only=True)

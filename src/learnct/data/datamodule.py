@@ -71,7 +71,14 @@ from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, 
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
-__all__ = ["DEFAULT_SIZES", "CTDataModule", "EpochStreamSampler", "StreamLoader", "train_dose"]
+__all__ = [
+    "DEFAULT_SIZES",
+    "CTDataModule",
+    "EpochStreamSampler",
+    "StreamLoader",
+    "drop_stream_loader_state",
+    "train_dose",
+]
 
 #: Split sizes used for the synthetic sources when a size is ``None``.
 DEFAULT_SIZES = {"train": 1024, "val": 32, "test": 128}
@@ -120,6 +127,17 @@ class StreamLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Nothing to restore: the DataModule's state holds the stream's position."""
+
+
+def drop_stream_loader_state(checkpoint: dict[str, Any]) -> None:
+    """Remove from a Lightning ``checkpoint`` the empty states it saved for
+    :class:`StreamLoader` s (``loops.fit_loop.state_dict.combined_loader``), in place: Lightning
+    refuses to load saved loader states into a run whose loaders have none (a finite source's
+    plain loader, an older learnct's), and these hold nothing to restore."""
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+    states = fit_loop.get("combined_loader")
+    if states is not None and all(state == {} for state in states):
+        del fit_loop["combined_loader"]
 
 
 def train_dose(seed: int, index: int, photons_range: tuple[float, float]) -> float:

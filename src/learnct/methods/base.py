@@ -47,7 +47,7 @@ from torchmetrics import MaxMetric, MeanMetric
 
 from learnct.checks import check_int
 from learnct.data.batch import CTBatch
-from learnct.data.datamodule import CTDataModule
+from learnct.data.datamodule import CTDataModule, drop_stream_loader_state
 from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
 from learnct.methods.checkpoints import checkpoint_identity, fit_state_dict
 from learnct.methods.fast_path import (
@@ -449,8 +449,10 @@ class ReconstructionMethod(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the method and geometry, so that ``check_checkpoint`` can refuse a
-        checkpoint of another method or geometry."""
+        checkpoint of another method or geometry; leave out the training loader's empty
+        state (:func:`~learnct.data.datamodule.drop_stream_loader_state`)."""
         checkpoint["learnct"] = checkpoint_identity(self, self.geometry)
+        drop_stream_loader_state(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A batch-norm checkpoint loads into the same net with ``norm=instance`` (see

@@ -11,6 +11,7 @@ A mistake in the input or the options prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def _rescale(text: str) -> tuple[float, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from learnct.methods.classical import DATA_TERMS
+    from learnct.methods.classical import DATA_TERMS, TV
     from learnct.physics.presets import PRESETS
     from learnct.reconstruct.readers import IMAGE_UNITS
     from learnct.reconstruct.writers import FORMATS
@@ -55,13 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="a committed model's name (--list-models) or a .ckpt path")
     p.add_argument("--method", choices=["fbp", "tv"], help="a classical method instead of --model")
-    tv = p.add_argument_group("TV's settings (with --method tv; default: learnct.methods.TV's)")
-    tv.add_argument("--lam", type=float, help="regularisation weight lambda (default 40)")
-    tv.add_argument("--iterations", type=int, help="Chambolle-Pock iterations (default 300)")
+    default = {k: v.default for k, v in inspect.signature(TV).parameters.items()}
+    tv = p.add_argument_group("TV's settings (with --method tv)")
+    tv.add_argument("--lam", type=float, help=f"regularisation weight (default {default['lam']})")
+    steps = default["iterations"]
+    tv.add_argument("--iterations", type=int, help=f"Chambolle-Pock iterations (default {steps})")
     tv.add_argument(
         "--data-term",
         choices=DATA_TERMS,
-        help="ls: least squares (default); wls: weighted by the counts, exp(-mu g) (TV-WLS)",
+        help=f"ls: least squares; wls: weighted by the counts, exp(-mu g), i.e. TV-WLS (default "
+        f"{default['data_term']})",
     )
     p.add_argument("--preset", help=f"the geometry and noise: one of {sorted(PRESETS)}")
     p.add_argument("--geometry-file", type=Path, help="the geometry as a YAML file (docs)")

@@ -4,6 +4,7 @@ progress bar (on the GPU when there is one)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -165,7 +166,10 @@ def build_reconstructor(
             raise ValueError(f"--method {method!r} is not valid: choose one of {sorted(CLASSICAL)}")
         physics = resolve_physics(preset, geometry_file, photons, None)
         operator = RayTransform(physics.geometry, backend=backend)
-        chosen = CLASSICAL[method](operator, **(method_options or {})).eval()
+        options = dict(method_options or {})
+        if "mu" in inspect.signature(CLASSICAL[method]).parameters:  # TV's weighted data term
+            options.setdefault("mu", physics.mu)
+        chosen = CLASSICAL[method](operator, **options).eval()
         label = " ".join([method, *(f"{k}={v}" for k, v in (method_options or {}).items())])
     where = pick_device(device)
     return Reconstructor(chosen.to(where), physics, label, where)

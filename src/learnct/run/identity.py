@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from learnct.methods.checkpoints import EXECUTION
 from learnct.run.atomic_files import atomic_write_text
 
 __all__ = [
@@ -39,17 +40,15 @@ IDENTITY_FILE = "run.json"
 IDENTITY_KEYS = ("seed", "physics", "data", "model", "trainer.max_steps")
 #: Settings under :data:`IDENTITY_KEYS` that say how a run executes, not what it trains: the
 #: loader's processes and memory, where the ellipse phantoms are rasterised (the same images),
-#: the CNN blocks compiled, recomputed in backward or in bfloat16 autocast (as
-#: ``trainer.precision``, which is not part of the identity either). A run continues under
-#: other values of these (another machine: a GPU run of a CPU sitting); :func:`differences`
-#: skips them.
+#: and the methods' execution settings (:data:`learnct.methods.checkpoints.EXECUTION`: the
+#: blocks compiled, recomputed in backward or in bfloat16 autocast, as ``trainer.precision``,
+#: which is not part of the identity either). A run continues under other values of these
+#: (another machine: a GPU run of a CPU sitting); :func:`differences` skips them.
 EXECUTION_KEYS = (
     "data.num_workers",
     "data.pin_memory",
     "data.phantoms_on_device",
-    "model.compile",
-    "model.checkpoint",
-    "model.autocast",
+    *(f"model.{name}" for name in sorted(EXECUTION)),
 )
 
 

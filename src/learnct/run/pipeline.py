@@ -382,7 +382,8 @@ def single_device_tester(
     (null: any); else a one-device trainer in that precision (after DDP training: on global
     rank 0, None on the other ranks, so that every fixed test image is evaluated exactly once;
     a DistributedSampler would pad and repeat). Its CSV metrics go to ``csv/test`` (a spawned
-    rank 0 wrote the training CSV); it gets ``callbacks`` (the test-set hash)."""
+    rank 0 wrote the training CSV); it gets ``callbacks`` (the test-set hash), and a progress
+    bar (Lightning's) only if ``trainer`` has one."""
     import hydra
     import lightning as L
 
@@ -398,6 +399,7 @@ def single_device_tester(
         else lg
         for lg in loggers
     ]
+    bar = trainer.progress_bar_callback is not None
     return hydra.utils.instantiate(
         trainer_config(cfg),
         devices=1,
@@ -406,6 +408,7 @@ def single_device_tester(
         logger=test_loggers or False,
         callbacks=callbacks,
         **({} if precision is None else {"precision": precision}),
+        **({} if "enable_progress_bar" in cfg.trainer else {"enable_progress_bar": bar}),
     )
 
 

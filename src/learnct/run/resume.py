@@ -1,8 +1,8 @@
 """``resume``: the run a training command continues, and its checkpoint.
 
 ``resume=true`` continues the newest *unfinished* run of ``task_name`` whose settings
-(:data:`~learnct.run.identity.IDENTITY_KEYS`: seed, physics, data, model, planned steps) equal
-the command's; ``resume=<run folder>`` continues exactly that run, refusing it when it has
+(:data:`~learnct.run.identity.IDENTITY_KEYS`: seed, physics, data, model, planned steps; not
+the :data:`~learnct.run.identity.EXECUTION_KEYS`) equal the command's; ``resume=<run folder>`` continues exactly that run, refusing it when it has
 finished or was started with other settings. The run goes on in its own folder from its
 ``last.ckpt`` (written atomically): step count, optimiser, learning-rate schedule and data
 stream included, so a schedule can be run in several sittings and ends where one uninterrupted

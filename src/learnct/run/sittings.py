@@ -22,8 +22,8 @@ gone (another machine or session): ``make report`` draws the whole schedule from
 The checkpoint keeps only what resuming needs (:data:`RESUME_KEYS`, the DataModule's and the
 precision plugin's state): no callback states (best-checkpoint bookkeeping, which starts
 afresh each sitting) and no DataModule hyper-parameters. A sitting continues only a checkpoint
-whose settings (:data:`~learnct.run.identity.IDENTITY_KEYS`) equal the command's, under the
-run id it carries.
+whose settings (:data:`~learnct.run.identity.IDENTITY_KEYS`, except the
+:data:`~learnct.run.identity.EXECUTION_KEYS`) equal the command's, under the run id it carries.
 """
 
 from __future__ import annotations
