@@ -2,11 +2,12 @@
 
 ``resume=true`` continues the newest *unfinished* run of ``task_name`` whose settings
 (:data:`~learnct.run.identity.IDENTITY_KEYS`: seed, physics, data, model, planned steps; not
-the :data:`~learnct.run.identity.EXECUTION_KEYS`) equal the command's; ``resume=<run folder>`` continues exactly that run, refusing it when it has
-finished or was started with other settings. The run goes on in its own folder from its
-``last.ckpt`` (written atomically): step count, optimiser, learning-rate schedule and data
-stream included, so a schedule can be run in several sittings and ends where one uninterrupted
-run ends. A finished run is trained on with ``init_weights`` (a new run) instead.
+the :data:`~learnct.run.identity.EXECUTION_KEYS`) equal the command's; ``resume=<run folder>``
+continues exactly that run, refusing it when it has finished or was started with other
+settings. The run goes on in its own folder from its ``last.ckpt`` (written atomically): step
+count, optimiser, learning-rate schedule and data stream included, so a schedule can be run in
+several sittings and ends where one uninterrupted run ends. A finished run is trained on with
+``init_weights`` (a new run) instead.
 """
 
 from __future__ import annotations
