@@ -148,3 +148,11 @@ def test_a_run_continues_under_other_execution_settings_only(compose_config):
         "model.hidden: 32 -> 16",
         "seed: 0 -> 1",
     ]
+
+
+def test_the_execution_keys_of_the_model_are_the_methods_execution_settings():
+    from learnct.methods.checkpoints import EXECUTION
+    from learnct.run.identity import EXECUTION_KEYS
+
+    model = {k.removeprefix("model.") for k in EXECUTION_KEYS if k.startswith("model.")}
+    assert model == EXECUTION
