@@ -25,15 +25,16 @@ help: ## List the available targets
 install: $(STAMP) ## Create the venv (VENV, default .venv) and pip install -e ".[EXTRAS]"; later EXTRAS=...: adds them
 ifneq ($(origin EXTRAS),file)
 	@extras=$(ALL_EXTRAS); test "$$(cat $(STAMP))" = "$$extras" || { \
-	  $(PY) -m pip install --quiet --progress-bar off -e ".[$$extras]" && echo "$$extras" > $(STAMP); }
+	  $(PIP_INSTALL) ".[$$extras]" && echo "$$extras" > $(STAMP); }
 endif
 
 # The stamp holds the extras installed so far; a reinstall (pyproject.toml changed) or a new
 # EXTRAS installs their union, sorted (shell code: the stamp may not exist yet).
+PIP_INSTALL = $(PY) -m pip install --quiet --progress-bar off -e
 ALL_EXTRAS = "$$( { tr , '\n' 2>/dev/null < $(STAMP); echo "$(EXTRAS)" | tr , '\n'; } | grep . | sort -u | paste -sd, - )"
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	extras=$(ALL_EXTRAS); $(PY) -m pip install --quiet --progress-bar off -e ".[$$extras]" && echo "$$extras" > $@
+	extras=$(ALL_EXTRAS); $(PIP_INSTALL) ".[$$extras]" && echo "$$extras" > $@
 
 train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra overrides>"; EXP=paper/<method>_<setup>: paper scale
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS) (paper scale: $(PAPER_EXPERIMENTS))"; exit 2; }
