@@ -22,6 +22,7 @@ def _write(folder, rows, age_s=0.0):
         "physics",
         "test_set",
         "n_images",
+        "train_steps",
         "psnr",
         "ssim",
         "ms_per_slice",
@@ -66,7 +67,7 @@ def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsy
 
     main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(tmp_path / "exp")])
     md = (tmp_path / "exp" / "fan_lowdose" / "results.md").read_text()
-    assert "| LearnedPrimalDual | ellipses | - | 32.50 | 0.9000 |" in md
+    assert "| LearnedPrimalDual | ellipses | - | - | 32.50 | 0.9000 |" in md
     with open(tmp_path / "exp" / "fan_lowdose" / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert "skipped unreadable results" in capsys.readouterr().out
@@ -100,7 +101,7 @@ def test_each_row_names_the_command_that_made_its_run(tmp_path):
     }
     md = (tmp_path / "exp" / "fan_mayo" / "results.md").read_text()
     assert "| `learnct-train experiment=fbp model.filter=hann` |" in md
-    assert md.rstrip().endswith("| TV | folder | - | 39.60 | 0.9200 | - |  |  | - |")
+    assert md.rstrip().endswith("| TV | folder | - | - | 39.60 | 0.9200 | - |  |  | - |")
 
 
 def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(tmp_path, capsys):
@@ -113,6 +114,7 @@ def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(t
         "psnr": "39.16",
         "ssim": "0.95",
         "n_images": "64",
+        "train_steps": "100000",
     }
     _write(logs / "fbpunet" / "runs" / "a", [row], age_s=100)
     # newer, but a 4-image check of the same weights
@@ -146,7 +148,7 @@ def test_a_small_check_run_never_replaces_a_larger_test_and_exclude_skips_runs(t
     exclude = ["--exclude", "fbpunet/runs/0", "--exclude", "old", "--exclude", "nothing_*"]
     main(["--logs", str(logs), "--out", str(tmp_path / "exp"), "--no-figure", *exclude])
     out = capsys.readouterr().out
-    assert "| FBPUNet | ellipses | 64 | 39.16 |" in out
+    assert "| FBPUNet | ellipses | 64 | 100,000 | 39.16 |" in out  # steps: the paper's 100k
     assert "--exclude 'nothing_*' matched no run folder" in out
 
 
@@ -529,7 +531,13 @@ def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, mon
     rounded = {"psnr": "37.13", "ssim": "0.9218", "ms_per_slice": "27452.2"}
     relative = "logs/lpd_mayo/runs/2026-11-26_14-01-03"
     # columns of the results schema the old table lacks come empty
-    assert row == {**written, **rounded, "run_dir": relative, "learnct_version": ""}
+    assert row == {
+        **written,
+        **rounded,
+        "run_dir": relative,
+        "learnct_version": "",
+        "train_steps": "",
+    }
     assert (
         f"| 37.13 | 0.9218 | 27452.2 | cpu | aebf53c | `{command}` |"
         in (out / "results.md").read_text()

@@ -65,6 +65,8 @@ def test_experiment_runs_end_to_end(experiment, tmp_path, train_cfg, run_config)
         assert 0 < row["psnr"] < 80 and -1 <= row["ssim"] <= 1
         assert row["ms_per_slice"] > 0
         assert 15 < row["fbp_psnr"] < 45  # the same FBP baseline in every run
+        # fast_dev_run: one optimiser step; FBP and TV train nothing
+        assert row["train_steps"] == (None if experiment in ("fbp", "tv", "tv_wls") else 1)
     with open(tmp_path / "results.csv") as fh:
         written = list(csv.DictReader(fh))
     assert [r["method"] for r in written] == [rows[0]["method"]] * 2
@@ -233,7 +235,7 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
     original = checkpoints.load_weights
     checkpoints.load_weights = spy
     try:
-        run_config(
+        warm = run_config(
             train_cfg(
                 [
                     *common,
@@ -253,6 +255,14 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
     assert [p.name for p in (tmp_path / "b" / "checkpoints").glob("step_*.ckpt")] == [
         "step_000001.ckpt"
     ]
+    # ... but its weights count the 2 steps they started from: in its results and checkpoint
+    assert [r["train_steps"] for r in warm.rows] == [3, 3]
+    warm_ckpt = tmp_path / "b" / "checkpoints" / "step_000001.ckpt"
+    assert checkpoints.trained_steps(torch.load(warm_ckpt, weights_only=True)) == 3
+    tested = run_config(
+        eval_cfg(["experiment=lgd", *small, f"ckpt_path={warm_ckpt}"], tmp_path / "t")
+    )
+    assert [r["train_steps"] for r in tested.rows] == [3, 3]
 
     with pytest.raises(ConfigError, match=r"does not fit.*trained with: model\.hidden=32"):
         run_config(train_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, TINY_LPD
+from learnct.methods.checkpoints import trained_steps
 from learnct.run.config_checks import ConfigError
 from learnct.run.sittings import RESUME_KEYS
 
@@ -229,7 +230,7 @@ def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
     capsys.readouterr()
     run_config(compose_config("train", command, tmp_path / "first"))
     first = capsys.readouterr().out
-    assert f"starting from the weights of {start} (saved at step 1)" in first
+    assert f"starting from the weights of {start} (steps trained: 1)" in first
     assert "sitting ended at step 2 of 4" in first
     run_config(compose_config("train", command, tmp_path / "second"))
     second = capsys.readouterr().out
@@ -237,6 +238,7 @@ def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
     assert "starting from the weights" not in second
     saved = torch.load(tmp_path / "sittings" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4
+    assert trained_steps(saved) == 5  # the start's step survives the sittings
 
 
 def test_the_sittings_curve_keeps_every_sittings_validation_points(

@@ -49,7 +49,12 @@ from learnct.checks import check_int
 from learnct.data.batch import CTBatch
 from learnct.data.datamodule import CTDataModule, drop_stream_loader_state
 from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ssim, save_figure
-from learnct.methods.checkpoints import checkpoint_identity, fit_state_dict
+from learnct.methods.checkpoints import (
+    checkpoint_identity,
+    fit_state_dict,
+    steps_before,
+    trained_steps,
+)
 from learnct.methods.fast_path import (
     check_fast_path,
     compile_step,
@@ -171,6 +176,10 @@ class ReconstructionMethod(L.LightningModule):
         self._step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self._loss_sum: torch.Tensor | None = None  # fast path: loss x images since last log
         self._loss_images = 0
+        #: optimiser steps of the weights this run started from (``init_weights``), and of the
+        #: weights in the module now: what a results row reports as ``train_steps``
+        self.steps_before = 0
+        self.trained_steps = 0
 
     @classmethod
     def from_pretrained(
@@ -449,16 +458,23 @@ class ReconstructionMethod(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the method and geometry, so that ``check_checkpoint`` can refuse a
-        checkpoint of another method or geometry; leave out the training loader's empty
-        state (:func:`~learnct.data.datamodule.drop_stream_loader_state`)."""
-        checkpoint["learnct"] = checkpoint_identity(self, self.geometry)
+        checkpoint of another method or geometry, and the steps of the weights the run started
+        from (:func:`~learnct.methods.checkpoints.trained_steps`); leave out the training
+        loader's empty state (:func:`~learnct.data.datamodule.drop_stream_loader_state`)."""
+        checkpoint["learnct"] = {
+            **checkpoint_identity(self, self.geometry),
+            "steps_before": self.steps_before,
+        }
         drop_stream_loader_state(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A batch-norm checkpoint loads into the same net with ``norm=instance`` (see
         ``drop_instance_norm_statistics``): the unused running statistics are left out; the
         weights of a related architecture are made to fit (:meth:`adapt_state_dict`), except
-        when resuming training (``optimizer_states``: their moments keep the old shapes)."""
+        when resuming training (``optimizer_states``: their moments keep the old shapes).
+        The steps that trained the weights come along (``steps_before``, ``trained_steps``)."""
+        self.steps_before = steps_before(checkpoint)
+        self.trained_steps = trained_steps(checkpoint)
         state = checkpoint.get("state_dict")
         if isinstance(state, dict):
             for note in fit_state_dict(self, state, adapt=not checkpoint.get("optimizer_states")):
@@ -536,6 +552,11 @@ class ReconstructionMethod(L.LightningModule):
         for optimizer in self.trainer.optimizers:
             own_execution_options(optimizer)
             moments_in_parameter_strides(optimizer)
+
+    def on_train_end(self) -> None:
+        """The weights in memory have had this run's steps on top of those it started from."""
+        super().on_train_end()
+        self.trained_steps = self.steps_before + self.trainer.global_step
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer

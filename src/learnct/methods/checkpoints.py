@@ -1,9 +1,11 @@
 """Checkpoint identity: which method and geometry a checkpoint was trained for.
 
 ``ReconstructionMethod.on_save_checkpoint`` stores ``checkpoint["learnct"] = {"method",
-"geometry"}``; ``check_checkpoint`` refuses a URL, a missing file, and a file that is
-truncated, corrupt, not a learnct checkpoint (it loads weights-only, so a pickled object is
-refused, never run), or from another method or geometry, with a message that says which.
+"geometry", "steps_before"}`` (``steps_before``: the optimiser steps of the weights the run
+started from, so that :func:`trained_steps` counts a warm-started model's whole training);
+``check_checkpoint`` refuses a URL, a missing file, and a file that is truncated, corrupt, not
+a learnct checkpoint (it loads weights-only, so a pickled object is refused, never run), or
+from another method or geometry, with a message that says which.
 Every checkpoint a run, ``make report`` or the weights check loads is checked here first.
 ``load_weights`` starts a model from a checkpoint's weights (a warm start: the optimiser, the
 schedule and the step count start afresh). ``drop_instance_norm_statistics`` lets a batch-norm
@@ -40,7 +42,9 @@ __all__ = [
     "load_weights",
     "read_checkpoint",
     "reading_checkpoints_once",
+    "steps_before",
     "stored_settings",
+    "trained_steps",
 ]
 
 #: What a batch norm holds beside its weight and bias, and an instance norm does not.
@@ -316,19 +320,36 @@ def stored_settings(
     }
 
 
+def steps_before(checkpoint: dict[str, Any]) -> int:
+    """The optimiser steps of the weights a checkpoint's run started from (``init_weights``;
+    ``learnct.steps_before``, 0 where it does not say)."""
+    identity = checkpoint.get("learnct")
+    return int((identity.get("steps_before") if isinstance(identity, dict) else 0) or 0)
+
+
+def trained_steps(checkpoint: dict[str, Any]) -> int:
+    """The optimiser steps that trained a checkpoint's weights: its run's (``global_step``)
+    plus those of the weights that run started from (:func:`steps_before`)."""
+    return int(checkpoint.get("global_step") or 0) + steps_before(checkpoint)
+
+
 def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int:
     """Copy the weights of checkpoint ``path`` (full or stripped, float32 or float16) into
-    ``model`` after ``check_checkpoint`` and ``check_architecture``. Returns the step the
-    checkpoint was saved at (0 when it does not say). Raises ``ValueError`` naming the problem."""
+    ``model`` after ``check_checkpoint`` and ``check_architecture``. Returns the optimiser
+    steps that trained them (:func:`trained_steps`). Raises ``ValueError`` naming the problem."""
     checkpoint = check_checkpoint(path, type(model).__name__, geometry)
     return apply_weights(model, checkpoint, path)
 
 
 def apply_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> int:
     """Copy the weights of a checked ``checkpoint`` (read from ``path``) into ``model`` after
-    ``check_architecture``; returns the step it was saved at (0 when it does not say)."""
+    ``check_architecture``, and record the optimiser steps that trained them as the model's
+    ``steps_before`` and ``trained_steps`` (a run from them counts on); returns that count
+    (:func:`trained_steps`)."""
     state, notes = _fitted_state(model, checkpoint, path)
     for note in notes:
         print(f"{path}: {note}")
     model.load_state_dict(state)  # casts float16 weights to the model's dtype
-    return int(checkpoint.get("global_step") or 0)
+    steps = trained_steps(checkpoint)
+    model.steps_before = model.trained_steps = steps
+    return steps

@@ -22,7 +22,12 @@ from typing import Any
 
 import torch
 
-from learnct.methods.checkpoints import checkpoint_geometry, read_checkpoint
+from learnct.methods.checkpoints import (
+    checkpoint_geometry,
+    read_checkpoint,
+    steps_before,
+    trained_steps,
+)
 from learnct.methods.pretrained import PretrainedModel, load_pretrained, pretrained_models
 from learnct.physics.geometry import Geometry
 from learnct.physics.presets import PRESETS
@@ -205,7 +210,9 @@ def _model_section(entry: PretrainedModel, model: Any, checkpoint: dict[str, Any
 
 def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> list[str]:
     data = config.get("data", {})
-    steps = f"{checkpoint.get('global_step', '?')} (epoch {checkpoint.get('epoch', '?')})"
+    before = steps_before(checkpoint)
+    start = f", {before:,} of them before its run (`init_weights`)" if before else ""
+    steps = f"{trained_steps(checkpoint):,}{start} (epoch {checkpoint.get('epoch', '?')})"
     source = (
         f"`{data.get('source', '?')}` (train_size {data.get('train_size', '?')} per epoch, "
         f"seed {config.get('seed', '?')})"

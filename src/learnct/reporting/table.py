@@ -208,16 +208,19 @@ def _markdown(rows: list[dict[str, str]], setup: str) -> str:
         f"# Results on `{setup}`",
         "",
         "Per-image PSNR and SSIM (data range max - min of the truth) averaged over the fixed "
-        "test set; runtime in ms per slice after warm-up; config: the command that made the "
+        "test set; steps: the optimiser steps that trained the tested weights, those of the "
+        "weights a run started from (`init_weights`) included (`-`: not recorded, or nothing "
+        "to train); runtime in ms per slice after warm-up; config: the command that made the "
         "run (`make train`/`make eval` run these). Produced by `make report`.",
         "",
-        "| method | test set | images | PSNR (dB) | SSIM | ms per slice | device | commit "
-        "| config |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | test set | images | steps | PSNR (dB) | SSIM | ms per slice | device "
+        "| commit | config |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['test_set']} | {r.get('n_images') or '-'} | "
+            f"{_fmt(r.get('train_steps'), ',.0f')} | "
             f"{_fmt(r['psnr'], digits['psnr'])} | {_fmt(r['ssim'], digits['ssim'])} | "
             f"{_fmt(r['ms_per_slice'], digits['ms_per_slice'])} | "
             f"{r.get('device', '')} | {r.get('commit', '')} | "

@@ -208,6 +208,7 @@ def _test(
     common = {
         "method": model.result_name,
         "physics": datamodule.physics.name,
+        "train_steps": model.trained_steps if getattr(model, "trainable", True) else None,
         "device": str(tester.strategy.root_device),
         "run_dir": cfg.paths.output_dir,
         **provenance,
@@ -349,10 +350,10 @@ def _prepare(
         print(f"init_weights={cfg.init_weights} started the first sitting; continuing {resume}")
     elif cfg.get("init_weights") and training:
         try:
-            step = load_weights(model, cfg.init_weights, operator.geometry)
+            steps = load_weights(model, cfg.init_weights, operator.geometry)
         except ValueError as err:
             raise ConfigError(f"init_weights: {err}") from err
-        print(f"starting from the weights of {cfg.init_weights} (saved at step {step})")
+        print(f"starting from the weights of {cfg.init_weights} (steps trained: {steps})")
 
 
 def batch_norm_note(model: Any, batch_size: int | None) -> str | None:

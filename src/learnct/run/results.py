@@ -54,11 +54,14 @@ METRICS_GLOB = "csv/version_*/metrics.csv"
 TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 #: One row per (run, test set). psnr/ssim: per-image means (dB; data range max - min of the
 #: truth); ms_per_slice: reconstruction time after warm-up; fbp_*: FBP on the same data;
-#: test_hash: digest of the test images and noise; the rest: where and with what it ran.
+#: train_steps: the optimiser steps that trained the tested weights, those of the weights it
+#: started from (``init_weights``) included (empty for FBP and TV); test_hash: digest of the
+#: test images and noise; the rest: where and with what it ran.
 RESULT_FIELDS = (
     "method",
     "physics",
     "n_images",
+    "train_steps",
     "test_set",
     *TEST_METRICS,
     "device",
