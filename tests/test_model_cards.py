@@ -55,7 +55,10 @@ def test_a_card_shows_the_committed_table_and_the_checkpoints_own_settings(tmp_p
     report(["--setup", "fan_lowdose", "--out", str(tmp_path), "--cards-only"])  # make report
     text = card.read_text()
     assert "| shepp_logan | 64 | 12.35 |" in text  # the table as committed, rounded
-    assert "| optimiser steps | 5,380 (epoch 26) |" in text
+    assert (
+        "| optimiser steps | 5,380 in its run (those of the weights it started from not "
+        "recorded) (epoch 26) |" in text
+    )
     assert "`init='fbp'`" in text and "200 angles over 360 degrees" in text
     assert "10000 photons per detector pixel" in text
     assert "Against dose" not in text  # no dose_curve.csv in this setup

@@ -198,6 +198,7 @@ def test_ddp_on_two_cpu_processes_trains_and_tests_each_image_once(
         run_dir = tmp_path / "ddp_retry"
         trained = run_config(train_cfg(["experiment=lgd", *ddp, *small], run_dir))
     assert [r["n_images"] for r in trained.rows] == [3, 3]  # not padded to 4 by DDP
+    assert [r["train_steps"] for r in trained.rows] == [2, 2]  # from the tested checkpoint
     ckpt = next((run_dir / "checkpoints").glob("step_*.ckpt"))
     assert "step_000002" in ckpt.name  # 2 optimizer steps, each over both processes
     alone = run_config(eval_cfg(["experiment=lgd", f"ckpt_path={ckpt}", *small], tmp_path / "ev"))

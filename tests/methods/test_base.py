@@ -180,3 +180,30 @@ def test_evaluation_means_weight_batches_by_size_and_keep_nan(operator):
     assert metric.compute().item() == pytest.approx(1.25)
     metric(torch.tensor(float("nan")), 2)
     assert math.isnan(metric.compute().item())
+
+
+def test_checkpoints_count_the_steps_of_the_weights_a_run_started_from(operator):
+    """``learnct.steps_before`` + ``global_step``: the steps that trained a checkpoint's
+    weights; a checkpoint that does not record ``steps_before`` (saved before it existed)
+    leaves the count unknown, also for a run started from it, instead of counting 0."""
+    from learnct.methods.checkpoints import apply_weights, trained_steps
+
+    method = LearnedPrimalDual(operator, n_iter=1)
+    method.steps_before = 300  # e.g. from init_weights
+    saved = {"state_dict": method.state_dict(), "global_step": 1200}
+    method.on_save_checkpoint(saved)
+    assert saved["learnct"]["steps_before"] == 300 and trained_steps(saved) == 1500
+    loaded = LearnedPrimalDual(operator, n_iter=1)
+    loaded.on_load_checkpoint(saved)  # a test pass or a resume
+    assert (loaded.steps_before, loaded.trained_steps) == (300, 1500)
+    start = LearnedPrimalDual(operator, n_iter=1)
+    assert apply_weights(start, saved, "x.ckpt") == 1500  # init_weights: a new run counts on
+    assert (start.steps_before, start.trained_steps) == (1500, 1500)
+
+    old = {**saved, "learnct": {k: v for k, v in saved["learnct"].items() if k != "steps_before"}}
+    assert trained_steps(old) is None
+    loaded.on_load_checkpoint(old)
+    assert (loaded.steps_before, loaded.trained_steps) == (None, None)
+    assert apply_weights(start, old, "old.ckpt") is None
+    start.on_save_checkpoint(resaved := {"global_step": 10})
+    assert trained_steps(resaved) is None  # still unknown, not 10

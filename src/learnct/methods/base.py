@@ -177,9 +177,10 @@ class ReconstructionMethod(L.LightningModule):
         self._loss_sum: torch.Tensor | None = None  # fast path: loss x images since last log
         self._loss_images = 0
         #: optimiser steps of the weights this run started from (``init_weights``), and of the
-        #: weights in the module now: what a results row reports as ``train_steps``
-        self.steps_before = 0
-        self.trained_steps = 0
+        #: weights in the module now: what a results row reports as ``train_steps`` (``None``:
+        #: unknown, from a checkpoint that does not record them)
+        self.steps_before: int | None = 0
+        self.trained_steps: int | None = 0
 
     @classmethod
     def from_pretrained(
@@ -556,7 +557,8 @@ class ReconstructionMethod(L.LightningModule):
     def on_train_end(self) -> None:
         """The weights in memory have had this run's steps on top of those it started from."""
         super().on_train_end()
-        self.trained_steps = self.steps_before + self.trainer.global_step
+        before = self.steps_before
+        self.trained_steps = None if before is None else before + self.trainer.global_step
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer

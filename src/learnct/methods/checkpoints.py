@@ -320,32 +320,38 @@ def stored_settings(
     }
 
 
-def steps_before(checkpoint: dict[str, Any]) -> int:
+def steps_before(checkpoint: dict[str, Any]) -> int | None:
     """The optimiser steps of the weights a checkpoint's run started from (``init_weights``;
-    ``learnct.steps_before``, 0 where it does not say)."""
+    0 for a run from scratch); ``None`` where the checkpoint does not record them (saved
+    before ``learnct.steps_before`` existed, or from such a checkpoint)."""
     identity = checkpoint.get("learnct")
-    return int((identity.get("steps_before") if isinstance(identity, dict) else 0) or 0)
+    return identity.get("steps_before") if isinstance(identity, dict) else None
 
 
-def trained_steps(checkpoint: dict[str, Any]) -> int:
+def trained_steps(checkpoint: dict[str, Any]) -> int | None:
     """The optimiser steps that trained a checkpoint's weights: its run's (``global_step``)
-    plus those of the weights that run started from (:func:`steps_before`)."""
-    return int(checkpoint.get("global_step") or 0) + steps_before(checkpoint)
+    plus those of the weights that run started from (:func:`steps_before`); ``None`` where
+    the latter are not recorded."""
+    before = steps_before(checkpoint)
+    return None if before is None else int(checkpoint.get("global_step") or 0) + int(before)
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int:
+def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int | None:
     """Copy the weights of checkpoint ``path`` (full or stripped, float32 or float16) into
     ``model`` after ``check_checkpoint`` and ``check_architecture``. Returns the optimiser
-    steps that trained them (:func:`trained_steps`). Raises ``ValueError`` naming the problem."""
+    steps that trained them (:func:`trained_steps`; ``None``: not recorded). Raises
+    ``ValueError`` naming the problem."""
     checkpoint = check_checkpoint(path, type(model).__name__, geometry)
     return apply_weights(model, checkpoint, path)
 
 
-def apply_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> int:
+def apply_weights(
+    model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path
+) -> int | None:
     """Copy the weights of a checked ``checkpoint`` (read from ``path``) into ``model`` after
     ``check_architecture``, and record the optimiser steps that trained them as the model's
     ``steps_before`` and ``trained_steps`` (a run from them counts on); returns that count
-    (:func:`trained_steps`)."""
+    (:func:`trained_steps`; ``None``: not recorded, and so unknown for the run too)."""
     state, notes = _fitted_state(model, checkpoint, path)
     for note in notes:
         print(f"{path}: {note}")

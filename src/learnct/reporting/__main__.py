@@ -1,11 +1,12 @@
 """``learnct-report`` / ``make report SETUP=<physics preset> [DOSE=1]``: gather every method's
 largest (then newest) test run on one setup into ``experiments/<setup>/``:
 
-- ``results.csv`` and ``results.md``: the table (method, test set, PSNR, SSIM, ms per slice,
-  device, commit, and the command that made the run: ``learnct-train`` or ``learnct-eval``
-  with its Hydra overrides, from the run's ``.hydra/overrides.yaml`` and ``config.json``);
-  ``results.md`` then sets the published numbers of ``--published``
-  (``experiments/published.yaml``) beside ours (:mod:`learnct.reporting.published`);
+- ``results.csv`` and ``results.md``: the table (method, test set, images, training steps,
+  PSNR, SSIM, ms per slice, device, commit, and the command that made the run:
+  ``learnct-train`` or ``learnct-eval`` with its Hydra overrides, from the run's
+  ``.hydra/overrides.yaml`` and ``config.json``); ``results.md`` then sets the published
+  numbers of ``--published`` (``experiments/published.yaml``) beside ours
+  (:mod:`learnct.reporting.published`);
 - ``curves.csv`` and ``curves.png``: validation PSNR against step, one line per method
   (:mod:`learnct.reporting.curves`);
 - ``comparison.png``: one test slice through every method, with error maps and a zoom;

@@ -210,9 +210,14 @@ def _model_section(entry: PretrainedModel, model: Any, checkpoint: dict[str, Any
 
 def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> list[str]:
     data = config.get("data", {})
-    before = steps_before(checkpoint)
-    start = f", {before:,} of them before its run (`init_weights`)" if before else ""
-    steps = f"{trained_steps(checkpoint):,}{start} (epoch {checkpoint.get('epoch', '?')})"
+    before, total = steps_before(checkpoint), trained_steps(checkpoint)
+    if total is None:  # saved before checkpoints recorded the steps of an init_weights start
+        own = int(checkpoint.get("global_step") or 0)
+        steps = f"{own:,} in its run (those of the weights it started from not recorded)"
+    else:
+        start = f", {before:,} of them before its run (`init_weights`)" if before else ""
+        steps = f"{total:,}{start}"
+    steps += f" (epoch {checkpoint.get('epoch', '?')})"
     source = (
         f"`{data.get('source', '?')}` (train_size {data.get('train_size', '?')} per epoch, "
         f"seed {config.get('seed', '?')})"

@@ -3,7 +3,8 @@ checkpoint, stripped to what inference needs, plus ``check.csv`` with its PSNR/S
 first few fixed test images, so that a test can prove the weights still give the table.
 
 A stripped checkpoint keeps ``state_dict``, ``hyper_parameters``, the ``learnct`` identity
-(method and geometry) and Lightning's version record: it loads with ``make eval CKPT=...``,
+(method, geometry, steps of the weights its run started from), ``global_step`` and Lightning's
+version record: it loads with ``make eval CKPT=...``,
 ``<Method>.load_from_checkpoint(path, operator=A)`` and ``torch.load(weights_only=True)``,
 but cannot resume training (no optimizer or loop state).
 

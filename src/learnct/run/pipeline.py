@@ -169,6 +169,10 @@ def _fit(
         return None, False
     if not cfg.get("train", True):
         return None, False
+    # the steps of the weights are known again when training ends (on_train_end) in this
+    # process; in spawned or forked workers they stay unknown (their module attributes do
+    # not come back), unless the test loads a checkpoint, which records them
+    model.trained_steps = None
     # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     _mark_if_finished(cfg, trainer, identity)
@@ -353,7 +357,8 @@ def _prepare(
             steps = load_weights(model, cfg.init_weights, operator.geometry)
         except ValueError as err:
             raise ConfigError(f"init_weights: {err}") from err
-        print(f"starting from the weights of {cfg.init_weights} (steps trained: {steps})")
+        known = "not recorded" if steps is None else steps
+        print(f"starting from the weights of {cfg.init_weights} (steps trained: {known})")
 
 
 def batch_norm_note(model: Any, batch_size: int | None) -> str | None:
