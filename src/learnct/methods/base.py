@@ -52,6 +52,7 @@ from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ss
 from learnct.methods.checkpoints import (
     checkpoint_identity,
     fit_state_dict,
+    steps_after,
     steps_before,
     trained_steps,
 )
@@ -557,8 +558,7 @@ class ReconstructionMethod(L.LightningModule):
     def on_train_end(self) -> None:
         """The weights in memory have had this run's steps on top of those it started from."""
         super().on_train_end()
-        before = self.steps_before
-        self.trained_steps = None if before is None else before + self.trainer.global_step
+        self.trained_steps = steps_after(self.steps_before, self.trainer.global_step)
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer

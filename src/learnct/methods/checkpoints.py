@@ -42,6 +42,7 @@ __all__ = [
     "load_weights",
     "read_checkpoint",
     "reading_checkpoints_once",
+    "steps_after",
     "steps_before",
     "stored_settings",
     "trained_steps",
@@ -332,8 +333,13 @@ def trained_steps(checkpoint: dict[str, Any]) -> int | None:
     """The optimiser steps that trained a checkpoint's weights: its run's (``global_step``)
     plus those of the weights that run started from (:func:`steps_before`); ``None`` where
     the latter are not recorded."""
-    before = steps_before(checkpoint)
-    return None if before is None else int(checkpoint.get("global_step") or 0) + int(before)
+    return steps_after(steps_before(checkpoint), int(checkpoint.get("global_step") or 0))
+
+
+def steps_after(before: int | None, steps: int) -> int | None:
+    """The optimiser steps of weights trained ``steps`` more from weights trained ``before``
+    (``None``: unknown, and so the result)."""
+    return None if before is None else int(before) + steps
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, geometry: Geometry) -> int | None:
