@@ -210,7 +210,7 @@ if has sittings; then
     # next time continues every schedule. bf16-mixed on the fast path (the papers trained in
     # float32; the projector stays float32).
     minutes=${SITTING_MINUTES:-$(awk -v s="$(left)" 'BEGIN {m = (s - 180) / 60; print (m > 1 ? int(m) : 1)}')}
-    say "sittings of $minutes min: ${SITTINGS:=paper/lpd_parallel_ellipses paper/lgd_parallel_ellipses paper/fbpunet_parallel_ellipses}"
+    say "sittings of $minutes min: ${SITTINGS:=paper/fbpunet_parallel_ellipses paper/lgd_parallel_ellipses paper/learned_inverse_parallel_ellipses paper/lpd_fan_lowdose}"
     pids=()
     for exp in $SITTINGS; do
         name=${exp##*/}
