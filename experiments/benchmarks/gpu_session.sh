@@ -202,7 +202,8 @@ fi
 
 if has sittings; then
     # Paper-scale schedules (issue #22) in sittings that end by time: each experiment of
-    # SITTINGS (default: the paper's LPD, LGD and FBP + U-Net on parallel_ellipses) trains side
+    # SITTINGS (default: FBP + U-Net, LGD and the fully learned net on parallel_ellipses, LPD
+    # on fan_lowdose; LPD on parallel_ellipses finished on the CPU) trains side
     # by side with the others for SITTING_MINUTES (default: what the deadline leaves, less 3
     # minutes for start-up, which a sitting's clock does not count, and saving), then saves
     # its resumable checkpoint to experiments/<setup>/sittings/<task>/last.ckpt, which comes

@@ -34,19 +34,23 @@ def test_bad_settings_are_named(kwargs, message):
         InverseTimeDecay(**kwargs)
 
 
-def _scheduler(decay: InverseTimeDecay) -> tuple[torch.optim.Optimizer, object]:
+def _scheduler(
+    decay: InverseTimeDecay,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     optimizer = torch.optim.RMSprop([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, alpha=0.9)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=decay)
 
 
 def test_a_saved_schedule_resumes_where_it_stopped():
-    """1200 steps in one go and 700 + 500 through a ``weights_only`` checkpoint give the same
-    learning rate (5e-4 at 700, 1e-3/3 from 1000 on)."""
+    """700 steps, a ``weights_only`` checkpoint (with the factor's settings in it) and 500 more
+    give the schedule's learning rate at 1200 (5e-4 at 700, 1e-3/3 from 1000 on)."""
     optimizer, scheduler = _scheduler(InverseTimeDecay(500))
     for _ in range(700):
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+    saved = scheduler.state_dict()["lr_lambdas"]
+    assert saved == [{"decay_steps": 500, "decay_rate": 1.0, "staircase": True}]
     buffer = io.BytesIO()
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, buffer)
     buffer.seek(0)

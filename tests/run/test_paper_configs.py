@@ -43,6 +43,9 @@ def _lpd_paper_schedule(cfg) -> None:
 
 def _lgd_paper_schedule(cfg) -> None:
     assert cfg.model.optimizer._target_ == "torch.optim.RMSprop"
+    # nothing of the model config's Adam (betas) or cosine (eta_min) is left in a merge
+    assert set(cfg.model.optimizer) == {"_target_", "_partial_", "lr", "alpha", "eps"}
+    assert set(cfg.model.scheduler) == {"_target_", "_partial_", "lr_lambda"}
     assert (cfg.model.optimizer.lr, cfg.model.optimizer.alpha) == (1e-3, 0.9)
     assert cfg.model.scheduler._target_ == "torch.optim.lr_scheduler.LambdaLR"
     decay = cfg.model.scheduler.lr_lambda

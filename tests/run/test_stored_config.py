@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import EXPERIMENTS
+from conftest import CONFIG_DIR, EXPERIMENTS
 from learnct.reporting.__main__ import main
 from learnct.reporting.weights import verify_weights
 from learnct.run.results import ResultsError
@@ -43,7 +43,11 @@ def _payload(tmp_path):
     return {"_target_": "torch.load", "f": str(pickled), "weights_only": False}, marker
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+#: ``make train EXP=paper/<name>``
+PAPER = sorted(f"paper/{p.stem}" for p in (CONFIG_DIR / "experiment" / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS + PAPER)
 def test_the_configs_runs_write_pass(experiment, tmp_path, compose_config):
     check_stored_targets(_stored(compose_config, tmp_path, experiment), "config.json")
 
@@ -66,8 +70,9 @@ def test_other_targets_are_refused_naming_the_file_and_key(where, target, tmp_pa
         check_stored_targets(OmegaConf.to_container(config), "logs/x/config.json")
     assert str(err.value) == (
         f"logs/x/config.json: {where}._target_={target!r} refused: a stored config may only "
-        "name learnct's methods, CTDataModule, make_physics and torch optimisers or schedulers "
-        "(rerun the run with this code to rewrite its config)"
+        "name learnct's methods, CTDataModule, make_physics, torch optimisers or schedulers "
+        "and learnct's learning-rate factors (rerun the run with this code to rewrite its "
+        "config)"
     )
 
 

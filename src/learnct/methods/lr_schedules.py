@@ -5,8 +5,9 @@ learned gradient paper's published training code (Adler and Öktem, "Solving ill
 problems using iterative deep neural networks", Inverse Problems 2017;
 ``adler-j/learned_gradient_tomography``: RMSProp, lr 1e-3, ``decay_steps=500``,
 ``decay_rate=1``, staircase), used by ``configs/schedule/lgd_paper.yaml``. A factor is a
-callable object, not a closure, so that it pickles and ``LambdaLR.state_dict`` saves it with
-the checkpoint.
+callable object, not a closure: ``LambdaLR.state_dict`` saves its settings (its ``__dict__``,
+plain numbers that load with ``torch.load(weights_only=True)``) with the checkpoint, and a
+Hydra ``_target_`` names it in the run's config.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ physics from the configs stored in run folders (``config.json``) and beside comm
 (``weights/config.json``). Run folders are copied between machines, and Hydra instantiates any
 importable ``_target_`` (``torch.load``, ``os.system`` ...), so before anything is built from
 such a file :func:`check_stored_targets` requires every ``_target_`` in the sections that are
-instantiated (:data:`INSTANTIATED`) to be one of :func:`allowed_targets`: learnct's method
-classes, ``CTDataModule``, ``make_physics`` and torch's optimisers and learning-rate
-schedulers, by exact name (a prefix would let ``learnct.<module>.os.system`` through). A stored
-config was written resolved, so an interpolation (``${...}``, which can build a node) is
-refused too. A new class that the configs in ``configs/`` name in these sections must be added
-to :func:`allowed_targets`.
+instantiated (:data:`INSTANTIATED`) to be one of :func:`allowed_targets`: learnct's method classes,
+``CTDataModule``, ``make_physics``, torch's optimisers and learning-rate schedulers and the
+learning-rate factors of :mod:`learnct.methods.lr_schedules`, by exact name (a prefix would let
+``learnct.<module>.os.system`` through). A stored config was written resolved, so an interpolation
+(``${...}``, which can build a node) is refused too. A new class that the configs in ``configs/``
+name in these sections must be added to :func:`allowed_targets`.
 
 What a user types on the command line or writes in their own configs is their code and is not
 restricted.
@@ -40,9 +40,11 @@ def allowed_targets() -> frozenset[str]:
     import learnct.data
     import learnct.methods
     import learnct.physics
+    from learnct.methods import lr_schedules
 
     ours = [*learnct.methods.METHODS.values(), learnct.data.CTDataModule]
     ours.append(learnct.physics.make_physics)
+    ours += [getattr(lr_schedules, name) for name in lr_schedules.__all__]
     names = set()
     for obj in ours:  # its own module's name and the package's that exports it
         names.add(f"{obj.__module__}.{obj.__qualname__}")
@@ -80,8 +82,9 @@ def _check(node: Any, where: str, source: str | Path) -> None:
             if key == "_target_" and not (isinstance(value, str) and value in allowed_targets()):
                 raise ResultsError(
                     f"{source}: {where}._target_={value!r} refused: a stored config may only "
-                    "name learnct's methods, CTDataModule, make_physics and torch optimisers "
-                    "or schedulers (rerun the run with this code to rewrite its config)"
+                    "name learnct's methods, CTDataModule, make_physics, torch optimisers "
+                    "or schedulers and learnct's learning-rate factors (rerun the run with "
+                    "this code to rewrite its config)"
                 )
             _check(value, f"{where}.{key}", source)
     elif isinstance(node, list | tuple):
