@@ -90,9 +90,12 @@ class _Capture(L.Callback):
         raise _Stop
 
 
-def _built(cfg) -> tuple[_Capture, L.Trainer, object]:
-    """What Lightning builds from ``cfg``: the captured optimiser and scheduler, the trainer
-    and the method."""
+def _built(compose_config, tmp_path, name: str) -> tuple[_Capture, L.Trainer, L.LightningModule]:
+    """What Lightning builds from ``paper/<name>`` on the CPU: the captured optimiser and
+    scheduler, the trainer and the method."""
+    cfg = compose_config(
+        "train", [f"experiment=paper/{name}", "trainer=cpu", "data.val_size=1"], tmp_path
+    )
     preset, operator = build_physics(cfg)
     model = build_method(cfg, operator)
     capture = _Capture()
@@ -105,12 +108,7 @@ def _built(cfg) -> tuple[_Capture, L.Trainer, object]:
 def test_paper_lpd_builds_the_paper_optimiser_and_cosine_schedule(compose_config, tmp_path):
     """What Lightning builds from ``paper/lpd_parallel_ellipses`` (on the CPU): Adam with the
     paper's settings, cosine annealing stepped per optimiser step with T_max 100k, clip 1."""
-    cfg = compose_config(
-        "train",
-        ["experiment=paper/lpd_parallel_ellipses", "trainer=cpu", "data.val_size=1"],
-        tmp_path,
-    )
-    capture, trainer, model = _built(cfg)
+    capture, trainer, model = _built(compose_config, tmp_path, "lpd_parallel_ellipses")
     group = capture.optimizer.param_groups[0]
     assert type(capture.optimizer).__name__ == "Adam"
     assert (group["lr"], group["betas"]) == (1e-3, (0.9, 0.99))
@@ -151,12 +149,7 @@ def test_make_eval_tests_a_paper_experiment_under_a_one_folder_task_name():
 def test_paper_lgd_builds_its_papers_rmsprop_and_inverse_time_decay(compose_config, tmp_path):
     """``paper/lgd_parallel_ellipses`` on the CPU: RMSProp with TF1's decay and epsilon, the
     learning rate 1e-3 / (1 + floor(k / 500)) per optimiser step, no clipping, batches of 20."""
-    cfg = compose_config(
-        "train",
-        ["experiment=paper/lgd_parallel_ellipses", "trainer=cpu", "data.val_size=1"],
-        tmp_path,
-    )
-    capture, trainer, model = _built(cfg)
+    capture, trainer, model = _built(compose_config, tmp_path, "lgd_parallel_ellipses")
     group = capture.optimizer.param_groups[0]
     assert type(capture.optimizer).__name__ == "RMSprop"
     assert (group["lr"], group["alpha"], group["eps"]) == (1e-3, 0.9, 1e-10)
