@@ -202,8 +202,9 @@ fi
 
 if has sittings; then
     # Paper-scale schedules (issue #22) in sittings that end by time: each experiment of
-    # SITTINGS (default: FBP + U-Net, LGD and the fully learned net on parallel_ellipses, LPD
-    # on fan_lowdose; LPD on parallel_ellipses finished on the CPU) trains side
+    # SITTINGS (default: LGD on parallel_ellipses and fan_lowdose, LPD on fan_lowdose: the
+    # paper runs whose sitting checkpoints are small enough to come back and be committed,
+    # see gpu_session.md; LPD on parallel_ellipses finished on the CPU) trains side
     # by side with the others for SITTING_MINUTES (default: what the deadline leaves, less 3
     # minutes for start-up, which a sitting's clock does not count, and saving), then saves
     # its resumable checkpoint to experiments/<setup>/sittings/<task>/last.ckpt, which comes
@@ -211,7 +212,7 @@ if has sittings; then
     # next time continues every schedule. bf16-mixed on the fast path (the papers trained in
     # float32; the projector stays float32).
     minutes=${SITTING_MINUTES:-$(awk -v s="$(left)" 'BEGIN {m = (s - 180) / 60; print (m > 1 ? int(m) : 1)}')}
-    say "sittings of $minutes min: ${SITTINGS:=paper/fbpunet_parallel_ellipses paper/lgd_parallel_ellipses paper/learned_inverse_parallel_ellipses paper/lpd_fan_lowdose}"
+    say "sittings of $minutes min: ${SITTINGS:=paper/lgd_parallel_ellipses paper/lgd_fan_lowdose paper/lpd_fan_lowdose}"
     pids=()
     for exp in $SITTINGS; do
         name=${exp##*/}
