@@ -32,6 +32,10 @@ if not torch.cuda.is_available():
 REPO_ROOT = CONFIG_DIR.parent
 #: every ``make train EXP=<name>``
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+#: every ``make train EXP=paper/<name>``
+PAPER_EXPERIMENTS = sorted(
+    f"paper/{p.stem}" for p in (CONFIG_DIR / "experiment" / "paper").glob("*.yaml")
+)
 #: what ``compose_config`` puts before a test's overrides (which can replace it): CSV metrics,
 #: no W&B run, no config tree printed
 BASE_OVERRIDES = ("logger=csv", "extras.print_config=false")

@@ -11,10 +11,10 @@ import subprocess
 import lightning as L
 import pytest
 
-from conftest import CONFIG_DIR, REPO_ROOT
+from conftest import PAPER_EXPERIMENTS, REPO_ROOT
 from learnct.run.build import build_datamodule, build_method, build_physics, build_trainer
 
-PAPER = sorted(p.stem for p in (CONFIG_DIR / "experiment" / "paper").glob("*.yaml"))
+PAPER = [name.removeprefix("paper/") for name in PAPER_EXPERIMENTS]
 
 
 def test_every_method_and_setup_of_the_issue_has_a_paper_experiment():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import CONFIG_DIR, EXPERIMENTS
+from conftest import EXPERIMENTS, PAPER_EXPERIMENTS
 from learnct.reporting.__main__ import main
 from learnct.reporting.weights import verify_weights
 from learnct.run.results import ResultsError
@@ -43,11 +43,7 @@ def _payload(tmp_path):
     return {"_target_": "torch.load", "f": str(pickled), "weights_only": False}, marker
 
 
-#: ``make train EXP=paper/<name>``
-PAPER = sorted(f"paper/{p.stem}" for p in (CONFIG_DIR / "experiment" / "paper").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("experiment", EXPERIMENTS + PAPER)
+@pytest.mark.parametrize("experiment", EXPERIMENTS + PAPER_EXPERIMENTS)
 def test_the_configs_runs_write_pass(experiment, tmp_path, compose_config):
     check_stored_targets(_stored(compose_config, tmp_path, experiment), "config.json")
 
