@@ -80,3 +80,79 @@ def test_a_run_started_with_scheduler_cosine_resumes_with_its_settings(compose_c
     assert differences(earlier, today)  # resume=true alone refuses it, saying what differs
     matching = ["experiment=lpd", "model.scheduler=cosine", "~model.scheduler_interval"]
     assert differences(earlier, run_settings(compose_config("train", matching))) == []
+
+
+OPTIMIZERS = sorted(p.stem for p in (CONFIG_DIR / "model" / "optimizer").glob("*.yaml"))
+SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "model" / "scheduler").glob("*.yaml"))
+
+
+def _built(compose_config, operator, overrides: list[str]):
+    """The composed ``cfg.model`` and what ``configure_optimizers`` builds from it."""
+    cfg = compose_config("train", ["model=lpd", "model.n_iter=1", *overrides])
+    model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(operator=operator)
+    model.trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", logger=False)
+    return cfg.model, model.configure_optimizers()
+
+
+def test_the_option_groups_are_the_documented_ones():
+    assert OPTIMIZERS == ["adam", "rmsprop"]
+    assert SCHEDULERS == ["constant", "cosine", "inverse_time"]
+
+
+@pytest.mark.parametrize("model", SCHEDULED)
+def test_every_learned_model_defaults_to_adam_and_cosine(model, compose_config):
+    cfg = compose_config("train", [f"model={model}"])
+    assert cfg.model.optimizer._target_ == "torch.optim.Adam"
+    assert cfg.model.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR"
+
+
+@pytest.mark.parametrize(
+    ("option", "cls", "settings"),
+    [
+        ("adam", torch.optim.Adam, {"lr": 1e-3, "betas": (0.9, 0.99)}),
+        ("rmsprop", torch.optim.RMSprop, {"lr": 1e-3, "alpha": 0.9, "eps": 1e-10}),
+    ],
+)
+def test_an_optimizer_option_builds_its_class_with_only_its_settings(
+    option, cls, settings, compose_config, operator
+):
+    """model/optimizer=<option> replaces the section: no key of the default (Adam's betas)
+    is merged into another optimiser."""
+    section, built = _built(compose_config, operator, [f"model/optimizer={option}"])
+    assert set(section.optimizer) == {"_target_", "_partial_", *settings}
+    optimizer = built["optimizer"]
+    assert type(optimizer) is cls
+    assert {k: optimizer.defaults[k] for k in settings} == settings
+
+
+@pytest.mark.parametrize(
+    ("option", "rates"),
+    [
+        ("cosine", [1e-3, pytest.approx(5e-4, rel=1e-12), 0.0]),
+        ("constant", [1e-3, 1e-3, 1e-3]),
+        ("inverse_time", [1e-3, 1e-3, 1e-3]),  # decays every 500 steps: none in a 40-step run
+    ],
+)
+def test_a_scheduler_option_gives_its_learning_rates(option, rates, compose_config, operator):
+    section, built = _built(compose_config, operator, [f"model/scheduler={option}"])
+    if option == "constant":
+        assert section.scheduler is None and isinstance(built, torch.optim.Adam)
+        return
+    assert set(section.scheduler) <= {"_target_", "_partial_", "eta_min", "lr_lambda"}
+    partial = hydra.utils.instantiate(section.scheduler)
+    assert _learning_rates(operator, partial) == rates
+
+
+def test_inverse_time_halves_the_rate_after_its_decay_steps(compose_config, operator):
+    _, built = _built(
+        compose_config,
+        operator,
+        ["model/scheduler=inverse_time", "model.scheduler.lr_lambda.decay_steps=10"],
+    )
+    optimizer, sched = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(21):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        sched.step()
+    assert (rates[9], rates[10], rates[20]) == (1e-3, 5e-4, pytest.approx(1e-3 / 3))
