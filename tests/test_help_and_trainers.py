@@ -12,7 +12,8 @@ def test_help_lists_the_groups_their_options_and_the_main_keys(run_cli):
     text = done.stdout
     assert text.startswith("learnct-train (make train EXP=<name>)")
     assert f"experiment: {', '.join(EXPERIMENTS)}\n" in text
-    for group in ("data", "debug", "logger", "model", "physics", "trainer"):
+    groups = ("data", "debug", "logger", "model", "model/optimizer", "model/scheduler", "physics")
+    for group in (*groups, "trainer"):
         options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
         assert f"{group}: {', '.join(options)}\n" in text
     for usage in ('ARGS="debug=fdr"', 'ARGS="resume=true"', "make eval EXP=lpd CKPT="):
