@@ -97,6 +97,42 @@ def test_a_transient_nonfinite_step_is_skipped_and_counted(
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
 
 
+def test_the_skip_count_runs_over_a_schedules_sittings(
+    monkeypatch, tmp_path, compose_config, run_config
+):
+    """A sittings checkpoint carries the guard's count, and ``curve.csv`` gives the count at
+    each validation point: the skipped steps of the whole schedule, not of the last sitting."""
+    from learnct.run.sittings import read_sitting_curve
+
+    _poison(monkeypatch, lambda step: step in (1, 2))
+    sittings = tmp_path / "sittings"
+    overrides = [
+        *TINY_LGD,
+        f"sitting_dir={sittings}",
+        "sitting_steps=2",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=1",
+        "trainer.log_every_n_steps=1",
+        "test=false",
+    ]
+    with pytest.warns(RuntimeWarning, match="step 1: non-finite"):
+        run_config(compose_config("train", overrides, tmp_path / "first"))
+    first = torch.load(sittings / "last.ckpt", weights_only=True)
+    assert first["callbacks"] == {"NonFiniteGuard": {"skipped": 1, "consecutive": 1}}
+    with pytest.warns(RuntimeWarning, match=r"\(2 in a row, 2 in all"):
+        run_config(compose_config("train", overrides, tmp_path / "second"))
+    last = torch.load(sittings / "last.ckpt", weights_only=True)
+    assert last["callbacks"] == {"NonFiniteGuard": {"skipped": 2, "consecutive": 0}}
+    curve = read_sitting_curve(sittings)
+    # a point at step k follows the training step of index k (the poisoned ones: 1 and 2)
+    assert [(p["step"], p["nonfinite_steps"]) for p in curve] == [
+        ("0", "0"),
+        ("1", "1"),
+        ("2", "2"),
+        ("3", "2"),
+    ]
+
+
 def test_guard_rejects_a_bad_limit():
     with pytest.raises(ValueError, match="max_consecutive must be an integer >= 1, got 0"):
         NonFiniteGuard(0)

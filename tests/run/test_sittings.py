@@ -72,7 +72,8 @@ def test_two_sittings_end_where_one_run_ends(tmp_path, compose_config, run_confi
     saved = torch.load(sittings / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 2
     # stripped: what resuming reads, the data stream's state, and nothing else
-    assert set(saved) <= {*RESUME_KEYS, "CTDataModule", "Precision"}
+    assert set(saved) <= {*RESUME_KEYS, "CTDataModule", "Precision", "callbacks"}
+    assert saved["callbacks"] == {"NonFiniteGuard": {"skipped": 0, "consecutive": 0}}
     assert saved["CTDataModule"] == {"train_noise_batches": 2, "train_stream_next": 4}
     assert "combined_loader" not in saved["loops"]["fit_loop"]["state_dict"]  # empty: left out
     second = sitting()

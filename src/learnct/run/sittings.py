@@ -15,13 +15,15 @@ first sitting of a fine-tune from other weights; later sittings, the same comman
 the sittings checkpoint (which then holds the weights) and do not load it again.
 
 Beside it, ``curve.csv`` keeps the schedule's validation curve (step, ``val/psnr``,
-``val/ssim``, run id: :func:`update_sitting_curve`), rewritten at the end of each sitting from
-the run folder's CSV metrics and the points of the earlier sittings, whose run folders may be
-gone (another machine or session): ``make report`` draws the whole schedule from it.
+``val/ssim``, the steps skipped as non-finite so far, run id: :func:`update_sitting_curve`),
+rewritten at the end of each sitting from the run folder's CSV metrics and the points of the
+earlier sittings, whose run folders may be gone (another machine or session): ``make report``
+draws the whole schedule from it.
 
 The checkpoint keeps only what resuming needs (:data:`RESUME_KEYS`, the DataModule's and the
-precision plugin's state): no callback states (best-checkpoint bookkeeping, which starts
-afresh each sitting) and no DataModule hyper-parameters. A sitting continues only a checkpoint
+precision plugin's state) and of the callbacks only the non-finite guard's count of skipped
+steps (:data:`CARRIED_CALLBACKS`; best-checkpoint bookkeeping starts afresh each sitting); no
+DataModule hyper-parameters. A sitting continues only a checkpoint
 whose settings (:data:`~learnct.run.identity.IDENTITY_KEYS`, except the
 :data:`~learnct.run.identity.EXECUTION_KEYS`) equal the command's, under the run id it carries.
 """
@@ -43,9 +45,11 @@ from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import atomic_open
 from learnct.run.config_checks import ConfigError
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
-from learnct.run.results import VALIDATION_COLUMNS, validation_points
+from learnct.run.nonfinite import NonFiniteGuard
+from learnct.run.results import VALIDATION_COLUMNS, read_metric_curves, validation_points
 
 __all__ = [
+    "CARRIED_CALLBACKS",
     "RESUME_KEYS",
     "SittingEnd",
     "read_sitting_curve",
@@ -58,8 +62,14 @@ __all__ = [
 
 SITTING_CHECKPOINT = "last.ckpt"
 SITTING_CURVE = "curve.csv"
-#: the columns of a sitting curve: the step, PSNR (dB), SSIM and the schedule's run id
-CURVE_FIELDS = ("step", *VALIDATION_COLUMNS, "run_id")
+#: the columns of a sitting curve: the step, PSNR (dB), SSIM, the training steps skipped as
+#: non-finite up to that step (the last count logged before it) and the schedule's run id
+CURVE_FIELDS = ("step", *VALIDATION_COLUMNS, "nonfinite_steps", "run_id")
+#: the metric of those skipped steps (:class:`~learnct.run.nonfinite.NonFiniteGuard`)
+NONFINITE_METRIC = "train/nonfinite_steps"
+#: The callbacks whose state a sittings checkpoint carries (by their checkpoint key): the
+#: guard's count of skipped steps, so that it counts over the whole schedule.
+CARRIED_CALLBACKS = (NonFiniteGuard.__qualname__,)
 #: The entries of a Lightning checkpoint that a true resume reads: weights, optimiser and
 #: scheduler states, loop progress and step count, learnct's method/geometry record and run
 #: stamp, and the method's hyper-parameters (checked against the command's architecture).
@@ -84,10 +94,16 @@ def sitting_checkpoint(cfg: DictConfig) -> Path:
 
 
 def strip_for_resume(checkpoint: dict[str, Any], state_keys: tuple[str, ...]) -> dict[str, Any]:
-    """``checkpoint`` with only :data:`RESUME_KEYS` and ``state_keys`` (the DataModule's and
-    precision plugin's entries, named by their class), tensors detached on the CPU."""
+    """``checkpoint`` with only :data:`RESUME_KEYS`, ``state_keys`` (the DataModule's and
+    precision plugin's entries, named by their class) and the :data:`CARRIED_CALLBACKS`'
+    states, tensors detached on the CPU."""
     keep = set(RESUME_KEYS) | set(state_keys)
     slim = {k: v for k, v in checkpoint.items() if k in keep}
+    carried = {
+        k: v for k, v in (checkpoint.get("callbacks") or {}).items() if k in CARRIED_CALLBACKS
+    }
+    if carried:
+        slim["callbacks"] = carried
     return _to_cpu(slim)
 
 
@@ -206,10 +222,15 @@ def read_sitting_curve(folder: Path) -> list[dict[str, str]]:
 def update_sitting_curve(folder: Path, run_folder: Path, run_id: str) -> Path:
     """Rewrite ``folder/curve.csv``: the earlier sittings' points of schedule ``run_id`` (a
     file of another schedule is replaced) and the validation points of ``run_folder`` (which
-    win a step they share)."""
+    win a step they share), each with the skipped-step count last logged at or before it."""
     points = {int(p["step"]): p for p in read_sitting_curve(folder) if p.get("run_id") == run_id}
+    skips = read_metric_curves(run_folder, [NONFINITE_METRIC]).get(NONFINITE_METRIC, [])
     for step, values in validation_points(run_folder).items():
-        points.setdefault(step, {"step": str(step), "run_id": run_id}).update(values)
+        point = points.setdefault(step, {"step": str(step), "run_id": run_id})
+        point.update(values)
+        logged = [count for at, count in skips if at <= step]
+        if logged:
+            point["nonfinite_steps"] = str(int(logged[-1]))
     path = Path(folder) / SITTING_CURVE
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS, extrasaction="ignore")
