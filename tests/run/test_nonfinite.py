@@ -81,7 +81,8 @@ def test_a_transient_nonfinite_step_is_skipped_and_counted(
         ],
         tmp_path,
     )
-    with pytest.warns(RuntimeWarning, match="step 1: non-finite loss or gradient, step skipped"):
+    said = r"step 1: non-finite loss or gradient, step skipped \(loss nan; non-finite gradients in"
+    with pytest.warns(RuntimeWarning, match=said):
         result = run_config(cfg)
     assert result.objective is not None and result.objective > 0
     (metrics,) = tmp_path.glob("csv/version_*/metrics.csv")
@@ -131,6 +132,28 @@ def test_the_skip_count_runs_over_a_schedules_sittings(
         ("2", "2"),
         ("3", "2"),
     ]
+
+
+def test_a_skip_names_what_was_not_finite():
+    """The warning of a skipped step says whether the loss or which gradients were not
+    finite (bf16 overflows show up in a few tensors, bad data in the loss)."""
+    from learnct.run.nonfinite import _what_is_not_finite
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    params = list(net.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    assert _what_is_not_finite(net, params, torch.tensor(0.5)) == "loss 0.5"
+    params[2].grad[0, 1] = float("inf")
+    said = _what_is_not_finite(net, params, torch.tensor(0.5))
+    assert said == "loss 0.5; non-finite gradients in 1 of 4 tensors: 1.weight"
+    for p in params:
+        p.grad.fill_(float("nan"))
+    said = _what_is_not_finite(net, params, torch.tensor(float("nan")))
+    assert said == (
+        "loss nan; non-finite gradients in 4 of 4 tensors: 0.weight, 0.bias, 1.weight, ..."
+    )
+    assert _what_is_not_finite(net, [], None) == "no loss or gradients seen"
 
 
 def test_guard_rejects_a_bad_limit():

@@ -11,7 +11,8 @@ device flag (``found_inf``, as the GradScaler does) with which the fused kernel 
 weights, moments and step count as they are, counts skips on the device, and reads the counts
 every ``trainer.log_every_n_steps`` steps (the run then stops up to that many steps after the
 ``max_consecutive``-th skip in a row; the weights are still the last finite step's). Skips are
-counted (``train/nonfinite_steps``, saved in checkpoints) and warned about. After
+counted (``train/nonfinite_steps``, saved in checkpoints) and warned about (on the
+host path the warning names the loss and the parameters whose gradient was not finite). After
 ``max_consecutive`` in a row the guard raises :class:`NonFiniteTrainingError`: the weights
 never took a non-finite update, so every checkpoint on disk is a good one.
 
@@ -71,6 +72,25 @@ def check_finite_results(rows: Sequence[dict[str, Any]], metrics: Sequence[str])
         )
 
 
+def _what_is_not_finite(
+    module: torch.nn.Module, params: list[torch.Tensor], loss: torch.Tensor | None
+) -> str:
+    """Which of a skipped step's loss and gradients were not finite, read only on a skip:
+    ``"loss nan"``, or the loss and the parameters with a non-finite gradient (the first
+    three by name, and how many)."""
+    names = {id(p): name for name, p in module.named_parameters()}
+    bad = [
+        names.get(id(p), "?")
+        for p in params
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+    ]
+    parts = [] if loss is None else [f"loss {float(loss.float().sum()):.4g}"]
+    if bad:
+        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        parts.append(f"non-finite gradients in {len(bad)} of {len(params)} tensors: {shown}")
+    return "; ".join(parts) or "no loss or gradients seen"
+
+
 class NonFiniteGuard(L.Callback):
     """See the module docstring.
 
@@ -98,9 +118,9 @@ class NonFiniteGuard(L.Callback):
         params = [p for group in optimizer.param_groups for p in group["params"]]
         grads = [p.grad for p in params if p.grad is not None]
         values = [torch.nn.utils.get_total_norm(grads)] if grads else []
-        if self._loss is not None:
-            values.append(self._loss.float().sum())  # NaN and inf survive the sum
-        self._loss = None
+        loss, self._loss = self._loss, None
+        if loss is not None:
+            values.append(loss.float().sum())  # NaN and inf survive the sum
         if optimizer.defaults.get("fused") and not has_grad_scaler(trainer):
             self._skip_on_device(trainer, pl_module, optimizer, values)
             return
@@ -108,13 +128,16 @@ class NonFiniteGuard(L.Callback):
         if finite:
             self.consecutive = 0
         else:
+            what = _what_is_not_finite(pl_module, params, loss)
             if not has_grad_scaler(trainer):
                 # the optimiser then leaves every weight as is (with fp16 AMP, the GradScaler
                 # skips the step itself and lowers its scale: its overflows are counted only)
                 optimizer.zero_grad(set_to_none=True)
             self.consecutive += 1
             self.skipped += 1
-            self._warn(f"step {trainer.global_step}: non-finite loss or gradient, step skipped")
+            self._warn(
+                f"step {trainer.global_step}: non-finite loss or gradient, step skipped ({what})"
+            )
         pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
         self._stop_if_too_many(trainer)
 
