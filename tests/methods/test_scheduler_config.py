@@ -86,9 +86,18 @@ OPTIMIZERS = sorted(p.stem for p in (CONFIG_DIR / "model" / "optimizer").glob("*
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "model" / "scheduler").glob("*.yaml"))
 
 
-def _built(compose_config, operator, overrides: list[str]):
+#: where an option may be picked: a model's defaults, and the paper schedules (which pick
+#: options of their own that a command-line choice then replaces)
+BASES = {
+    "model": ["model=lpd"],
+    "lpd_paper": ["experiment=paper/lpd_parallel_ellipses"],
+    "lgd_paper": ["experiment=paper/lgd_parallel_ellipses"],
+}
+
+
+def _built(compose_config, operator, overrides: list[str], base: str = "model"):
     """The composed ``cfg.model`` and what ``configure_optimizers`` builds from it."""
-    cfg = compose_config("train", ["model=lpd", "model.n_iter=1", *overrides])
+    cfg = compose_config("train", [*BASES[base], "model.n_iter=1", *overrides])
     model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(operator=operator)
     model.trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", logger=False)
     return cfg.model, model.configure_optimizers()
@@ -106,6 +115,7 @@ def test_every_learned_model_defaults_to_adam_and_cosine(model, compose_config):
     assert cfg.model.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR"
 
 
+@pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize(
     ("option", "cls", "settings"),
     [
@@ -114,31 +124,35 @@ def test_every_learned_model_defaults_to_adam_and_cosine(model, compose_config):
     ],
 )
 def test_an_optimizer_option_builds_its_class_with_only_its_settings(
-    option, cls, settings, compose_config, operator
+    option, cls, settings, base, compose_config, operator
 ):
-    """model/optimizer=<option> replaces the section: no key of the default (Adam's betas)
-    is merged into another optimiser."""
-    section, built = _built(compose_config, operator, [f"model/optimizer={option}"])
+    """model/optimizer=<option> replaces the section, also in a paper experiment: no key of
+    another option (Adam's betas, RMSprop's alpha) is merged into it."""
+    section, built = _built(compose_config, operator, [f"model/optimizer={option}"], base)
     assert set(section.optimizer) == {"_target_", "_partial_", *settings}
     optimizer = built["optimizer"]
     assert type(optimizer) is cls
     assert {k: optimizer.defaults[k] for k in settings} == settings
 
 
+@pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize(
-    ("option", "rates"),
+    ("option", "keys", "rates"),
     [
-        ("cosine", [1e-3, pytest.approx(5e-4, rel=1e-12), 0.0]),
-        ("constant", [1e-3, 1e-3, 1e-3]),
-        ("inverse_time", [1e-3, 1e-3, 1e-3]),  # decays every 500 steps: none in a 40-step run
+        ("cosine", {"eta_min"}, [1e-3, pytest.approx(5e-4, rel=1e-12), 0.0]),
+        ("constant", None, [1e-3, 1e-3, 1e-3]),
+        # decays every 500 steps: not in a 40-step run
+        ("inverse_time", {"lr_lambda"}, [1e-3, 1e-3, 1e-3]),
     ],
 )
-def test_a_scheduler_option_gives_its_learning_rates(option, rates, compose_config, operator):
-    section, built = _built(compose_config, operator, [f"model/scheduler={option}"])
+def test_a_scheduler_option_gives_its_learning_rates(
+    option, keys, rates, base, compose_config, operator
+):
+    section, built = _built(compose_config, operator, [f"model/scheduler={option}"], base)
     if option == "constant":
-        assert section.scheduler is None and isinstance(built, torch.optim.Adam)
+        assert section.scheduler is None and isinstance(built, torch.optim.Optimizer)
         return
-    assert set(section.scheduler) <= {"_target_", "_partial_", "eta_min", "lr_lambda"}
+    assert set(section.scheduler) == {"_target_", "_partial_", *keys}
     partial = hydra.utils.instantiate(section.scheduler)
     assert _learning_rates(operator, partial) == rates
 

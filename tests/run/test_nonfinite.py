@@ -156,6 +156,17 @@ def test_a_skip_names_what_was_not_finite():
     assert _what_is_not_finite(net, [], None) == "no loss or gradients seen"
 
 
+def test_a_checkpoint_between_two_reads_of_the_device_counts_has_them():
+    """With a fused optimiser the skips are counted on the device and read every
+    ``log_every_n_steps``; a checkpoint saved between two reads (a sitting that ends by time)
+    still carries them."""
+    guard = NonFiniteGuard(max_consecutive=10)
+    guard.skipped = 4
+    guard._on_device = (torch.tensor(3), torch.tensor(1), torch.tensor(2))
+    assert guard.state_dict() == {"skipped": 7, "consecutive": 1}
+    assert guard.state_dict() == {"skipped": 7, "consecutive": 1}  # folded once
+
+
 def test_guard_rejects_a_bad_limit():
     with pytest.raises(ValueError, match="max_consecutive must be an integer >= 1, got 0"):
         NonFiniteGuard(0)

@@ -164,13 +164,21 @@ class NonFiniteGuard(L.Callback):
         if (trainer.global_step + 1) % every == 0:
             self._read_device_counts(trainer, pl_module)
 
-    def _read_device_counts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Fold the device counts into ``skipped``/``consecutive`` (one host read), warn about
-        new skips, log them and stop after ``max_consecutive`` in a row."""
+    def _fold_device_counts(self) -> tuple[int, int]:
+        """Fold the device counts into ``skipped``/``consecutive`` (one host read; none if
+        there are none): the new skips and the longest run of skips since the last read."""
+        if self._on_device is None:
+            return 0, 0
         skipped, run, longest = (int(t) for t in torch.stack(self._on_device).cpu())
         self._on_device = None
         self.skipped += skipped
         self.consecutive = run
+        return skipped, longest
+
+    def _read_device_counts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Fold the device counts (:meth:`_fold_device_counts`), warn about new skips, log
+        them and stop after ``max_consecutive`` in a row."""
+        skipped, longest = self._fold_device_counts()
         if skipped:
             where = f"steps up to {trainer.global_step}: {skipped} with a non-finite loss or "
             self._warn(where + "gradient skipped")
@@ -205,6 +213,8 @@ class NonFiniteGuard(L.Callback):
             )
 
     def state_dict(self) -> dict[str, Any]:
+        """The counts, with the device's not yet read (a checkpoint between two reads)."""
+        self._fold_device_counts()
         return {"skipped": self.skipped, "consecutive": self.consecutive}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
