@@ -129,3 +129,41 @@ def test_a_sittings_committed_curve_stands_for_run_folders_that_are_gone(tmp_pat
         ("LearnedPrimalDual", 20, 26.0),
         ("LearnedPrimalDual", 30, 27.25),
     ]
+
+
+def test_a_schedule_in_progress_is_drawn_beside_the_table(tmp_path):
+    """A sittings checkpoint below its planned steps, of no table row's run, adds its committed
+    curve under a label saying how far it is; an ended schedule and the table's own run do not
+    (they are rows)."""
+    import torch
+
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"physics": "parallel_ellipses", "test_set": "ellipses", "ssim": "0.9", "n_images": "64"}
+    run = logs / "paper_lpd" / "runs" / "2026-01-02_b"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"id": "sched1", "settings": {}}))
+    _metrics(run, [{"step": "30", "val/psnr": "27.25"}])
+    _write(run, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
+    sittings = out / "parallel_ellipses" / "sittings"
+    for task, run_id, method, step in (
+        ("paper_lgd", "sched2", "LearnedGradientDescent", 40),  # in progress
+        ("paper_fbpunet", "sched3", "FBPUNet", 100),  # ended: not drawn
+        ("paper_lpd", "sched1", "LearnedPrimalDual", 20),  # the table's run: its row's curve
+    ):
+        (sittings / task).mkdir(parents=True)
+        stamp = {"id": run_id, "settings": {"trainer.max_steps": 100}}
+        state = {"global_step": step, "learnct_run": stamp, "learnct": {"method": method}}
+        torch.save(state, sittings / task / "last.ckpt")
+        (sittings / task / "curve.csv").write_text(
+            f"step,val_psnr,val_ssim,nonfinite_steps,run_id\n10,21.5,0.6,0,{run_id}\n"
+            f"20,25.0,0.7,0,{run_id}\n30,99.0,0.7,0,stale\n"
+        )
+    main(["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    lgd = "LearnedGradientDescent (paper_lgd: in progress, step 40 of 100)"
+    assert _curves(out / "parallel_ellipses" / "curves.csv") == [
+        ("LearnedPrimalDual", 10, 21.5),
+        ("LearnedPrimalDual", 20, 25.0),
+        ("LearnedPrimalDual", 30, 27.25),
+        (lgd, 10, 21.5),
+        (lgd, 20, 25.0),
+    ]

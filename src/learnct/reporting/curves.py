@@ -9,7 +9,10 @@ schedule), from the validation metrics the CSV logger wrote (``val/psnr``, ``val
 folders are gone, on another machine or in another session). A method whose row was kept
 from the written table (no run of its here) keeps its written curve, as the table keeps its
 row. FBP and TV (nothing to train) have one validation point: drawn as a dashed level across
-the plot.
+the plot. A schedule still in progress (a sittings checkpoint under ``experiments/<setup>/
+sittings/`` below its planned steps, of no table row's run) is drawn from its committed curve
+as ``<method> (<task>: in progress, step <k> of <n>)``, dotted, so that a long schedule's
+approach shows before it has a row.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from learnct.run.results import (
     find_run_folders,
     validation_points,
 )
-from learnct.run.sittings import read_sitting_curve
+from learnct.run.sittings import read_sitting_curve, sitting_progress
 
 __all__ = ["CURVE_FIELDS", "collect_curves", "plot_curves", "write_curves"]
 
@@ -66,6 +69,29 @@ def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[st
     return points
 
 
+def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
+    """The committed curves of the schedules under ``setup/sittings`` that have not ended and
+    whose run id is not in ``drawn`` (the table rows' runs)."""
+    points = []
+    for folder in sorted((setup / "sittings").glob("*/")):
+        progress = sitting_progress(folder)
+        if progress is None or progress.ended or progress.run_id in drawn:
+            continue
+        of = "" if progress.planned is None else f" of {progress.planned}"
+        method = f"{progress.method} ({folder.name}: in progress, step {progress.step}{of})"
+        points += [
+            {
+                "method": method,
+                "step": p["step"],
+                "run_dir": str(folder),
+                **{k: p[k] for k in VALIDATION_COLUMNS if p.get(k)},
+            }
+            for p in read_sitting_curve(folder)
+            if p.get("run_id") == progress.run_id
+        ]
+    return points
+
+
 def _run_curve(
     method: str, folders: Iterable[Path], points: dict[int, dict[str, str]] | None = None
 ) -> list[dict[str, str]]:
@@ -89,27 +115,30 @@ def _read_written(path: Path) -> list[dict[str, str]]:
 
 def collect_curves(
     rows: list[dict[str, str]], log_dir: Path, written: Path
-) -> tuple[list[dict[str, str]], list[str]]:
+) -> tuple[list[dict[str, str]], list[str], list[dict[str, str]]]:
     """Curve points (:data:`CURVE_FIELDS`) of the methods of the table ``rows``: from their
     runs (a row's ``_folder``), else the points already in ``written`` (``curves.csv``).
-    Returns the points and a line per run whose metrics could not be read."""
+    Returns the points, a line per run whose metrics could not be read, and the points of
+    the schedules in progress beside ``written`` (``sittings/``)."""
     folders: dict[str, Path | None] = {}
     for row in rows:
         folder = row.get("_folder")
         if folders.get(row["method"]) is None:
             folders[row["method"]] = Path(folder) if folder else None
     old = _read_written(written)
-    points, problems = [], []
+    points, problems, drawn = [], [], set()
     for method, folder in folders.items():
         if folder is None:
             points += [p for p in old if p.get("method") == method]
             continue
+        if (identity := read_identity(folder)) is not None:
+            drawn.add(identity.id)
         try:
             sittings = _sitting_points(method, folder, written.parent)
             points += _run_curve(method, _schedule_folders(folder, log_dir), sittings)
         except ResultsError as err:
             problems.append(f"curves: skipped {method}: {err}")
-    return points, problems
+    return points, problems, _in_progress_points(written.parent, drawn)
 
 
 def write_curves(
@@ -119,9 +148,10 @@ def write_curves(
     the table ``rows`` (nothing when none of its methods has a curve); returns the files
     written and the problems met."""
     path = folder / "curves.csv"
-    points, problems = collect_curves(rows, log_dir, path)
+    points, problems, in_progress = collect_curves(rows, log_dir, path)
     if not points:  # no method of the table has a curve here or written: nothing to draw
         return [], problems
+    points += in_progress
     for point in points:
         point["run_dir"] = repository_path(point["run_dir"]) if point.get("run_dir") else ""
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,11 +159,14 @@ def write_curves(
         writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(points)
-    return [path, plot_curves(points, folder / "curves.png")], problems
+    dotted = {p["method"] for p in in_progress}
+    return [path, plot_curves(points, folder / "curves.png", dotted)], problems
 
 
-def plot_curves(points: list[dict[str, str]], path: Path) -> Path:
-    """Validation PSNR against step, one line per method (one point: a dashed level)."""
+def plot_curves(points: list[dict[str, str]], path: Path, dotted: Iterable[str] = ()) -> Path:
+    """Validation PSNR against step, one line per method (one point: a dashed level; the
+    methods in ``dotted``, schedules in progress, dotted)."""
+    dotted = set(dotted)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +184,8 @@ def plot_curves(points: list[dict[str, str]], path: Path) -> Path:
         if len(values) == 1:
             ax.plot(span, [values[0][1]] * 2, linestyle="--", label=method)
         else:
-            ax.plot(*zip(*values, strict=True), marker=".", label=method)
+            style = ":" if method in dotted else "-"
+            ax.plot(*zip(*values, strict=True), marker=".", linestyle=style, label=method)
     ax.set_xlabel("training step")
     ax.set_ylabel("validation PSNR (dB)")
     ax.grid(alpha=0.3)

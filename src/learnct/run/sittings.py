@@ -34,7 +34,7 @@ import csv
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -52,10 +52,12 @@ __all__ = [
     "CARRIED_CALLBACKS",
     "RESUME_KEYS",
     "SittingEnd",
+    "SittingProgress",
     "read_sitting_curve",
     "resolve_sitting",
     "sitting_checkpoint",
     "sitting_identity",
+    "sitting_progress",
     "strip_for_resume",
     "update_sitting_curve",
 ]
@@ -117,24 +119,58 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+class SittingProgress(NamedTuple):
+    """Where the schedule of a sittings checkpoint stands."""
+
+    run_id: str
+    settings: dict[str, Any]  # what the schedule trains (learnct.run.identity.run_settings)
+    method: str  # the method's class name
+    step: int  # optimiser steps done
+    planned: int | None  # the schedule's trainer.max_steps (None: unbounded)
+
+    @property
+    def ended(self) -> bool:
+        return self.planned is not None and self.step >= self.planned
+
+
+def sitting_progress(folder: Path) -> SittingProgress | None:
+    """The progress of the sittings checkpoint ``folder/last.ckpt``; ``None`` when there is
+    none or it carries no run stamp."""
+    path = Path(folder) / SITTING_CHECKPOINT
+    if not path.is_file():
+        return None
+    state = load_checkpoint_file(path)
+    stamp = state.get("learnct_run") if isinstance(state, dict) else None
+    if not isinstance(stamp, dict) or "id" not in stamp:
+        return None
+    settings = dict(stamp.get("settings") or {})
+    planned = settings.get("trainer.max_steps")
+    return SittingProgress(
+        run_id=str(stamp["id"]),
+        settings=settings,
+        method=str((state.get("learnct") or {}).get("method", "?")),
+        step=int(state.get("global_step", 0)),
+        planned=None if planned in (None, -1) else int(planned),
+    )
+
+
 def resolve_sitting(cfg: DictConfig) -> Path | None:
     """The sittings checkpoint this command continues (``None``: the first sitting). Refuses a
     checkpoint of other settings, or one whose schedule has already ended."""
     path = sitting_checkpoint(cfg)
     if not path.is_file():
         return None
-    state = load_checkpoint_file(path)
-    stamp = state.get("learnct_run") if isinstance(state, dict) else None
-    if not isinstance(stamp, dict) or "id" not in stamp:
+    progress = sitting_progress(path.parent)
+    if progress is None:
         raise ConfigError(f"sittings: {path} carries no run stamp: it is not a sitting")
-    changed = differences(dict(stamp.get("settings") or {}), run_settings(cfg))
+    changed = differences(progress.settings, run_settings(cfg))
     if changed:
         shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
         raise ConfigError(
             f"sittings: {path} was trained with other settings ({shown}): run the "
             f"command of its first sitting, or move the file away to start a new schedule"
         )
-    step, planned = int(state.get("global_step", 0)), cfg.trainer.get("max_steps", -1)
+    step, planned = progress.step, cfg.trainer.get("max_steps", -1)
     if planned not in (None, -1) and step >= planned:
         raise ConfigError(
             f"sittings: the schedule of {path} has ended (step {step} of {planned}); "
@@ -148,9 +184,9 @@ def sitting_identity(cfg: DictConfig, checkpoint: Path | None) -> RunIdentity:
     """A new identity for this sitting's run folder, under the run id of ``checkpoint`` (the
     schedule's first sitting) when it continues one."""
     identity = new_identity(cfg)
-    if checkpoint is not None:
-        stamp = load_checkpoint_file(checkpoint)["learnct_run"]
-        identity["id"] = stamp["id"]
+    progress = None if checkpoint is None else sitting_progress(Path(checkpoint).parent)
+    if progress is not None:
+        identity["id"] = progress.run_id
     return identity
 
 
