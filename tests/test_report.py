@@ -73,6 +73,17 @@ def test_latest_run_per_method_wins_and_other_setups_are_ignored(tmp_path, capsy
     assert "skipped unreadable results" in capsys.readouterr().out
 
 
+def test_a_row_names_where_its_run_folder_is_now(tmp_path):
+    """A run trained in a worktree (or on another machine) and copied under ``logs/`` keeps
+    the run_dir it was written with; the table names the folder the report found it in."""
+    logs = tmp_path / "logs"
+    row = {"physics": "fan_lowdose", "test_set": "ellipses", "psnr": "30.0", "ssim": "0.8"}
+    moved = logs / "lpd" / "runs" / "a"
+    _write(moved, [{**row, "method": "LearnedPrimalDual", "run_dir": "/elsewhere/runs/a"}])
+    rows, _ = collect_results(logs, "fan_lowdose")
+    assert [r["run_dir"] for r in rows] == [str(moved)]
+
+
 def test_each_row_names_the_command_that_made_its_run(tmp_path):
     logs = tmp_path / "logs"
     row = {"physics": "fan_mayo", "test_set": "folder", "psnr": "37.1", "ssim": "0.92"}

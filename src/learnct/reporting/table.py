@@ -95,7 +95,9 @@ def collect_results(
             continue
         stamp = path.stat().st_mtime
         for row in rows:
-            row["_folder"] = str(path.parent)
+            # where the run is now (a run folder moved from a worktree or another machine
+            # keeps the run_dir it was written with)
+            row["_folder"] = row["run_dir"] = str(path.parent)
             if row["physics"] != setup:
                 continue
             key = (row["method"], row["test_set"])
