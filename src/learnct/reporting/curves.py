@@ -59,14 +59,23 @@ def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[st
     if identity is None:
         return points
     for sittings in sorted((setup / "sittings").glob("*/")):
-        for p in read_sitting_curve(sittings):
-            if p.get("run_id") == identity.id:
-                point = {"method": method, "step": p["step"], "run_dir": str(sittings)}
-                points[int(p["step"])] = {
-                    **point,
-                    **{k: p[k] for k in VALIDATION_COLUMNS if p.get(k)},
-                }
+        for p in _sitting_curve(method, sittings, identity.id):
+            points[int(p["step"])] = p
     return points
+
+
+def _sitting_curve(method: str, sittings: Path, run_id: str) -> list[dict[str, str]]:
+    """The points of ``sittings/curve.csv`` of schedule ``run_id``, as ``method``'s."""
+    return [
+        {
+            "method": method,
+            "step": p["step"],
+            "run_dir": str(sittings),
+            **{k: p[k] for k in VALIDATION_COLUMNS if p.get(k)},
+        }
+        for p in read_sitting_curve(sittings)
+        if p.get("run_id") == run_id
+    ]
 
 
 def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
@@ -79,16 +88,7 @@ def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
             continue
         of = "" if progress.planned is None else f" of {progress.planned}"
         method = f"{progress.method} ({folder.name}: in progress, step {progress.step}{of})"
-        points += [
-            {
-                "method": method,
-                "step": p["step"],
-                "run_dir": str(folder),
-                **{k: p[k] for k in VALIDATION_COLUMNS if p.get(k)},
-            }
-            for p in read_sitting_curve(folder)
-            if p.get("run_id") == progress.run_id
-        ]
+        points += _sitting_curve(method, folder, progress.run_id)
     return points
 
 

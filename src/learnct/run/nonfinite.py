@@ -34,11 +34,16 @@ from learnct.checks import check_int
 from learnct.methods.fast_path import has_grad_scaler
 
 __all__ = [
+    "NONFINITE_METRIC",
     "NonFiniteGuard",
     "NonFiniteResultsError",
     "NonFiniteTrainingError",
     "check_finite_results",
 ]
+
+
+#: the logged count of skipped steps so far (one value per logged step)
+NONFINITE_METRIC = "train/nonfinite_steps"
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -138,7 +143,7 @@ class NonFiniteGuard(L.Callback):
             self._warn(
                 f"step {trainer.global_step}: non-finite loss or gradient, step skipped ({what})"
             )
-        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+        pl_module.log(NONFINITE_METRIC, float(self.skipped), on_step=True, on_epoch=False)
         self._stop_if_too_many(trainer)
 
     def _skip_on_device(
@@ -182,7 +187,7 @@ class NonFiniteGuard(L.Callback):
         if skipped:
             where = f"steps up to {trainer.global_step}: {skipped} with a non-finite loss or "
             self._warn(where + "gradient skipped")
-        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+        pl_module.log(NONFINITE_METRIC, float(self.skipped), on_step=True, on_epoch=False)
         self._stop_if_too_many(trainer, longest)
 
     def _warn(self, what: str) -> None:

@@ -45,7 +45,7 @@ from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import atomic_open
 from learnct.run.config_checks import ConfigError
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
-from learnct.run.nonfinite import NonFiniteGuard
+from learnct.run.nonfinite import NONFINITE_METRIC, NonFiniteGuard
 from learnct.run.results import VALIDATION_COLUMNS, read_metric_curves, validation_points
 
 __all__ = [
@@ -67,8 +67,6 @@ SITTING_CURVE = "curve.csv"
 #: the columns of a sitting curve: the step, PSNR (dB), SSIM, the training steps skipped as
 #: non-finite up to that step (the last count logged before it) and the schedule's run id
 CURVE_FIELDS = ("step", *VALIDATION_COLUMNS, "nonfinite_steps", "run_id")
-#: the metric of those skipped steps (:class:`~learnct.run.nonfinite.NonFiniteGuard`)
-NONFINITE_METRIC = "train/nonfinite_steps"
 #: The callbacks whose state a sittings checkpoint carries (by their checkpoint key): the
 #: guard's count of skipped steps, so that it counts over the whole schedule.
 CARRIED_CALLBACKS = (NonFiniteGuard.__qualname__,)
