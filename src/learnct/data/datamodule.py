@@ -187,6 +187,34 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
+def _physics_and_operator(
+    physics: PhysicsPreset | str, photons: float | None, operator: RayTransform | None
+) -> tuple[PhysicsPreset, RayTransform]:
+    """The DataModule's preset (a name is looked up; ``photons``, when given, replaces its
+    dose) and its ray transform (built from the preset's geometry, or ``operator`` checked to
+    have that geometry)."""
+    if isinstance(physics, str):
+        if physics not in PRESETS:
+            raise ValueError(f"unknown physics preset {physics!r}: choose one of {sorted(PRESETS)}")
+        physics = PRESETS[physics]()
+    if not isinstance(physics, PhysicsPreset):
+        raise ValueError(
+            f"physics must be a PhysicsPreset or a preset name, got {type(physics).__name__}"
+        )
+    if photons is not None:  # the preset checks it
+        physics = dataclasses.replace(physics, photons=photons)
+    if operator is None:
+        return physics, RayTransform(physics.geometry)
+    if not isinstance(operator, RayTransform):
+        raise ValueError(f"operator must be a RayTransform, got {type(operator).__name__}")
+    if operator.geometry != physics.geometry:
+        raise ValueError(
+            f"the operator's geometry {operator.geometry} differs from the physics "
+            f"preset's {physics.geometry}: build both from the same geometry"
+        )
+    return physics, operator
+
+
 def _as_sources(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
     sources = (value,) if isinstance(value, str) else tuple(value)
     if not sources:
@@ -294,27 +322,7 @@ class CTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["operator", "physics"])
-        if isinstance(physics, str):
-            if physics not in PRESETS:
-                raise ValueError(
-                    f"unknown physics preset {physics!r}: choose one of {sorted(PRESETS)}"
-                )
-            physics = PRESETS[physics]()
-        if not isinstance(physics, PhysicsPreset):
-            raise ValueError(
-                f"physics must be a PhysicsPreset or a preset name, got {type(physics).__name__}"
-            )
-        if photons is not None:  # the preset checks it
-            physics = dataclasses.replace(physics, photons=photons)
-        if operator is None:
-            operator = RayTransform(physics.geometry)
-        elif not isinstance(operator, RayTransform):
-            raise ValueError(f"operator must be a RayTransform, got {type(operator).__name__}")
-        elif operator.geometry != physics.geometry:
-            raise ValueError(
-                f"the operator's geometry {operator.geometry} differs from the physics "
-                f"preset's {physics.geometry}: build both from the same geometry"
-            )
+        physics, operator = _physics_and_operator(physics, photons, operator)
         self.physics = physics
         self.train_photons_range = _photons_range(physics, train_photons_range)
         self.operator = operator

@@ -193,17 +193,10 @@ def check_task_name(cfg: DictConfig) -> None:
         task_folder_name(_get(cfg, "task_name"))
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
-    from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES, SOURCES
+def check_sources(cfg: DictConfig) -> None:
+    """``data.source`` one source name; ``data.val_source``/``test_source`` one or a list."""
+    from learnct.config_names import SOURCES
 
-    check_int(cfg, "seed", 0)
-    check_task_name(cfg)
-    check_choice(cfg, "physics.preset", PRESET_NAMES)
-    check_choice(cfg, "physics.backend", ["auto", *BACKEND_NAMES])
-    check_int(cfg, "physics.image_size", 2, nullable=True)
-    check_int(cfg, "physics.n_angles", 1, nullable=True)
-    check_int(cfg, "physics.n_detectors", 1, nullable=True)
     check_choice(cfg, "data.source", SOURCES)
     for key in ("val_source", "test_source"):
         value = _get(cfg, f"data.{key}")
@@ -213,6 +206,103 @@ def validate_config(cfg: DictConfig) -> None:
                     f"data.{key} names {source!r}, which is not valid: choose from "
                     f"{sorted(SOURCES)}"
                 )
+
+
+def check_max_steps(cfg: DictConfig) -> None:
+    """``trainer.max_steps``: a number of steps, or -1 (``trainer.max_epochs`` decides)."""
+    max_steps = _get(cfg, "trainer.max_steps")
+    if _has(cfg, "trainer.max_steps") and not (
+        is_int(max_steps) and (max_steps == -1 or max_steps >= 1)
+    ):
+        raise ConfigError(
+            f"trainer.max_steps={max_steps!r} is not valid: it must be an integer >= 1, or -1 "
+            "(no limit: trainer.max_epochs decides)"
+        )
+
+
+def check_resume(cfg: DictConfig) -> None:
+    """``resume`` (true, false or a run folder) and ``ckpt_path``: at most one of them."""
+    resume = _get(cfg, "resume")
+    if not (resume in (None, True, False) or (isinstance(resume, str) and resume)):
+        raise ConfigError(
+            f"resume={resume!r} is not valid: use true, false or a run folder "
+            "(logs/<task_name>/runs/<name>)"
+        )
+    if resume and _get(cfg, "ckpt_path"):
+        raise ConfigError(
+            f"resume=true and ckpt_path={_get(cfg, 'ckpt_path')!r} both say where to resume "
+            "from: set only one (resume=true continues the newest run of this task_name)"
+        )
+
+
+def check_sittings(cfg: DictConfig) -> None:
+    """``sitting_steps``/``sitting_minutes``: positive, with a schedule length
+    (``trainer.max_steps``), and not with ``resume``/``ckpt_path`` (sittings continue their own
+    checkpoint)."""
+    check_int(cfg, "sitting_steps", 1, nullable=True)
+    minutes = _get(cfg, "sitting_minutes")
+    if minutes is not None and not (_is_number(minutes) and 0 < minutes < float("inf")):
+        raise ConfigError(
+            f"sitting_minutes={minutes!r} is not valid: give the minutes of training a sitting "
+            "may take (e.g. 8 for a 10-minute lease), or null"
+        )
+    if not in_sittings(cfg):
+        return
+    if _get(cfg, "resume") or _get(cfg, "ckpt_path"):
+        raise ConfigError(
+            "sittings (sitting_steps, sitting_minutes) continue their own checkpoint "
+            "(sitting_dir/last.ckpt): unset resume and ckpt_path (init_weights may start the "
+            "first sitting)"
+        )
+    max_steps = _get(cfg, "trainer.max_steps")
+    if not (is_int(max_steps) and max_steps >= 1):
+        raise ConfigError(
+            f"sittings need the schedule's length: trainer.max_steps={max_steps!r} is not a "
+            "number of steps (set it, e.g. trainer.max_steps=100000, or unset sitting_steps "
+            "and sitting_minutes)"
+        )
+
+
+def check_init_weights(cfg: DictConfig) -> None:
+    """``init_weights``: an existing checkpoint file, only to start training (not with
+    ``train=false``, ``resume`` or ``ckpt_path``)."""
+    init_weights = _get(cfg, "init_weights")
+    if init_weights is None:
+        return
+    if not isinstance(init_weights, str):
+        raise ConfigError(f"init_weights={init_weights!r} is not valid: give a checkpoint path")
+    if not init_weights:
+        return
+    if _get(cfg, "train") is False:
+        raise ConfigError(
+            f"init_weights={init_weights!r} only starts training; to evaluate a checkpoint "
+            "use ckpt_path=... (make eval EXP=<name> CKPT=<file>)"
+        )
+    if _get(cfg, "resume") or _get(cfg, "ckpt_path"):
+        raise ConfigError(
+            f"init_weights={init_weights!r} starts a new run from weights, and resume/ckpt_path "
+            "continue an old one: set only one (to resume a run that began from init_weights, "
+            "drop init_weights: its last.ckpt already holds the weights)"
+        )
+    if not Path(init_weights).is_file():
+        raise ConfigError(
+            f"init_weights={init_weights!r}: no such checkpoint file or committed model "
+            "(python -c 'import learnct; print(learnct.pretrained_names())' lists the names)"
+        )
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
+    from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES
+
+    check_int(cfg, "seed", 0)
+    check_task_name(cfg)
+    check_choice(cfg, "physics.preset", PRESET_NAMES)
+    check_choice(cfg, "physics.backend", ["auto", *BACKEND_NAMES])
+    check_int(cfg, "physics.image_size", 2, nullable=True)
+    check_int(cfg, "physics.n_angles", 1, nullable=True)
+    check_int(cfg, "physics.n_detectors", 1, nullable=True)
+    check_sources(cfg)
     check_int(cfg, "data.batch_size", 1)
     check_int(cfg, "data.eval_batch_size", 1, nullable=True)
     for split in ("train", "val", "test"):
@@ -225,67 +315,13 @@ def validate_config(cfg: DictConfig) -> None:
     check_precision(cfg, "trainer.precision")
     check_precision(cfg, "test_precision")
     check_optimizer(cfg)
-    max_steps = _get(cfg, "trainer.max_steps")
-    if _has(cfg, "trainer.max_steps") and not (
-        is_int(max_steps) and (max_steps == -1 or max_steps >= 1)
-    ):
-        raise ConfigError(
-            f"trainer.max_steps={max_steps!r} is not valid: it must be an integer >= 1, or -1 "
-            "(no limit: trainer.max_epochs decides)"
-        )
+    check_max_steps(cfg)
     check_validation_interval(cfg)
     check_metric_names(cfg)
     check_int(cfg, "max_nonfinite_steps", 1, nullable=True)
-    resume = _get(cfg, "resume")
-    if not (resume in (None, True, False) or (isinstance(resume, str) and resume)):
-        raise ConfigError(
-            f"resume={resume!r} is not valid: use true, false or a run folder "
-            "(logs/<task_name>/runs/<name>)"
-        )
-    if _get(cfg, "resume") and _get(cfg, "ckpt_path"):
-        raise ConfigError(
-            f"resume=true and ckpt_path={_get(cfg, 'ckpt_path')!r} both say where to resume "
-            "from: set only one (resume=true continues the newest run of this task_name)"
-        )
-    check_int(cfg, "sitting_steps", 1, nullable=True)
-    minutes = _get(cfg, "sitting_minutes")
-    if minutes is not None and not (_is_number(minutes) and 0 < minutes < float("inf")):
-        raise ConfigError(
-            f"sitting_minutes={minutes!r} is not valid: give the minutes of training a sitting "
-            "may take (e.g. 8 for a 10-minute lease), or null"
-        )
-    if in_sittings(cfg) and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
-        raise ConfigError(
-            "sittings (sitting_steps, sitting_minutes) continue their own checkpoint "
-            "(sitting_dir/last.ckpt): unset resume and ckpt_path (init_weights may start the "
-            "first sitting)"
-        )
-    max_steps = _get(cfg, "trainer.max_steps")
-    if in_sittings(cfg) and not (is_int(max_steps) and max_steps >= 1):
-        raise ConfigError(
-            f"sittings need the schedule's length: trainer.max_steps={max_steps!r} is not a "
-            "number of steps (set it, e.g. trainer.max_steps=100000, or unset sitting_steps "
-            "and sitting_minutes)"
-        )
-    init_weights = _get(cfg, "init_weights")
-    if init_weights is not None and not isinstance(init_weights, str):
-        raise ConfigError(f"init_weights={init_weights!r} is not valid: give a checkpoint path")
-    if init_weights and _get(cfg, "train") is False:
-        raise ConfigError(
-            f"init_weights={init_weights!r} only starts training; to evaluate a checkpoint "
-            "use ckpt_path=... (make eval EXP=<name> CKPT=<file>)"
-        )
-    if init_weights and (_get(cfg, "resume") or _get(cfg, "ckpt_path")):
-        raise ConfigError(
-            f"init_weights={init_weights!r} starts a new run from weights, and resume/ckpt_path "
-            "continue an old one: set only one (to resume a run that began from init_weights, "
-            "drop init_weights: its last.ckpt already holds the weights)"
-        )
-    if init_weights and not Path(init_weights).is_file():
-        raise ConfigError(
-            f"init_weights={init_weights!r}: no such checkpoint file or committed model "
-            "(python -c 'import learnct; print(learnct.pretrained_names())' lists the names)"
-        )
+    check_resume(cfg)
+    check_sittings(cfg)
+    check_init_weights(cfg)
 
 
 def check_model_attenuation(cfg: DictConfig, mu: float, preset_name: str) -> None:
