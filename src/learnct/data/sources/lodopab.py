@@ -159,61 +159,20 @@ class LoDoPaBDataset(Dataset):
         self.scale = MU_MAX_LODOPAB / mu_unit  # LoDoPaB's unit (mu / mu_max) -> preset's unit
         self.image_size = check_int("image_size", image_size, 1)
         self.observations = bool(observations)
-        name = LODOPAB_SPLITS[split]
         if not self.root.is_dir():
             raise DataError(
                 f"LoDoPaB-CT folder {self.root.resolve()} does not exist: {LODOPAB_HELP}"
             )
-        pattern = re.compile(rf"^ground_truth_{name}_(\d+)\.hdf5$")
-        numbered = sorted(
-            (int(m.group(1)), p)
-            for p in self.root.iterdir()
-            if (m := pattern.match(p.name)) and p.is_file()
-        )
-        if not numbered:
-            raise DataError(
-                f"no LoDoPaB-CT {split} files (ground_truth_{name}_NNN.hdf5) in "
-                f"{self.root.resolve()}: {LODOPAB_HELP}"
-            )
-        self.files = [p for _, p in numbered]
+        self.files = _ground_truth_files(self.root, split)
         self.observation_files: list[Path] = []
         counts = []
         side = None
         for path in self.files:
-            shape, dtype = _hdf5_shape(path)
-            if len(shape) != 3 or shape[0] < 1 or shape[1] != shape[2] or shape[1] < 1:
-                raise DataError.for_path(
-                    path,
-                    f"'data' must have shape (n_slices, H, H) (LoDoPaB: (128, 362, 362)), "
-                    f"got {shape}",
-                )
-            if side is not None and shape[1] != side:
-                raise DataError.for_path(
-                    path,
-                    f"slices are {shape[1]}x{shape[2]} but {self.files[0].name} has {side}x{side}",
-                )
-            if not np.issubdtype(dtype, np.floating):
-                raise DataError.for_path(path, f"'data' must be floating point, got {dtype}")
+            shape = _check_ground_truth(path, side, self.files[0].name)
             side = shape[1]
             counts.append(shape[0])
             if self.observations:
-                obs = path.with_name(path.name.replace("ground_truth_", "observation_", 1))
-                if not obs.is_file():
-                    raise DataError(
-                        f"{obs} is missing (needed for the official observations of {path.name})"
-                        f": {LODOPAB_HELP}"
-                    )
-                oshape, odtype = _hdf5_shape(obs)
-                want = (shape[0], *sinogram_shape)
-                if oshape != want:
-                    raise DataError.for_path(
-                        obs,
-                        f"'data' must have shape {want} to match {path.name} and the "
-                        f"geometry's sinogram {tuple(sinogram_shape)}, got {oshape}",
-                    )
-                if not np.issubdtype(odtype, np.floating):
-                    raise DataError.for_path(obs, f"'data' must be floating point, got {odtype}")
-                self.observation_files.append(obs)
+                self.observation_files.append(_observation_file(path, shape[0], sinogram_shape))
         self.file_side = side
         if self.observations and side != self.image_size:
             raise ValueError(
@@ -287,3 +246,58 @@ def build(
     return first(
         dataset, size, split, f"LoDoPaB-CT {split} files of {Path(lodopab_root).resolve()}"
     )
+
+
+def _ground_truth_files(root: Path, split: str) -> list[Path]:
+    """The ground-truth files of ``split`` in ``root``, in the order of their numbers."""
+    name = LODOPAB_SPLITS[split]
+    pattern = re.compile(rf"^ground_truth_{name}_(\d+)\.hdf5$")
+    numbered = sorted(
+        (int(m.group(1)), p) for p in root.iterdir() if (m := pattern.match(p.name)) and p.is_file()
+    )
+    if not numbered:
+        raise DataError(
+            f"no LoDoPaB-CT {split} files (ground_truth_{name}_NNN.hdf5) in "
+            f"{root.resolve()}: {LODOPAB_HELP}"
+        )
+    return [p for _, p in numbered]
+
+
+def _check_ground_truth(path: Path, side: int | None, first: str) -> tuple[int, ...]:
+    """The shape ``(n_slices, H, H)`` of a ground-truth file's floating-point ``data``, whose
+    ``H`` must equal ``side`` (the first file's, named ``first``) when given."""
+    shape, dtype = _hdf5_shape(path)
+    if len(shape) != 3 or shape[0] < 1 or shape[1] != shape[2] or shape[1] < 1:
+        raise DataError.for_path(
+            path,
+            f"'data' must have shape (n_slices, H, H) (LoDoPaB: (128, 362, 362)), got {shape}",
+        )
+    if side is not None and shape[1] != side:
+        raise DataError.for_path(
+            path, f"slices are {shape[1]}x{shape[2]} but {first} has {side}x{side}"
+        )
+    if not np.issubdtype(dtype, np.floating):
+        raise DataError.for_path(path, f"'data' must be floating point, got {dtype}")
+    return shape
+
+
+def _observation_file(path: Path, n_slices: int, sinogram_shape: tuple[int, int]) -> Path:
+    """The official observation file beside ground-truth ``path``: ``n_slices`` floating-point
+    sinograms of ``sinogram_shape`` (angles, detectors)."""
+    obs = path.with_name(path.name.replace("ground_truth_", "observation_", 1))
+    if not obs.is_file():
+        raise DataError(
+            f"{obs} is missing (needed for the official observations of {path.name}): "
+            f"{LODOPAB_HELP}"
+        )
+    shape, dtype = _hdf5_shape(obs)
+    want = (n_slices, *sinogram_shape)
+    if shape != want:
+        raise DataError.for_path(
+            obs,
+            f"'data' must have shape {want} to match {path.name} and the "
+            f"geometry's sinogram {tuple(sinogram_shape)}, got {shape}",
+        )
+    if not np.issubdtype(dtype, np.floating):
+        raise DataError.for_path(obs, f"'data' must be floating point, got {dtype}")
+    return obs
