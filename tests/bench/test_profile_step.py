@@ -24,11 +24,20 @@ def test_kernel_families(name, expected):
     assert family(name) == expected
 
 
-def test_a_profiled_cpu_step_finds_the_projector_and_the_convolutions():
-    summary, kernels = profile_step("parallel_ellipses", 1, "baseline", "cpu", steps=1, warmup=1)
+@pytest.mark.parametrize("method", ["lpd", "lgd"])
+def test_a_profiled_cpu_step_finds_the_projector_and_the_convolutions(method):
+    summary, kernels = profile_step(
+        "parallel_ellipses", 1, "baseline", "cpu", steps=1, warmup=1, method=method
+    )
+    assert {row["method"] for row in summary} == {method}
     parts = {row["part"]: float(row["ms per step"]) for row in summary}
     assert parts["wall"] > 0 and parts["projector"] > 0 and parts["convolution"] > 0
     assert parts["kernels"] == pytest.approx(
         sum(v for k, v in parts.items() if k not in ("wall", "kernels")), abs=0.01
     )
     assert 0 < len(kernels) <= 12
+
+
+def test_a_method_without_training_is_refused():
+    with pytest.raises(ValueError, match=r"method 'fbp' has no training step: choose one of"):
+        profile_step("parallel_ellipses", 1, "baseline", "cpu", method="fbp")

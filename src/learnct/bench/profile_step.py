@@ -1,6 +1,6 @@
-"""Where one LPD training step's time goes: device time per kernel family (issue #21).
+"""Where one training step's time goes: device time per kernel family (issue #21).
 
-``python -m learnct.bench.profile_step --preset fan_lowdose --batch 5 --config
+``python -m learnct.bench.profile_step --method lpd --preset fan_lowdose --batch 5 --config
 fast+compiled+bf16`` runs :func:`~learnct.bench.training.step_fn` (warm-up first, which
 compiles), then profiles ``--steps`` steps with ``torch.profiler`` and prints, per step: the
 wall time, the summed device time of the kernels (CUDA; on the CPU the operators' self time),
@@ -21,9 +21,13 @@ from torch.profiler import ProfilerActivity, profile
 from learnct.bench.tables import markdown_table
 from learnct.bench.timing import synchronize
 from learnct.bench.training import FLAG_CONFIGS, build_method, make_batch, step_fn
+from learnct.methods import METHODS
 from learnct.physics import PRESETS, RayTransform
 
-__all__ = ["FAMILIES", "family", "main", "profile_step"]
+__all__ = ["FAMILIES", "TRAINABLE", "family", "main", "profile_step"]
+
+#: The methods with a training step to profile (names of ``learnct.methods.METHODS``).
+TRAINABLE = tuple(name for name, cls in METHODS.items() if cls.trainable)
 
 #: Kernel family -> substrings of kernel names (lower case), first match wins: the projector's
 #: triton kernels, inductor's fused elementwise/reduction kernels, cuDNN/CUTLASS convolutions.
@@ -46,13 +50,22 @@ def family(name: str) -> str:
 
 
 def profile_step(
-    preset: str, batch: int, config: str, device: str, steps: int = 10, warmup: int = 3
+    preset: str,
+    batch: int,
+    config: str,
+    device: str,
+    steps: int = 10,
+    warmup: int = 3,
+    method: str = "lpd",
 ) -> tuple[list[dict], list[dict]]:
-    """``(summary rows, top kernels)`` of ``steps`` profiled training steps (module docstring)."""
+    """``(summary rows, top kernels)`` of ``steps`` profiled training steps of ``method`` (a
+    name of :data:`TRAINABLE`; module docstring)."""
+    if method not in TRAINABLE:
+        raise ValueError(f"method {method!r} has no training step: choose one of {TRAINABLE}")
     dev = torch.device(device)
     operator = RayTransform(PRESETS[preset]().geometry)
     images, sinogram = make_batch(preset, operator, batch, dev)
-    step = step_fn(build_method("lpd", operator, FLAG_CONFIGS[config], dev), images, sinogram)
+    step = step_fn(build_method(method, operator, FLAG_CONFIGS[config], dev), images, sinogram)
     for _ in range(warmup):
         step()
     synchronize(dev)
@@ -72,20 +85,10 @@ def profile_step(
         by_family[family(event.key)] += us / 1e3 / steps
         kernels.append({"kernel": event.key[:90], "ms per step": us / 1e3 / steps})
     total = sum(by_family.values())
-    summary = [
-        {"setup": preset, "batch": batch, "config": config, "part": "wall", "ms per step": wall_ms},
-        {
-            "setup": preset,
-            "batch": batch,
-            "config": config,
-            "part": "kernels",
-            "ms per step": total,
-        },
-    ]
-    summary += [
-        {"setup": preset, "batch": batch, "config": config, "part": fam, "ms per step": ms}
-        for fam, ms in sorted(by_family.items(), key=lambda kv: -kv[1])
-    ]
+    parts = [("wall", wall_ms), ("kernels", total)]
+    parts += sorted(by_family.items(), key=lambda kv: -kv[1])
+    run = {"method": method, "setup": preset, "batch": batch, "config": config}
+    summary = [{**run, "part": part, "ms per step": ms} for part, ms in parts]
     kernels.sort(key=lambda row: -row["ms per step"])
     for rows in (summary, kernels):
         for row in rows:
@@ -95,13 +98,16 @@ def profile_step(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="lpd", choices=TRAINABLE)
     parser.add_argument("--preset", default="fan_lowdose", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=5)
     parser.add_argument("--config", default="fast+compiled+bf16", choices=list(FLAG_CONFIGS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
-    summary, kernels = profile_step(args.preset, args.batch, args.config, args.device, args.steps)
+    summary, kernels = profile_step(
+        args.preset, args.batch, args.config, args.device, args.steps, method=args.method
+    )
     print(markdown_table(summary))
     print(markdown_table(kernels))
 
