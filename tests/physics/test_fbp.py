@@ -17,6 +17,7 @@ from learnct.physics import (
     fan_lowdose,
     fbp,
 )
+from learnct.physics.fbp import WINDOWS
 
 
 def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -107,3 +108,20 @@ def test_every_filter_is_accepted():
     geometry = GEOMETRIES["fan"]
     for name in FILTERS:
         assert torch.isfinite(fbp(torch.rand(1, 1, 40, 48), geometry, filter=name)).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "at_half_nyquist", "at_nyquist"),
+    [
+        ("ram-lak", 1.0, 1.0),
+        ("shepp-logan", math.sin(math.pi / 4) / (math.pi / 4), 2 / math.pi),
+        ("cosine", math.cos(math.pi / 4), 0.0),
+        ("hann", 0.5, 0.0),
+    ],
+)
+def test_each_window_is_its_textbook_function(name, at_half_nyquist, at_nyquist):
+    """The window of each filter name (``WINDOWS``): 1 at frequency 0, then its closed form at
+    half the Nyquist frequency and at Nyquist (a name mapped to another's window fails)."""
+    f = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    expected = torch.tensor([1.0, at_half_nyquist, at_nyquist], dtype=torch.float64)
+    torch.testing.assert_close(WINDOWS[name](f), expected, atol=1e-12, rtol=0)

@@ -16,6 +16,7 @@ from learnct.data.sources import BUILDERS, SOURCES
 from learnct.methods.base import LOSSES
 from learnct.physics import FILTERS, PRESETS
 from learnct.physics.backends import BACKENDS
+from learnct.physics.fbp import WINDOWS
 from learnct.run.build import build_datamodule, build_method, build_physics, build_trainer
 from learnct.run.config_checks import monitored_metric_names
 
@@ -25,6 +26,7 @@ def test_names_match_the_registries() -> None:
     assert set(config_names.BACKEND_NAMES) == set(BACKENDS)
     assert set(config_names.LOSS_NAMES) == set(LOSSES)
     assert config_names.FILTERS is FILTERS
+    assert tuple(WINDOWS) == FILTERS  # every filter name has its window, and no other
     assert config_names.SOURCES is SOURCES
     assert set(config_names.SOURCES) == set(BUILDERS)
 

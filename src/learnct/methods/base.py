@@ -65,7 +65,7 @@ from learnct.methods.fast_path import (
     optimizer_options,
     own_execution_options,
 )
-from learnct.physics.fbp import FILTERS, fbp
+from learnct.physics.fbp import check_filter, fbp
 from learnct.physics.operator import RayTransform
 
 __all__ = ["LOSSES", "ReconstructionMethod"]
@@ -148,8 +148,7 @@ class ReconstructionMethod(L.LightningModule):
                 f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, "
                 f"got {scheduler_interval!r}"
             )
-        if fbp_filter not in FILTERS:
-            raise ValueError(f"unknown fbp_filter {fbp_filter!r}: choose one of {FILTERS}")
+        check_filter(fbp_filter, "fbp_filter")
         if not isinstance(n_panels, int) or n_panels < 0:
             raise ValueError(f"n_panels must be an integer >= 0, got {n_panels!r}")
         # Collects the init arguments of the subclass too (Lightning walks the __init__ frames).

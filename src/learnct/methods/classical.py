@@ -12,7 +12,7 @@ import torch
 from learnct.checks import check_int
 from learnct.methods.base import ReconstructionMethod
 from learnct.nets.finite_differences import divergence, gradient
-from learnct.physics.fbp import FILTERS, fbp
+from learnct.physics.fbp import check_filter, fbp
 from learnct.physics.noise import check_attenuation, statistical_weights
 from learnct.physics.operator import RayTransform
 
@@ -40,8 +40,7 @@ class FBP(ReconstructionMethod):
         frequency_scaling: float = 1.0,
         **kwargs,
     ) -> None:
-        if filter not in FILTERS:
-            raise ValueError(f"unknown filter {filter!r}: choose one of {FILTERS}")
+        check_filter(filter)
         if not (isinstance(frequency_scaling, (int, float)) and 0 < frequency_scaling <= 1):
             raise ValueError(f"frequency_scaling must be in (0, 1], got {frequency_scaling!r}")
         kwargs.setdefault("fbp_filter", filter)

@@ -23,6 +23,7 @@ and is differentiable.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,20 +32,28 @@ from learnct.config_names import FILTERS
 from learnct.physics.geometry import FanBeamGeometry, Geometry
 from learnct.physics.symmetry import QuarterTurnLayout
 
-__all__ = ["FILTERS", "fbp", "ramp_filter"]
+__all__ = ["FILTERS", "WINDOWS", "check_filter", "fbp", "ramp_filter"]
 
 _CHUNK_ELEMENTS = 1 << 22  # (angle, pixel) samples per backprojection chunk and image
 _PLAN_CACHE_BYTES = 256 << 20
 
 
-def _window(name: str, f: torch.Tensor) -> torch.Tensor:
-    if name == "ram-lak":
-        return torch.ones_like(f)
-    if name == "shepp-logan":
-        return torch.sinc(f / 2)  # sin(pi f / 2) / (pi f / 2)
-    if name == "cosine":
-        return torch.cos(math.pi * f / 2)
-    return 0.5 * (1 + torch.cos(math.pi * f))  # hann
+#: The ramp's windows, by filter name: each maps the normalised frequency ``f`` (1 = Nyquist) to
+#: its weight. ``learnct.config_names.FILTERS`` lists the same names (a test keeps them equal).
+WINDOWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "ram-lak": torch.ones_like,
+    "shepp-logan": lambda f: torch.sinc(f / 2),  # sin(pi f / 2) / (pi f / 2)
+    "cosine": lambda f: torch.cos(math.pi * f / 2),
+    "hann": lambda f: 0.5 * (1 + torch.cos(math.pi * f)),
+}
+
+
+def check_filter(filter: str, name: str = "filter") -> str:
+    """``filter`` if it names a window of :data:`WINDOWS`, else a ``ValueError`` naming the
+    argument ``name`` and the choices."""
+    if filter not in WINDOWS:
+        raise ValueError(f"unknown {name} {filter!r}: choose one of {FILTERS}")
+    return filter
 
 
 def ramp_filter(
@@ -57,8 +66,7 @@ def ramp_filter(
 ) -> torch.Tensor:
     """Frequency response (rfft layout, length ``L//2 + 1``) of the windowed ramp, including
     the factor ``spacing`` of the discrete convolution; ``L`` is the padded length."""
-    if filter not in FILTERS:
-        raise ValueError(f"unknown filter {filter!r}: choose one of {FILTERS}")
+    check_filter(filter)
     if not (0 < frequency_scaling <= 1):
         raise ValueError(f"frequency_scaling must be in (0, 1], got {frequency_scaling!r}")
     length = 1 << math.ceil(math.log2(2 * n_detectors))
@@ -71,7 +79,7 @@ def ramp_filter(
     response = torch.fft.rfft(h).real * spacing
     f = torch.linspace(0, 1, response.numel(), dtype=torch.float64)
     window = torch.where(
-        f <= frequency_scaling, _window(filter, f / frequency_scaling), torch.zeros_like(f)
+        f <= frequency_scaling, WINDOWS[filter](f / frequency_scaling), torch.zeros_like(f)
     )
     return (response * window).to(device=device, dtype=dtype)
 
