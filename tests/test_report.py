@@ -708,6 +708,7 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     assert "Trained at doses drawn per sample from 1000 to 100000 photons" in card
     assert "| test sets | `ctlike` |" in card  # one source, not its letters
     assert "real-CT test set" not in card and "- Not tested on any scan." in card
+    assert "- Trained on `ctlike` images: synthetic phantoms, no patient anatomy." in card
     # a real-CT table row that names the checkpoint shows in its card, per slice
     from learnct.reporting.model_cards import model_card
     from learnct.reporting.real_ct import write_real_ct

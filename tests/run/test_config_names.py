@@ -12,7 +12,7 @@ import pytest
 
 from conftest import TINY_LGD
 from learnct import config_names
-from learnct.data.sources import BUILDERS, SOURCES
+from learnct.data.sources import BUILDERS, SOURCES, SYNTHETIC_SOURCES
 from learnct.methods.base import LOSSES
 from learnct.physics import FILTERS, PRESETS
 from learnct.physics.backends import BACKENDS
@@ -29,6 +29,8 @@ def test_names_match_the_registries() -> None:
     assert tuple(WINDOWS) == FILTERS  # every filter name has its window, and no other
     assert config_names.SOURCES is SOURCES
     assert set(config_names.SOURCES) == set(BUILDERS)
+    # phantoms (made here) against scans (read from files): model cards warn on the first
+    assert SYNTHETIC_SOURCES == {"ellipses", "shepp_logan", "ctlike"}
 
 
 def test_precisions_are_lightnings() -> None:

@@ -67,7 +67,14 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from learnct.checks import check_int
 from learnct.data.batch import CTBatch
-from learnct.data.sources import SOURCES, SPLITS, EllipsesDataset, derive_seed, make_dataset
+from learnct.data.sources import (
+    DEFAULT_SIZES,
+    SOURCES,
+    SPLITS,
+    EllipsesDataset,
+    derive_seed,
+    make_dataset,
+)
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS, PhysicsPreset
 
@@ -79,9 +86,6 @@ __all__ = [
     "drop_stream_loader_state",
     "train_dose",
 ]
-
-#: Split sizes used for the synthetic sources when a size is ``None``.
-DEFAULT_SIZES = {"train": 1024, "val": 32, "test": 128}
 
 
 class EpochStreamSampler(Sampler[int]):
@@ -266,8 +270,8 @@ class CTDataModule(L.LightningDataModule):
             source or a list of sources (default: ``source``); several give several
             dataloaders (e.g. ``test_source=["ellipses", "shepp_logan"]``).
         train_size, val_size, test_size: samples per split; ``None``: all slices for file
-            sources, ``DEFAULT_SIZES`` for synthetic ones. ``train_size`` is the epoch length
-            of the ellipse stream.
+            sources, ``DEFAULT_SIZES`` for ellipses and CT-like phantoms, 1 for Shepp-Logan;
+            ``train_size`` is the epoch length of an infinite training stream.
         batch_size: training batch size; ``eval_batch_size`` (default ``batch_size``) for
             validation and test (measurements do not depend on it).
         num_workers: DataLoader worker processes (0: load in the main process).
@@ -377,14 +381,11 @@ class CTDataModule(L.LightningDataModule):
     # ---- datasets ---------------------------------------------------------------------------
     def build_dataset(self, split: str, source: str) -> Dataset:
         """The tagged dataset of one split and source (what the split's DataLoader reads)."""
-        size = self.sizes[split]
-        if size is None and source in ("ellipses", "ctlike", "shepp_logan"):
-            size = 1 if source == "shepp_logan" else DEFAULT_SIZES[split]
         dataset = make_dataset(
             source,
             split,
             image_size=self.geometry.image_size,
-            size=size,
+            size=self.sizes[split],
             seed=self.seed,
             supersample=self.supersample,
             clip_min=self.clip_min,

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from learnct.data.sources import SYNTHETIC_SOURCES
 from learnct.methods.checkpoints import (
     checkpoint_geometry,
     read_checkpoint,
@@ -34,9 +35,6 @@ from learnct.physics.presets import PRESETS
 from learnct.run.atomic_files import atomic_write_text
 
 __all__ = ["model_card", "write_model_cards"]
-
-#: Test sets that are synthetic phantoms (the rest are scans).
-SYNTHETIC = ("ellipses", "shepp_logan")
 
 
 def _rows(path: Path, **match: str) -> list[dict[str, str]]:
@@ -147,9 +145,9 @@ def _limits(model: Any, data: dict[str, Any], noise: str, tested: set[str]) -> l
     limits = [
         f"- Trained on `{source}` images"
         + (
-            ": synthetic phantoms, no patient anatomy. Results on scans (test set `folder`, "
-            "if any above) are the only evidence for real anatomy."
-            if source in SYNTHETIC
+            ": synthetic phantoms, no patient anatomy. Results on scans (a `folder` test set "
+            "or the real-CT test set, where shown above) are the only evidence for real anatomy."
+            if source in SYNTHETIC_SOURCES
             else "."
         ),
         _dose_limit(data, noise),
@@ -162,7 +160,7 @@ def _limits(model: Any, data: dict[str, Any], noise: str, tested: set[str]) -> l
         limits.append(
             "- Its dense layers fix the sinogram and image sizes: it runs on this geometry only."
         )
-    if not tested - set(SYNTHETIC):
+    if not tested - SYNTHETIC_SOURCES:
         limits.append("- Not tested on any scan.")
     return limits
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from torch.utils.data import Dataset
 
@@ -46,6 +47,7 @@ from learnct.checks import check_int
 from learnct.config_names import SOURCES
 from learnct.data.sources import ctlike, ellipses, folder, lodopab, shepp_logan
 from learnct.data.sources.common import (
+    DEFAULT_SIZES,
     SPLITS,
     check_split,
     derive_seed,
@@ -61,8 +63,11 @@ from learnct.physics.presets import MU_WATER
 
 __all__ = [
     "BUILDERS",
+    "DEFAULT_SIZES",
+    "MODULES",
     "SOURCES",
     "SPLITS",
+    "SYNTHETIC_SOURCES",
     "CTLikeDataset",
     "EllipsesDataset",
     "FolderDataset",
@@ -74,14 +79,19 @@ __all__ = [
     "resample_to_pixels",
 ]
 
-#: Source name (:data:`SOURCES`) -> ``build(split, size, **options)`` of its module.
-BUILDERS: dict[str, Callable[..., Dataset]] = {
-    "ellipses": ellipses.build,
-    "shepp_logan": shepp_logan.build,
-    "lodopab": lodopab.build,
-    "folder": folder.build,
-    "ctlike": ctlike.build,
+#: Source name (:data:`SOURCES`) -> its module (``build``, ``SYNTHETIC``).
+MODULES: dict[str, ModuleType] = {
+    "ellipses": ellipses,
+    "shepp_logan": shepp_logan,
+    "lodopab": lodopab,
+    "folder": folder,
+    "ctlike": ctlike,
 }
+#: Source name -> ``build(split, size, **options)`` of its module.
+BUILDERS: dict[str, Callable[..., Dataset]] = {name: m.build for name, m in MODULES.items()}
+#: The sources whose images are phantoms made here, not scans (a model trained or tested only
+#: on them has no evidence about patient anatomy).
+SYNTHETIC_SOURCES = frozenset(name for name, m in MODULES.items() if m.SYNTHETIC)
 
 
 def make_dataset(
@@ -104,8 +114,9 @@ def make_dataset(
 ) -> Dataset:
     """The ``split`` of ``source`` (one of :data:`SOURCES`) at ``image_size``.
 
-    ``size``: samples in the split. Required for ``ellipses`` and ``ctlike``; for
-    ``shepp_logan`` the number of (noise) realisations (default 1); for ``lodopab`` /
+    ``size``: samples in the split. For ``ellipses`` and ``ctlike`` default
+    :data:`DEFAULT_SIZES`; for ``shepp_logan`` the number of (noise) realisations (default 1);
+    for ``lodopab`` /
     ``folder`` the first ``size`` slices (default all; asking for more than there are is an
     error). ``folder`` uses ``folder_root/{train,val|validation,test}`` when that subfolder
     exists, else ``folder_root`` itself for every split. ``mu_unit`` is the preset's

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from learnct.data.errors import DataError
 
 __all__ = [
+    "DEFAULT_SIZES",
     "SPLITS",
     "check_finite",
     "check_split",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
+#: Samples per split of the random phantom sources (``ellipses``, ``ctlike``) when no size is
+#: given (the training split: samples per epoch of the infinite stream).
+DEFAULT_SIZES = {"train": 1024, "val": 32, "test": 128}
 
 
 def derive_seed(*parts: object) -> int:

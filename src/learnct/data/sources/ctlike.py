@@ -17,10 +17,13 @@ from torch.utils.data import Dataset
 
 from learnct.checks import check_int
 from learnct.data.ctlike import ctlike_phantom
-from learnct.data.sources.common import check_split, derive_seed
+from learnct.data.sources.common import DEFAULT_SIZES, check_split, derive_seed
 from learnct.physics.presets import MU_WATER
 
 __all__ = ["CTLikeDataset", "build"]
+
+#: Images made here (phantoms), not read from scans: no evidence about patient anatomy.
+SYNTHETIC = True
 
 
 class CTLikeDataset(Dataset):
@@ -84,10 +87,9 @@ def build(
     mu_unit: float,
     **_: object,
 ) -> Dataset:
-    """The ``size`` CT-like slices of ``split`` (``size`` and the geometry's pixel size
-    required)."""
-    if size is None:
-        raise ValueError("the ctlike source needs a size (samples per epoch / set)")
+    """The ``size`` CT-like slices of ``split`` (default ``DEFAULT_SIZES[split]``; the
+    geometry's pixel size required)."""
+    size = DEFAULT_SIZES[split] if size is None else size
     if pixel_size is None:
         raise ValueError("the ctlike source needs the geometry's pixel_size (mm)")
     return CTLikeDataset(image_size, pixel_size, size, split, seed, mu_water, mu_unit)

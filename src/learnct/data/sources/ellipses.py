@@ -35,9 +35,12 @@ from learnct.data.phantoms import (
     rasterize_ellipse_batch,
     rasterize_ellipses,
 )
-from learnct.data.sources.common import check_split, derive_seed
+from learnct.data.sources.common import DEFAULT_SIZES, check_split, derive_seed
 
 __all__ = ["EllipsesDataset", "build"]
+
+#: Images made here (phantoms), not read from scans: no evidence about patient anatomy.
+SYNTHETIC = True
 
 
 class EllipsesDataset(Dataset):
@@ -127,7 +130,7 @@ def build(
     clip_min: float | None,
     **_: object,
 ) -> Dataset:
-    """The ``size`` phantoms of ``split`` (``size`` required: samples per epoch / set)."""
-    if size is None:
-        raise ValueError("the ellipses source needs a size (samples per epoch / set)")
+    """The ``size`` phantoms of ``split`` (default ``DEFAULT_SIZES[split]``; the training split:
+    samples per epoch of the infinite stream)."""
+    size = DEFAULT_SIZES[split] if size is None else size
     return EllipsesDataset(image_size, size, split, seed, supersample, clip_min)

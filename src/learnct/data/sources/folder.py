@@ -53,6 +53,9 @@ __all__ = [
     "folder_for_split",
 ]
 
+#: Images read from scans (files), not made here.
+SYNTHETIC = False
+
 log = logging.getLogger(__name__)
 #: How a slice is placed in the field of view (see the module docstring).
 FITS = ("spacing", "field")

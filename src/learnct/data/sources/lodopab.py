@@ -33,6 +33,9 @@ __all__ = [
     "read_observation_file",
 ]
 
+#: Images read from scans (files), not made here.
+SYNTHETIC = False
+
 #: Our split names -> LoDoPaB-CT's file-name parts.
 LODOPAB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 #: LoDoPaB-CT observations are line integrals in metres (its ray transform acts on a

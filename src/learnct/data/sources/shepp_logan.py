@@ -14,6 +14,9 @@ from learnct.data.phantoms import rasterize_ellipses, shepp_logan_ellipses
 
 __all__ = ["SheppLoganDataset", "build"]
 
+#: Images made here (phantoms), not read from scans: no evidence about patient anatomy.
+SYNTHETIC = True
+
 
 class SheppLoganDataset(Dataset):
     """The modified Shepp-Logan phantom at every index (``length`` noise realisations)."""
