@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -270,6 +271,29 @@ def test_a_folder_of_two_dicom_series_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--images", str(folder), "--preset", "fan_lowdose", "--output", str(tmp_path / "o")])
     assert "holds 2 DICOM series" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spacings", "message"),
+    [
+        ([[0.0, 0.0]], r"0\.dcm: has no valid PixelSpacing .*; correct or remove the tag"),
+        (
+            [[1.0, 1.0], [1.5, 1.5]],
+            r"different pixel spacings \(mm\) \[\(1\.0, 1\.0\), \(1\.5, 1\.5\)\]",
+        ),
+    ],
+    ids=["zero", "mixed"],
+)
+def test_a_series_without_one_valid_pixel_spacing_is_refused(tmp_path, capsys, spacings, message):
+    """A zero (or negative, NaN) PixelSpacing, or slices of two spacings, would resample the
+    slices wrongly: refused, naming the file or the spacings."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k, spacing in enumerate(spacings):
+        write_dicom(folder / f"{k}.dcm", np.zeros((16, 16), np.int16), spacing=spacing)
+    with pytest.raises(SystemExit):
+        main(["--images", str(folder), "--preset", "fan_lowdose", "--output", str(tmp_path / "o")])
+    assert re.search(message, capsys.readouterr().err)
 
 
 def test_tv_takes_its_settings_and_other_methods_refuse_them(tmp_path, capsys):

@@ -27,7 +27,12 @@ from learnct.data.sources.lodopab import (
     read_hdf5_array,
     read_observation_file,
 )
-from learnct.data.sources.slice_files import is_dicom, read_dicom_slice, read_numpy
+from learnct.data.sources.slice_files import (
+    dicom_spacing,
+    is_dicom,
+    read_dicom_slice,
+    read_numpy,
+)
 from learnct.reconstruct.volume import Volume
 
 __all__ = ["IMAGE_UNITS", "ImageInput", "read_images", "read_sinograms"]
@@ -56,27 +61,48 @@ def _dicom_series(path: Path) -> Volume:
     files = [p for p in files if is_dicom(p)]
     if not files:
         raise DataError.for_path(path, "holds no DICOM files (.dcm, .dicom, .ima or DICM magic)")
-    read = [read_dicom_slice(p) for p in files]
-    series = {str(ds.get("SeriesInstanceUID")) for _, ds in read}
+    read = [(p, *read_dicom_slice(p)) for p in files]
+    series = {str(ds.get("SeriesInstanceUID")) for _, _, ds in read}
     if len(series) > 1:
         raise DataError.for_path(
             path, f"holds {len(series)} DICOM series: point --images at one series' folder"
         )
 
     def where(item):
-        ds = item[1]
+        ds = item[2]
         position = ds.get("ImagePositionPatient")
         return float(position[2]) if position else float(ds.get("InstanceNumber", 0) or 0)
 
     read.sort(key=where)
-    shapes = {hu.shape for hu, _ in read}
+    shapes = {hu.shape for _, hu, _ in read}
     if len(shapes) != 1:
         raise DataError.for_path(path, f"the DICOM slices have different sizes {sorted(shapes)}")
-    first = read[0][1]
-    spacing = first.get("PixelSpacing")
-    spacing = (float(spacing[0]), float(spacing[1])) if spacing else None
+    spacing = _series_spacing(path, [(p, ds) for p, _, ds in read])
+    first = read[0][2]
     positions = [where(item) for item in read] if "ImagePositionPatient" in first else None
-    return Volume(np.stack([hu for hu, _ in read]).astype(np.float32), spacing, positions)
+    return Volume(np.stack([hu for _, hu, _ in read]).astype(np.float32), spacing, positions)
+
+
+def _series_spacing(path: Path, slices: list[tuple[Path, object]]) -> tuple[float, float] | None:
+    """The one ``PixelSpacing`` (row, column mm) of a series' ``(file, dataset)`` slices, by
+    :func:`~learnct.data.sources.slice_files.dicom_spacing` (a DataError if not positive);
+    None when no slice has the tag (the slices then span the field of view)."""
+    spacings = {
+        dicom_spacing(
+            ds, file, fix="correct or remove the tag (without it the slice spans the field of view)"
+        )
+        if "PixelSpacing" in ds
+        else None
+        for file, ds in slices
+    }
+    if len(spacings) > 1:
+        shown = sorted(spacings, key=str)
+        raise DataError.for_path(
+            path,
+            f"the DICOM slices have different pixel spacings (mm) {shown}: give the slices "
+            "of one spacing at a time",
+        )
+    return spacings.pop()
 
 
 def _nifti(path: Path) -> Volume:

@@ -201,8 +201,11 @@ def dicom_header(path: Path):
     return ds
 
 
-def dicom_spacing(ds, path: Path) -> tuple[float, float]:
-    """``PixelSpacing`` of ``ds`` (row, column) in mm; a DataError if absent or not positive."""
+def dicom_spacing(
+    ds, path: Path, fix: str = "fit the slice to the field of view instead (data.folder_fit=field)"
+) -> tuple[float, float]:
+    """``PixelSpacing`` of ``ds`` (row, column) in mm; a DataError if absent or not positive,
+    which ends with ``fix`` (what the user can do)."""
     spacing = ds.get("PixelSpacing")
     try:
         row, col = (float(v) for v in spacing)
@@ -211,8 +214,7 @@ def dicom_spacing(ds, path: Path) -> tuple[float, float]:
     if not (row > 0 and col > 0 and math.isfinite(row) and math.isfinite(col)):
         raise DataError.for_path(
             path,
-            f"has no valid PixelSpacing ({spacing!r}): its physical size is unknown; fit "
-            "the slice to the field of view instead (data.folder_fit=field)",
+            f"has no valid PixelSpacing ({spacing!r}): its physical size is unknown; {fix}",
         )
     return row, col
 
