@@ -220,6 +220,11 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
         main(["--images", str(path), "--model", "nope", "--output", str(out)])
     assert "lpd-fan_lowdose" in capsys.readouterr().err
     assert math.isfinite(float(np.load(out).mean()))
+    # the fully learned net's dense layers fix its geometry: refused even when asked
+    fixed = ["--model", "learned_inverse-fan_lowdose", "--geometry-file", str(small)]
+    with pytest.raises(SystemExit):
+        main([*args[:2], *fixed, "--output", str(out), "--allow-geometry-mismatch"])
+    assert "whose weights fix the geometry it was trained for" in capsys.readouterr().err
 
 
 @pytest.mark.gpu

@@ -114,6 +114,9 @@ class ReconstructionMethod(L.LightningModule):
     #: True for methods that take the execution flags ``autocast`` and ``compile`` (the learned
     #: ones; LGD and LPD also ``checkpoint``).
     takes_execution_flags: ClassVar[bool] = False
+    #: True for methods whose weights fix the geometry (the fully learned net's dense layers:
+    #: sinogram and image sizes): they run on the geometry they were trained for only.
+    fixed_geometry: ClassVar[bool] = False
 
     @property
     def result_name(self) -> str:

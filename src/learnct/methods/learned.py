@@ -168,6 +168,8 @@ class LearnedInverse(NormalisedLearnedMethod):
     ``autocast="bf16"`` runs the net in bfloat16 (output float32); ``compile=True`` compiles it.
     """
 
+    fixed_geometry = True
+
     def __init__(
         self, operator: RayTransform, taps: int = 1, hidden: int = 32, layers: int = 4, **kwargs
     ) -> None:

@@ -96,9 +96,9 @@ def load_pretrained(
     CPU, built from the checkpoint alone (class, constructor arguments and geometry); call
     ``.to(device)`` to move it. ``expected``: refuse a checkpoint of another class.
     ``geometry``: run it on this geometry instead of its own (the caller has checked that
-    the user asked for it). ``channels_last``: a learned method's CNN in channels-last layout
-    (the same values; LPD reconstructs 1.2-1.6x faster on a CPU). Raises ``ValueError``
-    naming the problem."""
+    the user asked for it; refused for a ``fixed_geometry`` method). ``channels_last``: a
+    learned method's CNN in channels-last layout (the same values; LPD reconstructs 1.2-1.6x
+    faster on a CPU). Raises ``ValueError`` naming the problem."""
     path = resolve_checkpoint(name_or_path)
     checkpoint = read_checkpoint(path)
     class_name = checkpoint["learnct"].get("method")
@@ -111,7 +111,14 @@ def load_pretrained(
             f"checkpoint {path} is a {class_name} checkpoint, not {expected.__name__}: load it "
             f"with {class_name}.from_pretrained or learnct.pretrained"
         )
-    operator = RayTransform(geometry or checkpoint_geometry(checkpoint, path), backend=backend)
+    own = checkpoint_geometry(checkpoint, path)
+    if cls.fixed_geometry and geometry is not None and geometry != own:
+        raise ValueError(
+            f"checkpoint {path} is a {class_name}, whose weights fix the geometry it was trained "
+            "for (sinogram and image sizes): it runs on that geometry only (give none, or the "
+            "model's own)"
+        )
+    operator = RayTransform(geometry or own, backend=backend)
     settings = stored_settings(cls, checkpoint, everything=True)
     if cls.takes_execution_flags:
         settings["channels_last"] = channels_last

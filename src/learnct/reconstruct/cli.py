@@ -34,6 +34,7 @@ def _rescale(text: str) -> tuple[float, float]:
 def _parser() -> argparse.ArgumentParser:
     from learnct.methods.classical import DATA_TERMS, TV
     from learnct.physics.presets import PRESETS
+    from learnct.reconstruct.engine import CLASSICAL
     from learnct.reconstruct.readers import IMAGE_UNITS
     from learnct.reconstruct.writers import FORMATS
 
@@ -55,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         "observation_*.hdf5",
     )
     p.add_argument("--model", help="a committed model's name (--list-models) or a .ckpt path")
-    p.add_argument("--method", choices=["fbp", "tv"], help="a classical method instead of --model")
+    p.add_argument(
+        "--method", choices=sorted(CLASSICAL), help="a classical method instead of --model"
+    )
     default = {k: v.default for k, v in inspect.signature(TV).parameters.items()}
     tv = p.add_argument_group("TV's settings (with --method tv)")
     tv.add_argument("--lam", type=float, help=f"regularisation weight (default {default['lam']})")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from learnct.methods import FBP, TV, ReconstructionMethod
+from learnct.methods import METHODS, ReconstructionMethod
 from learnct.methods.checkpoints import checkpoint_geometry, read_checkpoint
 from learnct.methods.pretrained import load_pretrained, resolve_checkpoint
 from learnct.physics.geometry import geometry_differences
@@ -26,7 +26,10 @@ from learnct.reconstruct.volume import Volume, to_geometry_grid
 __all__ = ["CLASSICAL", "Reconstructor", "build_reconstructor", "pick_device"]
 
 #: The methods with nothing to train, by name.
-CLASSICAL: dict[str, type[ReconstructionMethod]] = {"fbp": FBP, "tv": TV}
+#: The methods with nothing to train (``learnct.methods.METHODS``): ``--method``'s choices.
+CLASSICAL: dict[str, type[ReconstructionMethod]] = {
+    name: cls for name, cls in METHODS.items() if not cls.trainable
+}
 
 
 def pick_device(name: str = "auto") -> torch.device:

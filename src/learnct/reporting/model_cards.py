@@ -156,7 +156,7 @@ def _limits(model: Any, data: dict[str, Any], noise: str, tested: set[str]) -> l
         "- Images are attenuation in the preset's image units (water 1 for the fan presets); "
         "values far outside the training images' range (metal, dense bone) were not seen.",
     ]
-    if type(model).__name__ == "LearnedInverse":
+    if model.fixed_geometry:
         limits.append(
             "- Its dense layers fix the sinogram and image sizes: it runs on this geometry only."
         )
