@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import torch
 
 from learnct.config_names import FILTERS
 from learnct.evaluation import per_image_psnr, score, simulate_test_sets
-from learnct.run.stored_config import check_stored_targets
+from learnct.reporting.weights import load_weights_config
 
 __all__ = ["choose_on_validation", "read_real_ct", "real_ct_rows", "weights_rows", "write_real_ct"]
 
@@ -84,16 +83,10 @@ def choose_tv_on_validation(
     return (lam, n), value, make(lam, n), tried
 
 
-def _stored_config(weights: Path) -> dict[str, Any]:
-    stored = json.loads((weights / "config.json").read_text())
-    check_stored_targets(stored, weights / "config.json")
-    return stored
-
-
 def _physics(weights: Path) -> dict[str, Any]:
     """The physics section of ``weights/config.json`` without its ``_target_`` (older files
     lack it; it names the one physics builder)."""
-    physics = _stored_config(weights)["physics"]
+    physics = load_weights_config(weights)["physics"]
     return {k: v for k, v in physics.items() if k != "_target_"}
 
 
@@ -112,7 +105,7 @@ def weights_rows(
     physics = _physics(folders[0])
     candidates = []
     for weights in folders:
-        stored = _stored_config(weights)
+        stored = load_weights_config(weights)
         if _physics(weights) != physics:
             raise ValueError(
                 f"{weights}/config.json: physics {_physics(weights)} differs from "
@@ -170,7 +163,7 @@ def real_ct_rows(
     from learnct.methods import FBP, TV
     from learnct.run import build_physics
 
-    cfg = OmegaConf.create(_stored_config(weights))
+    cfg = OmegaConf.create(load_weights_config(weights))
     preset, operator = build_physics(cfg)
     dm = CTDataModule(
         physics=preset,

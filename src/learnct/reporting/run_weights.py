@@ -44,14 +44,18 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
     """Put the models of ``runs`` in place of the same methods' checkpoints in ``out/weights/``
     (each must have one there: a new method needs a full write), keep the others, re-measure
     every check row and the model cards; returns the re-measured rows (old -> new)."""
-    import json
 
     from learnct.methods.checkpoints import check_checkpoint
-    from learnct.reporting.weights import WEIGHTS_MAX_MB, check_same_setup, strip_checkpoint
+    from learnct.reporting.weights import (
+        WEIGHTS_MAX_MB,
+        check_same_setup,
+        load_weights_config,
+        strip_checkpoint,
+    )
 
     folder = Path(out) / "weights"
     methods, _, _, operator = _run_methods(runs)
-    stored = json.loads((folder / "config.json").read_text())
+    stored = load_weights_config(folder)
     for method in methods:
         target = folder / f"{method.name}.ckpt"
         if not target.is_file():

@@ -39,6 +39,8 @@ __all__ = [
     "check_rows",
     "check_same_setup",
     "export_weights",
+    "load_weights_config",
+    "read_check_rows",
     "remeasure_checks",
     "strip_checkpoint",
     "update_weightless_checks",
@@ -211,6 +213,42 @@ def write_weights_config(cfg: Any, folder: Path, models: dict[str, Any] | None =
     return atomic_write_text(Path(folder) / "config.json", json.dumps(keep, indent=1))
 
 
+def _weights_file(folder: Path, name: str) -> Path:
+    path = Path(folder) / name
+    if not path.is_file():
+        from learnct.run.results import ResultsError
+
+        raise ResultsError(
+            f"{folder}: no {name}, so its weights cannot be checked or reused: write it with "
+            "make report SETUP=<setup> WEIGHTS=1"
+        )
+    return path
+
+
+def load_weights_config(folder: Path) -> dict[str, Any]:
+    """``folder/config.json`` of a weights folder (physics, data and seed of the check rows,
+    ``methods``: the model sections of FBP and TV), checked like any stored config before
+    anything uses it: only learnct's own targets, its ``methods`` too
+    (:mod:`learnct.run.stored_config`). A ``ResultsError`` with the fix when it is missing."""
+    import json
+
+    from learnct.run.stored_config import check_stored_targets
+
+    path = _weights_file(folder, "config.json")
+    stored = json.loads(path.read_text())
+    check_stored_targets(stored, path)
+    for model in (stored.get("methods") or {}).values():
+        check_stored_targets({"model": model}, path)
+    return stored
+
+
+def read_check_rows(folder: Path) -> list[dict[str, str]]:
+    """The rows of ``folder/check.csv`` (:data:`CHECK_FIELDS`); a ``ResultsError`` with the fix
+    when it is missing."""
+    with open(_weights_file(folder, "check.csv"), newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _differ(run: Any, stored: Any) -> bool:
     """Whether a run's config section differs from ``config.json``'s in a key both name (a
     key added to the configs since ``config.json`` was written takes its default there)."""
@@ -253,9 +291,8 @@ def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list
     weightless = [m for m in methods if m.checkpoint is None]
     if not weightless:
         return []
-    stored = json.loads((folder / "config.json").read_text())
-    with open(folder / "check.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    stored = load_weights_config(folder)
+    rows = read_check_rows(folder)
     for method in weightless:  # keys config.json lacks take their defaults in the check
         check_same_setup(method, stored, folder, "make report WEIGHTS=1 with every row's run")
     n_images = int(rows[0]["n_images"]) if rows else 4
@@ -293,7 +330,6 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     ``(row, psnr, ssim)`` per row, for the caller to compare with the row. ``config.json`` may
     name only learnct's own targets (:mod:`learnct.run.stored_config`), and each checkpoint
     must be a local learnct checkpoint of its method, loaded weights-only."""
-    import json
 
     from omegaconf import OmegaConf
 
@@ -301,26 +337,13 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     from learnct.methods.checkpoints import check_checkpoint
     from learnct.methods.pretrained import load_pretrained
     from learnct.run import build_physics
-    from learnct.run.results import ResultsError
-    from learnct.run.stored_config import check_stored_targets
 
     folder = Path(folder)
-    for name in ("config.json", "check.csv"):
-        if not (folder / name).is_file():
-            raise ResultsError(
-                f"{folder}: no {name}, so its weights cannot be checked: write it with make "
-                "report SETUP=<setup> WEIGHTS=1"
-            )
-        if name == "config.json":  # checked before anything else is read
-            stored = json.loads((folder / name).read_text())
-            check_stored_targets(stored, folder / name)
-            models = stored.get("methods") or {}
-            for model in models.values():
-                check_stored_targets({"model": model}, folder / name)
+    stored = load_weights_config(folder)  # checked before anything else is read
+    models = stored.get("methods") or {}
+    rows = read_check_rows(folder)
     cfg = OmegaConf.create(stored)
     preset, operator = build_physics(cfg)
-    with open(folder / "check.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
     classes = {cls.__name__: cls for cls in METHODS.values()}
     results = []
     for key in dict.fromkeys((r["method"], r["file"]) for r in rows):
