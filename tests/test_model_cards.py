@@ -62,3 +62,17 @@ def test_a_card_shows_the_committed_table_and_the_checkpoints_own_settings(tmp_p
     assert "`init='fbp'`" in text and "200 angles over 360 degrees" in text
     assert "10000 photons per detector pixel" in text
     assert "Against dose" not in text  # no dose_curve.csv in this setup
+
+
+def test_a_folder_test_set_is_named_with_its_folder_from_the_quoted_command():
+    """The results row's command is shell-quoted (``reporting.table``): a folder with a space
+    comes back whole."""
+    import shlex
+
+    from learnct.reporting.model_cards import _test_set
+
+    command = f"learnct-train experiment=lpd {shlex.quote('data.folder_root=my scans/ct')}"
+    assert _test_set({"test_set": "folder", "config": command}) == "folder (`my scans/ct`)"
+    assert _test_set({"test_set": "ellipses", "config": "learnct-train experiment=lpd"}) == (
+        "ellipses"
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _test_set(row: dict[str, str]) -> str:
     """The test set's name, with the folder a ``folder`` test set read (from its command)."""
-    found = re.search(r"data\.folder_root=(\S+)", row.get("config", ""))
-    return f"{row['test_set']} (`{found.group(1)}`)" if found else row["test_set"]
+    key = "data.folder_root="
+    roots = [w[len(key) :] for w in shlex.split(row.get("config", "")) if w.startswith(key)]
+    return f"{row['test_set']} (`{roots[-1]}`)" if roots else row["test_set"]
 
 
 def _results(setup_folder: Path, class_name: str) -> list[str]:

@@ -59,15 +59,13 @@ def command_line_model_keys() -> set[str] | None:
     """The ``model.<key>`` settings given on the command line (Hydra's task overrides);
     ``None`` outside a Hydra run."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     if not HydraConfig.initialized():
         return None
-    keys = set()
-    for override in HydraConfig.get().overrides.task:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key.startswith("model."):
-            keys.add(key.split(".", 2)[1])
-    return keys
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    keys = (o.key_or_group for o in overrides)
+    return {key.split(".", 2)[1] for key in keys if key.startswith("model.")}
 
 
 def _checkpoint_to_load(cfg: DictConfig) -> tuple[str, Any] | None:
