@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         geometries.append(fan_mayo().geometry)
     reps = 3 if args.quick else args.reps
     usable = [name for name, reason in available_backends().items() if reason is None]
-    backends = [
-        b for b in ("sparse", "matrix_free", "astra", "torch_radon", "triton") if b in usable
-    ]
+    # every usable backend (a new one too), the tables' usual order first
+    order = ("sparse", "matrix_free", "astra", "torch_radon", "triton")
+    backends = sorted(usable, key=lambda b: order.index(b) if b in order else len(order))
     device = args.device
     sparse_budget = DEFAULT_MATRIX_BUDGET
     if args.sparse_budget_mb is not None:

@@ -63,21 +63,6 @@ def adjoint_error(op: RayTransform, x: torch.Tensor, y: torch.Tensor) -> float:
         return ((lhs - rhs).abs() / (ax.norm() * y.double().norm())).item()
 
 
-def _matrix_mb(op: RayTransform) -> str:
-    backend = op.backend
-    if op.backend_name == "sparse":
-        total = 0
-        for m in backend.matrices(torch.device("cpu"), torch.float32):
-            total += sum(
-                t.numel() * t.element_size()
-                for t in (m.crow_indices(), m.col_indices(), m.values())
-            )
-        return f"{total / 2**20:.0f} (stored)"
-    if op.backend_name == "matrix_free":
-        return f"<= {backend.chunk_bytes / 2**20:.0f} (per chunk)"
-    return "-"
-
-
 def _note_row(backend: str, geometry: Geometry, batch: int, note: str) -> dict:
     """A projector row without timings: the backend was skipped or failed."""
     return {"backend": backend, "geometry": geometry_label(geometry), "batch": batch, "note": note}
@@ -206,7 +191,7 @@ def projector_rows(
                 if device not in op.backend.devices():
                     continue
                 op_reps = reps if name != "matrix_free" or geometry.image_size <= 128 else 3
-                memory = _matrix_mb(op)
+                memory = op.backend.memory_note()
                 row = _timed_row(label, op, geometry, batch, device, op_reps, build_s, memory)
                 results.append(row)
         results += [_peer_row(name, geometry, batch, device, reps) for name in peers]

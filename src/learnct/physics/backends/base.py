@@ -51,6 +51,11 @@ class ProjectorBackend(ABC):
         """Device types the backend runs on."""
         return ("cpu", "cuda")
 
+    def memory_note(self) -> str:
+        """What the backend keeps in memory for its geometry, in MiB, for benchmark tables
+        (``"-"``: nothing worth stating)."""
+        return "-"
+
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, N, N) -> (B, 1, n_angles, n_detectors)``."""

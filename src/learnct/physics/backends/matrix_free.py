@@ -29,6 +29,10 @@ class MatrixFreeBackend(ProjectorBackend):
         self.layout = QuarterTurnLayout(geometry)
         self.chunk_bytes = chunk_bytes
 
+    def memory_note(self) -> str:
+        """The largest working chunk (``chunk_bytes``), MiB."""
+        return f"<= {self.chunk_bytes / 2**20:.0f} (per chunk)"
+
     def _chunks(self, columns: int, device: torch.device, dtype: torch.dtype):
         per_angle = self.geometry.n_detectors * 2 * self.geometry.image_size
         bytes_per_angle = per_angle * (columns * torch.finfo(dtype).bits // 8 + 16)

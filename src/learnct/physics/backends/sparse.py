@@ -235,6 +235,15 @@ class SparseBackend(ProjectorBackend):
     def nnz(self) -> int:
         return int(self.matrices(torch.device("cpu"), torch.float32)[0].values().numel())
 
+    def memory_note(self) -> str:
+        """The stored CSR matrices (row pointers, columns, values; float32 on the CPU), MiB."""
+        parts = (
+            t
+            for m in self.matrices(torch.device("cpu"), torch.float32)
+            for t in (m.crow_indices(), m.col_indices(), m.values())
+        )
+        return f"{sum(t.numel() * t.element_size() for t in parts) / 2**20:.0f} (stored)"
+
     def _product(self, which: int, cols: torch.Tensor) -> torch.Tensor:
         """``A_0 @ cols`` (``which=0``) or ``A_0^T @ cols`` (1): on the CPU the C++ product
         (``csr_columns``) where it compiles and the indices are int32, else torch's."""
