@@ -225,12 +225,12 @@ def _read_checkpoints(folder: Path, record: RunRecord) -> None:
     paths = sorted((folder / "checkpoints").glob("*.ckpt"))
     if not paths:
         return
-    import torch
+    from learnct.methods.checkpoints import load_checkpoint_file
 
     for path in paths:
         info: dict[str, Any] = {"file": path.name, "size_mb": round(path.stat().st_size / 1e6, 2)}
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            checkpoint = load_checkpoint_file(path, mmap=True)
             if not isinstance(checkpoint, dict):
                 raise ValueError("not a checkpoint dictionary")
         except Exception as err:  # truncated zip, wrong format, unpicklable content

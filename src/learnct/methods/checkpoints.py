@@ -101,15 +101,16 @@ def reading_checkpoints_once() -> Iterator[None]:
         _loaded = None
 
 
-def load_checkpoint_file(path: str | Path) -> Any:
+def load_checkpoint_file(path: str | Path, mmap: bool = False) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``: read once per file within
-    :func:`reading_checkpoints_once` (the same object to every reader: do not modify it)."""
+    :func:`reading_checkpoints_once` (the same object to every reader: do not modify it).
+    ``mmap``: the tensors memory-mapped, not read (for readers of the metadata only)."""
     if _loaded is None:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     stat = Path(path).stat()
     key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _loaded:
-        _loaded[key] = torch.load(path, map_location="cpu", weights_only=True)
+        _loaded[key] = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     return _loaded[key]
 
 
