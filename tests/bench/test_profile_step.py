@@ -41,3 +41,9 @@ def test_a_profiled_cpu_step_finds_the_projector_and_the_convolutions(method):
 def test_a_method_without_training_is_refused():
     with pytest.raises(ValueError, match=r"method 'fbp' has no training step: choose one of"):
         profile_step("parallel_ellipses", 1, "baseline", "cpu", method="fbp")
+
+
+def test_a_flag_the_method_does_not_take_is_refused_by_name():
+    """Gradient checkpointing exists for the unrolled nets only: FBP + U-Net refuses it."""
+    with pytest.raises(ValueError, match=r"fbpunet takes no checkpoint: choose flags it takes"):
+        profile_step("parallel_ellipses", 1, "checkpoint", "cpu", method="fbpunet")

@@ -224,7 +224,16 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
     fixed = ["--model", "learned_inverse-fan_lowdose", "--geometry-file", str(small)]
     with pytest.raises(SystemExit):
         main([*args[:2], *fixed, "--output", str(out), "--allow-geometry-mismatch"])
-    assert "whose weights fix the geometry it was trained for" in capsys.readouterr().err
+    assert "its weights fix the geometry, so it runs on no other" in capsys.readouterr().err
+    # ... and so does the loader, given another geometry; on its own preset it runs
+    from learnct.methods.pretrained import load_pretrained
+    from learnct.physics.presets import parallel_ellipses
+
+    with pytest.raises(ValueError, match="whose weights fix the geometry it was trained for"):
+        load_pretrained("learned_inverse-fan_lowdose", geometry=parallel_ellipses().geometry)
+    own = tmp_path / "own.npy"
+    main([*args[:2], *fixed[:2], "--preset", "fan_lowdose", "--output", str(own), "--quiet"])
+    assert np.load(own).shape == (1, 128, 128)
 
 
 @pytest.mark.gpu

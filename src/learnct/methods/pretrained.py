@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from learnct.methods.base import ReconstructionMethod
 from learnct.methods.checkpoints import (
@@ -20,12 +21,13 @@ from learnct.methods.checkpoints import (
     read_checkpoint,
     stored_settings,
 )
-from learnct.physics.geometry import Geometry
+from learnct.physics.geometry import Geometry, geometry_differences
 from learnct.physics.operator import RayTransform
 
 __all__ = [
     "WEIGHTS_ROOT",
     "PretrainedModel",
+    "checkpoint_method",
     "load_pretrained",
     "pretrained_models",
     "pretrained_names",
@@ -51,6 +53,15 @@ def _method_classes() -> dict[str, tuple[str, type[ReconstructionMethod]]]:
     from learnct.methods import METHODS
 
     return {cls.__name__: (name, cls) for name, cls in METHODS.items()}
+
+
+def checkpoint_method(checkpoint: dict[str, Any], path: str | Path) -> type[ReconstructionMethod]:
+    """The method class a learnct checkpoint (:func:`read_checkpoint`'s) was saved by."""
+    class_name = checkpoint["learnct"].get("method")
+    classes = _method_classes()
+    if class_name not in classes:
+        raise ValueError(f"checkpoint {path} is of an unknown method {class_name!r}")
+    return classes[class_name][1]
 
 
 def pretrained_models(root: Path = WEIGHTS_ROOT) -> dict[str, PretrainedModel]:
@@ -101,18 +112,15 @@ def load_pretrained(
     faster on a CPU). Raises ``ValueError`` naming the problem."""
     path = resolve_checkpoint(name_or_path)
     checkpoint = read_checkpoint(path)
-    class_name = checkpoint["learnct"].get("method")
-    classes = _method_classes()
-    if class_name not in classes:
-        raise ValueError(f"checkpoint {path} is of an unknown method {class_name!r}")
-    cls = classes[class_name][1]
+    cls = checkpoint_method(checkpoint, path)
+    class_name = cls.__name__
     if expected is not None and not issubclass(cls, expected):
         raise ValueError(
             f"checkpoint {path} is a {class_name} checkpoint, not {expected.__name__}: load it "
             f"with {class_name}.from_pretrained or learnct.pretrained"
         )
     own = checkpoint_geometry(checkpoint, path)
-    if cls.fixed_geometry and geometry is not None and geometry != own:
+    if cls.fixed_geometry and geometry is not None and geometry_differences(own, geometry):
         raise ValueError(
             f"checkpoint {path} is a {class_name}, whose weights fix the geometry it was trained "
             "for (sinogram and image sizes): it runs on that geometry only (give none, or the "

@@ -14,7 +14,7 @@ import torch
 
 from learnct.methods import METHODS, ReconstructionMethod
 from learnct.methods.checkpoints import checkpoint_geometry, read_checkpoint
-from learnct.methods.pretrained import load_pretrained, resolve_checkpoint
+from learnct.methods.pretrained import checkpoint_method, load_pretrained, resolve_checkpoint
 from learnct.physics.geometry import geometry_differences
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PhysicsPreset
@@ -25,7 +25,6 @@ from learnct.reconstruct.volume import Volume, to_geometry_grid
 
 __all__ = ["CLASSICAL", "Reconstructor", "build_reconstructor", "pick_device"]
 
-#: The methods with nothing to train, by name.
 #: The methods with nothing to train (``learnct.methods.METHODS``): ``--method``'s choices.
 CLASSICAL: dict[str, type[ReconstructionMethod]] = {
     name: cls for name, cls in METHODS.items() if not cls.trainable
@@ -152,17 +151,25 @@ def build_reconstructor(
         raise ValueError("choose one: --model <name or checkpoint> or --method fbp|tv")
     if model is not None:
         path = resolve_checkpoint(model)
-        trained_for = checkpoint_geometry(read_checkpoint(path), path)
+        checkpoint = read_checkpoint(path)
+        trained_for = checkpoint_geometry(checkpoint, path)
         physics = resolve_physics(preset, geometry_file, photons, trained_for)
         differ = geometry_differences(trained_for, physics.geometry)
-        if differ and not allow_geometry_mismatch:
+        fixed = checkpoint_method(checkpoint, path).fixed_geometry
+        if differ and (fixed or not allow_geometry_mismatch):
+            anyway = (
+                "; its weights fix the geometry, so it runs on no other"
+                if fixed
+                else ", or pass --allow-geometry-mismatch to run it on this one anyway (results "
+                "unvalidated)"
+            )
             raise ValueError(
                 f"{model} was trained for another geometry than {physics.name} ("
                 f"{'; '.join(f'{d} (model != given)' for d in differ)}): give its own geometry "
-                "(omit --preset/--geometry-file), or pass --allow-geometry-mismatch to run it "
-                "on this one anyway (results unvalidated)"
+                f"(omit --preset/--geometry-file){anyway}"
             )
-        chosen = load_pretrained(path, backend=backend, geometry=physics.geometry)
+        run_on = physics.geometry if differ else None  # None: its own geometry, as stored
+        chosen = load_pretrained(path, backend=backend, geometry=run_on)
         label = str(model)
     else:
         if method not in CLASSICAL:

@@ -153,15 +153,16 @@ def _limits(model: Any, data: dict[str, Any], noise: str, tested: set[str]) -> l
             else "."
         ),
         _dose_limit(data, noise),
-        "- One geometry (above): `learnct-reconstruct` refuses data of another geometry "
-        "unless `--allow-geometry-mismatch` is given, and then the results are unvalidated.",
+        (
+            "- One geometry (above): its dense layers fix the sinogram and image sizes, and "
+            "`learnct-reconstruct` refuses data of any other geometry."
+            if model.fixed_geometry
+            else "- One geometry (above): `learnct-reconstruct` refuses data of another geometry "
+            "unless `--allow-geometry-mismatch` is given, and then the results are unvalidated."
+        ),
         "- Images are attenuation in the preset's image units (water 1 for the fan presets); "
         "values far outside the training images' range (metal, dense bone) were not seen.",
     ]
-    if model.fixed_geometry:
-        limits.append(
-            "- Its dense layers fix the sinogram and image sizes: it runs on this geometry only."
-        )
     if not tested - SYNTHETIC_SOURCES:
         limits.append("- Not tested on any scan.")
     return limits

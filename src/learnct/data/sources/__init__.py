@@ -117,8 +117,8 @@ def make_dataset(
     ``size``: samples in the split. For ``ellipses`` and ``ctlike`` default
     :data:`DEFAULT_SIZES`; for ``shepp_logan`` the number of (noise) realisations (default 1);
     for ``lodopab`` / ``folder`` the first ``size`` slices (default all; asking for more than
-    there are is an error). ``folder`` uses ``folder_root/{train,val|validation,test}`` when that subfolder
-    exists, else ``folder_root`` itself for every split. ``mu_unit`` is the preset's
+    there are is an error). ``folder`` uses ``folder_root/{train,val|validation,test}`` when
+    that subfolder exists, else ``folder_root`` itself for every split. ``mu_unit`` is the preset's
     attenuation per image unit in 1/mm (its ``mu``; default: water, as the fan presets):
     DICOM and LoDoPaB values are converted to that unit. ``pixel_size``: the geometry's
     (mm), with ``folder_fit`` how ``folder`` slices are placed in the field (``"spacing"`` or
