@@ -14,7 +14,6 @@ What a method needs to be built comes from its class (``needs_operator_norm``,
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,21 +21,11 @@ import torch
 
 from learnct.bench.timing import median_ms
 from learnct.methods import METHODS, TV, ReconstructionMethod
+from learnct.methods.checkpoints import constructor_arguments
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
 
 __all__ = ["PUBLISHED_MS", "benchmark_methods", "build_untrained", "method_rows"]
-
-
-def _constructor_arguments(cls: type[ReconstructionMethod]) -> list[str]:
-    """The keyword arguments a method class takes: its constructor's and its bases' (each
-    passes the rest on to the next)."""
-    return [
-        name
-        for c in cls.__mro__
-        if "__init__" in vars(c) and issubclass(c, ReconstructionMethod)
-        for name in inspect.signature(c.__init__).parameters
-    ]
 
 
 def build_untrained(
@@ -50,7 +39,7 @@ def build_untrained(
     20 power iterations of it: the real norm keeps untrained networks finite, and 20 are plenty
     for timing (``RayTransform`` caches the value, so it is computed once per geometry)."""
     cls = METHODS[name]
-    unknown = sorted(set(flags or {}) - set(_constructor_arguments(cls)))
+    unknown = sorted(set(flags or {}) - set(constructor_arguments(cls)))
     if unknown:
         raise ValueError(f"{name} takes no {', '.join(unknown)}: choose flags it takes")
     kwargs: dict[str, Any] = {"n_panels": 0, **(flags or {}), **options}

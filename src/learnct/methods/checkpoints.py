@@ -194,26 +194,27 @@ def _hydra_value(value: Any) -> str:
     return str(value)
 
 
-def _own_parameters(cls: type) -> list[str]:
-    """The constructor arguments of method class ``cls`` and of its bases that the shared
-    :class:`~learnct.methods.base.ReconstructionMethod` does not have (``cls``'s first)."""
+def constructor_arguments(cls: type) -> list[str]:
+    """Every constructor argument of method class ``cls``: its ``__init__``'s and its bases'
+    (each passes the rest on to the next; ``cls``'s first)."""
     from learnct.methods.base import ReconstructionMethod  # which imports this module
 
-    shared = {
-        "self",
-        "operator",
-        "kwargs",
-        *inspect.signature(ReconstructionMethod.__init__).parameters,
-    }
     params = [
         p
         for c in cls.__mro__
-        if c is not ReconstructionMethod
-        and issubclass(c, ReconstructionMethod)
-        and "__init__" in vars(c)
+        if issubclass(c, ReconstructionMethod) and "__init__" in vars(c)
         for p in inspect.signature(c.__init__).parameters
     ]
-    return [p for p in dict.fromkeys(params) if p not in shared]
+    return [p for p in dict.fromkeys(params) if p not in ("self", "kwargs")]
+
+
+def _own_parameters(cls: type) -> list[str]:
+    """The constructor arguments of method class ``cls`` and of its bases that the shared
+    :class:`~learnct.methods.base.ReconstructionMethod` does not have (``cls``'s first)."""
+    from learnct.methods.base import ReconstructionMethod
+
+    shared = {"operator", *inspect.signature(ReconstructionMethod.__init__).parameters}
+    return [p for p in constructor_arguments(cls) if p not in shared]
 
 
 def architecture_settings(model: torch.nn.Module) -> list[str]:
