@@ -224,16 +224,33 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
     fixed = ["--model", "learned_inverse-fan_lowdose", "--geometry-file", str(small)]
     with pytest.raises(SystemExit):
         main([*args[:2], *fixed, "--output", str(out), "--allow-geometry-mismatch"])
-    assert "its weights fix the geometry, so it runs on no other" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "weights fix the geometry it was trained for, so it runs on that one only" in err
+    assert "n_angles: 200 != 100 (model != given)" in err
     # ... and so does the loader, given another geometry; on its own preset it runs
     from learnct.methods.pretrained import load_pretrained
     from learnct.physics.presets import parallel_ellipses
 
-    with pytest.raises(ValueError, match="whose weights fix the geometry it was trained for"):
+    with pytest.raises(
+        ValueError, match="LearnedInverse's weights fix the geometry it was trained for"
+    ):
         load_pretrained("learned_inverse-fan_lowdose", geometry=parallel_ellipses().geometry)
     own = tmp_path / "own.npy"
     main([*args[:2], *fixed[:2], "--preset", "fan_lowdose", "--output", str(own), "--quiet"])
     assert np.load(own).shape == (1, 128, 128)
+
+
+def test_a_model_is_read_from_disk_once(monkeypatch):
+    from learnct.methods import checkpoints
+    from learnct.reconstruct.engine import build_reconstructor
+
+    reads = []
+    load = torch.load
+    monkeypatch.setattr(
+        checkpoints.torch, "load", lambda path, **kw: reads.append(path) or load(path, **kw)
+    )
+    runner = build_reconstructor("lpd-fan_lowdose")
+    assert len(reads) == 1 and runner.physics.name == "fan_lowdose"
 
 
 @pytest.mark.gpu

@@ -27,6 +27,7 @@ from learnct.physics.operator import RayTransform
 __all__ = [
     "WEIGHTS_ROOT",
     "PretrainedModel",
+    "check_run_geometry",
     "checkpoint_method",
     "load_pretrained",
     "pretrained_models",
@@ -62,6 +63,35 @@ def checkpoint_method(checkpoint: dict[str, Any], path: str | Path) -> type[Reco
     if class_name not in classes:
         raise ValueError(f"checkpoint {path} is of an unknown method {class_name!r}")
     return classes[class_name][1]
+
+
+def check_run_geometry(
+    cls: type[ReconstructionMethod],
+    own: Geometry,
+    given: Geometry,
+    name: str,
+    allow_mismatch: bool,
+    given_name: str = "the one given",
+) -> list[str]:
+    """Whether the model ``name`` of class ``cls``, trained for ``own``, may run on ``given``
+    (called ``given_name`` in the message):
+    returns the differences (``"field: own != given"``; empty: the same acquisition). Raises
+    ``ValueError`` listing them when they differ and the user did not ``allow_mismatch``, or
+    ever for a ``fixed_geometry`` method (its weights' shapes are its geometry's)."""
+    differ = geometry_differences(own, given)
+    if differ and (cls.fixed_geometry or not allow_mismatch):
+        remedy = (
+            f"a {cls.__name__}'s weights fix the geometry it was trained for, so it runs on "
+            "that one only"
+            if cls.fixed_geometry
+            else "run it on its own, or allow the mismatch (--allow-geometry-mismatch; results "
+            "unvalidated)"
+        )
+        raise ValueError(
+            f"{name} was trained for another geometry than {given_name} "
+            f"({'; '.join(f'{d} (model != given)' for d in differ)}): {remedy}"
+        )
+    return differ
 
 
 def pretrained_models(root: Path = WEIGHTS_ROOT) -> dict[str, PretrainedModel]:
@@ -106,8 +136,8 @@ def load_pretrained(
     """The method of a committed model's name or of a checkpoint file, in eval mode on the
     CPU, built from the checkpoint alone (class, constructor arguments and geometry); call
     ``.to(device)`` to move it. ``expected``: refuse a checkpoint of another class.
-    ``geometry``: run it on this geometry instead of its own (the caller has checked that
-    the user asked for it; refused for a ``fixed_geometry`` method). ``channels_last``: a
+    ``geometry``: run it on this geometry instead of its own (the caller has asked for it:
+    :func:`check_run_geometry`, mismatch allowed). ``channels_last``: a
     learned method's CNN in channels-last layout (the same values; LPD reconstructs 1.2-1.6x
     faster on a CPU). Raises ``ValueError`` naming the problem."""
     path = resolve_checkpoint(name_or_path)
@@ -120,12 +150,8 @@ def load_pretrained(
             f"with {class_name}.from_pretrained or learnct.pretrained"
         )
     own = checkpoint_geometry(checkpoint, path)
-    if cls.fixed_geometry and geometry is not None and geometry_differences(own, geometry):
-        raise ValueError(
-            f"checkpoint {path} is a {class_name}, whose weights fix the geometry it was trained "
-            "for (sinogram and image sizes): it runs on that geometry only (give none, or the "
-            "model's own)"
-        )
+    if geometry is not None:
+        check_run_geometry(cls, own, geometry, f"checkpoint {path}", allow_mismatch=True)
     operator = RayTransform(geometry or own, backend=backend)
     settings = stored_settings(cls, checkpoint, everything=True)
     if cls.takes_execution_flags:

@@ -13,9 +13,17 @@ import numpy as np
 import torch
 
 from learnct.methods import METHODS, ReconstructionMethod
-from learnct.methods.checkpoints import checkpoint_geometry, read_checkpoint
-from learnct.methods.pretrained import checkpoint_method, load_pretrained, resolve_checkpoint
-from learnct.physics.geometry import geometry_differences
+from learnct.methods.checkpoints import (
+    checkpoint_geometry,
+    read_checkpoint,
+    reading_checkpoints_once,
+)
+from learnct.methods.pretrained import (
+    check_run_geometry,
+    checkpoint_method,
+    load_pretrained,
+    resolve_checkpoint,
+)
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PhysicsPreset
 from learnct.physics.units import hu_to_image, image_to_hu
@@ -150,26 +158,22 @@ def build_reconstructor(
     if (model is None) == (method is None):
         raise ValueError("choose one: --model <name or checkpoint> or --method fbp|tv")
     if model is not None:
-        path = resolve_checkpoint(model)
-        checkpoint = read_checkpoint(path)
-        trained_for = checkpoint_geometry(checkpoint, path)
-        physics = resolve_physics(preset, geometry_file, photons, trained_for)
-        differ = geometry_differences(trained_for, physics.geometry)
-        fixed = checkpoint_method(checkpoint, path).fixed_geometry
-        if differ and (fixed or not allow_geometry_mismatch):
-            anyway = (
-                "; its weights fix the geometry, so it runs on no other"
-                if fixed
-                else ", or pass --allow-geometry-mismatch to run it on this one anyway (results "
-                "unvalidated)"
+        with reading_checkpoints_once():  # read here for its geometry, then loaded
+            path = resolve_checkpoint(model)
+            checkpoint = read_checkpoint(path)
+            trained_for = checkpoint_geometry(checkpoint, path)
+            physics = resolve_physics(preset, geometry_file, photons, trained_for)
+            cls = checkpoint_method(checkpoint, path)
+            differ = check_run_geometry(
+                cls,
+                trained_for,
+                physics.geometry,
+                str(model),
+                allow_geometry_mismatch,
+                physics.name,
             )
-            raise ValueError(
-                f"{model} was trained for another geometry than {physics.name} ("
-                f"{'; '.join(f'{d} (model != given)' for d in differ)}): give its own geometry "
-                f"(omit --preset/--geometry-file){anyway}"
-            )
-        run_on = physics.geometry if differ else None  # None: its own geometry, as stored
-        chosen = load_pretrained(path, backend=backend, geometry=run_on)
+            run_on = physics.geometry if differ else None  # None: its own geometry, as stored
+            chosen = load_pretrained(path, backend=backend, geometry=run_on)
         label = str(model)
     else:
         if method not in CLASSICAL:
