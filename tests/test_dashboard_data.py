@@ -47,6 +47,7 @@ def _checkpoint(path: Path, step: int, extra: object = None) -> None:
             "learnct": {
                 "method": "LearnedGradientDescent",
                 "geometry": {"kind": "fan", "image_size": 128, "n_angles": 200, "n_detectors": 256},
+                "steps_before": 500,  # started from weights trained 500 steps (init_weights)
             },
             "callbacks": {
                 "ModelCheckpoint{}": {"monitor": "val/psnr", "best_model_score": torch.tensor(30.5)}
@@ -98,8 +99,9 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
     assert run.curves["val/psnr"] == {"step": [9, 19], "value": [29.0, 30.5]}
     assert run.val_psnr_best == 30.5 and run.steps == 20
     (ckpt,) = run.checkpoints
-    assert (ckpt["global_step"], ckpt["method"], ckpt["best_score"]) == (
+    assert (ckpt["global_step"], ckpt["trained_steps"], ckpt["method"], ckpt["best_score"]) == (
         20,
+        520,
         "LearnedGradientDescent",
         30.5,
     )

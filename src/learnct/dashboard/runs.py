@@ -225,7 +225,7 @@ def _read_checkpoints(folder: Path, record: RunRecord) -> None:
     paths = sorted((folder / "checkpoints").glob("*.ckpt"))
     if not paths:
         return
-    from learnct.methods.checkpoints import load_checkpoint_file
+    from learnct.methods.checkpoints import load_checkpoint_file, trained_steps
 
     for path in paths:
         info: dict[str, Any] = {"file": path.name, "size_mb": round(path.stat().st_size / 1e6, 2)}
@@ -240,6 +240,7 @@ def _read_checkpoints(folder: Path, record: RunRecord) -> None:
         info["epoch"] = checkpoint.get("epoch")
         identity = checkpoint.get("learnct")
         if isinstance(identity, dict):
+            info["trained_steps"] = trained_steps(checkpoint)  # with its init_weights' steps
             info["method"] = identity.get("method")
             geometry = identity.get("geometry") or {}
             info["geometry"] = ", ".join(

@@ -219,10 +219,10 @@
     if (Object.keys(run.images).length) parts.push(el("h3", { text: "Figures" }), figures(run.images));
     if (run.checkpoints.length) {
       parts.push(el("h3", { text: "Checkpoints" }), table(
-        ["file", "MB", "step", "epoch", "method", "geometry", "best score"],
-        run.checkpoints.map((c) => [c.file, fmt(c.size_mb, 1), c.global_step ?? "-", c.epoch ?? "-", c.method || "-", c.geometry || "-",
-          c.best_score === undefined ? "-" : `${c.monitor} ${fmt(c.best_score, 3)}`]),
-        [false, true, true, true, false, false, true]));
+        ["file", "MB", "run's step", "weights' steps", "epoch", "method", "geometry", "best score"],
+        run.checkpoints.map((c) => [c.file, fmt(c.size_mb, 1), c.global_step ?? "-", c.trained_steps ?? "-", c.epoch ?? "-", c.method || "-",
+          c.geometry || "-", c.best_score === undefined ? "-" : `${c.monitor} ${fmt(c.best_score, 3)}`]),
+        [false, true, true, true, true, false, false, true]));
     }
     if (run.wandb.length) {
       parts.push(el("h3", { text: "W&B offline runs" }), el("p", {},
