@@ -506,6 +506,14 @@ def test_a_smaller_run_never_replaces_a_written_row(tmp_path, capsys):
     main([*report, "--logs", str(fresh), "--no-figure", "--replace"])
     rows = list(csv.DictReader(open(out / "fan_lowdose" / "results.csv")))
     assert [(r["method"], r["psnr"]) for r in rows] == [("LPD", "33.12")]  # deliberately
+    # a written table that cannot be read (a merge conflict's marker for a header) is refused,
+    # not overwritten with the runs' rows alone
+    table = out / "fan_lowdose" / "results.csv"
+    conflicted = "<<<<<<< HEAD\n" + table.read_text()
+    table.write_text(conflicted)
+    with pytest.raises(SystemExit):
+        main([*report, "--logs", str(fresh), "--no-figure"])
+    assert "cannot be read" in capsys.readouterr().err and table.read_text() == conflicted
 
 
 def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, monkeypatch, capsys):

@@ -8,8 +8,9 @@ import os
 
 import pytest
 
+from learnct.run import results
 from learnct.run.atomic_files import atomic_open, atomic_write_text
-from learnct.run.results import RESULT_FIELDS, read_results, write_results
+from learnct.run.results import RESULT_FIELDS, ResultsError, read_results, write_results
 
 
 class Unwritable:
@@ -61,3 +62,28 @@ def test_atomic_open_replaces_whole_files_only(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes it, not private
     with pytest.raises(ValueError, match="mode 'w' or 'wb', not 'a'"), atomic_open(path, "a"):
         pass
+
+
+def test_the_tested_checkpoint_is_found_where_the_run_recorded_it(tmp_path):
+    """Relative to the run folder when inside it (the folder can move), absolute else; a
+    run that tested weights in memory says so instead of a guess among its checkpoints."""
+    run, moved, elsewhere = tmp_path / "run", tmp_path / "moved", tmp_path / "eval.ckpt"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("epoch=1-step=9.ckpt", "final.ckpt", "last.ckpt"):
+        (run / "checkpoints" / name).write_bytes(b"x")
+    elsewhere.write_bytes(b"x")
+    inside = results.tested_record(run, run / "checkpoints" / "final.ckpt")
+    assert inside == "checkpoints/final.ckpt"  # not the best-named epoch=1-step=9.ckpt
+    run.rename(moved)
+    config = {"tested_checkpoint": inside}
+    assert results.tested_checkpoint(moved, config) == moved / "checkpoints" / "final.ckpt"
+    outside = {"tested_checkpoint": results.tested_record(moved, elsewhere)}
+    assert results.tested_checkpoint(moved, outside) == elsewhere.resolve()
+    assert results.tested_record(moved, None) is None
+    with pytest.raises(ResultsError, match="weights in memory and kept no checkpoint"):
+        results.tested_checkpoint(moved, {"tested_checkpoint": None})
+    (moved / "checkpoints" / "final.ckpt").unlink()
+    with pytest.raises(ResultsError, match=r"final\.ckpt no longer exists"):
+        results.tested_checkpoint(moved, config)
+    # a run written before the record: its best checkpoint by name, as before
+    assert results.tested_checkpoint(moved, {}).name == "epoch=1-step=9.ckpt"

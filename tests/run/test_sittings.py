@@ -16,6 +16,7 @@ import torch
 
 from conftest import REPO_ROOT, TINY_LPD
 from learnct.methods.checkpoints import trained_steps
+from learnct.run import results
 from learnct.run.config_checks import ConfigError
 from learnct.run.sittings import RESUME_KEYS
 
@@ -83,9 +84,15 @@ def test_two_sittings_end_where_one_run_ends(tmp_path, compose_config, run_confi
     assert len(run_folders) == 2
     ids = {json.loads((f / "run.json").read_text())["id"] for f in run_folders}
     assert len(ids) == 1  # one schedule, one run id
-    # only the sitting that ends the schedule tests (its final weights)
+    # only the sitting that ends the schedule tests (its final weights, saved for the report)
     assert (run_folders[1] / "results.csv").is_file()
     assert not (run_folders[0] / "results.csv").exists()
+    config = json.loads((run_folders[1] / "config.json").read_text())
+    assert config["tested_checkpoint"] == "checkpoints/final.ckpt"
+    final = torch.load(results.tested_checkpoint(run_folders[1], config), weights_only=True)
+    assert trained_steps(final) == 4 and final.keys().isdisjoint({"optimizer_states"})
+    for name, weight in last["state_dict"].items():
+        torch.testing.assert_close(final["state_dict"][name], weight, rtol=0, atol=0)
 
     sys.path.insert(0, str(tmp_path))
     try:

@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     for problem in problems:
         print(problem)
     if not args.replace:
-        rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+        try:
+            rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+        except ResultsError as err:
+            parser.exit(1, f"make report: {err}\n")
         for note in kept:
             print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
     if not rows:

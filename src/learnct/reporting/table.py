@@ -134,11 +134,17 @@ def keep_committed(
     """``rows`` merged with the table already written at ``committed`` (e.g. the committed
     ``experiments/<setup>/results.csv``): per (method, test set) a new row replaces the written
     one only if its run tested at least as many images; written rows without such a run stay.
-    Returns the rows and a line for each written row kept."""
+    Returns the rows and a line for each written row kept. Raises :class:`ResultsError` for
+    a written table that cannot be read (its rows would be lost)."""
+    if not committed.exists():
+        return rows, []  # nothing written yet
     try:
         old = read_results(committed, required=("method", "test_set", "psnr", "ssim"))
-    except ResultsError:
-        return rows, []  # nothing (readable) written yet
+    except ResultsError as err:
+        raise ResultsError(
+            f"{committed} cannot be read ({err}): its rows would be lost; mend it (e.g. from "
+            "git), or pass --replace to write the runs' rows alone"
+        ) from err
     new = {(r["method"], r["test_set"]): r for r in rows}
     kept, notes = [], []
     for row in old:

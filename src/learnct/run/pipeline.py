@@ -41,7 +41,13 @@ from learnct.run.config_checks import (
 )
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
 from learnct.run.provenance import git_commit, library_versions
-from learnct.run.results import RESULT_FIELDS, TEST_METRICS, write_results
+from learnct.run.results import (
+    RESULT_FIELDS,
+    TEST_METRICS,
+    TESTED_KEY,
+    tested_record,
+    write_results,
+)
 from learnct.run.resume import resolve_resume
 
 if TYPE_CHECKING:
@@ -176,9 +182,9 @@ def _fit(
     # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     _mark_if_finished(cfg, trainer, identity)
-    if in_sittings(cfg):  # the schedule's final weights (in memory), once it has ended
+    if in_sittings(cfg):  # the schedule's final weights, once it has ended
         if identity.get("finished"):
-            return None, False
+            return _save_final_weights(cfg, trainer), False
         print(
             f"sitting ended at step {trainer.global_step} of {cfg.trainer.max_steps}: "
             "run the same command again to continue (tested when the schedule ends)"
@@ -186,6 +192,15 @@ def _fit(
         return None, True
     checkpoint = trainer.checkpoint_callback
     return (checkpoint.best_model_path or None) if checkpoint is not None else None, False
+
+
+def _save_final_weights(cfg: DictConfig, trainer: L.Trainer) -> str:
+    """A finished schedule's final weights (the last sitting's best checkpoint is that
+    sitting's only), saved weights-only as ``checkpoints/final.ckpt``: what its test loads
+    and the report finds. Returns the path."""
+    path = Path(cfg.paths.output_dir) / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(path, weights_only=True)
+    return str(path)
 
 
 def _test(
@@ -220,7 +235,11 @@ def _test(
     rows = _result_rows(metrics, datamodule, test_hash.hashes, common)
     check_finite_results(rows, TEST_METRICS)
     folder = Path(cfg.paths.output_dir)
-    config = {**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance}
+    config = {
+        **OmegaConf.to_container(cfg, resolve=True),
+        "provenance": provenance,
+        TESTED_KEY: tested_record(folder, checkpoint),
+    }
     results = write_results(folder, rows, config)
     figure = write_run_figure(model, datamodule, folder)
     _log_results(loggers, rows, figure)

@@ -26,6 +26,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "RESULTS_FILE",
     "RESULT_FIELDS",
+    "TESTED_KEY",
     "TEST_METRICS",
     "VALIDATION_COLUMNS",
     "ResultsError",
@@ -37,6 +38,7 @@ __all__ = [
     "read_run_config",
     "task_run_folders",
     "tested_checkpoint",
+    "tested_record",
     "validation_points",
     "write_results",
 ]
@@ -159,9 +161,39 @@ def read_run_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+#: The ``config.json`` key of the checkpoint a run tested (:func:`tested_record`).
+TESTED_KEY = "tested_checkpoint"
+
+
+def tested_record(folder: Path, checkpoint: str | Path | None) -> str | None:
+    """What ``config.json`` records of the checkpoint a run tested: its path relative to the
+    run ``folder`` when inside it (the folder can move), else absolute; ``None``: the weights
+    in memory (or nothing to load: FBP, TV)."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).resolve()
+    try:
+        return path.relative_to(Path(folder).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def tested_checkpoint(folder: Path, config: dict[str, Any]) -> Path:
-    """The checkpoint a run tested: ``ckpt_path`` for ``make eval`` runs, else the best
+    """The checkpoint a run tested, as its ``config.json`` records it (:func:`tested_record`);
+    for runs written before that record: ``ckpt_path`` for ``make eval`` runs, else the best
     checkpoint in ``<folder>/checkpoints`` (``last.ckpt`` when it is the only one)."""
+    if TESTED_KEY in config:
+        recorded = config[TESTED_KEY]
+        if not recorded:
+            raise ResultsError(
+                f"{folder}: its test scored the weights in memory and kept no checkpoint of "
+                "them (callbacks.model_checkpoint off?): train it with checkpoints, or test a "
+                "checkpoint with make eval"
+            )
+        path = Path(folder) / recorded  # an absolute record stays absolute
+        if not path.is_file():
+            raise ResultsError(f"{folder}: its tested checkpoint {path} no longer exists")
+        return path
     given = config.get("ckpt_path")
     if given and not config.get("train", True):
         path = Path(given)
