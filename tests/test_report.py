@@ -801,3 +801,14 @@ def test_real_ct_tv_choice_scores_every_lam_and_iteration_count_of_one_solve():
     assert psnr == max(v for _, v in tried) and dict(tried)[choice] == psnr
     assert (method.hparams.lam, method.hparams.iterations) == choice
     assert len({round(v, 3) for _, v in tried}) == 4  # the knobs matter at this size
+
+
+@pytest.mark.parametrize("doses", ["1e3,0.5", "1e3,2e9", "1e3,nan", "1e3,x"])
+def test_a_dose_out_of_the_physics_range_is_refused_before_any_work(doses, capsys):
+    """The dose curve's doses are checked as a preset checks its photons, all of them at the
+    command line (not the fifth after four doses' reconstructions)."""
+    with pytest.raises(SystemExit):
+        main(["--setup", "fan_lowdose", "--dose", "--photons", doses])
+    err = capsys.readouterr().err
+    assert "--photons wants doses like 1e3,1e4" in err
+    assert "from 1 to 1e+09" in err or "could not convert" in err

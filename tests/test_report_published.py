@@ -83,3 +83,17 @@ def test_a_missing_row_and_a_malformed_file_are_named(tmp_path, capsys):
     )
     with pytest.raises(ResultsError, match="source 'b' is not under 'sources'"):
         read_published(path, "parallel_ellipses")
+
+
+def test_a_published_file_given_must_exist(tmp_path, capsys):
+    """The default file may be missing (no published numbers); a mistyped --published may not
+    (it would drop the section silently)."""
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"method": "FBP", "physics": "parallel_ellipses", "test_set": "ellipses", "n_images": "4"}
+    _write(logs / "fbp" / "runs" / "a", [{**row, "psnr": "20", "ssim": "0.5"}])
+    report = ["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out)]
+    main([*report, "--no-figure"])  # no <out>/published.yaml: a table without the section
+    assert "Published numbers" not in (out / "parallel_ellipses" / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        main([*report, "--no-figure", "--published", str(tmp_path / "publishd.yaml")])
+    assert "publishd.yaml does not exist (omit it for none)" in capsys.readouterr().err

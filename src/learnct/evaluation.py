@@ -1,6 +1,6 @@
 """Evaluation: per-image PSNR and SSIM, the loop over a test set, and the one figure renderer.
 
-Metrics (DESIGN.md, the convention of LoDoPaB-CT and dival): per-image PSNR and SSIM with data
+Metrics (docs/methods.md; the convention of LoDoPaB-CT and dival): per-image PSNR and SSIM with data
 range ``max(gt) - min(gt)`` of each ground-truth image, averaged over the images of a test
 set. SSIM uses a 7 x 7 uniform window (scikit-image's default, which LoDoPaB-CT and dival
 report) via torchmetrics' functional SSIM on images divided by their data range (SSIM and
@@ -178,7 +178,7 @@ def zoom_window(
     return best // sums.shape[1], best % sums.shape[1], size
 
 
-#: what the grey values of a figure's images are (DESIGN.md: attenuation normalised by a
+#: what the grey values of a figure's images are (docs/usage.md: attenuation normalised by a
 #: reference, e.g. water-relative density for CT: 1.0 = water, 0.8..1.2 = HU -200..200)
 IMAGE_UNITS = "attenuation, normalised"
 

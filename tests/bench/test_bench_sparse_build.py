@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from learnct.bench.sparse_build import resident_peak_bytes, sparse_build_rows
+from learnct.bench.resident_memory import resident_peak_bytes
+from learnct.bench.sparse_build import sparse_build_rows
 from learnct.physics import FanBeamGeometry
 from learnct.physics.backends import sparse
 from learnct.physics.backends.joseph_csr import joseph_csr_kernel

@@ -33,8 +33,9 @@ from typing import Any
 import torch
 
 from learnct.bench.methods import build_untrained
+from learnct.bench.resident_memory import reset_resident_peak, resident_bytes
 from learnct.bench.timing import synchronize
-from learnct.bench.training import FLAG_CONFIGS, _proc_kib, make_batch, step_fn
+from learnct.bench.training import FLAG_CONFIGS, make_batch, step_fn
 from learnct.methods.stacked import StackedTraining
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
@@ -51,8 +52,9 @@ def _lrs(k: int) -> list[float]:
     return [1e-3 * 4 ** (i / (k - 1) - 0.5) for i in range(k)]
 
 
-def _memory_mb(run: Callable[[], Any], device: torch.device) -> float:
-    """Peak memory of one ``run()`` above what was allocated before it, in MiB."""
+def _memory_mb(run: Callable[[], Any], device: torch.device) -> float | None:
+    """Peak memory of one ``run()`` above what was allocated before it, in MiB (``None``:
+    unknown, on a CPU without ``/proc/self``)."""
     synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -60,11 +62,10 @@ def _memory_mb(run: Callable[[], Any], device: torch.device) -> float:
         run()
         synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM to the current RSS
-        f.write("5")
-    before = _proc_kib("VmRSS")
+    before = reset_resident_peak()
     run()
-    return (_proc_kib("VmHWM") - before) / 1024
+    peak = resident_bytes("VmHWM")
+    return None if before is None or peak is None else (peak - before) / 2**20
 
 
 def _rounds(
@@ -272,7 +273,7 @@ def format_rows(results: list[dict[str, Any]], device: torch.device) -> list[dic
                 "steps/s (all K)": "-" if rate is None else f"{rate:.3g}",
                 "ms per model step": "-" if rate is None else f"{r['ms_per_model_step']:.1f}",
                 "vs sequential": "-" if rate is None or not base else f"{rate / base:.2f}",
-                "step peak MB": "-" if "step_mb" not in r else f"{r['step_mb']:.0f}",
+                "step peak MB": "-" if r.get("step_mb") is None else f"{r['step_mb']:.0f}",
                 "note": r["note"],
             }
         )

@@ -8,14 +8,12 @@ process's resident high-water mark, reset before each build through ``/proc/self
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from learnct.bench.resident_memory import resident_peak_bytes
 from learnct.bench.tables import geometry_label
 from learnct.physics import Geometry
 from learnct.physics.backends.joseph_csr import joseph_csr_kernel
@@ -25,40 +23,7 @@ from learnct.physics.backends.sparse import (
     sparse_build_bytes,
 )
 
-__all__ = ["resident_peak_bytes", "sparse_build_rows"]
-
-_PROC = Path("/proc/self")
-
-
-def _resident(field: str) -> int:
-    """``VmRSS`` or ``VmHWM`` of this process in bytes."""
-    for line in (_PROC / "status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) * 1024
-    raise OSError(f"no {field} in /proc/self/status")
-
-
-def _release_free_memory() -> None:
-    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``), so that
-    memory an earlier build freed but kept resident does not hide this one's peak."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the peak may read low
-        pass
-
-
-def resident_peak_bytes(fn: Callable[[], object]) -> tuple[object, int | None]:
-    """``fn()`` and how far the resident memory rose above its start while it ran (bytes;
-    None where the high-water mark cannot be reset)."""
-    gc.collect()
-    _release_free_memory()
-    try:
-        (_PROC / "clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
-        start = _resident("VmRSS")
-    except OSError:
-        return fn(), None
-    out = fn()
-    return out, _resident("VmHWM") - start
+__all__ = ["sparse_build_rows"]
 
 
 def _stored_bytes(matrices: tuple[torch.Tensor, torch.Tensor]) -> int:

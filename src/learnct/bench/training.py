@@ -27,7 +27,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 
 from learnct.bench.methods import build_untrained
+from learnct.bench.resident_memory import reset_resident_peak, resident_bytes
 from learnct.bench.timing import synchronize
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import ReconstructionMethod
@@ -188,11 +188,6 @@ def step_fn(
     return step
 
 
-def _proc_kib(field: str) -> int:
-    text = open("/proc/self/status").read()
-    return int(re.search(rf"{field}:\s+(\d+)", text).group(1))
-
-
 def measure_step(
     method_name: str,
     preset: str,
@@ -223,9 +218,7 @@ def measure_step(
         step()
     synchronize(dev)
     if dev.type != "cuda":
-        with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM to the current RSS
-            f.write("5")
-        before = _proc_kib("VmRSS") * 1024
+        before = reset_resident_peak()
     times, losses = [], []
     for _ in range(reps):
         start = time.perf_counter()
@@ -235,10 +228,11 @@ def measure_step(
     if dev.type == "cuda":
         total = torch.cuda.max_memory_allocated(dev)
     else:
-        total = _proc_kib("VmHWM") * 1024
+        total = resident_bytes("VmHWM")
+    known = before is not None and total is not None  # not Linux: unknown on the CPU
     return {
-        "step_peak_mb": (total - before) / 2**20,
-        "total_peak_mb": total / 2**20,
+        "step_peak_mb": (total - before) / 2**20 if known else None,
+        "total_peak_mb": total / 2**20 if known else None,
         "ms_per_step": statistics.median(times),
         "loss": losses[-1],
     }

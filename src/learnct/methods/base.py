@@ -4,7 +4,7 @@ A method only says how it reconstructs (``forward(sinogram) -> image``); this ba
 training, validation and testing on :class:`~learnct.data.batch.CTBatch` batches, the loss,
 metrics, logging, image panels, optimisers and schedulers.
 
-Metrics (DESIGN.md): the per-image PSNR and SSIM of :mod:`learnct.evaluation` (data range
+Metrics (docs/methods.md): the per-image PSNR and SSIM of :mod:`learnct.evaluation` (data range
 ``max(gt) - min(gt)`` of each ground-truth image), averaged over the images of the split
 (``MeanMetric`` weighted by the number of images, so the batch size does not matter; a NaN
 batch makes the mean NaN instead of being dropped, as torchmetrics does by default). Logged

@@ -39,6 +39,7 @@ __all__ = [
     "PRESETS",
     "Physics",
     "PhysicsPreset",
+    "check_photons",
     "fan_lowdose",
     "fan_mayo",
     "lodopab",
@@ -50,6 +51,24 @@ MU_WATER = 0.02  # 1/mm
 MU_MAX_LODOPAB = 81.35858e-3  # 1/mm
 #: The photons per detector pixel a Poisson preset may have, inclusive (see ``PhysicsPreset``).
 PHOTONS_RANGE = (1.0, 1e9)
+
+
+def check_photons(photons: object) -> float:
+    """``photons`` (per detector pixel in the blank scan) as a float, if it lies in
+    :data:`PHOTONS_RANGE` (why: :meth:`PhysicsPreset.__post_init__`); else ``ValueError``."""
+    low, high = PHOTONS_RANGE
+    if isinstance(photons, bool) or not isinstance(photons, (int, float)) or photons <= 0:
+        raise ValueError(
+            f"photons={photons!r} is not valid: it must be a positive finite number (photons "
+            f"per detector pixel, from {low:g} to {high:g})"
+        )
+    if not low <= photons <= high:
+        raise ValueError(
+            f"photons={photons!r} is not valid: it must be from {low:g} to {high:g} photons "
+            "per detector pixel (fewer: the counts are mostly zero; more: torch.poisson's "
+            "counts overflow on CUDA)"
+        )
+    return float(photons)
 
 
 @dataclass(frozen=True)
@@ -85,19 +104,7 @@ class PhysicsPreset:
                     "noise"
                 )
             return
-        low, high = PHOTONS_RANGE
-        if isinstance(photons, bool) or not isinstance(photons, (int, float)) or photons <= 0:
-            raise ValueError(
-                f"photons={photons!r} is not valid: it must be a positive finite number (photons "
-                f"per detector pixel, from {low:g} to {high:g})"
-            )
-        if not low <= photons <= high:
-            raise ValueError(
-                f"photons={photons!r} is not valid: it must be from {low:g} to {high:g} photons "
-                "per detector pixel (fewer: the counts are mostly zero; more: torch.poisson's "
-                "counts overflow on CUDA)"
-            )
-        object.__setattr__(self, "photons", float(photons))
+        object.__setattr__(self, "photons", check_photons(photons))
 
     def simulate(
         self,

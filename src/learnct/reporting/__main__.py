@@ -44,7 +44,7 @@ from learnct.reporting.model_cards import write_model_cards
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
 from learnct.reporting.published import published_markdown, read_published
 from learnct.reporting.table import collect_results, keep_committed, write_report
-from learnct.reporting.weights import update_weightless_checks
+from learnct.reporting.weights import WEIGHTS_MAX_MB, update_weightless_checks
 from learnct.run.results import ResultsError
 
 __all__ = ["main"]
@@ -53,13 +53,12 @@ DEFAULT_DOSES = (1e3, 3e3, 1e4, 3e4, 1e5)
 
 
 def _doses(text: str) -> tuple[float, ...]:
+    from learnct.physics.presets import check_photons
+
     try:
-        doses = tuple(float(x) for x in text.split(","))
+        return tuple(check_photons(float(x)) for x in text.split(","))
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--photons wants numbers like 1e3,1e4: {err}") from err
-    if not doses or any(not d > 0 for d in doses):
-        raise argparse.ArgumentTypeError(f"--photons must be positive, got {text!r}")
-    return doses
+        raise argparse.ArgumentTypeError(f"--photons wants doses like 1e3,1e4: {err}") from err
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--published",
         default=None,
-        help="published numbers set beside ours in results.md (default: <out>/published.yaml; "
-        "a missing file: none)",
+        help="published numbers set beside ours in results.md (default: <out>/published.yaml, "
+        "none where it is missing; a file given must exist)",
     )
     parser.add_argument("--test-set", default=None, help="test set of the figures")
     parser.add_argument(
@@ -125,9 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights-max-mb",
         type=float,
-        default=8.0,
+        default=WEIGHTS_MAX_MB,
         help="largest checkpoint --weights writes: larger ones are stored in float16, and "
-        "left out if still larger (default 8)",
+        f"left out if still larger (default {WEIGHTS_MAX_MB:g})",
     )
     parser.add_argument(
         "--cards-only",
@@ -168,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
             "(or make eval) first\n",
         )
     try:
+        if args.published is not None and not Path(args.published).is_file():
+            raise ResultsError(f"--published {args.published} does not exist (omit it for none)")
         published = read_published(
             Path(args.published or Path(args.out) / "published.yaml"), args.setup
         )

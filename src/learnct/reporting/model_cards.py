@@ -32,17 +32,29 @@ from learnct.methods.checkpoints import (
 from learnct.methods.pretrained import PretrainedModel, load_pretrained, pretrained_models
 from learnct.physics.geometry import Geometry
 from learnct.physics.presets import PRESETS
+from learnct.reporting.real_ct import read_real_ct
+from learnct.reporting.table import read_table
 from learnct.reporting.weights import load_weights_config, read_check_rows
 from learnct.run.atomic_files import atomic_write_text
+from learnct.run.results import RESULTS_FILE
 
 __all__ = ["model_card", "write_model_cards"]
 
 
 def _rows(path: Path, **match: str) -> list[dict[str, str]]:
+    """The rows of ``dose_curve.csv`` (``outputs.write_dose_curve``'s) matching ``match``."""
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
         return [r for r in csv.DictReader(fh) if all(r.get(k) == v for k, v in match.items())]
+
+
+def _table_rows(setup_folder: Path, class_name: str) -> list[dict[str, str]]:
+    """``class_name``'s rows of the setup's committed ``results.csv`` (none written: none)."""
+    path = setup_folder / RESULTS_FILE
+    if not path.is_file():
+        return []
+    return [r for r in read_table(path) if r["method"] == class_name]
 
 
 def _geometry_text(geometry: Geometry) -> str:
@@ -89,7 +101,7 @@ def _test_set(row: dict[str, str]) -> str:
 
 
 def _results(setup_folder: Path, class_name: str) -> list[str]:
-    rows = _rows(setup_folder / "results.csv", method=class_name)
+    rows = _table_rows(setup_folder, class_name)
     if not rows:
         return ["No row in the committed table (`results.csv`)."]
     return _table(
@@ -132,11 +144,11 @@ def _real_ct(entry: PretrainedModel) -> list[str]:
     chosen = f"weights={entry.setup}/{entry.path.name}"
     lines = []
     for path in sorted(entry.path.parents[2].glob("*/real_ct.csv")):
-        for r in _rows(path, chosen=chosen):
+        for r in (r for r in read_real_ct(path.parent) if r["chosen"] == chosen):
             slices = [k for k in r if k.startswith("psnr:")]
             header = ["slices", "PSNR (dB)", "SSIM", *(k.removeprefix("psnr:") for k in slices)]
-            body = [r["n_slices"], f"{float(r['psnr']):.2f}", f"{float(r['ssim']):.3f}"]
-            body += [f"{float(r[k]):.2f}" for k in slices]
+            body = [str(r["n_slices"]), f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
+            body += [f"{r[k]:.2f}" for k in slices]
             where = f"{path.parent.name}/real_ct.csv"
             lines += ["", f"On the real-CT test set (`{where}`):", "", *_table(header, [body])]
     return lines
@@ -248,7 +260,7 @@ def model_card(entry: PretrainedModel) -> str:
     model = load_pretrained(path)
     config = load_weights_config(weights)
     noise, dose = _noise_text(config["physics"])
-    tested = {r["test_set"] for r in _rows(setup_folder / "results.csv", method=entry.class_name)}
+    tested = {r["test_set"] for r in _table_rows(setup_folder, entry.class_name)}
     real_ct = _real_ct(entry)
     if real_ct:
         tested.add("real_ct")

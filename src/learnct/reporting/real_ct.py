@@ -98,10 +98,9 @@ def weights_rows(
     training source (``config.json``'s ``data.source``), e.g. ``LearnedPrimalDual (ctlike)``.
     Every folder must hold weights of ``operator``'s physics (``config.json``'s ``physics``
     equal to the first folder's)."""
-    from learnct.methods import METHODS
-    from learnct.methods.checkpoints import check_checkpoint
+    from learnct.methods.checkpoints import check_checkpoint, read_checkpoint
+    from learnct.methods.pretrained import checkpoint_method
 
-    classes = {cls.__name__: cls for cls in METHODS.values()}
     physics = _physics(folders[0])
     candidates = []
     for weights in folders:
@@ -114,7 +113,7 @@ def weights_rows(
             )
         source = stored.get("data", {}).get("source", "?")
         for path in sorted(weights.glob("*.ckpt")):
-            cls = classes[path.stem]
+            cls = checkpoint_method(read_checkpoint(path), path)  # as saved, not its name
             check_checkpoint(path, cls.__name__, operator.geometry)
             model = cls.load_from_checkpoint(
                 path, operator=operator, map_location="cpu", weights_only=True

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from learnct.run.atomic_files import atomic_open, atomic_write_text
 from learnct.run.results import (
+    REQUIRED_FIELDS,
     RESULT_FIELDS,
     ResultsError,
     find_results,
@@ -26,6 +27,7 @@ __all__ = [
     "ROUNDING",
     "collect_results",
     "keep_committed",
+    "read_table",
     "repository_path",
     "run_command",
     "write_report",
@@ -40,6 +42,12 @@ COLUMNS = (
     *(f for f in RESULT_FIELDS if f not in ("physics", "fbp_psnr", "fbp_ssim", "python_version")),
     "config",
 )
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    """The rows of a report table (``experiments/<setup>/results.csv``: :data:`COLUMNS`);
+    :class:`ResultsError` when it cannot be read or lacks a required column."""
+    return read_results(path, required=[f for f in REQUIRED_FIELDS if f in COLUMNS])
 
 
 def run_command(folder: Path) -> str:
@@ -139,7 +147,7 @@ def keep_committed(
     if not committed.exists():
         return rows, []  # nothing written yet
     try:
-        old = read_results(committed, required=("method", "test_set", "psnr", "ssim"))
+        old = read_table(committed)
     except ResultsError as err:
         raise ResultsError(
             f"{committed} cannot be read ({err}): its rows would be lost; mend it (e.g. from "

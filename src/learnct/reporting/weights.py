@@ -230,12 +230,11 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     ``methods``: the model sections of FBP and TV), checked like any stored config before
     anything uses it: only learnct's own targets, its ``methods`` too
     (:mod:`learnct.run.stored_config`). A ``ResultsError`` with the fix when it is missing."""
-    import json
-
+    from learnct.run.results import read_run_config
     from learnct.run.stored_config import check_stored_targets
 
     path = _weights_file(folder, "config.json")
-    stored = json.loads(path.read_text())
+    stored = read_run_config(path.parent)  # JSON, an object: else a ResultsError naming it
     check_stored_targets(stored, path)
     for model in (stored.get("methods") or {}).values():
         check_stored_targets({"model": model}, path)
@@ -333,7 +332,6 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
 
     from omegaconf import OmegaConf
 
-    from learnct.methods import METHODS
     from learnct.methods.checkpoints import check_checkpoint
     from learnct.methods.pretrained import load_pretrained
     from learnct.run import build_physics
@@ -344,7 +342,6 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
     rows = read_check_rows(folder)
     cfg = OmegaConf.create(stored)
     preset, operator = build_physics(cfg)
-    classes = {cls.__name__: cls for cls in METHODS.values()}
     results = []
     for key in dict.fromkeys((r["method"], r["file"]) for r in rows):
         name, file_name = key
@@ -352,11 +349,10 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
         if not file_name:  # FBP, TV: rebuilt from their stored settings
             method = _weightless_method(name, models.get(name), folder, cfg, operator)
         else:
-            cls = classes[name]
             path = folder / file_name
-            check_checkpoint(path, cls.__name__, operator.geometry)  # local, weights only
-            model = load_pretrained(path, expected=cls)  # as learnct.pretrained builds it
-            method = RunMethod(cls.__name__, folder, cfg, model, folder / file_name)
+            check_checkpoint(path, name, operator.geometry)  # local, weights only, of `name`
+            model = load_pretrained(path)  # as learnct.pretrained builds it
+            method = RunMethod(name, folder, cfg, model, path)
         n_images = int(mine[0]["n_images"])
         datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)
         measured = {r["test_set"]: r for r in check_rows(method, file_name, datamodule, n_images)}

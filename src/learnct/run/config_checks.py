@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "in_sittings",
     "monitored_metric_names",
+    "planned_steps",
     "validate_config",
 ]
 
@@ -71,6 +72,12 @@ def check_precision(cfg: DictConfig, key: str) -> None:
         f"{[p for p in PRECISIONS if isinstance(p, str) and '-' in p]} (or its aliases "
         f"{[p for p in PRECISIONS if not (isinstance(p, str) and '-' in p)]}), or null"
     )
+
+
+def planned_steps(max_steps: Any) -> int | None:
+    """A schedule's planned end from its ``trainer.max_steps``: ``None`` for ``None`` or -1
+    (no bound in steps: ``trainer.max_epochs`` decides), else the number of steps."""
+    return None if max_steps in (None, -1) else int(max_steps)
 
 
 def in_sittings(cfg: DictConfig) -> bool:

@@ -2,10 +2,10 @@
 
 Every training run writes ``run.json`` into its folder when it starts (``id``, ``started``,
 ``task_name`` and ``settings``: the resolved :data:`IDENTITY_KEYS`), and
-:class:`RunIdentityCallback` stamps the id and settings into each of its checkpoints
-(``checkpoint["learnct_run"]``). ``resume`` continues a run only when its settings equal the
-command's (the same data stream, model, optimiser and learning-rate schedule: a true resume,
-not a warm restart) and its checkpoint carries the folder's id.
+:class:`~learnct.run.identity_stamp.RunIdentityStamp` stamps the id and settings into each of
+its checkpoints (``checkpoint["learnct_run"]``). ``resume`` continues a run only when its
+settings equal the command's (the same data stream, model, optimiser and learning-rate
+schedule: a true resume, not a warm restart) and its checkpoint carries the folder's id.
 """
 
 from __future__ import annotations

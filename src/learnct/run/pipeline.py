@@ -37,6 +37,7 @@ from learnct.run.config_checks import (
     ConfigError,
     check_model_attenuation,
     in_sittings,
+    planned_steps,
     validate_config,
 )
 from learnct.run.identity import RunIdentity, new_identity, read_identity, write_identity
@@ -275,8 +276,8 @@ def _run_identity(cfg: DictConfig, resume: Path | None) -> RunIdentity:
 def _mark_if_finished(cfg: DictConfig, trainer: L.Trainer, identity: RunIdentity) -> None:
     """Record in ``run.json`` that training reached its planned end (``trainer.max_steps``;
     a run stopped early by ``max_time`` stays resumable)."""
-    planned = cfg.trainer.get("max_steps", -1)
-    if planned in (None, -1) or trainer.global_step >= planned:
+    planned = planned_steps(cfg.trainer.get("max_steps", -1))
+    if planned is None or trainer.global_step >= planned:
         identity["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
         write_identity(Path(cfg.paths.output_dir), identity)
 

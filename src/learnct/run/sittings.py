@@ -43,7 +43,7 @@ from omegaconf import DictConfig
 from learnct.methods.checkpoints import load_checkpoint_file
 from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import atomic_open
-from learnct.run.config_checks import ConfigError
+from learnct.run.config_checks import ConfigError, planned_steps
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
 from learnct.run.nonfinite import NONFINITE_METRIC, NonFiniteGuard
 from learnct.run.results import VALIDATION_COLUMNS, read_metric_curves, validation_points
@@ -142,13 +142,12 @@ def sitting_progress(folder: Path) -> SittingProgress | None:
     if not isinstance(stamp, dict) or "id" not in stamp:
         return None
     settings = dict(stamp.get("settings") or {})
-    planned = settings.get("trainer.max_steps")
     return SittingProgress(
         run_id=str(stamp["id"]),
         settings=settings,
         method=str((state.get("learnct") or {}).get("method", "?")),
         step=int(state.get("global_step", 0)),
-        planned=None if planned in (None, -1) else int(planned),
+        planned=planned_steps(settings.get("trainer.max_steps")),
     )
 
 
@@ -168,10 +167,10 @@ def resolve_sitting(cfg: DictConfig) -> Path | None:
             f"sittings: {path} was trained with other settings ({shown}): run the "
             f"command of its first sitting, or move the file away to start a new schedule"
         )
-    step, planned = progress.step, cfg.trainer.get("max_steps", -1)
-    if planned not in (None, -1) and step >= planned:
+    if progress.ended:  # its planned end is this command's (the same settings)
         raise ConfigError(
-            f"sittings: the schedule of {path} has ended (step {step} of {planned}); "
+            f"sittings: the schedule of {path} has ended (step {progress.step} of "
+            f"{progress.planned}); "
             "test it with make eval EXP=<this experiment> CKPT=<that file>, or move it away to "
             "start again"
         )
@@ -206,8 +205,9 @@ class SittingEnd(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.monotonic()
         self.stop_at = None if self.steps is None else trainer.global_step + self.steps
-        if trainer.max_steps not in (None, -1):
-            self.stop_at = min(self.stop_at or trainer.max_steps, trainer.max_steps)
+        planned = planned_steps(trainer.max_steps)
+        if planned is not None:
+            self.stop_at = min(self.stop_at or planned, planned)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         by_steps = self.stop_at is not None and trainer.global_step >= self.stop_at

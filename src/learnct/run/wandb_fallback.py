@@ -81,7 +81,9 @@ def wandb_init_timeout() -> float:
 
 
 def _is_wandb(logger: object) -> bool:
-    return type(logger).__name__ == "WandbLogger"
+    from lightning.pytorch.loggers import WandbLogger
+
+    return isinstance(logger, WandbLogger)
 
 
 def start_wandb_or_fallback(

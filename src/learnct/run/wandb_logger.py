@@ -20,10 +20,7 @@ from typing import Any
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
-__all__ = ["LOG_MODEL_CHOICES", "WandbLogger"]
-
-#: what ``log_model`` may be
-LOG_MODEL_CHOICES = (False, True, "all")
+__all__ = ["WandbLogger"]
 
 
 class WandbLogger(LightningWandbLogger):
