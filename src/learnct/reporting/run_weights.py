@@ -2,8 +2,9 @@
 (e.g. ``experiments/fan_lowdose_ctlike``: the fan_lowdose methods fine-tuned on CT-like
 phantoms, whose only test is the real-CT table, :mod:`learnct.reporting.real_ct`).
 
-Each run's best checkpoint by validation PSNR (``checkpoints/step_*.ckpt``, never chosen on a
-test set) is stripped into ``<out>/weights/<Method>.ckpt`` with ``check.csv`` and
+The checkpoint each run tested (its ``config.json``'s ``tested_checkpoint``: the best by
+validation PSNR, ``checkpoints/step_*.ckpt``, or a sittings schedule's final weights; never
+chosen on a test set) is stripped into ``<out>/weights/<Method>.ckpt`` with ``check.csv`` and
 ``config.json`` (:func:`learnct.reporting.outputs.write_weights`) and its model card. The
 check rows are measured on the first ``n_images`` images of the runs' *validation* source
 (the test source of a ``data=real_ct`` run is a folder of slices that is not committed), so
