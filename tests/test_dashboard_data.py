@@ -180,6 +180,10 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
         "task_name: tv\ntest: false\ntags: [2026-01-01]\n"
         "model: {_target_: learnct.methods.TV, lam: .nan, iterations: 300}\n"
     )
+    listless = logs / "tv" / "runs" / "2026-02-04_00-00-00" / ".hydra"
+    listless.mkdir(parents=True)
+    (listless / "config.yaml").write_text("task_name: tv\n")
+    (listless / "overrides.yaml").write_text("experiment: tv\n")  # a mapping, not a list
     (experiments / "fan_lowdose").mkdir(parents=True)
     (experiments / "fan_lowdose" / "results.csv").write_text("method,psnr\nFBP,29.6,extra\n")
 
@@ -187,6 +191,7 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
     problems = "\n".join(summary.problems)
     for expected in (
         "lgd/runs/2026-02-01_00-00-00: config.yaml: unreadable YAML",
+        "tv/runs/2026-02-04_00-00-00: overrides.yaml: unreadable (",
         "lgd/runs/2026-02-01_00-00-00: results.csv: unreadable (no rows or missing columns "
         "['psnr', 'ssim', 'test_set'])",
         "lgd/runs/2026-02-01_00-00-00: unreadable metrics: csv/version_0/metrics.csv: line 2 "
@@ -199,7 +204,7 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
         "experiments/fan_lowdose: results.csv: unreadable (line 2 has a different number",
     ):
         assert expected in problems
-    assert (summary.n_runs, summary.n_sweeps, summary.n_setups) == (3, 0, 1)
+    assert (summary.n_runs, summary.n_sweeps, summary.n_setups) == (4, 0, 1)
     assert not any("2026-02-03" in p for p in summary.problems)
     assert summary.index.read_text().startswith("<!doctype html>")
     data = (tmp_path / "out" / "assets" / "data.js").read_text()

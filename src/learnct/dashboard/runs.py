@@ -9,7 +9,6 @@ counts). Every file is optional; what is missing or unreadable is recorded in
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from datetime import datetime
@@ -25,7 +24,9 @@ from learnct.run.results import (
     ResultsError,
     find_run_folders,
     read_metric_curves,
+    read_overrides,
     read_results,
+    read_run_config,
 )
 
 __all__ = ["RunRecord", "collect_runs", "read_run"]
@@ -118,9 +119,9 @@ def _read_config(folder: Path, record: RunRecord) -> None:
     json_path, yaml_path = folder / "config.json", folder / ".hydra" / "config.yaml"
     if json_path.is_file():
         try:
-            config = json.loads(json_path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            record.problems.append(f"config.json: unreadable ({_first_line(err)})")
+            config = read_run_config(folder)
+        except ResultsError as err:  # the reader's own cause, without the path
+            record.problems.append(f"config.json: unreadable ({_first_line(err.__cause__ or err)})")
     if config is None and yaml_path.is_file():
         config = _load_yaml(yaml_path, record)
     if not isinstance(config, dict):
@@ -138,11 +139,10 @@ def _read_config(folder: Path, record: RunRecord) -> None:
     record.physics = physics.get("preset")
     record.hparams = _hparams(config, model, physics)
 
-    overrides_path = folder / ".hydra" / "overrides.yaml"
-    if overrides_path.is_file():
-        overrides = _load_yaml(overrides_path, record)
-        if isinstance(overrides, list):
-            record.overrides = [str(o) for o in overrides]
+    try:
+        record.overrides = read_overrides(folder) or record.overrides
+    except ResultsError as err:
+        record.problems.append(f"overrides.yaml: unreadable ({_first_line(err.__cause__ or err)})")
     hydra_path = folder / ".hydra" / "hydra.yaml"
     if hydra_path.is_file():
         hydra_cfg = _load_yaml(hydra_path, record)

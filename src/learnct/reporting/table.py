@@ -18,6 +18,7 @@ from learnct.run.results import (
     ResultsError,
     find_results,
     n_images,
+    read_overrides,
     read_results,
     read_run_config,
 )
@@ -54,13 +55,11 @@ def run_command(folder: Path) -> str:
     """The command line that made the run in ``folder``: ``learnct-eval`` where its
     ``config.json`` says ``train: false``, else ``learnct-train``, then its Hydra overrides
     (``.hydra/overrides.yaml``), shell-quoted. ``""`` where the folder does not record them."""
-    from omegaconf import OmegaConf
-
     try:
-        overrides = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
-    except (OSError, ValueError):  # no Hydra folder (hydra.output_subdir=null) or unreadable
+        overrides = read_overrides(folder)
+    except ResultsError:  # unreadable: the command is unknown
         return ""
-    if not isinstance(overrides, list):
+    if overrides is None:  # no Hydra folder (hydra.output_subdir=null)
         return ""
     try:
         train = read_run_config(folder).get("train", True)

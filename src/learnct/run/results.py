@@ -34,6 +34,7 @@ __all__ = [
     "find_run_folders",
     "n_images",
     "read_metric_curves",
+    "read_overrides",
     "read_results",
     "read_run_config",
     "task_run_folders",
@@ -163,6 +164,24 @@ def read_run_config(folder: Path) -> dict[str, Any]:
 
 #: The ``config.json`` key of the checkpoint a run tested (:func:`tested_record`).
 TESTED_KEY = "tested_checkpoint"
+
+
+def read_overrides(folder: Path) -> list[str] | None:
+    """The command-line overrides of the run in ``folder`` (Hydra's ``.hydra/overrides.yaml``);
+    ``None`` where it has none (``hydra.output_subdir=null``). Raises :class:`ResultsError`
+    for a file that is not a YAML list."""
+    import yaml
+
+    path = Path(folder) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ResultsError(f"{path}: unreadable ({str(err).splitlines()[0]})") from err
+    if not isinstance(overrides, list):
+        raise ResultsError(f"{path}: not a list of overrides")
+    return [str(o) for o in overrides]
 
 
 def tested_record(folder: Path, checkpoint: str | Path | None) -> str | None:
