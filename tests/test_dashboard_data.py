@@ -191,7 +191,7 @@ def test_broken_files_are_named_and_never_fatal(tmp_path: Path) -> None:
     problems = "\n".join(summary.problems)
     for expected in (
         "lgd/runs/2026-02-01_00-00-00: config.yaml: unreadable YAML",
-        "tv/runs/2026-02-04_00-00-00: overrides.yaml: unreadable (",
+        "tv/runs/2026-02-04_00-00-00: overrides.yaml: unreadable (not a list of overrides)",
         "lgd/runs/2026-02-01_00-00-00: results.csv: unreadable (no rows or missing columns "
         "['psnr', 'ssim', 'test_set'])",
         "lgd/runs/2026-02-01_00-00-00: unreadable metrics: csv/version_0/metrics.csv: line 2 "

@@ -206,6 +206,7 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trained for another geometry than fan_mayo" in err
     assert "n_angles: 200 != 1000" in err and "--allow-geometry-mismatch" in err
+    assert "run it on its own (omit --preset/--geometry-file)" in err
     small = tmp_path / "fan64.yaml"
     small.write_text(
         "kind: fan\nimage_size: 64\nn_angles: 100\nn_detectors: 128\npixel_size: 4.0\n"
@@ -225,14 +226,14 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args[:2], *fixed, "--output", str(out), "--allow-geometry-mismatch"])
     err = capsys.readouterr().err
-    assert "weights fix the geometry it was trained for, so it runs on that one only" in err
+    assert "so it runs on that one only (omit --preset/--geometry-file)" in err
     assert "n_angles: 200 != 100 (model != given)" in err
     # ... and so does the loader, given another geometry; on its own preset it runs
     from learnct.methods.pretrained import load_pretrained
     from learnct.physics.presets import parallel_ellipses
 
     with pytest.raises(
-        ValueError, match="LearnedInverse's weights fix the geometry it was trained for"
+        ValueError, match=r"weights fix the geometry .* only \(pass geometry=None\)"
     ):
         load_pretrained("learned_inverse-fan_lowdose", geometry=parallel_ellipses().geometry)
     own = tmp_path / "own.npy"

@@ -64,9 +64,10 @@ def test_atomic_open_replaces_whole_files_only(tmp_path):
         pass
 
 
-def test_the_tested_checkpoint_is_found_where_the_run_recorded_it(tmp_path):
-    """Relative to the run folder when inside it (the folder can move), absolute else; a
-    run that tested weights in memory says so instead of a guess among its checkpoints."""
+def test_the_tested_checkpoint_is_found_where_the_run_recorded_it(tmp_path, monkeypatch):
+    """Relative to the run folder when inside it (the folder can move), else as given (make
+    eval's path, relative to where it ran); a run that tested weights in memory says so
+    instead of a guess among its checkpoints."""
     run, moved, elsewhere = tmp_path / "run", tmp_path / "moved", tmp_path / "eval.ckpt"
     (run / "checkpoints").mkdir(parents=True)
     for name in ("epoch=1-step=9.ckpt", "final.ckpt", "last.ckpt"):
@@ -78,7 +79,11 @@ def test_the_tested_checkpoint_is_found_where_the_run_recorded_it(tmp_path):
     config = {"tested_checkpoint": inside}
     assert results.tested_checkpoint(moved, config) == moved / "checkpoints" / "final.ckpt"
     outside = {"tested_checkpoint": results.tested_record(moved, elsewhere)}
-    assert results.tested_checkpoint(moved, outside) == elsewhere.resolve()
+    assert results.tested_checkpoint(moved, outside) == elsewhere
+    monkeypatch.chdir(tmp_path)  # make eval CKPT=eval.ckpt, run here: found from here
+    given = {"tested_checkpoint": results.tested_record(moved, "eval.ckpt")}
+    assert given == {"tested_checkpoint": "eval.ckpt"}
+    assert results.tested_checkpoint(moved, given).resolve() == elsewhere.resolve()
     assert results.tested_record(moved, None) is None
     with pytest.raises(ResultsError, match="weights in memory and kept no checkpoint"):
         results.tested_checkpoint(moved, {"tested_checkpoint": None})

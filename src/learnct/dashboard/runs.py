@@ -120,8 +120,8 @@ def _read_config(folder: Path, record: RunRecord) -> None:
     if json_path.is_file():
         try:
             config = read_run_config(folder)
-        except ResultsError as err:  # the reader's own cause, without the path
-            record.problems.append(f"config.json: unreadable ({_first_line(err.__cause__ or err)})")
+        except ResultsError as err:
+            record.problems.append(f"config.json: unreadable ({_reason(err, json_path)})")
     if config is None and yaml_path.is_file():
         config = _load_yaml(yaml_path, record)
     if not isinstance(config, dict):
@@ -142,7 +142,8 @@ def _read_config(folder: Path, record: RunRecord) -> None:
     try:
         record.overrides = read_overrides(folder) or record.overrides
     except ResultsError as err:
-        record.problems.append(f"overrides.yaml: unreadable ({_first_line(err.__cause__ or err)})")
+        overrides = folder / ".hydra" / "overrides.yaml"
+        record.problems.append(f"overrides.yaml: unreadable ({_reason(err, overrides)})")
     hydra_path = folder / ".hydra" / "hydra.yaml"
     if hydra_path.is_file():
         hydra_cfg = _load_yaml(hydra_path, record)
@@ -310,7 +311,13 @@ def _number(value: Any, what: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _first_line(err: BaseException) -> str:
+def _reason(err: ResultsError, path: Path) -> str:
+    """What a run-folder reader found wrong with ``path``, without the path (the dashboard
+    names the run): the library's error it caught, else its own message."""
+    return _first_line(err.__cause__ or str(err).removeprefix(f"{path}: "))
+
+
+def _first_line(err: BaseException | str) -> str:
     """The first sentence of an error message (library messages go on with advice)."""
     text = str(err).strip()
     line = text.splitlines()[0] if text else type(err).__name__

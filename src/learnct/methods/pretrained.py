@@ -72,9 +72,10 @@ def check_run_geometry(
     name: str,
     allow_mismatch: bool,
     given_name: str = "the one given",
+    how_own: str = "give no geometry",
 ) -> list[str]:
     """Whether the model ``name`` of class ``cls``, trained for ``own``, may run on ``given``
-    (called ``given_name`` in the message):
+    (called ``given_name`` in the message, whose remedy says ``how_own`` runs it on its own):
     returns the differences (``"field: own != given"``; empty: the same acquisition). Raises
     ``ValueError`` listing them when they differ and the user did not ``allow_mismatch``, or
     ever for a ``fixed_geometry`` method (its weights' shapes are its geometry's)."""
@@ -82,10 +83,10 @@ def check_run_geometry(
     if differ and (cls.fixed_geometry or not allow_mismatch):
         remedy = (
             f"a {cls.__name__}'s weights fix the geometry it was trained for, so it runs on "
-            "that one only"
+            f"that one only ({how_own})"
             if cls.fixed_geometry
-            else "run it on its own, or allow the mismatch (--allow-geometry-mismatch; results "
-            "unvalidated)"
+            else f"run it on its own ({how_own}), or allow the mismatch "
+            "(--allow-geometry-mismatch; results unvalidated)"
         )
         raise ValueError(
             f"{name} was trained for another geometry than {given_name} "
@@ -151,7 +152,9 @@ def load_pretrained(
         )
     own = checkpoint_geometry(checkpoint, path)
     if geometry is not None:
-        check_run_geometry(cls, own, geometry, f"checkpoint {path}", allow_mismatch=True)
+        check_run_geometry(
+            cls, own, geometry, f"checkpoint {path}", True, how_own="pass geometry=None"
+        )
     operator = RayTransform(geometry or own, backend=backend)
     settings = stored_settings(cls, checkpoint, everything=True)
     if cls.takes_execution_flags:

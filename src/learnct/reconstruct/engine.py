@@ -171,6 +171,7 @@ def build_reconstructor(
                 str(model),
                 allow_geometry_mismatch,
                 physics.name,
+                how_own="omit --preset/--geometry-file",
             )
             run_on = physics.geometry if differ else None  # None: its own geometry, as stored
             chosen = load_pretrained(path, backend=backend, geometry=run_on)

@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.setup not in PRESETS:
         parser.error(f"unknown setup {args.setup!r}: choose one of {sorted(PRESETS)}")
     if args.cards_only:
-        cards = write_model_cards(Path(args.out) / args.setup)
+        try:
+            cards = write_model_cards(Path(args.out) / args.setup)
+        except ResultsError as err:  # e.g. a committed table that cannot be read
+            parser.exit(1, f"make report: {err}\n")
         print("written: " + (", ".join(str(p) for p in cards) or "no committed weights"))
         return
     rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)

@@ -97,14 +97,14 @@ def run(cfg: DictConfig) -> RunResult:
     for logger in loggers:
         logger.log_hyperparams(flat)
 
-    best, paused = _fit(cfg, trainer, model, datamodule, resume, identity)
+    trained, paused = _fit(cfg, trainer, model, datamodule, resume, identity)
     objective = _objective(cfg, trainer)
     rows: list[dict[str, Any]] = []
     if cfg.get("test", True) and not paused:
         tester = single_device_tester(cfg, trainer, loggers, [test_hash])
         if tester is None:  # a DDP rank other than 0: rank 0 tests
             return RunResult(rows=[], objective=objective)
-        checkpoint = best or to_test
+        checkpoint = trained or to_test
         rows = _test(cfg, tester, model, datamodule, checkpoint, test_hash, loggers, provenance)
     finish_wandb()
     return RunResult(rows=rows, objective=objective)
@@ -167,8 +167,9 @@ def _fit(
     identity: RunIdentity,
 ) -> tuple[str | None, bool]:
     """Train a trainable method (FBP/TV: validate, to show the validation scores). Returns
-    the checkpoint to test (the run's best; ``None``: the weights in memory, or nothing was
-    trained) and whether a sitting ended before its schedule did (nothing to test yet)."""
+    the checkpoint to test (the run's best, or a finished sittings schedule's
+    ``checkpoints/final.ckpt``; ``None``: the weights in memory, or nothing was trained) and
+    whether a sitting ended before its schedule did (nothing to test yet)."""
     if not getattr(model, "trainable", True):
         print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
         for scores in trainer.validate(model, datamodule=datamodule, verbose=False):

@@ -4,9 +4,11 @@ discovery and the choice of a run's checkpoint.
 A run of task ``<task_name>`` lives in ``<log_dir>/<task_name>/runs/<date>/`` (a sweep job in
 ``<log_dir>/<task_name>/multiruns/<date>/<job>/``). After testing it holds ``results.csv``
 (one row per test set, columns :data:`RESULT_FIELDS`) and ``config.json`` (the resolved config
-plus ``provenance``); its ``ModelCheckpoint`` writes ``checkpoints/*.ckpt`` and
-``checkpoints/last.ckpt``. Training, evaluation, ``make report``, the dashboard and resuming
-all read run folders through this module.
+plus ``provenance`` and :data:`TESTED_KEY`, the checkpoint its test scored); its
+``ModelCheckpoint`` writes ``checkpoints/*.ckpt`` and ``checkpoints/last.ckpt``, and the
+sitting that ends a schedule ``checkpoints/final.ckpt`` (its final weights, what it tests).
+Training, evaluation, ``make report``, the dashboard and resuming all read run folders through
+this module.
 """
 
 from __future__ import annotations
@@ -186,21 +188,22 @@ def read_overrides(folder: Path) -> list[str] | None:
 
 def tested_record(folder: Path, checkpoint: str | Path | None) -> str | None:
     """What ``config.json`` records of the checkpoint a run tested: its path relative to the
-    run ``folder`` when inside it (the folder can move), else absolute; ``None``: the weights
-    in memory (or nothing to load: FBP, TV)."""
+    run ``folder`` when inside it (the folder can move), else as given (``make eval``'s
+    ``ckpt_path``, relative to where the command ran); ``None``: the weights in memory (or
+    nothing to load: FBP, TV)."""
     if not checkpoint:
         return None
-    path = Path(checkpoint).resolve()
     try:
-        return path.relative_to(Path(folder).resolve()).as_posix()
+        return Path(checkpoint).resolve().relative_to(Path(folder).resolve()).as_posix()
     except ValueError:
-        return str(path)
+        return str(checkpoint)
 
 
 def tested_checkpoint(folder: Path, config: dict[str, Any]) -> Path:
-    """The checkpoint a run tested, as its ``config.json`` records it (:func:`tested_record`);
-    for runs written before that record: ``ckpt_path`` for ``make eval`` runs, else the best
-    checkpoint in ``<folder>/checkpoints`` (``last.ckpt`` when it is the only one)."""
+    """The checkpoint a run tested, as its ``config.json`` records it (:func:`tested_record`:
+    looked up in the run folder, then from here); for runs written before that record:
+    ``ckpt_path`` for ``make eval`` runs, else the best checkpoint in ``<folder>/checkpoints``
+    (``last.ckpt`` when it is the only one)."""
     if TESTED_KEY in config:
         recorded = config[TESTED_KEY]
         if not recorded:
@@ -209,23 +212,25 @@ def tested_checkpoint(folder: Path, config: dict[str, Any]) -> Path:
                 "them (callbacks.model_checkpoint off?): train it with checkpoints, or test a "
                 "checkpoint with make eval"
             )
-        path = Path(folder) / recorded  # an absolute record stays absolute
-        if not path.is_file():
-            raise ResultsError(f"{folder}: its tested checkpoint {path} no longer exists")
-        return path
+        return _existing(folder, recorded)
     given = config.get("ckpt_path")
     if given and not config.get("train", True):
-        path = Path(given)
-        if not path.is_absolute() and not path.is_file():
-            path = Path(folder) / given
-        if not path.is_file():
-            raise ResultsError(f"{folder}: its checkpoint {given} no longer exists")
-        return path
+        return _existing(folder, given)
     ckpts = sorted((Path(folder) / "checkpoints").glob("*.ckpt"))
     best = [p for p in ckpts if not p.name.startswith("last")]
     if best or ckpts:
         return (best or ckpts)[-1]
     raise ResultsError(f"{folder}: no checkpoint in {Path(folder) / 'checkpoints'}")
+
+
+def _existing(folder: Path, given: str) -> Path:
+    """A run's checkpoint path ``given``: absolute, or relative to the run ``folder`` or to
+    here (where the command ran); ``ResultsError`` when none of them is a file."""
+    path = Path(given)
+    for candidate in [path] if path.is_absolute() else [Path(folder) / path, path]:
+        if candidate.is_file():
+            return candidate
+    raise ResultsError(f"{folder}: its tested checkpoint {given} no longer exists")
 
 
 def _version(path: Path) -> int:

@@ -9,8 +9,9 @@ weights, the optimiser's moments, the learning-rate schedule (its ``last_epoch``
 keeps its ``T_max = trainer.max_steps``), the step count and loop progress, and the data
 stream (the ``CTDataModule`` state: the next phantom index and the noise counter), so ``k``
 sittings end where one uninterrupted run of ``max_steps`` ends (a true resume, not a warm
-restart). The sitting that reaches ``max_steps`` tests the final weights (the schedule's
-model, as the papers report it); earlier sittings do not test. ``init_weights`` starts the
+restart). The sitting that reaches ``max_steps`` saves the final weights (the schedule's
+model, as the papers report it) as its run folder's ``checkpoints/final.ckpt`` and tests that
+file; earlier sittings do not test. ``init_weights`` starts the
 first sitting of a fine-tune from other weights; later sittings, the same command, continue
 the sittings checkpoint (which then holds the weights) and do not load it again.
 
