@@ -465,7 +465,8 @@ def test_report_leaves_out_a_run_whose_checkpoint_is_gone(tmp_path, capsys, trai
     train_run(logs / "fbp" / "runs" / "a", ["experiment=fbp"])
     main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out)])
     text = capsys.readouterr().out
-    assert "left out of the figures: LearnedGradientDescent" in text and "no checkpoint" in text
+    assert "left out of the figures: LearnedGradientDescent" in text
+    assert "its tested checkpoint checkpoints/step_" in text and "no longer exists" in text
     height, width = imread(out / "fan_lowdose" / "comparison.png").shape[:2]
     assert width / height < 0.75  # truth + FBP only
     assert "| LearnedGradientDescent |" in (out / "fan_lowdose" / "results.md").read_text()
