@@ -332,7 +332,7 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
 
     from omegaconf import OmegaConf
 
-    from learnct.methods.checkpoints import check_checkpoint
+    from learnct.methods.checkpoints import check_checkpoint, reading_checkpoints_once
     from learnct.methods.pretrained import load_pretrained
     from learnct.run import build_physics
 
@@ -350,8 +350,9 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
             method = _weightless_method(name, models.get(name), folder, cfg, operator)
         else:
             path = folder / file_name
-            check_checkpoint(path, name, operator.geometry)  # local, weights only, of `name`
-            model = load_pretrained(path)  # as learnct.pretrained builds it
+            with reading_checkpoints_once():  # the checks, then the load: one read
+                check_checkpoint(path, name, operator.geometry)  # local, weights only, `name`'s
+                model = load_pretrained(path)  # as learnct.pretrained builds it
             method = RunMethod(name, folder, cfg, model, path)
         n_images = int(mine[0]["n_images"])
         datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)
