@@ -207,3 +207,26 @@ def test_checkpoints_count_the_steps_of_the_weights_a_run_started_from(operator)
     assert apply_weights(start, old, "old.ckpt") is None
     start.on_save_checkpoint(resaved := {"global_step": 10})
     assert trained_steps(resaved) is None  # still unknown, not 10
+
+
+def test_a_resumed_run_keeps_its_best_validation_psnr(operator):
+    """``val/psnr_best`` (a sweep's objective) is the best of the whole schedule, also across
+    sittings: torchmetrics keeps ``MaxMetric``'s state out of checkpoints, so learnct saves it
+    beside the method's identity and a resume (``optimizer_states``) restores it; a test pass
+    or a warm start from the weights starts afresh."""
+    method = LearnedPrimalDual(operator, n_iter=1)
+    method.val_psnr_best(torch.tensor(35.25))
+    method.val_psnr_best(torch.tensor(34.0))
+    saved = {"state_dict": method.state_dict(), "global_step": 1200, "optimizer_states": [{}]}
+    method.on_save_checkpoint(saved)
+    assert saved["learnct"]["val_psnr_best"] == 35.25
+    resumed = LearnedPrimalDual(operator, n_iter=1)
+    resumed.on_load_checkpoint(saved)
+    resumed.val_psnr_best(torch.tensor(33.0))  # the resumed run's first validation is worse
+    assert resumed.val_psnr_best.compute().item() == 35.25
+    tested = LearnedPrimalDual(operator, n_iter=1)
+    tested.on_load_checkpoint({k: v for k, v in saved.items() if k != "optimizer_states"})
+    assert tested.val_psnr_best.update_count == 0
+    fresh = LearnedPrimalDual(operator, n_iter=1)
+    fresh.on_save_checkpoint(unvalidated := {"global_step": 0})
+    assert "val_psnr_best" not in unvalidated["learnct"]

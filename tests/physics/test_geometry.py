@@ -29,6 +29,8 @@ from learnct.physics import (
         ({"source_radius": -1.0}, "source_radius"),
         ({"pixel_size": 1e-9}, r"pixel_size = 1e-09 mm is outside \[1e-06, 1e\+06\] mm"),
         ({"angle_range": 7.0}, "angle_range must be at most 2\\*pi"),
+        ({"angle_offset": "pi/60"}, r"angle_offset \(rad\) must be a finite number, got 'pi/60'"),
+        ({"angle_offset": float("inf")}, r"angle_offset \(rad\) must be a finite number"),
     ],
 )
 def test_fan_rejects_bad_parameters(kwargs, message):
@@ -100,6 +102,15 @@ def test_cache_key_depends_on_every_field():
             image_size=64, n_angles=60, n_detectors=96, source_radius=600.0
         ).cache_key()
     )
+
+
+def test_a_whole_number_and_its_float_make_one_geometry_and_one_cache_key():
+    """A YAML ``pixel_size: 2`` and the preset's ``2.0`` share cached operators and plans."""
+    for kind in (FanBeamGeometry, ParallelBeamGeometry):
+        ints = kind(image_size=64, n_angles=60, n_detectors=96, pixel_size=2, angle_offset=0)
+        floats = kind(image_size=64, n_angles=60, n_detectors=96, pixel_size=2.0)
+        assert ints == floats and ints.cache_key() == floats.cache_key()
+        assert type(ints.pixel_size) is float and type(ints.angle_offset) is float
 
 
 def test_presets_match_the_published_setups():

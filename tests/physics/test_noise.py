@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from learnct.physics import simulate_low_dose
-from learnct.physics.presets import PHOTONS_RANGE, fan_lowdose, parallel_ellipses
+from learnct.physics.presets import PHOTONS_RANGE, PhysicsPreset, fan_lowdose, parallel_ellipses
 
 
 def test_poisson_counts_have_the_poisson_mean_and_variance():
@@ -168,3 +168,28 @@ def test_cuda_poisson_counts_hold_at_the_photon_limit_and_overflow_past_2_to_the
     zeros = torch.zeros(1, 1, 10, 100, device="cuda")
     assert simulate_low_dose(zeros, high, mu=0.02, generator=gen).abs().max() < 0.02
     assert simulate_low_dose(zeros, 10 * high, mu=0.02, generator=gen).min() > 40
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mu": 0}, r"mu must be a positive attenuation \(1/mm, 0.02: water\), got 0"),
+        ({"mu": -0.02}, "mu must be a positive attenuation"),
+        ({"noise": "Poisson"}, r"unknown noise model 'Poisson': choose one of \('poisson'"),
+        ({"min_counts": 0}, "min_counts must be > 0 photons"),
+        ({"noise": "gaussian", "relative_std": -0.1}, "relative_std must be >= 0"),
+        ({"noise": "gaussian", "photons": 1e3}, "photons only applies to Poisson presets"),
+    ],
+)
+def test_a_preset_refuses_bad_noise_settings_when_made(kwargs, message):
+    """A preset (a config's physics, a geometry file) is checked when made: a zero ``mu`` would
+    otherwise give -1000 HU everywhere from ``image_to_hu`` with no error."""
+    geometry = fan_lowdose().geometry
+    with pytest.raises(ValueError, match=message):
+        PhysicsPreset("custom", geometry, **kwargs)
+
+
+def test_a_gaussian_preset_needs_no_photons_and_a_poisson_one_defaults_to_1e4():
+    geometry = fan_lowdose().geometry
+    assert PhysicsPreset("g", geometry, noise="gaussian").photons is None
+    assert PhysicsPreset("p", geometry).photons == 1e4

@@ -212,3 +212,19 @@ def test_sparse_operator_is_cached_on_disk_and_survives_a_corrupt_cache(tmp_path
     # the rebuilt operator was cached again, whole
     assert files[0].stat().st_size > 1000
     assert sparse.sparse_matrix_bytes(geometry) >= files[0].stat().st_size // 4
+
+
+@BACKEND
+def test_a_used_operator_deep_copies_and_pickles_to_the_same_projections(backend, device):
+    """Every method holds its ray transform as a submodule, so ``copy.deepcopy(model)`` (weight
+    averaging, EMA) and pickling copy it after it has projected (its matrices built)."""
+    import copy
+    import pickle
+
+    geometry = GEOMETRIES["fan"]
+    op = _operator(geometry, backend, device)
+    x = _random((1, 1, *geometry.image_shape), device, seed=5)
+    sinogram = op(x)
+    for clone in (copy.deepcopy(op), pickle.loads(pickle.dumps(op))):
+        assert torch.equal(clone(x), sinogram)
+        torch.testing.assert_close(clone.adjoint(sinogram), op.adjoint(sinogram))

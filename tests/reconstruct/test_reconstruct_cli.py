@@ -363,3 +363,22 @@ def test_tv_weights_its_data_with_the_physics_attenuation(tmp_path):
     )
     assert runner.method.hparams.mu == runner.physics.mu == 0.05
     assert build_reconstructor(None, "fbp", geometry_file=str(tmp_path / "g.yaml")).method
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mu": 0}, "g.yaml: mu must be a positive attenuation"),
+        ({"noise": "gaussian"}, None),
+        ({"noise": "Poisson"}, "g.yaml: unknown noise model 'Poisson'"),
+    ],
+)
+def test_a_geometry_files_noise_settings_are_checked_when_read(tmp_path, fields, message):
+    from learnct.reconstruct.physics_spec import read_physics_file
+
+    (tmp_path / "g.yaml").write_text(json.dumps({**SMALL, **fields}))
+    if message is None:
+        assert read_physics_file(tmp_path / "g.yaml").noise == "gaussian"
+        return
+    with pytest.raises(ValueError, match=message):
+        read_physics_file(tmp_path / "g.yaml")

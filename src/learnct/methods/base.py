@@ -76,6 +76,8 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "smooth_l1": F.smooth_l1_loss,
 }
 SCHEDULER_INTERVALS = ("step", "epoch")
+#: ``checkpoint["learnct"]``'s record of ``val/psnr_best`` (dB), restored on resume.
+VAL_PSNR_BEST_KEY = "val_psnr_best"
 
 
 class ReconstructionMethod(L.LightningModule):
@@ -469,6 +471,8 @@ class ReconstructionMethod(L.LightningModule):
             **checkpoint_identity(self, self.geometry),
             "steps_before": self.steps_before,
         }
+        if self.val_psnr_best.update_count > 0:  # torchmetrics leaves metric states out
+            checkpoint["learnct"][VAL_PSNR_BEST_KEY] = float(self.val_psnr_best.compute())
         drop_stream_loader_state(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -476,9 +480,13 @@ class ReconstructionMethod(L.LightningModule):
         ``drop_instance_norm_statistics``): the unused running statistics are left out; the
         weights of a related architecture are made to fit (:meth:`adapt_state_dict`), except
         when resuming training (``optimizer_states``: their moments keep the old shapes).
-        The steps that trained the weights come along (``steps_before``, ``trained_steps``)."""
+        The steps that trained the weights come along (``steps_before``, ``trained_steps``),
+        and a resumed run's ``val/psnr_best`` (saved beside them: metric states are not)."""
         self.steps_before = steps_before(checkpoint)
         self.trained_steps = trained_steps(checkpoint)
+        best = checkpoint.get("learnct", {}).get(VAL_PSNR_BEST_KEY)
+        if best is not None and checkpoint.get("optimizer_states"):  # a resumed run's best so far
+            self.val_psnr_best.update(torch.tensor(best, device=self.val_psnr_best.device))
         state = checkpoint.get("state_dict")
         if isinstance(state, dict):
             for note in fit_state_dict(self, state, adapt=not checkpoint.get("optimizer_states")):
@@ -505,7 +513,6 @@ class ReconstructionMethod(L.LightningModule):
         total = self._total_steps(interval)
         if scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=0)
-            interval = "step" if interval == "step" else "epoch"
         else:
             kwargs = {}
             func = scheduler.func if isinstance(scheduler, functools.partial) else scheduler

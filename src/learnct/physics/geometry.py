@@ -47,6 +47,12 @@ __all__ = [
 LENGTH_RANGE_MM = (1e-6, 1e6)
 
 
+def _require_finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _require_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -84,7 +90,10 @@ class Geometry(ABC):
         field by its name), then validate the ones every geometry shares."""
         for f in fields(self):
             if f.init:
-                object.__setattr__(self, f.name, arguments[f.name])
+                value = arguments[f.name]
+                if f.type == "float" and type(value) is int:  # 2 and 2.0: one cache key
+                    value = float(value)
+                object.__setattr__(self, f.name, value)
         object.__setattr__(self, "kind", kind)
         self._validate_common()
         object.__setattr__(self, "_cache_key", self._hash())  # compiled code reads it as is
@@ -98,8 +107,7 @@ class Geometry(ABC):
         _require_positive("angle_range (rad)", self.angle_range)
         if self.angle_range > 2 * math.pi + 1e-9:
             raise ValueError(f"angle_range must be at most 2*pi, got {self.angle_range!r}")
-        if not math.isfinite(self.angle_offset):
-            raise ValueError(f"angle_offset must be finite, got {self.angle_offset!r}")
+        _require_finite("angle_offset (rad)", self.angle_offset)
         if self.image_size < 2:
             raise ValueError(f"image_size must be at least 2 pixels, got {self.image_size}")
 
@@ -168,7 +176,9 @@ class Geometry(ABC):
         """Ray origins (mm) and unit directions for the given angle indices.
 
         Returns two float64 tensors of shape ``(len(angle_indices), n_detectors, 2)`` holding
-        ``(x, y)``. Every ray passes through the whole image (validated at construction).
+        ``(x, y)``: an origin is a point on its ray (for parallel beam, ``t_k omega``, inside
+        the image). The detector covers the image's inscribed circle (validated at
+        construction); rays of a wider detector may miss the image.
         """
 
     def cache_key(self) -> str:

@@ -25,7 +25,13 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_attenuation", "simulate_low_dose", "statistical_weights"]
+__all__ = [
+    "NOISE_MODELS",
+    "check_attenuation",
+    "check_noise_settings",
+    "simulate_low_dose",
+    "statistical_weights",
+]
 
 NOISE_MODELS = ("poisson", "gaussian")
 
@@ -113,14 +119,11 @@ def simulate_low_dose(
         raise ValueError("sinogram must be a floating-point torch.Tensor")
     if sinogram.dim() < 2:
         raise ValueError(f"sinogram must be batched (B, ...), got shape {tuple(sinogram.shape)}")
-    if noise not in NOISE_MODELS:
-        raise ValueError(f"unknown noise model {noise!r}: choose one of {NOISE_MODELS}")
+    check_noise_settings(noise, mu=mu, relative_std=relative_std, min_counts=min_counts)
     if check_finite and not torch.isfinite(sinogram).all():
         raise ValueError("sinogram contains NaN or inf values")
     _check_generators(generator, sinogram.device)
     if noise == "gaussian":
-        if not (isinstance(relative_std, (int, float)) and relative_std >= 0):
-            raise ValueError(f"relative_std must be >= 0, got {relative_std!r}")
         dims = tuple(range(1, sinogram.dim()))
         sigma = relative_std * sinogram.abs().mean(dim=dims, keepdim=True)
 
@@ -129,21 +132,42 @@ def simulate_low_dose(
 
         return sinogram + sigma * _draw(normal, sinogram, generator)
     photons = _photons(photons, sinogram)
-    if not (isinstance(mu, (int, float)) and mu > 0 and math.isfinite(mu)):
-        raise ValueError(f"mu must be a positive attenuation in 1/mm, got {mu!r}")
-    if not (isinstance(min_counts, (int, float)) and min_counts > 0):
-        raise ValueError(f"min_counts must be > 0 (log of zero counts), got {min_counts!r}")
     expected = photons * torch.exp(-mu * sinogram)
     counts = _draw(lambda p, g: torch.poisson(p, generator=g), expected, generator)
     counts = counts.clamp_min(min_counts)
     return -torch.log(counts / photons) / mu
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_attenuation(mu: object) -> float:
     """``mu`` if it is a positive attenuation per image unit (1/mm), else ``ValueError``."""
-    if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and 0 < mu < math.inf):
+    if not (_is_number(mu) and 0 < mu < math.inf):
         raise ValueError(f"mu must be a positive attenuation (1/mm, 0.02: water), got {mu!r}")
     return float(mu)
+
+
+def check_noise_settings(
+    noise: object, *, mu: object, relative_std: object, min_counts: object
+) -> None:
+    """``ValueError`` naming the first invalid setting of a noise model (see
+    ``simulate_low_dose``): ``noise`` one of :data:`NOISE_MODELS` (lower case), ``mu`` a
+    positive attenuation (1/mm), ``relative_std >= 0``, ``min_counts > 0`` (photons)."""
+    if noise not in NOISE_MODELS:
+        raise ValueError(f"unknown noise model {noise!r}: choose one of {NOISE_MODELS}")
+    check_attenuation(mu)
+    if not (_is_number(relative_std) and 0 <= relative_std < math.inf):
+        raise ValueError(
+            f"relative_std must be >= 0 (Gaussian noise std over the mean |sinogram|), got "
+            f"{relative_std!r}"
+        )
+    if not (_is_number(min_counts) and 0 < min_counts < math.inf):
+        raise ValueError(
+            f"min_counts must be > 0 photons (zero counts are clamped to it before the log), "
+            f"got {min_counts!r}"
+        )
 
 
 def statistical_weights(sinogram: torch.Tensor, mu: float = 0.02) -> torch.Tensor:

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 
 from learnct.physics.geometry import FanBeamGeometry, Geometry, ParallelBeamGeometry
-from learnct.physics.noise import simulate_low_dose
+from learnct.physics.noise import check_attenuation, check_noise_settings, simulate_low_dose
 from learnct.physics.operator import RayTransform
 
 __all__ = [
@@ -78,14 +78,16 @@ class PhysicsPreset:
     name: str
     geometry: Geometry
     noise: str = "poisson"
-    photons: float | None = 1e4
+    photons: float | None = None  # Poisson: 1e4 when not given
     mu: float = MU_WATER
     relative_std: float = 0.05
     min_counts: float = 1.0
 
     def __post_init__(self) -> None:
-        """``photons`` is checked here, once, however a preset is made (a config's
-        ``physics.photons``, a DataModule's ``photons`` override, a dose curve's doses).
+        """The noise settings are checked here, once, however a preset is made (a config's
+        ``physics``, a geometry file, a DataModule's ``photons`` override, a dose curve's
+        doses): ``noise``, ``mu``, ``relative_std`` and ``min_counts`` by
+        ``check_noise_settings``; ``photons`` only for Poisson noise (default 1e4).
 
         It must lie in :data:`PHOTONS_RANGE`, ``[1, 1e9]``, where ``simulate_low_dose`` draws
         the counts it means. Below one photon per pixel in the blank scan most counts are zero
@@ -96,15 +98,18 @@ class PhysicsPreset:
         ~ 9.2e18, where they turn negative; past float32's ~3.4e38 they are inf and the
         results NaN). 1e9 keeps every expected count and its noise well below 2^32, and is far
         above any CT dose (clinical scans: ~1e5 to 1e6)."""
+        settings = {"relative_std": self.relative_std, "min_counts": self.min_counts}
+        check_noise_settings(self.noise, mu=self.mu, **settings)
+        object.__setattr__(self, "mu", check_attenuation(self.mu))
         photons = self.photons
         if self.noise != "poisson":
             if photons is not None:
                 raise ValueError(
                     f"photons only applies to Poisson presets; {self.name!r} uses {self.noise} "
-                    "noise"
+                    "noise (leave photons out, or use noise: poisson)"
                 )
             return
-        object.__setattr__(self, "photons", check_photons(photons))
+        object.__setattr__(self, "photons", check_photons(1e4 if photons is None else photons))
 
     def simulate(
         self,

@@ -22,7 +22,7 @@ from learnct.physics.backends.native import native_library
 from learnct.physics.geometry import Geometry
 from learnct.physics.joseph import joseph_frames
 
-__all__ = ["joseph_csr_kernel", "joseph_csr_parts"]
+__all__ = ["joseph_csr_kernel", "joseph_csr_parts", "offsets"]
 
 log = logging.getLogger(__name__)
 _FILL = {torch.int32: "joseph_csr_fill_i32", torch.int64: "joseph_csr_fill_i64"}
@@ -46,7 +46,7 @@ def joseph_csr_kernel() -> ctypes.CDLL | None:
     return library
 
 
-def _offsets(counts: torch.Tensor) -> torch.Tensor:
+def offsets(counts: torch.Tensor) -> torch.Tensor:
     """Offsets ``[0, c_0, c_0 + c_1, ...]`` (int64) of entry counts."""
     out = torch.zeros(counts.numel() + 1, dtype=torch.int64)
     torch.cumsum(counts, 0, out=out[1:])
@@ -69,8 +69,8 @@ def joseph_csr_parts(
     block_counts = torch.zeros(n_blocks, n_pixels, dtype=torch.int64)
     pointers = [t.data_ptr() for t in (frames, x_major)]
     library.joseph_csr_count(*pointers, *grid, ray_counts.data_ptr(), block_counts.data_ptr())
-    crow = _offsets(ray_counts)
-    crow_t = _offsets(block_counts.sum(0))
+    crow = offsets(ray_counts)
+    crow_t = offsets(block_counts.sum(0))
     # block b's entries of pixel p start after those of the blocks before it
     cursors = torch.cumsum(block_counts, 0).sub_(block_counts).add_(crow_t[:-1])
     del block_counts

@@ -20,7 +20,7 @@ import torch
 
 from learnct.physics.backends.base import ProjectorBackend, register_backend
 from learnct.physics.backends.csr_columns import csr_columns_kernel, csr_columns_product
-from learnct.physics.backends.joseph_csr import joseph_csr_kernel, joseph_csr_parts
+from learnct.physics.backends.joseph_csr import joseph_csr_kernel, joseph_csr_parts, offsets
 from learnct.physics.geometry import Geometry
 from learnct.physics.joseph import joseph_entries
 from learnct.physics.symmetry import QuarterTurnLayout
@@ -88,13 +88,6 @@ def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape)
         return torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
 
 
-def _offsets(counts: torch.Tensor) -> torch.Tensor:
-    """Row offsets ``[0, c_0, c_0 + c_1, ...]`` (int64) of per-row entry counts."""
-    crow = torch.zeros(counts.numel() + 1, dtype=torch.int64)
-    torch.cumsum(counts, 0, out=crow[1:])
-    return crow
-
-
 def _chunks(geometry: Geometry, layout: QuarterTurnLayout):
     """Per chunk of angles: its first ray, entries per ray, and the non-zero entries in ray
     order as int32 pixel indices and float32 weights."""
@@ -142,11 +135,11 @@ def build_joseph_csr_torch(
         chunks.append((first_ray, cols, vals))
         ray_counts.append(counts)
         pixel_total += torch.bincount(cols, minlength=n_pixels)
-    crow = _offsets(torch.cat(ray_counts))
+    crow = offsets(torch.cat(ray_counts))
     nnz = int(crow[-1])
     index_dtype = torch.int32 if nnz < 2**31 - 1 else torch.int64
     col, val = torch.empty(nnz, dtype=index_dtype), torch.empty(nnz, dtype=torch.float32)
-    crow_t = _offsets(pixel_total)
+    crow_t = offsets(pixel_total)
     row_t, val_t = torch.empty(nnz, dtype=index_dtype), torch.empty(nnz, dtype=torch.float32)
     filled = crow_t[:-1].clone()  # per pixel: where the next chunk's entries go
     while chunks:
@@ -161,7 +154,7 @@ def build_joseph_csr_torch(
         )
         order = torch.argsort(cols.to(torch.int64), stable=True)
         pixels = cols[order].to(torch.int64)
-        chunk_offsets = _offsets(pixel_count)
+        chunk_offsets = offsets(pixel_count)
         rank = torch.arange(cols.numel()) - chunk_offsets[pixels]
         place = filled[pixels] + rank
         row_t[place] = rays[order]
@@ -232,8 +225,10 @@ class SparseBackend(ProjectorBackend):
             self._on[key] = tuple(m.to(device=device, dtype=dtype) for m in self._cpu)
         return self._on[key]
 
-    def nnz(self) -> int:
-        return int(self.matrices(torch.device("cpu"), torch.float32)[0].values().numel())
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the matrices (CSR tensors cannot be deep-copied; they
+        load again from the disk cache on first use)."""
+        return {**self.__dict__, "_cpu": None, "_on": {}, "_crow64": {}}
 
     def memory_note(self) -> str:
         """The stored CSR matrices (row pointers, columns, values; float32 on the CPU), MiB."""
