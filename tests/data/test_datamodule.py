@@ -225,6 +225,90 @@ def test_lightning_trainer_epochs_and_shared_test_set():
     assert torch.equal(cat(model.seen["test"], "sinogram"), cat(expected, "sinogram"))
 
 
+@pytest.mark.parametrize("num_workers", [0, 1])
+@pytest.mark.parametrize("source", ["ellipses", "folder"])
+def test_a_resumed_run_trains_on_the_uninterrupted_runs_batches(source, num_workers, tmp_path):
+    """Stopped mid-epoch at step 3 and resumed to step 5, a run sees exactly the batches (stream
+    indices, images, doses, noise) of one uninterrupted run: for an infinite stream and for a
+    finite source (a new order each epoch, continued), with loader workers too (they ask for
+    indices before Lightning sets the epoch)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for k in range(4):  # slice k is constant k: its image names it
+        np.save(slices / f"{k}.npy", np.full((32, 32), float(k), np.float32))
+    options = dict(train_size=4, val_size=1, test_size=1, batch_size=2, seed=3)
+    options.update(num_workers=num_workers, persistent_workers=False)
+    options.update(train_photons_range=[1e3, 1e5])
+    if source == "folder":
+        options.update(source="folder", folder_root=str(slices), train_size=None)
+
+    def run(max_steps: int, resume: str | None = None, save: bool = False) -> list[tuple]:
+        model = _Recorder()
+        callbacks = [ModelCheckpoint(tmp_path, "mid", every_n_train_steps=3)] if save else []
+        trainer = L.Trainer(
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=save,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            max_steps=max_steps,
+            limit_val_batches=0,
+            callbacks=callbacks,
+        )
+        trainer.fit(model, datamodule=make_dm(**options), ckpt_path=resume)
+        return [
+            (b.index.tolist(), b.image.mean((1, 2, 3)).tolist(), float(b.sinogram.sum()))
+            for b in model.seen["train"]
+        ]
+
+    whole = run(5)
+    assert [index for index, _, _ in whole] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    if source == "folder":  # every slice once an epoch, in a new order each epoch
+        epochs = [sorted(m for _, means, _ in whole[e : e + 2] for m in means) for e in (0, 2)]
+        assert epochs == [[0.0, 1.0, 2.0, 3.0]] * 2
+        assert [m for _, ms, _ in whole[:2] for m in ms] != [
+            m for _, ms, _ in whole[2:4] for m in ms
+        ]
+    assert run(3, save=True) == whole[:3]
+    assert run(5, resume=str(tmp_path / "mid.ckpt")) == whole[3:]
+
+
+def test_data_parallel_processes_share_the_stream_and_draw_their_own_noise():
+    """Under DDP each process takes every other stream index (Lightning leaves the sampler as
+    it is: it is a ``DistributedSampler``), also when resuming, and training batch ``k`` of
+    rank ``r`` draws the noise of the run's batch ``2 k + r``."""
+    import types
+
+    from torch.utils.data import DistributedSampler
+
+    from learnct.data import EpochStreamSampler
+
+    shards = [EpochStreamSampler(9, 0, rank, 2) for rank in (0, 1)]
+    assert [list(s) for s in shards] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert [len(s) for s in shards] == [4, 4] and isinstance(shards[0], DistributedSampler)
+    resumed = [list(EpochStreamSampler(9, 13, rank, 2)) for rank in (0, 1)]
+    assert resumed == [[13, 15], [14, 16]]  # in epoch 1 (indices 9-17), from 13
+    with pytest.raises(ValueError, match="rank 2 is not one of 2 processes"):
+        EpochStreamSampler(9, 0, 2, 2)
+
+    sinograms = []
+    for rank in (0, 1):
+        dm = make_dm(pin_memory=False)
+        dm.trainer = types.SimpleNamespace(global_rank=rank, world_size=2)
+        dm.setup("fit")
+        batch = next(iter(dm.train_dataloader()))
+        assert batch["index"].tolist() == [rank, rank + 2, rank + 4, rank + 6]
+        clean = OPERATOR(batch["image"])
+        seed = derive_seed(11, "train-noise", rank)  # batch 0 of this rank: 0 * 2 + rank
+        expected = PRESET.simulate(clean, torch.Generator().manual_seed(seed))
+        sinograms.append(dm.on_after_batch_transfer(batch, 0).sinogram)
+        torch.testing.assert_close(sinograms[-1], expected, rtol=0, atol=0)
+        assert dm.state_dict()["train_stream_next"] == 8  # after rank 1's index 7
+    assert not torch.equal(*sinograms)
+
+
 # ---- noise statistics ----------------------------------------------------------------------------
 def test_poisson_noise_statistics():
     photons = 2e4
@@ -475,7 +559,7 @@ def test_loaders_pin_memory_when_the_trainer_is_on_cuda(pin_memory, device, pinn
 
     dm = make_dm(pin_memory=pin_memory)
     strategy = types.SimpleNamespace(root_device=torch.device(device))
-    dm.trainer = types.SimpleNamespace(strategy=strategy)
+    dm.trainer = types.SimpleNamespace(strategy=strategy, global_rank=0, world_size=1)
     assert dm.train_dataloader().pin_memory is pinned
     assert dm.val_dataloader().pin_memory is pinned
 

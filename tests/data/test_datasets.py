@@ -457,6 +457,12 @@ def test_dicom_modality_lut_and_missing_spacing(tmp_path):
     write_dicom(tmp_path / "a.dcm", stored)
     with pytest.raises(DataError, match=r"a\.dcm: has no valid PixelSpacing.*folder_fit=field"):
         FolderDataset(tmp_path, image_size=4, pixel_size=2.0)
-    assert FolderDataset(tmp_path, image_size=4, pixel_size=2.0, fit="field")[0]["image"].shape
+    first = FolderDataset(tmp_path, image_size=4, pixel_size=2.0, fit="field")[0]["image"]
+    assert first.shape == (1, 4, 4)
+    # fitting to the field reads no spacing, so an invalid one does not stop it either
+    write_dicom(tmp_path / "a.dcm", stored, spacing=(0.0, 0.0))
+    fitted = FolderDataset(tmp_path, image_size=4, pixel_size=2.0, fit="field")
+    assert fitted[0]["image"].shape == (1, 4, 4)
+    assert fitted.placement["a.dcm"] == "4x4 px fitted to the field (fitting asked for)"
     with pytest.raises(ValueError, match=r"unknown folder fit 'stretch'"):
         FolderDataset(tmp_path, image_size=4, fit="stretch")

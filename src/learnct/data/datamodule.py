@@ -38,17 +38,20 @@ the preset's noise model (Poisson counts with ``photons`` per detector pixel, or
   when the ``state_dict`` is asked for.
 
 A resumed run continues both streams: the DataModule's ``state_dict`` (saved in Lightning
-checkpoints) holds the noise counter and the next index of the ellipse stream, and the first
+checkpoints) holds the noise counter and the next index of the training stream, and the first
 training epoch after ``load_state_dict`` starts at that index instead of the epoch's start
-(the training loader, a :class:`StreamLoader`, tells Lightning that it resumes). Finite
-sources restart the interrupted epoch's shuffled order.
+(the training loader, a :class:`StreamLoader`, tells Lightning that it resumes).
 
-Training images: for ``ellipses`` and ``ctlike`` an infinite stream; the sampler
-(:class:`EpochStreamSampler`) yields ``epoch * train_size + i`` (Lightning calls its
-``set_epoch``; outside Lightning every new pass over the loader advances the epoch), so each
-epoch has fresh phantoms and
-``CTBatch.index`` is the stream index. Finite sources (``lodopab``, ``folder``) are shuffled
-by a ``RandomSampler`` whose generator is seeded by ``seed`` (a new order every epoch).
+Training images are an infinite stream; the sampler (:class:`EpochStreamSampler`) yields
+``epoch * train_size + i`` (Lightning calls its ``set_epoch``; outside Lightning every new
+pass over the loader advances the epoch) and ``CTBatch.index`` is the stream index. For
+``ellipses`` and ``ctlike`` each index is a fresh phantom; finite sources (``lodopab``,
+``folder``) show their ``train_size`` slices in a new order every epoch (``_ShuffledEpochs``:
+a permutation per epoch from ``derive_seed(seed, "shuffle", epoch)``), so a resumed run
+continues the interrupted epoch's order too. Data parallel (``trainer=ddp``): each process
+takes every ``world_size``-th stream index, and training batch ``k`` of process ``rank``
+draws its noise from ``derive_seed(seed, "train-noise", k * world_size + rank)`` (one process:
+``k``, as above).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from learnct.checks import check_int
 from learnct.data.batch import CTBatch
@@ -88,30 +91,66 @@ __all__ = [
 ]
 
 
-class EpochStreamSampler(Sampler[int]):
+class EpochStreamSampler(DistributedSampler):
     """Yields ``epoch * length + i`` for ``i < length``: a fresh slice of an infinite stream.
 
     ``set_epoch(e)`` (called by Lightning before each training epoch) selects the epoch; each
     ``iter()`` without it moves on to the next epoch. The epoch is read when iteration starts.
-    ``resume_from``: a stream index already reached (a resumed run); the epoch that contains
-    it starts there.
+    ``resume_from``: a stream index already reached (a resumed run); iteration starts in the
+    epoch that contains it, there (also when a loader's workers ask for indices before
+    Lightning's ``set_epoch``).
+
+    Data parallel (``rank`` of ``world_size`` processes): each process takes every
+    ``world_size``-th index from ``rank`` on, ``length // world_size`` an epoch (the same
+    number of batches on every process; the epoch's last ``length % world_size`` indices are
+    left out). A ``DistributedSampler`` by type only, so that Lightning shards nothing again.
     """
 
-    def __init__(self, length: int, resume_from: int = 0) -> None:
-        self.length = length
-        self.resume_from = resume_from
-        self._next_epoch = 0
+    def __init__(
+        self, length: int, resume_from: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:  # not DistributedSampler's: it needs a process group and shuffles
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} processes")
+        self.length, self.resume_from = length, resume_from
+        self.rank, self.num_replicas = rank, world_size
+        self._next_epoch = resume_from // length if length else 0
 
     def set_epoch(self, epoch: int) -> None:
         self._next_epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.length
+        return self.length // self.num_replicas
 
     def __iter__(self) -> Iterator[int]:
         epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         start = epoch * self.length
-        return iter(range(max(start, self.resume_from), start + self.length))
+        first = max(start, self.resume_from)
+        count = (start + self.length - first) // self.num_replicas
+        return iter(range(first + self.rank, first + count * self.num_replicas, self.num_replicas))
+
+
+class _ShuffledEpochs(Dataset):
+    """A finite training set (``lodopab``, ``folder``) as an infinite stream: stream index
+    ``k = e * n + i`` is sample ``perm_e[i]``, ``perm_e`` a permutation of the ``n`` samples
+    from ``derive_seed(seed, "shuffle", e)``. A new order every epoch, fixed by the seed, so a
+    resumed run continues the interrupted epoch's order, and a dose per stream index
+    (:func:`train_dose`) is a new dose each epoch. Samples carry their stream ``index``."""
+
+    infinite_stream = True
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+        self._order: tuple[int, list[int]] = (-1, [])
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        epoch, position = divmod(index, len(self))
+        if self._order[0] != epoch:
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, "shuffle", epoch))
+            self._order = (epoch, torch.randperm(len(self), generator=gen).tolist())
+        return {**self.dataset[self._order[1][position]], "index": index}
 
 
 class StreamLoader(DataLoader):
@@ -325,6 +364,10 @@ class CTDataModule(L.LightningDataModule):
         phantoms_on_device: bool = False,
     ) -> None:
         super().__init__()
+        # paths as text in the hyper-parameters: a checkpoint holding a Path object would not
+        # load weights-only (how every learnct checkpoint is read)
+        lodopab_root = str(lodopab_root)
+        folder_root = None if folder_root is None else str(folder_root)
         self.save_hyperparameters(ignore=["operator", "physics"])
         physics, operator = _physics_and_operator(physics, photons, operator)
         self.physics = physics
@@ -372,7 +415,7 @@ class CTDataModule(L.LightningDataModule):
         self.phantoms_on_device = bool(phantoms_on_device)
         self._phantoms: EllipsesDataset | None = None  # rasterises the training batches
         self.datasets: dict[str, list[Dataset]] = {}
-        self._train_sampler: Sampler | None = None
+        self._rank, self._world_size = 0, 1  # this process in the training run's processes
         self.train_noise_batches = 0
         self._last_train_index: torch.Tensor | None = None  # see train_stream_next
         self.train_stream_next = 0
@@ -397,6 +440,8 @@ class CTDataModule(L.LightningDataModule):
             pixel_size=self.geometry.pixel_size,
             folder_fit=self.folder_fit,
         )
+        if split == "train" and not getattr(dataset, "infinite_stream", False):
+            dataset = _ShuffledEpochs(dataset, self.seed)
         if self.phantoms_on_device and split == "train":
             dataset = self._phantoms = dataset.with_ellipse_sets()
         return _Tagged(dataset, split, source, self.seed, self.train_photons_range)
@@ -449,16 +494,16 @@ class CTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         (dataset,) = self._datasets("train")
-        loader_class: type[DataLoader] = DataLoader
-        if getattr(dataset.dataset, "infinite_stream", False):  # ellipses, ctlike
-            sampler: Sampler = EpochStreamSampler(len(dataset), self._resume_stream_from)
-            self._resume_stream_from = 0
-            loader_class = StreamLoader
-        else:
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, "shuffle"))
-            sampler = RandomSampler(dataset, generator=gen)
-        self._train_sampler = sampler
-        return self._loader(dataset, self.batch_size, sampler, loader_class)
+        self._rank, self._world_size = self._process()
+        start, self._resume_stream_from = self._resume_stream_from, 0
+        sampler = EpochStreamSampler(len(dataset), start, self._rank, self._world_size)
+        return self._loader(dataset, self.batch_size, sampler, StreamLoader)
+
+    def _process(self) -> tuple[int, int]:
+        """``(rank, world_size)`` of this process in the attached Trainer's run (``(0, 1)``
+        without one)."""
+        trainer = self.trainer
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
 
     def _eval_loaders(self, split: str) -> DataLoader | list[DataLoader]:
         loaders = [self._loader(d, self.eval_batch_size, None) for d in self._datasets(split)]
@@ -537,8 +582,9 @@ class CTDataModule(L.LightningDataModule):
             )
         if photons is not None:
             photons = photons.to(device=clean.device, dtype=clean.dtype)
+        batch = self.train_noise_batches * self._world_size + self._rank  # its place in the run
         gen = torch.Generator(device=clean.device)
-        gen.manual_seed(derive_seed(self.seed, "train-noise", self.train_noise_batches))
+        gen.manual_seed(derive_seed(self.seed, "train-noise", batch))
         self.train_noise_batches += 1
         check = self.operator.check_finite  # the operator checked the images already
         return self.physics.simulate(clean, gen, photons=photons, check_finite=check)
@@ -556,7 +602,9 @@ class CTDataModule(L.LightningDataModule):
         """The next ellipse-stream index (after the last simulated training batch), read from
         that batch's indices here, when asked (a checkpoint), not once per step."""
         if self._last_train_index is not None:
-            self._train_stream_next = int(self._last_train_index.max()) + 1
+            # data parallel: the run's last batch ends with rank world_size - 1's index
+            last = int(self._last_train_index.max()) - self._rank + self._world_size - 1
+            self._train_stream_next = last + 1
             self._last_train_index = None
         return self._train_stream_next
 

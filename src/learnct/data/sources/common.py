@@ -95,8 +95,9 @@ def resample_to_pixels(
        scale factors, bilinear, antialiased when shrinking, as :func:`fit_to_size`): an
        object ``d`` mm across stays ``d / pixel_size`` pixels across.
     2. Centre-pad with ``fill`` (0: air) or centre-crop each side to ``size`` (the
-       geometry's field of view ``size * pixel_size`` mm); an odd excess puts the extra pixel
-       at the bottom/right.
+       geometry's field of view ``size * pixel_size`` mm); an odd excess pads the extra pixel
+       at the bottom/right but crops it at the top/left (:func:`fit_to_size` crops it at the
+       bottom/right; kept so, as the committed real-CT results were measured so).
     """
     if image.dim() == 3 and image.shape[0] == 1:
         image = image[0]

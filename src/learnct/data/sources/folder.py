@@ -12,7 +12,8 @@ places each slice in the geometry's field of view (:data:`FITS`):
 - ``field``: every slice is fitted to the field (:func:`~learnct.data.sources.common.fit_to_size`:
   centre-crop to a square, resample to ``image_size``), whatever its spacing.
 
-What was done to each slice is logged (``learnct.data.sources.folder`` at INFO) and kept in
+What was done to each slice is logged (``learnct.data.sources.folder`` at INFO, by the process
+that reads it: a DataLoader worker's log when ``num_workers > 0``) and kept in that process's
 :attr:`FolderDataset.placement`.
 """
 
@@ -160,7 +161,9 @@ class FolderDataset(Dataset):
             array = read_numpy(path)
         else:
             hu, ds = read_dicom_slice(path)
-            spacing = dicom_spacing(ds, path) if "PixelSpacing" in ds else None
+            # read (and checked) only where it is used: placing by spacing
+            use = self.pixel_size is not None and "PixelSpacing" in ds
+            spacing = dicom_spacing(ds, path) if use else None
             array = hu_to_image(hu, self.mu_unit, self.mu_water)
         problem = slice_shape_problem(tuple(array.shape))
         if problem:
@@ -180,7 +183,7 @@ class FolderDataset(Dataset):
             )
         else:
             image = fit_to_size(torch.from_numpy(array), self.image_size)
-            why = "fitting asked for" if spacing is not None else "no pixel spacing"
+            why = "fitting asked for" if self.pixel_size is None else "no pixel spacing"
             info = f"{array.shape[0]}x{array.shape[1]} px fitted to the field ({why})"
         if self.placement.get(name) != info:
             log.info("%s: %s", name, info)

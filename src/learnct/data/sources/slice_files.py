@@ -32,7 +32,6 @@ __all__ = [
     "dicom_spacing",
     "is_dicom",
     "numpy_header",
-    "read_dicom_hu",
     "read_dicom_slice",
     "read_numpy",
     "slice_shape_problem",
@@ -234,8 +233,3 @@ def read_dicom_slice(path: Path):
     except Exception as err:
         raise DataError.for_path(path, f"cannot decode the pixel data ({err})") from err
     return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64), ds
-
-
-def read_dicom_hu(path: Path) -> np.ndarray:
-    """The slice in Hounsfield units, float64 (:func:`read_dicom_slice`)."""
-    return read_dicom_slice(path)[0]
