@@ -4,7 +4,7 @@ display window ``lo,hi``."""
 
 from __future__ import annotations
 
-__all__ = ["check_int", "is_int", "window_argument"]
+__all__ = ["check_int", "check_positive", "is_int", "window_argument"]
 
 
 def is_int(value: object) -> bool:
@@ -18,6 +18,20 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_positive(name: str, value: object, what: str) -> float:
+    """``value`` as a float if it is a finite number ``> 0``, else ``ValueError``: ``<name>
+    must be a positive <what>, got <value>`` (``what``: e.g. ``"length in mm"``)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        value_ok = False
+    else:
+        value_ok = math.isfinite(value) and value > 0
+    if not value_ok:
+        raise ValueError(f"{name} must be a positive {what}, got {value!r}")
+    return float(value)
 
 
 def window_argument(text: str) -> tuple[float, float]:

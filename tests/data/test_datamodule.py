@@ -290,6 +290,10 @@ def test_data_parallel_processes_share_the_stream_and_draw_their_own_noise():
     assert [len(s) for s in shards] == [4, 4] and isinstance(shards[0], DistributedSampler)
     resumed = [list(EpochStreamSampler(9, 13, rank, 2)) for rank in (0, 1)]
     assert resumed == [[13, 15], [14, 16]]  # in epoch 1 (indices 9-17), from 13
+    # resumed at epoch 0's end (8: index 8 is the odd one left out): epoch 1, not an empty
+    # remainder of epoch 0 (loader workers ask before Lightning sets the epoch)
+    at_the_end = [list(EpochStreamSampler(9, 8, rank, 2)) for rank in (0, 1)]
+    assert at_the_end == [[9, 11, 13, 15], [10, 12, 14, 16]]
     with pytest.raises(ValueError, match="rank 2 is not one of 2 processes"):
         EpochStreamSampler(9, 0, 2, 2)
 
@@ -307,6 +311,20 @@ def test_data_parallel_processes_share_the_stream_and_draw_their_own_noise():
         torch.testing.assert_close(sinograms[-1], expected, rtol=0, atol=0)
         assert dm.state_dict()["train_stream_next"] == 8  # after rank 1's index 7
     assert not torch.equal(*sinograms)
+    small = make_dm(train_size=1, pin_memory=False)
+    small.trainer = types.SimpleNamespace(global_rank=0, world_size=2)
+    with pytest.raises(ValueError, match="train_size=1 is less than the 2 training processes"):
+        small.train_dataloader()
+
+
+def test_training_on_official_observations_moves_the_stream_position():
+    """A training batch of LoDoPaB's own measurements (no simulated noise) still tells the
+    checkpoint where the stream is, so a resume continues there."""
+    dm = make_dm()
+    image = torch.rand(2, 1, 32, 32)
+    batch = {"image": image, "index": torch.tensor([4, 5]), "observation": OPERATOR(image)}
+    dm.simulate(batch)
+    assert dm.state_dict()["train_stream_next"] == 6
 
 
 # ---- noise statistics ----------------------------------------------------------------------------

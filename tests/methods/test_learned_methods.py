@@ -94,3 +94,18 @@ def test_learned_methods_run_on_cuda(fixed_batch):
         method = cls(operator, **kwargs).to("cuda")
         out = method.reconstruct(sinogram.cuda())
         assert out.shape == image.shape and out.device.type == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"filter": "bogus"}, "unknown filter 'bogus'"),
+        ({"frequency_scaling": 3.0}, r"^frequency_scaling must be in \(0, 1\]"),
+        ({"fbp_frequency_scaling": 0.0}, r"^fbp_frequency_scaling must be in \(0, 1\]"),
+    ],
+)
+def test_fbpunet_checks_its_fbp_settings_by_their_own_names(kwargs, message):
+    """A bad ``model.filter`` of FBP + U-Net is named as such when the model is made (not as the
+    panels' ``fbp_filter``, and not at the first forward)."""
+    with pytest.raises(ValueError, match=message):
+        FBPUNet(RayTransform(GEOMETRY), depth=2, width=4, **kwargs)

@@ -85,3 +85,21 @@ def test_committed_models_load_channels_last_with_the_same_reconstruction():
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     sinogram = fast.operator(torch.rand(2, 1, *fast.geometry.image_shape))
     torch.testing.assert_close(fast.reconstruct(sinogram), plain.reconstruct(sinogram))
+
+
+def test_a_model_loads_eager_in_float32_whatever_it_trained_with(tmp_path):
+    """A checkpoint trained with ``compile`` and bf16 ``autocast`` (execution flags, no weight
+    depends on them) loads without them unless asked: bf16 is slow on CPUs without it and
+    TorchInductor needs a C++ compiler."""
+    from conftest import TINY_FAN
+    from learnct.methods.pretrained import load_pretrained
+    from learnct.physics import RayTransform
+
+    trained = LearnedPrimalDual(RayTransform(TINY_FAN), n_iter=2, autocast="bf16", compile=True)
+    checkpoint = {"state_dict": trained.state_dict(), "global_step": 3}
+    checkpoint["hyper_parameters"] = dict(trained.hparams)
+    trained.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "bf16.ckpt")
+    loaded = load_pretrained(tmp_path / "bf16.ckpt")
+    assert (loaded.hparams.autocast, loaded.hparams.compile) == (None, False)
+    assert load_pretrained(tmp_path / "bf16.ckpt", autocast="bf16").hparams.autocast == "bf16"

@@ -131,3 +131,19 @@ def test_presets_match_the_published_setups():
     ell = parallel_ellipses()
     assert (ell.geometry.n_angles, ell.noise, ell.relative_std) == (30, "gaussian", 0.05)
     assert fan_lowdose().geometry.image_size == 128
+
+
+def test_a_new_number_of_angles_keeps_midpoint_angles_at_midpoints():
+    """``parallel_ellipses`` and ``lodopab`` put their angles at cell midpoints (offset half a
+    step, as ODL's uniform partition); with ``physics.n_angles`` they stay there, while a
+    preset starting at 0 keeps 0; pixel and detector spacing stay the preset's."""
+    from learnct.physics.presets import make_physics
+
+    sparse = make_physics("parallel_ellipses", backend="matrix_free", n_angles=60).preset.geometry
+    assert sparse.angle_offset == pytest.approx(math.pi / 120) and sparse.n_angles == 60
+    assert sparse.angle_offset == pytest.approx(sparse.angle_step / 2)
+    assert sparse.detector_spacing == parallel_ellipses().geometry.detector_spacing
+    fan = make_physics("fan_lowdose", backend="matrix_free", n_angles=60).preset.geometry
+    assert fan.angle_offset == fan_lowdose().geometry.angle_offset == 0.0
+    with pytest.raises(ValueError, match="n_angles=0 on the parallel_ellipses geometry"):
+        make_physics("parallel_ellipses", n_angles=0)

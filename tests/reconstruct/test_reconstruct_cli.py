@@ -382,3 +382,70 @@ def test_a_geometry_files_noise_settings_are_checked_when_read(tmp_path, fields,
         return
     with pytest.raises(ValueError, match=message):
         read_physics_file(tmp_path / "g.yaml")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--device", "gpu"], "--device 'gpu' is not valid: choose auto, cpu, cuda"),
+        (["--slice-spacing", "0"], "--slice-spacing needs a length > 0 in mm, got '0'"),
+        (["--slice-spacing", "-2"], "--slice-spacing needs a length > 0 in mm"),
+        (["--format", "png", "--output", "{tmp}/recon.png"], "names a file, but png writes"),
+        (["--output", "{tmp}/recon.dcm"], "names a file, but dicom writes a folder"),
+        (["--output", "{tmp}/taken"], "taken"),  # a file where the DICOM folder would go
+    ],
+)
+def test_bad_options_and_outputs_get_one_line(tmp_path, capsys, options, message):
+    (tmp_path / "taken").write_text("a file")
+    np.save(tmp_path / "vol.npy", np.ones((1, 64, 64), np.float32))
+    (tmp_path / "g.yaml").write_text(json.dumps(SMALL))
+    args = ["--images", str(tmp_path / "vol.npy"), "--method", "fbp"]
+    args += ["--geometry-file", str(tmp_path / "g.yaml"), "--quiet"]
+    options = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    if "--output" not in options:
+        options += ["--output", str(tmp_path / "out.npy")]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, *options])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err.strip().splitlines()[-1] and "Traceback" not in err  # argparse: usage
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
+def test_a_cuda_device_without_cuda_is_refused(tmp_path, capsys):
+    from learnct.reconstruct.engine import pick_device
+
+    with pytest.raises(ValueError, match="--device cuda: no CUDA device here; use --device cpu"):
+        pick_device("cuda")
+
+
+def test_outputs_are_named_by_the_files_written_and_nifti_positions_follow_the_affine(
+    tmp_path, capsys
+):
+    """``--format numpy``/``nifti`` without the suffix write (and report) ``.npy``/``.nii.gz``;
+    a NIfTI whose z axis runs downwards gives slice positions that fall."""
+    hu = _disc_hu(64, 4.0).astype(np.float32)
+    affine = np.diag([4.0, 4.0, -2.5, 1.0])
+    affine[2, 3] = 100.0
+    path = tmp_path / "down.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(np.stack([hu.T] * 3, -1), affine), path)
+    (tmp_path / "g.yaml").write_text(json.dumps(SMALL))
+    args = ["--images", str(path), "--method", "fbp", "--geometry-file", str(tmp_path / "g.yaml")]
+    for fmt, name in (("numpy", "out_np.npy"), ("nifti", "out_nii.nii.gz")):
+        written = main_paths(
+            [*args, "--quiet", "--format", fmt, "--output", str(tmp_path / name.split(".")[0])]
+        )
+        assert written[0] == tmp_path / name and all(p.is_file() for p in written)
+        assert capsys.readouterr().out.strip().endswith(f"-> {tmp_path / name}")
+    positions = json.loads((tmp_path / "out_np.json").read_text())["slice_positions_mm"]
+    assert positions == [100.0, 97.5, 95.0]
+    main_paths([*args, "--quiet", "--output", str(tmp_path / "dicom")])
+    datasets, _ = _read_series(tmp_path / "dicom")
+    assert sorted(float(ds.SliceLocation) for ds in datasets) == [95.0, 97.5, 100.0]
+    assert {float(ds.SliceThickness) for ds in datasets} == {2.5}  # a thickness: positive
+
+
+def main_paths(argv: list[str]) -> list[Path]:
+    from learnct.reconstruct.cli import reconstruct
+
+    return reconstruct(argv)

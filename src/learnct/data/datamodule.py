@@ -113,7 +113,10 @@ class EpochStreamSampler(DistributedSampler):
             raise ValueError(f"rank {rank} is not one of {world_size} processes")
         self.length, self.resume_from = length, resume_from
         self.rank, self.num_replicas = rank, world_size
-        self._next_epoch = resume_from // length if length else 0
+        epoch, offset = divmod(resume_from, length) if length else (0, 0)
+        if offset >= length // world_size * world_size:  # its epoch's shares are all taken
+            epoch += 1
+        self._next_epoch = epoch
 
     def set_epoch(self, epoch: int) -> None:
         self._next_epoch = int(epoch)
@@ -136,8 +139,6 @@ class _ShuffledEpochs(Dataset):
     resumed run continues the interrupted epoch's order, and a dose per stream index
     (:func:`train_dose`) is a new dose each epoch. Samples carry their stream ``index``."""
 
-    infinite_stream = True
-
     def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset, self.seed = dataset, seed
         self._order: tuple[int, list[int]] = (-1, [])
@@ -154,15 +155,15 @@ class _ShuffledEpochs(Dataset):
 
 
 class StreamLoader(DataLoader):
-    """The training loader of an infinite stream (``ellipses``, ``ctlike``): it resumes.
+    """The training loader (of every source: each is a stream, see the module docstring): it
+    resumes.
 
     The stream's position (its next index and the noise counter) is the DataModule's
     ``state_dict``, which Lightning saves with every checkpoint and restores before it asks
     for this loader, whose sampler then starts there. This loader's own state is therefore
     empty; having ``state_dict``/``load_state_dict`` is what tells Lightning that it resumes
     (without them it warns at every mid-epoch resume, a sitting's start among them, that the
-    loader "is not resumable"). Finite sources keep a plain ``DataLoader``: a resumed run
-    restarts their interrupted epoch, and Lightning's warning says so.
+    loader "is not resumable").
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -175,8 +176,8 @@ class StreamLoader(DataLoader):
 def drop_stream_loader_state(checkpoint: dict[str, Any]) -> None:
     """Remove from a Lightning ``checkpoint`` the empty states it saved for
     :class:`StreamLoader` s (``loops.fit_loop.state_dict.combined_loader``), in place: Lightning
-    refuses to load saved loader states into a run whose loaders have none (a finite source's
-    plain loader, an older learnct's), and these hold nothing to restore."""
+    refuses to load saved loader states into a run whose loaders have none (an older learnct's
+    finite sources' plain loaders), and these hold nothing to restore."""
     fit_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
     states = fit_loop.get("combined_loader")
     if states is not None and all(state == {} for state in states):
@@ -495,6 +496,11 @@ class CTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         (dataset,) = self._datasets("train")
         self._rank, self._world_size = self._process()
+        if len(dataset) < self._world_size:
+            raise ValueError(
+                f"train_size={len(dataset)} is less than the {self._world_size} training "
+                "processes: each needs at least one sample an epoch"
+            )
         start, self._resume_stream_from = self._resume_stream_from, 0
         sampler = EpochStreamSampler(len(dataset), start, self._rank, self._world_size)
         return self._loader(dataset, self.batch_size, sampler, StreamLoader)
@@ -542,12 +548,14 @@ class CTDataModule(L.LightningDataModule):
             ) from err
         index = torch.as_tensor(index, device=image.device).to(torch.int64).reshape(-1)
         clean = self.operator(image)
+        training = "noise_seed" not in batch
         if "observation" in batch:
             sinogram = self._observation(batch["observation"], clean)
-        elif "noise_seed" in batch:
+        elif not training:
             sinogram = self._eval_noise(clean, batch["noise_seed"])
         else:
             sinogram = self._train_noise(clean, batch.get("photons"))
+        if training:
             self._last_train_index = index
         return CTBatch(image=image, sinogram=sinogram, clean_sinogram=clean, index=index)
 
@@ -599,7 +607,7 @@ class CTDataModule(L.LightningDataModule):
 
     @property
     def train_stream_next(self) -> int:
-        """The next ellipse-stream index (after the last simulated training batch), read from
+        """The next training-stream index (after the last simulated training batch), read from
         that batch's indices here, when asked (a checkpoint), not once per step."""
         if self._last_train_index is not None:
             # data parallel: the run's last batch ends with rank world_size - 1's index

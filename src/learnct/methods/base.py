@@ -65,7 +65,7 @@ from learnct.methods.fast_path import (
     optimizer_options,
     own_execution_options,
 )
-from learnct.physics.fbp import check_filter, fbp
+from learnct.physics.fbp import check_filter, check_frequency_scaling, fbp
 from learnct.physics.operator import RayTransform
 
 __all__ = ["LOSSES", "ReconstructionMethod"]
@@ -154,6 +154,7 @@ class ReconstructionMethod(L.LightningModule):
                 f"got {scheduler_interval!r}"
             )
         check_filter(fbp_filter, "fbp_filter")
+        check_frequency_scaling(fbp_frequency_scaling, "fbp_frequency_scaling")
         if not isinstance(n_panels, int) or n_panels < 0:
             raise ValueError(f"n_panels must be an integer >= 0, got {n_panels!r}")
         # Collects the init arguments of the subclass too (Lightning walks the __init__ frames).

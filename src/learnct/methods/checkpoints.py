@@ -27,7 +27,12 @@ from typing import Any
 
 import torch
 
-from learnct.physics.geometry import Geometry, geometry_from_record, geometry_record
+from learnct.physics.geometry import (
+    Geometry,
+    geometry_differences,
+    geometry_from_record,
+    geometry_record,
+)
 
 __all__ = [
     "apply_weights",
@@ -162,13 +167,11 @@ def check_checkpoint(path: str | Path, method_name: str, geometry: Geometry) -> 
             f"checkpoint {path} is a {identity.get('method')} checkpoint, not {method_name}: "
             f"evaluate it with the matching experiment"
         )
-    expected = checkpoint_identity(None, geometry)["geometry"]
-    saved = identity.get("geometry", {})
-    diff = sorted(k for k in expected if saved.get(k) != expected[k])
+    diff = geometry_differences(checkpoint_geometry(checkpoint, path), geometry)
     if diff:
-        details = ", ".join(f"{k}: {saved.get(k)!r} != {expected[k]!r}" for k in diff)
         raise ValueError(
-            f"checkpoint {path} was trained for another geometry ({details}): use its physics"
+            f"checkpoint {path} was trained for another geometry ({', '.join(diff)}): use its "
+            "physics"
         )
     return checkpoint
 

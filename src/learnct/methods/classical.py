@@ -12,7 +12,7 @@ import torch
 from learnct.checks import check_int
 from learnct.methods.base import ReconstructionMethod
 from learnct.nets.finite_differences import divergence, gradient
-from learnct.physics.fbp import check_filter, fbp
+from learnct.physics.fbp import check_filter, check_frequency_scaling, fbp
 from learnct.physics.noise import check_attenuation, statistical_weights
 from learnct.physics.operator import RayTransform
 
@@ -41,8 +41,7 @@ class FBP(ReconstructionMethod):
         **kwargs,
     ) -> None:
         check_filter(filter)
-        if not (isinstance(frequency_scaling, (int, float)) and 0 < frequency_scaling <= 1):
-            raise ValueError(f"frequency_scaling must be in (0, 1], got {frequency_scaling!r}")
+        check_frequency_scaling(frequency_scaling)
         kwargs.setdefault("fbp_filter", filter)
         kwargs.setdefault("fbp_frequency_scaling", frequency_scaling)
         super().__init__(operator, **kwargs)

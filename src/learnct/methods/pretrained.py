@@ -133,6 +133,8 @@ def load_pretrained(
     backend: str = "auto",
     geometry: Geometry | None = None,
     channels_last: bool = True,
+    autocast: str | None = None,
+    compile: bool = False,
 ) -> ReconstructionMethod:
     """The method of a committed model's name or of a checkpoint file, in eval mode on the
     CPU, built from the checkpoint alone (class, constructor arguments and geometry); call
@@ -140,7 +142,10 @@ def load_pretrained(
     ``geometry``: run it on this geometry instead of its own (the caller has asked for it:
     :func:`check_run_geometry`, mismatch allowed). ``channels_last``: a
     learned method's CNN in channels-last layout (the same values; LPD reconstructs 1.2-1.6x
-    faster on a CPU). Raises ``ValueError`` naming the problem."""
+    faster on a CPU). ``autocast``, ``compile``: a learned method's execution flags (see
+    :class:`~learnct.methods.learned.LearnedMethod`), those given here, not those the model
+    trained with (bf16 is slow on CPUs without it; TorchInductor needs a C++ compiler).
+    Raises ``ValueError`` naming the problem."""
     path = resolve_checkpoint(name_or_path)
     checkpoint = read_checkpoint(path)
     cls = checkpoint_method(checkpoint, path)
@@ -158,7 +163,7 @@ def load_pretrained(
     operator = RayTransform(geometry or own, backend=backend)
     settings = stored_settings(cls, checkpoint, everything=True)
     if cls.takes_execution_flags:
-        settings["channels_last"] = channels_last
+        settings.update(channels_last=channels_last, autocast=autocast, compile=compile)
     model = cls(operator, **settings)
     apply_weights(model, checkpoint, path)
     return model.eval()

@@ -32,7 +32,7 @@ from learnct.config_names import FILTERS
 from learnct.physics.geometry import FanBeamGeometry, Geometry
 from learnct.physics.symmetry import QuarterTurnLayout
 
-__all__ = ["FILTERS", "WINDOWS", "check_filter", "fbp", "ramp_filter"]
+__all__ = ["FILTERS", "WINDOWS", "check_filter", "check_frequency_scaling", "fbp", "ramp_filter"]
 
 _CHUNK_ELEMENTS = 1 << 22  # (angle, pixel) samples per backprojection chunk and image
 _PLAN_CACHE_BYTES = 256 << 20
@@ -56,6 +56,16 @@ def check_filter(filter: str, name: str = "filter") -> str:
     return filter
 
 
+def check_frequency_scaling(value: object, name: str = "frequency_scaling") -> float:
+    """``value`` as a float if it is a cut-off in (0, 1] (a fraction of the Nyquist frequency),
+    else a ``ValueError`` naming the argument ``name``."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(
+            f"{name} must be in (0, 1] (a fraction of the Nyquist frequency), got {value!r}"
+        )
+    return float(value)
+
+
 def ramp_filter(
     n_detectors: int,
     spacing: float,
@@ -67,8 +77,7 @@ def ramp_filter(
     """Frequency response (rfft layout, length ``L//2 + 1``) of the windowed ramp, including
     the factor ``spacing`` of the discrete convolution; ``L`` is the padded length."""
     check_filter(filter)
-    if not (0 < frequency_scaling <= 1):
-        raise ValueError(f"frequency_scaling must be in (0, 1], got {frequency_scaling!r}")
+    check_frequency_scaling(frequency_scaling)
     length = 1 << math.ceil(math.log2(2 * n_detectors))
     n = torch.arange(length, dtype=torch.float64)
     n = torch.where(n < length // 2, n, n - length)  # circular layout of offsets

@@ -50,7 +50,8 @@ class RayTransform(nn.Module):
 
     ``forward`` and ``adjoint`` are differentiable, and the gradient of each is the other
     (the custom operators of :mod:`learnct.physics.ray_ops`, opaque to ``torch.compile``;
-    no autograd through sparse products). Runs on the device
+    no autograd through sparse products); exact for every backend whose ``exact_adjoint`` is
+    true (``torch_radon``'s backprojection is an approximate adjoint). Runs on the device
     of its input. Always computes in float32 (or float64 for float64 input): float16 and
     bfloat16 inputs are cast to float32 (their gradient flows back cast to theirs), and
     ``torch.autocast`` is switched off inside, so under mixed precision (``model.autocast``,

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 
 from learnct.physics.geometry import FanBeamGeometry, Geometry, ParallelBeamGeometry
-from learnct.physics.noise import check_attenuation, check_noise_settings, simulate_low_dose
+from learnct.physics.noise import check_noise_settings, simulate_low_dose
 from learnct.physics.operator import RayTransform
 
 __all__ = [
@@ -89,18 +89,18 @@ class PhysicsPreset:
         doses): ``noise``, ``mu``, ``relative_std`` and ``min_counts`` by
         ``check_noise_settings``; ``photons`` only for Poisson noise (default 1e4).
 
-        It must lie in :data:`PHOTONS_RANGE`, ``[1, 1e9]``, where ``simulate_low_dose`` draws
-        the counts it means. Below one photon per pixel in the blank scan most counts are zero
-        and become ``min_counts``, so the measurements hold almost no information (and below
-        ~1e-38, ``min_counts / photons`` overflows float32: they are inf). Above, the counts outgrow
-        ``torch.poisson``: on CUDA it returns cuRAND's 32-bit unsigned counts, so expected
-        counts past 2^32 ~ 4.3e9 come back wrong, with no error (on the CPU the limit is 2^63
-        ~ 9.2e18, where they turn negative; past float32's ~3.4e38 they are inf and the
+        ``photons`` must lie in :data:`PHOTONS_RANGE`, ``[1, 1e9]``, where ``simulate_low_dose``
+        draws the counts it means. Below one photon per pixel in the blank scan most counts are
+        zero and become ``min_counts``, so the measurements hold almost no information (and
+        below ~1e-38, ``min_counts / photons`` overflows float32: they are inf). Above, the
+        counts outgrow ``torch.poisson``: on CUDA it returns cuRAND's 32-bit unsigned counts, so
+        expected counts past 2^32 ~ 4.3e9 come back wrong, with no error (on the CPU the limit
+        is 2^63 ~ 9.2e18, where they turn negative; past float32's ~3.4e38 they are inf and the
         results NaN). 1e9 keeps every expected count and its noise well below 2^32, and is far
         above any CT dose (clinical scans: ~1e5 to 1e6)."""
         settings = {"relative_std": self.relative_std, "min_counts": self.min_counts}
         check_noise_settings(self.noise, mu=self.mu, **settings)
-        object.__setattr__(self, "mu", check_attenuation(self.mu))
+        object.__setattr__(self, "mu", float(self.mu))  # checked just above
         photons = self.photons
         if self.noise != "poisson":
             if photons is not None:
@@ -203,8 +203,12 @@ def make_physics(
 ) -> Physics:
     """The preset named ``preset`` with ``photons`` per detector pixel and the given geometry
     fields (``None``: the preset's), and its ``RayTransform`` on ``backend`` (the target of the
-    ``physics`` config group). Raises ``ValueError`` naming the argument: the geometry checks
-    its own fields (e.g. a fan that misses the image)."""
+    ``physics`` config group). The other fields keep the preset's values (pixel size and
+    detector spacing in mm: a new ``image_size`` changes the field of view, a new
+    ``n_detectors`` the detector's width), except that angles at cell midpoints (an offset of
+    half an angle step: ``parallel_ellipses``, ``lodopab``) stay at midpoints for a new
+    ``n_angles``. Raises ``ValueError`` naming the argument: the geometry checks its own fields
+    (e.g. a fan that misses the image)."""
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r} is not valid: choose one of {sorted(PRESETS)}")
     chosen = PRESETS[preset]()
@@ -215,8 +219,11 @@ def make_physics(
     if changes:
         geometry = chosen.geometry
         fields = {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init}
+        midpoints = math.isclose(geometry.angle_offset, geometry.angle_step / 2, rel_tol=1e-9)
         try:
             geometry = type(geometry)(**{**fields, **changes})
+            if "n_angles" in changes and midpoints:  # the new angle step's midpoints
+                geometry = dataclasses.replace(geometry, angle_offset=geometry.angle_step / 2)
         except ValueError as err:
             keys = ", ".join(f"{k}={v}" for k, v in changes.items())
             raise ValueError(f"{keys} on the {preset} geometry: {err}") from err

@@ -31,6 +31,16 @@ def _rescale(text: str) -> tuple[float, float]:
     return slope, intercept
 
 
+def _slice_spacing(text: str) -> float:
+    try:
+        spacing = float(text)
+    except ValueError:
+        spacing = math.nan
+    if not (math.isfinite(spacing) and spacing > 0):
+        raise argparse.ArgumentTypeError(f"--slice-spacing needs a length > 0 in mm, got {text!r}")
+    return spacing
+
+
 def _parser() -> argparse.ArgumentParser:
     from learnct.methods.classical import DATA_TERMS, TV
     from learnct.physics.presets import PRESETS
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--window", type=window_argument, help="PNG window in HU, lo,hi (default -1000,1000)"
     )
     p.add_argument(
-        "--slice-spacing", type=float, default=1.0, help="mm, when positions are unknown"
+        "--slice-spacing", type=_slice_spacing, default=1.0, help="mm, when positions are unknown"
     )
     p.add_argument("--batch-size", type=int, default=8, help="slices per batch")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
@@ -130,7 +140,7 @@ def reconstruct(argv: list[str] | None = None) -> list[Path]:
         _fail(f"--batch-size must be at least 1, got {args.batch_size}")
     try:
         return _reconstruct(args)
-    except (ValueError, DataError) as err:
+    except (ValueError, DataError, OSError) as err:  # OSError: e.g. --output can't be written
         _fail(err)
     return []
 
@@ -138,7 +148,7 @@ def reconstruct(argv: list[str] | None = None) -> list[Path]:
 def _reconstruct(args: argparse.Namespace) -> list[Path]:
     from learnct.reconstruct.engine import build_reconstructor
     from learnct.reconstruct.readers import read_images, read_sinograms
-    from learnct.reconstruct.writers import format_for, write_volume
+    from learnct.reconstruct.writers import FOLDER_FORMATS, format_for, write_volume
 
     fmt = format_for(args.output, args.format)
     method = args.method or (None if args.model else "fbp")
@@ -178,7 +188,8 @@ def _reconstruct(args: argparse.Namespace) -> list[Path]:
     written = write_volume(
         volume, args.output, fmt, provenance, window=args.window, slice_spacing=args.slice_spacing
     )
-    print(f"{len(volume.slices)} slices ({provenance['method']}, {runner.device}) -> {args.output}")
+    where = args.output if fmt in FOLDER_FORMATS else written[0]  # the suffix a writer added
+    print(f"{len(volume.slices)} slices ({provenance['method']}, {runner.device}) -> {where}")
     return written
 
 

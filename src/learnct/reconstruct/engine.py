@@ -40,10 +40,19 @@ CLASSICAL: dict[str, type[ReconstructionMethod]] = {
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else the CPU."""
+    """``auto``: CUDA when available, else the CPU; ``ValueError`` for a device that is not
+    valid or not here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"--device {name!r} is not valid: choose auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device here; use --device cpu (or auto)")
+    return device
 
 
 @dataclass

@@ -120,8 +120,11 @@ def _nifti(path: Path) -> Volume:
     zooms = [float(z) for z in image.header.get_zooms()[:3]] + [1.0]
     # NIfTI's first axis is x (columns), the second y (rows): slice k is data[:, :, k].T
     slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
-    offset = float(image.affine[2, 3])
-    positions = [offset + k * zooms[2] for k in range(slices.shape[0])]
+    # slice k's centre, voxel ((nx - 1) / 2, (ny - 1) / 2, k), in world mm (the affine's
+    # direction and sign)
+    nx, ny = data.shape[:2]
+    voxels = [[(nx - 1) / 2, (ny - 1) / 2, k] for k in range(slices.shape[0])]
+    positions = [float(z) for z in nibabel.affines.apply_affine(image.affine, voxels)[:, 2]]
     return Volume(slices, (zooms[1], zooms[0]), positions)
 
 

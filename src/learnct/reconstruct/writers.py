@@ -70,7 +70,7 @@ def write_dicom(
         ds.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
         ds.Rows, ds.Columns = n_rows, n_cols
         ds.PixelSpacing = [row, col]
-        ds.SliceThickness = slice_spacing if volume.positions is None else _thickness(z)
+        ds.SliceThickness = slice_spacing if volume.positions is None else abs(_thickness(z))
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.ImagePositionPatient = [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k]]
         ds.SliceLocation = z[k]
@@ -93,8 +93,12 @@ def _thickness(z: list[float]) -> float:
 def write_nifti(
     volume: Volume, path: Path, provenance: dict[str, Any], **options: Any
 ) -> list[Path]:
-    """One NIfTI-1 volume ``(x, y, z)`` of float32 HU, spacing in mm in the affine."""
+    """One NIfTI-1 volume ``(x, y, z)`` of float32 HU, spacing in mm in the affine (``path``
+    gets ``.nii.gz`` when it has neither NIfTI suffix)."""
     import nibabel
+
+    if not path.name.lower().endswith(NIFTI_SUFFIXES):
+        path = path.with_name(path.name + ".nii.gz")
 
     row, col = volume.spacing or (1.0, 1.0)
     z = _z_positions(volume, float(options.get("slice_spacing", 1.0)))
@@ -121,6 +125,7 @@ def write_numpy(
 ) -> list[Path]:
     """``path`` (``.npy``: float32 HU ``(S, H, W)``) and ``<path>.json`` (spacing, positions,
     provenance)."""
+    path = path if path.suffix.lower() == ".npy" else path.with_name(path.name + ".npy")
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, volume.slices.astype(np.float32))
     return [path, _sidecar(volume, path.with_suffix(".json"), provenance, **options)]
@@ -145,6 +150,12 @@ def write_png(
     return [*paths, _sidecar(volume, folder / "provenance.json", record, **options)]
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: The formats that write a folder of slices, and suffixes that name a file, not a folder.
+FOLDER_FORMATS = ("dicom", "png")
+FILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".json", ".h5", ".hdf5", ".gz")
+FILE_SUFFIXES += (".npy", ".npz", ".nii")
+
 FORMATS: dict[str, Callable[..., list[Path]]] = {
     "dicom": write_dicom,
     "nifti": write_nifti,
@@ -155,17 +166,26 @@ FORMATS: dict[str, Callable[..., list[Path]]] = {
 
 def format_for(path: Path, chosen: str | None) -> str:
     """The output format: ``chosen``, else from the suffix (``.nii``/``.nii.gz``: nifti,
-    ``.npy``: numpy; a folder: dicom)."""
-    if chosen is not None:
-        if chosen not in FORMATS:
-            raise ValueError(f"--format {chosen!r} is not valid: choose one of {sorted(FORMATS)}")
-        return chosen
+    ``.npy``: numpy; a folder: dicom). A file name (``.png``, ``.dcm``, ...) for a format that
+    writes a folder of slices (dicom, png) is refused."""
+    if chosen is not None and chosen not in FORMATS:
+        raise ValueError(f"--format {chosen!r} is not valid: choose one of {sorted(FORMATS)}")
     name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        return "nifti"
-    if name.endswith(".npy"):
-        return "numpy"
-    return "dicom"
+    fmt = chosen
+    if fmt is None:
+        fmt = (
+            "nifti"
+            if name.endswith(NIFTI_SUFFIXES)
+            else "numpy"
+            if name.endswith(".npy")
+            else "dicom"
+        )
+    if fmt in FOLDER_FORMATS and path.suffix.lower() in FILE_SUFFIXES:
+        raise ValueError(
+            f"--output {path} names a file, but {fmt} writes a folder of slices: give a folder "
+            f"(e.g. {path.with_suffix('')}/), or a .nii.gz / .npy file for one volume"
+        )
+    return fmt
 
 
 def write_volume(

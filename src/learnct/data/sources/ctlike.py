@@ -9,13 +9,12 @@ the training stream is infinite (any index ``k >= 0`` is a new slice).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from learnct.checks import check_int
+from learnct.checks import check_int, check_positive
 from learnct.data.ctlike import ctlike_phantom
 from learnct.data.sources.common import DEFAULT_SIZES, check_split, derive_seed
 from learnct.physics.presets import MU_WATER
@@ -53,11 +52,7 @@ class CTLikeDataset(Dataset):
         device: torch.device | str = "cpu",
     ) -> None:
         self.image_size = check_int("image_size", image_size, 1)
-        if not (
-            isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and pixel_size > 0
-        ):
-            raise ValueError(f"pixel_size must be a positive length in mm, got {pixel_size!r}")
-        self.pixel_size = float(pixel_size)
+        self.pixel_size = check_positive("pixel_size", pixel_size, "length in mm")
         self.length = check_int("length", length, 1)
         self.split = check_split(split)
         self.seed = check_int("seed", seed, 0)

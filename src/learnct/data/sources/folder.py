@@ -20,7 +20,6 @@ that reads it: a DataLoader worker's log when ``num_workers > 0``) and kept in t
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from learnct.checks import check_int
+from learnct.checks import check_int, check_positive
 from learnct.data.errors import DataError
 from learnct.data.sources.common import check_finite, first, fit_to_size, resample_to_pixels
 from learnct.data.sources.slice_files import (
@@ -100,16 +99,12 @@ class FolderDataset(Dataset):
         self.root = Path(root)
         if fit not in FITS:
             raise ValueError(f"unknown folder fit {fit!r}: choose one of {FITS}")
-        if pixel_size is not None and not (
-            isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and pixel_size > 0
-        ):
-            raise ValueError(f"pixel_size must be a positive length in mm, got {pixel_size!r}")
+        if pixel_size is not None:
+            check_positive("pixel_size", pixel_size, "length in mm")
         self.pixel_size = None if fit == "field" or pixel_size is None else float(pixel_size)
         self.image_size = check_int("image_size", image_size, 1)
-        for name, value in (("mu_water", mu_water), ("mu_unit", mu_unit)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive attenuation in 1/mm, got {value!r}")
-        self.mu_water, self.mu_unit = float(mu_water), float(mu_unit)
+        self.mu_water = check_positive("mu_water", mu_water, "attenuation in 1/mm")
+        self.mu_unit = check_positive("mu_unit", mu_unit, "attenuation in 1/mm")
         if not self.root.is_dir():
             raise DataError(
                 f"slice folder {self.root.resolve()} does not exist: point the folder source "
@@ -154,7 +149,8 @@ class FolderDataset(Dataset):
 
     def read(self, index: int) -> tuple[np.ndarray, tuple[float, float] | None]:
         """Slice ``index`` in image units, before placing: float32 ``(H, W)``, and its pixel
-        spacing (row, column mm; None for NumPy files)."""
+        spacing (row, column mm; None for NumPy files, DICOM without it, and when fitting to
+        the field)."""
         path = self.files[index]
         spacing = None
         if path.suffix.lower() in NUMPY_SUFFIXES:

@@ -7,7 +7,6 @@ on first use) lives here, the only source that reads HDF5.
 from __future__ import annotations
 
 import bisect
-import math
 import os
 import re
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from learnct.checks import check_int
+from learnct.checks import check_int, check_positive
 from learnct.data.errors import DataError
 from learnct.data.sources.common import check_finite, check_split, first, fit_to_size
 from learnct.physics.presets import MU_MAX_LODOPAB
@@ -156,9 +155,7 @@ class LoDoPaBDataset(Dataset):
     ) -> None:
         self.root = Path(root)
         self.split = check_split(split)
-        if not (isinstance(mu_unit, (int, float)) and math.isfinite(mu_unit) and mu_unit > 0):
-            raise ValueError(f"mu_unit must be a positive attenuation in 1/mm, got {mu_unit!r}")
-        self.mu_unit = float(mu_unit)
+        self.mu_unit = check_positive("mu_unit", mu_unit, "attenuation in 1/mm")
         self.scale = MU_MAX_LODOPAB / mu_unit  # LoDoPaB's unit (mu / mu_max) -> preset's unit
         self.image_size = check_int("image_size", image_size, 1)
         self.observations = bool(observations)
