@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from learnct.checks import check_int
+from learnct.checks import check_int, check_positive
 
 __all__ = [
     "FanBeamGeometry",
@@ -53,17 +53,9 @@ def _require_finite(name: str, value: object) -> float:
     return float(value)
 
 
-def _require_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
 def _require_length(name: str, value: object) -> float:
     """A positive length in mm within ``LENGTH_RANGE_MM``."""
-    value = _require_positive(f"{name} (mm)", value)
+    value = check_positive(f"{name} (mm)", value, "finite number")
     low, high = LENGTH_RANGE_MM
     if not low <= value <= high:
         raise ValueError(
@@ -104,7 +96,7 @@ class Geometry(ABC):
         check_int("n_detectors", self.n_detectors)
         _require_length("pixel_size", self.pixel_size)
         _require_length("detector_spacing", self.detector_spacing)
-        _require_positive("angle_range (rad)", self.angle_range)
+        check_positive("angle_range (rad)", self.angle_range, "finite number")
         if self.angle_range > 2 * math.pi + 1e-9:
             raise ValueError(f"angle_range must be at most 2*pi, got {self.angle_range!r}")
         _require_finite("angle_offset (rad)", self.angle_offset)

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import torch
 
+from learnct.checks import check_positive
+
 __all__ = [
     "NOISE_MODELS",
     "check_attenuation",
@@ -138,15 +140,9 @@ def simulate_low_dose(
     return -torch.log(counts / photons) / mu
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def check_attenuation(mu: object) -> float:
     """``mu`` if it is a positive attenuation per image unit (1/mm), else ``ValueError``."""
-    if not (_is_number(mu) and 0 < mu < math.inf):
-        raise ValueError(f"mu must be a positive attenuation (1/mm, 0.02: water), got {mu!r}")
-    return float(mu)
+    return check_positive("mu", mu, "attenuation (1/mm, 0.02: water)")
 
 
 def check_noise_settings(
@@ -158,16 +154,13 @@ def check_noise_settings(
     if noise not in NOISE_MODELS:
         raise ValueError(f"unknown noise model {noise!r}: choose one of {NOISE_MODELS}")
     check_attenuation(mu)
-    if not (_is_number(relative_std) and 0 <= relative_std < math.inf):
+    number = isinstance(relative_std, (int, float)) and not isinstance(relative_std, bool)
+    if not (number and 0 <= relative_std < math.inf):
         raise ValueError(
             f"relative_std must be >= 0 (Gaussian noise std over the mean |sinogram|), got "
             f"{relative_std!r}"
         )
-    if not (_is_number(min_counts) and 0 < min_counts < math.inf):
-        raise ValueError(
-            f"min_counts must be > 0 photons (zero counts are clamped to it before the log), "
-            f"got {min_counts!r}"
-        )
+    check_positive("min_counts", min_counts, "number of photons (zero counts are clamped to it)")
 
 
 def statistical_weights(sinogram: torch.Tensor, mu: float = 0.02) -> torch.Tensor:
