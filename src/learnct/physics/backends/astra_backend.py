@@ -129,6 +129,20 @@ class AstraBackend(ProjectorBackend):
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return self._apply(y, self._astra.create_backprojection)
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the astra module and the projector's id (a handle in
+        astra's own registry, deleted with its owner): each copy makes its own projector."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_astra", "_projector")}
+
+    def __setstate__(self, state: dict) -> None:
+        import astra
+
+        self.__dict__.update(state)
+        self._astra = astra
+        self._projector = astra.create_projector(
+            self.projector_type, self._proj_geom, self._vol_geom
+        )
+
     def __del__(self) -> None:
         projector = getattr(self, "_projector", None)
         if projector is not None:
