@@ -4,6 +4,8 @@ display window ``lo,hi``."""
 
 from __future__ import annotations
 
+import math
+
 __all__ = ["check_int", "check_positive", "is_int", "window_argument"]
 
 
@@ -23,8 +25,6 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
 def check_positive(name: str, value: object, what: str) -> float:
     """``value`` as a float if it is a finite number ``> 0``, else ``ValueError``: ``<name>
     must be a positive <what>, got <value>`` (``what``: e.g. ``"length in mm"``)."""
-    import math
-
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         value_ok = False
     else:
@@ -38,7 +38,6 @@ def window_argument(text: str) -> tuple[float, float]:
     """``--window lo,hi`` (an argparse type): two finite numbers with ``lo < hi``, else
     ``argparse.ArgumentTypeError`` naming the problem."""
     import argparse
-    import math
 
     try:
         lo, hi = (float(x) for x in text.split(","))

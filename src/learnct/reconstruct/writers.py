@@ -153,8 +153,10 @@ def write_png(
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: The formats that write a folder of slices, and suffixes that name a file, not a folder.
 FOLDER_FORMATS = ("dicom", "png")
-FILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".json", ".h5", ".hdf5", ".gz")
-FILE_SUFFIXES += (".npy", ".npz", ".nii")
+FILE_SUFFIXES = (
+    *(".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".json"),
+    *(".h5", ".hdf5", ".gz", ".npy", ".npz", ".nii"),
+)
 
 FORMATS: dict[str, Callable[..., list[Path]]] = {
     "dicom": write_dicom,
@@ -164,22 +166,19 @@ FORMATS: dict[str, Callable[..., list[Path]]] = {
 }
 
 
+def _format_from_suffix(name: str) -> str:
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    return "numpy" if name.endswith(".npy") else "dicom"
+
+
 def format_for(path: Path, chosen: str | None) -> str:
     """The output format: ``chosen``, else from the suffix (``.nii``/``.nii.gz``: nifti,
     ``.npy``: numpy; a folder: dicom). A file name (``.png``, ``.dcm``, ...) for a format that
     writes a folder of slices (dicom, png) is refused."""
     if chosen is not None and chosen not in FORMATS:
         raise ValueError(f"--format {chosen!r} is not valid: choose one of {sorted(FORMATS)}")
-    name = path.name.lower()
-    fmt = chosen
-    if fmt is None:
-        fmt = (
-            "nifti"
-            if name.endswith(NIFTI_SUFFIXES)
-            else "numpy"
-            if name.endswith(".npy")
-            else "dicom"
-        )
+    fmt = chosen or _format_from_suffix(path.name.lower())
     if fmt in FOLDER_FORMATS and path.suffix.lower() in FILE_SUFFIXES:
         raise ValueError(
             f"--output {path} names a file, but {fmt} writes a folder of slices: give a folder "
