@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from learnct.bench.methods import build_untrained, method_rows
+from learnct.bench.methods import build_untrained, extrapolate_iterations_ms, method_rows
 from learnct.methods import METHODS
 from learnct.physics import RayTransform, parallel_ellipses
 
@@ -50,7 +50,7 @@ def test_method_rows_time_every_method():
         assert row["note"] == "" or row["method"] == "tv", row["note"]
         assert float(row["ms per slice"]) > 0
     assert {r["method"]: r["parameters"] for r in rows}["lpd"] == 253220
-    assert rows[1]["note"] == "10 iterations timed, scaled to 300"
+    assert rows[1]["note"] == "10 and 20 iterations timed, extrapolated to 300"
 
 
 @pytest.mark.slow  # bf16 is emulated on CPUs without AVX512-BF16: about a minute here
@@ -59,3 +59,9 @@ def test_method_rows_with_bf16_time_only_the_learned_methods_with_the_flag():
     flagged = [(r["method"], r["flags"]) for r in rows if r["flags"] != "-"]
     assert flagged == [(m, "bf16") for m in ("learned_inverse", "fbpunet", "lgd", "lpd")]
     assert len(rows) == 6 + 4 and all(float(r["ms per slice"]) > 0 for r in rows)
+
+
+def test_tv_time_counts_the_start_once_and_scales_the_iterations():
+    # 10 iterations 170 ms, 20 iterations 290 ms: 12 ms each plus 50 ms once -> 300: 3650 ms
+    assert extrapolate_iterations_ms(170.0, 290.0, 10, 300) == pytest.approx(3650.0)
+    assert extrapolate_iterations_ms(170.0, 160.0, 10, 300) == pytest.approx(170.0)  # noise

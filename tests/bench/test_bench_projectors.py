@@ -33,6 +33,11 @@ def test_projector_and_fbp_rows_on_a_tiny_geometry():
     assert table.count("\n") == 2 + 3 and "| backend |" in table
 
 
+def test_a_device_with_an_index_is_its_type():
+    rows = projector_rows([GEOMETRY], ["sparse"], batch=2, device="cpu:0", reps=1)
+    assert [r["backend"] for r in rows] == ["sparse"] and float(rows[0]["forward ms"]) > 0
+
+
 def test_sparse_over_budget_is_a_note_row():
     (row,) = projector_rows([GEOMETRY], ["sparse"], 2, "cpu", 1, sparse_budget_bytes=0)
     assert row["note"].startswith("skipped: 0.0 GiB matrix exceeds the bench's 0.0 GiB")

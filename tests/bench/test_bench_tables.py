@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from learnct.bench import timing
 from learnct.bench.tables import geometry_label, markdown_table
-from learnct.bench.timing import median_ms
+from learnct.bench.timing import failure_note, interleaved_median_ms, median_ms
 from learnct.physics import FanBeamGeometry, ParallelBeamGeometry
 
 
@@ -20,7 +23,44 @@ def test_geometry_label():
     assert geometry_label(ParallelBeamGeometry(17, 7, 25)) == "parallel 17^2, 7 x 25"
 
 
-def test_median_ms_is_the_median():
-    calls = []
-    ms = median_ms(lambda: calls.append(1), warmup=2, reps=5)
-    assert len(calls) == 7 and ms >= 0
+class FakeClock:
+    """``time.perf_counter`` that advances only when a timed function says so (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advancing(self, durations_ms: list[float]):
+        durations = iter(durations_ms)
+
+        def fn() -> float:
+            ms = next(durations)
+            self.now += ms / 1e3
+            return ms
+
+        return fn
+
+
+def test_median_ms_is_the_median_of_the_timed_runs_after_warmup(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    # two warm-up runs (50, 40 ms), then 5, 1, 3, 100, 2: median 3 (mean 22.2, minimum 1)
+    fn = clock.advancing([50, 40, 5, 1, 3, 100, 2])
+    assert median_ms(fn, warmup=2, reps=5) == pytest.approx(3.0)
+
+
+def test_interleaved_median_ms_times_each_function_and_keeps_its_last_result(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    fns = {"a": clock.advancing([4, 8, 6]), "b": clock.advancing([30, 10, 20])}
+    medians, last = interleaved_median_ms(fns, "cpu", reps=3)
+    assert medians == pytest.approx({"a": 6.0, "b": 20.0}) and last == {"a": 6, "b": 20}
+
+
+def test_failure_note_names_the_error_and_its_first_line():
+    assert failure_note(RuntimeError("out of memory\ntrace")) == (
+        "failed: RuntimeError: out of memory"
+    )
+    assert failure_note(MemoryError(), "memory") == "memory: MemoryError"

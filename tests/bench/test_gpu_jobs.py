@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from learnct.bench.gpu_jobs import Job, json_line, lightning_rate, run_plan
+from learnct.bench.gpu_jobs import Job, json_line, lightning_rate, plan, run_plan
 
 ROW = {
     "method": "lpd",
@@ -89,3 +89,10 @@ def test_lightning_rate_reads_the_runs_metrics(tmp_path):
         "steps": 400,
         "checkpoints": "last.ckpt",
     }
+
+
+def test_every_compiled_inference_configuration_is_warmed_up(tmp_path):
+    jobs = {job.name: job for job in plan(tmp_path, "cuda", quick=False)}
+    job = jobs["infer fan_lowdose eager,compiled,compiled+cl"]
+    assert job.warm is not None and "compiled,compiled+cl" in job.warm
+    assert "eager" not in job.warm and jobs["train fan_lowdose b5 baseline"].warm is None

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from learnct.physics import FanBeamGeometry, ParallelBeamGeometry, RayTransform
-from learnct.physics.backends import joseph_csr, sparse
+from learnct.physics.backends import BACKENDS, joseph_csr, sparse
 
 needs_kernel = pytest.mark.skipif(joseph_csr.joseph_csr_kernel() is None, reason="no compiler")
 
@@ -109,3 +109,18 @@ def test_a_compiler_that_fails_leaves_the_torch_build(monkeypatch, tmp_path):
         _assert_same(sparse.build_joseph_csr(geometry), expected)
     finally:
         joseph_csr.joseph_csr_kernel.cache_clear()
+
+
+def test_stored_bytes_bounds_what_prepare_stores_and_other_backends_store_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LEARNCT_CACHE_DIR", str(tmp_path))
+    geometry = FanBeamGeometry(image_size=24, n_angles=40, n_detectors=36)
+    op = RayTransform(geometry, backend="sparse")
+    op.backend.prepare()
+    assert list(tmp_path.rglob("*.pt"))  # prepare built (and cached) the matrices
+    stored = sparse.csr_bytes(op.backend.matrices(torch.device("cpu"), torch.float32))
+    assert 0.5 * sparse.SparseBackend.stored_bytes(geometry) < stored
+    assert stored <= sparse.SparseBackend.stored_bytes(geometry)
+    others = [cls for cls in BACKENDS.values() if cls is not sparse.SparseBackend]
+    assert others and all(cls.stored_bytes(geometry) == 0 for cls in others)

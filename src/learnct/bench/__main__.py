@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -63,8 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="CUDA run: every section on the GPU, fan_mayo included, written as *_gpu.md",
     )
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="batch of the projector, fbp and data_pipeline sections",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=7,
+        help="timed runs of the projector and fbp sections (the others set their own)",
+    )
     parser.add_argument("--quick", action="store_true", help="small geometries only, fewer reps")
     parser.add_argument(
         "--large", action="store_true", help="add fan_mayo (512^2, 1000 angles): slow on a CPU"
@@ -178,9 +189,14 @@ def main(argv: list[str] | None = None) -> None:
         "data_pipeline": lambda: pipeline_rows(args.batch, args.quick),
     }
     chosen = args.sections or list(builders)
-    for cpu_side in ("sparse_build", "data_pipeline"):  # the build, the pipeline's workers
-        if device != "cpu" and cpu_side in chosen:
-            chosen.remove(cpu_side)
+    cpu_side = [s for s in ("sparse_build", "data_pipeline") if s in chosen]
+    if device != "cpu" and cpu_side:  # the C++ build, the loader's worker processes
+        chosen = [s for s in chosen if s not in cpu_side]
+        print(
+            f"not run on {device}: {', '.join(cpu_side)} (they time CPU work; run them with "
+            "--device cpu)",
+            file=sys.stderr,
+        )
     for name in chosen:  # each written when measured
         write(name, builders[name]())
 

@@ -110,7 +110,8 @@ def plan(out: Path, device: str, quick: bool) -> list[Job]:
 
     def infer(preset: str, configs: str, limit: float = 60) -> None:
         args = [preset, configs, *dev] + (["--quick"] if quick else [])
-        warm = _one("infer", preset, "compiled", *dev, "--quick") if "compiled" in configs else None
+        compiled = ",".join(c for c in configs.split(",") if "compiled" in c)
+        warm = _one("infer", preset, compiled, *dev, "--quick") if compiled else None
         name = f"infer {preset} {configs}"
         jobs.append(Job(name, _one("infer", *args), limit, json_line, "inference", warm=warm))
 

@@ -2,10 +2,11 @@
 
 ``benchmark_methods`` builds each method with its defaults on a preset's geometry and times
 ``reconstruct`` (eval mode, no gradients) on random sinograms: the median of ``reps`` runs
-after ``warmup`` runs, CUDA synchronised. Timings never depend on the data, so the operator
-norm is set to 1 instead of computed (a power iteration costs minutes at ``fan_mayo`` on a
-CPU). TV's time is measured with ``tv_timing_iterations`` iterations and scaled linearly to
-its configured iterations (each iteration costs the same: one forward, one adjoint); the row's
+after ``warmup`` runs, CUDA synchronised. Methods that use ``||A||`` get 20 power iterations
+of it (``build_untrained``). TV is timed at ``n = tv_timing_iterations`` and ``2n``
+iterations and extrapolated to its configured ``N``: ``t(N) = t(n) + (N - n) (t(2n) - t(n)) / n``
+(each iteration costs the same, one forward and one adjoint; the start image and set-up are
+paid once, so scaling ``t(n)`` by ``N / n`` would count them ``N / n`` times); the row's
 ``note`` says so. A method that runs out of memory gets ``ms_per_slice = None`` and the error
 in ``note`` (the fully learned method at ``fan_mayo``, the point Adler and Öktem make).
 What a method needs to be built comes from its class (``needs_operator_norm``,
@@ -19,13 +20,19 @@ from typing import Any
 
 import torch
 
-from learnct.bench.timing import median_ms
+from learnct.bench.timing import failure_note, median_ms
 from learnct.methods import METHODS, TV, ReconstructionMethod
 from learnct.methods.checkpoints import constructor_arguments
 from learnct.physics.operator import RayTransform
 from learnct.physics.presets import PRESETS
 
-__all__ = ["PUBLISHED_MS", "benchmark_methods", "build_untrained", "method_rows"]
+__all__ = [
+    "PUBLISHED_MS",
+    "benchmark_methods",
+    "build_untrained",
+    "extrapolate_iterations_ms",
+    "method_rows",
+]
 
 
 def build_untrained(
@@ -48,6 +55,14 @@ def build_untrained(
     return cls(operator, **kwargs)
 
 
+def extrapolate_iterations_ms(ms_short: float, ms_long: float, short: int, target: int) -> float:
+    """Time of ``target`` iterations from the times of ``short`` and ``2 * short``:
+    ``ms_short + (target - short) * (ms_long - ms_short) / short`` (a per-iteration cost below
+    0, from timing noise, counts as 0)."""
+    per_iteration = max(ms_long - ms_short, 0.0) / short
+    return ms_short + (target - short) * per_iteration
+
+
 def benchmark_methods(
     geometry_names: Sequence[str] = ("fan_lowdose",),
     batch: int = 1,
@@ -66,7 +81,8 @@ def benchmark_methods(
         device: ``"cpu"`` or ``"cuda"``.
         methods: names from ``learnct.methods.METHODS`` (default: all six).
         warmup, reps: untimed and timed runs (the median is reported).
-        tv_timing_iterations: TV iterations actually run (scaled to the configured count).
+        tv_timing_iterations: ``n``: TV is timed at ``n`` and ``2n`` iterations and
+            extrapolated to its configured count.
         flags: execution flags for the learned methods (e.g. ``{"autocast": "bf16"}``); with
             flags, the methods without them (``takes_execution_flags`` False: FBP, TV) are
             left out.
@@ -97,24 +113,40 @@ def benchmark_methods(
                 "note": "",
             }
             try:
-                is_tv = METHODS[name] is TV
-                options = {"iterations": tv_timing_iterations} if is_tv else {}
-                method = build_untrained(name, operator, flags, **options)
+                method = build_untrained(name, operator, flags).to(dev)
                 row["parameters"] = sum(p.numel() for p in method.parameters())
-                method = method.to(dev)
-                ms = median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
-                if is_tv:
-                    configured = TV(operator, n_panels=0).hparams.iterations
-                    ms *= configured / tv_timing_iterations
-                    row["note"] = f"{tv_timing_iterations} iterations timed, scaled to {configured}"
+                if isinstance(method, TV):
+                    ms, row["note"] = _tv_ms(
+                        operator, sinogram, dev, warmup, reps, tv_timing_iterations
+                    )
+                else:
+                    ms = median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
                 row["ms_per_slice"] = ms / batch
             except (torch.OutOfMemoryError, MemoryError, RuntimeError, ValueError) as err:
-                row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+                row["note"] = failure_note(err)
             finally:
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
             rows.append(row)
     return rows
+
+
+def _tv_ms(
+    operator: RayTransform,
+    sinogram: torch.Tensor,
+    device: torch.device,
+    warmup: int,
+    reps: int,
+    n: int,
+) -> tuple[float, str]:
+    """TV's ms per call at its configured iterations, from timed runs of ``n`` and ``2n``."""
+    times = []
+    for iterations in (n, 2 * n):
+        method = build_untrained("tv", operator, iterations=iterations).to(device)
+        times.append(median_ms(lambda m=method: m.reconstruct(sinogram), device, warmup, reps))
+    configured = build_untrained("tv", operator).hparams.iterations
+    ms = extrapolate_iterations_ms(times[0], times[1], n, configured)
+    return ms, f"{n} and {2 * n} iterations timed, extrapolated to {configured}"
 
 
 #: Adler and Öktem's talk, human data (512^2, 1000 angles), ms per slice on their GPU.

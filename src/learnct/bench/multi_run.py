@@ -25,7 +25,6 @@ it, approximate, since freed heap memory is reused across rounds). A time budget
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,8 +32,8 @@ from typing import Any
 import torch
 
 from learnct.bench.methods import build_untrained
-from learnct.bench.resident_memory import reset_resident_peak, resident_bytes
-from learnct.bench.timing import synchronize
+from learnct.bench.resident_memory import resident_peak_bytes
+from learnct.bench.timing import failure_note, interleaved_median_ms, synchronize
 from learnct.bench.training import FLAG_CONFIGS, make_batch, step_fn
 from learnct.methods.stacked import StackedTraining
 from learnct.physics.operator import RayTransform
@@ -62,10 +61,8 @@ def _memory_mb(run: Callable[[], Any], device: torch.device) -> float | None:
         run()
         synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    before = reset_resident_peak()
-    run()
-    peak = resident_bytes("VmHWM")
-    return None if before is None or peak is None else (peak - before) / 2**20
+    _, peak = resident_peak_bytes(run)
+    return None if peak is None else peak / 2**20
 
 
 def _rounds(
@@ -196,20 +193,13 @@ def _measure_group(
             for run in rounds.values():
                 run()
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
-        text = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+        text = failure_note(err)
         for row in here.values():
             row["note"] = row["note"] or text
         return
-    times: dict[str, list[float]] = {mode: [] for mode in rounds}
-    for _ in range(reps):  # interleaved: every mode sees the same load
-        for mode, run in rounds.items():
-            synchronize(device)
-            start = time.perf_counter()
-            run()
-            synchronize(device)
-            times[mode].append(time.perf_counter() - start)
+    medians, _ = interleaved_median_ms(rounds, device, reps)  # interleaved: the same load
     for mode, run in rounds.items():
-        seconds = statistics.median(times[mode])
+        seconds = medians[mode] / 1e3
         here[mode]["steps_per_s"] = k / seconds
         here[mode]["ms_per_model_step"] = seconds / k * 1e3
         here[mode]["step_mb"] = _memory_mb(run, device)
@@ -254,14 +244,17 @@ def multi_run_rows(
 def format_rows(results: list[dict[str, Any]], device: torch.device) -> list[dict]:
     """The section's table rows: steps/s, per-model ms, ratio to ``sequential``, memory."""
     sequential = {
-        (r["setup"], r["K"], r["path"]): r.get("steps_per_s")
+        (r["setup"], r["batch"], r["K"], r["path"]): r.get("steps_per_s")
         for r in results
         if r["mode"] == "sequential"
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     rows = []
     for r in results:
-        rate, base = r.get("steps_per_s"), sequential.get((r["setup"], r["K"], r["path"]))
+        rate, base = (
+            r.get("steps_per_s"),
+            sequential.get((r["setup"], r["batch"], r["K"], r["path"])),
+        )
         rows.append(
             {
                 "setup": r["setup"],

@@ -1,10 +1,13 @@
 """The ``projector`` section, and the projector timer every benchmark uses (``time_projector``).
 
-Per geometry and backend: forward and adjoint ms (median after warm-up, CUDA synchronised), the
-sparse matrix's build and load time, the memory a backend holds, the adjoint error, and the
-speed-up over ASTRA's CPU projector where ASTRA is installed. ASTRA is timed twice, labelled:
-on one thread (one image after the other, as astra runs) and on all of torch's threads (the
-batch's images at once); the ratio column is against the all-threads row. Peer projectors
+Per geometry and backend: forward and adjoint ms (median after warm-up, CUDA synchronised;
+fewer repetitions, at least 3, where they would take over 20 s; operators without the input
+finiteness check), the time to build and to reload what a backend stores (``stored_bytes``,
+``prepare``: the sparse matrix), the memory a backend holds, the adjoint error, and the
+speed-up over ASTRA's CPU projector where ASTRA is installed. A backend that takes ``threads``
+(ASTRA) is timed twice, labelled: on one thread (one image after the other, as astra runs)
+and on all of torch's threads (the batch's images at once); the ratio column is against
+ASTRA's all-threads row. Peer projectors
 (:mod:`~learnct.bench.peers`: torchtomo, deepinv) are timed on the same geometry where they
 import, labelled with their discretisation, and noted as skipped where not.
 """
@@ -18,10 +21,10 @@ import torch
 
 from learnct.bench.peers import PeerProjector, PeerUnavailable, peer_projector
 from learnct.bench.tables import geometry_label
-from learnct.bench.timing import median_ms
+from learnct.bench.timing import failure_note, median_ms
 from learnct.physics import Geometry, RayTransform
+from learnct.physics.backends import BACKENDS
 from learnct.physics.backends.joseph_csr import joseph_csr_kernel
-from learnct.physics.backends.sparse import sparse_matrix_bytes
 from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 
 __all__ = ["adjoint_error", "projector_inputs", "projector_rows", "time_projector"]
@@ -68,27 +71,38 @@ def _note_row(backend: str, geometry: Geometry, batch: int, note: str) -> dict:
     return {"backend": backend, "geometry": geometry_label(geometry), "batch": batch, "note": note}
 
 
-def _sparse_build_s(op: RayTransform) -> str:
-    """Seconds to build the sparse matrices (the bench's cache folder starts empty; the build's
-    C++ compiled before timing), and to load them from the cache into a second operator."""
-    joseph_csr_kernel()
+def _build_s(op: RayTransform) -> str:
+    """Seconds to compute what the backend stores (``prepare``: the sparse matrices, the bench's
+    cache folder starting empty), and to load it from the cache into a second operator;
+    ``"-"`` for a backend that stores nothing."""
+    if type(op.backend).stored_bytes(op.geometry) == 0:
+        return "-"
     start = time.perf_counter()
-    op.backend.matrices(torch.device("cpu"), torch.float32)
+    op.backend.prepare()
     build = time.perf_counter() - start
     start = time.perf_counter()
-    RayTransform(op.geometry, backend="sparse").backend.matrices(torch.device("cpu"), torch.float32)
+    RayTransform(op.geometry, backend=op.backend_name).backend.prepare()
     return f"{build:.2f} (load {time.perf_counter() - start:.2f})"
+
+
+def _reps_within(op, x: torch.Tensor, device: str, reps: int, budget_s: float = 20.0) -> int:
+    """``reps``, or fewer (at least 3) where ``reps`` forward calls of ``op`` would take more
+    than ``budget_s`` seconds (one untimed call measures it; it also warms up)."""
+    with torch.no_grad():
+        seconds = median_ms(lambda: op(x), device, warmup=0, reps=1) / 1e3
+    return max(3, min(reps, int(budget_s / max(seconds, 1e-9))))
 
 
 def _peer_row(name: str, geometry: Geometry, batch: int, device: str, reps: int) -> dict:
     """The timed row of peer ``name`` (labelled with its version and discretisation), or a
-    note row saying why it was skipped."""
+    note row saying why it was skipped or failed."""
     try:
         peer = peer_projector(name, geometry, device)
     except PeerUnavailable as why:
         return _note_row(name, geometry, batch, f"skipped: {why}")
-    peer_reps = reps if geometry.image_size <= 128 else 3
-    return _timed_row(peer.label, peer, geometry, batch, device, peer_reps, "-", "-")
+    except Exception as err:  # a peer that breaks on this geometry or device: say so, go on
+        return _note_row(name, geometry, batch, failure_note(err))
+    return _timed_row(peer.label, peer, geometry, batch, device, reps, "-", "-")
 
 
 def _timed_row(
@@ -105,11 +119,11 @@ def _timed_row(
     ms, for the ASTRA column), or a note row where it fails on this device."""
     x, y = projector_inputs(geometry, batch, device)
     try:
+        reps = _reps_within(op, x, device, reps)
         fwd, adj = time_projector(op, x, y, device, reps)
         err = adjoint_error(op, x, y)
     except Exception as exc:  # a backend that breaks on this device: say so, go on
-        first = (str(exc).strip().splitlines() or [""])[0][:160]
-        return _note_row(name, geometry, batch, f"failed: {type(exc).__name__}: {first}")
+        return _note_row(name, geometry, batch, failure_note(exc))
     return {
         "backend": name,
         "geometry": geometry_label(geometry),
@@ -124,37 +138,44 @@ def _timed_row(
     }
 
 
-#: The ASTRA row the ratio column compares with: ASTRA on all of torch's threads.
-ASTRA_ALL = "astra (all threads)"
+#: The backend of the ratio column, timed on all of torch's threads.
+REFERENCE = "astra"
+REFERENCE_ROW = f"{REFERENCE} (all threads)"
 
 
-def _add_astra_ratio(results: list[dict]) -> None:
-    """Fill ``vs ASTRA (all threads)`` of the timed rows (``-`` without that row) and drop
-    ``_total``."""
-    astra_ms = next(
-        (r["_total"] for r in results if r["backend"] == ASTRA_ALL and "_total" in r), None
+def _add_reference_ratio(results: list[dict]) -> None:
+    """Fill ``vs ASTRA (all threads)`` of the timed rows (``-`` without that row, and in the
+    reference backend's own rows) and drop the private ``_total`` and ``_backend``."""
+    reference_ms = next(
+        (r["_total"] for r in results if r["backend"] == REFERENCE_ROW and "_total" in r), None
     )
     for row in results:
+        backend = row.pop("_backend", None)
         if "note" in row:  # skipped or failed: no timings
             continue
-        if astra_ms is not None and not row["backend"].startswith("astra"):
-            ratio = astra_ms / row["_total"]
+        total = row.pop("_total")
+        if reference_ms is not None and backend != REFERENCE:
+            ratio = reference_ms / total
             row["vs ASTRA (all threads)"] = (
-                f"{ratio:.0f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+                f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
             )
         else:
             row["vs ASTRA (all threads)"] = "-"
-        del row["_total"]
 
 
 def _operators(name: str, geometry: Geometry) -> list[tuple[str, RayTransform]]:
-    """The labelled operators timed for backend ``name``: ASTRA on one thread and on all of
-    torch's threads, any other backend once."""
-    if name != "astra":
-        return [(name, RayTransform(geometry, backend=name))]
+    """The labelled operators timed for backend ``name``: one that takes ``threads`` on one
+    thread and on all of torch's, any other once. Without the finiteness check (a sum and a
+    host read per call that is not the projector's cost)."""
+
+    def build(**options: int) -> RayTransform:
+        return RayTransform(geometry, backend=name, check_finite=False, **options)
+
+    if not BACKENDS[name].takes_threads:
+        return [(name, build())]
     return [
-        ("astra (1 thread)", RayTransform(geometry, backend="astra")),
-        (ASTRA_ALL, RayTransform(geometry, backend="astra", threads=torch.get_num_threads())),
+        (f"{name} (1 thread)", build(threads=1)),
+        (f"{name} (all threads)", build(threads=torch.get_num_threads())),
     ]
 
 
@@ -170,31 +191,33 @@ def projector_rows(
     """One row per (geometry, backend) and per (geometry, peer in ``peers``, keys of
     ``learnct.bench.peers.PEERS``): forward/adjoint ms, build s, memory, adjoint error.
 
-    The adjoint error is :func:`adjoint_error` for random ``x``, ``y``. ``sparse`` is skipped
-    (with a row saying so) where its matrix exceeds ``sparse_budget_bytes``: its CPU build
-    would dominate the run. A backend without ``device`` among its devices gets no row.
+    The adjoint error is :func:`adjoint_error` for random ``x``, ``y``. A backend that stores
+    more than ``sparse_budget_bytes`` for a geometry (``stored_bytes``: the sparse matrix) is
+    skipped with a row saying so: its CPU build would dominate the run. A backend without
+    ``device``'s type among its devices gets no row.
     """
+    device_type = torch.device(device).type
+    joseph_csr_kernel()  # the sparse build's C++ compiled before any build is timed
     rows = []
     for geometry in geometries:
         results = []
         for name in backends:
-            if name == "sparse" and sparse_matrix_bytes(geometry) > sparse_budget_bytes:
-                size = sparse_matrix_bytes(geometry) / 2**30
+            if device_type not in BACKENDS[name].devices():
+                continue
+            stored = BACKENDS[name].stored_bytes(geometry)
+            if stored > sparse_budget_bytes:
                 note = (
-                    f"skipped: {size:.1f} GiB matrix exceeds the bench's "
+                    f"skipped: {stored / 2**30:.1f} GiB matrix exceeds the bench's "
                     f"{sparse_budget_bytes / 2**30:.1f} GiB (--sparse-budget-mb)"
                 )
                 results.append(_note_row(name, geometry, batch, note))
                 continue
             for label, op in _operators(name, geometry):
-                build_s = _sparse_build_s(op) if name == "sparse" else "-"
-                if device not in op.backend.devices():
-                    continue
-                op_reps = reps if name != "matrix_free" or geometry.image_size <= 128 else 3
+                build_s = _build_s(op)
                 memory = op.backend.memory_note()
-                row = _timed_row(label, op, geometry, batch, device, op_reps, build_s, memory)
-                results.append(row)
+                row = _timed_row(label, op, geometry, batch, device, reps, build_s, memory)
+                results.append({**row, "_backend": name})
         results += [_peer_row(name, geometry, batch, device, reps) for name in peers]
-        _add_astra_ratio(results)
+        _add_reference_ratio(results)
         rows.extend(results)
     return rows

@@ -20,22 +20,21 @@ from learnct.physics.backends.joseph_csr import joseph_csr_kernel
 from learnct.physics.backends.sparse import (
     build_joseph_csr,
     build_joseph_csr_torch,
+    csr_bytes,
     sparse_build_bytes,
 )
 
 __all__ = ["sparse_build_rows"]
 
 
-def _stored_bytes(matrices: tuple[torch.Tensor, torch.Tensor]) -> int:
-    parts = [t for m in matrices for t in (m.crow_indices(), m.col_indices(), m.values())]
-    return sum(t.numel() * t.element_size() for t in parts)
-
-
 def _row(geometry: Geometry, label: str, build: Callable, bound: int) -> dict:
-    start = time.perf_counter()
-    matrices, peak = resident_peak_bytes(lambda: build(geometry))
-    seconds = time.perf_counter() - start
-    stored = _stored_bytes(matrices)
+    def timed_build() -> tuple[tuple[torch.Tensor, torch.Tensor], float]:
+        start = time.perf_counter()  # inside: not the garbage collection before the build
+        matrices = build(geometry)
+        return matrices, time.perf_counter() - start
+
+    (matrices, seconds), peak = resident_peak_bytes(timed_build)
+    stored = csr_bytes(matrices)
     mb = 2**20
     return {
         "geometry": geometry_label(geometry),

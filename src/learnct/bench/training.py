@@ -38,7 +38,7 @@ import torch
 
 from learnct.bench.methods import build_untrained
 from learnct.bench.resident_memory import reset_resident_peak, resident_bytes
-from learnct.bench.timing import synchronize
+from learnct.bench.timing import failure_note, interleaved_median_ms, synchronize
 from learnct.data.phantoms import random_ellipses, rasterize_ellipses
 from learnct.methods import ReconstructionMethod
 from learnct.methods.fast_path import (
@@ -301,20 +301,13 @@ def benchmark_training(
                 for _ in range(warmup):
                     steps[config]()
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
-                row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+                row["note"] = failure_note(err)
                 steps.pop(config, None)
-        times: dict[str, list[float]] = {c: [] for c in steps}
-        step = None
-        for _ in range(reps):  # interleaved: every configuration sees the same load
-            for config, step in steps.items():
-                synchronize(dev)
-                start = time.perf_counter()
-                rows_here[config]["loss"] = float(step())
-                synchronize(dev)
-                times[config].append((time.perf_counter() - start) * 1e3)
-        for config in steps:
-            rows_here[config]["ms_per_step"] = statistics.median(times[config])
-        del steps, step  # free the timed models before measuring memory
+        medians, losses = interleaved_median_ms(steps, dev, reps)
+        for config, ms in medians.items():
+            rows_here[config]["ms_per_step"] = ms
+            rows_here[config]["loss"] = float(losses[config])
+        del steps, losses  # free the timed models before measuring memory
         for config in configs:
             row = rows_here[config]
             if row["note"]:
@@ -332,7 +325,7 @@ def benchmark_training(
                 row["step_peak_mb"] = mem["step_peak_mb"]
                 row["total_peak_mb"] = mem["total_peak_mb"]
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
-                row["note"] = f"memory: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+                row["note"] = failure_note(err, "memory")
         rows.extend(rows_here.values())
     return rows
 
@@ -440,17 +433,10 @@ def inference_rows(
             for _ in range(warmup):
                 run()
             runs[config] = run
-        times: dict[str, list[float]] = {c: [] for c in runs}
-        for _ in range(reps):
-            for config, run in runs.items():
-                synchronize(dev)
-                start = time.perf_counter()
-                run()
-                synchronize(dev)
-                times[config].append((time.perf_counter() - start) * 1e3)
-        eager = statistics.median(times[configs[0]])
+        medians, _ = interleaved_median_ms(runs, dev, reps)
+        eager = medians[configs[0]]
         for config in configs:
-            ms = statistics.median(times[config])
+            ms = medians[config]
             rows.append(
                 {
                     "method": "lpd",

@@ -76,6 +76,7 @@ class AstraBackend(ProjectorBackend):
 
     name = "astra"
     exact_adjoint = True  # measured: relative adjoint mismatch < 2e-8 (float32 rounding)
+    takes_threads = True
 
     def __init__(self, geometry: Geometry, projector: str | None = None, threads: int = 1) -> None:
         super().__init__(geometry)

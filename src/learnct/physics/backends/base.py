@@ -32,6 +32,8 @@ class ProjectorBackend(ABC):
     name: ClassVar[str]
     #: True when the adjoint is the exact transpose of the forward discretisation.
     exact_adjoint: ClassVar[bool] = True
+    #: True when the constructor takes ``threads`` (images projected at once).
+    takes_threads: ClassVar[bool] = False
 
     def __init__(self, geometry: Geometry) -> None:
         self.geometry = geometry
@@ -50,6 +52,17 @@ class ProjectorBackend(ABC):
     def devices(cls) -> tuple[str, ...]:
         """Device types the backend runs on."""
         return ("cpu", "cuda")
+
+    @classmethod
+    def stored_bytes(cls, geometry: Geometry) -> int:
+        """Bytes (an upper bound) the backend precomputes and keeps for ``geometry``
+        (0: nothing)."""
+        return 0
+
+    def prepare(self) -> None:
+        """Compute what the backend keeps for its geometry (``stored_bytes``), so that the
+        first projection does not pay for it; nothing by default."""
+        return None
 
     def memory_note(self) -> str:
         """What the backend keeps in memory for its geometry, in MiB, for benchmark tables

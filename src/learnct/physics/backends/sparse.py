@@ -200,6 +200,12 @@ def _load_or_build(geometry: Geometry, use_symmetry: bool) -> tuple[torch.Tensor
     return forward, transpose
 
 
+def csr_bytes(matrices: tuple[torch.Tensor, ...]) -> int:
+    """Bytes the CSR ``matrices`` store: row pointers, column indices and values."""
+    parts = [t for m in matrices for t in (m.crow_indices(), m.col_indices(), m.values())]
+    return sum(t.numel() * t.element_size() for t in parts)
+
+
 @register_backend
 class SparseBackend(ProjectorBackend):
     """Joseph's ray transform as a cached CSR matrix; CPU and CUDA."""
@@ -225,6 +231,14 @@ class SparseBackend(ProjectorBackend):
             self._on[key] = tuple(m.to(device=device, dtype=dtype) for m in self._cpu)
         return self._on[key]
 
+    @classmethod
+    def stored_bytes(cls, geometry: Geometry) -> int:
+        return sparse_matrix_bytes(geometry)
+
+    def prepare(self) -> None:
+        """Build the matrices (or load them from the disk cache) on the CPU in float32."""
+        self.matrices(torch.device("cpu"), torch.float32)
+
     def __getstate__(self) -> dict:
         """Copies and pickles leave out the matrices (CSR tensors cannot be deep-copied; they
         load again from the disk cache on first use)."""
@@ -232,12 +246,8 @@ class SparseBackend(ProjectorBackend):
 
     def memory_note(self) -> str:
         """The stored CSR matrices (row pointers, columns, values; float32 on the CPU), MiB."""
-        parts = (
-            t
-            for m in self.matrices(torch.device("cpu"), torch.float32)
-            for t in (m.crow_indices(), m.col_indices(), m.values())
-        )
-        return f"{sum(t.numel() * t.element_size() for t in parts) / 2**20:.0f} (stored)"
+        stored = csr_bytes(self.matrices(torch.device("cpu"), torch.float32))
+        return f"{stored / 2**20:.0f} (stored)"
 
     def _product(self, which: int, cols: torch.Tensor) -> torch.Tensor:
         """``A_0 @ cols`` (``which=0``) or ``A_0^T @ cols`` (1): on the CPU the C++ product
