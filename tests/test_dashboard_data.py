@@ -95,8 +95,8 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
         ("ellipses", 31.5, 64),
         ("shepp_logan", 26.25, 64),
     ]
-    # a resumed run: both CSV versions, in order; steps from the last logged training step
-    assert run.curves["val/psnr"] == {"step": [9, 19], "value": [29.0, 30.5]}
+    # a resumed run: both CSV versions, in order, at the steps done (Lightning logs 9 and 19)
+    assert run.curves["val/psnr"] == {"step": [10, 20], "value": [29.0, 30.5]}
     assert run.val_psnr_best == 30.5 and run.steps == 20
     (ckpt,) = run.checkpoints
     assert (ckpt["global_step"], ckpt["trained_steps"], ckpt["method"], ckpt["best_score"]) == (
@@ -107,6 +107,12 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
     )
     assert ckpt["geometry"] == "kind fan, image_size 128, n_angles 200, n_detectors 256"
     assert run.wandb == ["wandb/offline-run-20260203_040506-abc123"]  # for wandb sync
+
+
+def test_steps_are_the_checkpoints_where_it_is_past_the_last_logged_step(tmp_path: Path) -> None:
+    folder = _good_run(tmp_path / "logs" / "lgd" / "runs" / "2026-02-03_04-05-06")
+    _checkpoint(folder / "checkpoints" / "last.ckpt", 27)  # stopped between two log steps
+    assert read_run(folder, tmp_path / "logs").steps == 27
 
 
 def test_numbers_are_rounded_paths_relative_and_panels_listed_by_step(

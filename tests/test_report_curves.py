@@ -11,11 +11,12 @@ from learnct.reporting.__main__ import main
 from test_report import _write
 
 
-def _metrics(folder, lines, version=0):
-    """A Lightning CSV logger file: training rows and validation rows, blanks elsewhere."""
+def _metrics(folder, lines, version=0, fit=True):
+    """A Lightning CSV logger file: training rows and validation rows, blanks elsewhere. In a
+    fit (``fit``: with training metrics) Lightning logs a validation after N steps at N - 1."""
     path = folder / "csv" / f"version_{version}" / "metrics.csv"
     path.parent.mkdir(parents=True)
-    fields = ["epoch", "step", "train/loss", "val/psnr", "val/ssim"]
+    fields = ["epoch", "step", *(["train/loss"] if fit else []), "val/psnr", "val/ssim"]
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
@@ -41,22 +42,22 @@ def test_curves_join_the_sittings_of_a_schedule_and_keep_written_curves(tmp_path
     _metrics(
         first,
         [
-            {"step": "9", "train/loss": "0.1"},
-            {"step": "10", "val/psnr": "20.5"},
-            {"step": "20", "val/psnr": "24.0", "val/ssim": "0.7"},
+            {"step": "8", "train/loss": "0.1"},
+            {"step": "9", "val/psnr": "20.5"},
+            {"step": "19", "val/psnr": "24.0", "val/ssim": "0.7"},
         ],
     )
-    _metrics(second, [{"step": "30", "val/psnr": "27.25", "val/ssim": "0.8"}])
+    _metrics(second, [{"step": "29", "val/psnr": "27.25", "val/ssim": "0.8"}])
     _write(second, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
     # an unrelated LPD run of another id is not part of the curve
     other = logs / "lpd" / "runs" / "2026-01-03_c"
     other.mkdir(parents=True)
     (other / "run.json").write_text(json.dumps({"id": "other", "settings": {}}))
-    _metrics(other, [{"step": "10", "val/psnr": "99.0"}])
-    # FBP: nothing to train, one validation point
+    _metrics(other, [{"step": "9", "val/psnr": "99.0"}])
+    # FBP: nothing to train, one validation point (trainer.validate: at the 0 steps done)
     fbp = logs / "fbp" / "runs" / "2026-01-01_f"
     _write(fbp, [{**row, "method": "FBP", "psnr": "19.7"}])
-    _metrics(fbp, [{"step": "0", "val/psnr": "19.9"}])
+    _metrics(fbp, [{"step": "0", "val/psnr": "19.9"}], fit=False)
 
     report = ["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"]
     main(report)
@@ -115,7 +116,7 @@ def test_a_sittings_committed_curve_stands_for_run_folders_that_are_gone(tmp_pat
     last = logs / "paper_lpd" / "runs" / "2026-01-02_b"
     last.mkdir(parents=True)
     (last / "run.json").write_text(json.dumps({"id": "sched1", "settings": {}}))
-    _metrics(last, [{"step": "20", "val/psnr": "26.0"}, {"step": "30", "val/psnr": "27.25"}])
+    _metrics(last, [{"step": "19", "val/psnr": "26.0"}, {"step": "29", "val/psnr": "27.25"}])
     _write(last, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
     sittings = out / "parallel_ellipses" / "sittings"
     for task, run_id, psnr in (("paper_lpd", "sched1", "20.5"), ("old", "other", "99.0")):
@@ -142,7 +143,7 @@ def test_a_schedule_in_progress_is_drawn_beside_the_table(tmp_path):
     run = logs / "paper_lpd" / "runs" / "2026-01-02_b"
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"id": "sched1", "settings": {}}))
-    _metrics(run, [{"step": "30", "val/psnr": "27.25"}])
+    _metrics(run, [{"step": "29", "val/psnr": "27.25"}])
     _write(run, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
     sittings = out / "parallel_ellipses" / "sittings"
     for task, run_id, method, step in (

@@ -125,12 +125,12 @@ def test_the_skip_count_runs_over_a_schedules_sittings(
     last = torch.load(sittings / "last.ckpt", weights_only=True)
     assert last["callbacks"] == {"NonFiniteGuard": {"skipped": 2, "consecutive": 0}}
     curve = read_sitting_curve(sittings)
-    # a point at step k follows the training step of index k (the poisoned ones: 1 and 2)
+    # a point at step k follows k steps, of indices 0 to k - 1 (the poisoned ones: 1 and 2)
     assert [(p["step"], p["nonfinite_steps"]) for p in curve] == [
-        ("0", "0"),
-        ("1", "1"),
-        ("2", "2"),
+        ("1", "0"),
+        ("2", "1"),
         ("3", "2"),
+        ("4", "2"),
     ]
 
 

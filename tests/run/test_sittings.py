@@ -264,11 +264,11 @@ def test_the_sittings_curve_keeps_every_sittings_validation_points(
     overrides += ["trainer.val_check_interval=1"]
     run_config(compose_config("train", overrides, tmp_path / "first"))
     first = read_sitting_curve(sittings)
-    assert [p["step"] for p in first] == ["0", "1"]
+    assert [p["step"] for p in first] == ["1", "2"]  # after 1 and 2 steps
     shutil.rmtree(tmp_path / "first")
     run_config(compose_config("train", overrides, tmp_path / "second"))
     curve = read_sitting_curve(sittings)
-    assert [p["step"] for p in curve] == ["0", "1", "2", "3"]
+    assert [p["step"] for p in curve] == ["1", "2", "3", "4"]
     assert curve[:2] == first  # kept from the file: their run folder is gone
     stamp = torch.load(sittings / "last.ckpt", weights_only=True)["learnct_run"]
     assert {p["run_id"] for p in curve} == {stamp["id"]}

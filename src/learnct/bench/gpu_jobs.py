@@ -63,7 +63,7 @@ def lightning_rate(job: Job, stdout: str) -> dict[str, Any]:
         "run": job.name,
         "steps/s": f"{statistics.median(later):.1f}" if later else "-",
         "windows": len(rates),
-        "steps": 1 + max(step for points in curves.values() for step, _ in points),  # 0-based
+        "steps": max(step for points in curves.values() for step, _ in points),
         "checkpoints": " ".join(sorted(p.name for p in folder.rglob("*.ckpt"))),
     }
 

@@ -91,9 +91,10 @@ def read_run(folder: Path, log_dir: Path) -> RunRecord:
     record.wandb = sorted(
         p.relative_to(folder).as_posix() for p in folder.glob("wandb/*run-*") if p.is_dir()
     )
-    if record.steps is None and record.checkpoints:
-        steps = [c["global_step"] for c in record.checkpoints if c.get("global_step") is not None]
-        record.steps = max(steps) if steps else None
+    # the last logged training step, or a checkpoint's later one (the logs are every N steps)
+    steps = [c.get("global_step") for c in record.checkpoints] + [record.steps]
+    steps = [s for s in steps if s is not None]
+    record.steps = max(steps) if steps else None
     return record
 
 
@@ -218,7 +219,7 @@ def _read_metrics(folder: Path, record: RunRecord) -> None:
         record.val_psnr_best = _round(max(best["value"]), ROUNDING["psnr"])
     train_steps = [s for name, c in curves.items() if name.startswith("train/") for s in c["step"]]
     if train_steps:
-        record.steps = int(max(train_steps)) + 1  # Lightning logs the 0-based step
+        record.steps = int(max(train_steps))
 
 
 def _read_checkpoints(folder: Path, record: RunRecord) -> None:

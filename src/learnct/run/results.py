@@ -243,7 +243,11 @@ def read_metric_curves(
     folder: Path, names: Iterable[str] | None = None
 ) -> dict[str, list[tuple[int, float]]]:
     """The logged values of the metrics ``names`` (e.g. ``val/psnr``; ``None``: every metric)
-    in the run ``folder``: ``{name: [(step, value), ...]}`` in step order, from every version
+    in the run ``folder``: ``{name: [(step, value), ...]}`` in step order, ``step`` the
+    optimiser steps done when the value was logged (during training Lightning logs the count
+    before the step that is running, so a validation after 1,000 steps is logged at 999: one
+    is added in a file with training metrics; a validate-only file's steps are the steps done),
+    from every version
     of its Lightning CSV metrics (:data:`METRICS_GLOB`), the later version's value where two
     log the same step. Raises :class:`ResultsError` naming the file, line and column of an
     unreadable value."""
@@ -256,13 +260,14 @@ def read_metric_curves(
                 if reader.fieldnames is None or "step" not in reader.fieldnames:
                     raise ResultsError(f"{path}: no 'step' column")
                 columns = wanted or [c for c in reader.fieldnames if c not in ("step", "epoch")]
+                shift = int(any(c.startswith("train/") for c in reader.fieldnames))
                 for line, row in enumerate(reader, start=2):
                     for name in columns:
                         text = row.get(name)
                         if not text:
                             continue
                         try:
-                            step, value = int(float(row["step"])), float(text)
+                            step, value = int(float(row["step"])) + shift, float(text)
                         except (TypeError, ValueError):
                             raise ResultsError(
                                 f"{path}: line {line} column {name}: {text!r} is not a number"
