@@ -29,6 +29,8 @@ def _write(folder, rows, age_s=0.0):
         "device",
         "commit",
         "run_dir",
+        "test_hash",
+        "fbp_psnr",
     ]
     with open(folder / "results.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
@@ -203,6 +205,48 @@ def test_a_report_write_failing_half_way_keeps_the_previous_tables(tmp_path):
     with pytest.raises(OSError, match="No space left"):
         write_report([*rows, {**row, "test_hash": Unwritable()}], "fan_lowdose", tmp_path)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary left
+
+
+def test_rows_tested_on_different_data_are_flagged_with_their_fbp_psnr(tmp_path, capsys):
+    """LPD tested at another dose (another test_hash) beside FBP: the table says the rows'
+    data differ and shows each one's FBP PSNR; a test set with one hash gets no note."""
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"physics": "fan_lowdose", "n_images": "64", "ssim": "0.9"}
+    for name, method, psnr, test_hash, fbp in (
+        ("fbp", "FBP", "30.0", "aaaa1111bbbb", "30.0"),
+        ("lpd", "LearnedPrimalDual", "36.0", "cccc2222dddd", "21.0"),
+    ):
+        _write(
+            logs / name / "runs" / "a",
+            [
+                {
+                    **row,
+                    "method": method,
+                    "test_set": "ellipses",
+                    "psnr": psnr,
+                    "test_hash": test_hash,
+                    "fbp_psnr": fbp,
+                },
+                {
+                    **row,
+                    "method": method,
+                    "test_set": "shepp_logan",
+                    "psnr": psnr,
+                    "test_hash": "eeee",
+                    "fbp_psnr": "25.0",
+                },
+            ],
+        )
+    main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    note = (
+        "ellipses: the rows were tested on 2 versions of the test data (test_hash "
+        "aaaa1111: FBP (FBP 30.00 dB); cccc2222: LearnedPrimalDual (FBP 21.00 dB))"
+    )
+    assert f"warning: {note}" in capsys.readouterr().out
+    text = (out / "fan_lowdose" / "results.md").read_text()
+    assert f"- {note}" in text and "shepp_logan: the rows" not in text
+    with open(out / "fan_lowdose" / "results.csv", newline="") as fh:
+        assert {r["fbp_psnr"] for r in csv.DictReader(fh)} == {"30.00", "21.00", "25.00"}
 
 
 def test_no_results_is_a_clear_error(tmp_path, capsys):
@@ -557,6 +601,7 @@ def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, mon
         "run_dir": relative,
         "learnct_version": "",
         "train_steps": "",
+        "fbp_psnr": "",
     }
     assert (
         f"| 37.13 | 0.9218 | 27452.2 | cpu | aebf53c | `{command}` |"

@@ -43,7 +43,12 @@ from learnct.reporting.curves import write_curves
 from learnct.reporting.model_cards import write_model_cards
 from learnct.reporting.outputs import load_methods, write_dose_curve, write_figure, write_weights
 from learnct.reporting.published import published_markdown, read_published
-from learnct.reporting.table import collect_results, keep_committed, write_report
+from learnct.reporting.table import (
+    collect_results,
+    keep_committed,
+    test_data_notes,
+    write_report,
+)
 from learnct.reporting.weights import WEIGHTS_MAX_MB, update_weightless_checks
 from learnct.run.results import ResultsError
 
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ResultsError as err:
         parser.exit(1, f"make report: {err}\n")
+    for note in test_data_notes(rows):
+        print(f"warning: {note}")
     appendix = published_markdown(rows, published) if published is not None else ""
     csv_path, md_path = write_report(rows, args.setup, Path(args.out), appendix)
     print(md_path.read_text())

@@ -31,6 +31,7 @@ __all__ = [
     "read_table",
     "repository_path",
     "run_command",
+    "test_data_notes",
     "write_report",
 ]
 
@@ -38,9 +39,10 @@ __all__ = [
 ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1, "fbp_psnr": 2, "fbp_ssim": 4}
 
 #: the report's columns: a run's results fields (:data:`RESULT_FIELDS`) without the setup (one
-#: table per setup), the FBP baseline and the Python/learnct versions; then the run's command
+#: table per setup), FBP's SSIM and the Python version; then the run's command. FBP's PSNR on
+#: the run's own test data stays: it shows how far rows of different ``test_hash`` differ.
 COLUMNS = (
-    *(f for f in RESULT_FIELDS if f not in ("physics", "fbp_psnr", "fbp_ssim", "python_version")),
+    *(f for f in RESULT_FIELDS if f not in ("physics", "fbp_ssim", "python_version")),
     "config",
 )
 
@@ -170,6 +172,31 @@ def keep_committed(
     return merged, notes
 
 
+def test_data_notes(rows: list[dict[str, str]]) -> list[str]:
+    """A line per test set whose rows were tested on different data (more than one
+    ``test_hash``: other physics overrides, another noise draw, or the float rounding of
+    another machine), naming the rows of each and their FBP PSNR on that data (dB), so that
+    the reader sees how far the data differ; none where every row has one hash."""
+    notes = []
+    for test_set in sorted({r["test_set"] for r in rows}):
+        groups: dict[str, list[dict[str, str]]] = {}
+        for row in rows:
+            if row["test_set"] == test_set and row.get("test_hash"):
+                groups.setdefault(row["test_hash"], []).append(row)
+        if len(groups) < 2:
+            continue
+        parts = []
+        for test_hash, members in groups.items():
+            fbp = sorted({_fmt(r.get("fbp_psnr"), ".2f") for r in members})
+            methods = ", ".join(r["method"] for r in members)
+            parts.append(f"{test_hash[:8]}: {methods} (FBP {'/'.join(fbp)} dB)")
+        notes.append(
+            f"{test_set}: the rows were tested on {len(groups)} versions of the test data "
+            f"(test_hash {'; '.join(parts)})"
+        )
+    return notes
+
+
 def _rounded(row: dict[str, str]) -> dict[str, str]:
     """A row as written: numbers rounded (:data:`ROUNDING`), ``run_dir`` relative to the
     working folder (the repository) when it lies inside it."""
@@ -232,13 +259,22 @@ def _markdown(rows: list[dict[str, str]], setup: str) -> str:
         "| commit | config |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes = test_data_notes(rows)
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['test_set']} | {r.get('n_images') or '-'} | "
             f"{_fmt(r.get('train_steps'), ',.0f')} | "
             f"{_fmt(r['psnr'], digits['psnr'])} | {_fmt(r['ssim'], digits['ssim'])} | "
-            f"{_fmt(r['ms_per_slice'], digits['ms_per_slice'])} | "
+            f"{_fmt(r.get('ms_per_slice'), digits['ms_per_slice'])} | "
             f"{r.get('device', '')} | {r.get('commit', '')} | "
             f"{_code(r.get('config') or '')} |"
         )
+    if notes:
+        lines += [
+            "",
+            "Test data differ between rows (`fbp_psnr` in `results.csv`: FBP on each "
+            "row's own data):",
+            "",
+            *(f"- {note}" for note in notes),
+        ]
     return "\n".join(lines) + "\n"
