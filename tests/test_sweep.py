@@ -112,6 +112,12 @@ def test_optuna_sweep_persists_and_resumes(tmp_path, run_cli):
         run_dir = Path(trial.user_attrs[RUN_DIR])
         assert cells[-1] == str(run_dir) and (run_dir / ".hydra" / "config.yaml").is_file()
     assert f"* best: trial {study.best_trial.number}" in table[0]
+    # other fixed overrides (another objective) into the same study: refused, nothing run
+    other = _sweep(run_cli, tmp_path, 4, "data.val_size=3")
+    assert other.returncode != 0 and "Launching" not in other.stdout
+    assert "only in the study: data.val_size=2" in other.stderr
+    assert "only in this command: data.val_size=3" in other.stderr
+    assert len(optuna.load_study(study_name="fbp_filter", storage=storage).trials) == 3
 
 
 PRUNED_SEARCH = """# @package _global_

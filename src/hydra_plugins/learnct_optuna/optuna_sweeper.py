@@ -8,7 +8,8 @@ It reads the same ``hydra.sweeper`` keys as hydra-optuna-sweeper did (configs/hp
 the basic launcher, in parallel with ``hydra/launcher=slurm`` or ``submitit_local``) and tells
 Optuna each job's return value, FAIL for a job that failed (with its error as the trial's
 ``error`` attribute) or PRUNED for one its pruner stopped. The study is created or loaded
-(``load_if_exists``) in ``storage``, so the same command again resumes it: completed and pruned
+(``load_if_exists``) in ``storage``, so the same command again resumes it (with the same fixed
+overrides, :mod:`learnct.run.sweep_study`; others are refused): completed and pruned
 trials count toward ``n_trials``, failed ones do not (this invocation still runs at most
 ``n_trials`` new ones), and the sampler is reseeded (a seeded sampler would otherwise repeat the
 first invocation's draws). At the end every trial of the study is printed as a table.
@@ -69,6 +70,7 @@ class OptunaSweeper(Sweeper):
         import optuna
 
         from learnct.run.sweep_space import search_space
+        from learnct.run.sweep_study import check_fixed_overrides
         from learnct.run.sweep_table import trials_table
 
         conf = self.conf
@@ -88,6 +90,7 @@ class OptunaSweeper(Sweeper):
             direction=conf.direction,
             load_if_exists=True,
         )
+        check_fixed_overrides(study, fixed)  # one objective per study
         if study.get_trials(deepcopy=False):  # resumed: a seeded sampler would repeat its
             study.sampler.reseed_rng()  # first trials' draws
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
