@@ -157,11 +157,14 @@ def test_make_eval_reproduces_the_test_metrics_of_a_checkpoint(
         )
 
 
-def test_make_eval_of_fbp_needs_no_checkpoint(tmp_path, run_config, eval_cfg):
+def test_make_eval_of_fbp_needs_no_checkpoint_and_only_tests(
+    tmp_path, run_config, eval_cfg, capsys
+):
     rows = run_config(
         eval_cfg(["experiment=fbp", "data.val_size=2", "data.test_size=2"], tmp_path)
     ).rows
     assert rows[0]["psnr"] == pytest.approx(rows[0]["fbp_psnr"])
+    assert "validation:" not in capsys.readouterr().out  # the test set only
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
     quiet_console()
     try:
-        return run(cfg).objective
+        return run(cfg, checked=not multirun).objective
     except Exception as err:
         finish_wandb()
         if multirun:

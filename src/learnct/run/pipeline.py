@@ -68,12 +68,14 @@ class RunResult:
     objective: float | None
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Train/evaluate/test as the config says."""
+def run(cfg: DictConfig, *, checked: bool = False) -> RunResult:
+    """Train/evaluate/test as the config says. ``checked``: the caller has already resolved
+    the checkpoint names and validated ``cfg`` (the command line does, before torch loads)."""
     os.environ.setdefault("WANDB_MODE", "offline")
-    for note in resolve_checkpoint_names(cfg):
-        print(note)
-    validate_config(cfg)  # before torch loads
+    if not checked:
+        for note in resolve_checkpoint_names(cfg):
+            print(note)
+        validate_config(cfg)
 
     import lightning as L
 
@@ -169,13 +171,14 @@ def _fit(
     """Train a trainable method (FBP/TV: validate, to show the validation scores). Returns
     the checkpoint to test (the run's best, or a finished sittings schedule's
     ``checkpoints/final.ckpt``; ``None``: the weights in memory, or nothing was trained) and
-    whether a sitting ended before its schedule did (nothing to test yet)."""
+    whether a sitting ended before its schedule did (nothing to test yet). With ``train``
+    false (``make eval``) nothing is trained or validated."""
+    if not cfg.get("train", True):
+        return None, False
     if not getattr(model, "trainable", True):
         print(f"{type(model).__name__} has nothing to train: evaluating it instead.")
         for scores in trainer.validate(model, datamodule=datamodule, verbose=False):
             print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-        return None, False
-    if not cfg.get("train", True):
         return None, False
     # the steps of the weights are known again when training ends (on_train_end) in this
     # process; in spawned or forked workers they stay unknown (their module attributes do
@@ -363,7 +366,7 @@ def _prepare(
 
     trainable = getattr(model, "trainable", True)
     training = trainable and cfg.get("train", True)
-    stages = ["validate"] if not trainable else ["fit"] if cfg.get("train", True) else []
+    stages = ["fit" if trainable else "validate"] if cfg.get("train", True) else []
     stages += ["test"] if cfg.get("test", True) else []
     for stage in stages:
         build_component("data", functools.partial(datamodule.setup, stage))
