@@ -71,6 +71,8 @@ def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(
     assert f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (step 2)" in resumed.stdout
     # it went on in the killed run's folder, under the same id, and left no empty folder behind
     assert list((tmp_path / "logs" / "killed" / "runs").iterdir()) == [run_dir]
+    # and its log there got the resumed sitting's messages (Hydra's file handler moved along)
+    assert "Restored all states from the checkpoint" in (run_dir / "train.log").read_text()
     assert read_identity(run_dir).id == identity.id and read_identity(run_dir)["finished"]
     last = check_checkpoint(
         run_dir / "checkpoints" / "last.ckpt",

@@ -65,6 +65,7 @@ def test_run_with_unreachable_server_falls_back_to_offline(
     assert "W&B online logging unavailable (cannot connect to 127.0.0.1:9" in err
     assert "falling back to offline logging" in err
     assert list((tmp_path / "wandb").glob("offline-run-*"))  # the offline run, for `wandb sync`
+    assert os.environ["WANDB_MODE"] == "online"  # the process's next run tries online again
 
 
 def test_reachable_server_without_login_falls_back_to_offline(

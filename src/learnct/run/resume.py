@@ -12,6 +12,7 @@ several sittings and ends where one uninterrupted run ends. A finished run is tr
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,10 @@ def _named_checkpoint(name: str, log_dir: Path, task_name: str, settings: dict) 
     return folder / LAST_CHECKPOINT
 
 
-def _drop_unused_folder(folder: Path) -> None:
-    """Remove the folder Hydra made for this command when the run continues elsewhere and
-    nothing but Hydra's own files (``.hydra/``, its log) was written there."""
+def _drop_unused_folder(folder: Path, run_dir: Path) -> None:
+    """Remove the folder Hydra made for this command when the run continues in ``run_dir``
+    and nothing but Hydra's own files (``.hydra/``, its log) was written there; Hydra's log
+    goes on in ``run_dir`` (:func:`_move_file_logs`)."""
     from hydra.core.hydra_config import HydraConfig
 
     made_by_hydra = (
@@ -116,7 +118,28 @@ def _drop_unused_folder(folder: Path) -> None:
         or any(p.name != ".hydra" and p.suffix != ".log" for p in folder.iterdir())
     ):
         return
+    _move_file_logs(folder, run_dir)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _move_file_logs(folder: Path, run_dir: Path) -> None:
+    """Point this process's logging file handlers that write into ``folder`` (Hydra's
+    ``<job>.log``) at the file of the same name in ``run_dir``, appending, with what they
+    wrote so far: the resumed run's log gets this sitting's messages."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        if not isinstance(handler, logging.FileHandler):
+            continue
+        old = Path(handler.baseFilename)
+        if old.parent.resolve() != folder.resolve():
+            continue
+        new = run_dir / old.name
+        with handler.lock:
+            handler.close()
+            with open(new, "a") as out:
+                out.write(old.read_text() if old.is_file() else "")
+            handler.baseFilename, handler.mode = str(new), "a"
+            handler.stream = handler._open()
 
 
 def resolve_resume(cfg: DictConfig) -> Path | None:
@@ -151,7 +174,7 @@ def resolve_resume(cfg: DictConfig) -> Path | None:
     run_dir = ckpt.parents[1]
     fresh = Path(cfg.paths.output_dir)
     if fresh.resolve() != run_dir.resolve():
-        _drop_unused_folder(fresh)
+        _drop_unused_folder(fresh, run_dir)
     OmegaConf.update(cfg, "paths.output_dir", str(run_dir), merge=False)
     for stale in remove_stale_temporaries(ckpt.parent):
         print(f"resume: removed {stale}, left by a save that was interrupted")

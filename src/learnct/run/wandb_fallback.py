@@ -7,8 +7,8 @@ first checks within ``timeout`` seconds that the server (``WANDB_BASE_URL``, def
 waiting at most :func:`wandb_init_timeout` seconds (``WANDB_INIT_TIMEOUT``, W&B's own
 variable; learnct's default 15 s, not W&B's 90 s), so that a server that accepts connections
 and never answers costs seconds; if either fails it switches ``WANDB_MODE`` to ``offline``,
-rebuilds the loggers and says so (sync the offline run later with ``wandb sync``). Offline and
-disabled modes are left alone.
+rebuilds the loggers and says so (sync the offline run later with ``wandb sync``), for this
+run only (:func:`restore_wandb_mode` at its end). Offline and disabled modes are left alone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_INIT_TIMEOUT",
     "reset_wandb",
+    "restore_wandb_mode",
     "server_unreachable_reason",
     "start_wandb_or_fallback",
     "wandb_init_timeout",
@@ -114,6 +115,7 @@ def start_wandb_or_fallback(
             return loggers
         except Exception as err:  # no login, timeout, refused key: all mean "not online"
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    _modes_before_fallback.append(os.environ.get("WANDB_MODE"))
     os.environ["WANDB_MODE"] = "offline"
     reset_wandb()  # W&B's process-wide settings were read with the online mode
     print(
@@ -123,6 +125,25 @@ def start_wandb_or_fallback(
         flush=True,
     )
     return rebuild()
+
+
+#: ``WANDB_MODE`` before this process's fallbacks switched it to offline, to restore at the
+#: run's end: the next run of the process (a sweep job of the basic launcher) tries online again
+_modes_before_fallback: list[str | None] = []
+
+
+def restore_wandb_mode() -> None:
+    """Undo this process's fallbacks: ``WANDB_MODE`` as it was before the first one (called
+    when a run ends, after its W&B run is finished)."""
+    if not _modes_before_fallback:
+        return
+    mode = _modes_before_fallback[0]
+    _modes_before_fallback.clear()
+    if mode is None:
+        os.environ.pop("WANDB_MODE", None)
+    else:
+        os.environ["WANDB_MODE"] = mode
+    reset_wandb()  # the next wandb.init reads the restored mode
 
 
 def reset_wandb() -> None:
