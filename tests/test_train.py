@@ -273,7 +273,9 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
     with pytest.raises(ConfigError, match="is a LearnedGradientDescent checkpoint"):
         run_config(train_cfg(["experiment=lpd", *small, f"init_weights={ckpt}"], tmp_path / "d"))
     with pytest.raises(ConfigError, match="set only one"):
-        run_config(train_cfg([*common, "resume=true", f"init_weights={ckpt}"], tmp_path / "e"))
+        run_config(
+            train_cfg([*common, f"ckpt_path={ckpt}", f"init_weights={ckpt}"], tmp_path / "e")
+        )
     with pytest.raises(ConfigError, match="no weights to start from"):
         run_config(
             train_cfg(["experiment=fbp", *small[:2], f"init_weights={ckpt}"], tmp_path / "f")

@@ -109,6 +109,25 @@ def test_run_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(
         torch.testing.assert_close(last["state_dict"][name], weight, rtol=1e-5, atol=1e-7)
 
 
+def test_a_run_started_from_init_weights_resumes_with_the_same_command(tmp_path, run_cli):
+    """Its model settings came from init_weights (hidden 8, not the config's 32): the same
+    command plus resume=true takes them again and continues the killed run."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    source = _train_cli(run_cli, tmp_path, "model.hidden=8", "task_name=source")
+    assert source.returncode == 0, source.stderr[-2000:]
+    (source_dir,) = (tmp_path / "logs" / "source" / "runs").iterdir()
+    warm = [f"init_weights={source_dir / 'checkpoints' / 'last.ckpt'}"]
+    killer = ["+callbacks.killer._target_=killer.KillAtStep", "+callbacks.killer.step=3"]
+    killed = _train_cli(run_cli, tmp_path, *warm, *killer)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = _train_cli(run_cli, tmp_path, *warm, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "started this run; continuing" in resumed.stdout
+    (run_dir,) = (tmp_path / "logs" / "killed" / "runs").iterdir()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 6 and last["hyper_parameters"]["hidden"] == 8
+
+
 def _fake_run(log_dir: Path, task: str, name: str, checkpoint: dict | None) -> Path:
     folder = log_dir / task / "runs" / name / "checkpoints"
     folder.mkdir(parents=True)

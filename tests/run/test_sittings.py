@@ -242,7 +242,7 @@ def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
     assert "sitting ended at step 2 of 4" in first
     run_config(compose_config("train", command, tmp_path / "second"))
     second = capsys.readouterr().out
-    assert f"init_weights={start} started the first sitting; continuing" in second
+    assert f"init_weights={start} started this run; continuing" in second
     assert "starting from the weights" not in second
     saved = torch.load(tmp_path / "sittings" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4

@@ -285,11 +285,12 @@ def check_init_weights(cfg: DictConfig) -> None:
             f"init_weights={init_weights!r} only starts training; to evaluate a checkpoint "
             "use ckpt_path=... (make eval EXP=<name> CKPT=<file>)"
         )
-    if _get(cfg, "resume") or _get(cfg, "ckpt_path"):
+    if _get(cfg, "ckpt_path"):
         raise ConfigError(
-            f"init_weights={init_weights!r} starts a new run from weights, and resume/ckpt_path "
-            "continue an old one: set only one (to resume a run that began from init_weights, "
-            "drop init_weights: its last.ckpt already holds the weights)"
+            f"init_weights={init_weights!r} starts a new run from weights, and ckpt_path "
+            "continues an old one: set only one (to continue a run that began from "
+            "init_weights, repeat its command with resume=true: init_weights then gives the "
+            "settings, and the run's last.ckpt the weights)"
         )
     if not Path(init_weights).is_file():
         raise ConfigError(

@@ -375,7 +375,7 @@ def _prepare(
         if note:
             print(note, file=sys.stderr)
     if cfg.get("init_weights") and training and resume is not None:
-        print(f"init_weights={cfg.init_weights} started the first sitting; continuing {resume}")
+        print(f"init_weights={cfg.init_weights} started this run; continuing {resume}")
     elif cfg.get("init_weights") and training:
         try:
             steps = load_weights(model, cfg.init_weights, operator.geometry)

@@ -50,7 +50,10 @@ def _why_not(folder: Path, settings: dict[str, Any] | None) -> str | None:
     changed = differences(identity.settings, settings) if identity and settings else []
     if changed:
         shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
-        return f"it was started with other settings ({shown})"
+        return (
+            f"it was started with other settings ({shown}); a run started from init_weights "
+            "resumes with the same init_weights (it gives the settings)"
+        )
     return None
 
 
