@@ -43,7 +43,6 @@ train: $(STAMP) ## Train EXP=<name> (FBP/TV: evaluate), then test; ARGS="<hydra 
 sweep: $(STAMP) ## Optuna sweep of EXP=<name> over SEARCH=<configs/hparams_search name> (resumable)
 	@test -f configs/experiment/$(EXP).yaml || { echo "unknown EXP=$(EXP): choose one of: $(EXPERIMENTS)"; exit 2; }
 	@test -f configs/hparams_search/$(SEARCH).yaml || { echo "unknown SEARCH=$(SEARCH): choose one of: $(SEARCHES)"; exit 2; }
-	@mkdir -p logs/$(EXP)
 	$(PY) -m learnct.train -m experiment=$(EXP) hparams_search=$(SEARCH) $(ARGS)
 
 eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (FBP/TV: no CKPT)

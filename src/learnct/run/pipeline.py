@@ -312,7 +312,7 @@ def _check_checkpoints(
     if cfg.get("train", True):
         if resume is not None:  # ckpt_path as typed (a Path would turn :// into :/)
             key, path = ("ckpt_path", cfg.ckpt_path) if cfg.get("ckpt_path") else ("resume", resume)
-            key = "sitting_steps" if in_sittings(cfg) else key
+            key = "the sittings checkpoint" if in_sittings(cfg) else key
             state = _checked_checkpoint(key, path, model, operator)
             if key == "resume":
                 _check_run(state, resume, identity)
