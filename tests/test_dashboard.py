@@ -235,6 +235,14 @@ def test_dashboard_in_headless_chromium(project: Path, tmp_path: Path) -> None:
         assert len(numbers) == 2 and numbers == sorted(numbers, reverse=True)
         assert values[:2] == [f"{max(psnr.values()):.2f}", f"{min(psnr.values()):.2f}"]
         assert values[2:] == ["-"] * 4  # runs without test results last
+        titles = [  # each test score names its number of test images
+            c.get_attribute("title")
+            for c in browser.find_elements(
+                By.CSS_SELECTOR, '#runs-table tbody td[data-col="psnr:ellipses"]'
+            )
+            if c.text != "-"
+        ]
+        assert len(titles) == 2 and all(re.fullmatch(r"\d+ test images", t) for t in titles)
         browser.find_element(By.CSS_SELECTOR, sort_by).click()
         assert column("psnr:ellipses")[:2] == [
             f"{min(psnr.values()):.2f}",

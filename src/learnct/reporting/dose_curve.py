@@ -49,10 +49,12 @@ def dose_curve(
 
 
 def plot_dose_curve(
-    rows: Sequence[dict[str, Any]], path: Path, trained_photons: float | None = None
+    rows: Sequence[dict[str, Any]], path: Path, table_photons: float | None = None
 ) -> Path:
     """PSNR (left) and SSIM (right) against photons per detector pixel (log axis), one line
-    per method; the dose the learned methods were trained at is marked."""
+    per method; ``table_photons``, the dose of the setup's results table (its physics), is
+    marked (the learned methods' training dose where they trained at one dose; a run with
+    ``data.train_photons_range`` trained over a range)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,8 +73,8 @@ def plot_dose_curve(
         ax.set_xlabel("photons per detector pixel (I0)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        if trained_photons:
-            ax.axvline(trained_photons, color="grey", ls="--", lw=1, label="training dose")
+        if table_photons:
+            ax.axvline(table_photons, color="grey", ls="--", lw=1, label="the table's dose")
     axes[0].legend(fontsize=8)
     if rows:
         fig.suptitle(f"dose curve on {rows[0]['test_set']} ({rows[0]['n_images']} images)")

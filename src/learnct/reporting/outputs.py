@@ -10,6 +10,7 @@ from typing import Any
 
 from learnct.methods import METHODS
 from learnct.reporting.weights import WEIGHTS_MAX_MB
+from learnct.run.atomic_files import atomic_open
 from learnct.run.results import n_images
 
 __all__ = ["load_methods", "write_dose_curve", "write_figure", "write_weights"]
@@ -125,11 +126,11 @@ def write_dose_curve(
 
     rows = dose_curve(methods, make, photons)
     csv_path = folder / f"{stem}.csv"
-    with open(csv_path, "w", newline="") as fh:
+    with atomic_open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=DOSE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    png = plot_dose_curve(rows, folder / f"{stem}.png", trained_photons=preset.photons)
+    png = plot_dose_curve(rows, folder / f"{stem}.png", table_photons=preset.photons)
     return csv_path, png
 
 

@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from learnct.reporting.table import repository_path
 from learnct.run.results import ResultsError
 
 __all__ = ["Margin", "Published", "PublishedValue", "published_markdown", "read_published"]
@@ -43,6 +44,7 @@ class Published:
     values: tuple[PublishedValue, ...]
     margins: tuple[Margin, ...]
     sources: dict[str, str]
+    path: str = "experiments/published.yaml"  # the file they were read from
 
 
 def _entry(cls: type, entry: Any, path: Path, sources: dict[str, str]) -> Any:
@@ -90,6 +92,7 @@ def read_published(path: Path, setup: str) -> Published | None:
         values=tuple(_entry(PublishedValue, e, path, sources) for e in section.get("values") or []),
         margins=tuple(_entry(Margin, e, path, sources) for e in section.get("margins") or []),
         sources=sources,
+        path=repository_path(path),
     )
 
 
@@ -112,7 +115,7 @@ def published_markdown(rows: list[dict[str, str]], published: Published) -> str:
     lines = [
         "## Published numbers",
         "",
-        "From `experiments/published.yaml`; difference = ours - published (dB).",
+        f"From `{published.path}`; difference = ours - published (dB).",
         "",
         "| method | test set | ours (dB) | published (dB) | difference (dB) | source |",
         "|---|---|---|---|---|---|",

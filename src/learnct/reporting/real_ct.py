@@ -30,6 +30,7 @@ import torch
 from learnct.config_names import FILTERS
 from learnct.evaluation import per_image_psnr, score, simulate_test_sets
 from learnct.reporting.weights import load_weights_config
+from learnct.run.atomic_files import atomic_open
 
 __all__ = ["choose_on_validation", "read_real_ct", "real_ct_rows", "weights_rows", "write_real_ct"]
 
@@ -223,6 +224,10 @@ def read_real_ct(folder: Path) -> list[dict[str, Any]]:
         )
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
+    if not rows:
+        raise FileNotFoundError(
+            f"{path} has no rows: run make report-real-ct without --weights-only"
+        )
     numeric = [k for k in rows[0] if k in ("psnr", "ssim") or k.startswith("psnr:")]
     for row in rows:
         row["val_psnr"] = float(row["val_psnr"]) if row["val_psnr"] else None
@@ -236,7 +241,7 @@ def write_real_ct(
 ) -> None:
     """``real_ct.csv`` (every field) and ``real_ct.md`` (sorted by mean PSNR) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "real_ct.csv", "w", newline="") as fh:
+    with atomic_open(folder / "real_ct.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -81,8 +81,9 @@
     { key: "val_psnr_best", label: "val/psnr best", value: (r) => r.val_psnr_best, num: 2 },
   ];
   for (const set of testSets) {
-    columns.push({ key: `psnr:${set}`, label: `PSNR ${set}`, value: (r) => testOf(r, set).psnr, num: 2 });
-    columns.push({ key: `ssim:${set}`, label: `SSIM ${set}`, value: (r) => testOf(r, set).ssim, num: 3 });
+    const images = (r) => testOf(r, set).n_images;
+    columns.push({ key: `psnr:${set}`, label: `PSNR ${set}`, value: (r) => testOf(r, set).psnr, num: 2, images });
+    columns.push({ key: `ssim:${set}`, label: `SSIM ${set}`, value: (r) => testOf(r, set).ssim, num: 3, images });
   }
   columns.push(
     { key: "ms", label: "ms/slice", value: meanMs, num: 1 },
@@ -149,6 +150,12 @@
         const td = el("td", { "data-col": col.key, class: col.cls || (col.num !== undefined ? "num" : col.key), text });
         if (col.key === "status" && run.problems.length) td.title = run.problems.join("\n");
         if (col.key === "hparams") td.title = hparamText(run);
+        if (col.images && col.images(run) != null) {
+          // the number of test images in the tooltip; fewer than the column's most: marked
+          const n = col.images(run), most = Math.max(...runs.map((r) => col.images(r) || 0));
+          td.title = `${n} test images` + (n < most ? ` (other runs: up to ${most}; not comparable)` : "");
+          if (n < most) td.classList.add("few-images");
+        }
         tr.append(td);
       }
       tr.addEventListener("click", () => showRun(run.id));
