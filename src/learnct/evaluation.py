@@ -40,6 +40,7 @@ __all__ = [
     "Scores",
     "Slice",
     "evaluate",
+    "loaders_by_test_set",
     "panel_figure",
     "per_image_psnr",
     "per_image_ssim",
@@ -101,16 +102,22 @@ class Scores:
         return float(self.ssim.mean())
 
 
+def loaders_by_test_set(datamodule: Any) -> dict[str, Any]:
+    """The test loaders of a set-up ``datamodule`` by test set name
+    (``datamodule.sources["test"]``, in loader order)."""
+    loaders = datamodule.test_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]
+    return dict(zip(datamodule.sources["test"], loaders, strict=True))
+
+
 def simulate_test_sets(
     datamodule: Any, n_images: int | None = None, names: Sequence[str] | None = None
 ) -> dict[str, list[CTBatch]]:
     """The simulated batches (fixed noisy measurements) of each test set of a set-up
     ``datamodule``, keyed by ``datamodule.sources["test"]`` in loader order: every batch, or
     whole batches until ``n_images`` are covered; ``names`` picks test sets."""
-    loaders = datamodule.test_dataloader()
-    loaders = loaders if isinstance(loaders, list) else [loaders]
     out: dict[str, list[CTBatch]] = {}
-    for name, loader in zip(datamodule.sources["test"], loaders, strict=True):
+    for name, loader in loaders_by_test_set(datamodule).items():
         if names is not None and name not in names:
             continue
         batches, seen = [], 0
@@ -303,10 +310,8 @@ def write_run_figure(model: Any, datamodule: Any, folder: Path) -> Path:
     """``folder/comparison.png``: the first slice of each test set (one group of rows per
     test set) as ground truth, FBP (``model.fbp``) and the method's reconstruction with
     PSNR/SSIM, and their error maps."""
-    loaders = datamodule.test_dataloader()
-    loaders = loaders if isinstance(loaders, list) else [loaders]
     slices = []
-    for loader, name in zip(loaders, datamodule.sources["test"], strict=True):
+    for name, loader in loaders_by_test_set(datamodule).items():
         raw = next(iter(loader))
         raw = {k: (v[:1].to(model.device) if torch.is_tensor(v) else v) for k, v in raw.items()}
         batch = datamodule.simulate(raw)

@@ -76,7 +76,7 @@ def _record(study: Any, rel: str) -> SweepRecord:
             "number": t.number,
             "state": t.state.name.lower(),
             "value": _finite(t.value),
-            "params": {k: _plain(v) for k, v in t.params.items()},
+            "params": dict(t.params),  # made JSON-safe with all the data (page.py)
             "start": t.datetime_start.isoformat(sep=" ", timespec="seconds")
             if t.datetime_start
             else None,
@@ -93,7 +93,7 @@ def _record(study: Any, rel: str) -> SweepRecord:
         n_trials=len(study.trials),
         n_complete=len(complete),
         best_value=_finite(best.value) if best else None,
-        best_params={k: _plain(v) for k, v in best.params.items()} if best else {},
+        best_params=dict(best.params) if best else {},
         trials=trials,
         figures=figures,
         problems=problems,
@@ -127,7 +127,3 @@ def _figures(study: Any, n_complete: int, problems: list[str]) -> dict[str, dict
 
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)

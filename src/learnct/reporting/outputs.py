@@ -62,6 +62,7 @@ def write_figure(
     test set has it, else the first test set) through every method; ``window``: grey range."""
     import torch
 
+    from learnct.evaluation import loaders_by_test_set
     from learnct.reporting import comparison_figure, reference_datamodule
 
     datamodule = reference_datamodule(reference, preset, operator, test_size=1)
@@ -70,9 +71,7 @@ def write_figure(
         test_set = "shepp_logan" if "shepp_logan" in names else names[0]
     if test_set not in names:
         raise ValueError(f"test set {test_set!r} is not in this setup's test sets {names}")
-    loaders = datamodule.test_dataloader()
-    loaders = loaders if isinstance(loaders, list) else [loaders]
-    raw = next(iter(loaders[names.index(test_set)]))
+    raw = next(iter(loaders_by_test_set(datamodule)[test_set]))
     batch = datamodule.simulate({k: v[:1] if torch.is_tensor(v) else v for k, v in raw.items()})
     recons = [(m.name, m.model.reconstruct(batch.sinogram)[0, 0]) for m in methods]
     noise = f"{preset.photons:g} photons" if preset.noise == "poisson" else preset.noise

@@ -283,11 +283,14 @@
           el("dt", { text: "best value" }), el("dd", { text: fmt(sweep.best_value, 3) }),
           el("dt", { text: "best parameters" }), el("dd", { text: best || "-" })),
         problemList(sweep.problems) || "");
-      const jobs = runs.filter((r) => r.sweep === sweep.study).length;
+      // its jobs: of this study name, under the folder of its database (logs/<task>/), as
+      // studies of one name may live in several tasks' databases
+      const task = sweep.storage.includes("/") ? sweep.storage.slice(0, sweep.storage.lastIndexOf("/") + 1) : "";
+      const jobs = runs.filter((r) => r.sweep === sweep.study && r.id.startsWith(task)).length;
       if (jobs) {
         const show = el("button", { type: "button", text: `show its ${jobs} job folders in the runs table` });
         show.addEventListener("click", () => {
-          document.getElementById("run-filter").value = sweep.study;
+          document.getElementById("run-filter").value = `${task}multiruns/ ${sweep.study}`;
           renderRunsBody();
           document.getElementById("runs").scrollIntoView();
         });
