@@ -187,9 +187,10 @@ def test_data_notes(rows: list[dict[str, str]]) -> list[str]:
             continue
         parts = []
         for test_hash, members in groups.items():
-            fbp = sorted({_fmt(r.get("fbp_psnr"), ".2f") for r in members})
+            fbp = sorted({_fmt(r.get("fbp_psnr"), ".2f") for r in members} - {"-"})
             methods = ", ".join(r["method"] for r in members)
-            parts.append(f"{test_hash[:8]}: {methods} (FBP {'/'.join(fbp)} dB)")
+            known = f" (FBP {'/'.join(fbp)} dB)" if fbp else ""
+            parts.append(f"{test_hash[:8]}: {methods}{known}")
         notes.append(
             f"{test_set}: the rows were tested on {len(groups)} versions of the test data "
             f"(test_hash {'; '.join(parts)})"
