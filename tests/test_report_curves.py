@@ -86,6 +86,15 @@ def test_curves_join_the_sittings_of_a_schedule_and_keep_written_curves(tmp_path
     ]
 
 
+def test_a_fits_file_without_training_rows_is_read_at_the_steps_done(tmp_path):
+    """5 steps with a validation after them and nothing else logged (the training rows come
+    every log_every_n_steps): Lightning's step 4 is 5 steps done."""
+    from learnct.run.results import validation_points
+
+    _metrics(tmp_path, [{"step": "4", "val/psnr": "20.0"}], fit=False)
+    assert list(validation_points(tmp_path)) == [5]
+
+
 def test_an_unreadable_metrics_file_is_reported_not_fatal(tmp_path, capsys):
     logs, out = tmp_path / "logs", tmp_path / "experiments"
     run = logs / "lpd" / "runs" / "a"

@@ -13,6 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from conftest import CONFIG_DIR, TINY_LGD
 from learnct.run.sweep_space import search_space
+from learnct.run.sweep_study import check_fixed_overrides
 from learnct.run.sweep_table import RUN_DIR, trials_table
 
 SEARCHES = sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml"))
@@ -63,6 +64,20 @@ def test_search_space_from_override_grammar():
     assert log_space["x"].log
     with pytest.raises(ValueError, match="x: range\\(\\) takes no log tag"):
         search_space({"x": "tag(log, range(1, 5))"}, [])
+
+
+def test_a_study_keeps_the_overrides_of_its_objective_not_of_its_machines():
+    study = optuna.create_study(direction="maximize")
+    check_fixed_overrides(study, ["experiment=tv", "trainer.devices=2", "logger=csv"])
+    check_fixed_overrides(study, ["experiment=lpd"])  # nothing measured yet: re-recorded
+    assert study.user_attrs["fixed_overrides"] == ['experiment="lpd"']
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    # another machine: other devices, workers, loggers and paths: the same objective
+    check_fixed_overrides(
+        study, ["experiment=lpd", "data.num_workers=4", "paths.log_dir=/x", "logger=wandb"]
+    )
+    with pytest.raises(ValueError, match=r"only in this command: data=\"real_ct\""):
+        check_fixed_overrides(study, ["experiment=lpd", "data=real_ct"])
 
 
 def test_trials_table_lists_every_trial():

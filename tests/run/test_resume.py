@@ -201,3 +201,17 @@ def test_resume_refuses_a_checkpoint_of_another_architecture_naming_the_fix(
         ConfigError, match=r"resume: checkpoint .* does not fit .*: .* model\.n_iter=2$"
     ):
         run_config(cfg)
+
+
+def test_init_weights_with_resume_refuses_a_run_that_started_elsewhere(tmp_path):
+    from learnct.run.pipeline import _check_started_from
+
+    def save(name: str, global_step: int, steps_before: int) -> Path:
+        path = tmp_path / f"{name}.ckpt"
+        torch.save({"global_step": global_step, "learnct": {"steps_before": steps_before}}, path)
+        return path
+
+    source = save("source", 6, 0)  # 6 steps trained
+    _check_started_from(str(source), save("warm", 3, 6))  # started from them: fine
+    with pytest.raises(ConfigError, match="did not start from those weights"):
+        _check_started_from(str(source), save("scratch", 3, 0))  # a run from zero

@@ -87,9 +87,9 @@ def _build_s(op: RayTransform) -> str:
 
 def _reps_within(op, x: torch.Tensor, device: str, reps: int, budget_s: float = 20.0) -> int:
     """``reps``, or fewer (at least 3) where ``reps`` forward calls of ``op`` would take more
-    than ``budget_s`` seconds (one untimed call measures it; it also warms up)."""
+    than ``budget_s`` seconds (one call after one warm-up call measures it)."""
     with torch.no_grad():
-        seconds = median_ms(lambda: op(x), device, warmup=0, reps=1) / 1e3
+        seconds = median_ms(lambda: op(x), device, warmup=1, reps=1) / 1e3
     return max(3, min(reps, int(budget_s / max(seconds, 1e-9))))
 
 

@@ -70,7 +70,17 @@ class RunResult:
 
 def run(cfg: DictConfig, *, checked: bool = False) -> RunResult:
     """Train/evaluate/test as the config says. ``checked``: the caller has already resolved
-    the checkpoint names and validated ``cfg`` (the command line does, before torch loads)."""
+    the checkpoint names and validated ``cfg`` (the command line does, before torch loads).
+    However it ends, an offline W&B fallback of this run is undone (``restore_wandb_mode``)."""
+    from learnct.run.wandb_fallback import restore_wandb_mode
+
+    try:
+        return _run(cfg, checked)
+    finally:
+        restore_wandb_mode()
+
+
+def _run(cfg: DictConfig, checked: bool) -> RunResult:
     os.environ.setdefault("WANDB_MODE", "offline")
     if not checked:
         for note in resolve_checkpoint_names(cfg):
@@ -375,6 +385,7 @@ def _prepare(
         if note:
             print(note, file=sys.stderr)
     if cfg.get("init_weights") and training and resume is not None:
+        _check_started_from(cfg.init_weights, resume)
         print(f"init_weights={cfg.init_weights} started this run; continuing {resume}")
     elif cfg.get("init_weights") and training:
         try:
@@ -383,6 +394,22 @@ def _prepare(
             raise ConfigError(f"init_weights: {err}") from err
         known = "not recorded" if steps is None else steps
         print(f"starting from the weights of {cfg.init_weights} (steps trained: {known})")
+
+
+def _check_started_from(init_weights: str, resume: Path) -> None:
+    """``ConfigError`` unless the run continued from ``resume`` started from weights of as
+    many trained steps as ``init_weights`` has (``init_weights`` is not in a run's identity, so
+    ``resume=true`` could otherwise pick a run of the task that started elsewhere)."""
+    from learnct.methods.checkpoints import read_checkpoint, steps_before, trained_steps
+
+    source = trained_steps(read_checkpoint(init_weights))
+    started = steps_before(read_checkpoint(resume))
+    if source != started:
+        raise ConfigError(
+            f"init_weights={init_weights} with resume: {resume} did not start from those "
+            f"weights (it started from weights of {started} steps, init_weights has {source}): "
+            "give resume=<the run folder that started from them>, or drop init_weights"
+        )
 
 
 def batch_norm_note(model: Any, batch_size: int | None) -> str | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,8 +246,8 @@ def read_metric_curves(
     in the run ``folder``: ``{name: [(step, value), ...]}`` in step order, ``step`` the
     optimiser steps done when the value was logged (during training Lightning logs the count
     before the step that is running, so a validation after 1,000 steps is logged at 999: one
-    is added in a file with training metrics; a validate-only file's steps are the steps done),
-    from every version
+    is added in a fit's file; a validate-only file's steps, all 0, are the steps done), from
+    every version
     of its Lightning CSV metrics (:data:`METRICS_GLOB`), the later version's value where two
     log the same step. Raises :class:`ResultsError` naming the file, line and column of an
     unreadable value."""
@@ -260,8 +260,9 @@ def read_metric_curves(
                 if reader.fieldnames is None or "step" not in reader.fieldnames:
                     raise ResultsError(f"{path}: no 'step' column")
                 columns = wanted or [c for c in reader.fieldnames if c not in ("step", "epoch")]
-                shift = int(any(c.startswith("train/") for c in reader.fieldnames))
-                for line, row in enumerate(reader, start=2):
+                rows = list(reader)
+                shift = int(_logged_by_a_fit(reader.fieldnames, rows))
+                for line, row in enumerate(rows, start=2):
                     for name in columns:
                         text = row.get(name)
                         if not text:
@@ -276,6 +277,22 @@ def read_metric_curves(
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise ResultsError(f"{path}: cannot read the run's metrics ({err})") from err
     return {name: sorted(points.items()) for name, points in values.items() if points}
+
+
+def _logged_by_a_fit(fields: Sequence[str], rows: list[dict[str, str]]) -> bool:
+    """Whether a CSV metrics file was written during a fit: it has training metrics, or a
+    step past 0 (``trainer.validate`` of a method with nothing to train logs at step 0)."""
+    if any(f.startswith("train/") for f in fields):
+        return True
+    steps = (row.get("step") for row in rows)
+    return any(_number(text) > 0 for text in steps if text)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0  # an unreadable step is reported where it is read
 
 
 def validation_points(folder: Path) -> dict[int, dict[str, str]]:

@@ -129,8 +129,9 @@ def _move_file_logs(folder: Path, run_dir: Path) -> None:
     """Point this process's logging file handlers that write into ``folder`` (Hydra's
     ``<job>.log``) at the file of the same name in ``run_dir``, appending, with what they
     wrote so far: the resumed run's log gets this sitting's messages."""
-    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
-    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+    known = list(logging.root.manager.loggerDict.values())  # placeholders have no handlers
+    loggers = [logging.getLogger(), *(lg for lg in known if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers}:
         if not isinstance(handler, logging.FileHandler):
             continue
         old = Path(handler.baseFilename)

@@ -124,7 +124,8 @@
     const tokens = document.getElementById("run-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
     const shown = runs.filter((run) => {
       const text = [run.id, runLabel(run), run.sweep, hparamText(run), ...columns.map((c) => c.value(run))].join(" ").toLowerCase();
-      return tokens.every((t) => text.includes(t));
+      // a token "^<prefix>" matches the start of the run's folder (a sweep's own jobs)
+      return tokens.every((t) => (t.startsWith("^") ? run.id.toLowerCase().startsWith(t.slice(1)) : text.includes(t)));
     });
     shown.sort(compare);
     const rows = shown.map((run) => {
@@ -152,7 +153,7 @@
         if (col.key === "hparams") td.title = hparamText(run);
         if (col.images && col.images(run) != null) {
           // the number of test images in the tooltip; fewer than the column's most: marked
-          const n = col.images(run), most = Math.max(...runs.map((r) => col.images(r) || 0));
+          const n = col.images(run), most = (col.most ??= Math.max(...runs.map((r) => col.images(r) || 0)));
           td.title = `${n} test images` + (n < most ? ` (other runs: up to ${most}; not comparable)` : "");
           if (n < most) td.classList.add("few-images");
         }
@@ -290,7 +291,7 @@
       if (jobs) {
         const show = el("button", { type: "button", text: `show its ${jobs} job folders in the runs table` });
         show.addEventListener("click", () => {
-          document.getElementById("run-filter").value = `${task}multiruns/ ${sweep.study}`;
+          document.getElementById("run-filter").value = `^${task}multiruns/ ${sweep.study}`;
           renderRunsBody();
           document.getElementById("runs").scrollIntoView();
         });
