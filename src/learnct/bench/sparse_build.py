@@ -39,7 +39,7 @@ def _row(geometry: Geometry, label: str, build: Callable, bound: int) -> dict:
     return {
         "geometry": geometry_label(geometry),
         "build": label,
-        "build s": f"{seconds:.2f}",
+        "build s": f"{seconds:.3g}",  # 3 digits: small builds take milliseconds
         "stored MB": f"{stored / mb:.1f}",
         "peak MB": "-" if peak is None else f"{peak / mb:.1f}",
         "peak / stored": "-" if peak is None else f"{peak / stored:.2f}",
