@@ -116,8 +116,9 @@ def benchmark_methods(
                 method = build_untrained(name, operator, flags).to(dev)
                 row["parameters"] = sum(p.numel() for p in method.parameters())
                 if isinstance(method, TV):
+                    configured = method.hparams.iterations
                     ms, row["note"] = _tv_ms(
-                        operator, sinogram, dev, warmup, reps, tv_timing_iterations
+                        operator, sinogram, dev, warmup, reps, tv_timing_iterations, configured
                     )
                 else:
                     ms = median_ms(lambda m=method, s=sinogram: m.reconstruct(s), dev, warmup, reps)
@@ -138,13 +139,13 @@ def _tv_ms(
     warmup: int,
     reps: int,
     n: int,
+    configured: int,
 ) -> tuple[float, str]:
-    """TV's ms per call at its configured iterations, from timed runs of ``n`` and ``2n``."""
+    """TV's ms per call at its ``configured`` iterations, from timed runs of ``n`` and ``2n``."""
     times = []
     for iterations in (n, 2 * n):
         method = build_untrained("tv", operator, iterations=iterations).to(device)
         times.append(median_ms(lambda m=method: m.reconstruct(sinogram), device, warmup, reps))
-    configured = build_untrained("tv", operator).hparams.iterations
     ms = extrapolate_iterations_ms(times[0], times[1], n, configured)
     return ms, f"{n} and {2 * n} iterations timed, extrapolated to {configured}"
 

@@ -533,13 +533,9 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def finish_wandb() -> None:
-    """End the W&B run of this process, if one is open (each sweep job ends its own), and
-    undo an offline fallback of this run (the next run tries online again)."""
-    from learnct.run.wandb_fallback import restore_wandb_mode
-
+    """End the W&B run of this process, if one is open (each sweep job ends its own)."""
     if "wandb" in sys.modules:
         import wandb
 
         if wandb.run is not None:
             wandb.finish()
-    restore_wandb_mode()

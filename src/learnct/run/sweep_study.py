@@ -17,15 +17,14 @@ __all__ = ["FIXED_OVERRIDES", "RUN_ONLY", "check_fixed_overrides", "objective_ov
 
 #: the study's user attribute holding the objective's overrides it was started with
 FIXED_OVERRIDES = "fixed_overrides"
-#: keys (and key prefixes ending in ``.``) of overrides that change how trials run, not what
-#: they measure
+#: keys of overrides that change how trials run, not what they measure (each with its subkeys)
 RUN_ONLY = (
     *EXECUTION_KEYS,
-    "paths.",
+    "paths",
     "logger",
     "callbacks",
     "tags",
-    "extras.",
+    "extras",
     "trainer.accelerator",
     "trainer.devices",
     "trainer.strategy",
@@ -35,9 +34,7 @@ RUN_ONLY = (
 
 
 def _run_only(key: str) -> bool:
-    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RUN_ONLY) or any(
-        key.startswith(f"{k}.") for k in RUN_ONLY if not k.endswith(".")
-    )
+    return any(key == k or key.startswith(f"{k}.") for k in RUN_ONLY)
 
 
 def objective_overrides(fixed: Iterable[str]) -> list[str]:
