@@ -38,6 +38,18 @@ def test_a_device_with_an_index_is_its_type():
     assert [r["backend"] for r in rows] == ["sparse"] and float(rows[0]["forward ms"]) > 0
 
 
+def test_each_backend_compiles_its_native_code_before_a_build_is_timed(monkeypatch):
+    from learnct.physics.backends import BACKENDS
+
+    order = []
+    sparse = BACKENDS["sparse"]
+    monkeypatch.setattr(sparse, "compile_native", classmethod(lambda cls: order.append("compile")))
+    prepare = sparse.prepare
+    monkeypatch.setattr(sparse, "prepare", lambda self: order.append("prepare") or prepare(self))
+    projector_rows([GEOMETRY], ["sparse"], batch=1, device="cpu", reps=1)
+    assert order[0] == "compile" and order.count("compile") == 1 and "prepare" in order
+
+
 def test_sparse_over_budget_is_a_note_row():
     (row,) = projector_rows([GEOMETRY], ["sparse"], 2, "cpu", 1, sparse_budget_bytes=0)
     assert row["note"].startswith("skipped: 0.0 GiB matrix exceeds the bench's 0.0 GiB")

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONFIG_DIR
-from learnct.run.config_checks import ConfigError
+from learnct.run.config_checks import ConfigError, validate_config
 from learnct.run.extras import CONFIG_TREE_FILE, apply_extras
 
 
@@ -50,7 +50,7 @@ def test_enforce_tags_refuses_a_run_without_tags(compose_config, run_config, tmp
         run_config(cfg)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "run.json").exists()  # refused before the run started
-    apply_extras(compose_config("train", ["experiment=fbp", "extras.enforce_tags=true"]))
+    validate_config(compose_config("train", ["experiment=fbp", "extras.enforce_tags=true"]))
 
 
 def test_ignore_warnings_silences_python_warnings(compose_config):
@@ -76,9 +76,11 @@ def test_a_run_with_ignore_warnings_shows_none(compose_config, run_config, tmp_p
 
 
 @pytest.mark.parametrize("key", ["print_config", "enforce_tags", "ignore_warnings"])
-def test_a_value_that_is_not_a_boolean_names_the_key(key, compose_config):
+def test_a_value_that_is_not_a_boolean_is_refused_with_the_config_naming_the_key(
+    key, compose_config
+):
     cfg = compose_config("train", [f"extras.{key}=maybe"])
     with pytest.raises(
         ConfigError, match=rf"^extras.{key}='maybe' is not valid: use true or false$"
     ):
-        apply_extras(cfg)
+        validate_config(cfg)  # with the other checks, before the run resolves its resume

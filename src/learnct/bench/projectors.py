@@ -24,7 +24,6 @@ from learnct.bench.tables import geometry_label
 from learnct.bench.timing import failure_note, median_ms
 from learnct.physics import Geometry, RayTransform
 from learnct.physics.backends import BACKENDS
-from learnct.physics.backends.joseph_csr import joseph_csr_kernel
 from learnct.physics.operator import DEFAULT_MATRIX_BUDGET
 
 __all__ = ["adjoint_error", "projector_inputs", "projector_rows", "time_projector"]
@@ -197,7 +196,8 @@ def projector_rows(
     ``device``'s type among its devices gets no row.
     """
     device_type = torch.device(device).type
-    joseph_csr_kernel()  # the sparse build's C++ compiled before any build is timed
+    for name in backends:
+        BACKENDS[name].compile_native()  # compiled before any build is timed
     rows = []
     for geometry in geometries:
         results = []

@@ -299,6 +299,23 @@ def check_init_weights(cfg: DictConfig) -> None:
         )
 
 
+#: the ``extras`` flags (``configs/extras/default.yaml``; applied by ``learnct.run.extras``)
+EXTRAS_FLAGS = ("enforce_tags", "ignore_warnings", "print_config")
+
+
+def check_extras(cfg: DictConfig) -> None:
+    """``extras.*``: booleans; ``extras.enforce_tags=true`` needs ``tags``."""
+    for key in EXTRAS_FLAGS:
+        value = OmegaConf.select(cfg, f"extras.{key}", default=False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"extras.{key}={value!r} is not valid: use true or false")
+    if _get(cfg, "extras.enforce_tags") and not _get(cfg, "tags"):
+        raise ConfigError(
+            "tags is empty and extras.enforce_tags=true: name the run with tags=[...] "
+            '(make train ARGS="tags=[baseline]"), or set extras.enforce_tags=false'
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
     from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES
@@ -330,6 +347,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_resume(cfg)
     check_sittings(cfg)
     check_init_weights(cfg)
+    check_extras(cfg)
 
 
 def check_model_attenuation(cfg: DictConfig, mu: float, preset_name: str) -> None:

@@ -1,5 +1,6 @@
 """The ``extras`` of a run (``configs/extras/default.yaml``, as in lightning-hydra-template),
-applied when it starts: ``enforce_tags`` refuses a run without ``tags``, ``ignore_warnings``
+applied when it starts: ``enforce_tags`` refuses a run without ``tags`` (with the config's
+other checks: ``validate_config``), ``ignore_warnings``
 silences Python warnings for the rest of the process, and ``print_config`` prints the resolved
 config as a tree and saves it as ``<run folder>/config_tree.log``. A config without an
 ``extras`` section (a run folder of an earlier learnct) gets none of them."""
@@ -13,8 +14,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from learnct.run.config_checks import ConfigError
-
 __all__ = ["CONFIG_TREE_FILE", "apply_extras", "config_tree"]
 
 CONFIG_TREE_FILE = "config_tree.log"
@@ -22,24 +21,13 @@ CONFIG_TREE_FILE = "config_tree.log"
 TREE_ORDER = ("physics", "data", "model", "trainer", "logger", "callbacks", "paths", "extras")
 
 
-def _flag(cfg: DictConfig, key: str) -> bool:
-    value = OmegaConf.select(cfg, f"extras.{key}", default=False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"extras.{key}={value!r} is not valid: use true or false")
-    return value
-
-
 def apply_extras(cfg: DictConfig) -> None:
-    """Apply ``cfg.extras`` (see the module docstring); raises :class:`ConfigError` for a
-    value that is not a boolean, or for a run without tags under ``enforce_tags``."""
-    enforce, ignore, show = (
-        _flag(cfg, k) for k in ("enforce_tags", "ignore_warnings", "print_config")
+    """Apply ``cfg.extras`` (see the module docstring) of a config that passed
+    ``validate_config`` (``check_extras``: booleans, and tags under ``enforce_tags``)."""
+    ignore, show = (
+        OmegaConf.select(cfg, f"extras.{key}", default=False)
+        for key in ("ignore_warnings", "print_config")
     )
-    if enforce and not cfg.get("tags"):
-        raise ConfigError(
-            "tags is empty and extras.enforce_tags=true: name the run with tags=[...] "
-            '(make train ARGS="tags=[baseline]"), or set extras.enforce_tags=false'
-        )
     if ignore:
         warnings.filterwarnings("ignore")
     if show:

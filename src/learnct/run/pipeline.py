@@ -133,7 +133,7 @@ def _begin(cfg: DictConfig) -> tuple[Path | None, RunIdentity, dict[str, Any]]:
     # the code the run starts with (a commit made while it trains must not be credited)
     provenance = {"commit": git_commit(), **library_versions()}
     resume = resolve_resume(cfg)
-    apply_extras(cfg)  # extras.enforce_tags, ignore_warnings, print_config
+    apply_extras(cfg)  # extras.ignore_warnings, print_config
     return resume, _run_identity(cfg, resume), provenance
 
 

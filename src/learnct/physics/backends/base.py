@@ -59,6 +59,12 @@ class ProjectorBackend(ABC):
         (0: nothing)."""
         return 0
 
+    @classmethod
+    def compile_native(cls) -> None:
+        """Compile (or load from the machine's cache) the backend's native code, once per
+        process, so that timings of ``prepare`` leave the compiler out; nothing by default."""
+        return None
+
     def prepare(self) -> None:
         """Compute what the backend keeps for its geometry (``stored_bytes``), so that the
         first projection does not pay for it; nothing by default."""

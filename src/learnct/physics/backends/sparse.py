@@ -235,6 +235,11 @@ class SparseBackend(ProjectorBackend):
     def stored_bytes(cls, geometry: Geometry) -> int:
         return sparse_matrix_bytes(geometry)
 
+    @classmethod
+    def compile_native(cls) -> None:
+        """The C++ matrix build (``joseph_csr``)."""
+        joseph_csr_kernel()
+
     def prepare(self) -> None:
         """Build the matrices (or load them from the disk cache) on the CPU in float32."""
         self.matrices(torch.device("cpu"), torch.float32)
