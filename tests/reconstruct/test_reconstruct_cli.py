@@ -218,13 +218,13 @@ def test_a_model_on_another_geometry_is_refused_unless_asked(tmp_path, capsys):
     assert sidecar["photons"] == 1e5 and sidecar["geometry"]["n_angles"] == 100
     assert np.load(out).shape == (1, 64, 64)
     with pytest.raises(SystemExit):
-        main(["--images", str(path), "--model", "nope", "--output", str(out)])
+        main(["--images", str(path), "--model", "nope", "--output", str(tmp_path / "o2.npy")])
     assert "lpd-fan_lowdose" in capsys.readouterr().err
     assert math.isfinite(float(np.load(out).mean()))
     # the fully learned net's dense layers fix its geometry: refused even when asked
     fixed = ["--model", "learned_inverse-fan_lowdose", "--geometry-file", str(small)]
     with pytest.raises(SystemExit):
-        main([*args[:2], *fixed, "--output", str(out), "--allow-geometry-mismatch"])
+        main([*args[:2], *fixed, "--output", str(tmp_path / "o3.npy"), "--allow-geometry-mismatch"])
     err = capsys.readouterr().err
     assert "so it runs on that one only (omit --preset/--geometry-file)" in err
     assert "n_angles: 200 != 100 (model != given)" in err

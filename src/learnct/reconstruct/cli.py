@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help=f"the geometry and noise: one of {sorted(PRESETS)}")
     p.add_argument("--geometry-file", type=Path, help="the geometry as a YAML file (docs)")
     p.add_argument("--photons", type=float, help="dose: photons per detector pixel (simulation)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated noise")
+    p.add_argument("--seed", type=int, help="seed of the simulated noise (default 0)")
     p.add_argument(
         "--allow-geometry-mismatch",
         action="store_true",
@@ -95,8 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         type=_rescale,
         help="slope,intercept: stored value -> --units (e.g. 1,-1024 for a PNG of HU+1024)",
     )
-    p.add_argument("--key", default="data", help="the HDF5 dataset of --sinograms")
+    p.add_argument("--key", help="the HDF5 dataset of --sinograms (default data)")
     p.add_argument("--output", type=Path, help="output folder (DICOM, PNG) or file (.nii.gz, .npy)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file, or the slices in an output folder",
+    )
     p.add_argument("--format", choices=sorted(FORMATS), help="default: from --output's suffix")
     p.add_argument(
         "--window", type=window_argument, help="PNG window in HU, lo,hi (default -1000,1000)"
@@ -123,9 +128,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: Options whose value may start with a minus sign (``--window -200,200``).
+SIGNED_OPTIONS = ("--window", "--rescale")
+
+
+def _joined_signed_values(argv: list[str]) -> list[str]:
+    """``argv`` with ``--window -200,200`` as ``--window=-200,200`` (argparse would take
+    ``-200,200`` for an option)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in SIGNED_OPTIONS and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+#: Options that apply to one input only, by the input they need.
+IMAGES_ONLY = {"photons": "--photons", "seed": "--seed", "units": "--units", "rescale": "--rescale"}
+SINOGRAMS_ONLY = {"key": "--key"}
+
+
+def _check_applicable(args: argparse.Namespace) -> None:
+    """``ValueError`` for a given option that the input or output would ignore."""
+    ignored = SINOGRAMS_ONLY if args.images is not None else IMAGES_ONLY
+    given = [flag for name, flag in ignored.items() if getattr(args, name) is not None]
+    if given:
+        needs = "--sinograms" if args.images is not None else "--images (simulated data)"
+        raise ValueError(f"{', '.join(given)}: only with {needs}; drop it")
+
+
 def reconstruct(argv: list[str] | None = None) -> list[Path]:
     """Run the command; returns the files written."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(_joined_signed_values(argv))
     from learnct.data.errors import DataError
     from learnct.methods.pretrained import pretrained_names
 
@@ -148,9 +184,19 @@ def reconstruct(argv: list[str] | None = None) -> list[Path]:
 def _reconstruct(args: argparse.Namespace) -> list[Path]:
     from learnct.reconstruct.engine import build_reconstructor
     from learnct.reconstruct.readers import read_images, read_sinograms
-    from learnct.reconstruct.writers import FOLDER_FORMATS, format_for, write_volume
+    from learnct.reconstruct.writers import (
+        FOLDER_FORMATS,
+        check_output,
+        check_positions,
+        format_for,
+        write_volume,
+    )
 
+    _check_applicable(args)
     fmt = format_for(args.output, args.format)
+    if args.window is not None and fmt != "png":
+        raise ValueError(f"--window: the PNG window; {fmt} stores HU (drop it, or --format png)")
+    check_output(args.output, fmt, args.images or args.sinograms, args.overwrite)
     method = args.method or (None if args.model else "fbp")
     tv_options = {
         name: value
@@ -178,10 +224,12 @@ def _reconstruct(args: argparse.Namespace) -> list[Path]:
     provenance = runner.provenance()
     if args.images is not None:
         images = read_images(args.images, args.units, args.rescale)
-        volume = runner.from_images(images, args.batch_size, args.seed, args.quiet)
-        provenance.update(input=str(args.images), input_kind="images (simulated)", seed=args.seed)
+        check_positions(images.volume.positions, fmt)
+        seed = args.seed or 0
+        volume = runner.from_images(images, args.batch_size, seed, args.quiet)
+        provenance.update(input=str(args.images), input_kind="images (simulated)", seed=seed)
     else:
-        sinograms = read_sinograms(args.sinograms, runner.physics.mu, args.key)
+        sinograms = read_sinograms(args.sinograms, runner.physics.mu, args.key or "data")
         volume = runner.from_sinograms(sinograms, args.batch_size, args.quiet)
         provenance.update(input=str(args.sinograms), input_kind="measured sinograms")
         provenance.pop("photons", None)  # measured: the preset's dose did not make them

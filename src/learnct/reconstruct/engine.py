@@ -5,6 +5,7 @@ progress bar (on the GPU when there is one)."""
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from learnct.physics.presets import PhysicsPreset
 from learnct.physics.units import hu_to_image, image_to_hu
 from learnct.reconstruct.physics_spec import resolve_physics
 from learnct.reconstruct.readers import ImageInput
-from learnct.reconstruct.volume import Volume, to_geometry_grid
+from learnct.reconstruct.volume import Volume, crop_note, to_geometry_grid
 
 __all__ = ["CLASSICAL", "Reconstructor", "build_reconstructor", "pick_device"]
 
@@ -123,6 +124,9 @@ class Reconstructor:
         and reconstruct them; returns the slices in HU with the input's positions."""
         geometry, mu = self.physics.geometry, self.physics.mu
         volume = images.volume
+        note = crop_note(volume.slices.shape[1:], volume.spacing, geometry)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         out = []
         for part in self._batches(len(volume.slices), batch_size, quiet):
             slices = volume.slices[part]
@@ -137,16 +141,21 @@ class Reconstructor:
             with torch.no_grad():
                 measured = self.physics.simulate(self.operator(x), generator=generators)
             out.append(self._run(measured))
-        return self._volume(np.concatenate(out), volume.positions)
+        return self._volume(np.concatenate(out), volume.positions, volume.centred_affine)
 
     def _run(self, sinograms: torch.Tensor) -> np.ndarray:
         image = self.method.reconstruct(sinograms)
         return image[:, 0].float().cpu().numpy()
 
-    def _volume(self, images: np.ndarray, positions: list[float] | None) -> Volume:
+    def _volume(
+        self,
+        images: np.ndarray,
+        positions: list[float] | None,
+        centred_affine: np.ndarray | None = None,
+    ) -> Volume:
         hu = image_to_hu(images, self.physics.mu).astype(np.float32)
         size = self.physics.geometry.pixel_size
-        return Volume(hu, (size, size), positions)
+        return Volume(hu, (size, size), positions, centred_affine)
 
 
 def build_reconstructor(

@@ -28,6 +28,8 @@ from learnct.physics.presets import PRESETS, PhysicsPreset
 __all__ = ["NOISE_FIELDS", "matching_preset", "read_physics_file", "resolve_physics"]
 
 NOISE_FIELDS = ("noise", "photons", "mu", "relative_std", "min_counts")
+#: The fields a geometry file must give (the others have defaults).
+REQUIRED_FIELDS = ("kind", "image_size", "n_angles", "n_detectors", "pixel_size")
 
 
 def _number(value: object) -> object:
@@ -52,6 +54,12 @@ def read_physics_file(path: str | Path) -> PhysicsPreset:
     if not isinstance(record, dict):
         raise ValueError(f"geometry file {path}: expected a mapping of geometry fields")
     record = {k: _number(v) for k, v in record.items()}
+    missing = [key for key in REQUIRED_FIELDS if key not in record]
+    if missing:
+        raise ValueError(
+            f"geometry file {path}: missing {', '.join(missing)} (required: "
+            f"{', '.join(REQUIRED_FIELDS)})"
+        )
     noise = {k: record.pop(k) for k in NOISE_FIELDS if k in record}
     try:
         return PhysicsPreset(path.stem, geometry_from_record(record), **noise)

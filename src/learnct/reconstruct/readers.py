@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from learnct.data.errors import DataError
+from learnct.data.sources.common import check_finite
 from learnct.data.sources.lodopab import (
     is_observation_file,
     read_hdf5_array,
@@ -115,8 +116,11 @@ def _nifti(path: Path) -> Volume:
         raise DataError.for_path(path, f"is not a readable NIfTI file ({err})") from err
     if data.ndim == 2:
         data = data[..., None]
+    if data.ndim == 4 and data.shape[3] == 1:  # (x, y, z, 1): one time point
+        data = data[..., 0]
     if data.ndim != 3:
         raise DataError.for_path(path, f"expected a 3D volume (x, y, z), got shape {data.shape}")
+    check_finite(data, path)
     zooms = [float(z) for z in image.header.get_zooms()[:3]] + [1.0]
     # NIfTI's first axis is x (columns), the second y (rows): slice k is data[:, :, k].T
     slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
@@ -125,7 +129,9 @@ def _nifti(path: Path) -> Volume:
     nx, ny = data.shape[:2]
     voxels = [[(nx - 1) / 2, (ny - 1) / 2, k] for k in range(slices.shape[0])]
     positions = [float(z) for z in nibabel.affines.apply_affine(image.affine, voxels)[:, 2]]
-    return Volume(slices, (zooms[1], zooms[0]), positions)
+    centred = np.array(image.affine, dtype=np.float64)
+    centred[:3, 3] = nibabel.affines.apply_affine(image.affine, voxels[0])
+    return Volume(slices, (zooms[1], zooms[0]), positions, centred)
 
 
 def _picture(path: Path) -> Volume:
@@ -134,7 +140,7 @@ def _picture(path: Path) -> Volume:
     try:
         with Image.open(path) as picture:
             pages = [
-                np.asarray(page.convert("F") if page.mode in ("RGB", "RGBA", "P") else page)
+                np.asarray(page.convert("F") if page.mode in ("RGB", "RGBA", "P", "LA") else page)
                 for page in ImageSequence.Iterator(picture)
             ]
     except Exception as err:
@@ -162,16 +168,66 @@ def read_images(
     ``(slope, intercept)`` maps a non-DICOM file's stored values to those units
     (``value * slope + intercept``, as DICOM's rescale: e.g. ``(1, -1024)`` for a 16-bit PNG
     of HU + 1024)."""
-    read = _read_images(Path(path), units)
+    path = Path(path)
+    read = _read_images(path, units)
+    dicom = path.is_dir() or is_dicom(path)
     if rescale is not None:
-        if Path(path).is_dir() or is_dicom(Path(path)):
+        if dicom:
             raise ValueError(
                 "--rescale is for PNG, TIFF, NumPy and NIfTI values: DICOM files hold their own "
                 "(RescaleSlope, RescaleIntercept)"
             )
         slope, intercept = rescale
         read.volume.slices = read.volume.slices * np.float32(slope) + np.float32(intercept)
+    check_finite(read.volume.slices, path)
+    _check_slice_shape(read.volume.slices.shape, path)
+    if not dicom:  # DICOM's units come from its own tags
+        _check_units(read.volume.slices, read.units, path)
     return read
+
+
+#: The range of plausible values (min, max) in image units (attenuation relative to water:
+#: air 0, water 1, cortical bone about 2, metal up to a few) and, in HU, what such image
+#: units would be: a volume inside (-10, 10) HU is flat water, or image units mistaken for HU.
+IMAGE_UNIT_RANGE = (-1.0, 10.0)
+HU_FLAT = 10.0
+
+
+def _check_units(slices: np.ndarray, units: str, path: Path) -> None:
+    """A ``DataError`` with the fix when the values cannot be in ``units``: image units
+    outside :data:`IMAGE_UNIT_RANGE` (HU, grey levels or HU + 1024 read as attenuation), or
+    "HU" that all lie within +-:data:`HU_FLAT` (attenuation read as HU)."""
+    lo, hi = float(slices.min()), float(slices.max())
+    if units == "image" and not (IMAGE_UNIT_RANGE[0] <= lo and hi <= IMAGE_UNIT_RANGE[1]):
+        raise DataError.for_path(
+            path,
+            f"values {lo:g} to {hi:g} are not attenuation relative to water (air 0, water 1, "
+            "bone about 2): for HU add --units hu; for stored values such as HU + 1024 (16-bit "
+            "PNG/TIFF) add --units hu --rescale 1,-1024; for other scales give --rescale "
+            "slope,intercept to those units",
+        )
+    if units == "hu" and -HU_FLAT < lo and hi < HU_FLAT:
+        raise DataError.for_path(
+            path,
+            f"values {lo:g} to {hi:g} are not HU of a CT slice (air -1000, water 0): for "
+            "attenuation relative to water add --units image",
+        )
+
+
+#: Slices more elongated than this (height / width or width / height) are refused.
+MAX_ASPECT = 4.0
+
+
+def _check_slice_shape(shape: tuple[int, ...], path: Path) -> None:
+    """A ``DataError`` for slices no CT slice has: ``(H, W)`` more than :data:`MAX_ASPECT`
+    times longer one way (e.g. a ``(H, W, 3)`` colour array read as ``H`` slices ``W x 3``)."""
+    height, width = shape[1:]
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise DataError.for_path(
+            path,
+            f"slices of {height} x {width} pixels: expected (H, W) or (slices, H, W) images "
+            "(a colour array (H, W, 3)? save it as grey)",
+        )
 
 
 def _read_images(path: Path, units: str | None) -> ImageInput:
@@ -209,7 +265,15 @@ def read_sinograms(path: str | Path, mu_unit: float, key: str = "data") -> np.nd
     if suffix in HDF5_SUFFIXES:
         array = read_hdf5_array(path, key)
     elif suffix in (".npy", ".npz"):
-        array = _numpy_stack(path, "sinograms")
+        array = read_numpy(path)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise DataError.for_path(
+                path,
+                f"sinograms must be floating point post-log line integrals, got {array.dtype} "
+                "(counts? give -log(counts / photons))",
+            )
+        array = array.astype(np.float32)
+        check_finite(array, path)
     else:
         raise DataError.for_path(
             path, "is not a supported sinogram file: NumPy (.npy, .npz) or HDF5 (.h5, .hdf5)"

@@ -11,18 +11,21 @@ import torch
 from learnct.data.sources.common import fit_to_size, resample_to_pixels
 from learnct.physics.geometry import Geometry
 
-__all__ = ["Volume", "to_geometry_grid"]
+__all__ = ["Volume", "crop_note", "to_geometry_grid"]
 
 
 @dataclass
 class Volume:
     """Slices ``(S, H, W)`` float32 with their pixel spacing ``(row, column)`` in mm and each
     slice's position along the patient axis in mm (``None``: not known; writers then place
-    slices ``slice_spacing`` mm apart)."""
+    slices ``slice_spacing`` mm apart). ``centred_affine``: for a NIfTI input, the 4 x 4 map
+    of ``(column - (W - 1) / 2, row - (H - 1) / 2, slice)`` to world mm (its affine with the
+    origin moved to slice 0's centre), so that a NIfTI output keeps its directions and place."""
 
     slices: np.ndarray
     spacing: tuple[float, float] | None
     positions: list[float] | None = None
+    centred_affine: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.slices.ndim != 3 or min(self.slices.shape) < 1:
@@ -45,3 +48,30 @@ def to_geometry_grid(
         return fit_to_size(array, geometry.image_size)
     spacing = (float(spacing[0]), float(spacing[1]))
     return resample_to_pixels(array, spacing, geometry.pixel_size, geometry.image_size, fill)[0]
+
+
+def crop_note(
+    shape: tuple[int, int], spacing: tuple[float, float] | None, geometry: Geometry
+) -> str | None:
+    """What :func:`to_geometry_grid` cuts away from slices of ``shape`` (rows, columns) and
+    ``spacing`` (row, column) mm, or None when it keeps all of them: the part outside the
+    field of view ``image_size * pixel_size`` mm, or without a spacing the ends of the longer
+    side of a non-square slice."""
+    rows, cols = shape
+    if spacing is None:
+        if rows == cols:
+            return None
+        return (
+            f"the {rows} x {cols} px slices are centre-cropped to {min(rows, cols)} x "
+            f"{min(rows, cols)} px ({abs(rows - cols)} px of the longer side lost): without a "
+            "pixel spacing a slice is taken to span the field of view (give square slices, "
+            "or a format with a spacing: DICOM, NIfTI)"
+        )
+    field = geometry.image_size * geometry.pixel_size
+    lost = max(rows * spacing[0], cols * spacing[1]) - field
+    if lost <= geometry.pixel_size:  # at most one pixel of rounding
+        return None
+    return (
+        f"the slices ({rows * spacing[0]:.0f} x {cols * spacing[1]:.0f} mm) are cropped to the "
+        f"geometry's {field:.0f} mm field of view ({lost:.0f} mm lost)"
+    )

@@ -17,7 +17,14 @@ import numpy as np
 
 from learnct.reconstruct.volume import Volume
 
-__all__ = ["FORMATS", "format_for", "write_volume"]
+__all__ = [
+    "FORMATS",
+    "check_output",
+    "check_positions",
+    "format_for",
+    "output_files",
+    "write_volume",
+]
 
 #: Stored DICOM pixels are signed 16-bit HU (slope 1, intercept 0).
 _INT16 = (-32768, 32767)
@@ -46,7 +53,7 @@ def write_dicom(
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-    folder.mkdir(parents=True, exist_ok=True)
+    _fresh_folder(folder, "slice_*.dcm")
     row, col = volume.spacing or (1.0, 1.0)
     slice_spacing = float(options.get("slice_spacing", 1.0))
     z = _z_positions(volume, slice_spacing)
@@ -86,8 +93,38 @@ def write_dicom(
     return paths
 
 
+def _fresh_folder(folder: Path, pattern: str) -> None:
+    """``folder`` made, without the files of ``pattern`` an earlier run wrote there (a
+    shorter volume would leave its extra slices, of another series, beside the new ones)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(pattern):
+        stale.unlink()
+
+
 def _thickness(z: list[float]) -> float:
     return float(np.median(np.diff(z))) if len(z) > 1 else 1.0
+
+
+def check_positions(positions: list[float] | None, fmt: str) -> None:
+    """``ValueError`` for slice positions (mm) no output can hold: two slices at one position
+    (duplicate files, or a series of another orientation), or, for NIfTI (one slice spacing
+    in its affine), slices spaced unevenly (more than 1 % from their median spacing)."""
+    if positions is None or len(positions) < 2:
+        return
+    steps = np.diff(np.asarray(positions, dtype=np.float64))
+    if np.any(np.abs(steps) < 1e-6):
+        k = int(np.argmin(np.abs(steps)))
+        raise ValueError(
+            f"slices {k + 1} and {k + 2} (in position order) lie at the same position "
+            f"{positions[k]:g} mm: give each slice once (a series of one axial orientation)"
+        )
+    median = float(np.median(steps))
+    if fmt == "nifti" and np.max(np.abs(steps - median)) > 0.01 * abs(median):
+        raise ValueError(
+            f"the slices are unevenly spaced ({float(steps.min()):g} to {float(steps.max()):g} "
+            "mm apart) and NIfTI holds one spacing: write DICOM or NumPy (each slice keeps its "
+            "position), or give evenly spaced slices"
+        )
 
 
 def write_nifti(
@@ -97,13 +134,13 @@ def write_nifti(
     gets ``.nii.gz`` when it has neither NIfTI suffix)."""
     import nibabel
 
-    if not path.name.lower().endswith(NIFTI_SUFFIXES):
-        path = path.with_name(path.name + ".nii.gz")
-
+    path = output_files(path, "nifti")[0]
     row, col = volume.spacing or (1.0, 1.0)
     z = _z_positions(volume, float(options.get("slice_spacing", 1.0)))
     affine = np.diag([col, row, _thickness(z) if len(z) > 1 else 1.0, 1.0])
     affine[2, 3] = z[0]
+    if volume.centred_affine is not None:
+        affine = _regridded_affine(volume.centred_affine, volume.slices.shape[1:], (row, col))
     data = np.ascontiguousarray(np.transpose(volume.slices, (2, 1, 0)).astype(np.float32))
     image = nibabel.Nifti1Image(data, affine)
     image.header.set_xyzt_units("mm")
@@ -111,6 +148,22 @@ def write_nifti(
     path.parent.mkdir(parents=True, exist_ok=True)
     nibabel.save(image, path)
     return [path]
+
+
+def _regridded_affine(
+    centred: np.ndarray, shape: tuple[int, int], spacing: tuple[float, float]
+) -> np.ndarray:
+    """The NIfTI affine of slices of ``shape`` (rows, columns) with pixels of ``spacing``
+    (row, column) mm, from the input's ``centred`` affine (:attr:`Volume.centred_affine`):
+    its in-plane directions and signs, its slice step and each slice's centre kept (the grid
+    was resampled and cropped or padded about the slice's centre)."""
+    centred = np.asarray(centred, dtype=np.float64)
+    affine = centred.copy()
+    for axis, step in ((0, spacing[1]), (1, spacing[0])):  # x: columns, y: rows
+        affine[:3, axis] = centred[:3, axis] / np.linalg.norm(centred[:3, axis]) * step
+    rows, cols = shape
+    affine[:3, 3] = centred[:3, 3] - affine[:3, :2] @ np.array([(cols - 1) / 2, (rows - 1) / 2])
+    return affine
 
 
 def _sidecar(volume: Volume, path: Path, provenance: dict[str, Any], **options: Any) -> Path:
@@ -125,10 +178,10 @@ def write_numpy(
 ) -> list[Path]:
     """``path`` (``.npy``: float32 HU ``(S, H, W)``) and ``<path>.json`` (spacing, positions,
     provenance)."""
-    path = path if path.suffix.lower() == ".npy" else path.with_name(path.name + ".npy")
+    path, sidecar = output_files(path, "numpy")
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, volume.slices.astype(np.float32))
-    return [path, _sidecar(volume, path.with_suffix(".json"), provenance, **options)]
+    return [path, _sidecar(volume, sidecar, provenance, **options)]
 
 
 def write_png(
@@ -139,7 +192,7 @@ def write_png(
     from PIL import Image
 
     lo, hi = options.get("window") or (-1000.0, 1000.0)
-    folder.mkdir(parents=True, exist_ok=True)
+    _fresh_folder(folder, "slice_*.png")
     paths = []
     for k, hu in enumerate(volume.slices):
         grey = np.clip((hu - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8)
@@ -172,13 +225,63 @@ def _format_from_suffix(name: str) -> str:
     return "numpy" if name.endswith(".npy") else "dicom"
 
 
+def output_files(path: Path, fmt: str) -> list[Path]:
+    """The files format ``fmt`` writes for ``--output path``: NIfTI ``path`` (``.nii.gz``
+    added without a NIfTI suffix), NumPy ``path`` (``.npy`` added) and its ``.json`` sidecar;
+    for the folder formats (dicom, png) the folder ``path``."""
+    path = Path(path)
+    if fmt == "nifti" and not path.name.lower().endswith(NIFTI_SUFFIXES):
+        return [path.with_name(path.name + ".nii.gz")]
+    if fmt == "numpy":
+        path = path if path.suffix.lower() == ".npy" else path.with_name(path.name + ".npy")
+        return [path, path.with_suffix(".json")]
+    return [path]
+
+
+def check_output(path: Path, fmt: str, inputs: Path, overwrite: bool = False) -> None:
+    """``ValueError`` unless ``--output path`` can take format ``fmt``'s files without
+    losing data: not the input ``inputs`` (nor inside an input folder), no existing file
+    (unless ``overwrite``), and for dicom/png a folder holding nothing (``overwrite``: its
+    earlier ``slice_*`` files are replaced)."""
+    source = Path(inputs).resolve()
+    targets = output_files(path, fmt)
+    for target in targets:
+        resolved = target.resolve()
+        if resolved == source or source in resolved.parents:
+            raise ValueError(
+                f"--output {path} would write over the input {inputs}: give another path"
+            )
+    if fmt in FOLDER_FORMATS:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--output {path} is a file, and {fmt} writes a folder of slices")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise ValueError(
+                f"--output {path}/ is not empty: give a new folder, or --overwrite to replace "
+                f"the {fmt} slices in it"
+            )
+        return
+    for target in targets:
+        if target.is_dir():
+            raise ValueError(f"--output {target} is a folder, and {fmt} writes one file")
+        if target.exists() and not overwrite:
+            raise ValueError(
+                f"--output {target} exists: give a new file name, or --overwrite to replace it"
+            )
+
+
 def format_for(path: Path, chosen: str | None) -> str:
     """The output format: ``chosen``, else from the suffix (``.nii``/``.nii.gz``: nifti,
     ``.npy``: numpy; a folder: dicom). A file name (``.png``, ``.dcm``, ...) for a format that
     writes a folder of slices (dicom, png) is refused."""
     if chosen is not None and chosen not in FORMATS:
         raise ValueError(f"--format {chosen!r} is not valid: choose one of {sorted(FORMATS)}")
-    fmt = chosen or _format_from_suffix(path.name.lower())
+    named = _format_from_suffix(path.name.lower())
+    fmt = chosen or named
+    if chosen is not None and named in ("nifti", "numpy") and named != chosen:
+        raise ValueError(
+            f"--output {path} is named as a {named} file, and --format is {chosen}: give a "
+            "name of that format, or drop --format"
+        )
     if fmt in FOLDER_FORMATS and path.suffix.lower() in FILE_SUFFIXES:
         raise ValueError(
             f"--output {path} names a file, but {fmt} writes a folder of slices: give a folder "

@@ -123,11 +123,10 @@ def read_numpy(path: Path) -> np.ndarray:
 
 # ---- DICOM ---------------------------------------------------------------------------------
 def is_dicom(path: Path) -> bool:
-    """A DICOM suffix, or no suffix and the DICOM preamble's ``DICM`` magic at byte 128."""
+    """A DICOM suffix, or the DICOM preamble's ``DICM`` magic at byte 128 (files named by
+    their UID, ``1.2.840.113619...``, have a numeric "suffix"; others none)."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
-    if path.suffix:
-        return False
     try:
         with open(path, "rb") as f:
             f.seek(128)

@@ -1,0 +1,243 @@
+"""``learnct-reconstruct`` with the input and output mistakes a user makes: outputs are never
+written over the input or an earlier result unless asked; values in the wrong units, NaN or
+integer sinograms, slices of two at one position and colour arrays are refused with the fix;
+UID-named DICOM files are read; a NIfTI output keeps the input's orientation; a crop says so;
+options the input would ignore are refused."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from data.dicom_files import write_dicom
+from learnct.data.sources.slice_files import is_dicom
+from learnct.reconstruct.cli import reconstruct
+
+#: A small parallel geometry (fast): 64^2 pixels of 4 mm, a 256 mm field.
+SMALL = {"kind": "parallel", "image_size": 64, "n_angles": 60, "n_detectors": 91}
+SMALL |= {"pixel_size": 4.0}
+
+
+def _disc(n: int = 64) -> np.ndarray:
+    """Image units: air 0, a water disc of radius n / 3 pixels, a 1.8 insert."""
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2)
+    image = np.where(r < n / 3, 1.0, 0.0).astype(np.float32)
+    image[r < n / 10] = 1.8
+    return image
+
+
+@pytest.fixture
+def run(tmp_path):
+    """``reconstruct`` with FBP on :data:`SMALL`, quiet; returns the files written."""
+    (tmp_path / "g.yaml").write_text(json.dumps(SMALL))
+
+    def call(*options: str) -> list:
+        base = ["--method", "fbp", "--geometry-file", str(tmp_path / "g.yaml"), "--quiet"]
+        return reconstruct([*base, *options])
+
+    return call
+
+
+def _refused(capsys, call, *options: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        call(*options)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+def test_an_output_never_replaces_the_input_or_an_earlier_result_unless_asked(
+    tmp_path, run, capsys
+):
+    source = tmp_path / "scan.npy"
+    np.save(source, np.stack([_disc()] * 5))
+    kept = source.read_bytes()
+    err = _refused(capsys, run, "--images", str(source), "--output", str(source))
+    assert "would write over the input" in err and source.read_bytes() == kept
+    out = tmp_path / "recon.npy"
+    run("--images", str(source), "--output", str(out))
+    err = _refused(capsys, run, "--images", str(source), "--output", str(out))
+    assert f"--output {out} exists" in err and "--overwrite" in err
+    run("--images", str(source), "--output", str(out), "--overwrite")
+    # a DICOM folder: a second, shorter volume replaces every slice of the first
+    folder = tmp_path / "series"
+    run("--images", str(source), "--output", str(folder))
+    short = tmp_path / "short.npy"
+    np.save(short, np.stack([_disc()] * 2))
+    err = _refused(capsys, run, "--images", str(short), "--output", str(folder))
+    assert "is not empty" in err and "--overwrite" in err
+    run("--images", str(short), "--output", str(folder), "--overwrite")
+    files = sorted(folder.glob("*.dcm"))
+    assert len(files) == 2
+    assert len({pydicom.dcmread(f).SeriesInstanceUID for f in files}) == 1
+
+
+@pytest.mark.parametrize(
+    ("values", "options", "fix"),
+    [
+        (lambda: _disc() * 1000 - 1000, [], "for HU add --units hu"),  # HU read as image units
+        (lambda: _disc() * 1000 + 24, [], "--units hu --rescale 1,-1024"),  # HU + 1024
+        (lambda: _disc() - 5, [], "values -5 to -3.2 are not attenuation"),
+        (lambda: _disc(), ["--units", "hu"], "for attenuation relative to water add --units image"),
+    ],
+)
+def test_values_that_cannot_be_in_the_units_are_refused_with_the_fix(
+    tmp_path, run, capsys, values, options, fix
+):
+    np.save(tmp_path / "img.npy", values())
+    out = tmp_path / "o.npy"
+    err = _refused(
+        capsys, run, "--images", str(tmp_path / "img.npy"), *options, "--output", str(out)
+    )
+    assert fix in err and not out.exists()
+    np.save(tmp_path / "hu.npy", _disc() * 1000 - 1000)
+    run("--images", str(tmp_path / "hu.npy"), "--units", "hu", "--output", str(out))
+
+
+def test_dicom_files_named_by_uid_are_read_and_two_at_one_position_are_refused(
+    tmp_path, run, capsys
+):
+    stored = (_disc() * 1000).astype(np.int16)  # HU + 1024 with intercept -1024
+    folder = tmp_path / "pacs"
+    folder.mkdir()
+    for k in range(3):
+        path = folder / f"1.2.840.113619.2.55.3.60{k}"
+        write_dicom(path, stored, spacing=(4.0, 4.0))
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient = [0.0, 0.0, 5.0 * k]
+        ds.save_as(path)
+    assert is_dicom(folder / "1.2.840.113619.2.55.3.600")
+    np.save(tmp_path / "not.npy", _disc())
+    assert not is_dicom(tmp_path / "not.npy")
+    written = run("--images", str(folder), "--output", str(tmp_path / "o.npy"))
+    assert np.load(written[0]).shape == (3, 64, 64)
+    ds = pydicom.dcmread(folder / "1.2.840.113619.2.55.3.602")
+    ds.ImagePositionPatient = [0.0, 0.0, 5.0]  # now two slices at 5 mm
+    ds.save_as(folder / "1.2.840.113619.2.55.3.602")
+    err = _refused(capsys, run, "--images", str(folder), "--output", str(tmp_path / "p.npy"))
+    assert "lie at the same position 5 mm" in err
+
+
+def test_nifti_keeps_the_inputs_orientation_and_refuses_uneven_slices(tmp_path, run, capsys):
+    """A dcm2niix-style affine (x and y flipped, an origin) comes back with the same
+    directions and slice centres at the output's 4 mm pixels."""
+    hu = (_disc() * 1000 - 1000)[:, :48]  # 64 rows x 48 columns of 5 mm: cropped to 256 mm
+    affine = np.diag([-5.0, -5.0, 3.0, 1.0])
+    affine[:3, 3] = [100.0, 120.0, -40.0]
+    source = tmp_path / "flip.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(np.stack([hu.T] * 2, -1), affine), source)
+    out = tmp_path / "out.nii.gz"
+    run("--images", str(source), "--output", str(out))
+    assert "cropped to the geometry's 256 mm field of view (64 mm lost)" in capsys.readouterr().err
+    written = nibabel.load(out).affine
+    assert np.allclose(np.diag(written)[:3], [-4.0, -4.0, 3.0])
+
+    def centre(a, shape):
+        return nibabel.affines.apply_affine(a, [(shape[0] - 1) / 2, (shape[1] - 1) / 2, 1])
+
+    assert np.allclose(centre(written, (64, 64)), centre(affine, (48, 64)))
+    # a DICOM series of uneven spacing: NIfTI holds one spacing
+    folder = tmp_path / "uneven"
+    folder.mkdir()
+    for k, z in enumerate([0.0, 1.0, 5.0]):
+        write_dicom(folder / f"{k}.dcm", (_disc() * 1000).astype(np.int16), spacing=(4.0, 4.0))
+        ds = pydicom.dcmread(folder / f"{k}.dcm")
+        ds.ImagePositionPatient = [0.0, 0.0, z]
+        ds.save_as(folder / f"{k}.dcm")
+    err = _refused(capsys, run, "--images", str(folder), "--output", str(tmp_path / "u.nii.gz"))
+    assert "unevenly spaced (1 to 4 mm apart)" in err and "write DICOM or NumPy" in err
+    written = run("--images", str(folder), "--output", str(tmp_path / "u.npy"))
+    record = json.loads(written[1].read_text())
+    assert record["slice_positions_mm"] == [0.0, 1.0, 5.0]
+
+
+def test_sinograms_that_are_not_line_integrals_are_refused(tmp_path, run, capsys):
+    sino = np.ones((60, 91), np.float32)
+    sino[3, 4] = np.nan
+    np.save(tmp_path / "nan.npy", sino)
+    err = _refused(
+        capsys, run, "--sinograms", str(tmp_path / "nan.npy"), "--output", str(tmp_path / "o.npy")
+    )
+    assert "nan.npy: contains NaN or infinite values" in err
+    np.save(tmp_path / "counts.npy", np.full((60, 91), 9000, np.int32))
+    err = _refused(
+        capsys,
+        run,
+        "--sinograms",
+        str(tmp_path / "counts.npy"),
+        "--output",
+        str(tmp_path / "o.npy"),
+    )
+    assert "must be floating point post-log line integrals, got int32" in err
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "message"),
+    [
+        ("sino", ["--photons", "1e4"], "--photons: only with --images (simulated data)"),
+        (
+            "sino",
+            ["--units", "hu", "--rescale", "1,-1024"],
+            "--units, --rescale: only with --images",
+        ),
+        ("image", ["--key", "obs"], "--key: only with --sinograms"),
+        ("image", ["--window", "-200,200"], "--window: the PNG window; numpy stores HU"),
+        ("image", ["--format", "nifti"], "is named as a numpy file, and --format is nifti"),
+    ],
+)
+def test_options_the_input_or_output_would_ignore_are_refused(
+    tmp_path, run, capsys, source, options, message
+):
+    np.save(tmp_path / "sino.npy", np.ones((60, 91), np.float32))
+    np.save(tmp_path / "image.npy", _disc())
+    flag = "--sinograms" if source == "sino" else "--images"
+    err = _refused(
+        capsys,
+        run,
+        flag,
+        str(tmp_path / f"{source}.npy"),
+        *options,
+        "--output",
+        str(tmp_path / "o.npy"),
+    )
+    assert message in err
+
+
+def test_a_negative_window_a_grey_alpha_png_and_a_colour_array(tmp_path, run, capsys):
+    grey = (_disc() / 2 * 255).astype(np.uint8)
+    Image.fromarray(np.stack([grey, np.full_like(grey, 255)], -1), "LA").save(tmp_path / "la.png")
+    out = tmp_path / "png"
+    run(
+        "--images",
+        str(tmp_path / "la.png"),
+        "--rescale",
+        "0.00784,0",
+        "--format",
+        "png",
+        "--output",
+        str(out),
+        "--window",
+        "-200,200",
+    )
+    assert json.loads((out / "provenance.json").read_text())["window_hu"] == [-200.0, 200.0]
+    np.save(tmp_path / "rgb.npy", np.stack([_disc()] * 3, -1))
+    err = _refused(
+        capsys, run, "--images", str(tmp_path / "rgb.npy"), "--output", str(tmp_path / "o.npy")
+    )
+    assert "slices of 64 x 3 pixels" in err and "colour array" in err
+
+
+def test_a_geometry_file_without_its_required_fields_is_refused(tmp_path, run, capsys):
+    (tmp_path / "g.yaml").write_text("kind: fan\nimage_size: 64\nn_angles: 60\n")
+    np.save(tmp_path / "image.npy", _disc())
+    err = _refused(
+        capsys, run, "--images", str(tmp_path / "image.npy"), "--output", str(tmp_path / "o.npy")
+    )
+    assert "missing n_detectors, pixel_size (required: kind, image_size" in err
