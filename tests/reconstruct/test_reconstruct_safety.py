@@ -65,7 +65,9 @@ def test_an_output_never_replaces_the_input_or_an_earlier_result_unless_asked(
     run("--images", str(source), "--output", str(out))
     err = _refused(capsys, run, "--images", str(source), "--output", str(out))
     assert f"--output {out} exists" in err and "--overwrite" in err
+    np.save(source, np.stack([_disc() * 1.5] * 5))
     run("--images", str(source), "--output", str(out), "--overwrite")
+    assert np.load(out)[0].max() > 1000  # the new reconstruction (1.8 x 1.5 = 2.7: 1700 HU)
     # a DICOM folder: a second, shorter volume replaces every slice of the first
     folder = tmp_path / "series"
     run("--images", str(source), "--output", str(folder))
@@ -77,14 +79,21 @@ def test_an_output_never_replaces_the_input_or_an_earlier_result_unless_asked(
     files = sorted(folder.glob("*.dcm"))
     assert len(files) == 2
     assert len({pydicom.dcmread(f).SeriesInstanceUID for f in files}) == 1
+    # an input inside the output folder is never replaced, even with --overwrite
+    err = _refused(capsys, run, "--images", str(files[0]), "--output", str(folder), "--overwrite")
+    assert "would write over the input" in err
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_text("")
+    run("--images", str(short), "--output", str(hidden))  # hidden files only: empty
 
 
 @pytest.mark.parametrize(
     ("values", "options", "fix"),
     [
-        (lambda: _disc() * 1000 - 1000, [], "for HU add --units hu"),  # HU read as image units
-        (lambda: _disc() * 1000 + 24, [], "--units hu --rescale 1,-1024"),  # HU + 1024
-        (lambda: _disc() - 5, [], "values -5 to -3.2 are not attenuation"),
+        (lambda: _disc() * 1000 - 1000, [], "values -1000 to 800 are not in image units"),
+        (lambda: _disc() * 1000 + 24, [], "values 24 to 1824 are not in image units"),
+        (lambda: _disc() - 5, [], "values -5 to -3.2 are not in image units"),
         (lambda: _disc(), ["--units", "hu"], "for attenuation relative to water add --units image"),
     ],
 )
@@ -99,6 +108,23 @@ def test_values_that_cannot_be_in_the_units_are_refused_with_the_fix(
     assert fix in err and not out.exists()
     np.save(tmp_path / "hu.npy", _disc() * 1000 - 1000)
     run("--images", str(tmp_path / "hu.npy"), "--units", "hu", "--output", str(out))
+    metal = _disc()
+    metal[10:13, 30:33] = 30.0  # steel: about 30 times water, not a unit mistake
+    np.save(tmp_path / "metal.npy", metal)
+    run("--images", str(tmp_path / "metal.npy"), "--output", str(tmp_path / "m.npy"))
+
+
+def test_hu_without_air_that_reach_bone_get_a_note(tmp_path, run, capsys):
+    np.save(tmp_path / "offset.npy", _disc() * 1000 + 24)  # HU + 1024 given as HU
+    run(
+        "--images",
+        str(tmp_path / "offset.npy"),
+        "--units",
+        "hu",
+        "--output",
+        str(tmp_path / "o.npy"),
+    )
+    assert "no air: if the values are HU + 1024, add --rescale 1,-1024" in capsys.readouterr().err
 
 
 def test_dicom_files_named_by_uid_are_read_and_two_at_one_position_are_refused(
@@ -114,8 +140,8 @@ def test_dicom_files_named_by_uid_are_read_and_two_at_one_position_are_refused(
         ds.ImagePositionPatient = [0.0, 0.0, 5.0 * k]
         ds.save_as(path)
     assert is_dicom(folder / "1.2.840.113619.2.55.3.600")
-    np.save(tmp_path / "not.npy", _disc())
-    assert not is_dicom(tmp_path / "not.npy")
+    (tmp_path / "notes.600").write_bytes(b"x" * 200)  # a numeric suffix without the preamble
+    assert not is_dicom(tmp_path / "notes.600")
     written = run("--images", str(folder), "--output", str(tmp_path / "o.npy"))
     assert np.load(written[0]).shape == (3, 64, 64)
     ds = pydicom.dcmread(folder / "1.2.840.113619.2.55.3.602")
@@ -241,3 +267,40 @@ def test_a_geometry_file_without_its_required_fields_is_refused(tmp_path, run, c
         capsys, run, "--images", str(tmp_path / "image.npy"), "--output", str(tmp_path / "o.npy")
     )
     assert "missing n_detectors, pixel_size (required: kind, image_size" in err
+
+
+def test_a_nifti_outputs_affine_puts_each_pixel_where_the_input_had_it(tmp_path, run, capsys):
+    """Anisotropic pixels (3.3 x 4.7 mm), an odd excess and a non-integer resampled size, a
+    flipped dcm2niix-style affine: a bright blob's world centroid stays within 0.3 mm."""
+    rows, cols, dy, dx = 70, 53, 3.3, 4.7
+    yy, xx = np.mgrid[:rows, :cols]
+    hu = np.where(np.hypot((yy - 34.5) * dy, (xx - 26) * dx) < 100, 0.0, -1000.0)
+    blob = np.hypot((yy - 20) * dy, (xx - 35) * dx) < 12
+    hu[blob] = 1500.0
+    affine = np.diag([-dx, -dy, 2.0, 1.0])
+    affine[:3, 3] = [60.0, -30.0, 7.0]
+    nibabel.save(nibabel.Nifti1Image(hu.T[..., None], affine), tmp_path / "in.nii.gz")
+    out = tmp_path / "out.nii.gz"
+    run("--images", str(tmp_path / "in.nii.gz"), "--photons", "1e9", "--output", str(out))
+
+    def centroid(image, transform):
+        weights = np.clip(image - 700, 0, None)  # the blob only
+        i, j, k = np.nonzero(weights)
+        voxels = np.stack([i, j, k], 1)
+        world = nibabel.affines.apply_affine(transform, voxels)
+        return (world * weights[i, j, k, None]).sum(0) / weights[i, j, k].sum()
+
+    written = nibabel.load(out)
+    expected = centroid(hu.T[..., None], affine)
+    assert np.abs(centroid(written.get_fdata(), written.affine) - expected).max() < 0.3
+    assert np.allclose(np.diag(written.affine)[:3], [-4.0, -4.0, 2.0])
+
+
+def test_a_nifti_of_sagittal_slices_is_refused_with_the_fix(tmp_path, run, capsys):
+    affine = np.array([[0, 0, 1.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
+    data = np.stack([_disc().T * 1000 - 1000] * 3, -1)
+    nibabel.save(nibabel.Nifti1Image(data, affine), tmp_path / "sag.nii.gz")
+    err = _refused(
+        capsys, run, "--images", str(tmp_path / "sag.nii.gz"), "--output", str(tmp_path / "o.npy")
+    )
+    assert "slices are not axial" in err and "as_closest_canonical" in err

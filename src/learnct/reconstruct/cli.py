@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="learnct-reconstruct",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # --window's value is joined by its full name
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument(
@@ -137,7 +138,8 @@ def _joined_signed_values(argv: list[str]) -> list[str]:
     ``-200,200`` for an option)."""
     out: list[str] = []
     for arg in argv:
-        if out and out[-1] in SIGNED_OPTIONS and arg.startswith("-") and arg[1:2].isdigit():
+        signed = arg.startswith("-") and (arg[1:2].isdigit() or arg[1:2] == ".")
+        if out and out[-1] in SIGNED_OPTIONS and signed:
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)

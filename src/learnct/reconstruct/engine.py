@@ -30,7 +30,12 @@ from learnct.physics.presets import PhysicsPreset
 from learnct.physics.units import hu_to_image, image_to_hu
 from learnct.reconstruct.physics_spec import resolve_physics
 from learnct.reconstruct.readers import ImageInput
-from learnct.reconstruct.volume import Volume, crop_note, to_geometry_grid
+from learnct.reconstruct.volume import (
+    Volume,
+    crop_note,
+    grid_to_input_indices,
+    to_geometry_grid,
+)
 
 __all__ = ["CLASSICAL", "Reconstructor", "build_reconstructor", "pick_device"]
 
@@ -141,7 +146,11 @@ class Reconstructor:
             with torch.no_grad():
                 measured = self.physics.simulate(self.operator(x), generator=generators)
             out.append(self._run(measured))
-        return self._volume(np.concatenate(out), volume.positions, volume.centred_affine)
+        affine = None
+        if volume.affine is not None and volume.spacing is not None:
+            grid = grid_to_input_indices(volume.slices.shape[1:], volume.spacing, geometry)
+            affine = volume.affine @ grid
+        return self._volume(np.concatenate(out), volume.positions, affine)
 
     def _run(self, sinograms: torch.Tensor) -> np.ndarray:
         image = self.method.reconstruct(sinograms)
@@ -151,11 +160,11 @@ class Reconstructor:
         self,
         images: np.ndarray,
         positions: list[float] | None,
-        centred_affine: np.ndarray | None = None,
+        affine: np.ndarray | None = None,
     ) -> Volume:
         hu = image_to_hu(images, self.physics.mu).astype(np.float32)
         size = self.physics.geometry.pixel_size
-        return Volume(hu, (size, size), positions, centred_affine)
+        return Volume(hu, (size, size), positions, affine)
 
 
 def build_reconstructor(

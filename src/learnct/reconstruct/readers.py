@@ -17,6 +17,7 @@ LoDoPaB-CT's ``observation_*_NNN.hdf5`` files (converted from LoDoPaB's metres a
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +130,15 @@ def _nifti(path: Path) -> Volume:
     nx, ny = data.shape[:2]
     voxels = [[(nx - 1) / 2, (ny - 1) / 2, k] for k in range(slices.shape[0])]
     positions = [float(z) for z in nibabel.affines.apply_affine(image.affine, voxels)[:, 2]]
-    centred = np.array(image.affine, dtype=np.float64)
-    centred[:3, 3] = nibabel.affines.apply_affine(image.affine, voxels[0])
-    return Volume(slices, (zooms[1], zooms[0]), positions, centred)
+    affine = np.array(image.affine, dtype=np.float64)
+    slice_axis = affine[:3, 2]
+    if slices.shape[0] > 1 and abs(slice_axis[2]) < 0.5 * np.linalg.norm(slice_axis):
+        raise DataError.for_path(
+            path,
+            "its slices are not axial (the third axis runs along x or y): reorient the volume "
+            "to axial slices first (e.g. nibabel.as_closest_canonical)",
+        )
+    return Volume(slices, (zooms[1], zooms[0]), positions, affine)
 
 
 def _picture(path: Path) -> Volume:
@@ -186,31 +193,39 @@ def read_images(
     return read
 
 
-#: The range of plausible values (min, max) in image units (attenuation relative to water:
-#: air 0, water 1, cortical bone about 2, metal up to a few) and, in HU, what such image
-#: units would be: a volume inside (-10, 10) HU is flat water, or image units mistaken for HU.
-IMAGE_UNIT_RANGE = (-1.0, 10.0)
+#: The range of plausible values (min, max) in image units (attenuation over the preset's mu:
+#: at the fan presets air 0, water 1, cortical bone about 2, steel about 30) and, in HU, what
+#: such image units would be: a volume inside (-10, 10) HU is flat water, or image units
+#: mistaken for HU.
+IMAGE_UNIT_RANGE = (-1.0, 50.0)
 HU_FLAT = 10.0
 
 
 def _check_units(slices: np.ndarray, units: str, path: Path) -> None:
     """A ``DataError`` with the fix when the values cannot be in ``units``: image units
     outside :data:`IMAGE_UNIT_RANGE` (HU, grey levels or HU + 1024 read as attenuation), or
-    "HU" that all lie within +-:data:`HU_FLAT` (attenuation read as HU)."""
+    "HU" that all lie within +-:data:`HU_FLAT` (attenuation read as HU); a note when "HU"
+    has no air but reaches bone (HU + 1024 read as HU, or a slice inside the body)."""
     lo, hi = float(slices.min()), float(slices.max())
     if units == "image" and not (IMAGE_UNIT_RANGE[0] <= lo and hi <= IMAGE_UNIT_RANGE[1]):
         raise DataError.for_path(
             path,
-            f"values {lo:g} to {hi:g} are not attenuation relative to water (air 0, water 1, "
-            "bone about 2): for HU add --units hu; for stored values such as HU + 1024 (16-bit "
-            "PNG/TIFF) add --units hu --rescale 1,-1024; for other scales give --rescale "
-            "slope,intercept to those units",
+            f"values {lo:g} to {hi:g} are not in image units (attenuation over the preset's "
+            "mu; fan presets: air 0, water 1, bone about 2): for HU add --units hu; for "
+            "stored values such as HU + 1024 (16-bit PNG/TIFF) add --units hu --rescale "
+            "1,-1024; for other scales give --rescale slope,intercept to those units",
         )
     if units == "hu" and -HU_FLAT < lo and hi < HU_FLAT:
         raise DataError.for_path(
             path,
             f"values {lo:g} to {hi:g} are not HU of a CT slice (air -1000, water 0): for "
             "attenuation relative to water add --units image",
+        )
+    if units == "hu" and lo > -200 and hi > 1000:
+        print(
+            f"note: {path}: HU from {lo:g} to {hi:g}, no air: if the values are HU + 1024, "
+            "add --rescale 1,-1024",
+            file=sys.stderr,
         )
 
 

@@ -3,6 +3,7 @@ and the resampling of an image slice onto a geometry's pixel grid."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,21 +12,21 @@ import torch
 from learnct.data.sources.common import fit_to_size, resample_to_pixels
 from learnct.physics.geometry import Geometry
 
-__all__ = ["Volume", "crop_note", "to_geometry_grid"]
+__all__ = ["Volume", "crop_note", "grid_to_input_indices", "to_geometry_grid"]
 
 
 @dataclass
 class Volume:
     """Slices ``(S, H, W)`` float32 with their pixel spacing ``(row, column)`` in mm and each
     slice's position along the patient axis in mm (``None``: not known; writers then place
-    slices ``slice_spacing`` mm apart). ``centred_affine``: for a NIfTI input, the 4 x 4 map
-    of ``(column - (W - 1) / 2, row - (H - 1) / 2, slice)`` to world mm (its affine with the
-    origin moved to slice 0's centre), so that a NIfTI output keeps its directions and place."""
+    slices ``slice_spacing`` mm apart). ``affine``: for a NIfTI input, its 4 x 4 map of
+    voxel indices ``(column, row, slice)`` to world mm, so that a NIfTI output keeps its
+    directions and place."""
 
     slices: np.ndarray
     spacing: tuple[float, float] | None
     positions: list[float] | None = None
-    centred_affine: np.ndarray | None = None
+    affine: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.slices.ndim != 3 or min(self.slices.shape) < 1:
@@ -75,3 +76,20 @@ def crop_note(
         f"the slices ({rows * spacing[0]:.0f} x {cols * spacing[1]:.0f} mm) are cropped to the "
         f"geometry's {field:.0f} mm field of view ({lost:.0f} mm lost)"
     )
+
+
+def grid_to_input_indices(
+    shape: tuple[int, int], spacing: tuple[float, float], geometry: Geometry
+) -> np.ndarray:
+    """The 4 x 4 map of the geometry grid's ``(column, row, slice)`` indices to those of the
+    slices of ``shape`` (rows, columns) and ``spacing`` (row, column) mm that
+    :func:`to_geometry_grid` put on it (``resample_to_pixels``: ``floor(n s)`` pixels at
+    scale ``s = spacing / pixel_size``, sampled at input index ``(r + 0.5) / s - 0.5``, then
+    ``(size - floor(n s)) // 2`` pixels padded (negative: cropped) before them)."""
+    index_map = np.eye(4)
+    for axis, (n, step) in enumerate(((shape[1], spacing[1]), (shape[0], spacing[0]))):
+        scale = step / geometry.pixel_size
+        before = (geometry.image_size - math.floor(n * scale)) // 2
+        index_map[axis, axis] = 1 / scale
+        index_map[axis, 3] = (0.5 - before) / scale - 0.5
+    return index_map

@@ -53,7 +53,7 @@ def write_dicom(
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-    _fresh_folder(folder, "slice_*.dcm")
+    folder.mkdir(parents=True, exist_ok=True)
     row, col = volume.spacing or (1.0, 1.0)
     slice_spacing = float(options.get("slice_spacing", 1.0))
     z = _z_positions(volume, slice_spacing)
@@ -90,14 +90,15 @@ def write_dicom(
         path = folder / f"slice_{k:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
+    _remove_stale(folder, "slice_*.dcm", paths)
     return paths
 
 
-def _fresh_folder(folder: Path, pattern: str) -> None:
-    """``folder`` made, without the files of ``pattern`` an earlier run wrote there (a
-    shorter volume would leave its extra slices, of another series, beside the new ones)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(pattern):
+def _remove_stale(folder: Path, pattern: str, written: list[Path]) -> None:
+    """Remove the files of ``pattern`` in ``folder`` that this write did not write (an
+    earlier, longer volume's extra slices, of another series), once the new ones are
+    written."""
+    for stale in set(folder.glob(pattern)) - set(written):
         stale.unlink()
 
 
@@ -108,7 +109,8 @@ def _thickness(z: list[float]) -> float:
 def check_positions(positions: list[float] | None, fmt: str) -> None:
     """``ValueError`` for slice positions (mm) no output can hold: two slices at one position
     (duplicate files, or a series of another orientation), or, for NIfTI (one slice spacing
-    in its affine), slices spaced unevenly (more than 1 % from their median spacing)."""
+    in its affine), slices spaced unevenly (more than 1 %, and 0.02 mm, from their median
+    spacing)."""
     if positions is None or len(positions) < 2:
         return
     steps = np.diff(np.asarray(positions, dtype=np.float64))
@@ -119,7 +121,8 @@ def check_positions(positions: list[float] | None, fmt: str) -> None:
             f"{positions[k]:g} mm: give each slice once (a series of one axial orientation)"
         )
     median = float(np.median(steps))
-    if fmt == "nifti" and np.max(np.abs(steps - median)) > 0.01 * abs(median):
+    tolerance = max(0.01 * abs(median), 0.02)  # 1 %, at least 0.02 mm (rounded positions)
+    if fmt == "nifti" and np.max(np.abs(steps - median)) > tolerance:
         raise ValueError(
             f"the slices are unevenly spaced ({float(steps.min()):g} to {float(steps.max()):g} "
             "mm apart) and NIfTI holds one spacing: write DICOM or NumPy (each slice keeps its "
@@ -139,8 +142,8 @@ def write_nifti(
     z = _z_positions(volume, float(options.get("slice_spacing", 1.0)))
     affine = np.diag([col, row, _thickness(z) if len(z) > 1 else 1.0, 1.0])
     affine[2, 3] = z[0]
-    if volume.centred_affine is not None:
-        affine = _regridded_affine(volume.centred_affine, volume.slices.shape[1:], (row, col))
+    if volume.affine is not None:  # a NIfTI input's, on the output grid
+        affine = volume.affine
     data = np.ascontiguousarray(np.transpose(volume.slices, (2, 1, 0)).astype(np.float32))
     image = nibabel.Nifti1Image(data, affine)
     image.header.set_xyzt_units("mm")
@@ -148,22 +151,6 @@ def write_nifti(
     path.parent.mkdir(parents=True, exist_ok=True)
     nibabel.save(image, path)
     return [path]
-
-
-def _regridded_affine(
-    centred: np.ndarray, shape: tuple[int, int], spacing: tuple[float, float]
-) -> np.ndarray:
-    """The NIfTI affine of slices of ``shape`` (rows, columns) with pixels of ``spacing``
-    (row, column) mm, from the input's ``centred`` affine (:attr:`Volume.centred_affine`):
-    its in-plane directions and signs, its slice step and each slice's centre kept (the grid
-    was resampled and cropped or padded about the slice's centre)."""
-    centred = np.asarray(centred, dtype=np.float64)
-    affine = centred.copy()
-    for axis, step in ((0, spacing[1]), (1, spacing[0])):  # x: columns, y: rows
-        affine[:3, axis] = centred[:3, axis] / np.linalg.norm(centred[:3, axis]) * step
-    rows, cols = shape
-    affine[:3, 3] = centred[:3, 3] - affine[:3, :2] @ np.array([(cols - 1) / 2, (rows - 1) / 2])
-    return affine
 
 
 def _sidecar(volume: Volume, path: Path, provenance: dict[str, Any], **options: Any) -> Path:
@@ -192,13 +179,14 @@ def write_png(
     from PIL import Image
 
     lo, hi = options.get("window") or (-1000.0, 1000.0)
-    _fresh_folder(folder, "slice_*.png")
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, hu in enumerate(volume.slices):
         grey = np.clip((hu - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8)
         path = folder / f"slice_{k:04d}.png"
         Image.fromarray(grey).save(path)
         paths.append(path)
+    _remove_stale(folder, "slice_*.png", paths)
     record = {**provenance, "window_hu": [lo, hi]}
     return [*paths, _sidecar(volume, folder / "provenance.json", record, **options)]
 
@@ -240,21 +228,22 @@ def output_files(path: Path, fmt: str) -> list[Path]:
 
 def check_output(path: Path, fmt: str, inputs: Path, overwrite: bool = False) -> None:
     """``ValueError`` unless ``--output path`` can take format ``fmt``'s files without
-    losing data: not the input ``inputs`` (nor inside an input folder), no existing file
-    (unless ``overwrite``), and for dicom/png a folder holding nothing (``overwrite``: its
-    earlier ``slice_*`` files are replaced)."""
+    losing data: not the input ``inputs``, nor inside an input folder, nor a folder holding
+    the input; no existing file (unless ``overwrite``); for dicom/png a folder holding
+    nothing but hidden files (``overwrite``: its earlier ``slice_*`` files are replaced)."""
     source = Path(inputs).resolve()
     targets = output_files(path, fmt)
     for target in targets:
         resolved = target.resolve()
-        if resolved == source or source in resolved.parents:
+        if resolved == source or source in resolved.parents or resolved in source.parents:
             raise ValueError(
                 f"--output {path} would write over the input {inputs}: give another path"
             )
     if fmt in FOLDER_FORMATS:
         if path.exists() and not path.is_dir():
             raise ValueError(f"--output {path} is a file, and {fmt} writes a folder of slices")
-        if path.is_dir() and any(path.iterdir()) and not overwrite:
+        shown = [p for p in path.iterdir() if not p.name.startswith(".")] if path.is_dir() else []
+        if shown and not overwrite:
             raise ValueError(
                 f"--output {path}/ is not empty: give a new folder, or --overwrite to replace "
                 f"the {fmt} slices in it"

@@ -71,7 +71,8 @@ class FolderDataset(Dataset):
     Formats and units (the output is in the preset's image units, i.e. attenuation divided
     by ``mu_unit``, the preset's ``mu``):
 
-    - DICOM (``.dcm``, ``.dicom``, ``.ima`` or no extension with the ``DICM`` magic), read with
+    - DICOM (``.dcm``, ``.dicom``, ``.ima``, or no extension or a numeric one as UID names
+      have, with the ``DICM`` magic), read with
       pydicom: HU from its modality LUT (``pydicom.pixels.apply_modality_lut``: ``stored *
       RescaleSlope + RescaleIntercept``, one of them or a Modality LUT required), then
       ``mu = mu_water (1 + HU / 1000)`` clipped at 0, image ``= mu / mu_unit``. For the fan
@@ -123,7 +124,8 @@ class FolderDataset(Dataset):
         if not files:
             raise DataError(
                 f"slice folder {self.root.resolve()} holds no slices: expected DICOM "
-                f"({', '.join(DICOM_SUFFIXES)} or extension-less DICOM) or .npy/.npz files"
+                f"({', '.join(DICOM_SUFFIXES)}, or DICOM without an extension or named by UID) "
+                "or .npy/.npz files"
             )
         self.files = files
         for path in files:

@@ -123,10 +123,12 @@ def read_numpy(path: Path) -> np.ndarray:
 
 # ---- DICOM ---------------------------------------------------------------------------------
 def is_dicom(path: Path) -> bool:
-    """A DICOM suffix, or the DICOM preamble's ``DICM`` magic at byte 128 (files named by
-    their UID, ``1.2.840.113619...``, have a numeric "suffix"; others none)."""
+    """A DICOM suffix, or no suffix or a numeric one (files named by their UID,
+    ``1.2.840.113619...``) and the DICOM preamble's ``DICM`` magic at byte 128."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
+    if path.suffix and not path.suffix[1:].isdigit():
+        return False
     try:
         with open(path, "rb") as f:
             f.seek(128)
