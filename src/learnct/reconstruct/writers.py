@@ -228,14 +228,14 @@ def output_files(path: Path, fmt: str) -> list[Path]:
 
 def check_output(path: Path, fmt: str, inputs: Path, overwrite: bool = False) -> None:
     """``ValueError`` unless ``--output path`` can take format ``fmt``'s files without
-    losing data: not the input ``inputs``, nor inside an input folder, nor a folder holding
-    the input; no existing file (unless ``overwrite``); for dicom/png a folder holding
+    losing data: not the input ``inputs``, nor inside an input folder, nor the folder that
+    holds the input; no existing file (unless ``overwrite``); for dicom/png a folder holding
     nothing but hidden files (``overwrite``: its earlier ``slice_*`` files are replaced)."""
     source = Path(inputs).resolve()
     targets = output_files(path, fmt)
     for target in targets:
         resolved = target.resolve()
-        if resolved == source or source in resolved.parents or resolved in source.parents:
+        if resolved in (source, source.parent) or source in resolved.parents:
             raise ValueError(
                 f"--output {path} would write over the input {inputs}: give another path"
             )
