@@ -121,7 +121,6 @@ def _nifti(path: Path) -> Volume:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataError.for_path(path, f"expected a 3D volume (x, y, z), got shape {data.shape}")
-    check_finite(data, path)
     zooms = [float(z) for z in image.header.get_zooms()[:3]] + [1.0]
     # NIfTI's first axis is x (columns), the second y (rows): slice k is data[:, :, k].T
     slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
