@@ -7,6 +7,7 @@ options the input would ignore are refused."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel
 import numpy as np
@@ -214,6 +215,8 @@ def test_sinograms_that_are_not_line_integrals_are_refused(tmp_path, run, capsys
             "--units, --rescale: only with --images",
         ),
         ("image", ["--key", "obs"], "--key: only with --sinograms"),
+        ("sino", ["--key", "obs"], "sino.npy: not an HDF5 file, and --key chooses an HDF5 dataset"),
+        ("sino", ["--allow-geometry-mismatch"], "--allow-geometry-mismatch: for a --model"),
         ("image", ["--window", "-200,200"], "--window: the PNG window; numpy stores HU"),
         ("image", ["--format", "nifti"], "is named as a numpy file, and --format is nifti"),
     ],
@@ -304,3 +307,67 @@ def test_a_nifti_of_sagittal_slices_is_refused_with_the_fix(tmp_path, run, capsy
         capsys, run, "--images", str(tmp_path / "sag.nii.gz"), "--output", str(tmp_path / "o.npy")
     )
     assert "slices are not axial" in err and "as_closest_canonical" in err
+
+
+def test_slice_spacing_places_slices_without_positions_and_is_refused_where_they_exist(
+    tmp_path, run, capsys
+):
+    np.save(tmp_path / "scan.npy", np.stack([_disc()] * 3))
+    written = run("--images", str(tmp_path / "scan.npy"), "--output", str(tmp_path / "a.npy"))
+    assert json.loads(written[1].read_text())["slice_positions_mm"] == [0.0, 1.0, 2.0]
+    out = str(tmp_path / "b.npy")
+    written = run("--images", str(tmp_path / "scan.npy"), "--slice-spacing", "2.5", "--output", out)
+    assert json.loads(written[1].read_text())["slice_positions_mm"] == [0.0, 2.5, 5.0]
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k in range(2):
+        write_dicom(folder / f"s{k}.dcm", (_disc() * 1000).astype(np.int16), spacing=(4.0, 4.0))
+        ds = pydicom.dcmread(folder / f"s{k}.dcm")
+        ds.ImagePositionPatient = [0.0, 0.0, 3.0 * k]
+        ds.save_as(folder / f"s{k}.dcm")
+    out = str(tmp_path / "c.npy")
+    err = _refused(capsys, run, "--images", str(folder), "--slice-spacing", "2", "--output", out)
+    assert "--slice-spacing: the input gives each slice's position" in err
+    written = run("--images", str(folder), "--output", out)
+    assert json.loads(written[1].read_text())["slice_positions_mm"] == [0.0, 3.0]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_reconstructing(
+    tmp_path, run, capsys, monkeypatch
+):
+    np.save(tmp_path / "scan.npy", np.stack([_disc()] * 2))
+    (tmp_path / "notes.txt").write_text("not a folder")
+    scan = str(tmp_path / "scan.npy")
+    for output in ("notes.txt/recon.nii.gz", "notes.txt/sub/series"):
+        err = _refused(capsys, run, "--images", scan, "--output", str(tmp_path / output))
+        assert f"{tmp_path / 'notes.txt'} is a file, not a folder to write in" in err
+    import learnct.reconstruct.writers as writers
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    allowed = writers.os.access
+    monkeypatch.setattr(  # root may write anywhere: the permission check as a user sees it
+        writers.os, "access", lambda p, mode: Path(p) != locked and allowed(p, mode)
+    )
+    read = []
+    monkeypatch.setattr(writers, "FORMATS", {**writers.FORMATS, "numpy": read.append})
+    for output in ("locked/new/recon.npy", "locked/series"):
+        err = _refused(capsys, run, "--images", scan, "--output", str(tmp_path / output))
+        assert f"no permission to write in {locked}/" in err
+    assert read == []  # refused before anything was written
+
+
+def test_key_chooses_an_hdf5_dataset_and_is_refused_for_a_lodopab_file(tmp_path, run, capsys):
+    import h5py
+
+    with h5py.File(tmp_path / "sino.h5", "w") as f:
+        f["measured"] = np.zeros((60, 91), np.float32)
+    written = run("--sinograms", str(tmp_path / "sino.h5"), "--key", "measured", "--output",
+                  str(tmp_path / "a.npy"))  # fmt: skip
+    assert np.load(written[0]).shape == (1, 64, 64)
+    observation = tmp_path / "observation_test_000.hdf5"
+    with h5py.File(observation, "w") as f:
+        f["data"] = np.zeros((1, 60, 91), np.float32)
+    options = ["--key", "data", "--output", str(tmp_path / "b.npy")]
+    err = _refused(capsys, run, "--sinograms", str(observation), *options)
+    assert "a LoDoPaB-CT observation file, and --key chooses an HDF5 dataset: drop it" in err

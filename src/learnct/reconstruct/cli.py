@@ -108,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
         "--window", type=window_argument, help="PNG window in HU, lo,hi (default -1000,1000)"
     )
     p.add_argument(
-        "--slice-spacing", type=_slice_spacing, default=1.0, help="mm, when positions are unknown"
+        "--slice-spacing",
+        type=_slice_spacing,
+        help="mm between slices whose positions the input does not give (default 1)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="slices per batch")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
@@ -183,6 +185,17 @@ def reconstruct(argv: list[str] | None = None) -> list[Path]:
     return []
 
 
+def _check_slice_spacing(spacing: float | None, positions: list[float] | None) -> float:
+    """The slice spacing (mm) to write: ``--slice-spacing`` (default 1 mm) where the input
+    gives no slice positions; ``ValueError`` where it does (the option would be ignored)."""
+    if spacing is not None and positions is not None:
+        raise ValueError(
+            "--slice-spacing: the input gives each slice's position, and the output keeps "
+            "them; drop it"
+        )
+    return 1.0 if spacing is None else spacing
+
+
 def _reconstruct(args: argparse.Namespace) -> list[Path]:
     from learnct.reconstruct.engine import build_reconstructor
     from learnct.reconstruct.readers import read_images, read_sinograms
@@ -227,16 +240,18 @@ def _reconstruct(args: argparse.Namespace) -> list[Path]:
     if args.images is not None:
         images = read_images(args.images, args.units, args.rescale)
         check_positions(images.volume.positions, fmt)
+        slice_spacing = _check_slice_spacing(args.slice_spacing, images.volume.positions)
         seed = args.seed or 0
         volume = runner.from_images(images, args.batch_size, seed, args.quiet)
         provenance.update(input=str(args.images), input_kind="images (simulated)", seed=seed)
     else:
-        sinograms = read_sinograms(args.sinograms, runner.physics.mu, args.key or "data")
+        sinograms = read_sinograms(args.sinograms, runner.physics.mu, args.key)
+        slice_spacing = _check_slice_spacing(args.slice_spacing, None)
         volume = runner.from_sinograms(sinograms, args.batch_size, args.quiet)
         provenance.update(input=str(args.sinograms), input_kind="measured sinograms")
         provenance.pop("photons", None)  # measured: the preset's dose did not make them
     written = write_volume(
-        volume, args.output, fmt, provenance, window=args.window, slice_spacing=args.slice_spacing
+        volume, args.output, fmt, provenance, window=args.window, slice_spacing=slice_spacing
     )
     where = args.output if fmt in FOLDER_FORMATS else written[0]  # the suffix a writer added
     print(f"{len(volume.slices)} slices ({provenance['method']}, {runner.device}) -> {where}")

@@ -206,6 +206,11 @@ def build_reconstructor(
     else:
         if method not in CLASSICAL:
             raise ValueError(f"--method {method!r} is not valid: choose one of {sorted(CLASSICAL)}")
+        if allow_geometry_mismatch:
+            raise ValueError(
+                "--allow-geometry-mismatch: for a --model trained on another geometry; "
+                f"--method {method} runs on the geometry given; drop it"
+            )
         physics = resolve_physics(preset, geometry_file, photons, None)
         operator = RayTransform(physics.geometry, backend=backend)
         options = dict(method_options or {})

@@ -267,17 +267,22 @@ def _read_images(path: Path, units: str | None) -> ImageInput:
     )
 
 
-def read_sinograms(path: str | Path, mu_unit: float, key: str = "data") -> np.ndarray:
+def read_sinograms(path: str | Path, mu_unit: float, key: str | None = None) -> np.ndarray:
     """The sinograms at ``path`` as ``(S, A, D)`` float32 line integrals in mm x image units
-    of ``mu_unit`` (1/mm; used to convert LoDoPaB-CT's observations)."""
+    of ``mu_unit`` (1/mm; used to convert LoDoPaB-CT's observations); ``key``: the dataset of
+    an HDF5 file (default ``data``), refused for the files that have none to choose."""
     path = Path(path)
     if not path.is_file():
         raise DataError.for_path(path, "does not exist (expected a sinogram file)")
     suffix = _suffix(path)
-    if suffix in HDF5_SUFFIXES and is_observation_file(path):
+    observation = suffix in HDF5_SUFFIXES and is_observation_file(path)
+    if key is not None and (suffix not in HDF5_SUFFIXES or observation):
+        kind = "a LoDoPaB-CT observation file" if observation else "not an HDF5 file"
+        raise DataError.for_path(path, f"{kind}, and --key chooses an HDF5 dataset: drop it")
+    if observation:
         return read_observation_file(path, mu_unit)
     if suffix in HDF5_SUFFIXES:
-        array = read_hdf5_array(path, key)
+        array = read_hdf5_array(path, key or "data")
     elif suffix in (".npy", ".npz"):
         array = read_numpy(path)
         if not np.issubdtype(array.dtype, np.floating):

@@ -9,6 +9,7 @@ NumPy/PNG in the sidecar ``provenance.json``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -226,11 +227,31 @@ def output_files(path: Path, fmt: str) -> list[Path]:
     return [path]
 
 
+def _check_writable(target: Path, shown: Path) -> None:
+    """``ValueError`` unless ``target`` (a file or folder to write, which may not exist yet)
+    can be written: an existing one writable, else its nearest existing ancestor a folder
+    this process may create entries in (``shown``: the path as the user gave it)."""
+    where = target.absolute()
+    if where.exists():
+        if not os.access(where, os.W_OK):
+            raise ValueError(f"--output {shown}: no permission to write {where}")
+        return
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir():
+        raise ValueError(f"--output {shown}: {where} is a file, not a folder to write in")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"--output {shown}: no permission to write in {where}/; give a folder you can write to"
+        )
+
+
 def check_output(path: Path, fmt: str, inputs: Path, overwrite: bool = False) -> None:
     """``ValueError`` unless ``--output path`` can take format ``fmt``'s files without
     losing data: not the input ``inputs``, nor inside an input folder, nor the folder that
     holds the input; no existing file (unless ``overwrite``); for dicom/png a folder holding
-    nothing but hidden files (``overwrite``: its earlier ``slice_*`` files are replaced)."""
+    nothing but hidden files (``overwrite``: its earlier ``slice_*`` files are replaced); and
+    every file or folder to write writable, before anything is read or reconstructed."""
     source = Path(inputs).resolve()
     targets = output_files(path, fmt)
     for target in targets:
@@ -248,6 +269,7 @@ def check_output(path: Path, fmt: str, inputs: Path, overwrite: bool = False) ->
                 f"--output {path}/ is not empty: give a new folder, or --overwrite to replace "
                 f"the {fmt} slices in it"
             )
+        _check_writable(path, path)
         return
     for target in targets:
         if target.is_dir():
@@ -256,6 +278,7 @@ def check_output(path: Path, fmt: str, inputs: Path, overwrite: bool = False) ->
             raise ValueError(
                 f"--output {target} exists: give a new file name, or --overwrite to replace it"
             )
+        _check_writable(target, path)
 
 
 def format_for(path: Path, chosen: str | None) -> str:
