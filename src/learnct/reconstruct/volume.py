@@ -9,7 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from learnct.data.sources.common import fit_to_size, resample_to_pixels
+from learnct.data.sources.common import (
+    extent_beyond_field_mm,
+    fit_to_size,
+    resample_to_pixels,
+)
 from learnct.physics.geometry import Geometry
 
 __all__ = ["Volume", "crop_note", "grid_to_input_indices", "to_geometry_grid"]
@@ -69,7 +73,7 @@ def crop_note(
             "or a format with a spacing: DICOM, NIfTI)"
         )
     field = geometry.image_size * geometry.pixel_size
-    lost = max(rows * spacing[0], cols * spacing[1]) - field
+    lost = extent_beyond_field_mm(shape, spacing, field)
     if lost <= geometry.pixel_size:  # at most one pixel of rounding
         return None
     return (

@@ -19,6 +19,7 @@ __all__ = [
     "check_finite",
     "check_split",
     "derive_seed",
+    "extent_beyond_field_mm",
     "first",
     "fit_to_size",
     "resample_to_pixels",
@@ -81,6 +82,15 @@ def fit_to_size(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[None].contiguous()
 
 
+def extent_beyond_field_mm(
+    shape: tuple[int, int], spacing: tuple[float, float], field_mm: float
+) -> float:
+    """How far (mm) the longer side of a slice of ``shape`` (rows, columns) with pixels of
+    ``spacing`` (row, column) mm reaches beyond a square field ``field_mm`` across: what
+    :func:`resample_to_pixels` crops away (negative: it fits)."""
+    return max(shape[0] * spacing[0], shape[1] * spacing[1]) - field_mm
+
+
 def resample_to_pixels(
     image: torch.Tensor,
     spacing: tuple[float, float],
@@ -126,7 +136,7 @@ def resample_to_pixels(
     if min(rh, rw) < size:
         action.append("padded with air")
     if max(rh, rw) > size:
-        action.append(f"cropped ({max(h * spacing[0], w * spacing[1]) - field:.0f} mm lost)")
+        action.append(f"cropped ({extent_beyond_field_mm((h, w), spacing, field):.0f} mm lost)")
     info = (
         f"{h}x{w} px of {spacing[0]:.3g}x{spacing[1]:.3g} mm ({h * spacing[0]:.0f}x"
         f"{w * spacing[1]:.0f} mm) -> {rh}x{rw} px of {pixel_size:g} mm, "
