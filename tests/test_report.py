@@ -858,3 +858,36 @@ def test_a_dose_out_of_the_physics_range_is_refused_before_any_work(doses, capsy
     err = capsys.readouterr().err
     assert "--photons wants doses like 1e3,1e4" in err
     assert "from 1 to 1e+09" in err or "could not convert" in err
+
+
+def _physics(folder, **physics):
+    """A run folder's config.json with the ``physics`` group (fan_lowdose plus ``physics``)."""
+    section = {"preset": "fan_lowdose", "backend": "auto", "photons": None, "image_size": None}
+    (folder / "config.json").write_text(json.dumps({"physics": {**section, **physics}}))
+
+
+def test_a_run_at_other_physics_is_left_out_of_the_presets_table(tmp_path, capsys):
+    """``physics.photons=1e3`` records the setup's name (``fan_lowdose``) in results.csv; its
+    newer, equally large test must not replace the preset's row (another dose, other data),
+    nor the committed table's row; the preset's dose written out (1e4) is the preset."""
+    logs, out = tmp_path / "logs", tmp_path / "exp"
+    row = {"method": "FBP", "physics": "fan_lowdose", "test_set": "ellipses", "n_images": "64"}
+    _write(logs / "fbp" / "runs" / "preset", [{**row, "psnr": "29.60"}], age_s=100)
+    _physics(logs / "fbp" / "runs" / "preset", photons=10000.0)
+    _write(logs / "fbp" / "runs" / "low", [{**row, "psnr": "24.10"}])
+    _physics(logs / "fbp" / "runs" / "low", photons=1000.0)
+    _write(logs / "fbp" / "runs" / "sparse", [{**row, "psnr": "22.00"}])
+    _physics(logs / "fbp" / "runs" / "sparse", n_angles=60)
+
+    rows, problems = collect_results(logs, "fan_lowdose")
+    assert [r["psnr"] for r in rows] == ["29.60"]
+    assert len(problems) == 2
+    assert any("low" in p and "photons 1000.0 (fan_lowdose: 10000.0)" in p for p in problems)
+    assert any("sparse" in p and "n_angles 60 (fan_lowdose: 200)" in p for p in problems)
+
+    main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    (logs / "fbp" / "runs" / "preset" / "results.csv").unlink()  # only the other doses left
+    main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    with open(out / "fan_lowdose" / "results.csv") as fh:
+        assert [r["psnr"] for r in csv.DictReader(fh)] == ["29.60"]
+    assert "its physics are not the fan_lowdose preset's" in capsys.readouterr().out

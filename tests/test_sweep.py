@@ -188,3 +188,27 @@ def test_trials_are_pruned_from_their_validation_curve(tmp_path, run_cli):
         run_dir = Path(trial.user_attrs[RUN_DIR])
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()  # a normal run, stopped early
     assert "pruned" in out.stdout[out.stdout.index("study pruned: 2 trials") :]
+
+
+def test_a_grid_chooses_on_validation_and_its_tests_stay_out_of_the_report(tmp_path, run_cli):
+    """``learnct-train -m model.filter=a,b`` (Hydra's basic sweeper) skips the test set unless
+    the command line says ``test=true``; tested sweep jobs are left out of ``make report``
+    (a table of single runs: picking the best grid point there would choose on test data)."""
+    from learnct.reporting.table import collect_results
+
+    grid = ["-m", "experiment=fbp", "model.filter=ram-lak,hann", "data.val_size=2"]
+    fixed = ["data.test_size=2", "logger=csv", "callbacks=none", f"paths.log_dir={tmp_path}"]
+    untested = run_cli("train", [*grid, *fixed])
+    assert untested.returncode == 0, untested.stderr[-2000:]
+    assert "sweep jobs skip the test set" in untested.stdout
+    jobs = sorted((tmp_path / "fbp" / "multiruns").glob("*/[0-9]"))
+    assert len(jobs) == 2 and not any((job / "results.csv").exists() for job in jobs)
+    assert all((job / "csv").is_dir() for job in jobs)  # validated: the objective was logged
+
+    tested = run_cli("train", [*grid, *fixed, "test=true"])
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    assert "skip the test set" not in tested.stdout
+    results = sorted((tmp_path / "fbp" / "multiruns").glob("*/[0-9]/results.csv"))
+    assert len(results) == 2
+    rows, problems = collect_results(tmp_path, "fan_lowdose")
+    assert rows == [] and problems[0].startswith("left out 2 tested sweep job(s)")

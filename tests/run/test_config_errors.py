@@ -106,6 +106,8 @@ BAD_VALUES = [
     ),
     (["task_name=.."], r"^task_name='..' is not valid"),
     (["task_name=a/b"], r"^task_name='a/b' is not valid"),
+    (["test=maybe"], r"^test='maybe' is not valid: use true or false$"),
+    (["train=1"], r"^train=1 is not valid: use true or false$"),
 ]
 
 # values next to the bad ones above that must still validate
@@ -128,6 +130,7 @@ GOOD_VALUES = [
     ["trainer.max_steps=2", "trainer.val_check_interval=6", "+trainer.accumulate_grad_batches=3"],
     ["trainer.max_steps=2", "trainer.val_check_interval=5", "trainer.fast_dev_run=true"],
     ["task_name=lgd_v2.1"],
+    ["test=false", "train=true"],
 ]
 
 

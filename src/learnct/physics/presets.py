@@ -40,6 +40,7 @@ __all__ = [
     "Physics",
     "PhysicsPreset",
     "check_photons",
+    "configure_preset",
     "fan_lowdose",
     "fan_mayo",
     "lodopab",
@@ -193,17 +194,15 @@ class Physics(NamedTuple):
     operator: RayTransform
 
 
-def make_physics(
+def configure_preset(
     preset: str,
-    backend: str = "auto",
     photons: float | None = None,
     image_size: int | None = None,
     n_angles: int | None = None,
     n_detectors: int | None = None,
-) -> Physics:
+) -> PhysicsPreset:
     """The preset named ``preset`` with ``photons`` per detector pixel and the given geometry
-    fields (``None``: the preset's), and its ``RayTransform`` on ``backend`` (the target of the
-    ``physics`` config group). The other fields keep the preset's values (pixel size and
+    fields (``None``: the preset's). The other fields keep the preset's values (pixel size and
     detector spacing in mm: a new ``image_size`` changes the field of view, a new
     ``n_detectors`` the detector's width), except that angles at cell midpoints (an offset of
     half an angle step: ``parallel_ellipses``, ``lodopab``) stay at midpoints for a new
@@ -216,18 +215,33 @@ def make_physics(
         chosen = dataclasses.replace(chosen, photons=photons)
     overrides = {"image_size": image_size, "n_angles": n_angles, "n_detectors": n_detectors}
     changes = {k: v for k, v in overrides.items() if v is not None}
-    if changes:
-        geometry = chosen.geometry
-        fields = {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init}
-        midpoints = math.isclose(geometry.angle_offset, geometry.angle_step / 2, rel_tol=1e-9)
-        try:
-            geometry = type(geometry)(**{**fields, **changes})
-            if "n_angles" in changes and midpoints:  # the new angle step's midpoints
-                geometry = dataclasses.replace(geometry, angle_offset=geometry.angle_step / 2)
-        except ValueError as err:
-            keys = ", ".join(f"{k}={v}" for k, v in changes.items())
-            raise ValueError(f"{keys} on the {preset} geometry: {err}") from err
-        chosen = dataclasses.replace(chosen, geometry=geometry)
+    if not changes:
+        return chosen
+    geometry = chosen.geometry
+    fields = {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init}
+    midpoints = math.isclose(geometry.angle_offset, geometry.angle_step / 2, rel_tol=1e-9)
+    try:
+        geometry = type(geometry)(**{**fields, **changes})
+        if "n_angles" in changes and midpoints:  # the new angle step's midpoints
+            geometry = dataclasses.replace(geometry, angle_offset=geometry.angle_step / 2)
+    except ValueError as err:
+        keys = ", ".join(f"{k}={v}" for k, v in changes.items())
+        raise ValueError(f"{keys} on the {preset} geometry: {err}") from err
+    return dataclasses.replace(chosen, geometry=geometry)
+
+
+def make_physics(
+    preset: str,
+    backend: str = "auto",
+    photons: float | None = None,
+    image_size: int | None = None,
+    n_angles: int | None = None,
+    n_detectors: int | None = None,
+) -> Physics:
+    """The preset ``preset`` with overrides (:func:`configure_preset`) and its
+    ``RayTransform`` on ``backend``: the target of the ``physics`` config group. Raises
+    ``ValueError`` naming the argument."""
+    chosen = configure_preset(preset, photons, image_size, n_angles, n_detectors)
     try:
         operator = RayTransform(chosen.geometry, backend=backend)
     except ValueError as err:

@@ -6,11 +6,13 @@ gathered from the run folders' ``results.csv`` under ``logs/`` and written as
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fnmatch
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from learnct.physics.presets import PRESETS, PhysicsPreset, configure_preset
 from learnct.run.atomic_files import atomic_open, atomic_write_text
 from learnct.run.results import (
     REQUIRED_FIELDS,
@@ -28,6 +30,7 @@ __all__ = [
     "ROUNDING",
     "collect_results",
     "keep_committed",
+    "physics_difference",
     "read_table",
     "repository_path",
     "run_command",
@@ -76,18 +79,58 @@ def _posix(pattern: str) -> str:
     return pattern.replace("\\", "/").rstrip("/") or "."
 
 
+def _settings(preset: PhysicsPreset) -> dict[str, object]:
+    """What sets a preset's measurements: its noise model and geometry fields."""
+    noise = ("noise", "photons", "mu", "relative_std", "min_counts")
+    geometry = preset.geometry
+    return {
+        **{name: getattr(preset, name) for name in noise},
+        **{f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init},
+    }
+
+
+def physics_difference(folder: Path, setup: str) -> str | None:
+    """How the physics of the run in ``folder`` (its ``config.json``: the ``physics`` group
+    with overrides such as ``physics.photons=1e3``) differ from the preset ``setup``, e.g.
+    ``"photons 1000 (fan_lowdose: 10000)"``; ``None`` where they are the preset's, or where
+    the folder records no physics (a run that wrote none is taken at its word)."""
+    try:
+        section = read_run_config(folder).get("physics")
+    except ResultsError:
+        return None
+    if not isinstance(section, dict) or "preset" not in section:
+        return None
+    keys = ("photons", "image_size", "n_angles", "n_detectors")
+    try:
+        run = configure_preset(section["preset"], **{k: section.get(k) for k in keys})
+    except (TypeError, ValueError) as err:
+        return f"physics that cannot be rebuilt ({err})"
+    ours, theirs = _settings(PRESETS[setup]()), _settings(run)
+    changed = [
+        f"{k} {theirs.get(k)!s} ({setup}: {v!s})" for k, v in ours.items() if theirs.get(k) != v
+    ]
+    if type(run.geometry) is not type(PRESETS[setup]().geometry):
+        changed.insert(0, f"a {type(run.geometry).__name__}")
+    return ", ".join(changed) or None
+
+
 def collect_results(
     log_dir: Path, setup: str, exclude: Sequence[str] = ()
 ) -> tuple[list[dict[str, str]], list[str]]:
     """One row per (method, test set) for ``setup``: the run with the most test images, the
-    most recent of equals; and messages on what was skipped (unreadable files, ``exclude``
-    patterns that matched nothing). ``exclude``: glob patterns of run folders relative to
-    ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or ``lpd/runs/2026-11-26*``) to leave out;
-    a pattern that matches a folder leaves out every run under it."""
+    most recent of equals; and messages on what was skipped (unreadable files, sweep jobs
+    under ``multiruns/``, runs whose physics are not the preset's:
+    :func:`physics_difference`, ``exclude`` patterns that matched nothing). ``exclude``: glob
+    patterns of run folders relative to ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or
+    ``lpd/runs/2026-11-26*``) to leave out; a pattern that matches a folder leaves out every
+    run under it."""
     best: dict[tuple[str, str], tuple[tuple[int, float], dict[str, str]]] = {}
-    problems, used = [], set()
+    problems, used, sweep_jobs = [], set(), []
     for path in find_results(log_dir):
         run = path.parent.relative_to(log_dir)
+        if "multiruns" in run.parts[:-1]:  # <task>/multiruns/<start>/<job>
+            sweep_jobs.append(run.as_posix())
+            continue
         folders = [f.as_posix() for f in (run, *run.parents) if f != Path(".") or run == f]
         matched = {
             pattern
@@ -102,6 +145,15 @@ def collect_results(
         except ResultsError as err:
             problems.append(f"skipped unreadable results: {path}: {err}")
             continue
+        if any(row["physics"] == setup for row in rows):
+            difference = physics_difference(path.parent, setup)
+            if difference is not None:
+                problems.append(
+                    f"left out {path.parent}: its physics are not the {setup} preset's "
+                    f"({difference}); a table compares methods on the preset's own data (a "
+                    "dose curve: make report ARGS=--dose)"
+                )
+                continue
         stamp = path.stat().st_mtime
         for row in rows:
             # where the run is now (a run folder moved from a worktree or another machine
@@ -113,6 +165,12 @@ def collect_results(
             rank = (n_images(row), stamp)
             if key not in best or rank > best[key][0]:
                 best[key] = (rank, row)
+    if sweep_jobs:
+        problems.append(
+            f"left out {len(sweep_jobs)} tested sweep job(s) (e.g. {sweep_jobs[0]}): a sweep "
+            "chooses on validation, so the table takes single runs; test the chosen point with "
+            "make train or make eval"
+        )
     problems += [
         f"--exclude {pattern!r} matched no run folder under {log_dir}/ (patterns are relative "
         "to it, e.g. 'eval_*')"

@@ -21,7 +21,12 @@ from omegaconf import DictConfig, open_dict
 
 from learnct.run.config_checks import ConfigError
 
-__all__ = ["adopt_checkpoint_settings", "command_line_model_keys", "resolve_checkpoint_names"]
+__all__ = [
+    "adopt_checkpoint_settings",
+    "command_line_keys",
+    "command_line_model_keys",
+    "resolve_checkpoint_names",
+]
 
 #: The config keys that name a checkpoint to load.
 CHECKPOINT_KEYS = ("ckpt_path", "init_weights")
@@ -55,16 +60,25 @@ def resolve_checkpoint_names(cfg: DictConfig) -> list[str]:
     return notes
 
 
-def command_line_model_keys() -> set[str] | None:
-    """The ``model.<key>`` settings given on the command line (Hydra's task overrides);
-    ``None`` outside a Hydra run."""
+def command_line_keys() -> set[str] | None:
+    """The config keys and groups given on the command line (Hydra's task overrides:
+    ``test=true`` gives ``test``, ``+trainer.max_time=...`` ``trainer.max_time``); ``None``
+    outside a Hydra run."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     if not HydraConfig.initialized():
         return None
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    keys = (o.key_or_group for o in overrides)
+    return {o.key_or_group for o in overrides}
+
+
+def command_line_model_keys() -> set[str] | None:
+    """The ``model.<key>`` settings given on the command line; ``None`` outside a Hydra
+    run."""
+    keys = command_line_keys()
+    if keys is None:
+        return None
     return {key.split(".", 2)[1] for key in keys if key.startswith("model.")}
 
 

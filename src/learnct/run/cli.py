@@ -17,7 +17,7 @@ import sys
 from omegaconf import DictConfig
 
 from learnct.run.build import user_errors
-from learnct.run.checkpoint_settings import resolve_checkpoint_names
+from learnct.run.checkpoint_settings import command_line_keys, resolve_checkpoint_names
 from learnct.run.config_checks import ConfigError, validate_config
 
 __all__ = ["run_from_cli"]
@@ -28,6 +28,23 @@ def _exit(err: BaseException, status: int) -> None:
     sys.exit(status)
 
 
+def skip_test_in_sweep_job(cfg: DictConfig, job_number: int) -> None:
+    """A sweep job tests only where its command line says ``test=true``: a grid
+    (``learnct-train -m model.lam=10,20``) chooses a point on the validation set, and testing
+    every point would invite choosing on the test set (``make report`` takes single runs
+    only). Test the chosen point with a single run (or ``make eval``)."""
+    keys = command_line_keys() or set()
+    if "test" in keys or not cfg.get("test", True):
+        return
+    cfg.test = False
+    if job_number == 0:
+        print(
+            "sweep jobs skip the test set (choose on validation, then test the chosen point "
+            "with a single run; test=true tests every job)",
+            flush=True,
+        )
+
+
 def run_from_cli(cfg: DictConfig) -> float | None:
     """``run(cfg).objective``, with failures reported as the module docstring says (a failed
     sweep job returns ``None``: Optuna's failed trial)."""
@@ -36,7 +53,9 @@ def run_from_cli(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
-    if not multirun:
+    if multirun:
+        skip_test_in_sweep_job(cfg, hydra_cfg.job.num)
+    else:
         try:
             for note in resolve_checkpoint_names(cfg):
                 print(note)

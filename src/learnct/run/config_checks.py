@@ -48,6 +48,13 @@ def check_choice(cfg: DictConfig, key: str, allowed: Iterable[str]) -> None:
         raise ConfigError(f"{key}={_get(cfg, key)!r} is not valid: choose one of {allowed}")
 
 
+def check_flag(cfg: DictConfig, key: str) -> None:
+    """``key`` must be true or false (when the config has it): ``test=maybe`` or ``train=1``
+    would otherwise be read as Python reads the value."""
+    if _has(cfg, key) and not isinstance(_get(cfg, key), bool):
+        raise ConfigError(f"{key}={_get(cfg, key)!r} is not valid: use true or false")
+
+
 def check_int(cfg: DictConfig, key: str, minimum: int, nullable: bool = False) -> None:
     """``key`` must be an integer >= ``minimum`` (or null when ``nullable``)."""
     if not _has(cfg, key):
@@ -306,9 +313,7 @@ EXTRAS_FLAGS = ("enforce_tags", "ignore_warnings", "print_config")
 def check_extras(cfg: DictConfig) -> None:
     """``extras.*``: booleans; ``extras.enforce_tags=true`` needs ``tags``."""
     for key in EXTRAS_FLAGS:
-        value = OmegaConf.select(cfg, f"extras.{key}", default=False)
-        if not isinstance(value, bool):
-            raise ConfigError(f"extras.{key}={value!r} is not valid: use true or false")
+        check_flag(cfg, f"extras.{key}")
     if _get(cfg, "extras.enforce_tags") and not _get(cfg, "tags"):
         raise ConfigError(
             "tags is empty and extras.enforce_tags=true: name the run with tags=[...] "
@@ -321,6 +326,8 @@ def validate_config(cfg: DictConfig) -> None:
     from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES
 
     check_int(cfg, "seed", 0)
+    check_flag(cfg, "train")
+    check_flag(cfg, "test")
     check_task_name(cfg)
     check_choice(cfg, "physics.preset", PRESET_NAMES)
     check_choice(cfg, "physics.backend", ["auto", *BACKEND_NAMES])
