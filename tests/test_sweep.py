@@ -129,7 +129,9 @@ def test_optuna_sweep_persists_and_resumes(tmp_path, run_cli):
     assert f"* best: trial {study.best_trial.number}" in table[0]
     # other fixed overrides (another objective) into the same study: refused, nothing run
     other = _sweep(run_cli, tmp_path, 4, "data.val_size=3")
-    assert other.returncode != 0 and "Launching" not in other.stdout
+    assert other.returncode == 2 and "Launching" not in other.stdout
+    assert "Traceback" not in other.stderr  # one line, as every user mistake
+    assert other.stderr.strip().splitlines()[-1].startswith("error: the study 'fbp_filter' was")
     assert "only in the study: data.val_size=2" in other.stderr
     assert "only in this command: data.val_size=3" in other.stderr
     assert len(optuna.load_study(study_name="fbp_filter", storage=storage).trials) == 3

@@ -272,7 +272,7 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
         run_config(train_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))
     with pytest.raises(ConfigError, match="is a LearnedGradientDescent checkpoint"):
         run_config(train_cfg(["experiment=lpd", *small, f"init_weights={ckpt}"], tmp_path / "d"))
-    with pytest.raises(ConfigError, match="set only one"):
+    with pytest.raises(ConfigError, match="names a checkpoint to test"):
         run_config(
             train_cfg([*common, f"ckpt_path={ckpt}", f"init_weights={ckpt}"], tmp_path / "e")
         )

@@ -235,9 +235,11 @@ def test_a_resumed_run_trains_on_the_uninterrupted_runs_batches(source, num_work
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     slices = tmp_path / "slices"
-    slices.mkdir()
+    for split in ("train", "val"):
+        (slices / split).mkdir(parents=True)
     for k in range(4):  # slice k is constant k: its image names it
-        np.save(slices / f"{k}.npy", np.full((32, 32), float(k), np.float32))
+        np.save(slices / "train" / f"{k}.npy", np.full((32, 32), float(k), np.float32))
+    np.save(slices / "val" / "v.npy", np.zeros((32, 32), np.float32))
     options = dict(train_size=4, val_size=1, test_size=1, batch_size=2, seed=3)
     options.update(num_workers=num_workers, persistent_workers=False)
     options.update(train_photons_range=[1e3, 1e5])
@@ -441,9 +443,12 @@ def test_bad_configuration(kwargs, message):
 
 
 def test_empty_folder_and_zero_length_split(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
     with pytest.raises(DataError, match="holds no slices"):
         make_dm(source="folder", folder_root=tmp_path, train_size=None).setup("fit")
-    np.save(tmp_path / "a.npy", np.zeros((32, 32), np.float32))
+    for split in ("train", "val"):
+        np.save(tmp_path / split / "a.npy", np.zeros((32, 32), np.float32))
     with pytest.raises(
         DataError, match=r"val size 6 requested but there are only 1 slices in the slice folder"
     ):

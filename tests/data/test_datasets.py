@@ -273,6 +273,21 @@ def test_numpy_byte_order_memory_order_and_format_versions(tmp_path):
         FolderDataset(tmp_path, image_size=4)
 
 
+def test_a_folder_without_split_subfolders_is_a_test_set_only(tmp_path):
+    """Every split of a flat folder would read the same slices: it serves testing alone."""
+    np.save(tmp_path / "x.npy", np.full((4, 4), 3.0, np.float32))
+    assert (
+        float(make_dataset("folder", "test", image_size=4, folder_root=tmp_path)[0]["image"].mean())
+        == 3.0
+    )
+    for split in ("train", "val"):
+        with pytest.raises(
+            DataError,
+            match=rf"no train/, val/ or test/ subfolders: .* the {split} split would read",
+        ):
+            make_dataset("folder", split, image_size=4, folder_root=tmp_path)
+
+
 def test_folder_split_subfolders(tmp_path):
     for split, value in (("train", 1.0), ("validation", 2.0), ("test", 3.0)):
         (tmp_path / split).mkdir()
@@ -295,6 +310,11 @@ def test_folder_split_subfolders(tmp_path):
 def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*data/README\.md"):
         FolderDataset(tmp_path / "nowhere", 8)
+    # the folders make targets write name their target (data=real_ct before make data-real-ct)
+    with pytest.raises(DataError, match=r"real_ct does not exist: write it with make data-real-ct"):
+        make_dataset("folder", "test", image_size=8, folder_root=tmp_path / "data" / "real_ct")
+    with pytest.raises(DataError, match=r"pydicom_ct does not exist: write it with make data-sam"):
+        FolderDataset(tmp_path / "pydicom_ct", 8)
     (tmp_path / "readme.txt").write_text("no slices here")
     with pytest.raises(DataError, match="holds no slices"):
         FolderDataset(tmp_path, 8)

@@ -74,7 +74,7 @@ def test_fbp_and_tv_refuse_a_checkpoint_url_without_fetching_it(
     cfg = compose_config(
         "train", ["experiment=tv", f"ckpt_path={url}", "model.iterations=2", *SMALL], tmp_path / "b"
     )
-    with pytest.raises(ConfigError, match=r"^ckpt_path: TV has no weights to load"):
+    with pytest.raises(ConfigError, match=r"^ckpt_path='http.* names a checkpoint to test"):
         run_config(cfg)
     assert not marker.exists() and requests == []
 
@@ -87,16 +87,11 @@ def test_fbp_refuses_a_local_checkpoint_file(evil, tmp_path, compose_config, run
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(
-    ("config", "key"),
-    [("eval", "ckpt_path"), ("train", "ckpt_path")],  # make eval; resume training from it
-)
-def test_learned_methods_refuse_checkpoint_urls(
-    evil_url, tmp_path, compose_config, run_config, config, key
-):
+def test_learned_methods_refuse_checkpoint_urls(evil_url, tmp_path, compose_config, run_config):
     url, marker, requests = evil_url
+    key = "ckpt_path"  # make eval's checkpoint (training refuses ckpt_path: resume continues)
     cfg = compose_config(
-        config, ["experiment=lgd", "model.n_iter=1", f"{key}={url}", *SMALL], tmp_path
+        "eval", ["experiment=lgd", "model.n_iter=1", f"{key}={url}", *SMALL], tmp_path
     )
     with pytest.raises(ConfigError) as err:
         run_config(cfg)
@@ -149,3 +144,19 @@ def test_lightning_loads_checkpoints_weights_only(
     )
     run_config(cfg)
     assert calls == [("fit", True), ("test", True)]
+
+
+def test_a_folder_given_as_checkpoint_names_the_checkpoints_in_it(tmp_path):
+    """``make eval CKPT=logs/lpd`` (a folder): said so, with the checkpoint files it holds,
+    not that the path does not exist."""
+    from learnct.methods.checkpoints import read_checkpoint
+
+    (tmp_path / "runs" / "a" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(
+        ValueError, match=r"is a folder: give a checkpoint file \(it holds "
+    ) as info:
+        read_checkpoint(tmp_path)
+    assert str(tmp_path / "runs" / "a" / "checkpoints" / "last.ckpt") in str(info.value)
+    with pytest.raises(ValueError, match=r"does not exist$"):
+        read_checkpoint(tmp_path / "nothing.ckpt")

@@ -47,6 +47,12 @@ BAD_VALUES = [
     (["resume=3"], r"resume=3 is not valid: use true, false or a run folder"),
     (["resume=true", "ckpt_path=a.ckpt"], r"resume=true and ckpt_path='a.ckpt' both say"),
     (
+        ["ckpt_path=logs/lpd/runs/a/checkpoints/last.ckpt"],
+        r"^ckpt_path='logs/lpd/runs/a/checkpoints/last.ckpt' names a checkpoint to test "
+        r"\(train=false: make eval .*\), not one to train from: to continue a run use "
+        r"resume=<its run folder>",
+    ),
+    (
         ["test_precision=bogus"],
         r"test_precision='bogus' is not valid: choose one of Lightning's precisions "
         r"\['transformer-engine', .*'32-true', '64-true'\] \(or its aliases \[64, 32, 16, "
@@ -107,6 +113,15 @@ BAD_VALUES = [
     (["task_name=.."], r"^task_name='..' is not valid"),
     (["task_name=a/b"], r"^task_name='a/b' is not valid"),
     (["test=maybe"], r"^test='maybe' is not valid: use true or false$"),
+    (
+        ["trainer.devices=2"],
+        r"^trainer.devices=2 on the CPU \(2 processes\) needs forked workers: add "
+        r"\+trainer.strategy=ddp_fork",
+    ),
+    (
+        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=3"],
+        r"^trainer.devices=3 on the CPU \(3 processes\) needs forked workers",
+    ),
     (["train=1"], r"^train=1 is not valid: use true or false$"),
 ]
 
@@ -131,6 +146,9 @@ GOOD_VALUES = [
     ["trainer.max_steps=2", "trainer.val_check_interval=5", "trainer.fast_dev_run=true"],
     ["task_name=lgd_v2.1"],
     ["test=false", "train=true"],
+    ["trainer.devices=2", "+trainer.strategy=ddp_fork"],
+    ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp_fork"],
+    ["trainer.devices=auto"],
 ]
 
 
@@ -224,18 +242,18 @@ def test_missing_or_broken_data_fail_before_training_naming_the_file(
                 "train", [*base, f"data.folder_root={tmp_path / 'nowhere'}"], tmp_path / "a"
             )
         )
-    (tmp_path / "slices").mkdir()
-    (tmp_path / "slices" / "x.npy").write_bytes(b"\x93NUMPY garbage")
+    slices = tmp_path / "slices" / "train"  # a folder with the training split's subfolder
+    slices.mkdir(parents=True)
+    (slices / "x.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(DataError, match=r"x\.npy: is not a valid NumPy file"):
         run_config(
             compose_config(
                 "train", [*base, f"data.folder_root={tmp_path / 'slices'}"], tmp_path / "b"
             )
         )
-    (tmp_path / "slices" / "x.npy").unlink()
-    np.save(tmp_path / "slices" / "t.npy", np.zeros((16, 16), np.float32))
-    truncated = (tmp_path / "slices" / "t.npy").read_bytes()[:-100]
-    (tmp_path / "slices" / "t.npy").write_bytes(truncated)
+    (slices / "x.npy").unlink()
+    np.save(slices / "t.npy", np.zeros((16, 16), np.float32))
+    (slices / "t.npy").write_bytes((slices / "t.npy").read_bytes()[:-100])
     with pytest.raises(DataError, match=r"t\.npy: truncated \(its header says \(16, 16\)"):
         run_config(
             compose_config(
@@ -250,10 +268,12 @@ def test_data_error_in_a_dataloader_worker_is_one_line_with_status_2(tmp_path, r
     """A slice whose problem shows only when its pixels are read, in a DataLoader worker:
     ``learnct-train`` prints the worker's one-line message, not torch's re-raise with the
     worker's traceback."""
-    (tmp_path / "slices").mkdir()
+    for split in ("val", "test"):  # FBP's run validates, then tests
+        (tmp_path / "slices" / split).mkdir(parents=True)
+    np.save(tmp_path / "slices" / "test" / "fine.npy", np.ones((16, 16), np.float32))
     image = np.ones((16, 16), np.float32)
     image[2, 3] = np.nan
-    np.save(tmp_path / "slices" / "nan.npy", image)
+    np.save(tmp_path / "slices" / "val" / "nan.npy", image)
     overrides = [
         f"hydra.run.dir={tmp_path / 'run'}",
         "experiment=fbp",
@@ -266,7 +286,7 @@ def test_data_error_in_a_dataloader_worker_is_one_line_with_status_2(tmp_path, r
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'slices' / 'nan.npy'}: contains NaN or infinite values"
+        f"error: {tmp_path / 'slices' / 'val' / 'nan.npy'}: contains NaN or infinite values"
     )
 
 
@@ -286,17 +306,21 @@ def test_bad_value_on_the_command_line_is_one_line_with_status_2(tmp_path, run_c
     assert out.stderr.strip().splitlines()[-1] == (
         "error: data.batch_size=0 is not valid: it must be an integer >= 1"
     )
+    assert not tmp_path.exists()  # the refused run's folder (hydra.run.dir) holds nothing
 
 
 def test_a_bad_task_name_never_makes_a_folder_outside_logs(tmp_path, run_cli):
     """Hydra makes the run folder before any check runs: a name that is not one folder name
-    goes to ``logs/invalid_task_name/``, and the check refuses it in one line."""
+    goes to ``logs/invalid_task_name/``, and the check refuses it in one line (and removes
+    that folder)."""
     root = tmp_path / "root"
     out = run_cli("train", ["task_name=../../x"], env={"LEARNCT_ROOT": str(root)})
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1].startswith("error: task_name='../../x' is not")
     assert not (tmp_path / "x").exists()  # logs/../../x
-    assert [p.name for p in (root / "logs").iterdir()] == ["invalid_task_name"]
+    # the folder Hydra made (logs/invalid_task_name/runs/<date>/) is gone with the refusal:
+    # no run left for the dashboard or resume=true to find
+    assert list((root / "logs").iterdir()) == []
 
 
 def test_model_mu_must_be_the_physics_attenuation():

@@ -215,3 +215,26 @@ def test_init_weights_with_resume_refuses_a_run_that_started_elsewhere(tmp_path)
     _check_started_from(str(source), save("warm", 3, 6))  # started from them: fine
     with pytest.raises(ConfigError, match="did not start from those weights"):
         _check_started_from(str(source), save("scratch", 3, 0))  # a run from zero
+
+
+def test_a_run_stopped_by_its_time_limit_is_not_resumed_under_the_same_limit():
+    """``+trainer.max_time``: Lightning's Timer keeps the training time in the checkpoint, so
+    a run that used all of it would stop at once when resumed, and test the same weights
+    anew; refused with the fix. Time left, or no limit now: it goes on."""
+    from lightning.pytorch.callbacks import Timer
+
+    from learnct.run.resume import check_time_left
+
+    timer = Timer(duration="00:00:01:00")
+    timer.load_state_dict({"time_elapsed": {"train": 61.5}})
+    state = {"callbacks": {"Timer": timer.state_dict()}}  # as Lightning saves it
+    message = (
+        r"^resume: the run has trained 62 s, all of its time limit "
+        r"trainer.max_time='00:00:01:00', so it would stop at once: raise the limit"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_time_left(state, "00:00:01:00")
+    check_time_left(state, "00:00:02:00")  # 58 s left
+    check_time_left(state, {"minutes": 2})  # Lightning's other spelling
+    check_time_left(state, None)
+    check_time_left({"callbacks": {}}, "00:00:01:00")  # trained without a limit

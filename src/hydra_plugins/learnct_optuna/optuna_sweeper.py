@@ -67,11 +67,20 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
+        try:
+            study, space, fixed = self._study(arguments)
+        except ValueError as err:  # a user mistake in the sweep's settings: one line
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        self._run_trials(study, space, fixed)
+
+    def _study(self, arguments: list[str]) -> tuple[Any, dict[str, Any], list[str]]:
+        """The study (created or loaded), its search space and fixed overrides; ValueError
+        for settings that cannot run (a pruner without storage, another study's overrides)."""
         import optuna
 
         from learnct.run.sweep_space import search_space
         from learnct.run.sweep_study import check_fixed_overrides
-        from learnct.run.sweep_table import trials_table
 
         conf = self.conf
         if conf.pruner is not None and conf.storage is None:
@@ -91,6 +100,16 @@ class OptunaSweeper(Sweeper):
             load_if_exists=True,
         )
         check_fixed_overrides(study, fixed)  # one objective per study
+        return study, space, fixed
+
+    def _run_trials(self, study: Any, space: dict[str, Any], fixed: list[str]) -> None:
+        """Ask, launch and tell batches of trials until this invocation's budget is spent or
+        the study has ``n_trials`` finished ones; then print every trial."""
+        import optuna
+
+        from learnct.run.sweep_table import trials_table
+
+        conf = self.conf
         if study.get_trials(deepcopy=False):  # resumed: a seeded sampler would repeat its
             study.sampler.reseed_rng()  # first trials' draws
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

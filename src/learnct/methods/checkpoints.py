@@ -134,6 +134,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "check where it comes from, and pass its path)"
         )
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("**/*.ckpt"))[:3]
+        hint = f" (it holds {', '.join(str(p) for p in found)})" if found else ""
+        raise ValueError(
+            f"checkpoint {path} is a folder: give a checkpoint file{hint}, e.g. a run's "
+            "checkpoints/last.ckpt"
+        )
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
     try:

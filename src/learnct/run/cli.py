@@ -12,19 +12,52 @@ other jobs go on.
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from learnct.run.build import user_errors
 from learnct.run.checkpoint_settings import command_line_keys, resolve_checkpoint_names
 from learnct.run.config_checks import ConfigError, validate_config
+from learnct.run.identity import IDENTITY_FILE
 
-__all__ = ["run_from_cli"]
+__all__ = ["remove_refused_run_folder", "run_from_cli", "skip_test_in_sweep_job"]
+
+
+#: what a run folder holds before anything is built: Hydra's ``.hydra/`` and log, the printed
+#: config tree (``*.log``) and the run's identity
+BEFORE_BUILDING = (".hydra", IDENTITY_FILE)
+
+
+def remove_refused_run_folder() -> None:
+    """Remove the run folder Hydra made for a refused command when it holds nothing but what
+    is written before anything is built (:data:`BEFORE_BUILDING`, ``*.log``), and then its
+    ``runs/`` and task folders if empty: a refused command leaves no run for the dashboard
+    and ``resume`` to find."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if not folder.is_dir() or any(
+        p.name not in BEFORE_BUILDING and p.suffix != ".log" for p in folder.iterdir()
+    ):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.parent.name == "runs":
+        for empty in (folder.parent, folder.parent.parent):
+            try:
+                empty.rmdir()
+            except OSError:  # not empty
+                break
 
 
 def _exit(err: BaseException, status: int) -> None:
     print(f"error: {err}", file=sys.stderr, flush=True)
+    if status == 2:  # a user mistake: nothing ran
+        remove_refused_run_folder()
     sys.exit(status)
 
 

@@ -234,8 +234,44 @@ def check_max_steps(cfg: DictConfig) -> None:
         )
 
 
+def _cpu_processes(devices: Any) -> int | None:
+    """How many CPU processes Lightning's ``devices`` asks for (``-1``: one per core;
+    ``"auto"``: one); ``None`` where it is not a device count."""
+    import os
+
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if devices == "auto":
+        return 1
+    if isinstance(devices, (list, ListConfig)):
+        return len(devices)
+    if is_int(devices):
+        return (os.cpu_count() or 1) if devices == -1 else int(devices)
+    return None
+
+
+def check_cpu_processes(cfg: DictConfig) -> None:
+    """Several CPU processes (``trainer.devices=2`` with ``trainer.accelerator=cpu``) need
+    forked workers, ``trainer.strategy=ddp_fork``: Lightning's own choice (``ddp``) starts each
+    worker as a new ``learnct-train`` command, which Hydra composes into a run of its own, and
+    failed in the test pass with gloo's traceback."""
+    if _get(cfg, "trainer.accelerator") != "cpu":
+        return
+    processes = _cpu_processes(_get(cfg, "trainer.devices"))
+    strategy = _get(cfg, "trainer.strategy")
+    if processes is not None and processes > 1 and strategy in (None, "auto", "ddp"):
+        raise ConfigError(
+            f"trainer.devices={_get(cfg, 'trainer.devices')!r} on the CPU ({processes} "
+            "processes) needs forked workers: add +trainer.strategy=ddp_fork (trainer=ddp: "
+            "trainer.strategy=ddp_fork); one process already uses every core through torch's "
+            "threads (trainer.devices=1)"
+        )
+
+
 def check_resume(cfg: DictConfig) -> None:
-    """``resume`` (true, false or a run folder) and ``ckpt_path``: at most one of them."""
+    """``resume`` (true, false or a run folder) and ``ckpt_path``: at most one of them, and
+    ``ckpt_path`` only to test (``train=false``): a run continues by ``resume``, whose checks
+    and run folder a bare checkpoint would skip."""
     resume = _get(cfg, "resume")
     if not (resume in (None, True, False) or (isinstance(resume, str) and resume)):
         raise ConfigError(
@@ -246,6 +282,15 @@ def check_resume(cfg: DictConfig) -> None:
         raise ConfigError(
             f"resume=true and ckpt_path={_get(cfg, 'ckpt_path')!r} both say where to resume "
             "from: set only one (resume=true continues the newest run of this task_name)"
+        )
+    ckpt_path = _get(cfg, "ckpt_path")
+    if ckpt_path and _get(cfg, "train") is not False:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path!r} names a checkpoint to test (train=false: make eval "
+            "EXP=<name> CKPT=<file>), not one to train from: to continue a run use "
+            "resume=<its run folder> or resume=true (its settings checked; its folder, "
+            "checkpoints and step count continued), to train from its weights "
+            "init_weights=<file>"
         )
 
 
@@ -279,7 +324,7 @@ def check_sittings(cfg: DictConfig) -> None:
 
 def check_init_weights(cfg: DictConfig) -> None:
     """``init_weights``: an existing checkpoint file, only to start training (not with
-    ``train=false``, ``resume`` or ``ckpt_path``)."""
+    ``train=false``; ``ckpt_path`` is refused with training by :func:`check_resume`)."""
     init_weights = _get(cfg, "init_weights")
     if init_weights is None:
         return
@@ -291,13 +336,6 @@ def check_init_weights(cfg: DictConfig) -> None:
         raise ConfigError(
             f"init_weights={init_weights!r} only starts training; to evaluate a checkpoint "
             "use ckpt_path=... (make eval EXP=<name> CKPT=<file>)"
-        )
-    if _get(cfg, "ckpt_path"):
-        raise ConfigError(
-            f"init_weights={init_weights!r} starts a new run from weights, and ckpt_path "
-            "continues an old one: set only one (to continue a run that began from "
-            "init_weights, repeat its command with resume=true: init_weights then gives the "
-            "settings, and the run's last.ckpt the weights)"
         )
     if not Path(init_weights).is_file():
         raise ConfigError(
@@ -344,6 +382,7 @@ def validate_config(cfg: DictConfig) -> None:
         check_choice(cfg, key, FILTERS)
     check_choice(cfg, "model.loss", LOSS_NAMES)
     check_choice(cfg, "trainer.accelerator", ACCELERATORS)
+    check_cpu_processes(cfg)
     check_precision(cfg, "trainer.precision")
     check_precision(cfg, "test_precision")
     check_optimizer(cfg)

@@ -49,7 +49,7 @@ from learnct.run.results import (
     tested_record,
     write_results,
 )
-from learnct.run.resume import resolve_resume
+from learnct.run.resume import check_time_left, resolve_resume
 
 if TYPE_CHECKING:
     import lightning as L
@@ -320,12 +320,12 @@ def _check_checkpoints(
             raise ConfigError(f"init_weights: {name} has no weights to start from (unset it)")
         return None
     if cfg.get("train", True):
-        if resume is not None:  # ckpt_path as typed (a Path would turn :// into :/)
-            key, path = ("ckpt_path", cfg.ckpt_path) if cfg.get("ckpt_path") else ("resume", resume)
-            key = "the sittings checkpoint" if in_sittings(cfg) else key
-            state = _checked_checkpoint(key, path, model, operator)
+        if resume is not None:
+            key = "the sittings checkpoint" if in_sittings(cfg) else "resume"
+            state = _checked_checkpoint(key, resume, model, operator)
             if key == "resume":
                 _check_run(state, resume, identity)
+                check_time_left(state, cfg.trainer.get("max_time"))
             print(
                 f"resuming from {resume} (step {state.get('global_step')}); run folder: "
                 f"{cfg.paths.output_dir}"

@@ -23,7 +23,7 @@ from learnct.run.config_checks import ConfigError
 from learnct.run.identity import RunIdentity, differences, read_identity, run_settings
 from learnct.run.results import LAST_CHECKPOINT, RESULTS_FILE, task_run_folders
 
-__all__ = ["find_resume_checkpoint", "is_finished", "resolve_resume"]
+__all__ = ["check_time_left", "find_resume_checkpoint", "is_finished", "resolve_resume"]
 
 
 def is_finished(folder: Path, identity: RunIdentity | None = None) -> bool:
@@ -34,6 +34,27 @@ def is_finished(folder: Path, identity: RunIdentity | None = None) -> bool:
     if identity is not None:
         return bool(identity.get("finished"))
     return (Path(folder) / RESULTS_FILE).is_file()
+
+
+def check_time_left(state: dict[str, Any], max_time: Any) -> None:
+    """A run resumed under ``trainer.max_time`` (Lightning's ``Timer``: its elapsed training
+    time is in the checkpoint) must have time left: one stopped by that limit would stop again
+    at once and test the same weights anew. Raises :class:`ConfigError` with the fix."""
+    saved = (state.get("callbacks") or {}).get("Timer")
+    if max_time is None or not saved:
+        return
+    from lightning.pytorch.callbacks import Timer
+
+    timer = Timer(duration=max_time)
+    timer.load_state_dict(saved)
+    left = timer.time_remaining()
+    if left is not None and left <= 0:
+        raise ConfigError(
+            f"resume: the run has trained {timer.time_elapsed():.0f} s, all of its time limit "
+            f"trainer.max_time={max_time!r}, so it would stop at once: raise the limit (e.g. "
+            f"+trainer.max_time=00:02:00:00, days:hours:minutes:seconds, counting the time "
+            "already trained) or drop it"
+        )
 
 
 def _why_not(folder: Path, settings: dict[str, Any] | None) -> str | None:
@@ -79,7 +100,8 @@ def find_resume_checkpoint(
     if not passed:
         raise FileNotFoundError(
             f"resume=true: no run of task_name={task_name!r} to resume: no {runs}/*/"
-            f"{LAST_CHECKPOINT}. Start it without resume=true, or pass ckpt_path=<file.ckpt>"
+            f"{LAST_CHECKPOINT}. Start it without resume=true (init_weights=<file.ckpt> "
+            "starts from a checkpoint's weights)"
         )
     raise FileNotFoundError(
         f"resume=true: no unfinished run of task_name={task_name!r} with these settings under "
@@ -148,7 +170,7 @@ def _move_file_logs(folder: Path, run_dir: Path) -> None:
 
 def resolve_resume(cfg: DictConfig) -> Path | None:
     """The checkpoint that training continues from: with ``sitting_steps`` the sittings
-    checkpoint (:mod:`learnct.run.sittings`), else ``ckpt_path``, or with ``resume`` the
+    checkpoint (:mod:`learnct.run.sittings`), else with ``resume`` the
     ``last.ckpt`` of the run it names (see the module docstring), whose folder then becomes
     this run's ``paths.output_dir``. ``None``: a fresh run."""
     from learnct.run.atomic_checkpoint import remove_stale_temporaries
@@ -160,8 +182,6 @@ def resolve_resume(cfg: DictConfig) -> Path | None:
 
     if in_sittings(cfg):
         return resolve_sitting(cfg)
-    if cfg.get("ckpt_path"):
-        return Path(cfg.ckpt_path)
     resume = cfg.get("resume", False)
     if not resume:
         return None

@@ -107,10 +107,8 @@ class FolderDataset(Dataset):
         self.mu_water = check_positive("mu_water", mu_water, "attenuation in 1/mm")
         self.mu_unit = check_positive("mu_unit", mu_unit, "attenuation in 1/mm")
         if not self.root.is_dir():
-            raise DataError(
-                f"slice folder {self.root.resolve()} does not exist: point the folder source "
-                "at a directory of DICOM (.dcm) or NumPy (.npy/.npz) slices (data/README.md)"
-            )
+            fix = _missing_folder_fix(self.root)
+            raise DataError(f"slice folder {self.root.resolve()} does not exist: {fix}")
         files = sorted(
             (
                 p
@@ -189,22 +187,48 @@ class FolderDataset(Dataset):
         return {"image": image, "index": int(index)}
 
 
-def folder_for_split(root: Path, split: str) -> Path:
-    """``root/<split>/`` when it exists; ``root`` itself when it has no split subfolders at all.
+def _missing_folder_fix(root: Path) -> str:
+    """What to do about a missing slice folder: the make target that writes it, where it is
+    one of theirs (``data/real_ct``, ``data/pydicom_ct``), else what it should hold."""
+    from learnct.data.real_ct import DEFAULT_ROOT as REAL_CT
+    from learnct.data.sample_scans import DEFAULT_ROOT as SAMPLES
 
-    A root with some split subfolders but not this split's is an error: reading the whole
-    tree would mix the other splits' slices in (e.g. train on the test slices)."""
+    for default, command in ((REAL_CT, "make data-real-ct"), (SAMPLES, "make data-samples")):
+        if root.name == default.name:
+            return f"write it with {command} (or set data.folder_root to your own slices)"
+    return (
+        "point the folder source at a directory of DICOM (.dcm) or NumPy (.npy/.npz) slices "
+        "(data/README.md)"
+    )
+
+
+def folder_for_split(root: Path, split: str) -> Path:
+    """``root/<split>/`` when it exists; for the test split, ``root`` itself when it has no
+    split subfolders at all (a folder of slices to evaluate on).
+
+    Anything else is an error, since reading the whole tree would mix other slices in: a root
+    with some split subfolders but not this split's (train on the test slices), or a root
+    without any for training or validation (train, validate and test on the same slices)."""
     for name in SPLIT_FOLDERS[split]:
         if (root / name).is_dir():
             return root / name
+    if not root.is_dir():
+        return root  # FolderDataset says it is missing
     present = [n for names in SPLIT_FOLDERS.values() for n in names if (root / n).is_dir()]
+    wanted = " or ".join(f"{n}/" for n in SPLIT_FOLDERS[split])
     if present:
-        wanted = " or ".join(f"{n}/" for n in SPLIT_FOLDERS[split])
         raise DataError.for_path(
             root,
             f"has {', '.join(f'{n}/' for n in present)} but no {wanted}: the {split} split "
             f"would read every slice, the other splits' included; put its slices in "
             f"{root / SPLIT_FOLDERS[split][0]} or choose another folder_root",
+        )
+    if split != "test":
+        raise DataError.for_path(
+            root,
+            f"has no train/, val/ or test/ subfolders: a folder of slices is read as a test "
+            f"set only (train=false, e.g. make eval), since the {split} split would read the "
+            "test slices; to train, put the slices in train/, val/ and test/ subfolders",
         )
     return root
 
