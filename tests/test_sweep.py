@@ -195,7 +195,8 @@ def test_trials_are_pruned_from_their_validation_curve(tmp_path, run_cli):
 def test_a_grid_chooses_on_validation_and_its_tests_stay_out_of_the_report(tmp_path, run_cli):
     """``learnct-train -m model.filter=a,b`` (Hydra's basic sweeper) skips the test set unless
     the command line says ``test=true``; tested sweep jobs are left out of ``make report``
-    (a table of single runs: picking the best grid point there would choose on test data)."""
+    (a table of single runs: picking the best grid point there would choose on test data).
+    An evaluation grid (``learnct-eval -m``) tests."""
     from learnct.reporting.table import collect_results
 
     grid = ["-m", "experiment=fbp", "model.filter=ram-lak,hann", "data.val_size=2"]
@@ -214,3 +215,8 @@ def test_a_grid_chooses_on_validation_and_its_tests_stay_out_of_the_report(tmp_p
     assert len(results) == 2
     rows, problems = collect_results(tmp_path, "fan_lowdose")
     assert rows == [] and problems[0].startswith("left out 2 tested sweep job(s)")
+
+    # learnct-eval -m (train=false: several checkpoints, filters or doses) tests every job
+    evaluated = run_cli("evaluate", [*grid[:-1], *fixed[:-1], f"paths.log_dir={tmp_path / 'ev'}"])
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert len(list((tmp_path / "ev").glob("*/multiruns/*/[0-9]/results.csv"))) == 2

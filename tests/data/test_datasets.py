@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import h5py
 import numpy as np
@@ -311,7 +312,8 @@ def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*data/README\.md"):
         FolderDataset(tmp_path / "nowhere", 8)
     # the folders make targets write name their target (data=real_ct before make data-real-ct)
-    with pytest.raises(DataError, match=r"real_ct does not exist: write it with make data-real-ct"):
+    fix = rf'write it with make data-real-ct ARGS="--root {tmp_path / "data" / "real_ct"}"'
+    with pytest.raises(DataError, match=rf"real_ct does not exist: {re.escape(fix)}"):
         make_dataset("folder", "test", image_size=8, folder_root=tmp_path / "data" / "real_ct")
     with pytest.raises(DataError, match=r"pydicom_ct does not exist: write it with make data-sam"):
         FolderDataset(tmp_path / "pydicom_ct", 8)

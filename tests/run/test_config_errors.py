@@ -119,6 +119,10 @@ BAD_VALUES = [
         r"\+trainer.strategy=ddp_fork",
     ),
     (
+        ["trainer=ddp", "trainer.accelerator=cpu"],
+        r"^trainer.devices=-1 is not valid on the CPU: give a number of processes",
+    ),
+    (
         ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=3"],
         r"^trainer.devices=3 on the CPU \(3 processes\) needs forked workers",
     ),
@@ -307,6 +311,12 @@ def test_bad_value_on_the_command_line_is_one_line_with_status_2(tmp_path, run_c
         "error: data.batch_size=0 is not valid: it must be an integer >= 1"
     )
     assert not tmp_path.exists()  # the refused run's folder (hydra.run.dir) holds nothing
+    mine = tmp_path / "mine"  # a hydra.run.dir with files of its own: left whole
+    mine.mkdir(parents=True)
+    (mine / "notes.log").write_text("mine")
+    out = run_cli("train", [f"hydra.run.dir={mine}", "data.batch_size=0"], timeout=300)
+    assert out.returncode == 2 and (mine / "notes.log").read_text() == "mine"
+    assert (mine / ".hydra").is_dir()
 
 
 def test_a_bad_task_name_never_makes_a_folder_outside_logs(tmp_path, run_cli):

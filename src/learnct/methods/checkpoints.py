@@ -135,7 +135,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     path = Path(path)
     if path.is_dir():
-        found = sorted(path.glob("**/*.ckpt"))[:3]
+        patterns = ("*.ckpt", "checkpoints/*.ckpt", "runs/*/checkpoints/*.ckpt")
+        found = [p for pattern in patterns for p in sorted(path.glob(pattern))][:3]
         hint = f" (it holds {', '.join(str(p) for p in found)})" if found else ""
         raise ValueError(
             f"checkpoint {path} is a folder: give a checkpoint file{hint}, e.g. a run's "

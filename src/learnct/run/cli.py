@@ -26,32 +26,43 @@ from learnct.run.identity import IDENTITY_FILE
 __all__ = ["remove_refused_run_folder", "run_from_cli", "skip_test_in_sweep_job"]
 
 
-#: what a run folder holds before anything is built: Hydra's ``.hydra/`` and log, the printed
-#: config tree (``*.log``) and the run's identity
-BEFORE_BUILDING = (".hydra", IDENTITY_FILE)
+#: the files a refused command wrote in its run folder: Hydra's ``.hydra/`` and job log, the
+#: printed config tree and the run's identity
+REFUSED_RUN_FILES = (".hydra", "config_tree.log", IDENTITY_FILE)
 
 
 def remove_refused_run_folder() -> None:
-    """Remove the run folder Hydra made for a refused command when it holds nothing but what
-    is written before anything is built (:data:`BEFORE_BUILDING`, ``*.log``), and then its
-    ``runs/`` and task folders if empty: a refused command leaves no run for the dashboard
-    and ``resume`` to find."""
+    """Remove what a refused command wrote into the run folder Hydra made for it
+    (:data:`REFUSED_RUN_FILES` and Hydra's ``<job name>.log``), then the folder, its ``runs/``
+    and its task folder where that leaves them empty: a refused command leaves no run for the
+    dashboard and ``resume`` to find. A folder holding anything else (a ``hydra.run.dir`` with
+    files of its own, a run that trained) is left whole; a DDP worker (``LOCAL_RANK`` > 0)
+    removes nothing."""
+    import os
+
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or os.environ.get("LOCAL_RANK", "0") != "0":
         return
-    folder = Path(HydraConfig.get().runtime.output_dir)
-    if not folder.is_dir() or any(
-        p.name not in BEFORE_BUILDING and p.suffix != ".log" for p in folder.iterdir()
+    hydra_cfg = HydraConfig.get()
+    folder = Path(hydra_cfg.runtime.output_dir)
+    ours = (*REFUSED_RUN_FILES, f"{hydra_cfg.job.name}.log")
+    if not folder.is_dir() or any(p.name not in ours for p in folder.iterdir()):
+        return  # the folder holds more than this command wrote: left as it is
+    for name in ours:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file():
+            path.unlink(missing_ok=True)
+    for empty in (
+        folder,
+        *([folder.parent, folder.parent.parent] if folder.parent.name == "runs" else []),
     ):
-        return
-    shutil.rmtree(folder, ignore_errors=True)
-    if folder.parent.name == "runs":
-        for empty in (folder.parent, folder.parent.parent):
-            try:
-                empty.rmdir()
-            except OSError:  # not empty
-                break
+        try:
+            empty.rmdir()
+        except OSError:  # not empty (or gone)
+            break
 
 
 def _exit(err: BaseException, status: int) -> None:
@@ -62,12 +73,14 @@ def _exit(err: BaseException, status: int) -> None:
 
 
 def skip_test_in_sweep_job(cfg: DictConfig, job_number: int) -> None:
-    """A sweep job tests only where its command line says ``test=true``: a grid
+    """A training sweep's job tests only where its command line says ``test=true``: a grid
     (``learnct-train -m model.lam=10,20``) chooses a point on the validation set, and testing
     every point would invite choosing on the test set (``make report`` takes single runs
-    only). Test the chosen point with a single run (or ``make eval``)."""
+    only). Test the chosen point with a single run (or ``make eval``). Evaluation jobs
+    (``learnct-eval -m``: ``train=false``, several checkpoints or doses) test, as they are
+    meant to."""
     keys = command_line_keys() or set()
-    if "test" in keys or not cfg.get("test", True):
+    if "test" in keys or not cfg.get("test", True) or cfg.get("train", True) is False:
         return
     cfg.test = False
     if job_number == 0:

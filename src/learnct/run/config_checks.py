@@ -235,36 +235,38 @@ def check_max_steps(cfg: DictConfig) -> None:
 
 
 def _cpu_processes(devices: Any) -> int | None:
-    """How many CPU processes Lightning's ``devices`` asks for (``-1``: one per core;
-    ``"auto"``: one); ``None`` where it is not a device count."""
-    import os
-
-    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+    """How many CPU processes Lightning's ``devices`` asks for (``"auto"``: one); ``None``
+    where it is not a count of CPU processes (``-1``, which Lightning refuses on the CPU)."""
+    if isinstance(devices, str) and devices.strip().isdigit():
         devices = int(devices)
     if devices == "auto":
         return 1
     if isinstance(devices, (list, ListConfig)):
         return len(devices)
-    if is_int(devices):
-        return (os.cpu_count() or 1) if devices == -1 else int(devices)
-    return None
+    return int(devices) if is_int(devices) and devices >= 1 else None
 
 
 def check_cpu_processes(cfg: DictConfig) -> None:
-    """Several CPU processes (``trainer.devices=2`` with ``trainer.accelerator=cpu``) need
-    forked workers, ``trainer.strategy=ddp_fork``: Lightning's own choice (``ddp``) starts each
-    worker as a new ``learnct-train`` command, which Hydra composes into a run of its own, and
-    failed in the test pass with gloo's traceback."""
-    if _get(cfg, "trainer.accelerator") != "cpu":
+    """``trainer.devices`` on the CPU (``trainer.accelerator=cpu``): a number of processes,
+    and several of them need forked workers, ``trainer.strategy=ddp_fork``: Lightning's own
+    choice (``ddp``) starts each worker as a new ``learnct-train`` command, which Hydra
+    composes into a run of its own, and failed in the test pass with gloo's traceback."""
+    if _get(cfg, "trainer.accelerator") != "cpu" or not _has(cfg, "trainer.devices"):
         return
-    processes = _cpu_processes(_get(cfg, "trainer.devices"))
-    strategy = _get(cfg, "trainer.strategy")
-    if processes is not None and processes > 1 and strategy in (None, "auto", "ddp"):
+    devices = _get(cfg, "trainer.devices")
+    processes = _cpu_processes(devices)
+    if processes is None:
         raise ConfigError(
-            f"trainer.devices={_get(cfg, 'trainer.devices')!r} on the CPU ({processes} "
-            "processes) needs forked workers: add +trainer.strategy=ddp_fork (trainer=ddp: "
-            "trainer.strategy=ddp_fork); one process already uses every core through torch's "
-            "threads (trainer.devices=1)"
+            f"trainer.devices={devices!r} is not valid on the CPU: give a number of processes "
+            "(1: one process uses every core through torch's threads; 2 with "
+            "+trainer.strategy=ddp_fork for data parallel)"
+        )
+    strategy = _get(cfg, "trainer.strategy")
+    if processes > 1 and strategy in (None, "auto", "ddp"):
+        raise ConfigError(
+            f"trainer.devices={devices!r} on the CPU ({processes} processes) needs forked "
+            "workers: add +trainer.strategy=ddp_fork (trainer=ddp: trainer.strategy=ddp_fork); "
+            "one process already uses every core through torch's threads (trainer.devices=1)"
         )
 
 

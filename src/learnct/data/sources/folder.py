@@ -189,13 +189,15 @@ class FolderDataset(Dataset):
 
 def _missing_folder_fix(root: Path) -> str:
     """What to do about a missing slice folder: the make target that writes it, where it is
-    one of theirs (``data/real_ct``, ``data/pydicom_ct``), else what it should hold."""
+    one of theirs (``data/real_ct``, ``data/pydicom_ct``; elsewhere with ``--root``), else
+    what it should hold."""
     from learnct.data.real_ct import DEFAULT_ROOT as REAL_CT
     from learnct.data.sample_scans import DEFAULT_ROOT as SAMPLES
 
     for default, command in ((REAL_CT, "make data-real-ct"), (SAMPLES, "make data-samples")):
         if root.name == default.name:
-            return f"write it with {command} (or set data.folder_root to your own slices)"
+            where = "" if root.resolve() == default.resolve() else f' ARGS="--root {root}"'
+            return f"write it with {command}{where} (or set data.folder_root to your slices)"
     return (
         "point the folder source at a directory of DICOM (.dcm) or NumPy (.npy/.npz) slices "
         "(data/README.md)"
