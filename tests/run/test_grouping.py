@@ -72,6 +72,7 @@ def test_two_job_sweep_on_the_submitit_launcher_logs_both_jobs(tmp_path, run_cli
             "model.filter=ram-lak,hann",
             "data.val_size=2",
             "data.test_size=2",
+            "test=true",  # sweep jobs skip the test set unless told
             "callbacks=none",
             f"paths.log_dir={tmp_path}",
         ],
