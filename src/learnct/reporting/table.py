@@ -80,12 +80,13 @@ def _posix(pattern: str) -> str:
 
 
 def _settings(preset: PhysicsPreset) -> dict[str, object]:
-    """What sets a preset's measurements: its noise model and geometry fields."""
-    noise = ("noise", "photons", "mu", "relative_std", "min_counts")
-    geometry = preset.geometry
+    """What sets a preset's measurements: its noise-model fields (every field but its name
+    and geometry) and its geometry's fields."""
     return {
-        **{name: getattr(preset, name) for name in noise},
-        **{f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry) if f.init},
+        f.name: getattr(owner, f.name)
+        for owner in (preset, preset.geometry)
+        for f in dataclasses.fields(owner)
+        if f.init and f.name not in ("name", "geometry")
     }
 
 
@@ -105,11 +106,12 @@ def physics_difference(folder: Path, setup: str) -> str | None:
         run = configure_preset(section["preset"], **{k: section.get(k) for k in keys})
     except (TypeError, ValueError) as err:
         return f"physics that cannot be rebuilt ({err})"
-    ours, theirs = _settings(PRESETS[setup]()), _settings(run)
+    preset = PRESETS[setup]()
+    ours, theirs = _settings(preset), _settings(run)
     changed = [
         f"{k} {theirs.get(k)!s} ({setup}: {v!s})" for k, v in ours.items() if theirs.get(k) != v
     ]
-    if type(run.geometry) is not type(PRESETS[setup]().geometry):
+    if type(run.geometry) is not type(preset.geometry):
         changed.insert(0, f"a {type(run.geometry).__name__}")
     return ", ".join(changed) or None
 

@@ -217,8 +217,8 @@ def folder_for_split(root: Path, split: str) -> Path:
     if not root.is_dir():
         return root  # FolderDataset says it is missing
     present = [n for names in SPLIT_FOLDERS.values() for n in names if (root / n).is_dir()]
-    wanted = " or ".join(f"{n}/" for n in SPLIT_FOLDERS[split])
     if present:
+        wanted = " or ".join(f"{n}/" for n in SPLIT_FOLDERS[split])
         raise DataError.for_path(
             root,
             f"has {', '.join(f'{n}/' for n in present)} but no {wanted}: the {split} split "
