@@ -28,7 +28,7 @@ CONFIG = {
         "scheduler_interval": "step",
     },
     "data": {"batch_size": 4},
-    "physics": {"preset": "fan_lowdose", "photons": 5000.0},
+    "physics": {"preset": "fan_lowdose", "photons": 5000.0},  # not the preset's 1e4
 }
 RESULTS = (
     "method,physics,n_images,test_set,psnr,ssim,ms_per_slice,fbp_psnr,fbp_ssim,device,commit,run_dir\n"
@@ -85,7 +85,7 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
         "lgd/multiruns/2026-02-03_04-05-06/7",
         "lgd",
         "LearnedGradientDescent",
-        "fan_lowdose",
+        "fan_lowdose, photons 5000.0",  # another dose than the preset's: named, not hidden
         "lpd_wide",
     )
     assert run.date == "2026-02-03 04:05:06" and run.commit == "abc1234"
@@ -107,6 +107,32 @@ def test_a_complete_run_is_read_right(tmp_path: Path) -> None:
     )
     assert ckpt["geometry"] == "kind fan, image_size 128, n_angles 200, n_detectors 256"
     assert run.wandb == ["wandb/offline-run-20260203_040506-abc123"]  # for wandb sync
+
+
+def test_a_run_at_its_presets_physics_shows_the_preset_and_other_physics_are_named(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    folder = _good_run(logs / "lgd" / "runs" / "2026-02-03_04-05-06")
+    physics = {
+        "preset": "fan_lowdose",
+        "photons": None,
+        "image_size": None,
+        "n_angles": 60,
+        "n_detectors": None,
+    }
+    (folder / "config.json").write_text(json.dumps({**CONFIG, "physics": physics}))
+    assert read_run(folder, logs).physics == "fan_lowdose, n_angles 60"
+    (folder / "config.json").write_text(
+        json.dumps({**CONFIG, "physics": {**physics, "n_angles": None}})
+    )
+    run = read_run(folder, logs)
+    assert run.physics == "fan_lowdose" and run.problems == []
+    (folder / "config.json").write_text(
+        json.dumps({**CONFIG, "physics": {**physics, "n_angles": 0}})
+    )
+    run = read_run(folder, logs)
+    assert run.physics == "fan_lowdose" and "physics cannot be rebuilt" in run.problems[0]
 
 
 def test_steps_are_the_checkpoints_where_it_is_past_the_last_logged_step(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from learnct.reporting.table import ROUNDING, repository_path
+from learnct.physics.presets import PRESETS
+from learnct.reporting.table import ROUNDING, physics_changes, repository_path
 from learnct.run.results import (
     RESULTS_FILE,
     TEST_METRICS,
@@ -83,6 +84,7 @@ def read_run(folder: Path, log_dir: Path) -> RunRecord:
     record.date = _run_date(folder)
     _read_config(folder, record)
     _read_results(folder, record)
+    _describe_physics(record)
     _read_metrics(folder, record)
     _read_checkpoints(folder, record)
     if (folder / "comparison.png").is_file():
@@ -153,6 +155,20 @@ def _read_config(folder: Path, record: RunRecord) -> None:
             # the Optuna study the job belongs to (its name defaults to the search's)
             study = _get(hydra_cfg, "hydra", "sweeper", "study_name")
             record.sweep = str(study or choices["hparams_search"])
+
+
+def _describe_physics(record: RunRecord) -> None:
+    """A run whose physics differ from its preset's (``physics.photons=1e3``) is shown with the
+    difference, ``"fan_lowdose, photons 1000.0"``, not as the preset's own data."""
+    section = (record.config or {}).get("physics")
+    if record.physics not in PRESETS or not isinstance(section, dict):
+        return
+    try:
+        changes = physics_changes(section, record.physics)
+    except ValueError as err:
+        record.problems.append(f"physics cannot be rebuilt ({_first_line(err)})")
+        return
+    record.physics = ", ".join([record.physics, *(f"{k} {run}" for k, run, _ in changes)])
 
 
 def _hparams(config: dict, model: dict, physics: dict) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "ROUNDING",
     "collect_results",
     "keep_committed",
+    "physics_changes",
     "physics_difference",
     "read_table",
     "repository_path",
@@ -90,30 +91,42 @@ def _settings(preset: PhysicsPreset) -> dict[str, object]:
     }
 
 
+def physics_changes(section: object, setup: str) -> list[tuple[str, object, object]]:
+    """Where the physics of a run's config section (its ``physics`` group: ``preset`` and
+    overrides such as ``photons``) differ from the preset ``setup``: ``(setting, run's value,
+    preset's value)`` for every noise-model and geometry field that differs, a different
+    geometry kind first as ``("geometry", run's class name, preset's)``. ``[]`` where they are
+    the preset's, or where the section names no preset (a run that wrote none is taken at its
+    word); ``ValueError`` where the section's physics cannot be rebuilt."""
+    if not isinstance(section, dict) or "preset" not in section:
+        return []
+    keys = ("photons", "image_size", "n_angles", "n_detectors")
+    try:
+        run = configure_preset(section["preset"], **{k: section.get(k) for k in keys})
+    except TypeError as err:
+        raise ValueError(str(err)) from err
+    preset = PRESETS[setup]()
+    ours, theirs = _settings(preset), _settings(run)
+    changed = [(k, theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v]
+    if type(run.geometry) is not type(preset.geometry):
+        kinds = (type(run.geometry).__name__, type(preset.geometry).__name__)
+        changed.insert(0, ("geometry", *kinds))
+    return changed
+
+
 def physics_difference(folder: Path, setup: str) -> str | None:
-    """How the physics of the run in ``folder`` (its ``config.json``: the ``physics`` group
-    with overrides such as ``physics.photons=1e3``) differ from the preset ``setup``, e.g.
-    ``"photons 1000 (fan_lowdose: 10000)"``; ``None`` where they are the preset's, or where
-    the folder records no physics (a run that wrote none is taken at its word)."""
+    """How the physics of the run in ``folder`` (its ``config.json``) differ from the preset
+    ``setup`` (:func:`physics_changes`), e.g. ``"photons 1000.0 (fan_lowdose: 10000.0)"``;
+    ``None`` where they are the preset's or the folder records no physics."""
     try:
         section = read_run_config(folder).get("physics")
     except ResultsError:
         return None
-    if not isinstance(section, dict) or "preset" not in section:
-        return None
-    keys = ("photons", "image_size", "n_angles", "n_detectors")
     try:
-        run = configure_preset(section["preset"], **{k: section.get(k) for k in keys})
-    except (TypeError, ValueError) as err:
+        changes = physics_changes(section, setup)
+    except ValueError as err:
         return f"physics that cannot be rebuilt ({err})"
-    preset = PRESETS[setup]()
-    ours, theirs = _settings(preset), _settings(run)
-    changed = [
-        f"{k} {theirs.get(k)!s} ({setup}: {v!s})" for k, v in ours.items() if theirs.get(k) != v
-    ]
-    if type(run.geometry) is not type(preset.geometry):
-        changed.insert(0, f"a {type(run.geometry).__name__}")
-    return ", ".join(changed) or None
+    return ", ".join(f"{k} {run!s} ({setup}: {ours!s})" for k, run, ours in changes) or None
 
 
 def collect_results(
