@@ -177,3 +177,34 @@ def test_a_schedule_in_progress_is_drawn_beside_the_table(tmp_path):
         (lgd, 10, 21.5),
         (lgd, 20, 25.0),
     ]
+
+
+def test_a_warm_started_run_continues_its_sources_curve(tmp_path, capsys):
+    """A run from ``init_weights`` is drawn at the steps of its weights in all (its
+    checkpoints' ``steps_before`` plus its own), not from 0; where no checkpoint records them
+    the report says its curve starts at its own step 0."""
+    import torch
+
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"physics": "parallel_ellipses", "test_set": "ellipses", "ssim": "0.9", "n_images": "64"}
+    config = {"init_weights": "logs/lpd/runs/first/checkpoints/last.ckpt", "train": True}
+    lpd, lgd = logs / "lpd" / "runs" / "second", logs / "lgd" / "runs" / "second"
+    for folder, method in ((lpd, "LearnedPrimalDual"), (lgd, "LearnedGradientDescent")):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(config))
+        _metrics(folder, [{"step": "9", "val/psnr": "30.0"}, {"step": "19", "val/psnr": "31.0"}])
+        _write(folder, [{**row, "method": method, "psnr": "30.1"}])
+    (lpd / "checkpoints").mkdir()
+    record = {"method": "LearnedPrimalDual", "steps_before": 500}
+    torch.save({"global_step": 20, "learnct": record}, lpd / "checkpoints" / "last.ckpt")
+    main(["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    assert _curves(out / "parallel_ellipses" / "curves.csv") == [
+        ("LearnedGradientDescent", 10, 30.0),
+        ("LearnedGradientDescent", 20, 31.0),
+        ("LearnedPrimalDual", 510, 30.0),
+        ("LearnedPrimalDual", 520, 31.0),
+    ]
+    printed = capsys.readouterr()
+    assert "LearnedGradientDescent started from weights whose training steps are not recorded" in (
+        printed.out + printed.err
+    )

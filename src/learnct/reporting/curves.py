@@ -9,7 +9,10 @@ schedule), from the validation metrics the CSV logger wrote (``val/psnr``, ``val
 folders are gone, on another machine or in another session). A method whose row was kept
 from the written table (no run of its here) keeps its written curve, as the table keeps its
 row. FBP and TV (nothing to train) have one validation point: drawn as a dashed level across
-the plot. A schedule still in progress (a sittings checkpoint under ``experiments/<setup>/
+the plot. A run started from trained weights (``init_weights``) is drawn at the optimiser
+steps of its weights in all (its own plus those it started from, the checkpoints'
+``steps_before``), so that it continues its source's curve instead of starting at 0. A
+schedule still in progress (a sittings checkpoint under ``experiments/<setup>/
 sittings/`` below its planned steps, of no table row's run) is drawn from its committed curve
 as ``<method> (<task>: in progress, step <k> of <n>)``, dotted, so that a long schedule's
 approach shows before it has a row.
@@ -21,6 +24,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+from learnct.methods.checkpoints import read_checkpoint, steps_before
 from learnct.reporting.table import repository_path
 from learnct.run.atomic_files import atomic_open
 from learnct.run.identity import read_identity
@@ -28,6 +32,7 @@ from learnct.run.results import (
     VALIDATION_COLUMNS,
     ResultsError,
     find_run_folders,
+    read_run_config,
     validation_points,
 )
 from learnct.run.sittings import read_sitting_curve, sitting_progress
@@ -50,6 +55,31 @@ def _schedule_folders(folder: Path, log_dir: Path) -> list[Path]:
         if (other := read_identity(f)) is not None and other.id == identity.id
     ]
     return sorted({*same, folder}, key=lambda f: f.name)
+
+
+def _steps_before(folders: list[Path], sittings: Path) -> int | None:
+    """The optimiser steps of the weights a schedule started from: 0 where its config has no
+    ``init_weights``, else the ``steps_before`` of a checkpoint of its run ``folders`` or of
+    its sittings checkpoint under ``sittings`` (of its run id); ``None`` where none records
+    them."""
+    try:
+        config = read_run_config(folders[-1])
+    except ResultsError:
+        config = {}
+    if not config.get("init_weights"):
+        return 0
+    identity = read_identity(folders[-1])
+    own = [p for f in folders for p in sorted((f / "checkpoints").glob("*.ckpt"))]
+    for path in [*own, *sorted(sittings.glob("*/last.ckpt"))]:
+        try:
+            checkpoint = read_checkpoint(path)
+        except ValueError:
+            continue
+        stamp = checkpoint.get("learnct_run") or {}
+        if path not in own and (identity is None or stamp.get("id") != identity.id):
+            continue  # another schedule's sitting
+        return steps_before(checkpoint)
+    return None
 
 
 def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[str, str]]:
@@ -88,7 +118,8 @@ def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
             continue
         of = "" if progress.planned is None else f" of {progress.planned}"
         method = f"{progress.method} ({folder.name}: in progress, step {progress.step}{of})"
-        points += _sitting_curve(method, folder, progress.run_id)
+        for point in _sitting_curve(method, folder, progress.run_id):
+            points.append({**point, "step": str(int(point["step"]) + (progress.steps_before or 0))})
     return points
 
 
@@ -134,10 +165,20 @@ def collect_curves(
         if (identity := read_identity(folder)) is not None:
             drawn.add(identity.id)
         try:
-            sittings = _sitting_points(method, folder, written.parent)
-            points += _run_curve(method, _schedule_folders(folder, log_dir), sittings)
+            schedule = _schedule_folders(folder, log_dir)
+            curve = _run_curve(method, schedule, _sitting_points(method, folder, written.parent))
         except ResultsError as err:
             problems.append(f"curves: skipped {method}: {err}")
+            continue
+        before = _steps_before(schedule, written.parent / "sittings")
+        if before is None:
+            problems.append(
+                f"curves: {method} started from weights whose training steps are not recorded: "
+                "its curve is drawn from its own step 0"
+            )
+        for point in curve:
+            point["step"] = str(int(point["step"]) + (before or 0))
+        points += curve
     return points, problems, _in_progress_points(written.parent, drawn)
 
 
@@ -186,7 +227,7 @@ def plot_curves(points: list[dict[str, str]], path: Path, dotted: Iterable[str] 
         else:
             style = ":" if method in dotted else "-"
             ax.plot(*zip(*values, strict=True), marker=".", linestyle=style, label=method)
-    ax.set_xlabel("training step")
+    ax.set_xlabel("training steps of the weights (with those they started from)")
     ax.set_ylabel("validation PSNR (dB)")
     ax.grid(alpha=0.3)
     if series:

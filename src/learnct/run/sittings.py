@@ -41,7 +41,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from learnct.methods.checkpoints import load_checkpoint_file
+from learnct.methods.checkpoints import load_checkpoint_file, steps_before
 from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import atomic_open
 from learnct.run.config_checks import ConfigError, planned_steps
@@ -126,6 +126,7 @@ class SittingProgress(NamedTuple):
     method: str  # the method's class name
     step: int  # optimiser steps done
     planned: int | None  # the schedule's trainer.max_steps (None: unbounded)
+    steps_before: int | None = 0  # those of the weights it started from (None: not recorded)
 
     @property
     def ended(self) -> bool:
@@ -149,6 +150,7 @@ def sitting_progress(folder: Path) -> SittingProgress | None:
         method=str((state.get("learnct") or {}).get("method", "?")),
         step=int(state.get("global_step", 0)),
         planned=planned_steps(settings.get("trainer.max_steps")),
+        steps_before=steps_before(state),
     )
 
 
