@@ -76,3 +76,47 @@ def test_a_folder_test_set_is_named_with_its_folder_from_the_quoted_command():
     assert _test_set({"test_set": "ellipses", "config": "learnct-train experiment=lpd"}) == (
         "ellipses"
     )
+
+
+def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started_from(tmp_path):
+    import torch
+
+    from learnct.run.identity_stamp import SOURCE_KEY
+
+    source = MODELS["lpd-fan_lowdose"].path.parents[1]
+    setup = tmp_path / "fan_lowdose"
+    (setup / "weights").mkdir(parents=True)
+    for name in ("config.json", "check.csv"):
+        shutil.copy(source / "weights" / name, setup / "weights" / name)
+    checkpoint = torch.load(
+        source / "weights" / "LearnedPrimalDual.ckpt", map_location="cpu", weights_only=True
+    )
+    first = {
+        "run_id": "aaa111",
+        "task_name": "lpd",
+        "started": "2026-11-01T10:00:00",
+        "commit": "abc1234",
+        "command": "learnct-train experiment=lpd",
+        "started_from": None,
+    }
+    checkpoint[SOURCE_KEY] = {
+        **first,
+        "run_id": "bbb222",
+        "task_name": "ctlike_lpd",
+        "command": "learnct-train experiment=lpd data=real_ct init_weights=lpd-fan_lowdose",
+        "started_from": {"checkpoint": "w/LPD.ckpt", "steps": 9600, "source": first},
+    }
+    torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
+    (card,) = write_model_cards(setup)
+    text = card.read_text()
+    assert (
+        "| run | `bbb222` (task `ctlike_lpd`, started 2026-11-01T10:00:00, commit `abc1234`): "
+        "`learnct-train experiment=lpd data=real_ct init_weights=lpd-fan_lowdose` |\n"
+        "| started from | `w/LPD.ckpt` (9,600 steps) |\n"
+        "| its run | `aaa111` (task `lpd`, started 2026-11-01T10:00:00, commit `abc1234`): "
+        "`learnct-train experiment=lpd` |\n" in text
+    )
+    del checkpoint[SOURCE_KEY]  # weights saved before checkpoints named their run
+    torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
+    (card,) = write_model_cards(setup)
+    assert "| run | not recorded (saved before checkpoints named their run) |" in card.read_text()

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import EXPERIMENTS, REPO_ROOT
 from learnct.run import ConfigError, build_physics
+from learnct.run.identity import read_identity
 
 FAST = {
     "tv": ["model.iterations=5"],
@@ -263,6 +264,13 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
     assert [r["train_steps"] for r in warm.rows] == [3, 3]
     warm_ckpt = tmp_path / "b" / "checkpoints" / "step_000001.ckpt"
     assert checkpoints.trained_steps(torch.load(warm_ckpt, weights_only=True)) == 3
+    # each checkpoint names the run that trained it, and a warm start the weights it started
+    # from (kept in the stripped copy: the model cards show the chain)
+    first = torch.load(slim, weights_only=True)["learnct_source"]
+    assert first["run_id"] == read_identity(tmp_path / "a").id and first["started_from"] is None
+    second = torch.load(warm_ckpt, weights_only=True)["learnct_source"]
+    assert second["run_id"] == read_identity(tmp_path / "b").id != first["run_id"]
+    assert second["started_from"] == {"checkpoint": str(slim), "steps": 2, "source": first}
     tested = run_config(
         eval_cfg(["experiment=lgd", *small, f"ckpt_path={warm_ckpt}"], tmp_path / "t")
     )

@@ -247,6 +247,11 @@ def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
     saved = torch.load(tmp_path / "sittings" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4
     assert trained_steps(saved) == 5  # the start's step survives the sittings
+    # ... and so does the weights' source: the one run of both sittings, from ``start``
+    source = saved["learnct_source"]
+    assert source["run_id"] == saved["learnct_run"]["id"]
+    assert source["started_from"]["checkpoint"] == str(start)
+    assert source["started_from"]["steps"] == 1
 
 
 def test_the_sittings_curve_keeps_every_sittings_validation_points(

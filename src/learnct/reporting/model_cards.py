@@ -36,6 +36,7 @@ from learnct.reporting.real_ct import read_real_ct
 from learnct.reporting.table import read_table
 from learnct.reporting.weights import load_weights_config, read_check_rows
 from learnct.run.atomic_files import atomic_write_text
+from learnct.run.identity_stamp import SOURCE_KEY
 from learnct.run.results import RESULTS_FILE
 
 __all__ = ["model_card", "write_model_cards"]
@@ -238,7 +239,34 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
     sources = data.get("test_source") or []
     sources = [sources] if isinstance(sources, str) else sources  # one source or a list
     tests = ", ".join(f"`{s}`" for s in sources)
-    return _table(["", ""], [["optimiser steps", steps], ["data", source], ["test sets", tests]])
+    rows = [["optimiser steps", steps], ["data", source], ["test sets", tests]]
+    return _table(["", ""], rows + _source_rows(checkpoint.get(SOURCE_KEY)))
+
+
+def _source_rows(record: dict[str, Any] | None) -> list[list[str]]:
+    """The run that trained the weights and, back along ``init_weights``, the runs whose
+    weights it started from (:func:`learnct.run.identity_stamp.source_record`)."""
+    if not record:
+        return [["run", "not recorded (saved before checkpoints named their run)"]]
+    rows, label = [], "run"
+    while record:
+        command = f": `{record['command']}`" if record.get("command") else ""
+        rows.append(
+            [
+                label,
+                f"`{record.get('run_id')}` (task `{record.get('task_name')}`, started "
+                f"{record.get('started')}, commit `{record.get('commit')}`){command}",
+            ]
+        )
+        start = record.get("started_from")
+        if not start:
+            break
+        steps = "unrecorded" if start.get("steps") is None else f"{start['steps']:,}"
+        rows.append(["started from", f"`{start.get('checkpoint')}` ({steps} steps)"])
+        record, label = start.get("source"), "its run"
+        if not record:
+            rows.append([label, "not recorded"])
+    return rows
 
 
 def _setup_section(config: dict[str, Any], geometry: Geometry, noise: str) -> list[str]:
