@@ -126,6 +126,13 @@ def test_a_run_started_from_init_weights_resumes_with_the_same_command(tmp_path,
     (run_dir,) = (tmp_path / "logs" / "killed" / "runs").iterdir()
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 6 and last["hyper_parameters"]["hidden"] == 8
+    # the weights' source: the resuming command, and the start the killed part recorded
+    source_ckpt = torch.load(source_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    record = last["learnct_source"]
+    assert record["command"].startswith("learnct-train ") and "resume=true" in record["command"]
+    assert record["run_id"] == last["learnct_run"]["id"]
+    assert record["started_from"]["source"] == source_ckpt["learnct_source"]
+    assert record["started_from"]["checkpoint"].endswith("checkpoints/last.ckpt")
 
 
 def _fake_run(log_dir: Path, task: str, name: str, checkpoint: dict | None) -> Path:

@@ -15,7 +15,6 @@ import lightning as L
 from omegaconf import DictConfig
 
 from learnct.run.identity import RunIdentity
-from learnct.run.results import ResultsError, read_overrides
 
 __all__ = ["SOURCE_KEY", "RunIdentityStamp", "source_record"]
 
@@ -28,23 +27,19 @@ def source_record(
 ) -> dict[str, Any]:
     """Where the weights a run trains come from: ``{"run_id", "task_name", "started",
     "commit", "command", "started_from"}``: the run's id (``run.json``), its task and start,
-    the code's commit, the command line (``learnct-train`` and the run's Hydra overrides;
-    ``None`` where the run folder keeps none) and, for a start from ``init_weights``, that
+    the code's commit, the command line (``learnct-train`` and this process's Hydra overrides;
+    ``None`` outside Hydra) and, for a start from ``init_weights``, that
     checkpoint (``{"checkpoint", "steps", "source"}``: its path, the optimiser steps that
     trained it and its own record, ``None`` for weights saved before checkpoints kept one). A
     resumed run keeps the ``started_from`` of the checkpoint it continues."""
     from learnct.methods.checkpoints import read_checkpoint, trained_steps
 
-    try:
-        overrides = read_overrides(Path(cfg.paths.output_dir))
-    except ResultsError:
-        overrides = None
     record: dict[str, Any] = {
         "run_id": identity.id,
         "task_name": identity.get("task_name"),
         "started": identity.get("started"),
         "commit": commit,
-        "command": None if overrides is None else shlex.join(["learnct-train", *overrides]),
+        "command": _command(),
         "started_from": None,
     }
     if resume is not None:
@@ -57,6 +52,18 @@ def source_record(
             "source": init.get(SOURCE_KEY),
         }
     return record
+
+
+def _command() -> str | None:
+    """This process's command line: ``learnct-train`` and its Hydra overrides (a resumed run's
+    folder keeps the overrides of the command that started it); ``None`` outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not run by Hydra (a composed config)
+        return None
+    return shlex.join(["learnct-train", *overrides])
 
 
 def _relative(path: str | Path) -> str:
