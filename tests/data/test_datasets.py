@@ -247,6 +247,23 @@ def test_numpy_slices_round_trip_and_resize(tmp_path):
     assert ds[4]["image"].dtype == torch.float32
 
 
+@pytest.mark.parametrize(
+    ("scale", "offset", "shown"),
+    [(1000.0, -1000.0, "-1000 to 0"), (1000.0, 0.0, "0 to 1000")],  # HU; grey levels
+)
+def test_numpy_slices_outside_image_units_are_refused_with_the_conversion(
+    tmp_path, scale, offset, shown
+):
+    """NumPy values are taken as image units (water 1): a water disc in HU or in grey levels
+    would give line integrals hundreds of times too long (a saturated sinogram): refused."""
+    disc = np.zeros((8, 8), np.float32)
+    disc[2:6, 2:6] = 1
+    np.save(tmp_path / "disc.npy", disc * scale + offset)
+    ds = FolderDataset(tmp_path, image_size=8)
+    with pytest.raises(DataError, match=rf"disc\.npy: values {shown} are not in image units"):
+        ds[0]
+
+
 def test_numpy_byte_order_memory_order_and_format_versions(tmp_path):
     """NumPy's reader takes Fortran order, big-endian data and .npy format 1.0, 2.0 and 3.0
     (the old header check passed 1.0 and 2.0 but refused 3.0 with "module 'numpy.lib.format'

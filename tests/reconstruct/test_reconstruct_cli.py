@@ -26,7 +26,8 @@ from data.dicom_files import write_dicom
 from learnct.data.sources.lodopab import LODOPAB_OBSERVATION_SCALE
 from learnct.physics import RayTransform
 from learnct.physics.geometry import geometry_from_record
-from learnct.physics.presets import MU_MAX_LODOPAB, MU_WATER
+from learnct.physics.noise import MU_WATER
+from learnct.physics.presets import MU_MAX_LODOPAB
 from learnct.reconstruct.cli import main
 
 #: A small parallel geometry (file-described) for the sinogram formats: fast to build.

@@ -28,6 +28,7 @@ import torch
 from learnct.checks import check_positive
 
 __all__ = [
+    "MU_WATER",
     "NOISE_MODELS",
     "check_attenuation",
     "check_noise_settings",
@@ -36,6 +37,10 @@ __all__ = [
 ]
 
 NOISE_MODELS = ("poisson", "gaussian")
+#: water's attenuation at the presets' energy (1/mm): ``mu`` for images relative to water
+#: (water 1, learnct's image units), the default of :func:`simulate_low_dose` and
+#: :func:`statistical_weights`
+MU_WATER = 0.02
 
 
 def _draw(
@@ -93,7 +98,7 @@ def simulate_low_dose(
     sinogram: torch.Tensor,
     photons: float | torch.Tensor | None = 1e4,
     *,
-    mu: float = 1.0,
+    mu: float = MU_WATER,
     noise: str = "poisson",
     relative_std: float = 0.05,
     min_counts: float = 1.0,
@@ -105,8 +110,9 @@ def simulate_low_dose(
     Args:
         photons: incident photons per detector pixel ``I0`` (Poisson model): a number, or a
             tensor ``(B,)`` of one dose per sample (one batched draw; its values unchecked).
-        mu: attenuation per image unit in 1/mm (e.g. mu_water = 0.02 /mm for images in
-            water-relative density); the line integral of attenuation is ``mu * sinogram``.
+        mu: attenuation per image unit in 1/mm; the line integral of attenuation is
+            ``mu * sinogram``. Default water's 0.02 /mm (:data:`MU_WATER`), for images
+            relative to water (water 1: the presets' units); 1.0 for images in 1/mm.
         noise: ``"poisson"`` or ``"gaussian"``.
         relative_std: Gaussian noise std as a fraction of the mean absolute value per sample.
         min_counts: counts below this are clamped to it before the log (documented zero-count
@@ -163,7 +169,7 @@ def check_noise_settings(
     check_positive("min_counts", min_counts, "number of photons (zero counts are clamped to it)")
 
 
-def statistical_weights(sinogram: torch.Tensor, mu: float = 0.02) -> torch.Tensor:
+def statistical_weights(sinogram: torch.Tensor, mu: float = MU_WATER) -> torch.Tensor:
     """Per-ray weights of post-log Poisson data ``y`` ``(B, ...)``: ``w = exp(-mu y)``
     normalised to mean 1 per sample.
 

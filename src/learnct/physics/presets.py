@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 
 from learnct.physics.geometry import FanBeamGeometry, Geometry, ParallelBeamGeometry
-from learnct.physics.noise import check_noise_settings, simulate_low_dose
+from learnct.physics.noise import MU_WATER, check_noise_settings, simulate_low_dose
 from learnct.physics.operator import RayTransform
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "parallel_ellipses",
 ]
 
-MU_WATER = 0.02  # 1/mm
 MU_MAX_LODOPAB = 81.35858e-3  # 1/mm
 #: The photons per detector pixel a Poisson preset may have, inclusive (see ``PhysicsPreset``).
 PHOTONS_RANGE = (1.0, 1e9)

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnct.physics.presets import MU_WATER
+from learnct.physics.noise import MU_WATER
 
-__all__ = ["hu_to_image", "image_to_hu"]
+__all__ = ["IMAGE_UNIT_RANGE", "hu_to_image", "image_to_hu", "in_image_units"]
+
+#: The range of plausible values (min, max) in image units (attenuation over the preset's mu:
+#: at the fan presets air 0, water 1, cortical bone about 2, steel about 30): HU, grey levels
+#: or HU + 1024 lie outside it.
+IMAGE_UNIT_RANGE = (-1.0, 50.0)
 
 
 def hu_to_image(hu: np.ndarray, mu_unit: float, mu_water: float = MU_WATER) -> np.ndarray:
@@ -25,3 +30,9 @@ def image_to_hu(image: np.ndarray, mu_unit: float, mu_water: float = MU_WATER) -
     """Hounsfield units of an image in units of ``mu_unit``: ``1000 (image mu_unit / mu_water
     - 1)``."""
     return 1000 * (np.asarray(image) * mu_unit / mu_water - 1)
+
+
+def in_image_units(values: np.ndarray) -> bool:
+    """Whether every one of ``values`` lies in :data:`IMAGE_UNIT_RANGE`."""
+    lo, hi = IMAGE_UNIT_RANGE
+    return bool(lo <= float(np.min(values)) and float(np.max(values)) <= hi)

@@ -35,6 +35,7 @@ from learnct.data.sources.slice_files import (
     read_dicom_slice,
     read_numpy,
 )
+from learnct.physics.units import in_image_units
 from learnct.reconstruct.volume import Volume
 
 __all__ = ["IMAGE_UNITS", "ImageInput", "read_images", "read_sinograms"]
@@ -192,21 +193,19 @@ def read_images(
     return read
 
 
-#: The range of plausible values (min, max) in image units (attenuation over the preset's mu:
-#: at the fan presets air 0, water 1, cortical bone about 2, steel about 30) and, in HU, what
-#: such image units would be: a volume inside (-10, 10) HU is flat water, or image units
-#: mistaken for HU.
-IMAGE_UNIT_RANGE = (-1.0, 50.0)
+#: In HU, what image units (:data:`~learnct.physics.units.IMAGE_UNIT_RANGE`) would be: a
+#: volume inside (-10, 10) HU is flat water, or image units mistaken for HU.
 HU_FLAT = 10.0
 
 
 def _check_units(slices: np.ndarray, units: str, path: Path) -> None:
     """A ``DataError`` with the fix when the values cannot be in ``units``: image units
-    outside :data:`IMAGE_UNIT_RANGE` (HU, grey levels or HU + 1024 read as attenuation), or
+    outside :data:`~learnct.physics.units.IMAGE_UNIT_RANGE` (HU, grey levels or HU + 1024
+    read as attenuation), or
     "HU" that all lie within +-:data:`HU_FLAT` (attenuation read as HU); a note when "HU"
     has no air but reaches bone (HU + 1024 read as HU, or a slice inside the body)."""
     lo, hi = float(slices.min()), float(slices.max())
-    if units == "image" and not (IMAGE_UNIT_RANGE[0] <= lo and hi <= IMAGE_UNIT_RANGE[1]):
+    if units == "image" and not in_image_units(slices):
         raise DataError.for_path(
             path,
             f"values {lo:g} to {hi:g} are not in image units (attenuation over the preset's "

@@ -59,7 +59,7 @@ from learnct.data.sources.ellipses import EllipsesDataset
 from learnct.data.sources.folder import FolderDataset
 from learnct.data.sources.lodopab import LoDoPaBDataset
 from learnct.data.sources.shepp_logan import SheppLoganDataset
-from learnct.physics.presets import MU_WATER
+from learnct.physics.noise import MU_WATER
 
 __all__ = [
     "BUILDERS",

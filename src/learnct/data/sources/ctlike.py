@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from learnct.checks import check_int, check_positive
 from learnct.data.ctlike import ctlike_phantom
 from learnct.data.sources.common import DEFAULT_SIZES, check_split, derive_seed
-from learnct.physics.presets import MU_WATER
+from learnct.physics.noise import MU_WATER
 
 __all__ = ["CTLikeDataset", "build"]
 

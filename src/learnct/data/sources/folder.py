@@ -41,8 +41,8 @@ from learnct.data.sources.slice_files import (
     read_numpy,
     slice_shape_problem,
 )
-from learnct.physics.presets import MU_WATER
-from learnct.physics.units import hu_to_image
+from learnct.physics.noise import MU_WATER
+from learnct.physics.units import hu_to_image, in_image_units
 
 __all__ = [
     "FITS",
@@ -166,6 +166,14 @@ class FolderDataset(Dataset):
             raise DataError.for_path(path, problem)
         array = np.asarray(array, dtype=np.float32).reshape(array.shape[-2:])
         check_finite(array, path)
+        if not in_image_units(array):  # NumPy values are taken as they are: HU, grey levels?
+            raise DataError.for_path(
+                path,
+                f"values {array.min():g} to {array.max():g} are not in image units (attenuation "
+                "over the preset's mu; fan presets: air 0, water 1, bone about 2): convert HU "
+                "with learnct.physics.units.hu_to_image (1 + HU/1000 at the fan presets), or "
+                "give the slices as DICOM (converted from their rescale tags)",
+            )
         return array, spacing
 
     def __getitem__(self, index: int) -> dict[str, Any]:
