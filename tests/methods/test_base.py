@@ -230,3 +230,26 @@ def test_a_resumed_run_keeps_its_best_validation_psnr(operator):
     fresh = LearnedPrimalDual(operator, n_iter=1)
     fresh.on_save_checkpoint(unvalidated := {"global_step": 0})
     assert "val_psnr_best" not in unvalidated["learnct"]
+
+
+@pytest.mark.parametrize("method", ["LearnedInverse", "LearnedPrimalDual", "FBPUNet", "FBP"])
+def test_reconstruct_refuses_other_geometries_and_non_finite_sinograms_by_name(operator, method):
+    """Every method, the fully learned net too (its dense layers failed deep in torch), and
+    a NaN (FBP + U-Net and the fully learned net gave all-NaN images; LPD an error about an
+    "image"); a model made float64 reconstructs (it was given float32 and failed)."""
+    import learnct.methods as methods
+
+    cls = getattr(methods, method)
+    model = cls(operator) if method in ("FBP", "FBPUNet") else cls(operator, hidden=4)
+    angles, detectors = GEOMETRY.sinogram_shape
+    sinogram = operator(torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=rf"must be \(B, 1, {angles}, {detectors}\) for this"):
+        model.reconstruct(sinogram[:, :, ::2])
+    bad = sinogram.clone()
+    bad[0, 0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match="sinogram contains NaN or inf"):
+        model.reconstruct(bad)
+    expected = model.reconstruct(sinogram)
+    # a model made float64 takes the sinogram in its dtype (it was cast to float32 for it)
+    in_double = model.double().reconstruct(sinogram)
+    torch.testing.assert_close(in_double.float(), expected, atol=1e-4, rtol=1e-4)

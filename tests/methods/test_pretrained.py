@@ -29,6 +29,8 @@ def test_the_committed_models_are_listed_by_method_and_setup():
     assert names == sorted(MODELS)
     with pytest.raises(ValueError, match=r"'nope' is neither.*lpd-fan_lowdose"):
         learnct.pretrained("nope")
+    with pytest.raises(ValueError, match=r"model's name \(learnct.pretrained_names\(\)\).*int 3"):
+        learnct.pretrained(3)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -97,8 +97,13 @@ def test_bad_shapes_and_short_scans_are_rejected():
     geometry = GEOMETRIES["fan"]
     with pytest.raises(ValueError, match=r"shape \(batch, 1, 40, 48\)"):
         fbp(torch.zeros(1, 1, 48, 40), geometry)
-    with pytest.raises(ValueError, match="float32 or float64"):
-        fbp(torch.zeros(1, 1, 40, 48, dtype=torch.float16), geometry)
+    with pytest.raises(ValueError, match="must be floating point, got torch.int64"):
+        fbp(torch.zeros(1, 1, 40, 48, dtype=torch.int64), geometry)
+    # half precision is computed in float32, as the ray transform does
+    sinogram = torch.rand(1, 1, 40, 48, generator=torch.Generator().manual_seed(0))
+    half = fbp(sinogram.half(), geometry)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, fbp(sinogram.half().float(), geometry), rtol=0, atol=0)
     short = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=48, angle_range=math.pi)
     with pytest.raises(ValueError, match="Parker weights"):
         fbp(torch.zeros(1, 1, 40, 48), short)

@@ -120,6 +120,8 @@ def test_gaussian_preset_refuses_per_sample_doses():
         ({"min_counts": 0}, "min_counts must be a positive number of photons"),
         ({"generator": [torch.Generator()]}, "got 1 generators for a batch of 2"),
         ({"generator": "seed"}, "generator must be a torch.Generator"),
+        ({"generator": 0}, "generator must be a torch.Generator or a sequence.*got int"),
+        ({"photons": True}, "photons must be a positive number"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):

@@ -164,6 +164,10 @@ def test_norm_is_the_largest_singular_value(geometry):
     dense = op(basis).reshape(n * n, -1).T  # columns are A e_j
     sigma_max = torch.linalg.matrix_norm(dense, ord=2).item()
     assert op.norm() == pytest.approx(sigma_max, rel=1e-3)
+    # a rough estimate asked for later is its own (it was the cached 100-step value), and
+    # never replaces the default's
+    rough = op.norm(iterations=1)
+    assert rough < sigma_max * (1 - 1e-3) and op.norm() == pytest.approx(sigma_max, rel=1e-3)
 
 
 @pytest.mark.parametrize(

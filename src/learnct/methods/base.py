@@ -211,9 +211,9 @@ class ReconstructionMethod(L.LightningModule):
         """Reconstruct images from sinograms without a Trainer.
 
         Runs in eval mode without gradients (the previous mode is restored), on the module's
-        device, in chunks of ``batch_size`` slices (default: all at once). Accepts
-        ``(B, 1, A, D)``, ``(1, A, D)`` or ``(A, D)`` and returns images with the same leading
-        dimensions, on the input's device.
+        device and in its dtype, in chunks of ``batch_size`` slices (default: all at once).
+        Accepts ``(B, 1, A, D)``, ``(1, A, D)`` or ``(A, D)`` of the model's geometry, finite,
+        and returns images with the same leading dimensions, on the input's device.
         """
         if not isinstance(sinogram, torch.Tensor):
             raise ValueError(f"sinogram must be a torch.Tensor, got {type(sinogram).__name__}")
@@ -225,7 +225,8 @@ class ReconstructionMethod(L.LightningModule):
             )
         if batch_size is not None:
             check_int("batch_size", batch_size)
-        x = sinogram.reshape(-1, 1, *sinogram.shape[-2:]).to(self.device, torch.float32)
+        self._check_sinogram(sinogram)
+        x = sinogram.reshape(-1, 1, *sinogram.shape[-2:]).to(self.device, self.dtype)
         chunk = batch_size or max(1, x.shape[0])
         was_training = self.training
         self.eval()
@@ -236,6 +237,22 @@ class ReconstructionMethod(L.LightningModule):
             self.train(was_training)
         out = out.to(sinogram.device)
         return out.reshape(*sinogram.shape[:-2], *out.shape[-2:])
+
+    def _check_sinogram(self, sinogram: torch.Tensor) -> None:
+        """``ValueError`` for a sinogram of another geometry (every method: the fully learned
+        net would fail deep in its dense layers) or with a NaN or inf (which would come
+        back as an image of NaN, or as an error about an "image")."""
+        shape = self.geometry.sinogram_shape
+        if tuple(sinogram.shape[-2:]) != shape or (sinogram.dim() > 2 and sinogram.shape[-3] != 1):
+            raise ValueError(
+                f"sinogram must be (B, 1, {shape[0]}, {shape[1]}) for this model's geometry "
+                f"({shape[0]} angles, {shape[1]} detector pixels), got {tuple(sinogram.shape)}: "
+                "give data of the geometry it was trained for (its model card)"
+            )
+        if not sinogram.is_floating_point():
+            raise ValueError(f"sinogram must be floating point, got {sinogram.dtype}")
+        if not torch.isfinite(sinogram).all():
+            raise ValueError("sinogram contains NaN or inf values: nothing to reconstruct from")
 
     def fbp(self, sinogram: torch.Tensor) -> torch.Tensor:
         """The FBP of the panels (``fbp_filter``, ``fbp_frequency_scaling``)."""

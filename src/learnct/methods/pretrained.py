@@ -116,6 +116,11 @@ def pretrained_names(root: Path = WEIGHTS_ROOT) -> list[str]:
 def resolve_checkpoint(name_or_path: str | Path, root: Path = WEIGHTS_ROOT) -> Path:
     """The checkpoint file of a committed model's name, or ``name_or_path`` itself when it is
     a file; else a ``ValueError`` listing the names."""
+    if not isinstance(name_or_path, (str, Path)):
+        raise ValueError(
+            "give a committed model's name (learnct.pretrained_names()) or a checkpoint's "
+            f"path, got {type(name_or_path).__name__} {name_or_path!r}"
+        )
     models = pretrained_models(root)
     if str(name_or_path) in models:
         return models[str(name_or_path)].path

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from learnct.config_names import FILTERS
 from learnct.physics.geometry import FanBeamGeometry, Geometry
+from learnct.physics.ray_ops import full_precision
 from learnct.physics.symmetry import QuarterTurnLayout
 
 __all__ = ["FILTERS", "WINDOWS", "check_filter", "check_frequency_scaling", "fbp", "ramp_filter"]
@@ -103,6 +104,7 @@ def fbp(
     integrals, image units x mm) to images ``(B, 1, N, N)`` in image units.
 
     Args:
+        sinogram: float32 or float64 (float16 and bfloat16 are computed in float32).
         filter: ``"ram-lak"``, ``"shepp-logan"``, ``"cosine"`` or ``"hann"``.
         frequency_scaling: cut-off as a fraction of the Nyquist frequency, in (0, 1].
     """
@@ -117,8 +119,9 @@ def fbp(
             f"sinogram must have shape (batch, 1, {shape[0]}, {shape[1]}), "
             f"got {tuple(sinogram.shape)}"
         )
-    if sinogram.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"sinogram must be float32 or float64, got {sinogram.dtype}")
+    if not sinogram.is_floating_point():
+        raise ValueError(f"sinogram must be floating point, got {sinogram.dtype}")
+    sinogram = full_precision(sinogram)  # float16/bfloat16 in float32, as the ray transform
     _check_angle_range(geometry)
     with torch.autocast(sinogram.device.type, enabled=False):  # float32 under mixed precision
         return _filter_and_backproject(sinogram, geometry, filter, frequency_scaling)

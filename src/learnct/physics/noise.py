@@ -57,7 +57,17 @@ def _draw(
 
 
 def _check_generators(generator, device: torch.device) -> None:
-    gens = [generator] if isinstance(generator, torch.Generator) else list(generator or [])
+    if generator is None:
+        return
+    if isinstance(generator, torch.Generator):
+        gens = [generator]
+    elif isinstance(generator, Sequence):
+        gens = list(generator)
+    else:
+        raise ValueError(
+            "generator must be a torch.Generator or a sequence of them (one per sample), got "
+            f"{type(generator).__name__}"
+        )
     for g in gens:
         if not isinstance(g, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator, got {type(g).__name__}")
@@ -74,7 +84,8 @@ def _photons(photons: float | torch.Tensor | None, sinogram: torch.Tensor):
     as ``(B, 1, ..., 1)`` in its dtype. A tensor's values are not checked here (that would
     read the device, a host synchronisation on a GPU): its maker checks them."""
     if not isinstance(photons, torch.Tensor):
-        if photons is None or not isinstance(photons, (int, float)) or not photons > 0:
+        number = isinstance(photons, (int, float)) and not isinstance(photons, bool)
+        if not number or not photons > 0:
             raise ValueError(
                 f"photons must be a positive number of photons per pixel, got {photons!r}"
             )

@@ -7,6 +7,7 @@ import os
 import torch
 from torch import nn
 
+from learnct.checks import check_int
 from learnct.physics.backends import BACKENDS, ProjectorBackend
 from learnct.physics.backends.sparse import sparse_build_bytes
 from learnct.physics.geometry import Geometry
@@ -102,7 +103,7 @@ class RayTransform(nn.Module):
         self.backend_name = backend
         self.backend = cls(geometry, **backend_options)
         self.check_finite = check_finite
-        self._norm: float | None = None
+        self._norms: dict[tuple[int, int], float] = {}  # (iterations, seed) -> ||A||
         self._by_device: dict[str, tuple[str, ProjectorBackend]] = {}
         #: device type -> the id of its backend among the custom ops' (``ray_ops.register``)
         self._op_ids: dict[str, int] = {}
@@ -182,12 +183,15 @@ class RayTransform(nn.Module):
         return ray_adjoint(y, self._op_ids[y.device.type])
 
     def norm(self, iterations: int = 100, seed: int = 0) -> float:
-        """Operator norm ``||A||_2`` by power iteration on ``A^T A`` (computed once, cached).
+        """Operator norm ``||A||_2`` by ``iterations`` steps of power iteration on ``A^T A``
+        from a random start (``seed``); computed once per ``(iterations, seed)``, cached.
 
         Runs on the CPU, except where the backend is CUDA-only or ``auto`` runs CUDA inputs
         on another backend (so a GPU run never builds the CPU choice's matrix just for this).
         """
-        if self._norm is None:
+        check_int("iterations", iterations)
+        key = (iterations, seed)
+        if key not in self._norms:
             gen = torch.Generator().manual_seed(seed)
             x = torch.rand(1, 1, *self.domain_shape, generator=gen, dtype=torch.float64)
             devices = self.backend.devices()
@@ -205,5 +209,5 @@ class RayTransform(nn.Module):
                     if value == 0.0:  # A x = 0 for a random x: the zero operator
                         break
                     x = y
-            self._norm = value**0.5
-        return self._norm
+            self._norms[key] = value**0.5
+        return self._norms[key]
