@@ -197,3 +197,17 @@ def test_batched_rasterisation_gives_the_ellipse_source_images(supersample):
     for i, image in enumerate(batch):
         torch.testing.assert_close(image, data[i]["image"][0], rtol=0, atol=1e-6)
     assert batch.abs().sum() > 0 and not torch.equal(batch[0], batch[1])
+
+
+def test_batched_rasterisation_drops_zero_area_ellipses_as_the_single_one():
+    """An ellipse with a half-axis <= 0 has no area: ``rasterize_ellipses`` drops it, and the
+    batch must too (two negative half-axes made a positive ``a b`` and were drawn)."""
+    from learnct.data.phantoms import pad_ellipses, rasterize_ellipse_batch, rasterize_ellipses
+
+    e = torch.tensor([[1.0, 0.5, 0.3, 0.0, 0.0, 0.2], [2.0, -0.4, -0.4, 0.1, 0.0, 0.0]])
+    e = torch.cat([e, torch.tensor([[3.0, 0.4, 0.0, 0.1, 0.0, 0.0]])])
+    single = rasterize_ellipses(e, 32)
+    assert single.max() == 1.0
+    torch.testing.assert_close(rasterize_ellipse_batch(pad_ellipses(e)[None], 32)[0], single)
+    # a hand-built batch that did not pass through pad_ellipses (which drops them)
+    torch.testing.assert_close(rasterize_ellipse_batch(e[None], 32)[0], single)

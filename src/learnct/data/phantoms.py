@@ -251,7 +251,8 @@ def rasterize_ellipse_batch(
     xc = cx - dy * (c * s * (b * b - a * a) / h2)
     k_lo = torch.ceil((m * (xc - half + 1) - 1) / 2).clamp(0, m)
     k_hi = torch.floor((m * (xc + half + 1) - 1) / 2).clamp(-1, m - 1)
-    hit = (dy * dy <= h2) & (k_lo <= k_hi) & (value != 0)
+    # zero-area sets (a or b <= 0) add nothing, as rasterize_ellipses drops them
+    hit = (dy * dy <= h2) & (k_lo <= k_hi) & (value != 0) & (a > 0) & (b > 0)
     # every (image, ellipse, row), misses adding 0 at column 0: no boolean mask, whose
     # data-dependent size would be a host synchronisation on a GPU
     images = torch.arange(batch, device=device)[:, None, None].expand_as(dy)
