@@ -81,8 +81,6 @@ def test_a_folder_test_set_is_named_with_its_folder_from_the_quoted_command():
 def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started_from(tmp_path):
     import torch
 
-    from learnct.run.identity_stamp import SOURCE_KEY
-
     source = MODELS["lpd-fan_lowdose"].path.parents[1]
     setup = tmp_path / "fan_lowdose"
     (setup / "weights").mkdir(parents=True)
@@ -99,7 +97,7 @@ def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started
         "command": "learnct-train experiment=lpd",
         "started_from": None,
     }
-    checkpoint[SOURCE_KEY] = {
+    checkpoint["learnct"]["source"] = {
         **first,
         "run_id": "bbb222",
         "task_name": "ctlike_lpd",
@@ -116,7 +114,7 @@ def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started
         "| its run | `aaa111` (task `lpd`, started 2026-11-01T10:00:00, commit `abc1234`): "
         "`learnct-train experiment=lpd` |\n" in text
     )
-    del checkpoint[SOURCE_KEY]  # weights saved before checkpoints named their run
+    del checkpoint["learnct"]["source"]  # weights saved before checkpoints named their run
     torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
     (card,) = write_model_cards(setup)
     assert "| run | not recorded (saved before checkpoints named their run) |" in card.read_text()

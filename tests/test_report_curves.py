@@ -197,8 +197,20 @@ def test_a_warm_started_run_continues_its_sources_curve(tmp_path, capsys):
     (lpd / "checkpoints").mkdir()
     record = {"method": "LearnedPrimalDual", "steps_before": 500}
     torch.save({"global_step": 20, "learnct": record}, lpd / "checkpoints" / "last.ckpt")
+    (lpd / "checkpoints" / "step_000010.ckpt").write_bytes(b"truncated")  # passed over
+    # resumed with resume=true alone (its config.json rewritten without init_weights): the
+    # checkpoints still say where its weights started
+    unet = logs / "fbpunet" / "runs" / "second"
+    unet.mkdir(parents=True)
+    (unet / "config.json").write_text(json.dumps({"train": True}))
+    _metrics(unet, [{"step": "9", "val/psnr": "29.0"}])
+    _write(unet, [{**row, "method": "FBPUNet", "psnr": "29.1"}])
+    (unet / "checkpoints").mkdir()
+    record = {"method": "FBPUNet", "steps_before": 300}
+    torch.save({"global_step": 10, "learnct": record}, unet / "checkpoints" / "last.ckpt")
     main(["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"])
     assert _curves(out / "parallel_ellipses" / "curves.csv") == [
+        ("FBPUNet", 310, 29.0),
         ("LearnedGradientDescent", 10, 30.0),
         ("LearnedGradientDescent", 20, 31.0),
         ("LearnedPrimalDual", 510, 30.0),

@@ -266,9 +266,9 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
     assert checkpoints.trained_steps(torch.load(warm_ckpt, weights_only=True)) == 3
     # each checkpoint names the run that trained it, and a warm start the weights it started
     # from (kept in the stripped copy: the model cards show the chain)
-    first = torch.load(slim, weights_only=True)["learnct_source"]
+    first = checkpoints.weights_source(torch.load(slim, weights_only=True))
     assert first["run_id"] == read_identity(tmp_path / "a").id and first["started_from"] is None
-    second = torch.load(warm_ckpt, weights_only=True)["learnct_source"]
+    second = checkpoints.weights_source(torch.load(warm_ckpt, weights_only=True))
     assert second["run_id"] == read_identity(tmp_path / "b").id != first["run_id"]
     assert second["started_from"] == {"checkpoint": str(slim), "steps": 2, "source": first}
     tested = run_config(

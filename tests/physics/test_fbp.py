@@ -97,7 +97,7 @@ def test_bad_shapes_and_short_scans_are_rejected():
     geometry = GEOMETRIES["fan"]
     with pytest.raises(ValueError, match=r"shape \(batch, 1, 40, 48\)"):
         fbp(torch.zeros(1, 1, 48, 40), geometry)
-    with pytest.raises(ValueError, match="must be floating point, got torch.int64"):
+    with pytest.raises(ValueError, match=r"must be floating point, got torch\.int64"):
         fbp(torch.zeros(1, 1, 40, 48, dtype=torch.int64), geometry)
     # half precision is computed in float32, as the ray transform does
     sinogram = torch.rand(1, 1, 40, 48, generator=torch.Generator().manual_seed(0))

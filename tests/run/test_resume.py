@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import TINY_LGD
-from learnct.methods.checkpoints import check_checkpoint
+from learnct.methods.checkpoints import check_checkpoint, weights_source
 from learnct.physics import PRESETS
 from learnct.run.config_checks import ConfigError
 from learnct.run.identity import read_identity
@@ -128,10 +128,10 @@ def test_a_run_started_from_init_weights_resumes_with_the_same_command(tmp_path,
     assert last["global_step"] == 6 and last["hyper_parameters"]["hidden"] == 8
     # the weights' source: the resuming command, and the start the killed part recorded
     source_ckpt = torch.load(source_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    record = last["learnct_source"]
+    record = weights_source(last)
     assert record["command"].startswith("learnct-train ") and "resume=true" in record["command"]
     assert record["run_id"] == last["learnct_run"]["id"]
-    assert record["started_from"]["source"] == source_ckpt["learnct_source"]
+    assert record["started_from"]["source"] == weights_source(source_ckpt)
     assert record["started_from"]["checkpoint"].endswith("checkpoints/last.ckpt")
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, TINY_LPD
-from learnct.methods.checkpoints import trained_steps
+from learnct.methods.checkpoints import trained_steps, weights_source
 from learnct.run import results
 from learnct.run.config_checks import ConfigError
 from learnct.run.sittings import RESUME_KEYS
@@ -248,10 +248,13 @@ def test_init_weights_starts_the_first_sitting_and_later_ones_continue(
     assert saved["global_step"] == 4
     assert trained_steps(saved) == 5  # the start's step survives the sittings
     # ... and so does the weights' source: the one run of both sittings, from ``start``
-    source = saved["learnct_source"]
+    source = weights_source(saved)
     assert source["run_id"] == saved["learnct_run"]["id"]
     assert source["started_from"]["checkpoint"] == str(start)
     assert source["started_from"]["steps"] == 1
+    # the schedule's final weights (saved weights-only: no callback writes into them) too
+    final = torch.load(tmp_path / "second" / "checkpoints" / "final.ckpt", weights_only=True)
+    assert weights_source(final) == source
 
 
 def test_the_sittings_curve_keeps_every_sittings_validation_points(

@@ -187,6 +187,9 @@ class ReconstructionMethod(L.LightningModule):
         #: unknown, from a checkpoint that does not record them)
         self.steps_before: int | None = 0
         self.trained_steps: int | None = 0
+        #: the run training these weights (:func:`~learnct.methods.checkpoints.weights_source`),
+        #: saved in every checkpoint; set by ``learnct-train``
+        self.weights_source: dict[str, Any] | None = None
 
     @classmethod
     def from_pretrained(
@@ -243,7 +246,7 @@ class ReconstructionMethod(L.LightningModule):
         net would fail deep in its dense layers) or with a NaN or inf (which would come
         back as an image of NaN, or as an error about an "image")."""
         shape = self.geometry.sinogram_shape
-        if tuple(sinogram.shape[-2:]) != shape or (sinogram.dim() > 2 and sinogram.shape[-3] != 1):
+        if tuple(sinogram.shape[-2:]) != shape or (sinogram.dim() == 4 and sinogram.shape[1] != 1):
             raise ValueError(
                 f"sinogram must be (B, 1, {shape[0]}, {shape[1]}) for this model's geometry "
                 f"({shape[0]} angles, {shape[1]} detector pixels), got {tuple(sinogram.shape)}: "
@@ -482,13 +485,16 @@ class ReconstructionMethod(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the method and geometry, so that ``check_checkpoint`` can refuse a
-        checkpoint of another method or geometry, and the steps of the weights the run started
-        from (:func:`~learnct.methods.checkpoints.trained_steps`); leave out the training
+        checkpoint of another method or geometry, the steps of the weights the run started
+        from (:func:`~learnct.methods.checkpoints.trained_steps`) and the run training them
+        (:attr:`weights_source`); leave out the training
         loader's empty state (:func:`~learnct.data.datamodule.drop_stream_loader_state`)."""
         checkpoint["learnct"] = {
             **checkpoint_identity(self, self.geometry),
             "steps_before": self.steps_before,
         }
+        if self.weights_source is not None:  # also in weights-only saves (a schedule's final)
+            checkpoint["learnct"]["source"] = self.weights_source
         if self.val_psnr_best.update_count > 0:  # torchmetrics leaves metric states out
             checkpoint["learnct"][VAL_PSNR_BEST_KEY] = float(self.val_psnr_best.compute())
         drop_stream_loader_state(checkpoint)

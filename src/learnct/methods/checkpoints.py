@@ -1,8 +1,9 @@
 """Checkpoint identity: which method and geometry a checkpoint was trained for.
 
 ``ReconstructionMethod.on_save_checkpoint`` stores ``checkpoint["learnct"] = {"method",
-"geometry", "steps_before"}`` (``steps_before``: the optimiser steps of the weights the run
-started from, so that :func:`trained_steps` counts a warm-started model's whole training);
+"geometry", "steps_before", "source"}`` (``steps_before``: the optimiser steps of the weights
+the run started from, so that :func:`trained_steps` counts a warm-started model's whole
+training; ``source``: the run that trained them, :func:`weights_source`);
 ``check_checkpoint`` refuses a URL, a missing file, and a file that is truncated, corrupt, not
 a learnct checkpoint (it loads weights-only, so a pickled object is refused, never run), or
 from another method or geometry, with a message that says which.
@@ -51,6 +52,7 @@ __all__ = [
     "steps_before",
     "stored_settings",
     "trained_steps",
+    "weights_source",
 ]
 
 #: What a batch norm holds beside its weight and bias, and an instance norm does not.
@@ -340,6 +342,16 @@ def steps_before(checkpoint: dict[str, Any]) -> int | None:
     before ``learnct.steps_before`` existed, or from such a checkpoint)."""
     identity = checkpoint.get("learnct")
     return identity.get("steps_before") if isinstance(identity, dict) else None
+
+
+def weights_source(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The run that trained a checkpoint's weights (``learnct.source``, written by
+    :func:`learnct.run.weights_source.source_record`: run id, task, start, commit, command,
+    and ``started_from`` back along ``init_weights``); ``None`` for weights saved before
+    checkpoints recorded it, or trained outside ``learnct-train``."""
+    identity = checkpoint.get("learnct")
+    source = identity.get("source") if isinstance(identity, dict) else None
+    return source if isinstance(source, dict) else None
 
 
 def trained_steps(checkpoint: dict[str, Any]) -> int | None:

@@ -10,6 +10,7 @@ was trained for (the ``learnct`` record), on a ``RayTransform`` of that geometry
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def pretrained_names(root: Path = WEIGHTS_ROOT) -> list[str]:
 def resolve_checkpoint(name_or_path: str | Path, root: Path = WEIGHTS_ROOT) -> Path:
     """The checkpoint file of a committed model's name, or ``name_or_path`` itself when it is
     a file; else a ``ValueError`` listing the names."""
-    if not isinstance(name_or_path, (str, Path)):
+    if not isinstance(name_or_path, (str, os.PathLike)):
         raise ValueError(
             "give a committed model's name (learnct.pretrained_names()) or a checkpoint's "
             f"path, got {type(name_or_path).__name__} {name_or_path!r}"

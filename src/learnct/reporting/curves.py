@@ -58,28 +58,31 @@ def _schedule_folders(folder: Path, log_dir: Path) -> list[Path]:
 
 
 def _steps_before(folders: list[Path], sittings: Path) -> int | None:
-    """The optimiser steps of the weights a schedule started from: 0 where its config has no
-    ``init_weights``, else the ``steps_before`` of a checkpoint of its run ``folders`` or of
-    its sittings checkpoint under ``sittings`` (of its run id); ``None`` where none records
-    them."""
+    """The optimiser steps of the weights a schedule started from, as its checkpoints record
+    them (0 from scratch): a checkpoint of its run ``folders``, else its sittings checkpoint
+    under ``sittings`` (of its run id). Where none records them: 0 if its config names no
+    ``init_weights``, else ``None`` (not known)."""
+    for path in (p for f in folders for p in sorted((f / "checkpoints").glob("*.ckpt"))):
+        try:
+            recorded = steps_before(read_checkpoint(path))
+        except ValueError:  # unreadable: another one may tell
+            continue
+        if recorded is not None:
+            return recorded
+    identity = read_identity(folders[-1])
+    for folder in sorted(sittings.glob("*/")) if identity is not None else []:
+        try:
+            progress = sitting_progress(folder)
+        except Exception:  # a truncated or foreign last.ckpt: not this schedule's
+            continue
+        if progress is not None and progress.run_id == identity.id:
+            if progress.steps_before is not None:
+                return progress.steps_before
     try:
         config = read_run_config(folders[-1])
     except ResultsError:
         config = {}
-    if not config.get("init_weights"):
-        return 0
-    identity = read_identity(folders[-1])
-    own = [p for f in folders for p in sorted((f / "checkpoints").glob("*.ckpt"))]
-    for path in [*own, *sorted(sittings.glob("*/last.ckpt"))]:
-        try:
-            checkpoint = read_checkpoint(path)
-        except ValueError:
-            continue
-        stamp = checkpoint.get("learnct_run") or {}
-        if path not in own and (identity is None or stamp.get("id") != identity.id):
-            continue  # another schedule's sitting
-        return steps_before(checkpoint)
-    return None
+    return None if config.get("init_weights") else 0
 
 
 def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[str, str]]:
@@ -117,7 +120,8 @@ def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
         if progress is None or progress.ended or progress.run_id in drawn:
             continue
         of = "" if progress.planned is None else f" of {progress.planned}"
-        method = f"{progress.method} ({folder.name}: in progress, step {progress.step}{of})"
+        before = f", from weights of {progress.steps_before} steps" if progress.steps_before else ""
+        method = f"{progress.method} ({folder.name}: in progress, step {progress.step}{of}{before})"
         for point in _sitting_curve(method, folder, progress.run_id):
             points.append({**point, "step": str(int(point["step"]) + (progress.steps_before or 0))})
     return points

@@ -28,6 +28,7 @@ from learnct.methods.checkpoints import (
     read_checkpoint,
     steps_before,
     trained_steps,
+    weights_source,
 )
 from learnct.methods.pretrained import PretrainedModel, load_pretrained, pretrained_models
 from learnct.physics.geometry import Geometry
@@ -36,7 +37,6 @@ from learnct.reporting.real_ct import read_real_ct
 from learnct.reporting.table import read_table
 from learnct.reporting.weights import load_weights_config, read_check_rows
 from learnct.run.atomic_files import atomic_write_text
-from learnct.run.identity_stamp import SOURCE_KEY
 from learnct.run.results import RESULTS_FILE
 
 __all__ = ["model_card", "write_model_cards"]
@@ -240,12 +240,12 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
     sources = [sources] if isinstance(sources, str) else sources  # one source or a list
     tests = ", ".join(f"`{s}`" for s in sources)
     rows = [["optimiser steps", steps], ["data", source], ["test sets", tests]]
-    return _table(["", ""], rows + _source_rows(checkpoint.get(SOURCE_KEY)))
+    return _table(["", ""], rows + _source_rows(weights_source(checkpoint)))
 
 
 def _source_rows(record: dict[str, Any] | None) -> list[list[str]]:
     """The run that trained the weights and, back along ``init_weights``, the runs whose
-    weights it started from (:func:`learnct.run.identity_stamp.source_record`)."""
+    weights it started from (:func:`~learnct.methods.checkpoints.weights_source`)."""
     if not record:
         return [["run", "not recorded (saved before checkpoints named their run)"]]
     rows, label = [], "run"
@@ -262,7 +262,8 @@ def _source_rows(record: dict[str, Any] | None) -> list[list[str]]:
         if not start:
             break
         steps = "unrecorded" if start.get("steps") is None else f"{start['steps']:,}"
-        rows.append(["started from", f"`{start.get('checkpoint')}` ({steps} steps)"])
+        where = f"`{start['checkpoint']}`" if start.get("checkpoint") else "weights not recorded"
+        rows.append(["started from", f"{where} ({steps} steps)"])
         record, label = start.get("source"), "its run"
         if not record:
             rows.append([label, "not recorded"])

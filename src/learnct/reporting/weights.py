@@ -54,7 +54,7 @@ WEIGHTS_MAX_MB = 8.0
 #: data keys that change how batches are loaded, not which images a check measures
 LOADER_KEYS = frozenset({"batch_size", "eval_batch_size", "num_workers"})
 KEEP = ("state_dict", "hyper_parameters", "learnct", "pytorch-lightning_version", "epoch")
-KEEP += ("global_step", "learnct_source")  # the source: its run and command (model cards)
+KEEP += ("global_step",)
 
 
 def _narrowed(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

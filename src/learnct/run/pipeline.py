@@ -90,8 +90,8 @@ def _run(cfg: DictConfig, checked: bool) -> RunResult:
     import lightning as L
 
     from learnct.methods.checkpoints import reading_checkpoints_once
-    from learnct.run.identity_stamp import RunIdentityStamp, source_record
     from learnct.run.testset_hash import TestSetHash
+    from learnct.run.weights_source import source_record
 
     # the start reads each checkpoint file once (settings, sitting, identity, checks, weights)
     with reading_checkpoints_once():
@@ -103,12 +103,11 @@ def _run(cfg: DictConfig, checked: bool) -> RunResult:
         model = build_method(cfg, operator)
         to_test = _check_checkpoints(cfg, model, operator, resume, identity)
         _prepare(cfg, model, datamodule, operator, resume)
-        training = getattr(model, "trainable", True) and cfg.get("train", True)
-        source = source_record(cfg, identity, provenance["commit"], resume) if training else None
+        if getattr(model, "trainable", True) and cfg.get("train", True):
+            model.weights_source = source_record(cfg, identity, provenance["commit"], resume)
     loggers = _start_loggers(cfg)
     test_hash = TestSetHash(list(datamodule.sources["test"]))
-    callbacks = _callbacks(cfg, model, RunIdentityStamp(identity, source))
-    trainer = build_trainer(cfg, loggers, [*callbacks, test_hash])
+    trainer = build_trainer(cfg, loggers, [*_callbacks(cfg, model, identity), test_hash])
     flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
     for logger in loggers:
         logger.log_hyperparams(flat)
@@ -149,11 +148,12 @@ def _start_loggers(cfg: DictConfig) -> list[Any]:
     return start_wandb_or_fallback(build(), rebuild=build)
 
 
-def _callbacks(cfg: DictConfig, model: Any, stamp: L.Callback) -> list[Any]:
+def _callbacks(cfg: DictConfig, model: Any, identity: RunIdentity) -> list[Any]:
     """The configured callbacks, and for a trainable method the run's own: the identity
-    ``stamp``, the end of a sitting, the non-finite guard and an Optuna trial's pruning."""
+    stamp, the end of a sitting, the non-finite guard and an Optuna trial's pruning."""
     import lightning as L
 
+    from learnct.run.identity_stamp import RunIdentityStamp
     from learnct.run.nonfinite import NonFiniteGuard
     from learnct.run.sittings import SittingEnd, sitting_checkpoint
     from learnct.run.sweep_pruning import trial_pruning
@@ -161,7 +161,7 @@ def _callbacks(cfg: DictConfig, model: Any, stamp: L.Callback) -> list[Any]:
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not getattr(model, "trainable", True):
         return [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
-    callbacks.append(stamp)
+    callbacks.append(RunIdentityStamp(identity))
     if in_sittings(cfg):
         steps, minutes = cfg.get("sitting_steps"), cfg.get("sitting_minutes")
         callbacks.append(SittingEnd(steps, sitting_checkpoint(cfg), minutes))

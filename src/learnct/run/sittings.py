@@ -46,7 +46,6 @@ from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import atomic_open
 from learnct.run.config_checks import ConfigError, planned_steps
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
-from learnct.run.identity_stamp import SOURCE_KEY
 from learnct.run.nonfinite import NONFINITE_METRIC, NonFiniteGuard
 from learnct.run.results import VALIDATION_COLUMNS, read_metric_curves, validation_points
 
@@ -73,9 +72,8 @@ CURVE_FIELDS = ("step", *VALIDATION_COLUMNS, "nonfinite_steps", "run_id")
 #: guard's count of skipped steps, so that it counts over the whole schedule.
 CARRIED_CALLBACKS = (NonFiniteGuard.__qualname__,)
 #: The entries of a Lightning checkpoint that a true resume reads: weights, optimiser and
-#: scheduler states, loop progress and step count, learnct's method/geometry record, run stamp
-#: and weights' source, and the method's hyper-parameters (checked against the command's
-#: architecture).
+#: scheduler states, loop progress and step count, learnct's method/geometry record and run
+#: stamp, and the method's hyper-parameters (checked against the command's architecture).
 RESUME_KEYS = (
     "state_dict",
     "optimizer_states",
@@ -88,7 +86,6 @@ RESUME_KEYS = (
     "hparams_name",
     "learnct",
     "learnct_run",
-    SOURCE_KEY,
 )
 
 

@@ -153,7 +153,8 @@ class FolderDataset(Dataset):
         the field)."""
         path = self.files[index]
         spacing = None
-        if path.suffix.lower() in NUMPY_SUFFIXES:
+        is_numpy = path.suffix.lower() in NUMPY_SUFFIXES  # values taken as they are
+        if is_numpy:
             array = read_numpy(path)
         else:
             hu, ds = read_dicom_slice(path)
@@ -166,7 +167,7 @@ class FolderDataset(Dataset):
             raise DataError.for_path(path, problem)
         array = np.asarray(array, dtype=np.float32).reshape(array.shape[-2:])
         check_finite(array, path)
-        if not in_image_units(array):  # NumPy values are taken as they are: HU, grey levels?
+        if is_numpy and not in_image_units(array):  # HU or grey levels taken as they are?
             raise DataError.for_path(
                 path,
                 f"values {array.min():g} to {array.max():g} are not in image units (attenuation "

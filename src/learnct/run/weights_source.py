@@ -1,0 +1,80 @@
+"""Where a run's weights come from: the record every checkpoint of a ``learnct-train`` run
+keeps (``checkpoint["learnct"]["source"]``, read by
+:func:`learnct.methods.checkpoints.weights_source`), kept by sittings and stripped weights
+and shown by the model cards."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from learnct.run.identity import RunIdentity
+
+__all__ = ["source_record"]
+
+
+def source_record(
+    cfg: DictConfig, identity: RunIdentity, commit: str, resume: Path | None
+) -> dict[str, Any]:
+    """``{"run_id", "task_name", "started", "commit", "command", "started_from"}``: the run's
+    id (``run.json``), its task and start, the code's commit, this process's command line
+    (``learnct-train`` and its Hydra overrides; ``None`` outside Hydra) and, for weights that
+    started from trained ones, ``{"checkpoint", "steps", "source"}``: the ``init_weights``
+    path, the optimiser steps that trained it and its own record (``None``: not recorded).
+    A resumed run keeps the ``started_from`` of the checkpoint it continues (for one saved
+    before checkpoints kept it: from ``init_weights``, else from the steps it records)."""
+    from learnct.methods.checkpoints import (
+        read_checkpoint,
+        steps_before,
+        trained_steps,
+        weights_source,
+    )
+
+    record: dict[str, Any] = {
+        "run_id": identity.id,
+        "task_name": identity.get("task_name"),
+        "started": identity.get("started"),
+        "commit": commit,
+        "command": _command(),
+        "started_from": None,
+    }
+    continued = read_checkpoint(resume) if resume is not None else None
+    if continued is not None and weights_source(continued) is not None:
+        record["started_from"] = weights_source(continued)["started_from"]
+    elif cfg.get("init_weights"):
+        init = read_checkpoint(cfg.init_weights)
+        record["started_from"] = {
+            "checkpoint": _relative(cfg.init_weights),
+            "steps": trained_steps(init),
+            "source": weights_source(init),
+        }
+    elif continued is not None and steps_before(continued) != 0:  # None: not recorded
+        record["started_from"] = {
+            "checkpoint": None,
+            "steps": steps_before(continued),
+            "source": None,
+        }
+    return record
+
+
+def _command() -> str | None:
+    """This process's command line: ``learnct-train`` and its Hydra overrides (a resumed run's
+    folder keeps the overrides of the command that started it); ``None`` outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not run by Hydra (a composed config)
+        return None
+    return shlex.join(["learnct-train", *overrides])
+
+
+def _relative(path: str | Path) -> str:
+    """``path`` relative to the working folder (the repository) where it lies inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,51 @@
+"""``source_record``: where a run's weights come from, as its checkpoints record it."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import OmegaConf
+
+from learnct.run.identity import RunIdentity
+from learnct.run.weights_source import source_record
+
+IDENTITY = RunIdentity(id="run2", started="2026-12-01T10:00:00", task_name="lpd", settings={})
+
+
+def _checkpoint(path, steps_before, global_step, source=None):
+    record = {"method": "LearnedPrimalDual", "steps_before": steps_before}
+    if source is not None:
+        record["source"] = source
+    torch.save({"global_step": global_step, "learnct": record}, path)
+    return path
+
+
+def test_a_fresh_run_and_a_warm_start_name_what_they_start_from(tmp_path):
+    fresh = source_record(OmegaConf.create({}), IDENTITY, "abc1234", None)
+    assert fresh == {
+        "run_id": "run2",
+        "task_name": "lpd",
+        "started": "2026-12-01T10:00:00",
+        "commit": "abc1234",
+        "command": None,  # not run by Hydra
+        "started_from": None,
+    }
+    first = {**fresh, "run_id": "run1"}
+    init = _checkpoint(tmp_path / "init.ckpt", 100, 400, source=first)
+    warm = source_record(OmegaConf.create({"init_weights": str(init)}), IDENTITY, "abc", None)
+    assert warm["started_from"] == {"checkpoint": str(init), "steps": 500, "source": first}
+
+
+def test_a_resume_keeps_its_start_also_from_a_checkpoint_saved_before_sources(tmp_path):
+    start = {"checkpoint": "w.ckpt", "steps": 7, "source": None}
+    recorded = _checkpoint(tmp_path / "a.ckpt", 7, 3, source={"started_from": start})
+    cfg = OmegaConf.create({})
+    assert source_record(cfg, IDENTITY, "abc", recorded)["started_from"] == start
+    # saved before checkpoints recorded a source: its init_weights, else the steps it records
+    old = _checkpoint(tmp_path / "old.ckpt", 500, 20)
+    init = _checkpoint(tmp_path / "init.ckpt", 0, 500)
+    with_init = source_record(OmegaConf.create({"init_weights": str(init)}), IDENTITY, "c", old)
+    assert with_init["started_from"] == {"checkpoint": str(init), "steps": 500, "source": None}
+    alone = source_record(cfg, IDENTITY, "abc", old)["started_from"]
+    assert alone == {"checkpoint": None, "steps": 500, "source": None}
+    scratch = _checkpoint(tmp_path / "scratch.ckpt", 0, 20)
+    assert source_record(cfg, IDENTITY, "abc", scratch)["started_from"] is None
