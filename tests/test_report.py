@@ -891,3 +891,23 @@ def test_a_run_at_other_physics_is_left_out_of_the_presets_table(tmp_path, capsy
     with open(out / "fan_lowdose" / "results.csv") as fh:
         assert [r["psnr"] for r in csv.DictReader(fh)] == ["29.60"]
     assert "its physics are not the fan_lowdose preset's" in capsys.readouterr().out
+
+
+def test_real_ct_kept_choices_rebuild_the_chosen_fbp_and_tv(tmp_path):
+    """``--keep-choices``: a written row's choice (``chosen``) makes the same method again,
+    with its settings and data term, to re-score it on a changed test set."""
+    from learnct.physics import RayTransform
+    from learnct.physics.geometry import FanBeamGeometry
+    from learnct.reporting.real_ct import _classical, _kept_choice
+
+    geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=8.0)
+    makers = _classical(RayTransform(geometry), 0.02)
+    fbp = _kept_choice(
+        {"method": "FBP", "chosen": "filter,frequency_scaling=('shepp-logan', 0.5)"}, makers
+    )
+    assert (fbp.hparams.filter, fbp.hparams.frequency_scaling) == ("shepp-logan", 0.5)
+    for name, term in (("TV", "ls"), ("TV-WLS", "wls")):
+        tv = _kept_choice({"method": name, "chosen": "lam,iterations=(7.5, 3000)"}, makers)
+        assert (tv.hparams.lam, tv.hparams.iterations, tv.hparams.data_term) == (7.5, 3000, term)
+    with pytest.raises(ValueError, match="no FBP or TV row makes TV-L1"):
+        _kept_choice({"method": "TV-L1", "chosen": "lam,iterations=(7.5, 300)"}, makers)

@@ -13,12 +13,15 @@ measurements are the fixed test draws of the DataModule.
 ``python -m learnct.reporting.real_ct`` (``make report-real-ct``) writes ``real_ct.csv`` and
 ``real_ct.md`` beside the weights' setup (``experiments/<setup>/``). ``--weights-only``
 re-scores only the learned rows and keeps the FBP and TV rows of the existing ``real_ct.csv``
-(their choice on validation is the slow part and does not depend on the weights).
+(their choice on validation is the slow part and does not depend on the weights);
+``--keep-choices`` keeps their choices and validation scores but re-scores every row on the
+slices now in ``--root`` (the choice does not depend on the test slices either).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import sys
 from collections.abc import Sequence
@@ -150,6 +153,33 @@ def _row(label, chosen, val_psnr, tried, method, test, names) -> dict[str, Any]:
     return row
 
 
+def _classical(operator: Any, mu: float) -> list[tuple[str, Any]]:
+    """``(knob, make)`` of FBP, TV and TV-WLS: ``make(option)`` builds the method of an
+    option, a tuple of the knob's values (``("hann", 0.7)``, ``(lam, iterations)``)."""
+    from learnct.methods import FBP, TV
+
+    def fbp(option):
+        return FBP(operator, filter=option[0], frequency_scaling=option[1])
+
+    def tv(data_term):
+        def make(option):
+            return TV(operator, lam=option[0], iterations=option[1], data_term=data_term, mu=mu)
+
+        return make
+
+    return [("filter,frequency_scaling", fbp), *(("lam,iterations", tv(d)) for d in ("ls", "wls"))]
+
+
+def _kept_choice(row: dict[str, Any], makers: list[tuple[str, Any]]) -> Any:
+    """The method of a written row's choice (``chosen``: ``"<knob>=<option>"``)."""
+    knob, _, option = row["chosen"].partition("=")
+    value = ast.literal_eval(option)
+    for name, make in makers:
+        if name == knob and (method := make(value)).result_name == row["method"]:
+            return method
+    raise ValueError(f"real_ct.csv: no FBP or TV row makes {row['method']} {row['chosen']}")
+
+
 def real_ct_rows(
     weights: Path,
     root: Path,
@@ -158,15 +188,17 @@ def real_ct_rows(
     iterations: Sequence[int] = DEFAULT_TV_ITERATIONS,
     extra_weights: Sequence[Path] = (),
     weights_only: bool = False,
+    kept_choices: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], list[str], float]:
     """One row per method (its choice, validation PSNR, mean and per-slice test PSNR/SSIM),
     the slice names and the dose (photons per detector pixel): FBP, TV and TV-WLS chosen on
-    ``val_size`` CT-like validation phantoms (skipped with ``weights_only``), then the
-    checkpoints of ``weights`` and of every ``extra_weights`` folder."""
+    ``val_size`` CT-like validation phantoms (skipped with ``weights_only``; with
+    ``kept_choices``, the rows of an earlier table, their choices and validation scores are
+    kept and re-scored on the slices of ``root``), then the checkpoints of ``weights`` and of
+    every ``extra_weights`` folder."""
     from omegaconf import OmegaConf
 
     from learnct.data import CTDataModule
-    from learnct.methods import FBP, TV
     from learnct.run import build_physics
 
     cfg = OmegaConf.create(load_weights_config(weights))
@@ -185,27 +217,25 @@ def real_ct_rows(
     dm.setup("test")
     test = simulate_test_sets(dm)["folder"]
     names = [p.name for p in dm.datasets["test"][0].dataset.files]
+    makers = _classical(operator, preset.mu)
     rows = []
-    if not weights_only:
+    for kept in kept_choices:  # chosen on validation before: only the test is new
+        method = _kept_choice(kept, makers)
+        row = _row(kept["method"], kept["chosen"], kept["val_psnr"], [], method, test, names)
+        rows.append({**row, "val_grid": kept["val_grid"]})
+    if not weights_only and not kept_choices:
         dm.setup("validate")
         val = [dm.simulate(b) for b in dm.val_dataloader()]
         print("FBP filter", flush=True)
+        (fbp_knob, make_fbp), *tvs = makers
         fbp_options = [(f, scale) for f in FILTERS for scale in FREQUENCY_SCALINGS]
-
-        def make_fbp(option):
-            return FBP(operator, filter=option[0], frequency_scaling=option[1])
-
-        candidates = [
-            ("filter,frequency_scaling", *choose_on_validation(make_fbp, fbp_options, val))
-        ]
-        for data_term in ("ls", "wls"):
+        candidates = [(fbp_knob, *choose_on_validation(make_fbp, fbp_options, val))]
+        for (knob, make), data_term in zip(tvs, ("ls", "wls"), strict=True):
             print(f"TV {data_term} lam, iterations", flush=True)
-
-            def make(lam, n, data_term=data_term):
-                return TV(operator, lam=lam, iterations=n, data_term=data_term, mu=preset.mu)
-
-            choice = choose_tv_on_validation(make, lams, iterations, val)
-            candidates.append(("lam,iterations", *choice))
+            choice = choose_tv_on_validation(
+                lambda lam, n, make=make: make((lam, n)), lams, iterations, val
+            )
+            candidates.append((knob, *choice))
         for knob, choice, val_psnr, method, tried in candidates:
             rows.append(
                 _row(method.result_name, f"{knob}={choice}", val_psnr, tried, method, test, names)
@@ -289,17 +319,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="more weights folders of the same physics, e.g. experiments/fan_lowdose_ctlike/"
         "weights: their rows are added, each method labelled with its training source",
     )
-    parser.add_argument(
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
         "--weights-only",
         action="store_true",
         help="re-score only the learned weights and keep the FBP and TV rows of the existing "
         "real_ct.csv in --out (their validation choice is the slow part)",
     )
+    kept.add_argument(
+        "--keep-choices",
+        action="store_true",
+        help="keep the FBP and TV choices (and validation scores) of the existing real_ct.csv "
+        "in --out and re-score them, and the weights, on the slices of --root (a test set "
+        "that changed needs no new choice: it is made on CT-like validation)",
+    )
     args = parser.parse_args(argv)
     folder = Path("experiments") / args.setup
     out = args.out or folder
     kept = []
-    if args.weights_only:
+    if args.weights_only or args.keep_choices:
         kept = [r for r in read_real_ct(out) if not r["chosen"].startswith("weights=")]
     rows, names, photons = real_ct_rows(
         folder / "weights",
@@ -309,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.iterations,
         args.extra_weights,
         args.weights_only,
+        kept if args.keep_choices else (),
     )
+    if args.keep_choices:
+        kept = []  # re-scored: in rows
     if kept and [k.removeprefix("psnr:") for k in kept[0] if k.startswith("psnr:")] != names:
         raise ValueError(
             f"{out}/real_ct.csv has other slices than {args.root}: run without --weights-only"
@@ -322,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.weights_only:
         settings += "; FBP and TV rows kept from the table before, learned rows re-scored"
+    if args.keep_choices:
+        settings += "; FBP and TV choices kept from the table before, every row re-scored"
     write_real_ct(rows, names, out, photons, settings)
     print((out / "real_ct.md").read_text())
     if out == folder:  # the committed table: the model cards that show its rows follow it
