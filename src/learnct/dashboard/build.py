@@ -12,7 +12,7 @@ from learnct.dashboard.page import asset_name, write_site
 from learnct.dashboard.runs import collect_runs
 from learnct.dashboard.setups import collect_setups
 from learnct.dashboard.sweeps import collect_sweeps
-from learnct.reporting.table import repository_path
+from learnct.run.provenance import repository_path
 
 __all__ = ["Summary", "build_dashboard", "main"]
 

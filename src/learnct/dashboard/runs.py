@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from learnct.physics.presets import PRESETS
-from learnct.reporting.table import ROUNDING, physics_changes, repository_path
+from learnct.reporting.table import ROUNDING, physics_changes
+from learnct.run.provenance import repository_path
 from learnct.run.results import (
     RESULTS_FILE,
     TEST_METRICS,

@@ -126,10 +126,11 @@ def checkpoint_identity(method: object, geometry: Geometry) -> dict[str, Any]:
     return {"method": type(method).__name__, "geometry": geometry_record(geometry)}
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """Load ``path``, a local file (never a URL), weights only, on the CPU, and check it is a
     learnct checkpoint (it has the ``learnct`` record); returns the checkpoint dict. Raises
-    ``ValueError`` naming the problem."""
+    ``ValueError`` naming the problem. ``mmap``: the tensors memory-mapped, not read (for
+    readers of its records only)."""
     if "://" in str(path):
         raise ValueError(
             f"{path} is a URL: checkpoints are only loaded from local files (download it, "
@@ -147,7 +148,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = load_checkpoint_file(path)
+        checkpoint = load_checkpoint_file(path, mmap=mmap)
     except Exception as err:  # truncated zip, wrong format, unpicklable content
         raise ValueError(
             f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: "

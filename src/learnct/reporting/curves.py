@@ -25,9 +25,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from learnct.methods.checkpoints import read_checkpoint, steps_before
-from learnct.reporting.table import repository_path
 from learnct.run.atomic_files import atomic_open
 from learnct.run.identity import read_identity
+from learnct.run.provenance import repository_path
 from learnct.run.results import (
     VALIDATION_COLUMNS,
     ResultsError,
@@ -64,7 +64,7 @@ def _steps_before(folders: list[Path], sittings: Path) -> int | None:
     ``init_weights``, else ``None`` (not known)."""
     for path in (p for f in folders for p in sorted((f / "checkpoints").glob("*.ckpt"))):
         try:
-            recorded = steps_before(read_checkpoint(path))
+            recorded = steps_before(read_checkpoint(path, mmap=True))
         except ValueError:  # unreadable: another one may tell
             continue
         if recorded is not None:

@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from learnct.reporting.table import repository_path
+from learnct.run.provenance import repository_path
 from learnct.run.results import ResultsError
 
 __all__ = ["Margin", "Published", "PublishedValue", "published_markdown", "read_published"]

@@ -8,12 +8,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fnmatch
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 from learnct.physics.presets import PRESETS, PhysicsPreset, configure_preset
 from learnct.run.atomic_files import atomic_open, atomic_write_text
+from learnct.run.command_line import command_line
+from learnct.run.provenance import repository_path
 from learnct.run.results import (
     REQUIRED_FIELDS,
     RESULT_FIELDS,
@@ -33,7 +34,6 @@ __all__ = [
     "physics_changes",
     "physics_difference",
     "read_table",
-    "repository_path",
     "run_command",
     "test_data_notes",
     "write_report",
@@ -72,7 +72,7 @@ def run_command(folder: Path) -> str:
     except ResultsError:
         train = True
     program = "learnct-train" if train is not False else "learnct-eval"
-    return " ".join([program, *(shlex.quote(str(o)) for o in overrides)])
+    return command_line(program, overrides)
 
 
 def _posix(pattern: str) -> str:
@@ -283,18 +283,6 @@ def _rounded(row: dict[str, str]) -> dict[str, str]:
     if row.get("run_dir"):
         out["run_dir"] = repository_path(row["run_dir"])
     return out
-
-
-def repository_path(path: str | Path) -> str:
-    """``path`` relative to the repository (the working folder) when it lies inside it, with
-    ``/`` separators; else as it is."""
-    path = Path(path)
-    if not path.is_absolute():
-        return path.as_posix()
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)  # outside the repository
 
 
 def write_report(

@@ -19,11 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from learnct.run.command_line import command_line_keys
 from learnct.run.config_checks import ConfigError
 
 __all__ = [
     "adopt_checkpoint_settings",
-    "command_line_keys",
     "command_line_model_keys",
     "resolve_checkpoint_names",
 ]
@@ -58,19 +58,6 @@ def resolve_checkpoint_names(cfg: DictConfig) -> list[str]:
             cfg[key] = str(models[value].path)
         notes.append(f"{key}={value} is the committed model {models[value].path}")
     return notes
-
-
-def command_line_keys() -> set[str] | None:
-    """The config keys and groups given on the command line (Hydra's task overrides:
-    ``test=true`` gives ``test``, ``+trainer.max_time=...`` ``trainer.max_time``); ``None``
-    outside a Hydra run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if not HydraConfig.initialized():
-        return None
-    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    return {o.key_or_group for o in overrides}
 
 
 def command_line_model_keys() -> set[str] | None:

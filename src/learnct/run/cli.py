@@ -19,7 +19,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from learnct.run.build import user_errors
-from learnct.run.checkpoint_settings import command_line_keys, resolve_checkpoint_names
+from learnct.run.checkpoint_settings import resolve_checkpoint_names
+from learnct.run.command_line import command_line_keys
 from learnct.run.config_checks import ConfigError, validate_config
 from learnct.run.identity import IDENTITY_FILE
 

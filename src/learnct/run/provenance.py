@@ -1,4 +1,5 @@
-"""Where a result came from: the git commit of the code and the versions of its libraries."""
+"""Where a result came from: the git commit of the code, the versions of its libraries, and
+paths as the repository names them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["git_commit", "library_versions"]
+__all__ = ["git_commit", "library_versions", "repository_path"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -45,3 +46,15 @@ def library_versions() -> dict[str, str]:
         "lightning_version": _version("lightning"),
         "learnct_version": _version("learnct"),
     }
+
+
+def repository_path(path: str | Path) -> str:
+    """``path`` relative to the repository (the working folder) when it lies inside it, with
+    ``/`` separators; else as it is."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)  # outside the repository

@@ -139,7 +139,7 @@ def sitting_progress(folder: Path) -> SittingProgress | None:
     path = Path(folder) / SITTING_CHECKPOINT
     if not path.is_file():
         return None
-    state = load_checkpoint_file(path)
+    state = load_checkpoint_file(path, mmap=True)
     stamp = state.get("learnct_run") if isinstance(state, dict) else None
     if not isinstance(stamp, dict) or "id" not in stamp:
         return None

@@ -5,13 +5,14 @@ and shown by the model cards."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from learnct.run.command_line import command_line, task_overrides
 from learnct.run.identity import RunIdentity
+from learnct.run.provenance import repository_path
 
 __all__ = ["source_record"]
 
@@ -33,12 +34,13 @@ def source_record(
         weights_source,
     )
 
+    overrides = task_overrides()
     record: dict[str, Any] = {
         "run_id": identity.id,
         "task_name": identity.get("task_name"),
         "started": identity.get("started"),
         "commit": commit,
-        "command": _command(),
+        "command": None if overrides is None else command_line("learnct-train", overrides),
         "started_from": None,
     }
     continued = read_checkpoint(resume) if resume is not None else None
@@ -47,7 +49,7 @@ def source_record(
     elif cfg.get("init_weights"):
         init = read_checkpoint(cfg.init_weights)
         record["started_from"] = {
-            "checkpoint": _relative(cfg.init_weights),
+            "checkpoint": repository_path(cfg.init_weights),
             "steps": trained_steps(init),
             "source": weights_source(init),
         }
@@ -58,23 +60,3 @@ def source_record(
             "source": None,
         }
     return record
-
-
-def _command() -> str | None:
-    """This process's command line: ``learnct-train`` and its Hydra overrides (a resumed run's
-    folder keeps the overrides of the command that started it); ``None`` outside Hydra."""
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        overrides = HydraConfig.get().overrides.task
-    except ValueError:  # not run by Hydra (a composed config)
-        return None
-    return shlex.join(["learnct-train", *overrides])
-
-
-def _relative(path: str | Path) -> str:
-    """``path`` relative to the working folder (the repository) where it lies inside it."""
-    try:
-        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
