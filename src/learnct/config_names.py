@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BACKEND_NAMES",
     "FILTERS",
+    "FOLDER_FITS",
     "LOSS_NAMES",
     "PRECISIONS",
     "PRESET_NAMES",
@@ -27,6 +28,8 @@ BACKEND_NAMES = ("sparse", "matrix_free", "triton", "astra", "torch_radon")
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
 #: Phantom and image sources of the data module (``learnct.data.sources.BUILDERS``).
 SOURCES = ("ellipses", "shepp_logan", "lodopab", "folder", "ctlike")
+#: How a ``folder`` source places a slice in the field (``learnct.data.sources.folder.FITS``).
+FOLDER_FITS = ("spacing", "field")
 #: Training losses (``learnct.methods.base.LOSSES``).
 LOSS_NAMES = ("mse", "l1", "smooth_l1")
 #: Lightning's precision settings (``lightning.fabric.connector._PRECISION_INPUT``): the

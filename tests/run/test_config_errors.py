@@ -34,6 +34,10 @@ BAD_VALUES = [
     (["data.test_size=0"], r"data.test_size=0 is not valid"),
     (["data.num_workers=-1"], r"data.num_workers=-1 is not valid: it must be an integer >= 0"),
     (["data.source=mayo"], r"data.source='mayo' is not valid: choose one of .*ellipses"),
+    (
+        ["data=folder", "data.folder_fit=stretch"],
+        r"data.folder_fit='stretch' is not valid: .*spacing",
+    ),
     (["data.test_source=[ellipses,walnut]"], r"data.test_source names 'walnut'"),
     (["model.loss=huber"], r"model.loss='huber' is not valid: choose one of \['l1', 'mse'"),
     (["experiment=fbp", "model.filter=hamming"], r"model.filter='hamming' is not valid: .*hann"),

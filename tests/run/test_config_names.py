@@ -13,6 +13,7 @@ import pytest
 from conftest import TINY_LGD
 from learnct import config_names
 from learnct.data.sources import BUILDERS, SOURCES, SYNTHETIC_SOURCES
+from learnct.data.sources.folder import FITS
 from learnct.methods.base import LOSSES
 from learnct.physics import FILTERS, PRESETS
 from learnct.physics.backends import BACKENDS
@@ -28,6 +29,7 @@ def test_names_match_the_registries() -> None:
     assert config_names.FILTERS is FILTERS
     assert tuple(WINDOWS) == FILTERS  # every filter name has its window, and no other
     assert config_names.SOURCES is SOURCES
+    assert config_names.FOLDER_FITS is FITS
     assert set(config_names.SOURCES) == set(BUILDERS)
     # phantoms (made here) against scans (read from files): model cards warn on the first
     assert SYNTHETIC_SOURCES == {"ellipses", "shepp_logan", "ctlike"}

@@ -363,7 +363,13 @@ def check_extras(cfg: DictConfig) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Check the keys a user most often gets wrong; raises :class:`ConfigError`."""
-    from learnct.config_names import BACKEND_NAMES, FILTERS, LOSS_NAMES, PRESET_NAMES
+    from learnct.config_names import (
+        BACKEND_NAMES,
+        FILTERS,
+        FOLDER_FITS,
+        LOSS_NAMES,
+        PRESET_NAMES,
+    )
 
     check_int(cfg, "seed", 0)
     check_flag(cfg, "train")
@@ -375,6 +381,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_int(cfg, "physics.n_angles", 1, nullable=True)
     check_int(cfg, "physics.n_detectors", 1, nullable=True)
     check_sources(cfg)
+    check_choice(cfg, "data.folder_fit", FOLDER_FITS)
     check_int(cfg, "data.batch_size", 1)
     check_int(cfg, "data.eval_batch_size", 1, nullable=True)
     for split in ("train", "val", "test"):

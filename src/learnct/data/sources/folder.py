@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from learnct.checks import check_int, check_positive
+from learnct.config_names import FOLDER_FITS
 from learnct.data.errors import DataError
 from learnct.data.sources.common import check_finite, first, fit_to_size, resample_to_pixels
 from learnct.data.sources.slice_files import (
@@ -58,7 +59,7 @@ SYNTHETIC = False
 
 log = logging.getLogger(__name__)
 #: How a slice is placed in the field of view (see the module docstring).
-FITS = ("spacing", "field")
+FITS = FOLDER_FITS
 
 FOLDER_SUFFIXES = DICOM_SUFFIXES + NUMPY_SUFFIXES
 #: The subfolder names each split reads, in order of preference.
