@@ -12,6 +12,7 @@ import urllib.error
 import zipfile
 
 import numpy as np
+import pydicom
 import pytest
 from dicom_files import write_dicom
 
@@ -170,6 +171,9 @@ def test_a_slice_of_a_volume_is_stored_as_a_dicom_ct_file_at_its_physical_size(t
     root = tmp_path / "ct"
     (path,) = ss.fetch_sample_scans(root, [sdist], [scan])
     first = path.read_bytes()
+    header = pydicom.dcmread(path)
+    assert [float(v) for v in header.PixelSpacing] == [4.0, 4.0]
+    assert float(header.SliceThickness) == 5.0 and float(header.SliceLocation) == 5.0
     os.utime(path, ns=(10**9, 10**9))
     ss.fetch_sample_scans(root, [sdist], [scan])
     assert path.read_bytes() == first and path.stat().st_mtime_ns == 10**9  # left alone

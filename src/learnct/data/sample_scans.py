@@ -229,10 +229,12 @@ def volume_slice_dicom(scan: SampleScan, data: bytes) -> bytes:
             None if volume.positions is None else volume.positions[k : k + 1],
         )
         provenance = {"source": source, "sha256": scan.sha256, "slice_index": k}
+        z = volume.positions
         (written,) = write_dicom(
             one,
             Path(tmp) / "out",
             provenance,
+            slice_spacing=abs(z[1] - z[0]) if z is not None and len(z) > 1 else 1.0,
             description=f"{scan.member.rsplit('/', 1)[-1]} slice {k}",
             uids_from=f"{scan.sha256} {k}",
         )

@@ -50,9 +50,9 @@ def write_dicom(
     1, intercept 0, ``RescaleType`` HU), ``PixelSpacing``, ``SliceThickness``,
     ``ImagePositionPatient`` (the grid centred on the rotation axis) and ``SliceLocation``,
     one new series (``SeriesInstanceUID``); no patient data. Options: ``slice_spacing`` (mm,
-    where the volume has no positions), ``description`` (``SeriesDescription``; default: a
-    summary of ``provenance``), ``uids_from`` (a text the UIDs are derived from, so that the
-    same call writes the same bytes; default: new UIDs)."""
+    where the volume has no positions; also a single slice's thickness), ``description``
+    (``SeriesDescription``; default: a summary of ``provenance``), ``uids_from`` (a text the
+    UIDs are derived from, so that the same call writes the same bytes; default: new UIDs)."""
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -86,7 +86,8 @@ def write_dicom(
         ds.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
         ds.Rows, ds.Columns = n_rows, n_cols
         ds.PixelSpacing = [row, col]
-        ds.SliceThickness = slice_spacing if volume.positions is None else abs(_thickness(z))
+        with_positions = volume.positions is not None and len(z) > 1
+        ds.SliceThickness = abs(_thickness(z)) if with_positions else slice_spacing
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.ImagePositionPatient = [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k]]
         ds.SliceLocation = z[k]
