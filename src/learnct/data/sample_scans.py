@@ -201,9 +201,11 @@ def fetch_sample_scans(
                 contents[scan] = members[scan.member]
     written = []
     for scan, data in contents.items():
+        digest = scan.sha256  # checked above
         if scan.slice_index is not None:
             data = volume_slice_dicom(scan, data)
-        written.append(store_slice(root / scan.split / scan.name, data, _sha256(data)))
+            digest = _sha256(data)
+        written.append(store_slice(root / scan.split / scan.name, data, digest))
     return written
 
 
