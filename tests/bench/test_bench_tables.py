@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from learnct.bench import timing
-from learnct.bench.tables import geometry_label, markdown_table
+from learnct.bench.tables import geometry_label, markdown_table, milliseconds
 from learnct.bench.timing import failure_note, interleaved_median_ms, median_ms
 from learnct.physics import FanBeamGeometry, ParallelBeamGeometry
 
@@ -21,6 +21,17 @@ def test_markdown_table_puts_note_last_and_escapes_pipes():
 def test_geometry_label():
     assert geometry_label(FanBeamGeometry(128, 360, 256)) == "fan 128^2, 360 x 256"
     assert geometry_label(ParallelBeamGeometry(17, 7, 25)) == "parallel 17^2, 7 x 25"
+
+
+def test_milliseconds_keep_three_significant_figures_so_a_fast_call_is_not_zero():
+    assert [milliseconds(v) for v in (1234.5, 12.345, 1.0, 0.012345, 4e-5)] == [
+        "1234",
+        "12.3",
+        "1.00",
+        "0.0123",
+        "0.0000400",
+    ]
+    assert milliseconds(0.0) == "0.0" and milliseconds(float("nan")) == "nan"
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from learnct.bench.tables import geometry_label
+from learnct.bench.tables import geometry_label, milliseconds
 from learnct.bench.timing import median_ms
 from learnct.physics import Geometry, fbp
 
@@ -21,8 +21,8 @@ def fbp_rows(geometries: list[Geometry], batch: int, device: str, reps: int) -> 
             {
                 "geometry": geometry_label(geometry),
                 "batch": batch,
-                "fbp ms per batch": f"{ms:.1f}",
-                "fbp ms per slice": f"{ms / batch:.1f}",
+                "fbp ms per batch": milliseconds(ms),
+                "fbp ms per slice": milliseconds(ms / batch),
             }
         )
     return rows

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from learnct.bench.tables import milliseconds
 from learnct.bench.timing import failure_note, median_ms
 from learnct.methods import METHODS, TV, ReconstructionMethod
 from learnct.methods.checkpoints import constructor_arguments
@@ -185,7 +186,7 @@ def method_rows(
                 "batch": r["batch"],
                 "flags": r["flags"],
                 "device": r["device"],
-                "ms per slice": "-" if ms is None else f"{ms:.1f}",
+                "ms per slice": "-" if ms is None else milliseconds(ms),
                 "talk (GPU, 512^2)": "-" if published is None else published,
                 "parameters": r["parameters"],
                 "note": r["note"],

@@ -33,6 +33,7 @@ import torch
 
 from learnct.bench.methods import build_untrained
 from learnct.bench.resident_memory import resident_peak_bytes
+from learnct.bench.tables import milliseconds
 from learnct.bench.timing import failure_note, interleaved_median_ms, synchronize
 from learnct.bench.training import FLAG_CONFIGS, make_batch, step_fn
 from learnct.methods.stacked import StackedTraining
@@ -264,7 +265,7 @@ def format_rows(results: list[dict[str, Any]], device: torch.device) -> list[dic
                 "path": r["path"],
                 "device": name,
                 "steps/s (all K)": "-" if rate is None else f"{rate:.3g}",
-                "ms per model step": "-" if rate is None else f"{r['ms_per_model_step']:.1f}",
+                "ms per model step": "-" if rate is None else milliseconds(r["ms_per_model_step"]),
                 "vs sequential": "-" if rate is None or not base else f"{rate / base:.2f}",
                 "step peak MB": "-" if r.get("step_mb") is None else f"{r['step_mb']:.0f}",
                 "note": r["note"],

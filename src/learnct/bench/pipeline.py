@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from learnct.bench.tables import milliseconds
 from learnct.checks import check_int
 from learnct.data.datamodule import CTDataModule
 from learnct.physics.operator import RayTransform
@@ -131,8 +132,8 @@ def pipeline_rows(batch: int, quick: bool) -> list[dict]:
                 "batches/s": f"{r['batches_per_s']:.1f}",
                 "images/s": f"{r['images_per_s']:.0f}",
                 "rasterise images/s": f"{r['rasterize_images_per_s']:.0f}",
-                "project ms/batch": f"{r['project_ms_per_batch']:.1f}",
-                "noise ms/batch": f"{r['noise_ms_per_batch']:.1f}",
+                "project ms/batch": milliseconds(r["project_ms_per_batch"]),
+                "noise ms/batch": milliseconds(r["noise_ms_per_batch"]),
             }
         )
     return rows

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from learnct.bench.peers import PeerProjector, PeerUnavailable, peer_projector
-from learnct.bench.tables import geometry_label
+from learnct.bench.tables import geometry_label, milliseconds
 from learnct.bench.timing import failure_note, median_ms
 from learnct.physics import Geometry, RayTransform
 from learnct.physics.backends import BACKENDS
@@ -127,9 +127,9 @@ def _timed_row(
         "backend": name,
         "geometry": geometry_label(geometry),
         "batch": batch,
-        "forward ms": f"{fwd:.1f}",
-        "adjoint ms": f"{adj:.1f}",
-        "fwd+adj ms per slice": f"{(fwd + adj) / batch:.2f}",
+        "forward ms": milliseconds(fwd),
+        "adjoint ms": milliseconds(adj),
+        "fwd+adj ms per slice": milliseconds((fwd + adj) / batch),
         "build s": build_s,
         "memory MB": memory,
         "adjoint error": f"{err:.1e}",

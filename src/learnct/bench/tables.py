@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import platform
 
@@ -10,13 +11,21 @@ import torch
 
 from learnct.physics import FanBeamGeometry, Geometry
 
-__all__ = ["geometry_label", "machine", "markdown_table"]
+__all__ = ["geometry_label", "machine", "markdown_table", "milliseconds"]
 
 
 def geometry_label(geometry: Geometry) -> str:
     """``"fan 128^2, 360 x 256"``: beam, image size, angles x detectors."""
     kind = "fan" if isinstance(geometry, FanBeamGeometry) else "parallel"
     return f"{kind} {geometry.image_size}^2, {geometry.n_angles} x {geometry.n_detectors}"
+
+
+def milliseconds(ms: float) -> str:
+    """A duration in ms to three significant figures in fixed point, so a fast call is never
+    printed as zero: 1234.5 -> ``"1234"``, 12.345 -> ``"12.3"``, 0.012345 -> ``"0.0123"``."""
+    if not math.isfinite(ms) or ms <= 0:
+        return f"{ms:.1f}"
+    return f"{ms:.{max(0, 2 - math.floor(math.log10(ms)))}f}"
 
 
 def machine(device: str) -> str:
