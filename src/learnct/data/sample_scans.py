@@ -49,7 +49,7 @@ __all__ = [
     "fetch_main",
     "fetch_sample_scans",
     "store_slice",
-    "volume_slice_dicom",
+    "volume_slice_dicoms",
 ]
 
 
@@ -76,7 +76,7 @@ PYDICOM_DATA = Archive(
 class SampleScan:
     """One file of an archive: its path inside it, the split it goes to, its SHA-256, the
     archive, the name it is stored under (default: its own) and, for a volume (NIfTI, NRRD),
-    the index of the axial slice stored (as a DICOM CT file: :func:`volume_slice_dicom`)."""
+    the index of the axial slice stored (as a DICOM CT file: :func:`volume_slice_dicoms`)."""
 
     member: str
     split: str
@@ -189,58 +189,66 @@ def fetch_sample_scans(
     anything is written; files already present with the right hash are left as they are.
     """
     root, given = Path(root), [Path(p) for p in archive_files]
-    contents: dict[SampleScan, bytes] = {}
+    members: dict[tuple[Archive, str], bytes] = {}  # each member read (and hashed) once
     with tempfile.TemporaryDirectory() as tmp:
         for archive in dict.fromkeys(scan.archive for scan in scans):
             path, blob = _archive_bytes(archive, given, Path(tmp))
-            mine = [scan for scan in scans if scan.archive == archive]
-            members = _read_members(path, blob, [scan.member for scan in mine])
-            for scan in mine:
-                if _sha256(members[scan.member]) != scan.sha256:
-                    raise DataError.for_path(path, f"{scan.member} has the wrong SHA-256")
-                contents[scan] = members[scan.member]
-    written = []
-    for scan, data in contents.items():
-        digest = scan.sha256  # checked above
-        if scan.slice_index is not None:
-            data = volume_slice_dicom(scan, data)
-            digest = _sha256(data)
-        written.append(store_slice(root / scan.split / scan.name, data, digest))
-    return written
+            names = list(dict.fromkeys(scan.member for scan in scans if scan.archive == archive))
+            for name, data in _read_members(path, blob, names).items():
+                digest = _sha256(data)
+                for scan in scans:
+                    if (scan.archive, scan.member) == (archive, name) and digest != scan.sha256:
+                        raise DataError.for_path(path, f"{name} has the wrong SHA-256")
+                members[archive, name] = data
+    files: dict[SampleScan, tuple[bytes, str]] = {}
+    for (archive, name), data in members.items():
+        mine = [scan for scan in scans if (scan.archive, scan.member) == (archive, name)]
+        slices = [scan for scan in mine if scan.slice_index is not None]
+        for scan, dicom in zip(slices, volume_slice_dicoms(slices, data), strict=True):
+            files[scan] = dicom, _sha256(dicom)
+        files.update({scan: (data, scan.sha256) for scan in mine if scan.slice_index is None})
+    return [store_slice(root / scan.split / scan.name, *files[scan]) for scan in scans]
 
 
-def volume_slice_dicom(scan: SampleScan, data: bytes) -> bytes:
-    """The axial slice ``scan.slice_index`` of the volume ``data`` (the archive member
-    ``scan.member``: NIfTI or NRRD, in HU) as a DICOM CT file (int16 HU, its pixel spacing
-    and position; no patient data); the same bytes for the same volume."""
+def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]:
+    """The axial slices ``scan.slice_index`` of the volume ``data`` (the archive member of
+    every scan in ``scans``: NIfTI or NRRD, in HU), read once, each as a DICOM CT file
+    (int16 HU, its pixel spacing and position; no patient data); the same bytes for the same
+    volume."""
     from learnct.reconstruct.readers import read_images
     from learnct.reconstruct.volume import Volume
     from learnct.reconstruct.writers import write_dicom
 
+    if not scans:
+        return []
+    scan = scans[0]
     source = f"{scan.archive.filename}:{scan.member}"
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / scan.member.rsplit("/", 1)[-1]
         path.write_bytes(data)
         volume = read_images(path, units="hu").volume
-        k = scan.slice_index
-        if k is None or not 0 <= k < len(volume.slices):
-            raise DataError(f"{source} has {len(volume.slices)} slices: no slice {k}")
-        one = Volume(
-            volume.slices[k : k + 1],
-            volume.spacing,
-            None if volume.positions is None else volume.positions[k : k + 1],
-        )
-        provenance = {"source": source, "sha256": scan.sha256, "slice_index": k}
         z = volume.positions
-        (written,) = write_dicom(
-            one,
-            Path(tmp) / "out",
-            provenance,
-            slice_spacing=abs(z[1] - z[0]) if z is not None and len(z) > 1 else 1.0,
-            description=f"{scan.member.rsplit('/', 1)[-1]} slice {k}",
-            uids_from=f"{scan.sha256} {k}",
-        )
-        return written.read_bytes()
+        for scan in scans:
+            k = scan.slice_index
+            if k is None or not 0 <= k < len(volume.slices):
+                raise DataError(f"{source} has {len(volume.slices)} slices: no slice {k}")
+            one = Volume(
+                volume.slices[k : k + 1],
+                volume.spacing,
+                None if z is None else z[k : k + 1],
+            )
+            provenance = {"source": source, "sha256": scan.sha256, "slice_index": k}
+            (written,) = write_dicom(
+                one,
+                Path(tmp) / f"out{k}",
+                provenance,
+                slice_spacing=abs(z[1] - z[0]) if z is not None and len(z) > 1 else 1.0,
+                description=f"{path.name} slice {k}",
+                uids_from=f"{scan.sha256} {k}",
+            )
+            out.append(written.read_bytes())
+    return out
 
 
 def store_slice(target: Path, data: bytes, sha256: str) -> Path:

@@ -48,13 +48,18 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def repository_path(path: str | Path) -> str:
-    """``path`` relative to the repository (the working folder) when it lies inside it, with
-    ``/`` separators; else as it is."""
+def repository_path(path: str | Path, code_root: Path = REPO_ROOT) -> str:
+    """``path`` relative to the repository, with ``/`` separators: to the working folder when
+    it lies inside it, else to the checkout of the code itself (``code_root``, when it holds
+    a ``pyproject.toml``: a committed model of an editable install run from a git worktree or
+    another folder); else as it is."""
     path = Path(path)
     if not path.is_absolute():
         return path.as_posix()
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)  # outside the repository
+    roots = [Path.cwd()] + [code_root] * (code_root / "pyproject.toml").is_file()
+    for root in roots:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)  # outside the repository

@@ -1,0 +1,32 @@
+"""Paths as the repository names them (``repository_path``)."""
+
+from __future__ import annotations
+
+from learnct.run.provenance import REPO_ROOT, repository_path
+
+
+def test_a_path_inside_the_working_folder_is_relative_to_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert repository_path(tmp_path / "logs" / "run") == "logs/run"
+    assert repository_path("logs/run") == "logs/run"
+
+
+def test_a_committed_file_of_the_code_is_relative_to_its_checkout_from_anywhere(
+    tmp_path, monkeypatch
+):
+    """A git worktree running main's editable install resolves committed names to main's
+    files: their record must not be main's absolute path."""
+    monkeypatch.chdir(tmp_path)
+    committed = REPO_ROOT / "experiments" / "fan_lowdose" / "weights" / "LearnedPrimalDual.ckpt"
+    assert repository_path(committed) == "experiments/fan_lowdose/weights/LearnedPrimalDual.ckpt"
+
+
+def test_a_path_outside_both_stays_absolute_and_a_code_root_needs_a_project(tmp_path, monkeypatch):
+    work, code, other = (tmp_path / name for name in ("work", "code", "other"))
+    for folder in (work, code, other):
+        folder.mkdir()
+    monkeypatch.chdir(work)
+    assert repository_path(other / "x.ckpt", code_root=code) == str(other / "x.ckpt")
+    (code / "pyproject.toml").write_text("")
+    assert repository_path(code / "x.ckpt", code_root=code) == "x.ckpt"
+    assert repository_path(other / "x.ckpt", code_root=code) == str(other / "x.ckpt")
