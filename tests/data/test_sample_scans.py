@@ -218,3 +218,11 @@ def test_two_slices_of_one_volume_read_the_member_and_the_volume_once(tmp_path, 
     first, second = (pydicom.dcmread(p) for p in paths)
     assert (int(first.pixel_array.max()), int(second.pixel_array.min())) == (0, 500)
     assert first.SOPInstanceUID != second.SOPInstanceUID
+
+
+def test_two_scans_stored_under_one_name_are_refused_before_anything_is_read(tmp_path):
+    spec = ss.Archive("a.tar.gz", "https://example.invalid/a.tar.gz", "0" * 64)
+    scans = [ss.SampleScan(f"a/s0{k}/ct.nii.gz", "test", "0" * 64, spec, None, 10) for k in (1, 2)]
+    with pytest.raises(ValueError, match=r"stored as \['test/ct_slice010.dcm'\]"):
+        ss.fetch_sample_scans(tmp_path, [], scans)
+    assert not any(tmp_path.iterdir())

@@ -30,3 +30,6 @@ def test_a_path_outside_both_stays_absolute_and_a_code_root_needs_a_project(tmp_
     (code / "pyproject.toml").write_text("")
     assert repository_path(code / "x.ckpt", code_root=code) == "x.ckpt"
     assert repository_path(other / "x.ckpt", code_root=code) == str(other / "x.ckpt")
+    monkeypatch.chdir(tmp_path)  # a parent of the checkout: still named from the checkout
+    assert repository_path(code / "x.ckpt", code_root=code) == "x.ckpt"
+    assert repository_path(work / "x.ckpt", code_root=code) == "work/x.ckpt"

@@ -189,6 +189,9 @@ def fetch_sample_scans(
     anything is written; files already present with the right hash are left as they are.
     """
     root, given = Path(root), [Path(p) for p in archive_files]
+    targets = [f"{scan.split}/{scan.name}" for scan in scans]
+    if clashes := sorted({t for t in targets if targets.count(t) > 1}):
+        raise ValueError(f"two scans would be stored as {clashes}: give one a stored_as name")
     members: dict[tuple[Archive, str], bytes] = {}  # each member read (and hashed) once
     with tempfile.TemporaryDirectory() as tmp:
         for archive in dict.fromkeys(scan.archive for scan in scans):

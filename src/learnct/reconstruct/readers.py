@@ -150,37 +150,88 @@ def _check_axial(path: Path, slice_axis: np.ndarray, n_slices: int, fix: str) ->
         )
 
 
+#: NRRD ``space`` names (long and short) and the signs that take their axes to NIfTI's RAS;
+#: a space without anatomical names (``scanner-xyz``, ``3D-right-handed``, none) is kept as is.
+_NRRD_SPACES = {
+    **dict.fromkeys(("right-anterior-superior", "RAS"), (1.0, 1.0, 1.0)),
+    **dict.fromkeys(("left-anterior-superior", "LAS"), (-1.0, 1.0, 1.0)),
+    **dict.fromkeys(("left-posterior-superior", "LPS"), (-1.0, -1.0, 1.0)),
+}
+#: NRRD ``space units`` and their length in mm (no units: mm, as 3D Slicer assumes).
+_NRRD_UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "um": 1e-3, "µm": 1e-3}
+
+
 def _nrrd(path: Path) -> Volume:
-    """An NRRD volume ``(x, y, z)`` (pynrrd's index order, as NIfTI's): slice k is
-    ``data[:, :, k].T``; pixel spacing the lengths of the first two ``space directions``
-    (mm), positions ``space origin + k * third direction`` along z."""
+    """An NRRD volume ``(x, y, z)`` (pynrrd's index order, as NIfTI's) or image ``(x, y)``:
+    slice k is ``data[:, :, k].T``; pixel spacing the lengths of the first two axes of
+    :func:`_nrrd_affine` (mm), positions the world z of each slice's centre, and the affine
+    itself, so that a NIfTI output keeps the input's directions."""
     import nrrd
 
     try:
         data, header = nrrd.read(str(path))
     except Exception as err:
         raise DataError.for_path(path, f"is not a readable NRRD file ({err})") from err
+    if data.ndim not in (2, 3):
+        raise DataError.for_path(
+            path, f"expected a 3D volume (x, y, z) or a 2D image (x, y), got shape {data.shape}"
+        )
+    affine = _nrrd_affine(path, header, data.ndim)
     if data.ndim == 2:
         data = data[..., None]
-    if data.ndim != 3:
-        raise DataError.for_path(path, f"expected a 3D volume (x, y, z), got shape {data.shape}")
-    directions = header.get("space directions")
+    _check_axial(path, affine[:3, 2], data.shape[2], "3D Slicer's Reformat or SimpleITK")
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    nx, ny, nz = data.shape
+    centres = np.array([[(nx - 1) / 2, (ny - 1) / 2, k, 1.0] for k in range(nz)])
+    positions = [float(z) for z in (centres @ affine.T)[:, 2]]
+    slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)), dtype=np.float32)
+    return Volume(slices, (float(spacing[1]), float(spacing[0])), positions, affine)
+
+
+def _nrrd_affine(path: Path, header: dict, ndim: int) -> np.ndarray:
+    """The 4 x 4 map of voxel indices ``(x, y, z)`` to NIfTI's world (RAS, mm) from the NRRD
+    header: ``space directions`` (one vector per axis; else ``spacings``, axis-aligned),
+    ``space origin``, ``space`` (LPS, LAS or RAS) and ``space units``. A 2D image's third
+    axis is 1 mm along z."""
+    given = header.get("space directions")
+    if given is None and header.get("spacings") is not None:
+        given = np.diag(np.asarray(header["spacings"], dtype=np.float64))
     try:
-        directions = np.asarray(directions, dtype=np.float64)
-        if directions.shape != (data.ndim, 3) or not np.isfinite(directions).all():
+        directions = np.asarray(given, dtype=np.float64)
+        if directions.ndim != 2 or directions.shape[0] != ndim or directions.shape[1] > 3:
+            raise ValueError
+        if not np.isfinite(directions).all():
             raise ValueError
     except (TypeError, ValueError):
         raise DataError.for_path(
             path,
-            f"has no 3D 'space directions' ({header.get('space directions')!r}): its pixel "
-            "spacing is unknown",
+            f"has no 'space directions' or 'spacings' for its {ndim} axes ({given!r}): its "
+            "pixel spacing is unknown; save it with them (3D Slicer, SimpleITK and pynrrd do)",
         ) from None
+    lengths = np.linalg.norm(directions, axis=1)
+    if np.any(lengths <= 0):
+        raise DataError.for_path(
+            path,
+            f"axis {int(np.argmin(lengths))} has a zero-length direction ({given!r}): give "
+            "each axis its voxel size in 'space directions'",
+        )
+    units = header.get("space units") or ["mm"] * directions.shape[1]
+    unknown = sorted({u for u in units if u not in _NRRD_UNITS})
+    if unknown:
+        raise DataError.for_path(
+            path, f"has 'space units' {unknown}: give the space in {sorted(_NRRD_UNITS)}"
+        )
+    scale = np.ones(3)
+    scale[: len(units)] = [_NRRD_UNITS[u] for u in units]
+    signs = np.asarray(_NRRD_SPACES.get(header.get("space"), (1.0, 1.0, 1.0)))
+    affine = np.eye(4)
+    affine[: directions.shape[1], :ndim] = directions.T
+    if ndim == 2:
+        affine[:3, 2] = (0.0, 0.0, 1.0)
     origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
-    _check_axial(path, directions[2], data.shape[2], "3D Slicer's Reformat or SimpleITK")
-    spacing = np.linalg.norm(directions, axis=1)
-    positions = [float(origin[2] + k * directions[2, 2]) for k in range(data.shape[2])]
-    slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)), dtype=np.float32)
-    return Volume(slices, (float(spacing[1]), float(spacing[0])), positions)
+    affine[: len(origin), 3] = np.nan_to_num(origin)
+    affine[:3] *= (signs * scale)[:, None]
+    return affine
 
 
 def _picture(path: Path) -> Volume:

@@ -23,7 +23,7 @@ __all__ = ["Volume", "crop_note", "grid_to_input_indices", "to_geometry_grid"]
 class Volume:
     """Slices ``(S, H, W)`` float32 with their pixel spacing ``(row, column)`` in mm and each
     slice's position along the patient axis in mm (``None``: not known; writers then place
-    slices ``slice_spacing`` mm apart). ``affine``: for a NIfTI input, its 4 x 4 map of
+    slices ``slice_spacing`` mm apart). ``affine``: for a NIfTI or NRRD input, its 4 x 4 map of
     voxel indices ``(column, row, slice)`` to world mm, so that a NIfTI output keeps its
     directions and place."""
 

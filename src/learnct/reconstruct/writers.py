@@ -56,6 +56,10 @@ def write_dicom(
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.valuerep import DSfloat
+
+    def ds(value: float) -> DSfloat:  # a decimal string holds at most 16 characters
+        return DSfloat(float(value), auto_format=True)
 
     seed = options.get("uids_from")
 
@@ -75,30 +79,33 @@ def write_dicom(
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = uid(f"instance {k}")
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.PatientName, ds.PatientID = "CT", "Anonymous", "learnct"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
-        ds.SeriesDescription = (options.get("description") or _summary(provenance))[:64]
-        ds.ImageComments = comments[:10240]
-        ds.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
-        ds.Rows, ds.Columns = n_rows, n_cols
-        ds.PixelSpacing = [row, col]
+        image = Dataset()
+        image.file_meta = meta
+        image.SOPClassUID, image.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        image.Modality, image.PatientName, image.PatientID = "CT", "Anonymous", "learnct"
+        image.StudyInstanceUID, image.SeriesInstanceUID = study, series
+        image.FrameOfReferenceUID = frame
+        image.SeriesNumber, image.InstanceNumber = 1, k + 1
+        image.SeriesDescription = (options.get("description") or _summary(provenance))[:64]
+        image.ImageComments = comments[:10240]
+        image.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
+        image.Rows, image.Columns = n_rows, n_cols
+        image.PixelSpacing = [ds(row), ds(col)]
         with_positions = volume.positions is not None and len(z) > 1
-        ds.SliceThickness = abs(_thickness(z)) if with_positions else slice_spacing
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k]]
-        ds.SliceLocation = z[k]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, "HU"
-        ds.WindowCenter, ds.WindowWidth = 40, 400
+        image.SliceThickness = ds(abs(_thickness(z)) if with_positions else slice_spacing)
+        image.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        corner = (-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k])
+        image.ImagePositionPatient = [ds(v) for v in corner]
+        image.SliceLocation = ds(z[k])
+        image.SamplesPerPixel, image.PhotometricInterpretation = 1, "MONOCHROME2"
+        image.BitsAllocated, image.BitsStored, image.HighBit = 16, 16, 15
+        image.PixelRepresentation = 1
+        image.RescaleSlope, image.RescaleIntercept, image.RescaleType = 1, 0, "HU"
+        image.WindowCenter, image.WindowWidth = 40, 400
         stored = np.clip(np.rint(hu), *_INT16).astype("<i2")
-        ds.PixelData = stored.tobytes()
+        image.PixelData = stored.tobytes()
         path = folder / f"slice_{k:04d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
+        image.save_as(path, enforce_file_format=True)
         paths.append(path)
     _remove_stale(folder, "slice_*.dcm", paths)
     return paths

@@ -49,14 +49,14 @@ def library_versions() -> dict[str, str]:
 
 
 def repository_path(path: str | Path, code_root: Path = REPO_ROOT) -> str:
-    """``path`` relative to the repository, with ``/`` separators: to the working folder when
-    it lies inside it, else to the checkout of the code itself (``code_root``, when it holds
-    a ``pyproject.toml``: a committed model of an editable install run from a git worktree or
-    another folder); else as it is."""
+    """``path`` relative to the repository, with ``/`` separators: to the checkout of the code
+    itself (``code_root``, when it holds a ``pyproject.toml``) when it lies inside it (a
+    committed model, also from a git worktree running an editable install, or from a parent
+    folder), else to the working folder; else as it is."""
     path = Path(path)
     if not path.is_absolute():
         return path.as_posix()
-    roots = [Path.cwd()] + [code_root] * (code_root / "pyproject.toml").is_file()
+    roots = [code_root] * (code_root / "pyproject.toml").is_file() + [Path.cwd()]
     for root in roots:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()
