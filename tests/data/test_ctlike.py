@@ -21,6 +21,7 @@ from learnct.data.ctlike import (
     crop_to_field,
     ctlike_phantom,
     draw_kind,
+    sharpen,
 )
 
 #: slice_statistics of the real CT slices at 2 mm on 256^2 (``data=real_ct``'s four slices:
@@ -310,3 +311,16 @@ def test_sharp_kernels_appear_at_their_rate_and_boost_only_high_frequencies():
             assert low_s == pytest.approx(low_p, rel=0.05)
             assert 1.2 <= high_s / high_p <= 2.4, (seed, high_s / high_p)  # 1 + b at most
     assert 0.5 * SHARP_KERNEL_P * 60 <= changed <= 1.5 * SHARP_KERNEL_P * 60
+
+
+def test_a_sharp_kernel_does_not_join_a_body_cut_by_one_edge_to_the_opposite_edges_air():
+    """Tissue up to the left edge, air at the right edge: filtered periodically the two
+    would meet and overshoot by hundreds of HU in the outer columns; continued, the outer
+    columns of a flat body and of the air stay flat."""
+    hu = torch.full((64, 64), -1000.0)
+    hu[:, :32] = 40.0  # a body cut by the left edge of the field
+    sharp = sharpen(hu, 2.0, 1.4)
+    assert float((sharp[:, :8] - 40.0).abs().max()) < 1.0
+    assert float((sharp[:, -8:] + 1000.0).abs().max()) < 1.0
+    assert float((sharp[:, 31] - 40.0).min()) > 100.0  # the body's own edge still overshoots
+    assert float(sharp.mean()) == pytest.approx(float(hu.mean()), abs=5.0)

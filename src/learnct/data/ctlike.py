@@ -541,16 +541,26 @@ def ctlike_phantom(
     return (1 + c.hu / 1000).clamp_min(0)
 
 
+#: How far (mm) :func:`sharpen` continues an image's border pixels before filtering: a few
+#: times the 16 mm wavelength where its gain starts (0.06 cycles/mm).
+SHARPEN_MARGIN_MM = 64.0
+
+
 def sharpen(hu: torch.Tensor, pixel_size: float, boost: float) -> torch.Tensor:
     """``hu`` (N x N, pixels of ``pixel_size`` mm) with its spectrum multiplied by
     ``1 + boost * clamp((|k| - 0.06) / 0.19, 0, 1)`` (k in cycles/mm): 1 below 0.6 lp/cm,
     ``1 + boost`` from 2.5 lp/cm (a sharp kernel's edge enhancement; module docstring). The
-    mean is kept; the edges overshoot, as in real sharp-kernel images."""
-    size = hu.shape[-1]
-    k = torch.fft.fftfreq(size, d=pixel_size, device=hu.device)
+    mean is kept; the edges overshoot, as in real sharp-kernel images. The image is filtered
+    with its border pixels continued by :data:`SHARPEN_MARGIN_MM` (replicated), not
+    periodically: a body cut by the field's edge (the scanner's image went on past it) would
+    otherwise meet the opposite edge's air and overshoot there."""
+    pad = math.ceil(SHARPEN_MARGIN_MM / pixel_size)
+    padded = torch.nn.functional.pad(hu[None, None], (pad,) * 4, mode="replicate")[0, 0]
+    k = torch.fft.fftfreq(padded.shape[-1], d=pixel_size, device=hu.device)
     kk = (k[:, None] ** 2 + k[None, :] ** 2).sqrt()
     gain = 1 + boost * ((kk - 0.06) / 0.19).clamp(0, 1)
-    return torch.fft.ifft2(torch.fft.fft2(hu) * gain).real
+    sharp = torch.fft.ifft2(torch.fft.fft2(padded) * gain).real
+    return sharp[pad:-pad, pad:-pad]
 
 
 def crop_to_field(c: _Canvas, cx: float, cy: float, half_x: float, half_y: float) -> None:
