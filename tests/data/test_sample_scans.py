@@ -218,6 +218,8 @@ def test_two_slices_of_one_volume_read_the_member_and_the_volume_once(tmp_path, 
     first, second = (pydicom.dcmread(p) for p in paths)
     assert (int(first.pixel_array.max()), int(second.pixel_array.min())) == (0, 500)
     assert first.SOPInstanceUID != second.SOPInstanceUID
+    assert first.SeriesInstanceUID == second.SeriesInstanceUID  # one volume, one series
+    assert (first.InstanceNumber, second.InstanceNumber) == (1, 3)
 
 
 def test_two_scans_stored_under_one_name_are_refused_before_anything_is_read(tmp_path):

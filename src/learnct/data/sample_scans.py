@@ -248,7 +248,8 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
                 provenance,
                 slice_spacing=abs(z[1] - z[0]) if z is not None and len(z) > 1 else 1.0,
                 description=f"{path.name} slice {k}",
-                uids_from=f"{scan.sha256} {k}",
+                uids_from=scan.sha256,  # one series per volume, an instance per slice
+                first_instance=k,
             )
             out.append(written.read_bytes())
     return out

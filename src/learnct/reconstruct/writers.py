@@ -52,7 +52,9 @@ def write_dicom(
     one new series (``SeriesInstanceUID``); no patient data. Options: ``slice_spacing`` (mm,
     where the volume has no positions; also a single slice's thickness), ``description``
     (``SeriesDescription``; default: a summary of ``provenance``), ``uids_from`` (a text the
-    UIDs are derived from, so that the same call writes the same bytes; default: new UIDs)."""
+    UIDs are derived from, so that the same call writes the same bytes; default: new UIDs),
+    ``first_instance`` (the number of the first slice within its series, from 0: slices of one
+    series written by separate calls with one ``uids_from``)."""
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -62,6 +64,7 @@ def write_dicom(
         return DSfloat(float(value), auto_format=True)
 
     seed = options.get("uids_from")
+    first = int(options.get("first_instance", 0))
 
     def uid(role: str) -> str:
         return generate_uid() if seed is None else generate_uid(entropy_srcs=[str(seed), role])
@@ -77,7 +80,7 @@ def write_dicom(
     for k, hu in enumerate(volume.slices):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = uid(f"instance {k}")
+        meta.MediaStorageSOPInstanceUID = uid(f"instance {first + k}")
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         image = Dataset()
         image.file_meta = meta
@@ -85,7 +88,7 @@ def write_dicom(
         image.Modality, image.PatientName, image.PatientID = "CT", "Anonymous", "learnct"
         image.StudyInstanceUID, image.SeriesInstanceUID = study, series
         image.FrameOfReferenceUID = frame
-        image.SeriesNumber, image.InstanceNumber = 1, k + 1
+        image.SeriesNumber, image.InstanceNumber = 1, first + k + 1
         image.SeriesDescription = (options.get("description") or _summary(provenance))[:64]
         image.ImageComments = comments[:10240]
         image.ImageType = ["DERIVED", "SECONDARY", "RECONSTRUCTION"]
