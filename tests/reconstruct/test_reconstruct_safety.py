@@ -371,3 +371,17 @@ def test_key_chooses_an_hdf5_dataset_and_is_refused_for_a_lodopab_file(tmp_path,
     options = ["--key", "data", "--output", str(tmp_path / "b.npy")]
     err = _refused(capsys, run, "--sinograms", str(observation), *options)
     assert "a LoDoPaB-CT observation file, and --key chooses an HDF5 dataset: drop it" in err
+
+
+def test_a_single_slice_keeps_its_recorded_thickness_in_dicom_and_nifti(tmp_path, run):
+    """One DICOM slice of 5 mm (with its position: ``--slice-spacing`` is refused there):
+    the output records 5 mm, not the 1 mm default."""
+    path = tmp_path / "one.dcm"
+    write_dicom(path, (_disc() * 1000).astype(np.int16), spacing=(4.0, 4.0))
+    ds = pydicom.dcmread(path)
+    ds.ImagePositionPatient, ds.SliceThickness = [0.0, 0.0, 40.0], 5.0
+    ds.save_as(path)
+    (written,) = run("--images", str(path), "--output", str(tmp_path / "out"))
+    assert float(pydicom.dcmread(written).SliceThickness) == 5.0
+    (nifti,) = run("--images", str(path), "--output", str(tmp_path / "out.nii.gz"))
+    assert nibabel.load(nifti).header.get_zooms()[2] == pytest.approx(5.0)

@@ -150,7 +150,7 @@ class Reconstructor:
         if volume.affine is not None and volume.spacing is not None:
             grid = grid_to_input_indices(volume.slices.shape[1:], volume.spacing, geometry)
             affine = volume.affine @ grid
-        return self._volume(np.concatenate(out), volume.positions, affine)
+        return self._volume(np.concatenate(out), volume.positions, affine, volume.thickness)
 
     def _run(self, sinograms: torch.Tensor) -> np.ndarray:
         image = self.method.reconstruct(sinograms)
@@ -161,10 +161,11 @@ class Reconstructor:
         images: np.ndarray,
         positions: list[float] | None,
         affine: np.ndarray | None = None,
+        thickness: float | None = None,
     ) -> Volume:
         hu = image_to_hu(images, self.physics.mu).astype(np.float32)
         size = self.physics.geometry.pixel_size
-        return Volume(hu, (size, size), positions, affine)
+        return Volume(hu, (size, size), positions, affine, thickness)
 
 
 def build_reconstructor(

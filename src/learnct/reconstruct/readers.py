@@ -87,7 +87,9 @@ def _dicom_series(path: Path) -> Volume:
     spacing = _series_spacing(path, [(p, ds) for p, _, ds in read])
     first = read[0][2]
     positions = [where(item) for item in read] if "ImagePositionPatient" in first else None
-    return Volume(np.stack([hu for _, hu, _ in read]).astype(np.float32), spacing, positions)
+    thickness = float(first.get("SliceThickness") or 0) or None
+    stack = np.stack([hu for _, hu, _ in read]).astype(np.float32)
+    return Volume(stack, spacing, positions, thickness=thickness)
 
 
 def _series_spacing(path: Path, slices: list[tuple[Path, object]]) -> tuple[float, float] | None:
@@ -136,7 +138,7 @@ def _nifti(path: Path) -> Volume:
     positions = [float(z) for z in nibabel.affines.apply_affine(image.affine, voxels)[:, 2]]
     affine = np.array(image.affine, dtype=np.float64)
     _check_axial(path, affine[:3, 2], slices.shape[0], "nibabel.as_closest_canonical")
-    return Volume(slices, (zooms[1], zooms[0]), positions, affine)
+    return Volume(slices, (zooms[1], zooms[0]), positions, affine, zooms[2] or None)
 
 
 def _check_axial(path: Path, slice_axis: np.ndarray, n_slices: int, fix: str) -> None:
@@ -177,7 +179,8 @@ def _nrrd(path: Path) -> Volume:
             path, f"expected a 3D volume (x, y, z) or a 2D image (x, y), got shape {data.shape}"
         )
     affine = _nrrd_affine(path, header, data.ndim)
-    if data.ndim == 2:
+    planar = data.ndim == 2
+    if planar:
         data = data[..., None]
     _check_axial(path, affine[:3, 2], data.shape[2], "3D Slicer's Reformat or SimpleITK")
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -185,7 +188,8 @@ def _nrrd(path: Path) -> Volume:
     centres = np.array([[(nx - 1) / 2, (ny - 1) / 2, k, 1.0] for k in range(nz)])
     positions = [float(z) for z in (centres @ affine.T)[:, 2]]
     slices = np.ascontiguousarray(np.transpose(data, (2, 1, 0)), dtype=np.float32)
-    return Volume(slices, (float(spacing[1]), float(spacing[0])), positions, affine)
+    thickness = None if planar else float(spacing[2])  # a 2D image's third axis: not known
+    return Volume(slices, (float(spacing[1]), float(spacing[0])), positions, affine, thickness)
 
 
 def _nrrd_affine(path: Path, header: dict, ndim: int) -> np.ndarray:

@@ -25,12 +25,15 @@ class Volume:
     slice's position along the patient axis in mm (``None``: not known; writers then place
     slices ``slice_spacing`` mm apart). ``affine``: for a NIfTI or NRRD input, its 4 x 4 map of
     voxel indices ``(column, row, slice)`` to world mm, so that a NIfTI output keeps its
-    directions and place."""
+    directions and place. ``thickness``: the slices' thickness (mm) where the input records
+    it (DICOM ``SliceThickness``, a NIfTI's or NRRD's slice-axis voxel size); the output of a
+    single slice keeps it."""
 
     slices: np.ndarray
     spacing: tuple[float, float] | None
     positions: list[float] | None = None
     affine: np.ndarray | None = None
+    thickness: float | None = None
 
     def __post_init__(self) -> None:
         if self.slices.ndim != 3 or min(self.slices.shape) < 1:

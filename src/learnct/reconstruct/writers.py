@@ -50,7 +50,8 @@ def write_dicom(
     1, intercept 0, ``RescaleType`` HU), ``PixelSpacing``, ``SliceThickness``,
     ``ImagePositionPatient`` (the grid centred on the rotation axis) and ``SliceLocation``,
     one new series (``SeriesInstanceUID``); no patient data. Options: ``slice_spacing`` (mm,
-    where the volume has no positions; also a single slice's thickness), ``description``
+    where the volume has no positions; also a single slice's thickness where the volume records
+    none), ``description``
     (``SeriesDescription``; default: a summary of ``provenance``), ``uids_from`` (a text the
     UIDs are derived from, so that the same call writes the same bytes; default: new UIDs),
     ``first_instance`` (the number of the first slice within its series, from 0: slices of one
@@ -95,7 +96,8 @@ def write_dicom(
         image.Rows, image.Columns = n_rows, n_cols
         image.PixelSpacing = [ds(row), ds(col)]
         with_positions = volume.positions is not None and len(z) > 1
-        image.SliceThickness = ds(abs(_thickness(z)) if with_positions else slice_spacing)
+        one = volume.thickness or slice_spacing  # a single slice's (or unplaced slices')
+        image.SliceThickness = ds(abs(_thickness(z)) if with_positions else one)
         image.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         corner = (-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k])
         image.ImagePositionPatient = [ds(v) for v in corner]
@@ -160,7 +162,8 @@ def write_nifti(
     path = output_files(path, "nifti")[0]
     row, col = volume.spacing or (1.0, 1.0)
     z = _z_positions(volume, float(options.get("slice_spacing", 1.0)))
-    affine = np.diag([col, row, _thickness(z) if len(z) > 1 else 1.0, 1.0])
+    one = volume.thickness or float(options.get("slice_spacing", 1.0))  # a single slice's
+    affine = np.diag([col, row, _thickness(z) if len(z) > 1 else one, 1.0])
     affine[2, 3] = z[0]
     if volume.affine is not None:  # a NIfTI input's, on the output grid
         affine = volume.affine
