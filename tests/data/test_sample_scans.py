@@ -228,3 +228,32 @@ def test_two_scans_stored_under_one_name_are_refused_before_anything_is_read(tmp
     with pytest.raises(ValueError, match=r"stored as \['test/ct_slice010.dcm'\]"):
         ss.fetch_sample_scans(tmp_path, [], scans)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_volume_slice_must_read_as_its_pinned_image_and_reader_errors_name_the_member(
+    tmp_path,
+):
+    """The pinned digest of a slice (pixels and spacing) catches a reader whose output moved
+    (the committed tables were measured on the pinned image); a volume the reader refuses is
+    named by its archive and member, not by the fetch's temporary copy."""
+    import nrrd
+
+    volume = tmp_path / "v.nrrd"
+    hu = np.arange(8 * 8 * 2, dtype=np.int16).reshape(8, 8, 2)
+    nrrd.write(str(volume), hu, {"space": "LPS", "space directions": np.diag([1.0, 1.0, 2.0])})
+    data = volume.read_bytes()
+    spec = _tarball(tmp_path / "pkg-3.0.tar.gz", "pkg-3.0/v.nrrd", data)
+    scan = ss.SampleScan("pkg-3.0/v.nrrd", "test", _sha(data), spec, None, 1)
+    (path,) = ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "pkg-3.0.tar.gz"], [scan])
+    pinned = ss.image_digest(path)
+    again = ss.SampleScan(scan.member, "test", scan.sha256, spec, "b.dcm", 1, pinned)
+    ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "pkg-3.0.tar.gz"], [again])
+    moved = ss.SampleScan(scan.member, "test", scan.sha256, spec, "c.dcm", 0, pinned)
+    with pytest.raises(DataError, match="slice 0 reads as another image than the pinned"):
+        ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "pkg-3.0.tar.gz"], [moved])
+    nrrd.write(str(volume), hu)  # no spacing: refused by the reader
+    data = volume.read_bytes()
+    spec = _tarball(tmp_path / "pkg-4.0.tar.gz", "pkg-4.0/v.nrrd", data)
+    bare = ss.SampleScan("pkg-4.0/v.nrrd", "test", _sha(data), spec, None, 1)
+    with pytest.raises(DataError, match=r"^pkg-4\.0\.tar\.gz:pkg-4\.0/v\.nrrd: .*spacing"):
+        ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "pkg-4.0.tar.gz"], [bare])

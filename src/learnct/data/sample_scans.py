@@ -48,6 +48,7 @@ __all__ = [
     "download_archive",
     "fetch_main",
     "fetch_sample_scans",
+    "image_digest",
     "store_slice",
     "volume_slice_dicoms",
 ]
@@ -76,7 +77,8 @@ PYDICOM_DATA = Archive(
 class SampleScan:
     """One file of an archive: its path inside it, the split it goes to, its SHA-256, the
     archive, the name it is stored under (default: its own) and, for a volume (NIfTI, NRRD),
-    the index of the axial slice stored (as a DICOM CT file: :func:`volume_slice_dicoms`)."""
+    the index of the axial slice stored (as a DICOM CT file: :func:`volume_slice_dicoms`) and
+    the :func:`image_digest` that slice must have (``None``: not checked)."""
 
     member: str
     split: str
@@ -84,6 +86,7 @@ class SampleScan:
     archive: Archive = PYDICOM_DATA
     stored_as: str | None = None
     slice_index: int | None = None
+    image_sha256: str | None = None
 
     @property
     def name(self) -> str:
@@ -230,7 +233,10 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / scan.member.rsplit("/", 1)[-1]
         path.write_bytes(data)
-        volume = read_images(path, units="hu").volume
+        try:
+            volume = read_images(path, units="hu").volume
+        except DataError as err:  # it names the temporary copy
+            raise DataError(f"{source}: {err}") from None
         z = volume.positions
         for scan in scans:
             k = scan.slice_index
@@ -251,8 +257,24 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
                 uids_from=scan.sha256,  # one series per volume, an instance per slice
                 first_instance=k,
             )
+            if scan.image_sha256 not in (None, image_digest(written)):
+                raise DataError(
+                    f"{source} slice {k} reads as another image than the pinned test slice "
+                    "(its pixels or pixel spacing changed: the volume reader's output did); "
+                    "the committed real-CT tables were measured on the pinned one"
+                )
             out.append(written.read_bytes())
     return out
+
+
+def image_digest(path: Path) -> str:
+    """SHA-256 of a DICOM file's stored pixels and its pixel spacing (mm, 4 decimals): what
+    the folder source reads of it, whatever the other tags and the writer's version say."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    spacing = " ".join(f"{float(v):.4f}" for v in ds.get("PixelSpacing", []))
+    return _sha256(bytes(ds.PixelData) + spacing.encode())
 
 
 def store_slice(target: Path, data: bytes, sha256: str) -> Path:
