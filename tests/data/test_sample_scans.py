@@ -8,6 +8,7 @@ import io
 import os
 import re
 import tarfile
+import tempfile
 import urllib.error
 import zipfile
 
@@ -255,5 +256,6 @@ def test_a_volume_slice_must_read_as_its_pinned_image_and_reader_errors_name_the
     data = volume.read_bytes()
     spec = _tarball(tmp_path / "pkg-4.0.tar.gz", "pkg-4.0/v.nrrd", data)
     bare = ss.SampleScan("pkg-4.0/v.nrrd", "test", _sha(data), spec, None, 1)
-    with pytest.raises(DataError, match=r"^pkg-4\.0\.tar\.gz:pkg-4\.0/v\.nrrd: .*spacing"):
+    with pytest.raises(DataError, match=r"^pkg-4\.0\.tar\.gz:pkg-4\.0/v\.nrrd: .*spacing") as err:
         ss.fetch_sample_scans(tmp_path / "ct", [tmp_path / "pkg-4.0.tar.gz"], [bare])
+    assert tempfile.gettempdir() not in str(err.value)  # not the fetch's temporary copy

@@ -235,8 +235,8 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
         path.write_bytes(data)
         try:
             volume = read_images(path, units="hu").volume
-        except DataError as err:  # it names the temporary copy
-            raise DataError(f"{source}: {err}") from None
+        except DataError as err:  # it names the temporary copy: name the member instead
+            raise DataError(str(err).replace(str(path), source, 1)) from None
         z = volume.positions
         for scan in scans:
             k = scan.slice_index
