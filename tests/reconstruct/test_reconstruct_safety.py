@@ -385,3 +385,45 @@ def test_a_single_slice_keeps_its_recorded_thickness_in_dicom_and_nifti(tmp_path
     assert float(pydicom.dcmread(written).SliceThickness) == 5.0
     (nifti,) = run("--images", str(path), "--output", str(tmp_path / "out.nii.gz"))
     assert nibabel.load(nifti).header.get_zooms()[2] == pytest.approx(5.0)
+
+
+def test_a_dicom_output_of_a_nifti_keeps_its_directions_and_place(tmp_path, run):
+    """A RAS-ordered NIfTI (x runs to the patient's right, as nibabel's canonical form): the
+    DICOM output's rows run along -x and its columns along -y of DICOM's LPS frame, and a
+    bright blob's centre, placed through ImagePositionPatient and ImageOrientationPatient,
+    lands within 0.3 mm of where the input had it."""
+    rows, cols, step = 60, 50, 4.0
+    yy, xx = np.mgrid[:rows, :cols]
+    hu = np.where(np.hypot(yy - 30, xx - 25) * step < 90, 0.0, -1000.0)
+    hu[np.hypot((yy - 18) * step, (xx - 33) * step) < 12] = 1500.0
+    affine = np.diag([step, step, 2.0, 1.0])
+    affine[:3, 3] = [-100.0, -120.0, 7.0]
+    nibabel.save(nibabel.Nifti1Image(hu.T[..., None], affine), tmp_path / "in.nii.gz")
+    written = run(
+        "--images",
+        str(tmp_path / "in.nii.gz"),
+        "--photons",
+        "1e9",
+        "--output",
+        str(tmp_path / "out"),
+    )
+    ds = pydicom.dcmread(written[0])
+    assert [float(v) for v in ds.ImageOrientationPatient] == [-1, 0, 0, 0, -1, 0]
+
+    def blob_centre(image, to_world):
+        weights = np.clip(image - 700, 0, None)
+        r, c = np.nonzero(weights)
+        return (to_world(r, c) * weights[r, c, None]).sum(0) / weights[r, c].sum()
+
+    def input_world(r, c):  # RAS -> LPS
+        ras = nibabel.affines.apply_affine(affine, np.stack([c, r, 0 * r], 1))
+        return ras * [-1, 1, 1] * [1, -1, 1]
+
+    def output_world(r, c):
+        corner = np.array([float(v) for v in ds.ImagePositionPatient])
+        along_row, along_col = np.reshape([float(v) for v in ds.ImageOrientationPatient], (2, 3))
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        return corner + c[:, None] * dc * along_row + r[:, None] * dr * along_col
+
+    expected = blob_centre(hu, input_world)
+    assert np.abs(blob_centre(ds.pixel_array.astype(float), output_world) - expected).max() < 0.3

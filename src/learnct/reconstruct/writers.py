@@ -48,14 +48,14 @@ def write_dicom(
 ) -> list[Path]:
     """One CT image file per slice, ``folder/slice_NNNN.dcm``: stored int16 HU (rescale slope
     1, intercept 0, ``RescaleType`` HU), ``PixelSpacing``, ``SliceThickness``,
-    ``ImagePositionPatient`` (the grid centred on the rotation axis) and ``SliceLocation``,
-    one new series (``SeriesInstanceUID``); no patient data. Options: ``slice_spacing`` (mm,
-    where the volume has no positions; also a single slice's thickness where the volume records
-    none), ``description``
-    (``SeriesDescription``; default: a summary of ``provenance``), ``uids_from`` (a text the
-    UIDs are derived from, so that the same call writes the same bytes; default: new UIDs),
-    ``first_instance`` (the number of the first slice within its series, from 0: slices of one
-    series written by separate calls with one ``uids_from``)."""
+    ``ImageOrientationPatient`` and ``ImagePositionPatient`` (:func:`_placement`),
+    ``SliceLocation``, one new series (``SeriesInstanceUID``); no patient data. Options:
+    ``slice_spacing`` (mm, where the volume has no positions; also a single slice's thickness
+    where the volume records none), ``description`` (``SeriesDescription``; default: a summary
+    of ``provenance``), ``uids_from`` (a text the UIDs are derived from, so that the same call
+    writes the same bytes; default: new UIDs), ``first_instance`` (the number of the first
+    slice within its series, from 0: slices of one series written by separate calls with one
+    ``uids_from``)."""
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -98,8 +98,8 @@ def write_dicom(
         with_positions = volume.positions is not None and len(z) > 1
         one = volume.thickness or slice_spacing  # a single slice's (or unplaced slices')
         image.SliceThickness = ds(abs(_thickness(z)) if with_positions else one)
-        image.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        corner = (-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k])
+        orientation, corner = _placement(volume, k, z[k])
+        image.ImageOrientationPatient = [ds(v) for v in orientation]
         image.ImagePositionPatient = [ds(v) for v in corner]
         image.SliceLocation = ds(z[k])
         image.SamplesPerPixel, image.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -114,6 +114,23 @@ def write_dicom(
         paths.append(path)
     _remove_stale(folder, "slice_*.dcm", paths)
     return paths
+
+
+def _placement(volume: Volume, k: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """DICOM's ``ImageOrientationPatient`` (the directions of a row and of a column) and
+    ``ImagePositionPatient`` (the first pixel's centre, mm) of slice ``k``, in its patient
+    frame LPS: from the volume's affine (RAS) where the input had one, so that a NIfTI or NRRD
+    input keeps its directions; else rows along x and columns along y, the grid centred on the
+    rotation axis at ``z``."""
+    if volume.affine is None:
+        n_rows, n_cols = volume.slices.shape[1:]
+        row, col = volume.spacing or (1.0, 1.0)
+        return np.array([1.0, 0, 0, 0, 1, 0]), np.array(
+            [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z]
+        )
+    to_lps = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(volume.affine, dtype=np.float64)[:3]
+    axes = to_lps[:, :2] / np.linalg.norm(to_lps[:, :2], axis=0)
+    return np.concatenate([axes[:, 0], axes[:, 1]]) + 0.0, to_lps @ [0.0, 0.0, k, 1.0] + 0.0
 
 
 def _remove_stale(folder: Path, pattern: str, written: list[Path]) -> None:
@@ -165,7 +182,7 @@ def write_nifti(
     one = volume.thickness or float(options.get("slice_spacing", 1.0))  # a single slice's
     affine = np.diag([col, row, _thickness(z) if len(z) > 1 else one, 1.0])
     affine[2, 3] = z[0]
-    if volume.affine is not None:  # a NIfTI input's, on the output grid
+    if volume.affine is not None:  # a NIfTI or NRRD input's, on the output grid
         affine = volume.affine
     data = np.ascontiguousarray(np.transpose(volume.slices, (2, 1, 0)).astype(np.float32))
     image = nibabel.Nifti1Image(data, affine)
