@@ -427,3 +427,32 @@ def test_a_dicom_output_of_a_nifti_keeps_its_directions_and_place(tmp_path, run)
 
     expected = blob_centre(hu, input_world)
     assert np.abs(blob_centre(ds.pixel_array.astype(float), output_world) - expected).max() < 0.3
+
+
+def test_a_nifti_output_of_a_dicom_series_keeps_its_directions_and_place(tmp_path, run):
+    """DICOM's rows run along +x of LPS, i.e. to the patient's left: the NIfTI output's axes
+    are L, P, S (not a mirrored R, A, S), and a blob's centre stays within 0.3 mm."""
+    rows = cols = 60
+    step = 4.0
+    yy, xx = np.mgrid[:rows, :cols]
+    hu = np.where(np.hypot(yy - 30, xx - 30) * step < 100, 0.0, -1000.0)
+    hu[np.hypot((yy - 18) * step, (xx - 40) * step) < 12] = 1500.0
+    folder = tmp_path / "series"
+    folder.mkdir()
+    corner = np.array([-90.0, -110.0, 0.0])
+    for k in range(2):
+        path = folder / f"s{k}.dcm"
+        write_dicom(path, (hu + 1024).astype(np.int16), spacing=(step, step))
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = list(np.add(corner, [0, 0, 3.0 * k]))
+        ds.save_as(path)
+    (nifti,) = run("--images", str(folder), "--photons", "1e9", "--output", str(tmp_path / "o.nii"))
+    written = nibabel.load(nifti)
+    assert nibabel.aff2axcodes(written.affine) == ("L", "P", "S")
+    weights = np.clip(written.get_fdata()[..., 0] - 700, 0, None)  # (x, y): the blob only
+    i, j = np.nonzero(weights)
+    ras = nibabel.affines.apply_affine(written.affine, np.stack([i, j, 0 * i], 1))
+    centre = (ras * weights[i, j, None]).sum(0) / weights[i, j].sum()
+    lps_blob = np.add(corner, [40 * step, 18 * step, 0])
+    np.testing.assert_allclose(centre * [-1, -1, 1], lps_blob, atol=0.3)

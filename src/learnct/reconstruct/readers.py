@@ -89,7 +89,36 @@ def _dicom_series(path: Path) -> Volume:
     positions = [where(item) for item in read] if "ImagePositionPatient" in first else None
     thickness = float(first.get("SliceThickness") or 0) or None
     stack = np.stack([hu for _, hu, _ in read]).astype(np.float32)
-    return Volume(stack, spacing, positions, thickness=thickness)
+    affine = _dicom_affine([ds for _, _, ds in read], spacing, thickness)
+    return Volume(stack, spacing, positions, affine, thickness)
+
+
+def _dicom_affine(
+    datasets: list, spacing: tuple[float, float] | None, thickness: float | None
+) -> np.ndarray | None:
+    """The series' 4 x 4 map of ``(column, row, slice)`` indices to NIfTI's world (RAS, mm)
+    from ``ImageOrientationPatient``, every slice's ``ImagePositionPatient`` (the slices in
+    position order) and the pixel spacing, so that an output keeps the series' directions and
+    place; ``None`` where a tag is missing or the orientation is not two unit vectors."""
+    tags = ("ImageOrientationPatient", "ImagePositionPatient")
+    if spacing is None or not all(tag in ds for ds in datasets for tag in tags):
+        return None
+    orientation = np.asarray(datasets[0].ImageOrientationPatient, dtype=np.float64)
+    along_row, along_col = orientation[:3], orientation[3:]
+    if orientation.shape != (6,) or not np.allclose(
+        [along_row @ along_row, along_col @ along_col, along_row @ along_col], [1, 1, 0], atol=1e-3
+    ):
+        return None
+    corners = [np.asarray(ds.ImagePositionPatient, dtype=np.float64) for ds in datasets]
+    if len(corners) > 1:
+        step = (corners[-1] - corners[0]) / (len(corners) - 1)
+    else:
+        step = np.cross(along_row, along_col) * (thickness or 1.0)
+    lps = np.eye(4)
+    lps[:3, :4] = np.stack(
+        [along_row * spacing[1], along_col * spacing[0], step, corners[0]], axis=1
+    )
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
 def _series_spacing(path: Path, slices: list[tuple[Path, object]]) -> tuple[float, float] | None:

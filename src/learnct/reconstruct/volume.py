@@ -23,11 +23,11 @@ __all__ = ["Volume", "crop_note", "grid_to_input_indices", "to_geometry_grid"]
 class Volume:
     """Slices ``(S, H, W)`` float32 with their pixel spacing ``(row, column)`` in mm and each
     slice's position along the patient axis in mm (``None``: not known; writers then place
-    slices ``slice_spacing`` mm apart). ``affine``: for a NIfTI or NRRD input, its 4 x 4 map of
-    voxel indices ``(column, row, slice)`` to world mm, so that a NIfTI output keeps its
-    directions and place. ``thickness``: the slices' thickness (mm) where the input records
-    it (DICOM ``SliceThickness``, a NIfTI's or NRRD's slice-axis voxel size); the output of a
-    single slice keeps it."""
+    slices ``slice_spacing`` mm apart). ``affine``: for a NIfTI, NRRD or oriented DICOM
+    input, its 4 x 4 map of voxel indices ``(column, row, slice)`` to world mm (RAS), so that
+    an output keeps its directions and place. ``thickness``: the slices' thickness (mm) where
+    the input records it (DICOM ``SliceThickness``, a NIfTI's or NRRD's slice-axis voxel
+    size); the output of a single slice keeps it."""
 
     slices: np.ndarray
     spacing: tuple[float, float] | None
