@@ -429,30 +429,89 @@ def test_a_dicom_output_of_a_nifti_keeps_its_directions_and_place(tmp_path, run)
     assert np.abs(blob_centre(ds.pixel_array.astype(float), output_world) - expected).max() < 0.3
 
 
-def test_a_nifti_output_of_a_dicom_series_keeps_its_directions_and_place(tmp_path, run):
-    """DICOM's rows run along +x of LPS, i.e. to the patient's left: the NIfTI output's axes
-    are L, P, S (not a mirrored R, A, S), and a blob's centre stays within 0.3 mm."""
-    rows = cols = 60
-    step = 4.0
+def _oriented_series(folder: Path, zs: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Axial DICOM slices at ``zs`` mm of a body with a bright blob, 3 x 4 mm pixels (row,
+    column), rows along +x of LPS from the corner (-90, -110) mm; the blob's LPS centre."""
+    rows, cols, dy, dx = 60, 50, 3.0, 4.0
     yy, xx = np.mgrid[:rows, :cols]
-    hu = np.where(np.hypot(yy - 30, xx - 30) * step < 100, 0.0, -1000.0)
-    hu[np.hypot((yy - 18) * step, (xx - 40) * step) < 12] = 1500.0
-    folder = tmp_path / "series"
+    hu = np.where(np.hypot((yy - 30) * dy, (xx - 25) * dx) < 90, 0.0, -1000.0)
+    hu[np.hypot((yy - 18) * dy, (xx - 33) * dx) < 12] = 1500.0
     folder.mkdir()
     corner = np.array([-90.0, -110.0, 0.0])
-    for k in range(2):
+    for k, z in enumerate(zs):
         path = folder / f"s{k}.dcm"
-        write_dicom(path, (hu + 1024).astype(np.int16), spacing=(step, step))
+        write_dicom(path, (hu + 1024).astype(np.int16), spacing=(dy, dx))
         ds = pydicom.dcmread(path)
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = list(np.add(corner, [0, 0, 3.0 * k]))
+        ds.ImagePositionPatient = list(np.add(corner, [0, 0, z]))
         ds.save_as(path)
-    (nifti,) = run("--images", str(folder), "--photons", "1e9", "--output", str(tmp_path / "o.nii"))
+    return hu, np.add(corner, [33 * dx, 18 * dy, 0])
+
+
+def _blob_centre(image: np.ndarray, to_world) -> np.ndarray:
+    weights = np.clip(image - 700, 0, None)  # the blob only
+    first, second = np.nonzero(weights)
+    world = to_world(first, second)
+    return (world * weights[first, second, None]).sum(0) / weights[first, second].sum()
+
+
+def test_a_nifti_output_of_a_dicom_series_keeps_its_directions_and_place(tmp_path, run):
+    """DICOM's rows run along +x of LPS, i.e. to the patient's left: the NIfTI output's axes
+    are L, P, S (not a mirrored R, A, S), and the blob's centre stays within 0.3 mm."""
+    _, blob = _oriented_series(tmp_path / "series", [0.0, 3.0])
+    (nifti,) = run(
+        "--images",
+        str(tmp_path / "series"),
+        "--photons",
+        "1e9",
+        "--output",
+        str(tmp_path / "o.nii"),
+    )
     written = nibabel.load(nifti)
     assert nibabel.aff2axcodes(written.affine) == ("L", "P", "S")
-    weights = np.clip(written.get_fdata()[..., 0] - 700, 0, None)  # (x, y): the blob only
-    i, j = np.nonzero(weights)
-    ras = nibabel.affines.apply_affine(written.affine, np.stack([i, j, 0 * i], 1))
-    centre = (ras * weights[i, j, None]).sum(0) / weights[i, j].sum()
-    lps_blob = np.add(corner, [40 * step, 18 * step, 0])
-    np.testing.assert_allclose(centre * [-1, -1, 1], lps_blob, atol=0.3)
+
+    def world(i, j):  # NIfTI voxel (x, y) of slice 0 -> LPS
+        ras = nibabel.affines.apply_affine(written.affine, np.stack([i, j, 0 * i], 1))
+        return ras * [-1, -1, 1]
+
+    centre = _blob_centre(written.get_fdata()[..., 0], world)
+    np.testing.assert_allclose(centre, blob, atol=0.3)
+
+
+def test_a_dicom_output_of_an_unevenly_spaced_series_keeps_each_slice_in_place(tmp_path, run):
+    """Slices at 0, 3 and 9 mm (one missing): each output slice's ImagePositionPatient and
+    SliceLocation keep its own z, and the blob's centre stays within 0.3 mm in plane."""
+    _, blob = _oriented_series(tmp_path / "series", [9.0, 0.0, 3.0])
+    written = run(
+        "--images", str(tmp_path / "series"), "--photons", "1e9", "--output", str(tmp_path / "out")
+    )
+    datasets = [pydicom.dcmread(path) for path in written]
+    assert [float(ds.ImagePositionPatient[2]) for ds in datasets] == [0.0, 3.0, 9.0]
+    assert [float(ds.SliceLocation) for ds in datasets] == [0.0, 3.0, 9.0]
+    for ds in datasets:
+        corner = np.array([float(v) for v in ds.ImagePositionPatient])
+        along_row, along_col = np.reshape([float(v) for v in ds.ImageOrientationPatient], (2, 3))
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+
+        def world(r, c, corner=corner, along_row=along_row, along_col=along_col, dr=dr, dc=dc):
+            return corner + c[:, None] * dc * along_row + r[:, None] * dr * along_col
+
+        centre = _blob_centre(ds.pixel_array.astype(float), world)
+        np.testing.assert_allclose(centre[:2], blob[:2], atol=0.3)
+
+
+def test_a_blank_orientation_tag_leaves_a_series_unoriented_not_refused(tmp_path):
+    """An empty ImageOrientationPatient (or one slice's other orientation) reads as before
+    the tag was used: no affine, the positions from ImagePositionPatient."""
+    from learnct.reconstruct.readers import read_images
+
+    _oriented_series(tmp_path / "series", [0.0, 3.0])
+    path = tmp_path / "series" / "s1.dcm"
+    ds = pydicom.dcmread(path)
+    ds.ImageOrientationPatient = None
+    ds.save_as(path)
+    volume = read_images(tmp_path / "series").volume
+    assert volume.affine is None and volume.positions == [0.0, 3.0]
+    ds.ImageOrientationPatient = [0, 1, 0, 1, 0, 0]
+    ds.save_as(path)
+    assert read_images(tmp_path / "series").volume.affine is None

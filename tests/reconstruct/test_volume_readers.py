@@ -86,3 +86,12 @@ def test_an_nrrd_with_a_zero_length_axis_or_unknown_units_is_refused(tmp_path):
     nrrd.write(str(inches), _volume(), {**header, "space units": ["in", "in", "in"]})
     with pytest.raises(DataError, match=r"'space units' \['in'\]: give the space in"):
         read_images(inches)
+
+
+def test_a_2d_nrrd_off_the_axial_plane_gets_its_normal_as_third_axis(tmp_path):
+    coronal = tmp_path / "coronal.nrrd"
+    directions = np.array([[0.5, 0.0, 0.0], [0.0, 0.0, 0.7]])  # x and z: a coronal image
+    nrrd.write(str(coronal), _volume()[:, :, 0], {"space": "LPS", "space directions": directions})
+    affine = read_images(coronal).volume.affine
+    assert abs(np.linalg.det(affine[:3, :3])) == pytest.approx(0.5 * 0.7)
+    np.testing.assert_allclose(np.abs(affine[:3, 2]), [0.0, 1.0, 0.0])

@@ -221,6 +221,8 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
     every scan in ``scans``: NIfTI or NRRD, in HU), read once, each as a DICOM CT file
     (int16 HU, its pixel spacing and position; no patient data); the same bytes for the same
     volume."""
+    import numpy as np
+
     from learnct.reconstruct.readers import read_images
     from learnct.reconstruct.volume import Volume
     from learnct.reconstruct.writers import write_dicom
@@ -242,10 +244,13 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
             k = scan.slice_index
             if k is None or not 0 <= k < len(volume.slices):
                 raise DataError(f"{source} has {len(volume.slices)} slices: no slice {k}")
+            shift = np.eye(4)
+            shift[2, 3] = k  # slice k's voxels are slice 0's of the one-slice volume
             one = Volume(
                 volume.slices[k : k + 1],
                 volume.spacing,
                 None if z is None else z[k : k + 1],
+                None if volume.affine is None else volume.affine @ shift,
             )
             provenance = {"source": source, "sha256": scan.sha256, "slice_index": k}
             (written,) = write_dicom(

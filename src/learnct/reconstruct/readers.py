@@ -100,16 +100,17 @@ def _dicom_affine(
     from ``ImageOrientationPatient``, every slice's ``ImagePositionPatient`` (the slices in
     position order) and the pixel spacing, so that an output keeps the series' directions and
     place; ``None`` where a tag is missing or the orientation is not two unit vectors."""
-    tags = ("ImageOrientationPatient", "ImagePositionPatient")
-    if spacing is None or not all(tag in ds for ds in datasets for tag in tags):
+    orientations = [_numbers(ds.get("ImageOrientationPatient"), 6) for ds in datasets]
+    corners = [_numbers(ds.get("ImagePositionPatient"), 3) for ds in datasets]
+    if spacing is None or any(v is None for v in (*orientations, *corners)):
         return None
-    orientation = np.asarray(datasets[0].ImageOrientationPatient, dtype=np.float64)
+    orientation = orientations[0]
     along_row, along_col = orientation[:3], orientation[3:]
-    if orientation.shape != (6,) or not np.allclose(
-        [along_row @ along_row, along_col @ along_col, along_row @ along_col], [1, 1, 0], atol=1e-3
+    unit = [along_row @ along_row, along_col @ along_col, along_row @ along_col]
+    if not np.allclose(unit, [1, 1, 0], atol=1e-3) or not all(
+        np.allclose(other, orientation, atol=1e-4) for other in orientations
     ):
         return None
-    corners = [np.asarray(ds.ImagePositionPatient, dtype=np.float64) for ds in datasets]
     if len(corners) > 1:
         step = (corners[-1] - corners[0]) / (len(corners) - 1)
     else:
@@ -119,6 +120,16 @@ def _dicom_affine(
         [along_row * spacing[1], along_col * spacing[0], step, corners[0]], axis=1
     )
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def _numbers(value: object, n: int) -> np.ndarray | None:
+    """``value`` (a DICOM multi-valued decimal tag) as ``n`` finite floats, else ``None``
+    (missing, blank or malformed)."""
+    try:
+        numbers = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    return numbers if numbers.shape == (n,) and np.isfinite(numbers).all() else None
 
 
 def _series_spacing(path: Path, slices: list[tuple[Path, object]]) -> tuple[float, float] | None:
@@ -259,8 +270,9 @@ def _nrrd_affine(path: Path, header: dict, ndim: int) -> np.ndarray:
     signs = np.asarray(_NRRD_SPACES.get(header.get("space"), (1.0, 1.0, 1.0)))
     affine = np.eye(4)
     affine[: directions.shape[1], :ndim] = directions.T
-    if ndim == 2:
-        affine[:3, 2] = (0.0, 0.0, 1.0)
+    if ndim == 2:  # 1 mm along the image's normal
+        normal = np.cross(affine[:3, 0], affine[:3, 1])
+        affine[:3, 2] = normal / np.linalg.norm(normal)
     origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
     affine[: len(origin), 3] = np.nan_to_num(origin)
     affine[:3] *= (signs * scale)[:, None]

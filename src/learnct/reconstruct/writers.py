@@ -98,7 +98,7 @@ def write_dicom(
         with_positions = volume.positions is not None and len(z) > 1
         one = volume.thickness or slice_spacing  # a single slice's (or unplaced slices')
         image.SliceThickness = ds(abs(_thickness(z)) if with_positions else one)
-        orientation, corner = _placement(volume, k, z[k])
+        orientation, corner = _placement(volume, k, z)
         image.ImageOrientationPatient = [ds(v) for v in orientation]
         image.ImagePositionPatient = [ds(v) for v in corner]
         image.SliceLocation = ds(z[k])
@@ -116,21 +116,26 @@ def write_dicom(
     return paths
 
 
-def _placement(volume: Volume, k: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+def _placement(volume: Volume, k: int, z: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """DICOM's ``ImageOrientationPatient`` (the directions of a row and of a column) and
-    ``ImagePositionPatient`` (the first pixel's centre, mm) of slice ``k``, in its patient
-    frame LPS: from the volume's affine (RAS) where the input had one, so that a NIfTI or NRRD
-    input keeps its directions; else rows along x and columns along y, the grid centred on the
-    rotation axis at ``z``."""
+    ``ImagePositionPatient`` (the first pixel's centre, mm) of slice ``k`` at position
+    ``z[k]``, in the patient frame LPS: from the volume's affine (RAS) where the input had one
+    (NIfTI, NRRD, oriented DICOM), so that the output keeps its directions, each slice moved
+    along the slice axis to its own position (unevenly spaced slices stay where they were);
+    else rows along x and columns along y, the grid centred on the rotation axis at ``z[k]``."""
     if volume.affine is None:
         n_rows, n_cols = volume.slices.shape[1:]
         row, col = volume.spacing or (1.0, 1.0)
         return np.array([1.0, 0, 0, 0, 1, 0]), np.array(
-            [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z]
+            [-(n_cols - 1) / 2 * col, -(n_rows - 1) / 2 * row, z[k]]
         )
     to_lps = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(volume.affine, dtype=np.float64)[:3]
     axes = to_lps[:, :2] / np.linalg.norm(to_lps[:, :2], axis=0)
-    return np.concatenate([axes[:, 0], axes[:, 1]]) + 0.0, to_lps @ [0.0, 0.0, k, 1.0] + 0.0
+    along = to_lps[:, 2]
+    placed = volume.positions is not None and abs(along[2]) > 1e-6 * np.linalg.norm(along)
+    steps = (z[k] - z[0]) / along[2] if placed else k  # slice-axis steps from slice 0
+    corner = to_lps @ [0.0, 0.0, 0.0, 1.0] + along * steps
+    return np.concatenate([axes[:, 0], axes[:, 1]]) + 0.0, corner + 0.0
 
 
 def _remove_stale(folder: Path, pattern: str, written: list[Path]) -> None:
