@@ -24,12 +24,13 @@ def test_geometry_label():
 
 
 def test_milliseconds_keep_three_significant_figures_so_a_fast_call_is_not_zero():
-    assert [milliseconds(v) for v in (1234.5, 12.345, 1.0, 0.012345, 4e-5)] == [
+    assert [milliseconds(v) for v in (1234.5, 12.345, 1.0, 0.012345, 4e-5, 9.9996)] == [
         "1234",
         "12.3",
         "1.00",
         "0.0123",
         "0.0000400",
+        "10.0",
     ]
     assert milliseconds(0.0) == "0.0" and milliseconds(float("nan")) == "nan"
 

@@ -25,7 +25,8 @@ def milliseconds(ms: float) -> str:
     printed as zero: 1234.5 -> ``"1234"``, 12.345 -> ``"12.3"``, 0.012345 -> ``"0.0123"``."""
     if not math.isfinite(ms) or ms <= 0:
         return f"{ms:.1f}"
-    return f"{ms:.{max(0, 2 - math.floor(math.log10(ms)))}f}"
+    rounded = float(f"{ms:.3g}")  # 9.9996 rounds to 10.0: one decimal, not two
+    return f"{ms:.{max(0, 2 - math.floor(math.log10(rounded)))}f}"
 
 
 def machine(device: str) -> str:
