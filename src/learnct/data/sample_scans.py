@@ -251,13 +251,13 @@ def volume_slice_dicoms(scans: Sequence[SampleScan], data: bytes) -> list[bytes]
                 volume.spacing,
                 None if z is None else z[k : k + 1],
                 None if volume.affine is None else volume.affine @ shift,
+                volume.thickness,  # the reader's slice-axis voxel size
             )
             provenance = {"source": source, "sha256": scan.sha256, "slice_index": k}
             (written,) = write_dicom(
                 one,
                 Path(tmp) / f"out{k}",
                 provenance,
-                slice_spacing=abs(z[1] - z[0]) if z is not None and len(z) > 1 else 1.0,
                 description=f"{path.name} slice {k}",
                 uids_from=scan.sha256,  # one series per volume, an instance per slice
                 first_instance=k,
