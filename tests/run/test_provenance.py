@@ -33,3 +33,14 @@ def test_a_path_outside_both_stays_absolute_and_a_code_root_needs_a_project(tmp_
     monkeypatch.chdir(tmp_path)  # a parent of the checkout: still named from the checkout
     assert repository_path(code / "x.ckpt", code_root=code) == "x.ckpt"
     assert repository_path(work / "x.ckpt", code_root=code) == "work/x.ckpt"
+
+
+def test_a_relative_path_from_a_subfolder_of_the_checkout_is_named_from_the_checkout(
+    tmp_path, monkeypatch
+):
+    code = tmp_path / "code"
+    (code / "experiments").mkdir(parents=True)
+    (code / "pyproject.toml").write_text("")
+    monkeypatch.chdir(code / "experiments")
+    assert repository_path("w/x.ckpt", code_root=code) == "experiments/w/x.ckpt"
+    assert repository_path("../../y.ckpt", code_root=code) == str(tmp_path / "y.ckpt")

@@ -68,7 +68,9 @@ def write_dicom(
     first = int(options.get("first_instance", 0))
 
     def uid(role: str) -> str:
-        return generate_uid() if seed is None else generate_uid(entropy_srcs=[str(seed), role])
+        if seed is None:
+            return generate_uid()
+        return generate_uid(entropy_srcs=[json.dumps([str(seed), role])])  # parts kept apart
 
     folder.mkdir(parents=True, exist_ok=True)
     row, col = volume.spacing or (1.0, 1.0)

@@ -52,14 +52,13 @@ def repository_path(path: str | Path, code_root: Path = REPO_ROOT) -> str:
     """``path`` relative to the repository, with ``/`` separators: to the checkout of the code
     itself (``code_root``, when it holds a ``pyproject.toml``) when it lies inside it (a
     committed model, also from a git worktree running an editable install, or from a parent
-    folder), else to the working folder; else as it is."""
-    path = Path(path)
-    if not path.is_absolute():
-        return path.as_posix()
+    folder or a subfolder), else to the working folder; else absolute. A relative ``path`` is
+    relative to the working folder."""
+    path = Path.cwd() / path
     roots = [code_root] * (code_root / "pyproject.toml").is_file() + [Path.cwd()]
     for root in roots:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             continue
-    return str(path)  # outside the repository
+    return str(path.resolve())  # outside the repository
