@@ -125,6 +125,17 @@ class ReconstructionMethod(L.LightningModule):
         """The method's name in results and tables: its class name (a variant overrides it)."""
         return type(self).__name__
 
+    @staticmethod
+    def with_own_fbp(
+        filter: str, frequency_scaling: float, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The base's ``kwargs`` for a method that reconstructs through its own FBP (``filter``,
+        ``frequency_scaling``, checked under those names): the panels' FBP is that one unless
+        ``fbp_filter`` or ``fbp_frequency_scaling`` is given."""
+        check_filter(filter)
+        check_frequency_scaling(frequency_scaling)
+        return {"fbp_filter": filter, "fbp_frequency_scaling": frequency_scaling, **kwargs}
+
     def __init__(
         self,
         operator: RayTransform,

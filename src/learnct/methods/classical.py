@@ -12,7 +12,7 @@ import torch
 from learnct.checks import check_int
 from learnct.methods.base import ReconstructionMethod
 from learnct.nets.finite_differences import divergence, gradient
-from learnct.physics.fbp import check_filter, check_frequency_scaling, fbp
+from learnct.physics.fbp import fbp
 from learnct.physics.noise import check_attenuation, statistical_weights
 from learnct.physics.operator import RayTransform
 
@@ -40,11 +40,7 @@ class FBP(ReconstructionMethod):
         frequency_scaling: float = 1.0,
         **kwargs,
     ) -> None:
-        check_filter(filter)
-        check_frequency_scaling(frequency_scaling)
-        kwargs.setdefault("fbp_filter", filter)
-        kwargs.setdefault("fbp_frequency_scaling", frequency_scaling)
-        super().__init__(operator, **kwargs)
+        super().__init__(operator, **self.with_own_fbp(filter, frequency_scaling, kwargs))
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         return fbp(

@@ -26,7 +26,7 @@ from learnct.nets.gradient_descent import LearnedGradientDescentNet
 from learnct.nets.learned_inverse import LearnedInverseNet
 from learnct.nets.primal_dual import LearnedPrimalDualNet
 from learnct.nets.unet import UNet
-from learnct.physics.fbp import check_filter, check_frequency_scaling, fbp
+from learnct.physics.fbp import fbp
 from learnct.physics.noise import check_attenuation, statistical_weights
 from learnct.physics.operator import RayTransform
 
@@ -204,11 +204,7 @@ class FBPUNet(LearnedMethod):
         frequency_scaling: float = 1.0,
         **kwargs,
     ) -> None:
-        check_filter(filter)
-        check_frequency_scaling(frequency_scaling)
-        kwargs.setdefault("fbp_filter", filter)
-        kwargs.setdefault("fbp_frequency_scaling", frequency_scaling)
-        super().__init__(operator, **kwargs)
+        super().__init__(operator, **self.with_own_fbp(filter, frequency_scaling, kwargs))
         self.unet = UNet(
             1, 1, depth=depth, width=width, norm=norm, residual=True, upsample=upsample
         )
