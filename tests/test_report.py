@@ -561,6 +561,53 @@ def test_a_smaller_run_never_replaces_a_written_row(tmp_path, capsys):
     assert "cannot be read" in capsys.readouterr().err and table.read_text() == conflicted
 
 
+def test_a_committed_full_schedule_is_not_replaced_by_a_shorter_local_run(tmp_path, capsys):
+    """A written row that records its training steps is replaced only by a run that trained as
+    many: an old 2k-step local LPD must not take the 100k-step row's place."""
+    out, logs = tmp_path / "experiments", tmp_path / "logs"
+    row = {"physics": "fan_lowdose", "test_set": "ellipses", "ssim": "0.9", "n_images": "64"}
+    _write(
+        logs / "paper" / "runs" / "a",
+        [{**row, "method": "LPD", "psnr": "38.7", "train_steps": "100000"}],
+    )
+    report = ["--setup", "fan_lowdose", "--out", str(out), "--no-figure"]
+    main([*report, "--logs", str(logs)])
+    table = out / "fan_lowdose" / "results.csv"
+    for steps, psnr in (("2000", "30.4"), ("", "30.5")):
+        old = tmp_path / f"old_{steps}"
+        _write(
+            old / "lpd" / "runs" / "b",
+            [{**row, "method": "LPD", "psnr": psnr, "train_steps": steps}],
+        )
+        capsys.readouterr()
+        main([*report, "--logs", str(old)])
+        assert next(csv.DictReader(open(table)))["psnr"] == "38.70"
+        assert "kept the written row of LPD on ellipses (64 images, 100000 steps) over" in (
+            capsys.readouterr().out
+        )
+    longer = tmp_path / "longer" / "lpd" / "runs" / "c"
+    _write(longer, [{**row, "method": "LPD", "psnr": "39.1", "train_steps": "120000"}])
+    main([*report, "--logs", str(tmp_path / "longer")])
+    assert next(csv.DictReader(open(table)))["psnr"] == "39.10"
+    assert f"replaced the written row of LPD on ellipses with {longer}" in capsys.readouterr().out
+
+
+def test_an_unreadable_committed_checkpoint_ends_the_report_with_a_clear_error(tmp_path, capsys):
+    """The model cards come last: a committed checkpoint that cannot be read (truncated, a Git
+    LFS pointer) ends ``make report`` with one line naming it, after the table is written."""
+    out, logs = tmp_path / "experiments", tmp_path / "logs"
+    row = {"physics": "fan_lowdose", "test_set": "ellipses", "ssim": "0.9", "n_images": "4"}
+    _write(logs / "tv" / "runs" / "a", [{**row, "method": "TV", "psnr": "38.1"}])
+    (out / "fan_lowdose" / "weights").mkdir(parents=True)
+    (out / "fan_lowdose" / "weights" / "LearnedPrimalDual.ckpt").write_bytes(b"truncated")
+    args = ["--setup", "fan_lowdose", "--out", str(out), "--logs", str(logs), "--no-figure"]
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 1 and (out / "fan_lowdose" / "results.csv").is_file()
+    err = capsys.readouterr().err
+    assert "the model cards were not written" in err and "LearnedPrimalDual.ckpt" in err
+
+
 def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, monkeypatch, capsys):
     """``make report`` with no runs of a setup re-renders its committed table through the one
     writer: numbers rounded, run folders relative to the repository, every other cell as it

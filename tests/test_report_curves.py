@@ -141,7 +141,7 @@ def test_a_sittings_committed_curve_stands_for_run_folders_that_are_gone(tmp_pat
     ]
 
 
-def test_a_schedule_in_progress_is_drawn_beside_the_table(tmp_path):
+def test_a_schedule_in_progress_is_drawn_beside_the_table(tmp_path, capsys):
     """A sittings checkpoint below its planned steps, of no table row's run, adds its committed
     curve under a label saying how far it is; an ended schedule and the table's own run do not
     (they are rows)."""
@@ -168,7 +168,10 @@ def test_a_schedule_in_progress_is_drawn_beside_the_table(tmp_path):
             f"step,val_psnr,val_ssim,nonfinite_steps,run_id\n10,21.5,0.6,0,{run_id}\n"
             f"20,25.0,0.7,0,{run_id}\n30,99.0,0.7,0,stale\n"
         )
+    (sittings / "paper_broken").mkdir()  # a merge conflict's marker: left out, said so
+    (sittings / "paper_broken" / "last.ckpt").write_bytes(b"<<<<<<< HEAD\n")
     main(["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    assert "curves: left out paper_broken: sittings:" in capsys.readouterr().out
     lgd = "LearnedGradientDescent (paper_lgd: in progress, step 40 of 100)"
     assert _curves(out / "parallel_ellipses" / "curves.csv") == [
         ("LearnedPrimalDual", 10, 21.5),

@@ -161,6 +161,9 @@ def test_a_sitting_refuses_a_checkpoint_of_other_settings_or_an_ended_schedule(
     torch.save({"global_step": 4, "learnct_run": stamp}, tmp_path / "last.ckpt")
     with pytest.raises(ConfigError, match="has ended"):
         resolve_sitting(cfg)
+    (tmp_path / "last.ckpt").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(ConfigError, match=r"last.ckpt cannot be read .*git checkout"):
+        resolve_sitting(cfg)
 
 
 def test_sitting_steps_with_resume_is_refused(compose_config, run_config, tmp_path):

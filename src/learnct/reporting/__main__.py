@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cards_only:
         try:
             cards = write_model_cards(Path(args.out) / args.setup)
-        except ResultsError as err:  # e.g. a committed table that cannot be read
+        except ValueError as err:  # an unreadable committed table or checkpoint
             parser.exit(1, f"make report: {err}\n")
         print("written: " + (", ".join(str(p) for p in cards) or "no committed weights"))
         return
@@ -163,11 +163,14 @@ def main(argv: list[str] | None = None) -> None:
         print(problem)
     if not args.replace:
         try:
-            rows, kept = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+            rows, notes = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
         except ResultsError as err:
             parser.exit(1, f"make report: {err}\n")
-        for note in kept:
-            print(f"{note} (--replace writes the runs under {args.logs}/ instead)")
+        for note in notes:
+            kept = note.startswith("kept")
+            print(
+                f"{note} (--replace writes the runs under {args.logs}/ instead)" if kept else note
+            )
     if not rows:
         parser.exit(
             1,
@@ -208,7 +211,11 @@ def main(argv: list[str] | None = None) -> None:
             written.extend(_redraw(args, rows))
         except ValueError as err:
             parser.exit(1, f"make report: {err}\n")
-    written.extend(write_model_cards(Path(args.out) / args.setup))  # from what is now written
+    try:  # from what is now written
+        written.extend(write_model_cards(Path(args.out) / args.setup))
+    except ValueError as err:  # an unreadable committed table or checkpoint
+        print("written: " + ", ".join(str(p) for p in written))
+        parser.exit(1, f"make report: the model cards were not written: {err}\n")
     print("written: " + ", ".join(str(p) for p in written))
 
 

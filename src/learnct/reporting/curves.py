@@ -73,7 +73,7 @@ def _steps_before(folders: list[Path], sittings: Path) -> int | None:
     for folder in sorted(sittings.glob("*/")) if identity is not None else []:
         try:
             progress = sitting_progress(folder)
-        except Exception:  # a truncated or foreign last.ckpt: not this schedule's
+        except ValueError:  # an unreadable last.ckpt: not this schedule's
             continue
         if progress is not None and progress.run_id == identity.id:
             if progress.steps_before is not None:
@@ -116,7 +116,11 @@ def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
     whose run id is not in ``drawn`` (the table rows' runs)."""
     points = []
     for folder in sorted((setup / "sittings").glob("*/")):
-        progress = sitting_progress(folder)
+        try:
+            progress = sitting_progress(folder)
+        except ValueError as err:  # the curves of the other schedules are still drawn
+            print(f"curves: left out {folder.name}: {err}")
+            continue
         if progress is None or progress.ended or progress.run_id in drawn:
             continue
         of = "" if progress.planned is None else f" of {progress.planned}"

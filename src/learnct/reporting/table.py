@@ -210,14 +210,36 @@ def _code(text: str) -> str:
     return f"`{escaped}`" if text else "-"
 
 
+def _train_steps(row: dict[str, str]) -> int | None:
+    try:
+        return int(row.get("train_steps") or "")
+    except ValueError:
+        return None
+
+
+def _size(row: dict[str, str]) -> str:
+    steps = _train_steps(row)
+    return f"{n_images(row)} images" + (f", {steps} steps" if steps is not None else "")
+
+
+def _covers(run: dict[str, str], written: dict[str, str]) -> bool:
+    """Whether ``run``'s row may replace the ``written`` one: as many test images at least and,
+    where the written row records its training steps, as many steps at least."""
+    steps, written_steps = _train_steps(run), _train_steps(written)
+    enough_steps = written_steps is None or (steps is not None and steps >= written_steps)
+    return n_images(run) >= n_images(written) and enough_steps
+
+
 def keep_committed(
     rows: list[dict[str, str]], committed: Path
 ) -> tuple[list[dict[str, str]], list[str]]:
     """``rows`` merged with the table already written at ``committed`` (e.g. the committed
     ``experiments/<setup>/results.csv``): per (method, test set) a new row replaces the written
-    one only if its run tested at least as many images; written rows without such a run stay.
-    Returns the rows and a line for each written row kept. Raises :class:`ResultsError` for
-    a written table that cannot be read (its rows would be lost)."""
+    one only if its run tested at least as many images and, where the written row records its
+    training steps, trained at least as many (an old short local run does not replace a
+    committed full schedule); written rows without such a run stay. Returns the rows and a line
+    for each written row kept or replaced. Raises :class:`ResultsError` for a written table
+    that cannot be read (its rows would be lost)."""
     if not committed.exists():
         return rows, []  # nothing written yet
     try:
@@ -232,14 +254,16 @@ def keep_committed(
     for row in old:
         key = (row["method"], row["test_set"])
         run = new.get(key)
-        if run is not None and n_images(run) >= n_images(row):
+        if run is not None and _covers(run, row):
+            notes.append(
+                f"replaced the written row of {key[0]} on {key[1]} with {run['_folder']} "
+                f"({_size(run)})"
+            )
             continue
         kept.append(row)
         new.pop(key, None)
-        smaller = f" over {run['_folder']} ({n_images(run)} images)" if run is not None else ""
-        notes.append(
-            f"kept the written row of {key[0]} on {key[1]} ({n_images(row)} images){smaller}"
-        )
+        smaller = f" over {run['_folder']} ({_size(run)})" if run is not None else ""
+        notes.append(f"kept the written row of {key[0]} on {key[1]} ({_size(row)}){smaller}")
     merged = [*kept, *new.values()]
     merged.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
     return merged, notes

@@ -135,11 +135,18 @@ class SittingProgress(NamedTuple):
 
 def sitting_progress(folder: Path) -> SittingProgress | None:
     """The progress of the sittings checkpoint ``folder/last.ckpt``; ``None`` when there is
-    none or it carries no run stamp."""
+    none or it carries no run stamp. Raises ``ValueError`` naming a file that cannot be read
+    (truncated, a merge conflict, a Git LFS pointer)."""
     path = Path(folder) / SITTING_CHECKPOINT
     if not path.is_file():
         return None
-    state = load_checkpoint_file(path, mmap=True)
+    try:
+        state = load_checkpoint_file(path, mmap=True)
+    except Exception as err:  # torch.load's errors differ by how the file is broken
+        raise ValueError(
+            f"sittings: {path} cannot be read ({type(err).__name__}: {err}); restore it "
+            f"(git checkout -- {path}) or remove it to start that schedule anew"
+        ) from err
     stamp = state.get("learnct_run") if isinstance(state, dict) else None
     if not isinstance(stamp, dict) or "id" not in stamp:
         return None
@@ -160,7 +167,10 @@ def resolve_sitting(cfg: DictConfig) -> Path | None:
     path = sitting_checkpoint(cfg)
     if not path.is_file():
         return None
-    progress = sitting_progress(path.parent)
+    try:
+        progress = sitting_progress(path.parent)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     if progress is None:
         raise ConfigError(f"sittings: {path} carries no run stamp: it is not a sitting")
     changed = differences(progress.settings, run_settings(cfg))
