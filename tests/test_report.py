@@ -958,3 +958,18 @@ def test_real_ct_kept_choices_rebuild_the_chosen_fbp_and_tv(tmp_path):
         assert (tv.hparams.lam, tv.hparams.iterations, tv.hparams.data_term) == (7.5, 3000, term)
     with pytest.raises(ValueError, match="no FBP or TV row makes TV-L1"):
         _kept_choice({"method": "TV-L1", "chosen": "lam,iterations=(7.5, 300)"}, makers)
+
+
+def test_real_ct_columns_are_slice_paths_unique_across_subfolders(tmp_path):
+    """Two series in subfolders that reuse a file name are two columns, not one."""
+    import numpy as np
+
+    from learnct.data import FolderDataset
+    from learnct.reporting.real_ct import slice_names
+
+    for series in ("a", "b"):
+        (tmp_path / "test" / series).mkdir(parents=True)
+        np.save(tmp_path / "test" / series / "IM000001.npy", np.zeros((16, 16), np.float32))
+    np.save(tmp_path / "test" / "top.npy", np.zeros((16, 16), np.float32))
+    slices = FolderDataset(tmp_path / "test", image_size=16)
+    assert slice_names(slices) == ["a/IM000001.npy", "b/IM000001.npy", "top.npy"]

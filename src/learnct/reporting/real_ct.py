@@ -29,7 +29,7 @@ import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,7 +38,17 @@ from learnct.evaluation import per_image_psnr, score, simulate_test_sets
 from learnct.reporting.weights import load_weights_config
 from learnct.run.atomic_files import atomic_open
 
-__all__ = ["choose_on_validation", "read_real_ct", "real_ct_rows", "weights_rows", "write_real_ct"]
+if TYPE_CHECKING:
+    from learnct.data import FolderDataset
+
+__all__ = [
+    "choose_on_validation",
+    "read_real_ct",
+    "real_ct_rows",
+    "slice_names",
+    "weights_rows",
+    "write_real_ct",
+]
 
 #: TV weights tried on validation: a geometric grid of ratio 1.5 (validation PSNR is smooth in
 #: log lam; 1.5 keeps the best within a few hundredths of a dB of the grid's optimum).
@@ -139,6 +149,12 @@ def weights_rows(
     ]
 
 
+def slice_names(slices: FolderDataset) -> list[str]:
+    """The test slices' names, the table's columns: their paths under the folder (unique, also
+    where series in subfolders reuse file names)."""
+    return [p.relative_to(slices.root).as_posix() for p in slices.files]
+
+
 def _row(label, chosen, val_psnr, tried, method, test, names) -> dict[str, Any]:
     with torch.no_grad():
         scores = score(method.reconstruct, test)
@@ -219,7 +235,7 @@ def real_ct_rows(
     )
     dm.setup("test")
     test = simulate_test_sets(dm)["folder"]
-    names = [p.name for p in dm.datasets["test"][0].dataset.files]
+    names = slice_names(dm.datasets["test"][0].dataset)
     makers = _classical(operator, preset.mu)
     rows = []
     for kept in kept_choices:  # chosen on validation before: only the test is new
