@@ -973,3 +973,29 @@ def test_real_ct_columns_are_slice_paths_unique_across_subfolders(tmp_path):
     np.save(tmp_path / "test" / "top.npy", np.zeros((16, 16), np.float32))
     slices = FolderDataset(tmp_path / "test", image_size=16)
     assert slice_names(slices) == ["a/IM000001.npy", "b/IM000001.npy", "top.npy"]
+
+
+def test_a_re_export_keeps_the_check_rows_of_checkpoints_it_did_not_write(tmp_path, monkeypatch):
+    """A committed checkpoint whose run did not load this time keeps its check row: every
+    committed checkpoint stays checked (and check.csv is not deleted under it)."""
+    from types import SimpleNamespace
+
+    from learnct.reporting import weights
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "LearnedPrimalDual.ckpt").write_bytes(b"committed")
+    lpd = {"method": "LearnedPrimalDual", "file": "LearnedPrimalDual.ckpt", "psnr": "40.1"}
+    gone = {"method": "FBPUNet", "file": "FBPUNet.ckpt", "psnr": "39.0"}  # its file is gone
+    weights.write_check(folder / "check.csv", [lpd, gone])
+    tv = {"method": "TV", "file": "", "psnr": "38.1"}
+    monkeypatch.setattr(weights, "check_rows", lambda *args: [tv])
+    weights.export_weights([SimpleNamespace(checkpoint=None)], folder, datamodule=None)
+    rows = weights.read_check_rows(folder)
+    assert [(r["method"], r["file"], r["psnr"]) for r in rows] == [
+        ("TV", "", "38.1"),
+        ("LearnedPrimalDual", "LearnedPrimalDual.ckpt", "40.1"),
+    ]
+    (folder / "LearnedPrimalDual.ckpt").unlink()
+    weights.export_weights([SimpleNamespace(checkpoint=None)], folder, datamodule=None)
+    assert not (folder / "check.csv").exists()  # no checkpoint left to check

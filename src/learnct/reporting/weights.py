@@ -180,11 +180,24 @@ def export_weights(
             method.model.load_state_dict(original)
         written.append(target)
     check = folder / "check.csv"
-    if not written and check.exists():  # it would list checkpoints that are gone
-        check.unlink()
-    if written:
+    rows += _rows_of_other_checkpoints(folder, {p.name for p in written})
+    if any(row["file"] for row in rows):
         write_check(check, rows)
+    elif check.exists():  # it would list checkpoints that are gone
+        check.unlink()
     return written, check
+
+
+def _rows_of_other_checkpoints(folder: Path, written: set[str]) -> list[dict[str, str]]:
+    """The written check rows of the checkpoints in ``folder`` not written now (a method whose
+    run did not load this time): kept, so that every committed checkpoint stays checked."""
+    if not (folder / "check.csv").is_file():
+        return []
+    return [
+        row
+        for row in read_check_rows(folder)
+        if row.get("file") and row["file"] not in written and (folder / row["file"]).is_file()
+    ]
 
 
 def write_check(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
