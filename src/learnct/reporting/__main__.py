@@ -163,14 +163,12 @@ def main(argv: list[str] | None = None) -> None:
         print(problem)
     if not args.replace:
         try:
-            rows, notes = keep_committed(rows, Path(args.out) / args.setup / "results.csv")
+            hint = f" (--replace writes the runs under {args.logs}/ instead)"
+            rows, notes = keep_committed(rows, Path(args.out) / args.setup / "results.csv", hint)
         except ResultsError as err:
             parser.exit(1, f"make report: {err}\n")
         for note in notes:
-            kept = note.startswith("kept")
-            print(
-                f"{note} (--replace writes the runs under {args.logs}/ instead)" if kept else note
-            )
+            print(note)
     if not rows:
         parser.exit(
             1,

@@ -231,15 +231,15 @@ def _covers(run: dict[str, str], written: dict[str, str]) -> bool:
 
 
 def keep_committed(
-    rows: list[dict[str, str]], committed: Path
+    rows: list[dict[str, str]], committed: Path, hint: str = ""
 ) -> tuple[list[dict[str, str]], list[str]]:
     """``rows`` merged with the table already written at ``committed`` (e.g. the committed
     ``experiments/<setup>/results.csv``): per (method, test set) a new row replaces the written
     one only if its run tested at least as many images and, where the written row records its
     training steps, trained at least as many (an old short local run does not replace a
     committed full schedule); written rows without such a run stay. Returns the rows and a line
-    for each written row kept or replaced. Raises :class:`ResultsError` for a written table
-    that cannot be read (its rows would be lost)."""
+    for each written row kept (ending in ``hint``) or replaced. Raises :class:`ResultsError`
+    for a written table that cannot be read (its rows would be lost)."""
     if not committed.exists():
         return rows, []  # nothing written yet
     try:
@@ -263,7 +263,7 @@ def keep_committed(
         kept.append(row)
         new.pop(key, None)
         smaller = f" over {run['_folder']} ({_size(run)})" if run is not None else ""
-        notes.append(f"kept the written row of {key[0]} on {key[1]} ({_size(row)}){smaller}")
+        notes.append(f"kept the written row of {key[0]} on {key[1]} ({_size(row)}){smaller}{hint}")
     merged = [*kept, *new.values()]
     merged.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
     return merged, notes
