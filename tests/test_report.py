@@ -772,7 +772,7 @@ def test_real_ct_weights_rows_label_each_folder_by_its_training_source(tmp_path)
     assert rows[0]["psnr"] == rows[1]["psnr"] == rows[0]["psnr:x"] > 20  # the same weights
     config["physics"]["photons"] = 1000.0
     (folders[1] / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"differs from .* one physics"):
+    with pytest.raises(ValueError, match=r"photons 1000.0 \(10000.0\)\): a real-CT .* one physics"):
         weights_rows(folders, operator, test, ["x"], labelled=True)
 
 
@@ -999,3 +999,25 @@ def test_a_re_export_keeps_the_check_rows_of_checkpoints_it_did_not_write(tmp_pa
     (folder / "LearnedPrimalDual.ckpt").unlink()
     weights.export_weights([SimpleNamespace(checkpoint=None)], folder, datamodule=None)
     assert not (folder / "check.csv").exists()  # no checkpoint left to check
+
+
+def test_a_weights_run_with_the_same_measurements_written_otherwise_is_the_same_setup():
+    """``check_same_setup`` compares physics by what they measure: the preset's dose written
+    out or another backend pass; another dose is refused, naming the physics."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from learnct.reporting.weights import check_same_setup
+
+    physics = {"preset": "fan_lowdose", "backend": "auto", "photons": None}
+    stored = {"physics": physics, "data": {"source": "ellipses"}, "seed": 0}
+
+    def run(**changes):
+        cfg = {**stored, "physics": {**physics, **changes}}
+        return SimpleNamespace(cfg=OmegaConf.create(cfg), folder=Path("logs/run"))
+
+    check_same_setup(run(photons=10000.0, backend="sparse"), stored, Path("w"), "fix")
+    with pytest.raises(ValueError, match=r"logs/run: its physics differ from w/config.json"):
+        check_same_setup(run(photons=1000.0), stored, Path("w"), "fix")

@@ -147,3 +147,22 @@ def test_a_new_number_of_angles_keeps_midpoint_angles_at_midpoints():
     assert fan.angle_offset == fan_lowdose().geometry.angle_offset == 0.0
     with pytest.raises(ValueError, match="n_angles=0 on the parallel_ellipses geometry"):
         make_physics("parallel_ellipses", n_angles=0)
+
+
+def test_preset_differences_compare_what_is_measured_not_how_it_is_written():
+    """A config section's physics rebuilt (``section_preset``) and compared field by field:
+    the preset's own dose written out, or another backend, measure the same; another dose or
+    angle count, or another geometry kind, is named with both values."""
+    from learnct.physics.presets import preset_differences, section_preset
+
+    plain = section_preset({"preset": "fan_lowdose", "backend": "auto", "photons": None})
+    written = section_preset({"preset": "fan_lowdose", "backend": "sparse", "photons": 1e4})
+    assert preset_differences(written, plain) == []
+    low = section_preset({"preset": "fan_lowdose", "photons": 1e3, "n_angles": 60})
+    assert preset_differences(low, plain) == [("photons", 1e3, 1e4), ("n_angles", 60, 200)]
+    other = preset_differences(parallel_ellipses(), plain)
+    assert other[0] == ("geometry", "ParallelBeamGeometry", "FanBeamGeometry") and len(other) > 4
+    with pytest.raises(ValueError, match="names no preset"):
+        section_preset({"photons": 1e3})
+    with pytest.raises(ValueError, match="n_angles"):
+        section_preset({"preset": "fan_lowdose", "n_angles": "sixty"})

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,6 +46,8 @@ __all__ = [
     "lodopab",
     "make_physics",
     "parallel_ellipses",
+    "preset_differences",
+    "section_preset",
 ]
 
 MU_MAX_LODOPAB = 81.35858e-3  # 1/mm
@@ -227,6 +229,46 @@ def configure_preset(
         keys = ", ".join(f"{k}={v}" for k, v in changes.items())
         raise ValueError(f"{keys} on the {preset} geometry: {err}") from err
     return dataclasses.replace(chosen, geometry=geometry)
+
+
+def section_preset(section: Mapping[str, object]) -> PhysicsPreset:
+    """The preset of a config's ``physics`` section (``preset`` and its overrides ``photons``,
+    ``image_size``, ``n_angles``, ``n_detectors``: :func:`configure_preset`; other keys, such
+    as ``backend``, do not change the measurements). ``ValueError`` where it names no preset
+    or cannot be rebuilt."""
+    if not isinstance(section.get("preset"), str):
+        raise ValueError(f"the physics section names no preset: {dict(section)}")
+    keys = ("photons", "image_size", "n_angles", "n_detectors")
+    try:
+        return configure_preset(section["preset"], **{k: section.get(k) for k in keys})
+    except TypeError as err:  # e.g. a string where a number belongs
+        raise ValueError(str(err)) from err
+
+
+def _settings(preset: PhysicsPreset) -> dict[str, object]:
+    """What sets a preset's measurements: its noise-model fields (every field but its name and
+    geometry) and its geometry's fields."""
+    return {
+        f.name: getattr(owner, f.name)
+        for owner in (preset, preset.geometry)
+        for f in dataclasses.fields(owner)
+        if f.init and f.name not in ("name", "geometry")
+    }
+
+
+def preset_differences(
+    preset: PhysicsPreset, reference: PhysicsPreset
+) -> list[tuple[str, object, object]]:
+    """Where ``preset`` measures differently from ``reference``: ``(setting, preset's value,
+    reference's value)`` for every noise-model and geometry field that differs (a preset's
+    name alone is not a difference), a different geometry kind first as ``("geometry",
+    preset's class name, reference's)``. ``[]``: the same measurements."""
+    ours, theirs = _settings(preset), _settings(reference)
+    changed = [(k, ours.get(k), v) for k, v in theirs.items() if ours.get(k) != v]
+    if type(preset.geometry) is not type(reference.geometry):
+        kinds = (type(preset.geometry).__name__, type(reference.geometry).__name__)
+        changed.insert(0, ("geometry", *kinds))
+    return changed
 
 
 def make_physics(

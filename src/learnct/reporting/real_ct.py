@@ -35,6 +35,7 @@ import torch
 
 from learnct.config_names import FILTERS
 from learnct.evaluation import per_image_psnr, score, simulate_test_sets
+from learnct.physics.presets import preset_differences, section_preset
 from learnct.reporting.weights import load_weights_config
 from learnct.run.atomic_files import atomic_open
 
@@ -101,13 +102,6 @@ def choose_tv_on_validation(
     return (lam, n), value, make(lam, n), tried
 
 
-def _physics(weights: Path) -> dict[str, Any]:
-    """The physics section of ``weights/config.json`` without its ``_target_`` (older files
-    lack it; it names the one physics builder)."""
-    physics = load_weights_config(weights)["physics"]
-    return {k: v for k, v in physics.items() if k != "_target_"}
-
-
 def weights_rows(
     folders: Sequence[Path], operator: Any, test: Any, names: list[str], labelled: bool
 ) -> list[dict[str, Any]]:
@@ -115,7 +109,7 @@ def weights_rows(
     real slices ``test``; with ``labelled`` each method name is followed by its folder's
     training source (``config.json``'s ``data.source``), e.g. ``LearnedPrimalDual (ctlike)``.
     Every folder must hold weights of ``operator``'s physics (``config.json``'s ``physics``
-    equal to the first folder's)."""
+    measuring as the first folder's: :func:`~learnct.physics.presets.preset_differences`)."""
     from learnct.methods.checkpoints import (
         check_checkpoint,
         read_checkpoint,
@@ -123,15 +117,17 @@ def weights_rows(
     )
     from learnct.methods.pretrained import checkpoint_method
 
-    physics = _physics(folders[0])
+    physics = section_preset(load_weights_config(folders[0])["physics"])
     candidates = []
     for weights in folders:
         stored = load_weights_config(weights)
-        if _physics(weights) != physics:
+        changes = preset_differences(section_preset(stored["physics"]), physics)
+        if changes:
+            named = ", ".join(f"{k} {ours} ({theirs})" for k, ours, theirs in changes)
             raise ValueError(
-                f"{weights}/config.json: physics {_physics(weights)} differs from "
-                f"{folders[0]}/config.json's {physics}: a real-CT table compares weights of "
-                "one physics (give another --setup instead)"
+                f"{weights}/config.json: its physics differ from {folders[0]}/config.json's "
+                f"({named}): a real-CT table compares weights of one physics (give another "
+                "--setup instead)"
             )
         source = stored.get("data", {}).get("source", "?")
         for path in sorted(weights.glob("*.ckpt")):

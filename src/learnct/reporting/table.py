@@ -6,12 +6,11 @@ gathered from the run folders' ``results.csv`` under ``logs/`` and written as
 from __future__ import annotations
 
 import csv
-import dataclasses
 import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
 
-from learnct.physics.presets import PRESETS, PhysicsPreset, configure_preset
+from learnct.physics.presets import PRESETS, preset_differences, section_preset
 from learnct.run.atomic_files import atomic_open, atomic_write_text
 from learnct.run.command_line import command_line
 from learnct.run.provenance import repository_path
@@ -80,38 +79,16 @@ def _posix(pattern: str) -> str:
     return pattern.replace("\\", "/").rstrip("/") or "."
 
 
-def _settings(preset: PhysicsPreset) -> dict[str, object]:
-    """What sets a preset's measurements: its noise-model fields (every field but its name
-    and geometry) and its geometry's fields."""
-    return {
-        f.name: getattr(owner, f.name)
-        for owner in (preset, preset.geometry)
-        for f in dataclasses.fields(owner)
-        if f.init and f.name not in ("name", "geometry")
-    }
-
-
 def physics_changes(section: object, setup: str) -> list[tuple[str, object, object]]:
     """Where the physics of a run's config section (its ``physics`` group: ``preset`` and
-    overrides such as ``photons``) differ from the preset ``setup``: ``(setting, run's value,
-    preset's value)`` for every noise-model and geometry field that differs, a different
-    geometry kind first as ``("geometry", run's class name, preset's)``. ``[]`` where they are
-    the preset's, or where the section names no preset (a run that wrote none is taken at its
-    word); ``ValueError`` where the section's physics cannot be rebuilt."""
+    overrides such as ``photons``) differ from the preset ``setup``
+    (:func:`~learnct.physics.presets.preset_differences`: ``(setting, run's value, preset's
+    value)``). ``[]`` where they are the preset's, or where the section names no preset (a run
+    that wrote none is taken at its word); ``ValueError`` where the section's physics cannot
+    be rebuilt."""
     if not isinstance(section, dict) or "preset" not in section:
         return []
-    keys = ("photons", "image_size", "n_angles", "n_detectors")
-    try:
-        run = configure_preset(section["preset"], **{k: section.get(k) for k in keys})
-    except TypeError as err:
-        raise ValueError(str(err)) from err
-    preset = PRESETS[setup]()
-    ours, theirs = _settings(preset), _settings(run)
-    changed = [(k, theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v]
-    if type(run.geometry) is not type(preset.geometry):
-        kinds = (type(run.geometry).__name__, type(preset.geometry).__name__)
-        changed.insert(0, ("geometry", *kinds))
-    return changed
+    return preset_differences(section_preset(section), PRESETS[setup]())
 
 
 def physics_difference(folder: Path, setup: str) -> str | None:

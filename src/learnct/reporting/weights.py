@@ -271,14 +271,19 @@ def _differ(run: Any, stored: Any) -> bool:
 
 def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fix: str) -> None:
     """Raise ``ValueError`` when the run of ``method`` differs from ``folder/config.json``
-    (``stored``) in its physics, data (but :data:`LOADER_KEYS`) or seed, in a key both name:
-    its check rows would measure another test set; ``fix`` names the command that writes the
-    whole folder."""
+    (``stored``) in its physics (what they measure:
+    :func:`~learnct.physics.presets.preset_differences`), its data (but :data:`LOADER_KEYS`)
+    or seed, in a key both name: its check rows would measure another test set; ``fix`` names
+    the command that writes the whole folder."""
     from omegaconf import OmegaConf
+
+    from learnct.physics.presets import preset_differences, section_preset
 
     mine = OmegaConf.to_container(method.cfg, resolve=True)
     mine["data"] = {k: v for k, v in mine.get("data", {}).items() if k not in LOADER_KEYS}
-    differ = [k for k in ("physics", "data", "seed") if _differ(mine.get(k), stored.get(k))]
+    physics = (section_preset(mine["physics"]), section_preset(stored["physics"]))
+    differ = ["physics"] if preset_differences(*physics) else []
+    differ += [k for k in ("data", "seed") if _differ(mine.get(k), stored.get(k))]
     if differ:
         raise ValueError(
             f"{method.folder}: its {', '.join(differ)} differ from {folder}/config.json's: "
@@ -291,8 +296,8 @@ def update_weightless_checks(methods: Sequence[RunMethod], folder: Path) -> list
     written rows whose runs are not here) into ``folder/check.csv`` and their model sections
     into ``folder/config.json``'s ``methods``, on as many images as the written rows; every
     other method's rows stay as written. Raises ``ValueError`` when a run's physics, data or
-    seed differ from ``config.json``'s in a key both name (its check would measure another
-    test set)."""
+    seed differ from ``config.json``'s (:func:`check_same_setup`: its check would measure
+    another test set)."""
     import json
 
     from omegaconf import OmegaConf
