@@ -1021,3 +1021,51 @@ def test_a_weights_run_with_the_same_measurements_written_otherwise_is_the_same_
     check_same_setup(run(photons=10000.0, backend="sparse"), stored, Path("w"), "fix")
     with pytest.raises(ValueError, match=r"logs/run: its physics differ from w/config.json"):
         check_same_setup(run(photons=1000.0), stored, Path("w"), "fix")
+
+
+def test_real_ct_weights_only_keeps_rows_measured_on_the_same_test_data(
+    tmp_path, monkeypatch, capsys
+):
+    """``--weights-only`` keeps FBP and TV rows only where their ``test_hash`` is that of the
+    slices simulated now: a row that records none, or another, is refused with the fix
+    (``--keep-choices``), which re-scores the kept choice and records the hash."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from conftest import REPO_ROOT
+    from learnct.reporting.real_ct import main, read_real_ct, write_real_ct
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from dicom_files import write_dicom
+
+    (tmp_path / "ct" / "test").mkdir(parents=True)
+    c = (np.arange(64) - 31.5) * 2.0
+    for k, radius in enumerate((40.0, 25.0)):
+        disc = np.hypot(c[:, None], c[None, :]) <= radius
+        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
+        write_dicom(tmp_path / "ct" / "test" / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+    out, names = tmp_path / "out", ["s0.dcm", "s1.dcm"]
+    fbp = {"method": "FBP", "chosen": "filter,frequency_scaling=('shepp-logan', 0.5)",
+           "val_psnr": 30.0, "val_grid": "", "n_slices": 2, "psnr": 0.0, "ssim": 0.0,
+           "psnr:s0.dcm": 0.0, "psnr:s1.dcm": 0.0}  # fmt: skip
+    write_real_ct([fbp], names, out, 1e4)  # as written before rows recorded their test data
+    monkeypatch.chdir(REPO_ROOT)  # experiments/fan_lowdose/weights
+    args = ["--root", str(tmp_path / "ct"), "--out", str(out)]
+    with pytest.raises(SystemExit):
+        main([*args, "--weights-only"])
+    assert "FBP were measured on other test data (test_hash not recorded" in capsys.readouterr().err
+    assert main([*args, "--keep-choices"]) == 0
+    rescored = {r["method"]: r for r in read_real_ct(out)}
+    test_hash = rescored["FBP"]["test_hash"]
+    assert len(test_hash) == 16 and rescored["FBP"]["psnr"] > 20
+    assert {r["test_hash"] for r in rescored.values()} == {test_hash}
+    assert "LearnedPrimalDual" in rescored
+    assert main([*args, "--weights-only"]) == 0
+    assert {r["method"]: r for r in read_real_ct(out)}["FBP"] == rescored["FBP"]  # kept
+    csv_path = out / "real_ct.csv"
+    csv_path.write_text(csv_path.read_text().replace(test_hash, "0" * 16, 1))
+    with pytest.raises(SystemExit):
+        main([*args, "--weights-only"])
+    assert f"(test_hash {'0' * 16}, now {test_hash}" in capsys.readouterr().err

@@ -12,7 +12,11 @@ import pytest
 import torch
 
 from conftest import TINY_LGD
+from learnct.evaluation import simulate_test_sets
 from learnct.reporting.table import collect_results, write_report
+from learnct.run import build_physics
+from learnct.run.build import build_datamodule
+from learnct.run.testset_hash import batches_hash
 
 SHORT = ["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.deterministic=true"]
 
@@ -50,6 +54,16 @@ def test_same_seed_same_numbers_and_test_hash_across_runs_and_methods(
     hashes = [r["test_hash"] for r in a.rows]
     assert [r["test_hash"] for r in fbp.rows] == hashes  # same test data for every method
     assert len(set(hashes)) == 2 and all(len(h) == 16 for h in hashes)  # one per test set
+
+    # the same data simulated outside a Trainer (the real-CT table) hash the same
+    cfg = compose_config("train", [*TINY_LGD, *SHORT], tmp_path / "e")
+    preset, operator = build_physics(cfg)
+    datamodule = build_datamodule(cfg, preset, operator)
+    datamodule.setup("test")
+    simulated = simulate_test_sets(datamodule)
+    assert {r["test_set"]: r["test_hash"] for r in a.rows} == {
+        name: batches_hash(batches) for name, batches in simulated.items()
+    }
 
 
 def test_results_record_commit_config_and_versions(

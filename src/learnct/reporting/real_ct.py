@@ -16,7 +16,8 @@ measurements are the fixed test draws of the DataModule.
 ``python -m learnct.reporting.real_ct`` (``make report-real-ct``) writes ``real_ct.csv`` and
 ``real_ct.md`` beside the weights' setup (``experiments/<setup>/``). ``--weights-only``
 re-scores only the learned rows and keeps the FBP and TV rows of the existing ``real_ct.csv``
-(their choice on validation is the slow part and does not depend on the weights);
+(their choice on validation is the slow part and does not depend on the weights), if they were
+measured on the same simulated slices (each row's ``test_hash``);
 ``--keep-choices`` keeps their choices and validation scores but re-scores every row on the
 slices now in ``--root`` (the choice does not depend on the test slices either).
 """
@@ -38,6 +39,7 @@ from learnct.evaluation import per_image_psnr, score, simulate_test_sets
 from learnct.physics.presets import preset_differences, section_preset
 from learnct.reporting.weights import load_weights_config
 from learnct.run.atomic_files import atomic_open
+from learnct.run.testset_hash import batches_hash
 
 if TYPE_CHECKING:
     from learnct.data import FolderDataset
@@ -210,7 +212,9 @@ def real_ct_rows(
     ``val_size`` CT-like validation phantoms (skipped with ``weights_only``; with
     ``kept_choices``, the rows of an earlier table, their choices and validation scores are
     kept and re-scored on the slices of ``root``), then the checkpoints of ``weights`` and of
-    every ``extra_weights`` folder."""
+    every ``extra_weights`` folder. Every row records the ``test_hash`` of the simulated
+    slices (:func:`~learnct.run.testset_hash.batches_hash`: slices, dose, seed and
+    simulation), so that rows kept later can be checked to share them."""
     from omegaconf import OmegaConf
 
     from learnct.data import CTDataModule
@@ -256,7 +260,8 @@ def real_ct_rows(
                 _row(method.result_name, f"{knob}={choice}", val_psnr, tried, method, test, names)
             )
     rows += weights_rows([weights, *extra_weights], operator, test, names, bool(extra_weights))
-    return rows, names, preset.photons
+    test_hash = batches_hash(test)  # the exact measurements scored: what kept rows must share
+    return [{**row, "test_hash": test_hash} for row in rows], names, preset.photons
 
 
 def read_real_ct(folder: Path) -> list[dict[str, Any]]:
@@ -341,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weights-only",
         action="store_true",
         help="re-score only the learned weights and keep the FBP and TV rows of the existing "
-        "real_ct.csv in --out (their validation choice is the slow part)",
+        "real_ct.csv in --out (their validation choice is the slow part); refused where those "
+        "rows were measured on other simulated slices (their test_hash)",
     )
     kept.add_argument(
         "--keep-choices",
@@ -369,8 +375,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.keep_choices:
         kept = []  # re-scored: in rows
     if kept and [k.removeprefix("psnr:") for k in kept[0] if k.startswith("psnr:")] != names:
-        raise ValueError(
-            f"{out}/real_ct.csv has other slices than {args.root}: run without --weights-only"
+        parser.error(
+            f"{out}/real_ct.csv has other slices than {args.root}: run with --keep-choices "
+            "instead of --weights-only"
+        )
+    stale = [k["method"] for k in kept if k.get("test_hash") != rows[0]["test_hash"]]
+    if stale:
+        parser.error(
+            f"{out}/real_ct.csv: the rows of {', '.join(stale)} were measured on other test "
+            f"data (test_hash {kept[0].get('test_hash') or 'not recorded'}, now "
+            f"{rows[0]['test_hash']}: another dose, seed or simulation of the slices); run with "
+            "--keep-choices instead of --weights-only to re-score them"
         )
     rows = kept + rows
     settings = (

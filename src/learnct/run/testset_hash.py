@@ -11,12 +11,13 @@ integrals, and then in the hash.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import lightning as L
 import torch
 
-__all__ = ["TestSetHash", "sample_digest"]
+__all__ = ["TestSetHash", "batches_hash", "sample_digest"]
 
 
 def sample_digest(image: torch.Tensor, sinogram: torch.Tensor) -> bytes:
@@ -27,6 +28,30 @@ def sample_digest(image: torch.Tensor, sinogram: torch.Tensor) -> bytes:
         h.update(str(tuple(a.shape)).encode())
         h.update(a.numpy().tobytes())
     return h.digest()
+
+
+def _add_digests(digests: dict[int, bytes], batch: Any) -> None:
+    """Each sample of a ``CTBatch`` into ``digests``, keyed by its index."""
+    for i, index in enumerate(batch.index.tolist()):
+        digests[int(index)] = sample_digest(batch.image[i], batch.sinogram[i])
+
+
+def _combined(digests: dict[int, bytes]) -> str:
+    """The hash of a test set's sample digests, in index order: 16 hex digits."""
+    h = hashlib.sha256()
+    for index in sorted(digests):
+        h.update(index.to_bytes(8, "little", signed=True) + digests[index])
+    return h.hexdigest()[:16]
+
+
+def batches_hash(batches: Iterable[Any]) -> str:
+    """The ``test_hash`` of simulated ``CTBatch`` es (e.g. one test set of
+    :func:`learnct.evaluation.simulate_test_sets`), as :class:`TestSetHash` hashes the test
+    loader that gives them."""
+    digests: dict[int, bytes] = {}
+    for batch in batches:
+        _add_digests(digests, batch)
+    return _combined(digests)
 
 
 class TestSetHash(L.Callback):
@@ -52,16 +77,11 @@ class TestSetHash(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        digests = self._digests.setdefault(dataloader_idx, {})
-        for i, index in enumerate(batch.index.tolist()):
-            digests[int(index)] = sample_digest(batch.image[i], batch.sinogram[i])
+        _add_digests(self._digests.setdefault(dataloader_idx, {}), batch)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for k, digests in sorted(self._digests.items()):
-            h = hashlib.sha256()
-            for index in sorted(digests):
-                h.update(index.to_bytes(8, "little", signed=True) + digests[index])
-            self.hashes[k] = h.hexdigest()[:16]
+            self.hashes[k] = _combined(digests)
         names = self.names or [str(k) for k in self.hashes]
         params = {f"test_hash/{names[k]}": v for k, v in self.hashes.items() if k < len(names)}
         for logger in trainer.loggers:
