@@ -96,14 +96,33 @@ def read_published(path: Path, setup: str) -> Published | None:
     )
 
 
+def _row(rows: list[dict[str, str]], method: str, test_set: str) -> dict[str, str] | None:
+    return next((r for r in rows if r["method"] == method and r["test_set"] == test_set), None)
+
+
 def _ours(rows: list[dict[str, str]], method: str, test_set: str) -> float | None:
-    for row in rows:
-        if row["method"] == method and row["test_set"] == test_set:
-            try:
-                return float(row["psnr"])
-            except (TypeError, ValueError):
-                return None
-    return None
+    """Our PSNR (dB) of ``method`` on ``test_set`` (``None``: no row, or none recorded)."""
+    row = _row(rows, method, test_set)
+    try:
+        return None if row is None else float(row["psnr"])
+    except (TypeError, ValueError):
+        return None
+
+
+def _steps(rows: list[dict[str, str]], method: str, test_set: str) -> str | None:
+    """The optimiser steps that trained our row's weights, e.g. ``100,000`` (``None``: no
+    row, nothing trained, or not recorded)."""
+    row = _row(rows, method, test_set)
+    try:
+        return format(int(row.get("train_steps") or ""), ",d") if row is not None else None
+    except ValueError:
+        return None
+
+
+def _with_steps(rows: list[dict[str, str]], method: str, test_set: str) -> str:
+    """``method`` followed by its row's training steps where recorded: ``LGD (52,000 steps)``."""
+    steps = _steps(rows, method, test_set)
+    return method if steps is None else f"{method} ({steps} steps)"
 
 
 def _num(value: float | None, spec: str = ".2f") -> str:
@@ -115,17 +134,20 @@ def published_markdown(rows: list[dict[str, str]], published: Published) -> str:
     lines = [
         "## Published numbers",
         "",
-        f"From `{published.path}`; difference = ours - published (dB).",
+        f"From `{published.path}`; difference = ours - published (dB); our steps: the "
+        "optimiser steps that trained our row's weights (`-`: nothing trained, or not "
+        "recorded; the papers trained their learned methods 100k steps).",
         "",
-        "| method | test set | ours (dB) | published (dB) | difference (dB) | source |",
-        "|---|---|---|---|---|---|",
+        "| method | test set | ours (dB) | our steps | published (dB) | difference (dB) | source |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in published.values:
         ours = _ours(rows, v.method, v.test_set)
         diff = None if ours is None else ours - v.psnr
+        steps = _steps(rows, v.method, v.test_set) or "-"
         lines.append(
-            f"| {v.method} | {v.test_set} | {_num(ours)} | {v.psnr:.2f} | {_num(diff, '+.2f')} "
-            f"| {v.source} |"
+            f"| {v.method} | {v.test_set} | {_num(ours)} | {steps} | {v.psnr:.2f} | "
+            f"{_num(diff, '+.2f')} | {v.source} |"
         )
     if published.margins:
         lines += [
@@ -140,9 +162,11 @@ def published_markdown(rows: list[dict[str, str]], published: Published) -> str:
         known = [o for o in others if o is not None]
         margin = None if ours is None or not known else ours - max(known)
         missing = [o for o, v in zip(m.over, others, strict=True) if v is None]
-        above = ", ".join(m.over) + (f" (no row: {', '.join(missing)})" if missing else "")
+        above = ", ".join(_with_steps(rows, o, m.test_set) for o in m.over if o not in missing)
+        above += f" (no row: {', '.join(missing)})" if missing else ""
+        method = _with_steps(rows, m.method, m.test_set)
         lines.append(
-            f"| {m.method} | {m.test_set} | {above} | {_num(margin, '+.2f')} | "
+            f"| {method} | {m.test_set} | {above} | {_num(margin, '+.2f')} | "
             f"> {m.at_least_db:.1f} | {m.source} |"
         )
     used = sorted({e.source for e in (*published.values, *published.margins)})
