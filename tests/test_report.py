@@ -658,12 +658,27 @@ def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, mon
     assert "figures, dose curve and weights not redrawn" in capsys.readouterr().out
 
 
-def test_dose_curve_on_real_ct_slices(tmp_path):
-    """--dose-real-ct: every slice of ROOT/test (DICOM at its physical size) at each dose."""
+def _disc_slices(folder):
+    """Two 64 x 64 DICOM slices of 2 mm pixels in ``folder``: water discs of 40 and 25 mm in
+    air (the real-CT source reads them at their physical size)."""
     import sys
     from pathlib import Path
 
     import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from dicom_files import write_dicom
+
+    folder.mkdir(parents=True)
+    c = (np.arange(64) - 31.5) * 2.0
+    for k, radius in enumerate((40.0, 25.0)):
+        disc = np.hypot(c[:, None], c[None, :]) <= radius
+        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
+        write_dicom(folder / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+
+
+def test_dose_curve_on_real_ct_slices(tmp_path):
+    """--dose-real-ct: every slice of ROOT/test (DICOM at its physical size) at each dose."""
     from omegaconf import OmegaConf
 
     from learnct.methods import FBP
@@ -672,15 +687,7 @@ def test_dose_curve_on_real_ct_slices(tmp_path):
     from learnct.reporting.outputs import write_dose_curve
     from learnct.reporting.run_methods import RunMethod
 
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
-    from dicom_files import write_dicom
-
-    (tmp_path / "ct" / "test").mkdir(parents=True)
-    c = (np.arange(64) - 31.5) * 2.0
-    for k, radius in enumerate((40.0, 25.0)):
-        disc = np.hypot(c[:, None], c[None, :]) <= radius
-        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
-        write_dicom(tmp_path / "ct" / "test" / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+    _disc_slices(tmp_path / "ct" / "test")
     geometry = FanBeamGeometry(image_size=32, n_angles=40, n_detectors=64, pixel_size=4.0)
     preset, operator = PhysicsPreset("small", geometry), RayTransform(geometry)
     cfg = OmegaConf.create({"data": {"_target_": "learnct.data.CTDataModule", "seed": 0}})
@@ -1029,23 +1036,10 @@ def test_real_ct_weights_only_keeps_rows_measured_on_the_same_test_data(
     """``--weights-only`` keeps FBP and TV rows only where their ``test_hash`` is that of the
     slices simulated now: a row that records none, or another, is refused with the fix
     (``--keep-choices``), which re-scores the kept choice and records the hash."""
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-
     from conftest import REPO_ROOT
     from learnct.reporting.real_ct import main, read_real_ct, write_real_ct
 
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
-    from dicom_files import write_dicom
-
-    (tmp_path / "ct" / "test").mkdir(parents=True)
-    c = (np.arange(64) - 31.5) * 2.0
-    for k, radius in enumerate((40.0, 25.0)):
-        disc = np.hypot(c[:, None], c[None, :]) <= radius
-        stored = np.where(disc, 1024 + 40, 24).astype(np.int16)
-        write_dicom(tmp_path / "ct" / "test" / f"s{k}.dcm", stored, spacing=(2.0, 2.0))
+    _disc_slices(tmp_path / "ct" / "test")
     out, names = tmp_path / "out", ["s0.dcm", "s1.dcm"]
     fbp = {"method": "FBP", "chosen": "filter,frequency_scaling=('shepp-logan', 0.5)",
            "val_psnr": 30.0, "val_grid": "", "n_slices": 2, "psnr": 0.0, "ssim": 0.0,
