@@ -23,6 +23,7 @@ def _write(folder, rows, age_s=0.0):
         "test_set",
         "n_images",
         "train_steps",
+        "trained_on",
         "psnr",
         "ssim",
         "ms_per_slice",
@@ -1063,3 +1064,20 @@ def test_real_ct_weights_only_keeps_rows_measured_on_the_same_test_data(
     with pytest.raises(SystemExit):
         main([*args, "--weights-only"])
     assert f"(test_hash {'0' * 16}, now {test_hash}" in capsys.readouterr().err
+
+
+def test_weights_trained_on_other_data_are_left_out_of_the_setups_table(tmp_path):
+    """A CT-like fine-tune of LPD (``trained_on`` ctlike), newer and as large as the
+    ellipse-trained row, does not replace it: the table compares methods trained on ellipses;
+    the left-out run is named. A row that records no training data (older runs) counts."""
+    logs = tmp_path / "logs"
+    row = {"method": "LearnedPrimalDual", "physics": "fan_lowdose", "test_set": "ellipses"}
+    row = {**row, "n_images": "64", "ssim": "0.9"}
+    _write(logs / "lpd" / "runs" / "a", [{**row, "psnr": "42.13", "trained_on": "ellipses"}], 100)
+    _write(logs / "ctlike_lpd" / "runs" / "b", [{**row, "psnr": "40.00", "trained_on": "ctlike"}])
+    rows, problems = collect_results(logs, "fan_lowdose")
+    assert [r["psnr"] for r in rows] == ["42.13"]
+    (problem,) = problems
+    assert "ctlike_lpd/runs/b: its weights were trained on ctlike data, not ellipses" in problem
+    _write(logs / "old" / "runs" / "c", [{**row, "psnr": "41.00"}])  # newest, no record
+    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["41.00"]

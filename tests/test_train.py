@@ -68,6 +68,8 @@ def test_experiment_runs_end_to_end(experiment, tmp_path, train_cfg, run_config)
         assert 15 < row["fbp_psnr"] < 45  # the same FBP baseline in every run
         # fast_dev_run: one optimiser step; FBP and TV train nothing
         assert row["train_steps"] == (None if experiment in ("fbp", "tv", "tv_wls") else 1)
+        # ... on the data config's training source (the weights in memory: none was saved)
+        assert row["trained_on"] == (None if experiment in ("fbp", "tv", "tv_wls") else "ellipses")
     with open(tmp_path / "results.csv") as fh:
         written = list(csv.DictReader(fh))
     assert [r["method"] for r in written] == [rows[0]["method"]] * 2
@@ -275,6 +277,7 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
         eval_cfg(["experiment=lgd", *small, f"ckpt_path={warm_ckpt}"], tmp_path / "t")
     )
     assert [r["train_steps"] for r in tested.rows] == [3, 3]
+    assert [r["trained_on"] for r in tested.rows] == ["ellipses"] * 2  # as its checkpoint says
 
     with pytest.raises(ConfigError, match=r"does not fit.*trained with: model\.hidden=32"):
         run_config(train_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))

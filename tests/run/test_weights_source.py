@@ -20,13 +20,15 @@ def _checkpoint(path, steps_before, global_step, source=None):
 
 
 def test_a_fresh_run_and_a_warm_start_name_what_they_start_from(tmp_path):
-    fresh = source_record(OmegaConf.create({}), IDENTITY, "abc1234", None)
+    cfg = OmegaConf.create({"data": {"source": "ctlike"}})
+    fresh = source_record(cfg, IDENTITY, "abc1234", None)
     assert fresh == {
         "run_id": "run2",
         "task_name": "lpd",
         "started": "2026-12-01T10:00:00",
         "commit": "abc1234",
         "command": None,  # not run by Hydra
+        "data_source": "ctlike",
         "started_from": None,
     }
     first = {**fresh, "run_id": "run1"}
@@ -49,3 +51,16 @@ def test_a_resume_keeps_its_start_also_from_a_checkpoint_saved_before_sources(tm
     assert alone == {"checkpoint": None, "steps": 500, "source": None}
     scratch = _checkpoint(tmp_path / "scratch.ckpt", 0, 20)
     assert source_record(cfg, IDENTITY, "abc", scratch)["started_from"] is None
+
+
+def test_a_checkpoint_names_the_data_its_weights_trained_on(tmp_path):
+    """``training_source``: the source record's ``data_source``; ``None`` for a checkpoint
+    saved before records named it."""
+    from learnct.methods.checkpoints import read_checkpoint, training_source
+
+    record = source_record(OmegaConf.create({"data": {"source": "ctlike"}}), IDENTITY, "a", None)
+    new = _checkpoint(tmp_path / "new.ckpt", 0, 5, source=record)
+    old = _checkpoint(tmp_path / "old.ckpt", 0, 5, source={"run_id": "x", "started_from": None})
+    assert training_source(read_checkpoint(new)) == "ctlike"
+    assert training_source(read_checkpoint(old)) is None
+    assert training_source(read_checkpoint(_checkpoint(tmp_path / "none.ckpt", 0, 5))) is None

@@ -55,6 +55,7 @@ from learnct.methods.checkpoints import (
     steps_after,
     steps_before,
     trained_steps,
+    training_source,
 )
 from learnct.methods.fast_path import (
     check_fast_path,
@@ -201,6 +202,9 @@ class ReconstructionMethod(L.LightningModule):
         #: the run training these weights (:func:`~learnct.methods.checkpoints.weights_source`),
         #: saved in every checkpoint; set by ``learnct-train``
         self.weights_source: dict[str, Any] | None = None
+        #: the data the weights in the module were last trained on (``data.source``): what a
+        #: results row reports as ``trained_on`` (``None``: untrained, or not recorded)
+        self.trained_on: str | None = None
 
     @classmethod
     def from_pretrained(
@@ -515,10 +519,12 @@ class ReconstructionMethod(L.LightningModule):
         ``drop_instance_norm_statistics``): the unused running statistics are left out; the
         weights of a related architecture are made to fit (:meth:`adapt_state_dict`), except
         when resuming training (``optimizer_states``: their moments keep the old shapes).
-        The steps that trained the weights come along (``steps_before``, ``trained_steps``),
+        The steps that trained the weights come along (``steps_before``, ``trained_steps``,
+        and the data they trained on, ``trained_on``),
         and a resumed run's ``val/psnr_best`` (saved beside them: metric states are not)."""
         self.steps_before = steps_before(checkpoint)
         self.trained_steps = trained_steps(checkpoint)
+        self.trained_on = training_source(checkpoint)
         best = checkpoint.get("learnct", {}).get(VAL_PSNR_BEST_KEY)
         if best is not None and checkpoint.get("optimizer_states"):  # a resumed run's best so far
             self.val_psnr_best.update(torch.tensor(best, device=self.val_psnr_best.device))
@@ -600,9 +606,11 @@ class ReconstructionMethod(L.LightningModule):
             moments_in_parameter_strides(optimizer)
 
     def on_train_end(self) -> None:
-        """The weights in memory have had this run's steps on top of those it started from."""
+        """The weights in memory have had this run's steps on top of those it started from,
+        on this run's data."""
         super().on_train_end()
         self.trained_steps = steps_after(self.steps_before, self.trainer.global_step)
+        self.trained_on = (self.weights_source or {}).get("data_source")
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer

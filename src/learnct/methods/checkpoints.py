@@ -52,6 +52,7 @@ __all__ = [
     "steps_before",
     "stored_settings",
     "trained_steps",
+    "training_source",
     "weights_source",
 ]
 
@@ -353,6 +354,14 @@ def weights_source(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     identity = checkpoint.get("learnct")
     source = identity.get("source") if isinstance(identity, dict) else None
     return source if isinstance(source, dict) else None
+
+
+def training_source(checkpoint: dict[str, Any]) -> str | None:
+    """The data a checkpoint's weights were last trained on (its run's ``data.source``, e.g.
+    ``ellipses`` or ``ctlike``: :func:`weights_source`); ``None`` where not recorded (weights
+    saved before checkpoints recorded it)."""
+    source = (weights_source(checkpoint) or {}).get("data_source")
+    return source if isinstance(source, str) else None
 
 
 def trained_steps(checkpoint: dict[str, Any]) -> int | None:

@@ -28,6 +28,7 @@ from learnct.run.results import (
 __all__ = [
     "COLUMNS",
     "ROUNDING",
+    "TABLE_TRAINING_SOURCE",
     "collect_results",
     "keep_committed",
     "physics_changes",
@@ -40,6 +41,12 @@ __all__ = [
 
 #: decimals of the numbers shown (report tables, dashboard): PSNR in dB, SSIM, ms per slice
 ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1, "fbp_psnr": 2, "fbp_ssim": 4}
+
+#: the training data a setup's table compares learned methods on: random ellipses
+#: (``data=ellipses``, the papers' setup). A row of weights trained on other data (its
+#: ``trained_on``, e.g. ``ctlike``: CT-like fine-tunes, committed under a setup name of their
+#: own and compared on real CT by ``learnct.reporting.real_ct``) is left out, named.
+TABLE_TRAINING_SOURCE = "ellipses"
 
 #: the report's columns: a run's results fields (:data:`RESULT_FIELDS`) without the setup (one
 #: table per setup), FBP's SSIM and the Python version; then the run's command. FBP's PSNR on
@@ -112,12 +119,14 @@ def collect_results(
     """One row per (method, test set) for ``setup``: the run with the most test images, the
     most recent of equals; and messages on what was skipped (unreadable files, sweep jobs
     under ``multiruns/``, runs whose physics are not the preset's:
-    :func:`physics_difference`, ``exclude`` patterns that matched nothing). ``exclude``: glob
+    :func:`physics_difference`, weights trained on other data than
+    :data:`TABLE_TRAINING_SOURCE`, ``exclude`` patterns that matched nothing). ``exclude``: glob
     patterns of run folders relative to ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or
     ``lpd/runs/2026-11-26*``) to leave out; a pattern that matches a folder leaves out every
     run under it."""
     best: dict[tuple[str, str], tuple[tuple[int, float], dict[str, str]]] = {}
     problems, used, sweep_jobs = [], set(), []
+    other_data: dict[str, str] = {}  # run folder -> the data its weights trained on
     for path in find_results(log_dir):
         run = path.parent.relative_to(log_dir)
         if "multiruns" in run.parts[:-1]:  # <task>/multiruns/<start>/<job>
@@ -153,6 +162,9 @@ def collect_results(
             row["_folder"] = row["run_dir"] = str(path.parent)
             if row["physics"] != setup:
                 continue
+            if row.get("trained_on") not in (None, "", TABLE_TRAINING_SOURCE):
+                other_data.setdefault(str(path.parent), row["trained_on"])
+                continue
             key = (row["method"], row["test_set"])
             rank = (n_images(row), stamp)
             if key not in best or rank > best[key][0]:
@@ -163,6 +175,12 @@ def collect_results(
             "chooses on validation, so the table takes single runs; test the chosen point with "
             "make train or make eval"
         )
+    problems += [
+        f"left out {folder}: its weights were trained on {source} data, not "
+        f"{TABLE_TRAINING_SOURCE} (the setup's table compares methods trained on "
+        f"{TABLE_TRAINING_SOURCE}; CT-like weights: python -m learnct.reporting.real_ct)"
+        for folder, source in other_data.items()
+    ]
     problems += [
         f"--exclude {pattern!r} matched no run folder under {log_dir}/ (patterns are relative "
         "to it, e.g. 'eval_*')"

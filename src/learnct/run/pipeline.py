@@ -246,6 +246,7 @@ def _test(
         "method": model.result_name,
         "physics": datamodule.physics.name,
         "train_steps": model.trained_steps if getattr(model, "trainable", True) else None,
+        "trained_on": model.trained_on if getattr(model, "trainable", True) else None,
         "device": str(tester.strategy.root_device),
         "run_dir": cfg.paths.output_dir,
         **provenance,

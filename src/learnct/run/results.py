@@ -60,13 +60,15 @@ TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 #: One row per (run, test set). psnr/ssim: per-image means (dB; data range max - min of the
 #: truth); ms_per_slice: reconstruction time after warm-up; fbp_*: FBP on the same data;
 #: train_steps: the optimiser steps that trained the tested weights, those of the weights it
-#: started from (``init_weights``) included (empty for FBP and TV); test_hash: digest of the
-#: test images and noise; the rest: where and with what it ran.
+#: started from (``init_weights``) included (empty for FBP and TV); trained_on: the data they
+#: were last trained on (``data.source``; empty for FBP and TV, or not recorded); test_hash:
+#: digest of the test images and noise; the rest: where and with what it ran.
 RESULT_FIELDS = (
     "method",
     "physics",
     "n_images",
     "train_steps",
+    "trained_on",
     "test_set",
     *TEST_METRICS,
     "device",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from learnct.run.command_line import command_line, task_overrides
 from learnct.run.identity import RunIdentity
@@ -20,9 +20,10 @@ __all__ = ["source_record"]
 def source_record(
     cfg: DictConfig, identity: RunIdentity, commit: str, resume: Path | None
 ) -> dict[str, Any]:
-    """``{"run_id", "task_name", "started", "commit", "command", "started_from"}``: the run's
-    id (``run.json``), its task and start, the code's commit, this process's command line
-    (``learnct-train`` and its Hydra overrides; ``None`` outside Hydra) and, for weights that
+    """``{"run_id", "task_name", "started", "commit", "command", "data_source",
+    "started_from"}``: the run's id (``run.json``), its task and start, the code's commit, this
+    process's command line (``learnct-train`` and its Hydra overrides; ``None`` outside Hydra),
+    the data it trains on (``data.source``: ``ellipses``, ``ctlike``, ...) and, for weights that
     started from trained ones, ``{"checkpoint", "steps", "source"}``: the ``init_weights``
     path, the optimiser steps that trained it and its own record (``None``: not recorded).
     A resumed run keeps the ``started_from`` of the checkpoint it continues (for one saved
@@ -41,6 +42,7 @@ def source_record(
         "started": identity.get("started"),
         "commit": commit,
         "command": None if overrides is None else command_line("learnct-train", overrides),
+        "data_source": OmegaConf.select(cfg, "data.source"),
         "started_from": None,
     }
     continued = read_checkpoint(resume) if resume is not None else None
