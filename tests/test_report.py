@@ -833,6 +833,17 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     assert "Not tested on any scan" not in card
     with pytest.raises(ValueError, match="no run folders given"):
         weights_from_runs([], out)
+    # the run's results say what its weights trained on (make report keeps them apart)
+    with open(run / "results.csv") as fh:
+        assert {r["trained_on"] for r in csv.DictReader(fh)} == {"ctlike"}
+    # one weights folder, one physics: a run at another dose is refused, naming the dose
+    other = tmp_path / "logs" / "lpd" / "runs" / "c"
+    lpd = ["experiment=lpd", "model.n_iter=1", "trainer.max_steps=1"]
+    train_run(other, [*lpd, "trainer.val_check_interval=1", *doses, "physics.photons=1000"])
+    with pytest.raises(
+        ValueError, match=r"runs/c: its physics differ .*photons 1000.0 \(10000.0\)"
+    ):
+        weights_from_runs([run, other], tmp_path / "experiments" / "mixed", n_images=2)
 
 
 @pytest.mark.slow
@@ -1050,7 +1061,7 @@ def test_real_ct_weights_only_keeps_rows_measured_on_the_same_test_data(
     args = ["--root", str(tmp_path / "ct"), "--out", str(out)]
     with pytest.raises(SystemExit):
         main([*args, "--weights-only"])
-    assert "FBP were measured on other test data (test_hash not recorded" in capsys.readouterr().err
+    assert "rows of FBP (not recorded) were measured on other test data" in capsys.readouterr().err
     assert main([*args, "--keep-choices"]) == 0
     rescored = {r["method"]: r for r in read_real_ct(out)}
     test_hash = rescored["FBP"]["test_hash"]
@@ -1063,21 +1074,33 @@ def test_real_ct_weights_only_keeps_rows_measured_on_the_same_test_data(
     csv_path.write_text(csv_path.read_text().replace(test_hash, "0" * 16, 1))
     with pytest.raises(SystemExit):
         main([*args, "--weights-only"])
-    assert f"(test_hash {'0' * 16}, now {test_hash}" in capsys.readouterr().err
+    assert f"FBP ({'0' * 16}) were measured on other test data than now (test_hash {test_hash}" in (
+        capsys.readouterr().err
+    )
 
 
 def test_weights_trained_on_other_data_are_left_out_of_the_setups_table(tmp_path):
     """A CT-like fine-tune of LPD (``trained_on`` ctlike), newer and as large as the
-    ellipse-trained row, does not replace it: the table compares methods trained on ellipses;
-    the left-out run is named. A row that records no training data (older runs) counts."""
+    ellipse-trained row, does not replace it in a table of ellipse-trained weights (the
+    committed weights' ``data.source``); the left-out run is named. A row that records no
+    training data (older runs) counts; with no committed weights every row counts."""
     logs = tmp_path / "logs"
     row = {"method": "LearnedPrimalDual", "physics": "fan_lowdose", "test_set": "ellipses"}
     row = {**row, "n_images": "64", "ssim": "0.9"}
     _write(logs / "lpd" / "runs" / "a", [{**row, "psnr": "42.13", "trained_on": "ellipses"}], 100)
     _write(logs / "ctlike_lpd" / "runs" / "b", [{**row, "psnr": "40.00", "trained_on": "ctlike"}])
-    rows, problems = collect_results(logs, "fan_lowdose")
+    rows, problems = collect_results(logs, "fan_lowdose", trained_on="ellipses")
     assert [r["psnr"] for r in rows] == ["42.13"]
     (problem,) = problems
     assert "ctlike_lpd/runs/b: its weights were trained on ctlike data, not ellipses" in problem
+    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["40.00"]
     _write(logs / "old" / "runs" / "c", [{**row, "psnr": "41.00"}])  # newest, no record
-    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose")[0]] == ["41.00"]
+    assert [r["psnr"] for r in collect_results(logs, "fan_lowdose", [], "ellipses")[0]] == ["41.00"]
+    # make report takes the kind of data from the committed weights' config.json
+    (logs / "old" / "runs" / "c" / "results.csv").unlink()
+    out = tmp_path / "exp"
+    (out / "fan_lowdose" / "weights").mkdir(parents=True)
+    (out / "fan_lowdose" / "weights" / "config.json").write_text('{"data": {"source": "ctlike"}}')
+    main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
+    with open(out / "fan_lowdose" / "results.csv") as fh:
+        assert [(r["psnr"], r["trained_on"]) for r in csv.DictReader(fh)] == [("40.00", "ctlike")]

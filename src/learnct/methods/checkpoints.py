@@ -391,7 +391,8 @@ def apply_weights(
 ) -> int | None:
     """Copy the weights of a checked ``checkpoint`` (read from ``path``) into ``model`` after
     ``check_architecture``, and record the optimiser steps that trained them as the model's
-    ``steps_before`` and ``trained_steps`` (a run from them counts on); returns that count
+    ``steps_before`` and ``trained_steps`` (a run from them counts on) and the data they
+    trained on as its ``trained_on`` (:func:`training_source`); returns that count
     (:func:`trained_steps`; ``None``: not recorded, and so unknown for the run too)."""
     state, notes = _fitted_state(model, checkpoint, path)
     for note in notes:
@@ -399,4 +400,5 @@ def apply_weights(
     model.load_state_dict(state)  # casts float16 weights to the model's dtype
     steps = trained_steps(checkpoint)
     model.steps_before = model.trained_steps = steps
+    model.trained_on = training_source(checkpoint)
     return steps

@@ -50,7 +50,7 @@ from learnct.reporting.table import (
     write_report,
 )
 from learnct.reporting.weights import WEIGHTS_MAX_MB, update_weightless_checks
-from learnct.run.results import ResultsError
+from learnct.run.results import ResultsError, weights_folder_source
 
 __all__ = ["main"]
 
@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.exit(1, f"make report: {err}\n")
         print("written: " + (", ".join(str(p) for p in cards) or "no committed weights"))
         return
-    rows, problems = collect_results(Path(args.logs), args.setup, args.exclude)
+    # the kind of training data the table compares: that of its committed weights
+    trained_on = weights_folder_source(Path(args.out) / args.setup / "weights")
+    rows, problems = collect_results(Path(args.logs), args.setup, args.exclude, trained_on)
     for problem in problems:
         print(problem)
     if not args.replace:

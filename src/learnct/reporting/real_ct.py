@@ -36,8 +36,8 @@ import torch
 
 from learnct.config_names import FILTERS
 from learnct.evaluation import per_image_psnr, score, simulate_test_sets
-from learnct.physics.presets import preset_differences, section_preset
-from learnct.reporting.weights import load_weights_config
+from learnct.physics.presets import preset_differences
+from learnct.reporting.weights import load_weights_config, stored_preset
 from learnct.run.atomic_files import atomic_open
 from learnct.run.testset_hash import batches_hash
 
@@ -119,11 +119,11 @@ def weights_rows(
     )
     from learnct.methods.pretrained import checkpoint_method
 
-    physics = section_preset(load_weights_config(folders[0])["physics"])
+    physics = stored_preset(load_weights_config(folders[0]), folders[0] / "config.json")
     candidates = []
     for weights in folders:
         stored = load_weights_config(weights)
-        changes = preset_differences(section_preset(stored["physics"]), physics)
+        changes = preset_differences(stored_preset(stored, weights / "config.json"), physics)
         if changes:
             named = ", ".join(f"{k} {ours} ({theirs})" for k, ours, theirs in changes)
             raise ValueError(
@@ -235,6 +235,7 @@ def real_ct_rows(
     )
     dm.setup("test")
     test = simulate_test_sets(dm)["folder"]
+    test_hash = batches_hash(test)  # the exact measurements scored: what kept rows must share
     names = slice_names(dm.datasets["test"][0].dataset)
     makers = _classical(operator, preset.mu)
     rows = []
@@ -260,7 +261,6 @@ def real_ct_rows(
                 _row(method.result_name, f"{knob}={choice}", val_psnr, tried, method, test, names)
             )
     rows += weights_rows([weights, *extra_weights], operator, test, names, bool(extra_weights))
-    test_hash = batches_hash(test)  # the exact measurements scored: what kept rows must share
     return [{**row, "test_hash": test_hash} for row in rows], names, preset.photons
 
 
@@ -379,13 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{out}/real_ct.csv has other slices than {args.root}: run with --keep-choices "
             "instead of --weights-only"
         )
-    stale = [k["method"] for k in kept if k.get("test_hash") != rows[0]["test_hash"]]
+    stale = [k for k in kept if k.get("test_hash") != rows[0]["test_hash"]]
     if stale:
+        named = ", ".join(f"{k['method']} ({k.get('test_hash') or 'not recorded'})" for k in stale)
         parser.error(
-            f"{out}/real_ct.csv: the rows of {', '.join(stale)} were measured on other test "
-            f"data (test_hash {kept[0].get('test_hash') or 'not recorded'}, now "
-            f"{rows[0]['test_hash']}: another dose, seed or simulation of the slices); run with "
-            "--keep-choices instead of --weights-only to re-score them"
+            f"{out}/real_ct.csv: the rows of {named} were measured on other test data than now "
+            f"(test_hash {rows[0]['test_hash']}: another dose, seed or simulation of the "
+            "slices, or the float rounding of another machine); run with --keep-choices "
+            "instead of --weights-only to re-score them"
         )
     rows = kept + rows
     settings = (

@@ -92,7 +92,9 @@ def remeasure_weights(out: Path) -> list[str]:
 def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
     """The learned methods of ``runs`` (one per method, each with its checkpoint) and the
     first run's config (test source set to its validation source), physics and operator."""
+    from learnct.physics.presets import preset_differences
     from learnct.reporting.run_methods import load_run_config, load_run_method
+    from learnct.reporting.weights import stored_preset
     from learnct.run.build import build_physics
 
     if not runs:
@@ -107,9 +109,21 @@ def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"two runs of one method among {names}: give one run per method")
+    physics = stored_preset(
+        OmegaConf.to_container(reference, resolve=True), Path(runs[0]) / "config.json"
+    )
     for method in methods:
         if method.checkpoint is None:
             raise ValueError(f"{method.folder}: {method.name} has no weights to commit")
+        mine = stored_preset(
+            OmegaConf.to_container(method.cfg, resolve=True), method.folder / "config.json"
+        )
+        if changes := preset_differences(mine, physics):
+            named = ", ".join(f"{k} {ours} ({theirs})" for k, ours, theirs in changes)
+            raise ValueError(
+                f"{method.folder}: its physics differ from {runs[0]}'s ({named}): one weights "
+                "folder holds weights of one physics (its config.json records them)"
+            )
         print(f"{method.name}: {method.checkpoint}", flush=True)
     return methods, reference, preset, operator
 

@@ -28,7 +28,6 @@ from learnct.run.results import (
 __all__ = [
     "COLUMNS",
     "ROUNDING",
-    "TABLE_TRAINING_SOURCE",
     "collect_results",
     "keep_committed",
     "physics_changes",
@@ -41,12 +40,6 @@ __all__ = [
 
 #: decimals of the numbers shown (report tables, dashboard): PSNR in dB, SSIM, ms per slice
 ROUNDING = {"psnr": 2, "ssim": 4, "ms_per_slice": 1, "fbp_psnr": 2, "fbp_ssim": 4}
-
-#: the training data a setup's table compares learned methods on: random ellipses
-#: (``data=ellipses``, the papers' setup). A row of weights trained on other data (its
-#: ``trained_on``, e.g. ``ctlike``: CT-like fine-tunes, committed under a setup name of their
-#: own and compared on real CT by ``learnct.reporting.real_ct``) is left out, named.
-TABLE_TRAINING_SOURCE = "ellipses"
 
 #: the report's columns: a run's results fields (:data:`RESULT_FIELDS`) without the setup (one
 #: table per setup), FBP's SSIM and the Python version; then the run's command. FBP's PSNR on
@@ -114,13 +107,14 @@ def physics_difference(folder: Path, setup: str) -> str | None:
 
 
 def collect_results(
-    log_dir: Path, setup: str, exclude: Sequence[str] = ()
+    log_dir: Path, setup: str, exclude: Sequence[str] = (), trained_on: str | None = None
 ) -> tuple[list[dict[str, str]], list[str]]:
     """One row per (method, test set) for ``setup``: the run with the most test images, the
     most recent of equals; and messages on what was skipped (unreadable files, sweep jobs
     under ``multiruns/``, runs whose physics are not the preset's:
-    :func:`physics_difference`, weights trained on other data than
-    :data:`TABLE_TRAINING_SOURCE`, ``exclude`` patterns that matched nothing). ``exclude``: glob
+    :func:`physics_difference`, weights trained on other data than ``trained_on``, e.g.
+    CT-like fine-tunes beside ellipse-trained rows: a row's ``trained_on``, where recorded;
+    ``None``: any, ``exclude`` patterns that matched nothing). ``exclude``: glob
     patterns of run folders relative to ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or
     ``lpd/runs/2026-11-26*``) to leave out; a pattern that matches a folder leaves out every
     run under it."""
@@ -162,7 +156,7 @@ def collect_results(
             row["_folder"] = row["run_dir"] = str(path.parent)
             if row["physics"] != setup:
                 continue
-            if row.get("trained_on") not in (None, "", TABLE_TRAINING_SOURCE):
+            if trained_on is not None and row.get("trained_on") not in (None, "", trained_on):
                 other_data.setdefault(str(path.parent), row["trained_on"])
                 continue
             key = (row["method"], row["test_set"])
@@ -176,9 +170,11 @@ def collect_results(
             "make train or make eval"
         )
     problems += [
-        f"left out {folder}: its weights were trained on {source} data, not "
-        f"{TABLE_TRAINING_SOURCE} (the setup's table compares methods trained on "
-        f"{TABLE_TRAINING_SOURCE}; CT-like weights: python -m learnct.reporting.real_ct)"
+        f"left out {folder}: its weights were trained on {source} data, not {trained_on} as "
+        f"the {setup} table's (a table compares methods trained on one kind of data; commit "
+        "them under a setup name of their own: python -m learnct.reporting.run_weights --out "
+        f"experiments/{setup}_{source}; CT-like ones are compared on real CT by make "
+        "report-real-ct)"
         for folder, source in other_data.items()
     ]
     problems += [

@@ -42,6 +42,7 @@ __all__ = [
     "load_weights_config",
     "read_check_rows",
     "remeasure_checks",
+    "stored_preset",
     "strip_checkpoint",
     "update_weightless_checks",
     "verify_weights",
@@ -269,6 +270,21 @@ def _differ(run: Any, stored: Any) -> bool:
     return run != stored
 
 
+def stored_preset(stored: dict[str, Any], path: Path) -> Any:
+    """The physics preset a stored config (``path``: a run's or a weights folder's
+    ``config.json``) records in its ``physics`` section
+    (:func:`~learnct.physics.presets.section_preset`); ``ValueError`` naming ``path``."""
+    from learnct.physics.presets import section_preset
+
+    section = stored.get("physics")
+    try:
+        if not isinstance(section, dict):
+            raise ValueError("it has no physics section")
+        return section_preset(section)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
 def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fix: str) -> None:
     """Raise ``ValueError`` when the run of ``method`` differs from ``folder/config.json``
     (``stored``) in its physics (what they measure:
@@ -277,11 +293,14 @@ def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fi
     the command that writes the whole folder."""
     from omegaconf import OmegaConf
 
-    from learnct.physics.presets import preset_differences, section_preset
+    from learnct.physics.presets import preset_differences
 
     mine = OmegaConf.to_container(method.cfg, resolve=True)
     mine["data"] = {k: v for k, v in mine.get("data", {}).items() if k not in LOADER_KEYS}
-    physics = (section_preset(mine["physics"]), section_preset(stored["physics"]))
+    physics = (
+        stored_preset(mine, method.folder / "config.json"),
+        stored_preset(stored, folder / "config.json"),
+    )
     differ = ["physics"] if preset_differences(*physics) else []
     differ += [k for k in ("data", "seed") if _differ(mine.get(k), stored.get(k))]
     if differ:

@@ -47,6 +47,7 @@ from learnct.run.results import (
     TEST_METRICS,
     TESTED_KEY,
     tested_record,
+    weights_folder_source,
     write_results,
 )
 from learnct.run.resume import check_time_left, resolve_resume
@@ -197,6 +198,7 @@ def _fit(
     # process; in spawned or forked workers they stay unknown (their module attributes do
     # not come back), unless the test loads a checkpoint, which records them
     model.trained_steps = None
+    model.trained_on = (model.weights_source or {}).get("data_source")  # known here already
     # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     _mark_if_finished(cfg, trainer, identity)
@@ -246,7 +248,7 @@ def _test(
         "method": model.result_name,
         "physics": datamodule.physics.name,
         "train_steps": model.trained_steps if getattr(model, "trainable", True) else None,
-        "trained_on": model.trained_on if getattr(model, "trainable", True) else None,
+        "trained_on": _trained_on(model, checkpoint),
         "device": str(tester.strategy.root_device),
         "run_dir": cfg.paths.output_dir,
         **provenance,
@@ -398,6 +400,18 @@ def _prepare(
             raise ConfigError(f"init_weights: {err}") from err
         known = "not recorded" if steps is None else steps
         print(f"starting from the weights of {cfg.init_weights} (steps trained: {known})")
+
+
+def _trained_on(model: Any, checkpoint: str | Path | None) -> str | None:
+    """The data the tested weights were last trained on: as their checkpoint records it, else
+    as the committed weights folder holding the checkpoint does
+    (:func:`~learnct.run.results.weights_folder_source`: checkpoints saved before the record);
+    ``None`` for methods with nothing to train, or where unknown."""
+    if not getattr(model, "trainable", True):
+        return None
+    if model.trained_on is None and checkpoint:
+        return weights_folder_source(Path(checkpoint).parent)
+    return model.trained_on
 
 
 def _check_started_from(init_weights: str, resume: Path) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "tested_checkpoint",
     "tested_record",
     "validation_points",
+    "weights_folder_source",
     "write_results",
 ]
 
@@ -164,6 +165,21 @@ def read_run_config(folder: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ResultsError(f"{path}: not a config (a JSON object)")
     return config
+
+
+def weights_folder_source(folder: Path) -> str | None:
+    """The data the weights of a committed weights folder (``experiments/<setup>/weights``)
+    were trained on: its ``config.json``'s ``data.source`` (e.g. ``ellipses``, ``ctlike``).
+    ``None`` where ``folder`` has no readable ``config.json`` naming one (a run's
+    ``checkpoints/`` folder, or a checkpoint kept anywhere else)."""
+    if not (Path(folder) / CONFIG_FILE).is_file():
+        return None
+    try:
+        data = read_run_config(folder).get("data")
+    except ResultsError:
+        return None
+    source = data.get("source") if isinstance(data, dict) else None
+    return source if isinstance(source, str) else None
 
 
 #: The ``config.json`` key of the checkpoint a run tested (:func:`tested_record`).
