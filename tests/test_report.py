@@ -649,6 +649,7 @@ def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, mon
         "run_dir": relative,
         "learnct_version": "",
         "train_steps": "",
+        "trained_on": "",
         "fbp_psnr": "",
     }
     assert (
