@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -189,10 +190,119 @@ def test_a_sitting_by_time_ends_at_the_step_that_passes_it(
     assert "sitting ended at step 2 of 4" in capsys.readouterr().out
 
 
+INTERRUPTER = '''
+import os
+import signal
+import lightning as L
+
+class Interrupter(L.Callback):
+    """At the end of step ``step``, before the sitting's own callback: raise (a crash) or send
+    this process ``signal`` ``times`` times."""
+
+    def __init__(self, step, signal=None, times=1):
+        self.step, self.signal, self.times = step, signal, times
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step != self.step:
+            return
+        if self.signal is None:
+            raise RuntimeError("killed")
+        for _ in range(self.times):
+            os.kill(os.getpid(), getattr(signal, self.signal))
+'''
+
+
+@pytest.fixture
+def interrupter(tmp_path):
+    """The overrides of a sitting with :data:`INTERRUPTER` (importable from ``tmp_path``); the
+    process's SIGINT/SIGTERM handlers put back afterwards (Lightning ignores SIGINT after a
+    KeyboardInterrupt)."""
+    (tmp_path / "interrupter.py").write_text(INTERRUPTER)
+    sys.path.insert(0, str(tmp_path))
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def overrides(step: int, signal_name: str | None = None, times: int = 1) -> list[str]:
+        return [
+            "+callbacks.interrupter._target_=interrupter.Interrupter",
+            f"+callbacks.interrupter.step={step}",
+            f"+callbacks.interrupter.signal={signal_name or 'null'}",
+            f"+callbacks.interrupter.times={times}",
+        ]
+
+    yield overrides
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("interrupter", None)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_a_killed_sitting_keeps_its_last_save_on_the_way(
+    compose_config, run_config, tmp_path, capsys, interrupter
+):
+    """``sitting_save_minutes``: the sitting saves its checkpoint and curve on the way (here
+    after every step) and goes on; killed at step 3, it keeps step 2, which the same command
+    continues."""
+    sit = tmp_path / "sit"
+    command = [*TINY_LPD, f"sitting_dir={sit}", "sitting_steps=4", "test=false"]
+    saving = [*command, "sitting_save_minutes=1e-7"]
+    with pytest.raises(RuntimeError, match="killed"):
+        run_config(compose_config("train", [*saving, *interrupter(3)], tmp_path / "first"))
+    assert torch.load(sit / "last.ckpt", weights_only=True)["global_step"] == 2
+    curve = (sit / "curve.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in curve[1:]] == ["2"]  # validated at step 2
+    out = capsys.readouterr().out
+    assert "sitting: step 1 saved" in out and "sitting: step 2 saved" in out
+    run_config(compose_config("train", command, tmp_path / "second"))
+    out = capsys.readouterr().out
+    assert "(step 2)" in out and "sitting: step 4 saved" in out  # the schedule's end
+    curve = (sit / "curve.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in curve[1:]] == ["2", "4"]
+
+
+def test_without_saves_on_the_way_a_killed_sitting_keeps_nothing(
+    compose_config, run_config, tmp_path, interrupter
+):
+    sit = tmp_path / "sit"
+    command = [*TINY_LPD, f"sitting_dir={sit}", "sitting_steps=4", "sitting_save_minutes=null"]
+    with pytest.raises(RuntimeError, match="killed"):
+        run_config(compose_config("train", [*command, *interrupter(3)], tmp_path))
+    assert not (sit / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_saves_the_sitting_at_the_end_of_its_step(
+    compose_config, run_config, tmp_path, capsys, interrupter, signal_name
+):
+    """Ctrl-C or SIGTERM: the sitting ends at the end of that step, saved, and cleanly (no
+    test: the schedule has not ended); the handlers it replaced are back afterwards."""
+    sit = tmp_path / "sit"
+    command = [*TINY_LPD, f"sitting_dir={sit}", "sitting_steps=4", "sitting_save_minutes=null"]
+    before = signal.getsignal(getattr(signal, signal_name))
+    run_config(compose_config("train", [*command, *interrupter(1, signal_name)], tmp_path))
+    out = capsys.readouterr().out
+    assert f"{signal_name} received: saving and stopping" in out
+    assert "sitting ended at step 1 of 4" in out
+    assert torch.load(sit / "last.ckpt", weights_only=True)["global_step"] == 1
+    assert signal.getsignal(getattr(signal, signal_name)) is before
+
+
+def test_a_second_interrupt_aborts_without_saving(
+    compose_config, run_config, tmp_path, interrupter
+):
+    sit = tmp_path / "sit"
+    command = [*TINY_LPD, f"sitting_dir={sit}", "sitting_steps=4", "sitting_save_minutes=null"]
+    with pytest.raises(SystemExit):  # Lightning's graceful end of a KeyboardInterrupt
+        run_config(compose_config("train", [*command, *interrupter(1, "SIGINT", 2)], tmp_path))
+    assert not (sit / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("key", ["sitting_minutes", "sitting_save_minutes"])
 @pytest.mark.parametrize("minutes", ["0", "-1", "inf", "abc"])
-def test_sitting_minutes_must_be_a_positive_number(compose_config, run_config, tmp_path, minutes):
-    cfg = compose_config("train", [*TINY_LPD, f"sitting_minutes={minutes}"], tmp_path)
-    with pytest.raises(ConfigError, match=r"sitting_minutes=.* is not valid"):
+def test_sitting_minutes_must_be_a_positive_number(
+    compose_config, run_config, tmp_path, key, minutes
+):
+    cfg = compose_config("train", [*TINY_LPD, f"{key}={minutes}"], tmp_path)
+    with pytest.raises(ConfigError, match=rf"{key}=.* is not valid"):
         run_config(cfg)
 
 
@@ -284,3 +394,24 @@ def test_the_sittings_curve_keeps_every_sittings_validation_points(
     stamp = torch.load(sittings / "last.ckpt", weights_only=True)["learnct_run"]
     assert {p["run_id"] for p in curve} == {stamp["id"]}
     assert all(float(p["val_psnr"]) > 0 and 0 < float(p["val_ssim"]) <= 1 for p in curve)
+
+
+@pytest.mark.slow
+def test_a_ddp_sitting_saves_on_the_way_and_ends_on_every_rank_at_once(
+    compose_config, run_config, tmp_path
+):
+    """Under DDP (2 CPU processes) rank 0's clock decides the saves and the end for both ranks
+    (broadcast), so they save and stop at the same steps and the run ends."""
+    sit = tmp_path / "sit"
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    command = [
+        *TINY_LPD,
+        *ddp,
+        "trainer.strategy=ddp_fork",
+        "data.batch_size=1",
+        f"sitting_dir={sit}",
+        "sitting_steps=3",
+        "sitting_save_minutes=1e-7",
+    ]
+    run_config(compose_config("train", command, tmp_path / "run"))
+    assert torch.load(sit / "last.ckpt", weights_only=True)["global_step"] == 3

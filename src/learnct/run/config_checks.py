@@ -297,16 +297,19 @@ def check_resume(cfg: DictConfig) -> None:
 
 
 def check_sittings(cfg: DictConfig) -> None:
-    """``sitting_steps``/``sitting_minutes``: positive, with a schedule length
-    (``trainer.max_steps``), and not with ``resume``/``ckpt_path`` (sittings continue their own
-    checkpoint)."""
+    """``sitting_steps``/``sitting_minutes``/``sitting_save_minutes``: positive, with a
+    schedule length (``trainer.max_steps``), and not with ``resume``/``ckpt_path`` (sittings
+    continue their own checkpoint)."""
     check_int(cfg, "sitting_steps", 1, nullable=True)
-    minutes = _get(cfg, "sitting_minutes")
-    if minutes is not None and not (_is_number(minutes) and 0 < minutes < float("inf")):
-        raise ConfigError(
-            f"sitting_minutes={minutes!r} is not valid: give the minutes of training a sitting "
-            "may take (e.g. 8 for a 10-minute lease), or null"
-        )
+    minutes = {key: _get(cfg, key) for key in ("sitting_minutes", "sitting_save_minutes")}
+    for key, value in minutes.items():
+        if value is not None and not (_is_number(value) and 0 < value < float("inf")):
+            what = (
+                "the minutes of training a sitting may take (e.g. 8 for a 10-minute lease)"
+                if key == "sitting_minutes"
+                else "the minutes of training between the saves of a sitting (e.g. 20)"
+            )
+            raise ConfigError(f"{key}={value!r} is not valid: give {what}, or null")
     if not in_sittings(cfg):
         return
     if _get(cfg, "resume") or _get(cfg, "ckpt_path"):

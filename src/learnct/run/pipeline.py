@@ -165,7 +165,8 @@ def _callbacks(cfg: DictConfig, model: Any, identity: RunIdentity) -> list[Any]:
     callbacks.append(RunIdentityStamp(identity))
     if in_sittings(cfg):
         steps, minutes = cfg.get("sitting_steps"), cfg.get("sitting_minutes")
-        callbacks.append(SittingEnd(steps, sitting_checkpoint(cfg), minutes))
+        save = cfg.get("sitting_save_minutes")
+        callbacks.append(SittingEnd(steps, sitting_checkpoint(cfg), minutes, save))
     if cfg.get("max_nonfinite_steps"):
         callbacks.append(NonFiniteGuard(cfg.max_nonfinite_steps))
     pruning = trial_pruning(cfg)  # a job of an Optuna sweep with a pruner

@@ -1,8 +1,9 @@
 """Sittings: a training schedule run in parts, each continuing exactly where the last stopped.
 
 ``sitting_steps=N`` trains ``N`` more optimiser steps (at most to ``trainer.max_steps``;
-``sitting_minutes=M``: or until ``M`` minutes of training have passed, at the next step), then
-saves a resumable checkpoint to ``sitting_dir`` (default
+``sitting_minutes=M``: or until ``M`` minutes of training have passed, at the next step; or
+at the step a Ctrl-C or ``SIGTERM`` arrives in), then saves a resumable checkpoint to
+``sitting_dir`` (default
 ``experiments/<setup>/sittings/<task_name>/last.ckpt``, kept in the repository between
 sittings) and stops. The same command again finds that checkpoint and continues from it: the
 weights, the optimiser's moments, the learning-rate schedule (its ``last_epoch``: the cosine
@@ -14,10 +15,12 @@ model, as the papers report it) as its run folder's ``checkpoints/final.ckpt`` a
 file; earlier sittings do not test. ``init_weights`` starts the
 first sitting of a fine-tune from other weights; later sittings, the same command, continue
 the sittings checkpoint (which then holds the weights) and do not load it again.
+``sitting_save_minutes=S`` saves the same checkpoint every ``S`` minutes on the way too, so
+a sitting killed without warning loses at most ``S`` minutes.
 
 Beside it, ``curve.csv`` keeps the schedule's validation curve (step, ``val/psnr``,
 ``val/ssim``, the steps skipped as non-finite so far, run id: :func:`update_sitting_curve`),
-rewritten at the end of each sitting from the run folder's CSV metrics and the points of the
+rewritten at each save and each validation from the run folder's CSV metrics and the points of the
 earlier sittings, whose run folders may be gone (another machine or session): ``make report``
 draws the whole schedule from it.
 
@@ -32,7 +35,9 @@ whose settings (:data:`~learnct.run.identity.IDENTITY_KEYS`, except the
 from __future__ import annotations
 
 import csv
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -205,31 +210,84 @@ class SittingEnd(L.Callback):
     training (from the start of training: loading and building before it are not counted)
     have passed (at the step that passes them; ``None``: no such bound), or at
     ``trainer.max_steps``, and saves the resumable checkpoint (:func:`strip_for_resume`) to
-    ``target``, atomically."""
+    ``target``, atomically, with the schedule's curve beside it (:func:`update_sitting_curve`).
 
-    def __init__(self, steps: int | None, target: str | Path, minutes: float | None = None) -> None:
+    ``save_minutes``: it also saves them every that many minutes of training and goes on, so a
+    sitting killed without warning (a lost machine or session, out of memory) loses at most
+    that much. An interrupt (Ctrl-C, ``SIGINT``) or ``SIGTERM`` (``kill``, a batch system's or
+    lease's end) ends the sitting at the end of the step it arrives in, saved the same way; a
+    second one aborts without saving. The decisions are rank 0's (broadcast under DDP), so
+    every rank saves and stops at the same step."""
+
+    def __init__(
+        self,
+        steps: int | None,
+        target: str | Path,
+        minutes: float | None = None,
+        save_minutes: float | None = None,
+    ) -> None:
         self.steps = None if steps is None else int(steps)
         self.seconds = None if minutes is None else 60.0 * float(minutes)
+        self.save_seconds = None if save_minutes is None else 60.0 * float(save_minutes)
         self.target = Path(target)
         self.stop_at: int | None = None
         self.started: float | None = None
+        self.saved_at: float | None = None  # when the last save of this sitting began
         self.run_id: str | None = None  # the schedule's, once a checkpoint is saved
+        self.signal: str | None = None  # the name of a stop signal received
+        self._handlers: dict[int, Any] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started = time.monotonic()
+        self.started = self.saved_at = time.monotonic()
         self.stop_at = None if self.steps is None else trainer.global_step + self.steps
         planned = planned_steps(trainer.max_steps)
         if planned is not None:
             self.stop_at = min(self.stop_at or planned, planned)
+        self._catch_stop_signals()
+
+    def _catch_stop_signals(self) -> None:
+        """Route SIGINT and SIGTERM to :meth:`_on_signal` (main thread only: Python sets
+        handlers there); :meth:`_release_signals` puts the previous handlers back."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _release_signals(self) -> None:
+        for signum, handler in self._handlers.items():
+            signal.signal(signum, handler)
+        self._handlers = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signal is not None:  # the second: abort now, as without this callback
+            self._release_signals()
+            raise KeyboardInterrupt(f"{name} again: aborted without saving the sitting")
+        self.signal = name
+        print(
+            f"sitting: {name} received: saving and stopping at the end of this step "
+            "(send it again to abort without saving)",
+            flush=True,
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        now = time.monotonic()
         by_steps = self.stop_at is not None and trainer.global_step >= self.stop_at
-        by_time = self.seconds is not None and self.started is not None
-        by_time = by_time and time.monotonic() - self.started >= self.seconds
-        if not (by_steps or by_time):
+        elapsed = 0.0 if self.started is None else now - self.started
+        stop = by_steps or self.signal is not None
+        stop = stop or (self.seconds is not None and elapsed >= self.seconds)
+        since_save = 0.0 if self.saved_at is None else now - self.saved_at
+        save = stop or (self.save_seconds is not None and since_save >= self.save_seconds)
+        if trainer.world_size > 1:  # rank 0's clock and signals decide for every rank
+            stop, save = trainer.strategy.broadcast((stop, save), src=0)
+        if not save:
             return
+        self.saved_at = now
         self.save(trainer)
-        trainer.should_stop = True
+        if stop:
+            trainer.should_stop = True
+        else:  # a save on the way: the curve so far beside it (the end's is on_train_end's)
+            self._write_curve(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
         """Write the checkpoint of ``trainer`` now to ``target`` (rank 0 writes)."""
@@ -245,16 +303,33 @@ class SittingEnd(L.Callback):
             )
             atomic_torch_save(strip_for_resume(full, keys), self.target)
             self.run_id = (full.get("learnct_run") or {}).get("id")
-        print(f"sitting: step {trainer.global_step} saved to {self.target}")
+        print(f"sitting: step {trainer.global_step} saved to {self.target}", flush=True)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """After the validation that a stop brings (Lightning validates when training is
-        stopped): the sitting's curve into ``curve.csv`` beside the checkpoint."""
+    def _write_curve(self, trainer: L.Trainer) -> None:
+        """The sitting's validation points so far into ``curve.csv`` beside the checkpoint."""
         if self.run_id is None or not trainer.is_global_zero:
             return
         for logger in trainer.loggers:  # the CSV logger's buffered rows, on disk
             logger.save()
         update_sitting_curve(self.target.parent, Path(trainer.default_root_dir), self.run_id)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Each validation's point into ``curve.csv`` at once (once a checkpoint was saved):
+        a validation comes after the save of its step, so a sitting killed before its next
+        save keeps the point, which its continuation does not measure again."""
+        if not trainer.sanity_checking:
+            self._write_curve(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After the validation that a stop brings (Lightning validates when training is
+        stopped): the sitting's curve into ``curve.csv`` beside the checkpoint."""
+        self._release_signals()
+        self._write_curve(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._release_signals()
 
 
 def read_sitting_curve(folder: Path) -> list[dict[str, str]]:
