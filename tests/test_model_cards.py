@@ -118,3 +118,48 @@ def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started
     torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
     (card,) = write_model_cards(setup)
     assert "| run | not recorded (saved before checkpoints named their run) |" in card.read_text()
+
+
+def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
+    """A table row of the method from another run (trained since, not exported) is not shown
+    as the file's: it is listed apart, with its run; once ``check.csv`` records that run as
+    the file's source (``make report WEIGHTS=1``), it is the file's row."""
+    source = MODELS["lpd-fan_lowdose"].path.parents[1]
+    setup = tmp_path / "fan_lowdose"
+    (setup / "weights").mkdir(parents=True)
+    for name in ("LearnedPrimalDual.ckpt", "config.json"):
+        shutil.copy(source / "weights" / name, setup / "weights" / name)
+    with open(source / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    new_run = "logs/lpd/runs/2026-12-03_08-00-00_abcdef"
+    for row in rows:
+        if row["method"] == "LearnedPrimalDual" and row["test_set"] == "ellipses":
+            row.update(psnr="50.0", train_steps="9000", run_dir=new_run)
+            row["config"] = "learnct-train experiment=lpd trainer.max_steps=9000"
+    with open(setup / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(source / "weights" / "check.csv", newline="") as fh:
+        check = list(csv.DictReader(fh))
+    entry = pretrained_models(tmp_path)["lpd-fan_lowdose"]
+
+    def card_with_check(run_dir: str) -> str:
+        with open(setup / "weights" / "check.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=[*check[0], "run_dir"])
+            writer.writeheader()
+            writer.writerows(
+                {**r, "run_dir": run_dir if r["file"] == entry.path.name else ""} for r in check
+            )
+        return model_card(entry)
+
+    text = card_with_check("logs/lpd/runs/the_exported_one")
+    own, others = text.split("Rows of `LearnedPrimalDual` in the table that test other weights")
+    assert "| shepp_logan | 64 | 46.23 |" in own  # its learnct-eval row names this file
+    assert "50.00" not in own
+    assert f"| ellipses | 64 | 50.00 | 9000 | `{new_run}` |" in others
+    assert "make eval CKPT=" + "/".join(entry.path.parts[-4:]) in others
+
+    text = card_with_check(new_run)  # exported from that run: its rows are the file's
+    assert "other weights" not in text
+    assert "| ellipses | 64 | 50.00 |" in text and "| shepp_logan | 64 | 46.23 |" in text

@@ -474,6 +474,12 @@ def test_a_new_weightless_row_gets_its_check_beside_the_written_ones(tmp_path, c
     weights = out / "fan_lowdose" / "weights"
     written = (weights / "check.csv").read_text().splitlines()
     assert len(written) == 5  # header + FBP and LGD on ellipses and Shepp-Logan
+    from learnct.run.provenance import repository_path
+
+    with open(weights / "check.csv", newline="") as fh:  # each checkpoint's source run
+        exported = {(r["method"], r["run_dir"]) for r in csv.DictReader(fh)}
+    run = repository_path(logs / "lgd" / "runs" / "b")
+    assert exported == {("FBP", ""), ("LearnedGradientDescent", run)}
 
     train_run(fresh / "tv_wls" / "runs" / "c", ["experiment=tv_wls", "model.iterations=5"])
     capsys.readouterr()

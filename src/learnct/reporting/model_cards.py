@@ -101,25 +101,77 @@ def _test_set(row: dict[str, str]) -> str:
     return f"{row['test_set']} (`{roots[-1]}`)" if roots else row["test_set"]
 
 
-def _results(setup_folder: Path, class_name: str) -> list[str]:
-    rows = _table_rows(setup_folder, class_name)
-    if not rows:
-        return ["No row in the committed table (`results.csv`)."]
-    return _table(
-        ["test set", "images", "PSNR (dB)", "SSIM", "ms/slice", "device", "commit"],
-        [
+def _tests_this_file(row: dict[str, str], entry: PretrainedModel) -> bool:
+    """Whether ``row``'s command tested the committed file itself: ``learnct-eval`` (or
+    ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model."""
+    words = shlex.split(row.get("config", ""))
+    if not words or not (words[0].endswith("learnct-eval") or "train=false" in words):
+        return False
+    tested = [w.removeprefix("ckpt_path=") for w in words if w.startswith("ckpt_path=")]
+    own = (entry.setup, "weights", entry.path.name)
+    return any(t == entry.name or Path(t).parts[-3:] == own for t in tested)
+
+
+def _rows_of_the_weights(
+    setup_folder: Path, entry: PretrainedModel
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The committed table's rows of ``entry``'s method: (those of these weights, the rest).
+    A row is of these weights when its run tested this file, or is the run it was exported
+    from (``check.csv``'s ``run_dir``); another run's row (trained since, not exported) is not,
+    however equal its method's name."""
+    exported = {
+        r.get("run_dir")
+        for r in read_check_rows(entry.path.parent)
+        if r["file"] == entry.path.name and r.get("run_dir")
+    }
+    rows = _table_rows(setup_folder, entry.class_name)
+    own = [r for r in rows if _tests_this_file(r, entry) or r.get("run_dir") in exported]
+    return own, [r for r in rows if r not in own]
+
+
+def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any) -> list[str]:
+    which = "of these weights " if others else ""
+    lines = [f"No row {which}in the committed table (`results.csv`)."]
+    if own:
+        lines = _table(
+            ["test set", "images", "PSNR (dB)", "SSIM", "ms/slice", "device", "commit"],
             [
-                _test_set(r),
-                r["n_images"],
-                f"{float(r['psnr']):.2f}",
-                f"{float(r['ssim']):.3f}",
-                f"{float(r['ms_per_slice']):.0f}" if r.get("ms_per_slice") else "-",
-                r.get("device", ""),
-                r.get("commit", ""),
-            ]
-            for r in sorted(rows, key=lambda r: r["test_set"])
-        ],
-    )
+                [
+                    _test_set(r),
+                    r["n_images"],
+                    f"{float(r['psnr']):.2f}",
+                    f"{float(r['ssim']):.3f}",
+                    f"{float(r['ms_per_slice']):.0f}" if r.get("ms_per_slice") else "-",
+                    r.get("device", ""),
+                    r.get("commit", ""),
+                ]
+                for r in sorted(own, key=lambda r: r["test_set"])
+            ],
+        )
+    if not others:
+        return lines
+    return [
+        *lines,
+        "",
+        f"Rows of `{entry.class_name}` in the table that test other weights than this file "
+        "(their runs were not exported here: `make report WEIGHTS=1` exports them; `make "
+        f"eval CKPT={entry.path.parents[2].name}/{entry.setup}/weights/{entry.path.name}` "
+        "tests this one):",
+        "",
+        *_table(
+            ["test set", "images", "PSNR (dB)", "steps", "run"],
+            [
+                [
+                    _test_set(r),
+                    r["n_images"],
+                    f"{float(r['psnr']):.2f}",
+                    r.get("train_steps") or "?",
+                    f"`{r.get('run_dir', '')}`",
+                ]
+                for r in sorted(others, key=lambda r: r["test_set"])
+            ],
+        ),
+    ]
 
 
 def _dose(setup_folder: Path, class_name: str, trained: str) -> list[str]:
@@ -289,7 +341,8 @@ def model_card(entry: PretrainedModel) -> str:
     model = load_pretrained(path)
     config = load_weights_config(weights)
     noise, dose = _noise_text(config["physics"])
-    tested = {r["test_set"] for r in _table_rows(setup_folder, entry.class_name)}
+    own, others = _rows_of_the_weights(setup_folder, entry)
+    tested = {r["test_set"] for r in own}
     real_ct = _real_ct(entry)
     if real_ct:
         tested.add("real_ct")
@@ -326,7 +379,7 @@ def model_card(entry: PretrainedModel) -> str:
         "",
         "The committed table (`results.csv`):",
         "",
-        *_results(setup_folder, entry.class_name),
+        *_results(own, others, entry),
         *_dose(setup_folder, entry.class_name, dose),
         *real_ct,
         "",

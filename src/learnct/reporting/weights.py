@@ -33,6 +33,7 @@ import torch
 from learnct.evaluation import evaluate
 from learnct.reporting.run_methods import RunMethod, reference_datamodule
 from learnct.run.atomic_files import atomic_open, atomic_write_text
+from learnct.run.provenance import repository_path
 
 __all__ = [
     "CHECK_FIELDS",
@@ -49,7 +50,10 @@ __all__ = [
     "write_weights_config",
 ]
 
-CHECK_FIELDS = ("method", "file", "test_set", "n_images", "psnr", "ssim")
+#: run_dir: the run folder a checkpoint was exported from (as ``results.csv`` names runs), so
+#: that its model card shows that run's table rows; empty for FBP and TV, and in files written
+#: before it was recorded
+CHECK_FIELDS = ("method", "file", "test_set", "n_images", "psnr", "ssim", "run_dir")
 #: the largest committed checkpoint (MB): larger ones are stored in float16
 WEIGHTS_MAX_MB = 8.0
 #: data keys that change how batches are loaded, not which images a check measures
@@ -152,8 +156,9 @@ def export_weights(
 ) -> tuple[list[Path], Path]:
     """Strip every learned method's checkpoint into ``folder/<method>.ckpt`` (float16 where
     float32 is over ``max_mb``; left out where float16 is too) and write ``folder/check.csv``
-    with each written checkpoint's PSNR/SSIM as stored, and those of the methods without
-    weights (FBP, TV; ``file`` empty); returns the checkpoint paths and the check file."""
+    with each written checkpoint's PSNR/SSIM as stored and the run it came from, and those of
+    the methods without weights (FBP, TV; ``file`` empty); returns the checkpoint paths and the
+    check file."""
     folder = Path(folder)
     written, rows = [], []
     for method in methods:
@@ -176,7 +181,10 @@ def export_weights(
         original = {k: v.clone() for k, v in method.model.state_dict().items()}
         method.model.load_state_dict(stored)
         try:
-            rows.extend(check_rows(method, name, datamodule, n_images))
+            run_dir = repository_path(method.folder)
+            rows.extend(
+                {**r, "run_dir": run_dir} for r in check_rows(method, name, datamodule, n_images)
+            )
         finally:
             method.model.load_state_dict(original)
         written.append(target)
