@@ -143,6 +143,16 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
     with open(source / "weights" / "check.csv", newline="") as fh:
         check = list(csv.DictReader(fh))
     entry = pretrained_models(tmp_path)["lpd-fan_lowdose"]
+    eval_run = next(  # the learnct-eval run of the committed file
+        r["run_dir"]
+        for r in rows
+        if r["method"] == "LearnedPrimalDual" and r["test_set"] == "shepp_logan"
+    )
+    (setup / "dose_curve.csv").write_text(  # a row measured with each run's weights
+        "method,photons,test_set,n_images,psnr,ssim,run_dir\n"
+        f"LearnedPrimalDual,1000.0,ellipses,8,31.25,0.9,{eval_run}\n"
+        f"LearnedPrimalDual,1000.0,ellipses,8,52.75,0.9,{new_run}\n"
+    )
 
     def card_with_check(run_dir: str) -> str:
         with open(setup / "weights" / "check.csv", "w", newline="") as fh:
@@ -159,7 +169,9 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
     assert "50.00" not in own
     assert f"| ellipses | 64 | 50.00 | 9000 | `{new_run}` |" in others
     assert "make eval CKPT=" + "/".join(entry.path.parts[-4:]) in others
+    assert "| 1000 | ellipses | 8 | 31.25 |" in text and "52.75" not in text
 
     text = card_with_check(new_run)  # exported from that run: its rows are the file's
     assert "other weights" not in text
     assert "| ellipses | 64 | 50.00 |" in text and "| shepp_logan | 64 | 46.23 |" in text
+    assert "52.75" in text and "31.25" in text

@@ -419,6 +419,14 @@ def test_report_draws_every_method_and_the_dose_curve(tmp_path, capsys, train_ru
         "check.csv",
         "config.json",
     ]
+    # the card shows the exported run's table and dose rows (each file names its runs)
+    from learnct.run.provenance import repository_path
+
+    run = repository_path(logs / "lgd" / "runs" / "b")
+    assert {r["run_dir"] for r in rows if r["method"] == "LearnedGradientDescent"} == {run}
+    card = (weights / "LearnedGradientDescent.md").read_text()
+    assert "Against dose" in card and "| 300 | ellipses | 2 |" in card
+    assert "other weights" not in card and "No row" not in card
     checked = verify_weights(weights)
     # FBP has no weights but its check rows too (rebuilt from config.json's methods.FBP)
     assert sorted((row["method"], row["file"], row["test_set"]) for row, _, _ in checked) == [

@@ -11,10 +11,12 @@ from typing import Any
 
 from learnct.evaluation import score, simulate_test_sets
 from learnct.reporting.run_methods import RunMethod
+from learnct.run.provenance import repository_path
 
 __all__ = ["DOSE_FIELDS", "dose_curve", "plot_dose_curve"]
 
-DOSE_FIELDS = ("method", "photons", "test_set", "n_images", "psnr", "ssim")
+#: run_dir: the run whose method was measured (as ``results.csv`` names runs)
+DOSE_FIELDS = ("method", "photons", "test_set", "n_images", "psnr", "ssim", "run_dir")
 
 
 def dose_curve(
@@ -43,6 +45,7 @@ def dose_curve(
                     "n_images": scores.n_images,
                     "psnr": scores.mean_psnr,
                     "ssim": scores.mean_ssim,
+                    "run_dir": repository_path(method.folder),
                 }
             )
     return rows

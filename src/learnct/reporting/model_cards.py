@@ -114,8 +114,9 @@ def _tests_this_file(row: dict[str, str], entry: PretrainedModel) -> bool:
 
 def _rows_of_the_weights(
     setup_folder: Path, entry: PretrainedModel
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The committed table's rows of ``entry``'s method: (those of these weights, the rest).
+) -> tuple[list[dict[str, str]], list[dict[str, str]], set[str]]:
+    """The committed table's rows of ``entry``'s method: (those of these weights, the rest,
+    the run folders of these weights: their rows' and the one it was exported from).
     A row is of these weights when its run tested this file, or is the run it was exported
     from (``check.csv``'s ``run_dir``); another run's row (trained since, not exported) is not,
     however equal its method's name."""
@@ -126,7 +127,8 @@ def _rows_of_the_weights(
     }
     rows = _table_rows(setup_folder, entry.class_name)
     own = [r for r in rows if _tests_this_file(r, entry) or r.get("run_dir") in exported]
-    return own, [r for r in rows if r not in own]
+    runs = exported | {r["run_dir"] for r in own if r.get("run_dir")}
+    return own, [r for r in rows if r not in own], runs
 
 
 def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any) -> list[str]:
@@ -174,8 +176,12 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
     ]
 
 
-def _dose(setup_folder: Path, class_name: str, trained: str) -> list[str]:
-    rows = _rows(setup_folder / "dose_curve.csv", method=class_name)
+def _dose(setup_folder: Path, class_name: str, trained: str, runs: set[str]) -> list[str]:
+    """The dose curve's rows of the method measured with these weights (``runs``: the run
+    folders of its own table rows and the one it was exported from); rows of a file written
+    before the curve named its runs are shown as they are."""
+    every = _rows(setup_folder / "dose_curve.csv", method=class_name)
+    rows = [r for r in every if not r.get("run_dir") or r["run_dir"] in runs]
     if not rows:
         return []
     body = [
@@ -341,7 +347,7 @@ def model_card(entry: PretrainedModel) -> str:
     model = load_pretrained(path)
     config = load_weights_config(weights)
     noise, dose = _noise_text(config["physics"])
-    own, others = _rows_of_the_weights(setup_folder, entry)
+    own, others, runs = _rows_of_the_weights(setup_folder, entry)
     tested = {r["test_set"] for r in own}
     real_ct = _real_ct(entry)
     if real_ct:
@@ -380,7 +386,7 @@ def model_card(entry: PretrainedModel) -> str:
         "The committed table (`results.csv`):",
         "",
         *_results(own, others, entry),
-        *_dose(setup_folder, entry.class_name, dose),
+        *_dose(setup_folder, entry.class_name, dose, runs),
         *real_ct,
         "",
         "The weights as stored (`check.csv`, re-measured by `tests/test_committed_weights.py`):",
