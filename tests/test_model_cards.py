@@ -168,7 +168,7 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
     assert "| shepp_logan | 64 | 46.23 |" in own  # its learnct-eval row names this file
     assert "50.00" not in own
     assert f"| ellipses | 64 | 50.00 | 9000 | `{new_run}` |" in others
-    assert "make eval CKPT=" + "/".join(entry.path.parts[-4:]) in others
+    assert "`make eval EXP=lpd CKPT=lpd-fan_lowdose`" in others
     assert "| 1000 | ellipses | 8 | 31.25 |" in text and "52.75" not in text
 
     text = card_with_check(new_run)  # exported from that run: its rows are the file's

@@ -888,6 +888,10 @@ def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
     assert len(lines) == 1 and lines[0].startswith("LearnedGradientDescent on ctlike: ")
     for row, psnr, ssim in verify_weights(weights):
         assert (float(row["psnr"]), float(row["ssim"])) == (psnr, ssim)
+    from learnct.run.provenance import repository_path
+
+    with open(weights / "check.csv", newline="") as fh:  # the model card's run: the new one
+        assert {r["run_dir"] for r in csv.DictReader(fh) if r["file"]} == {repository_path(second)}
     # a tampered row is restored by --remeasure, which takes no runs
     good = (weights / "check.csv").read_text()
     rows = list(csv.DictReader(good.splitlines()))

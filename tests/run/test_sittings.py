@@ -271,19 +271,46 @@ def test_without_saves_on_the_way_a_killed_sitting_keeps_nothing(
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_interrupt_saves_the_sitting_at_the_end_of_its_step(
-    compose_config, run_config, tmp_path, capsys, interrupter, signal_name
+    compose_config, run_config, tmp_path, capfd, interrupter, signal_name
 ):
     """Ctrl-C or SIGTERM: the sitting ends at the end of that step, saved, and cleanly (no
-    test: the schedule has not ended); the handlers it replaced are back afterwards."""
+    test: the schedule has not ended); the handlers it replaced are back afterwards. What an
+    earlier save killed half-way left in the folder is cleared."""
     sit = tmp_path / "sit"
+    (sit / ".sitting-k1ll3d").mkdir(parents=True)
+    (sit / ".sitting-k1ll3d" / "full.ckpt").write_bytes(b"half")
+    (sit / ".last.ckpt.0123abcd.tmp").write_bytes(b"half")
     command = [*TINY_LPD, f"sitting_dir={sit}", "sitting_steps=4", "sitting_save_minutes=null"]
     before = signal.getsignal(getattr(signal, signal_name))
     run_config(compose_config("train", [*command, *interrupter(1, signal_name)], tmp_path))
-    out = capsys.readouterr().out
-    assert f"{signal_name} received: saving and stopping" in out
+    out, err = capfd.readouterr()
+    assert f"{signal_name} received: saving and stopping" in err
     assert "sitting ended at step 1 of 4" in out
     assert torch.load(sit / "last.ckpt", weights_only=True)["global_step"] == 1
     assert signal.getsignal(getattr(signal, signal_name)) is before
+    assert sorted(p.name for p in sit.iterdir()) == ["curve.csv", "last.ckpt"]
+
+
+def test_a_forked_loader_worker_ignores_the_stop_signal(tmp_path):
+    """Loader workers forked during a sitting inherit its handlers; a Ctrl-C reaches them too
+    (the whole process group) and must neither stop them nor count as the sitting's signal."""
+    import multiprocessing
+
+    from learnct.run.sittings import SittingEnd
+
+    def worker() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the default handler would raise here
+        os._exit(3 if sitting.signal else 0)
+
+    sitting = SittingEnd(1, tmp_path / "last.ckpt")
+    sitting._catch_stop_signals()
+    try:
+        child = multiprocessing.get_context("fork").Process(target=worker)
+        child.start()
+        child.join(30)
+    finally:
+        sitting._release_signals()
+    assert child.exitcode == 0 and sitting.signal is None
 
 
 def test_a_second_interrupt_aborts_without_saving(

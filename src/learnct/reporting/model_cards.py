@@ -156,9 +156,8 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
         *lines,
         "",
         f"Rows of `{entry.class_name}` in the table that test other weights than this file "
-        "(their runs were not exported here: `make report WEIGHTS=1` exports them; `make "
-        f"eval CKPT={entry.path.parents[2].name}/{entry.setup}/weights/{entry.path.name}` "
-        "tests this one):",
+        "(their runs were not exported here: `make report WEIGHTS=1` exports them; "
+        f"`make eval EXP={entry.method} CKPT={entry.name}` tests this one):",
         "",
         *_table(
             ["test set", "images", "PSNR (dB)", "steps", "run"],

@@ -51,8 +51,10 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
         WEIGHTS_MAX_MB,
         check_same_setup,
         load_weights_config,
+        record_check_runs,
         strip_checkpoint,
     )
+    from learnct.run.provenance import repository_path
 
     folder = Path(out) / "weights"
     methods, _, _, operator = _run_methods(runs)
@@ -66,15 +68,18 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
             )
         check_same_setup(method, stored, folder, "run_weights without --replace, every run")
         check_checkpoint(method.checkpoint, method.name, operator.geometry)
-    kept = {m.name: (folder / f"{m.name}.ckpt").read_bytes() for m in methods}
+    files = [folder / f"{m.name}.ckpt" for m in methods] + [folder / "check.csv"]
+    kept = {path: path.read_bytes() for path in files}
     try:
         for method in methods:
             target = folder / f"{method.name}.ckpt"
             strip_checkpoint(method.checkpoint, target, max_mb=WEIGHTS_MAX_MB)
+        # the check rows of the swapped files name their new run (the model cards' rows)
+        record_check_runs(folder, {f"{m.name}.ckpt": repository_path(m.folder) for m in methods})
         return remeasure_weights(out)
     except BaseException:  # the committed files as they were
-        for name, data in kept.items():
-            (folder / f"{name}.ckpt").write_bytes(data)
+        for path, data in kept.items():
+            path.write_bytes(data)
         raise
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "export_weights",
     "load_weights_config",
     "read_check_rows",
+    "record_check_runs",
     "remeasure_checks",
     "stored_preset",
     "strip_checkpoint",
@@ -261,6 +262,16 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     for model in (stored.get("methods") or {}).values():
         check_stored_targets({"model": model}, path)
     return stored
+
+
+def record_check_runs(folder: Path, runs: dict[str, str]) -> Path:
+    """Set the ``run_dir`` of ``folder/check.csv``'s rows of each file in ``runs`` (file name
+    -> the run folder it now comes from, as ``results.csv`` names runs)."""
+    rows = [
+        {**row, "run_dir": runs.get(row["file"], row.get("run_dir") or "")}
+        for row in read_check_rows(folder)
+    ]
+    return write_check(Path(folder) / "check.csv", rows)
 
 
 def read_check_rows(folder: Path) -> list[dict[str, str]]:

@@ -35,6 +35,8 @@ whose settings (:data:`~learnct.run.identity.IDENTITY_KEYS`, except the
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -48,7 +50,7 @@ from omegaconf import DictConfig
 
 from learnct.methods.checkpoints import load_checkpoint_file, steps_before
 from learnct.run.atomic_checkpoint import atomic_torch_save
-from learnct.run.atomic_files import atomic_open
+from learnct.run.atomic_files import TEMP_SUFFIX, atomic_open
 from learnct.run.config_checks import ConfigError, planned_steps
 from learnct.run.identity import RunIdentity, differences, new_identity, run_settings
 from learnct.run.nonfinite import NONFINITE_METRIC, NonFiniteGuard
@@ -236,6 +238,18 @@ class SittingEnd(L.Callback):
         self.run_id: str | None = None  # the schedule's, once a checkpoint is saved
         self.signal: str | None = None  # the name of a stop signal received
         self._handlers: dict[int, Any] = {}
+        self._pid = os.getpid()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Clear what a save killed half-way left in the sittings folder."""
+        if trainer.is_global_zero:
+            _remove_save_leftovers(self.target.parent)
+
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Catch the stop signals before any loader starts its workers (forked workers inherit
+        the handler, which ignores the signal there: Ctrl-C reaches the whole process group),
+        and after Lightning set its own (its SIGTERM handler would end the run unsaved)."""
+        self._catch_stop_signals()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = self.saved_at = time.monotonic()
@@ -243,31 +257,38 @@ class SittingEnd(L.Callback):
         planned = planned_steps(trainer.max_steps)
         if planned is not None:
             self.stop_at = min(self.stop_at or planned, planned)
-        self._catch_stop_signals()
+        self._catch_stop_signals()  # without a sanity check, here
 
     def _catch_stop_signals(self) -> None:
         """Route SIGINT and SIGTERM to :meth:`_on_signal` (main thread only: Python sets
         handlers there); :meth:`_release_signals` puts the previous handlers back."""
-        if threading.current_thread() is not threading.main_thread():
+        if self._handlers or threading.current_thread() is not threading.main_thread():
             return
+        self._pid = os.getpid()
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._handlers[signum] = signal.signal(signum, self._on_signal)
 
     def _release_signals(self) -> None:
+        """Put back the handlers replaced, where this callback's are still set (after
+        Lightning's teardown, which restores its own originals, they are not)."""
         for signum, handler in self._handlers.items():
-            signal.signal(signum, handler)
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, handler)
         self._handlers = {}
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:  # a forked loader worker: the main process decides
+            return
         name = signal.Signals(signum).name
         if self.signal is not None:  # the second: abort now, as without this callback
             self._release_signals()
             raise KeyboardInterrupt(f"{name} again: aborted without saving the sitting")
         self.signal = name
-        print(
-            f"sitting: {name} received: saving and stopping at the end of this step "
-            "(send it again to abort without saving)",
-            flush=True,
+        # os.write, not print: the signal may arrive while the main thread is printing
+        os.write(
+            2,
+            f"\nsitting: {name} received: saving and stopping at the end of this step "
+            "(send it again to abort without saving)\n".encode(),
         )
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
@@ -322,14 +343,28 @@ class SittingEnd(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """After the validation that a stop brings (Lightning validates when training is
-        stopped): the sitting's curve into ``curve.csv`` beside the checkpoint."""
+        stopped): the sitting's curve into ``curve.csv`` beside the checkpoint; the signal
+        handlers put back (before Lightning's teardown restores its own)."""
         self._release_signals()
         self._write_curve(trainer)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._release_signals()  # a fit that trained nothing has no on_train_end
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self._release_signals()
+
+
+def _remove_save_leftovers(folder: Path) -> None:
+    """Delete what a save killed half-way left in the sittings folder ``folder``: its
+    temporary folder (``.sitting-*``) and atomic writes' temporary files (``.*.tmp``)."""
+    folder = Path(folder)
+    for leftover in folder.glob(".sitting-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
 
 
 def read_sitting_curve(folder: Path) -> list[dict[str, str]]:
