@@ -175,3 +175,62 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
     assert "other weights" not in text
     assert "| ellipses | 64 | 50.00 |" in text and "| shepp_logan | 64 | 46.23 |" in text
     assert "52.75" in text and "31.25" in text
+
+
+def test_a_weighted_lpd_is_a_variant_of_its_own_name_row_and_card(tmp_path):
+    """A dose-aware LPD (``statistical_weights``) is ``LearnedPrimalDual-weighted`` in tables
+    (its own row, as TV-WLS beside TV), committed as ``LearnedPrimalDual-weighted.ckpt``,
+    loaded as ``lpd-weighted-<setup>`` and carded with its own rows; ``check.csv`` listing it
+    under the plain name is refused."""
+    import torch
+
+    import learnct
+    from learnct.methods import LearnedPrimalDual
+    from learnct.methods.checkpoints import read_checkpoint
+    from learnct.methods.pretrained import load_pretrained
+    from learnct.reporting.weights import verify_weights
+    from learnct.run.results import ResultsError
+
+    source = MODELS["lpd-fan_lowdose"].path
+    plain = learnct.pretrained("lpd-fan_lowdose")
+    weighted = LearnedPrimalDual(plain.operator, statistical_weights=True)
+    assert (plain.result_name, weighted.result_name) == (
+        "LearnedPrimalDual",
+        "LearnedPrimalDual-weighted",
+    )
+    checkpoint = read_checkpoint(source)
+    weighted.adapt_state_dict(checkpoint["state_dict"])  # widened: the plain one's function
+    checkpoint["hyper_parameters"]["statistical_weights"] = True
+    weights = tmp_path / "fan_lowdose" / "weights"
+    weights.mkdir(parents=True)
+    torch.save(checkpoint, weights / "LearnedPrimalDual-weighted.ckpt")
+    shutil.copy(source.parent / "config.json", weights / "config.json")
+    entry = pretrained_models(tmp_path)["lpd-weighted-fan_lowdose"]
+    assert (entry.class_name, entry.variant, entry.result_name) == (
+        "LearnedPrimalDual",
+        "weighted",
+        "LearnedPrimalDual-weighted",
+    )
+    assert load_pretrained(entry.path).result_name == "LearnedPrimalDual-weighted"
+    row = {"method": "LearnedPrimalDual", "test_set": "ellipses", "n_images": "64"}
+    row = {**row, "psnr": "42.13", "ssim": "0.98", "config": "learnct-train experiment=lpd"}
+    command = "learnct-eval experiment=lpd ckpt_path=lpd-weighted-fan_lowdose"
+    with open(tmp_path / "fan_lowdose" / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerows(
+            [row, {**row, "method": entry.result_name, "psnr": "43.5", "config": command}]
+        )
+    header = "method,file,test_set,n_images,psnr,ssim\n"
+    check = header + "{}," + f"{entry.path.name},ellipses,4,40,0.9\n"
+    (weights / "check.csv").write_text(check.format(entry.result_name))
+    text = model_card(entry)
+    assert "`LearnedPrimalDual-weighted` (`lpd`)" in text
+    assert "| ellipses | 64 | 43.50 |" in text and "42.13" not in text  # not the plain row
+    (weights / "check.csv").write_text(check.format("LearnedPrimalDual"))
+    with pytest.raises(
+        ResultsError,
+        match=r"lists LearnedPrimalDual-weighted\.ckpt as "
+        r"LearnedPrimalDual, but it holds a LearnedPrimalDual-weighted:",
+    ):
+        verify_weights(weights)

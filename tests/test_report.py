@@ -12,6 +12,7 @@ import pytest
 
 from learnct.reporting.__main__ import main
 from learnct.reporting.table import collect_results, write_report
+from learnct.run.results import weights_folder_source
 
 
 def _write(folder, rows, age_s=0.0):
@@ -1123,3 +1124,30 @@ def test_weights_trained_on_other_data_are_left_out_of_the_setups_table(tmp_path
     main(["--setup", "fan_lowdose", "--logs", str(logs), "--out", str(out), "--no-figure"])
     with open(out / "fan_lowdose" / "results.csv") as fh:
         assert [(r["psnr"], r["trained_on"]) for r in csv.DictReader(fh)] == [("40.00", "ctlike")]
+
+
+def test_weights_trained_over_a_dose_range_are_left_out_of_a_one_dose_table(tmp_path):
+    """A dose-aware LPD (``data.train_photons_range``), newer and as large as the one-dose row,
+    does not take its place in the table of weights trained at the preset's dose, and the
+    message names a folder for it; a weights folder trained over that range compares it."""
+    logs = tmp_path / "logs"
+    row = {"method": "LearnedPrimalDual", "physics": "fan_lowdose", "test_set": "ellipses"}
+    row = {**row, "n_images": "64", "ssim": "0.9"}
+    _write(logs / "lpd" / "runs" / "a", [{**row, "psnr": "42.13", "trained_on": "ellipses"}], 100)
+    doses = "ellipses at 1000-100000 photons"
+    _write(logs / "dose_lpd" / "runs" / "b", [{**row, "psnr": "41.00", "trained_on": doses}])
+    out = tmp_path / "exp"
+    weights = out / "fan_lowdose" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "config.json").write_text('{"data": {"source": "ellipses"}}')
+    trained_on = weights_folder_source(weights)
+    assert trained_on == "ellipses"
+    rows, (problem,) = collect_results(logs, "fan_lowdose", trained_on=trained_on)
+    assert [r["psnr"] for r in rows] == ["42.13"]
+    assert f"trained on {doses} data, not ellipses" in problem
+    assert "--out experiments/fan_lowdose_ellipses_1000_100000_photons;" in problem
+    range_config = '{"data": {"source": "ellipses", "train_photons_range": [1000, 100000.0]}}'
+    (weights / "config.json").write_text(range_config)
+    assert weights_folder_source(weights) == doses
+    rows, _ = collect_results(logs, "fan_lowdose", trained_on=weights_folder_source(weights))
+    assert [r["psnr"] for r in rows] == ["41.00"]

@@ -29,6 +29,7 @@ def test_a_fresh_run_and_a_warm_start_name_what_they_start_from(tmp_path):
         "commit": "abc1234",
         "command": None,  # not run by Hydra
         "data_source": "ctlike",
+        "train_photons_range": None,
         "started_from": None,
     }
     first = {**fresh, "run_id": "run1"}
@@ -54,13 +55,21 @@ def test_a_resume_keeps_its_start_also_from_a_checkpoint_saved_before_sources(tm
 
 
 def test_a_checkpoint_names_the_data_its_weights_trained_on(tmp_path):
-    """``training_source``: the source record's ``data_source``; ``None`` for a checkpoint
-    saved before records named it."""
+    """``training_source``: the source record's ``data_source``, with the dose range where
+    each sample drew its own (a dose-aware model is not compared with the preset's one-dose
+    weights); ``None`` for a checkpoint saved before records named both."""
     from learnct.methods.checkpoints import read_checkpoint, training_source
 
     record = source_record(OmegaConf.create({"data": {"source": "ctlike"}}), IDENTITY, "a", None)
     new = _checkpoint(tmp_path / "new.ckpt", 0, 5, source=record)
-    old = _checkpoint(tmp_path / "old.ckpt", 0, 5, source={"run_id": "x", "started_from": None})
     assert training_source(read_checkpoint(new)) == "ctlike"
+    doses = {"source": "ellipses", "train_photons_range": [1e3, 1e5]}
+    record = source_record(OmegaConf.create({"data": doses}), IDENTITY, "a", None)
+    assert record["train_photons_range"] == [1e3, 1e5]  # a plain list: torch.load reads it
+    dose_aware = read_checkpoint(_checkpoint(tmp_path / "doses.ckpt", 0, 5, source=record))
+    assert training_source(dose_aware) == "ellipses at 1000-100000 photons"
+    # records of before the range: its source alone would call dose-aware weights one-dose
+    before = {"run_id": "x", "data_source": "ctlike", "started_from": None}
+    old = _checkpoint(tmp_path / "old.ckpt", 0, 5, source=before)
     assert training_source(read_checkpoint(old)) is None
     assert training_source(read_checkpoint(_checkpoint(tmp_path / "none.ckpt", 0, 5))) is None

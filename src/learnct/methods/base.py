@@ -52,6 +52,7 @@ from learnct.evaluation import Slice, panel_figure, per_image_psnr, per_image_ss
 from learnct.methods.checkpoints import (
     checkpoint_identity,
     fit_state_dict,
+    recorded_training,
     steps_after,
     steps_before,
     trained_steps,
@@ -202,8 +203,9 @@ class ReconstructionMethod(L.LightningModule):
         #: the run training these weights (:func:`~learnct.methods.checkpoints.weights_source`),
         #: saved in every checkpoint; set by ``learnct-train``
         self.weights_source: dict[str, Any] | None = None
-        #: the data the weights in the module were last trained on (``data.source``): what a
-        #: results row reports as ``trained_on`` (``None``: untrained, or not recorded)
+        #: the data the weights in the module were last trained on (``data.source`` and the
+        #: dose range, :func:`~learnct.methods.checkpoints.training_data`): what a results row
+        #: reports as ``trained_on`` (``None``: untrained, or not recorded)
         self.trained_on: str | None = None
 
     @classmethod
@@ -610,7 +612,7 @@ class ReconstructionMethod(L.LightningModule):
         on this run's data."""
         super().on_train_end()
         self.trained_steps = steps_after(self.steps_before, self.trainer.global_step)
-        self.trained_on = (self.weights_source or {}).get("data_source")
+        self.trained_on = recorded_training(self.weights_source)
 
     def _total_steps(self, interval: str) -> int:
         trainer = self._trainer

@@ -356,12 +356,33 @@ def weights_source(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     return source if isinstance(source, dict) else None
 
 
+def training_data(source: Any, photons_range: Any = None) -> str | None:
+    """The training data that a table compares weights on: the source (``data.source``, e.g.
+    ``ellipses``), with the doses where each sample drew its own from a range
+    (``data.train_photons_range``, photons per detector pixel): ``"ctlike at 1000-100000
+    photons"``; ``None`` where ``source`` is not a name."""
+    if not isinstance(source, str):
+        return None
+    if photons_range is None:
+        return source
+    low, high = (float(v) for v in photons_range)
+    return f"{source} at {low:g}-{high:g} photons"
+
+
+def recorded_training(record: dict[str, Any] | None) -> str | None:
+    """:func:`training_data` of a run's source record (:func:`weights_source`); ``None`` where
+    it does not say both the source and the dose range (records written before
+    ``train_photons_range`` was kept: the dose they trained at is unknown)."""
+    if not isinstance(record, dict) or "train_photons_range" not in record:
+        return None
+    return training_data(record.get("data_source"), record["train_photons_range"])
+
+
 def training_source(checkpoint: dict[str, Any]) -> str | None:
-    """The data a checkpoint's weights were last trained on (its run's ``data.source``, e.g.
-    ``ellipses`` or ``ctlike``: :func:`weights_source`); ``None`` where not recorded (weights
-    saved before checkpoints recorded it)."""
-    source = (weights_source(checkpoint) or {}).get("data_source")
-    return source if isinstance(source, str) else None
+    """The data a checkpoint's weights were last trained on (:func:`recorded_training` of its
+    :func:`weights_source`), e.g. ``ellipses`` or ``ctlike at 1000-100000 photons``; ``None``
+    where not recorded."""
+    return recorded_training(weights_source(checkpoint))
 
 
 def trained_steps(checkpoint: dict[str, Any]) -> int | None:

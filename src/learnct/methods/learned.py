@@ -309,6 +309,13 @@ class LearnedPrimalDual(UnrolledMethod):
         )
         self.prepare_blocks([*self.net.dual_blocks, *self.net.primal_blocks])
 
+    @property
+    def result_name(self) -> str:
+        """``LearnedPrimalDual``, or ``LearnedPrimalDual-weighted`` for dose-aware dual steps:
+        two rows of a table (and two committed files), as TV and TV-WLS."""
+        plain = super().result_name
+        return f"{plain}-weighted" if self.hparams.statistical_weights else plain
+
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         op, op_adjoint, c = self.scaled_operator()
         f0 = self.fbp_start(sinogram)

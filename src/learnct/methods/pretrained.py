@@ -41,13 +41,21 @@ WEIGHTS_ROOT = Path(__file__).resolve().parents[3] / "experiments"
 
 @dataclass(frozen=True)
 class PretrainedModel:
-    """A committed checkpoint: its name, file, method (config name and class) and setup."""
+    """A committed checkpoint: its name, file, method (config name and class), setup and
+    variant (``weighted`` for ``LearnedPrimalDual-weighted.ckpt``; ``""``: none)."""
 
     name: str
     path: Path
     method: str
     class_name: str
     setup: str
+    variant: str = ""
+
+    @property
+    def result_name(self) -> str:
+        """The method's name in results tables (the method's ``result_name``; the file's
+        stem): ``LearnedPrimalDual``, ``LearnedPrimalDual-weighted``."""
+        return self.path.stem
 
 
 def _method_classes() -> dict[str, tuple[str, type[ReconstructionMethod]]]:
@@ -97,15 +105,18 @@ def check_run_geometry(
 
 
 def pretrained_models(root: Path = WEIGHTS_ROOT) -> dict[str, PretrainedModel]:
-    """Every committed checkpoint under ``root`` (``<setup>/weights/<Class>.ckpt``), by name."""
+    """Every committed checkpoint under ``root`` (``<setup>/weights/<Class>.ckpt``, a variant
+    ``<Class>-<variant>.ckpt``: its method's ``result_name``), by name (``lpd-fan_lowdose``,
+    ``lpd-weighted-fan_lowdose``)."""
     classes = _method_classes()
     models = {}
     for path in sorted(Path(root).glob("*/weights/*.ckpt")):
-        if path.stem not in classes:
+        class_name, _, variant = path.stem.partition("-")
+        if class_name not in classes:
             continue
-        method, setup = classes[path.stem][0], path.parents[1].name
-        model = PretrainedModel(f"{method}-{setup}", path, method, path.stem, setup)
-        models[model.name] = model
+        method, setup = classes[class_name][0], path.parents[1].name
+        name = "-".join(part for part in (method, variant, setup) if part)
+        models[name] = PretrainedModel(name, path, method, class_name, setup, variant)
     return models
 
 

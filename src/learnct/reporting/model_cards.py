@@ -50,12 +50,13 @@ def _rows(path: Path, **match: str) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(fh) if all(r.get(k) == v for k, v in match.items())]
 
 
-def _table_rows(setup_folder: Path, class_name: str) -> list[dict[str, str]]:
-    """``class_name``'s rows of the setup's committed ``results.csv`` (none written: none)."""
+def _table_rows(setup_folder: Path, method: str) -> list[dict[str, str]]:
+    """``method``'s rows (a ``result_name``) of the setup's committed ``results.csv`` (none
+    written: none)."""
     path = setup_folder / RESULTS_FILE
     if not path.is_file():
         return []
-    return [r for r in read_table(path) if r["method"] == class_name]
+    return [r for r in read_table(path) if r["method"] == method]
 
 
 def _geometry_text(geometry: Geometry) -> str:
@@ -125,7 +126,7 @@ def _rows_of_the_weights(
         for r in read_check_rows(entry.path.parent)
         if r["file"] == entry.path.name and r.get("run_dir")
     }
-    rows = _table_rows(setup_folder, entry.class_name)
+    rows = _table_rows(setup_folder, entry.result_name)
     own = [r for r in rows if _tests_this_file(r, entry) or r.get("run_dir") in exported]
     runs = exported | {r["run_dir"] for r in own if r.get("run_dir")}
     return own, [r for r in rows if r not in own], runs
@@ -155,7 +156,7 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
     return [
         *lines,
         "",
-        f"Rows of `{entry.class_name}` in the table that test other weights than this file "
+        f"Rows of `{entry.result_name}` in the table that test other weights than this file "
         "(their runs were not exported here: `make report WEIGHTS=1` exports them; "
         f"`make eval EXP={entry.method} CKPT={entry.name}` tests this one):",
         "",
@@ -175,11 +176,11 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
     ]
 
 
-def _dose(setup_folder: Path, class_name: str, trained: str, runs: set[str]) -> list[str]:
+def _dose(setup_folder: Path, method: str, trained: str, runs: set[str]) -> list[str]:
     """The dose curve's rows of the method measured with these weights (``runs``: the run
     folders of its own table rows and the one it was exported from); rows of a file written
     before the curve named its runs are shown as they are."""
-    every = _rows(setup_folder / "dose_curve.csv", method=class_name)
+    every = _rows(setup_folder / "dose_curve.csv", method=method)
     rows = [r for r in every if not r.get("run_dir") or r["run_dir"] in runs]
     if not rows:
         return []
@@ -271,7 +272,7 @@ def _model_section(entry: PretrainedModel, model: Any, checkpoint: dict[str, Any
     return _table(
         ["", ""],
         [
-            ["method", f"`{entry.class_name}` (`{entry.method}`)"],
+            ["method", f"`{entry.result_name}` (`{entry.method}`)"],
             ["file", f"`{entry.path.name}`, {size}, {', '.join(dtypes)}"],
             ["parameters", f"{sum(p.numel() for p in model.parameters()):,}"],
             ["settings", ", ".join(f"`{k}={v!r}`" for k, v in settings.items())],
@@ -385,7 +386,7 @@ def model_card(entry: PretrainedModel) -> str:
         "The committed table (`results.csv`):",
         "",
         *_results(own, others, entry),
-        *_dose(setup_folder, entry.class_name, dose, runs),
+        *_dose(setup_folder, entry.result_name, dose, runs),
         *real_ct,
         "",
         "The weights as stored (`check.csv`, re-measured by `tests/test_committed_weights.py`):",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def collect_results(
     most recent of equals; and messages on what was skipped (unreadable files, sweep jobs
     under ``multiruns/``, runs whose physics are not the preset's:
     :func:`physics_difference`, weights trained on other data than ``trained_on``, e.g.
-    CT-like fine-tunes beside ellipse-trained rows: a row's ``trained_on``, where recorded;
+    CT-like fine-tunes or weights trained over a dose range beside ellipse-trained rows at the
+    preset's dose: a row's ``trained_on``, where recorded;
     ``None``: any, ``exclude`` patterns that matched nothing). ``exclude``: glob
     patterns of run folders relative to ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or
     ``lpd/runs/2026-11-26*``) to leave out; a pattern that matches a folder leaves out every
@@ -173,8 +175,8 @@ def collect_results(
         f"left out {folder}: its weights were trained on {source} data, not {trained_on} as "
         f"the {setup} table's (a table compares methods trained on one kind of data; commit "
         "them under a setup name of their own: python -m learnct.reporting.run_weights --out "
-        f"experiments/{setup}_{source}; CT-like ones are compared on real CT by make "
-        "report-real-ct)"
+        f"experiments/{setup}_{_folder_name(source)}; CT-like ones are compared on real CT by "
+        "make report-real-ct)"
         for folder, source in other_data.items()
     ]
     problems += [
@@ -186,6 +188,12 @@ def collect_results(
     rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
     return rows, problems
+
+
+def _folder_name(training: str) -> str:
+    """A folder name for weights trained on ``training`` data (``ctlike``, ``ellipses at
+    1000-100000 photons`` -> ``ellipses_1000_100000_photons``)."""
+    return "_".join(w for w in re.split(r"[^A-Za-z0-9]+", training) if w and w != "at")
 
 
 def _fmt(value: str, spec: str) -> str:

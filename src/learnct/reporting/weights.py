@@ -388,9 +388,14 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
 
     from omegaconf import OmegaConf
 
-    from learnct.methods.checkpoints import check_checkpoint, reading_checkpoints_once
-    from learnct.methods.pretrained import load_pretrained
+    from learnct.methods.checkpoints import (
+        check_checkpoint,
+        read_checkpoint,
+        reading_checkpoints_once,
+    )
+    from learnct.methods.pretrained import checkpoint_method, load_pretrained
     from learnct.run import build_physics
+    from learnct.run.results import ResultsError
 
     folder = Path(folder)
     stored = load_weights_config(folder)  # checked before anything else is read
@@ -407,8 +412,14 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
         else:
             path = folder / file_name
             with reading_checkpoints_once():  # the checks, then the load: one read
-                check_checkpoint(path, name, operator.geometry)  # local, weights only, `name`'s
+                saved_by = checkpoint_method(read_checkpoint(path), path).__name__
+                check_checkpoint(path, saved_by, operator.geometry)  # local, weights only
                 model = load_pretrained(path)  # as learnct.pretrained builds it
+            if model.result_name != name:  # e.g. a weighted LPD listed as the plain one
+                raise ResultsError(
+                    f"{folder / 'check.csv'} lists {file_name} as {name}, but it holds a "
+                    f"{model.result_name}: write the check again (make report WEIGHTS=1)"
+                )
             method = RunMethod(name, folder, cfg, model, path)
         n_images = int(mine[0]["n_images"])
         datamodule = reference_datamodule(cfg, preset, operator, test_size=n_images)

@@ -198,8 +198,10 @@ def _fit(
     # the steps of the weights are known again when training ends (on_train_end) in this
     # process; in spawned or forked workers they stay unknown (their module attributes do
     # not come back), unless the test loads a checkpoint, which records them
+    from learnct.methods.checkpoints import recorded_training
+
     model.trained_steps = None
-    model.trained_on = (model.weights_source or {}).get("data_source")  # known here already
+    model.trained_on = recorded_training(model.weights_source)  # known here already
     # Lightning loads only checked paths (or this run's own best checkpoint), weights-only
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     _mark_if_finished(cfg, trainer, identity)

@@ -62,7 +62,9 @@ TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 #: truth); ms_per_slice: reconstruction time after warm-up; fbp_*: FBP on the same data;
 #: train_steps: the optimiser steps that trained the tested weights, those of the weights it
 #: started from (``init_weights``) included (empty for FBP and TV); trained_on: the data they
-#: were last trained on (``data.source``; empty for FBP and TV, or not recorded); test_hash:
+#: were last trained on (``data.source``, with the dose range where samples drew their dose
+#: from one, e.g. ``ellipses at 1000-100000 photons``; empty for FBP and TV, or not recorded,
+#: as for checkpoints saved before the range was); test_hash:
 #: digest of the test images and noise; the rest: where and with what it ran.
 RESULT_FIELDS = (
     "method",
@@ -169,17 +171,24 @@ def read_run_config(folder: Path) -> dict[str, Any]:
 
 def weights_folder_source(folder: Path) -> str | None:
     """The data the weights of a committed weights folder (``experiments/<setup>/weights``)
-    were trained on: its ``config.json``'s ``data.source`` (e.g. ``ellipses``, ``ctlike``).
-    ``None`` where ``folder`` has no readable ``config.json`` naming one (a run's
-    ``checkpoints/`` folder, or a checkpoint kept anywhere else)."""
+    were trained on: its ``config.json``'s ``data.source`` with the dose range where it has
+    one (:func:`~learnct.methods.checkpoints.training_data`: ``ellipses``, ``ctlike at
+    1000-100000 photons``). ``None`` where ``folder`` has no readable ``config.json`` naming
+    a source (a run's ``checkpoints/`` folder, or a checkpoint kept anywhere else)."""
+    from learnct.methods.checkpoints import training_data
+
     if not (Path(folder) / CONFIG_FILE).is_file():
         return None
     try:
         data = read_run_config(folder).get("data")
     except ResultsError:
         return None
-    source = data.get("source") if isinstance(data, dict) else None
-    return source if isinstance(source, str) else None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return training_data(data.get("source"), data.get("train_photons_range"))
+    except (TypeError, ValueError):  # not two doses: its data section is not a run's
+        return None
 
 
 #: The ``config.json`` key of the checkpoint a run tested (:func:`tested_record`).

@@ -21,9 +21,11 @@ def source_record(
     cfg: DictConfig, identity: RunIdentity, commit: str, resume: Path | None
 ) -> dict[str, Any]:
     """``{"run_id", "task_name", "started", "commit", "command", "data_source",
-    "started_from"}``: the run's id (``run.json``), its task and start, the code's commit, this
-    process's command line (``learnct-train`` and its Hydra overrides; ``None`` outside Hydra),
-    the data it trains on (``data.source``: ``ellipses``, ``ctlike``, ...) and, for weights that
+    "train_photons_range", "started_from"}``: the run's id (``run.json``), its task and start,
+    the code's commit, this process's command line (``learnct-train`` and its Hydra overrides;
+    ``None`` outside Hydra), the data it trains on (``data.source``: ``ellipses``, ``ctlike``,
+    ...; ``data.train_photons_range``: the range each sample's dose is drawn from, ``None``:
+    the preset's one dose) and, for weights that
     started from trained ones, ``{"checkpoint", "steps", "source"}``: the ``init_weights``
     path, the optimiser steps that trained it and its own record (``None``: not recorded).
     A resumed run keeps the ``started_from`` of the checkpoint it continues (for one saved
@@ -43,6 +45,7 @@ def source_record(
         "commit": commit,
         "command": None if overrides is None else command_line("learnct-train", overrides),
         "data_source": OmegaConf.select(cfg, "data.source"),
+        "train_photons_range": _plain(OmegaConf.select(cfg, "data.train_photons_range")),
         "started_from": None,
     }
     continued = read_checkpoint(resume) if resume is not None else None
@@ -62,3 +65,8 @@ def source_record(
             "source": None,
         }
     return record
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain Python (a list for a ``ListConfig``), for ``torch.save``."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
