@@ -12,6 +12,7 @@ from conftest import REPO_ROOT
 from learnct.methods.pretrained import pretrained_models
 from learnct.reporting.__main__ import main as report
 from learnct.reporting.model_cards import model_card, write_model_cards
+from learnct.run.results import file_digest
 
 MODELS = pretrained_models(REPO_ROOT / "experiments")
 
@@ -171,6 +172,21 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
     assert "`make eval EXP=lpd CKPT=lpd-fan_lowdose`" in others
     assert "| 1000 | ellipses | 8 | 31.25 |" in text and "52.75" not in text
 
+    # a learnct-eval row of a file exported before under this name (another digest) is not
+    def eval_row_tested(digest: str) -> str:
+        for row in rows:
+            tested = row["method"] == "LearnedPrimalDual" and row["test_set"] == "shepp_logan"
+            row["weights_hash"] = digest if tested else ""
+        with open(setup / "results.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        card = card_with_check("logs/lpd/runs/the_exported_one")
+        return card.split("Rows of `LearnedPrimalDual` in the table that test other")[0]
+
+    assert "| shepp_logan | 64 | 46.23 |" not in eval_row_tested("0" * 16)  # the card's own
+    assert "| shepp_logan | 64 | 46.23 |" in eval_row_tested(file_digest(entry.path))
+
     text = card_with_check(new_run)  # exported from that run: its rows are the file's
     assert "other weights" not in text
     assert "| ellipses | 64 | 50.00 |" in text and "| shepp_logan | 64 | 46.23 |" in text
@@ -233,4 +249,9 @@ def test_a_weighted_lpd_is_a_variant_of_its_own_name_row_and_card(tmp_path):
         match=r"lists LearnedPrimalDual-weighted\.ckpt as "
         r"LearnedPrimalDual, but it holds a LearnedPrimalDual-weighted:",
     ):
+        verify_weights(weights)
+    # a plain LPD saved under the weighted name would load and be carded as weighted
+    shutil.copy(source, weights / "LearnedPrimalDual-weighted.ckpt")
+    (weights / "check.csv").write_text(check.format("LearnedPrimalDual-weighted"))
+    with pytest.raises(ResultsError, match=r"but it holds a LearnedPrimalDual: export it again"):
         verify_weights(weights)

@@ -665,6 +665,7 @@ def test_with_no_new_runs_the_written_table_is_re_rendered_rounded(tmp_path, mon
         "learnct_version": "",
         "train_steps": "",
         "trained_on": "",
+        "weights_hash": "",
         "fbp_psnr": "",
     }
     assert (
@@ -849,9 +850,11 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     assert "Not tested on any scan" not in card
     with pytest.raises(ValueError, match="no run folders given"):
         weights_from_runs([], out)
-    # the run's results say what its weights trained on (make report keeps them apart)
+    # the run's results say what its weights trained on, doses included (make report keeps
+    # them apart)
     with open(run / "results.csv") as fh:
-        assert {r["trained_on"] for r in csv.DictReader(fh)} == {"ctlike"}
+        trained_on = {r["trained_on"] for r in csv.DictReader(fh)}
+    assert trained_on == {"ctlike at 1000-100000 photons"}
     # one weights folder, one physics: a run at another dose is refused, naming the dose
     other = tmp_path / "logs" / "lpd" / "runs" / "c"
     lpd = ["experiment=lpd", "model.n_iter=1", "trainer.max_steps=1"]
@@ -1060,6 +1063,14 @@ def test_a_weights_run_with_the_same_measurements_written_otherwise_is_the_same_
     check_same_setup(run(photons=10000.0, backend="sparse"), stored, Path("w"), "fix")
     with pytest.raises(ValueError, match=r"logs/run: its physics differ from w/config.json"):
         check_same_setup(run(photons=1000.0), stored, Path("w"), "fix")
+    # a dose-aware run into a folder whose config.json predates the dose range (no such key)
+    doses = {"source": "ellipses", "train_photons_range": [1e3, 1e5]}
+    dose_aware = SimpleNamespace(cfg=OmegaConf.create({**stored, "data": doses}), folder=Path("r"))
+    with pytest.raises(ValueError, match=r"r: its data differ from w/config.json"):
+        check_same_setup(dose_aware, stored, Path("w"), "fix")
+    one_dose = {**stored, "data": {**doses, "train_photons_range": None}}
+    check_same_setup(SimpleNamespace(cfg=OmegaConf.create(one_dose), folder=Path("r")), stored,
+                     Path("w"), "fix")  # fmt: skip
 
 
 def test_real_ct_weights_only_keeps_rows_measured_on_the_same_test_data(

@@ -12,6 +12,7 @@ import pytest
 from conftest import EXPERIMENTS, REPO_ROOT
 from learnct.run import ConfigError, build_physics
 from learnct.run.identity import read_identity
+from learnct.run.results import file_digest
 
 FAST = {
     "tv": ["model.iterations=5"],
@@ -70,6 +71,7 @@ def test_experiment_runs_end_to_end(experiment, tmp_path, train_cfg, run_config)
         assert row["train_steps"] == (None if experiment in ("fbp", "tv", "tv_wls") else 1)
         # ... on the data config's training source (the weights in memory: none was saved)
         assert row["trained_on"] == (None if experiment in ("fbp", "tv", "tv_wls") else "ellipses")
+        assert row["weights_hash"] is None  # fast_dev_run tests the weights in memory
     with open(tmp_path / "results.csv") as fh:
         written = list(csv.DictReader(fh))
     assert [r["method"] for r in written] == [rows[0]["method"]] * 2
@@ -278,6 +280,8 @@ def test_init_weights_starts_a_new_run_from_a_checkpoints_weights(
     )
     assert [r["train_steps"] for r in tested.rows] == [3, 3]
     assert [r["trained_on"] for r in tested.rows] == ["ellipses"] * 2  # as its checkpoint says
+    # ... and which file it tested, by digest (a file exported again under its name differs)
+    assert [r["weights_hash"] for r in tested.rows] == [file_digest(warm_ckpt)] * 2
 
     with pytest.raises(ConfigError, match=r"does not fit.*trained with: model\.hidden=32"):
         run_config(train_cfg([*common, "model.hidden=8", f"init_weights={ckpt}"], tmp_path / "c"))

@@ -57,7 +57,7 @@ def test_a_resume_keeps_its_start_also_from_a_checkpoint_saved_before_sources(tm
 def test_a_checkpoint_names_the_data_its_weights_trained_on(tmp_path):
     """``training_source``: the source record's ``data_source``, with the dose range where
     each sample drew its own (a dose-aware model is not compared with the preset's one-dose
-    weights); ``None`` for a checkpoint saved before records named both."""
+    weights); a record of before the range gives its source alone; ``None`` without one."""
     from learnct.methods.checkpoints import read_checkpoint, training_source
 
     record = source_record(OmegaConf.create({"data": {"source": "ctlike"}}), IDENTITY, "a", None)
@@ -68,8 +68,29 @@ def test_a_checkpoint_names_the_data_its_weights_trained_on(tmp_path):
     assert record["train_photons_range"] == [1e3, 1e5]  # a plain list: torch.load reads it
     dose_aware = read_checkpoint(_checkpoint(tmp_path / "doses.ckpt", 0, 5, source=record))
     assert training_source(dose_aware) == "ellipses at 1000-100000 photons"
-    # records of before the range: its source alone would call dose-aware weights one-dose
-    before = {"run_id": "x", "data_source": "ctlike", "started_from": None}
+    before = {"run_id": "x", "data_source": "ctlike", "started_from": None}  # no range kept
     old = _checkpoint(tmp_path / "old.ckpt", 0, 5, source=before)
-    assert training_source(read_checkpoint(old)) is None
+    assert training_source(read_checkpoint(old)) == "ctlike"
+    record = {**record, "train_photons_range": [5e2, 1e6]}  # whole doses written whole
+    wide = read_checkpoint(_checkpoint(tmp_path / "wide.ckpt", 0, 5, source=record))
+    assert training_source(wide) == "ellipses at 500-1000000 photons"
     assert training_source(read_checkpoint(_checkpoint(tmp_path / "none.ckpt", 0, 5))) is None
+
+
+def test_a_committed_weights_folder_says_the_training_of_its_files(tmp_path):
+    """A results row of a committed file takes the folder's ``config.json`` (its dose range
+    too, which checkpoints saved before the range do not record); elsewhere the checkpoint's
+    record."""
+    import json
+    from types import SimpleNamespace
+
+    from learnct.run.pipeline import _trained_on
+
+    model = SimpleNamespace(trainable=True, trained_on="ctlike")  # an old record: no range
+    folder = tmp_path / "fan_lowdose_ctlike" / "weights"
+    folder.mkdir(parents=True)
+    data = {"source": "ctlike", "train_photons_range": [1000.0, 100000.0]}
+    (folder / "config.json").write_text(json.dumps({"data": data}))
+    assert _trained_on(model, folder / "LearnedPrimalDual.ckpt") == "ctlike at 1000-100000 photons"
+    assert _trained_on(model, tmp_path / "run" / "checkpoints" / "last.ckpt") == "ctlike"
+    assert _trained_on(SimpleNamespace(trainable=False), folder / "x.ckpt") is None

@@ -365,23 +365,28 @@ def training_data(source: Any, photons_range: Any = None) -> str | None:
         return None
     if photons_range is None:
         return source
-    low, high = (float(v) for v in photons_range)
-    return f"{source} at {low:g}-{high:g} photons"
+    low, high = (_photons(float(v)) for v in photons_range)
+    return f"{source} at {low}-{high} photons"
+
+
+def _photons(dose: float) -> str:
+    """A dose as written in a label: whole numbers whole (``1000000``, not ``1e+06``)."""
+    return f"{dose:.0f}" if dose.is_integer() else f"{dose:g}"
 
 
 def recorded_training(record: dict[str, Any] | None) -> str | None:
-    """:func:`training_data` of a run's source record (:func:`weights_source`); ``None`` where
-    it does not say both the source and the dose range (records written before
-    ``train_photons_range`` was kept: the dose they trained at is unknown)."""
-    if not isinstance(record, dict) or "train_photons_range" not in record:
+    """:func:`training_data` of a run's source record (:func:`weights_source`); records
+    written before ``train_photons_range`` was kept give their source alone (a committed
+    weights folder's ``config.json`` says the rest for its files); ``None``: no source."""
+    if not isinstance(record, dict):
         return None
-    return training_data(record.get("data_source"), record["train_photons_range"])
+    return training_data(record.get("data_source"), record.get("train_photons_range"))
 
 
 def training_source(checkpoint: dict[str, Any]) -> str | None:
     """The data a checkpoint's weights were last trained on (:func:`recorded_training` of its
     :func:`weights_source`), e.g. ``ellipses`` or ``ctlike at 1000-100000 photons``; ``None``
-    where not recorded."""
+    where not recorded (saved before checkpoints recorded it)."""
     return recorded_training(weights_source(checkpoint))
 
 

@@ -37,7 +37,7 @@ from learnct.reporting.real_ct import read_real_ct
 from learnct.reporting.table import read_table
 from learnct.reporting.weights import load_weights_config, read_check_rows
 from learnct.run.atomic_files import atomic_write_text
-from learnct.run.results import RESULTS_FILE
+from learnct.run.results import RESULTS_FILE, file_digest
 
 __all__ = ["model_card", "write_model_cards"]
 
@@ -104,9 +104,13 @@ def _test_set(row: dict[str, str]) -> str:
 
 def _tests_this_file(row: dict[str, str], entry: PretrainedModel) -> bool:
     """Whether ``row``'s command tested the committed file itself: ``learnct-eval`` (or
-    ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model."""
+    ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model, and,
+    where the row records the tested file's digest (``weights_hash``), this file's (a row of
+    the file exported before under the same name is not)."""
     words = shlex.split(row.get("config", ""))
     if not words or not (words[0].endswith("learnct-eval") or "train=false" in words):
+        return False
+    if row.get("weights_hash") and row["weights_hash"] != file_digest(entry.path):
         return False
     tested = [w.removeprefix("ckpt_path=") for w in words if w.startswith("ckpt_path=")]
     own = (entry.setup, "weights", entry.path.name)

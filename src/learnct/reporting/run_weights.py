@@ -67,7 +67,7 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
                 "method's weights without --replace (with every method's run)"
             )
         check_same_setup(method, stored, folder, "run_weights without --replace, every run")
-        check_checkpoint(method.checkpoint, method.name, operator.geometry)
+        check_checkpoint(method.checkpoint, type(method.model).__name__, operator.geometry)
     files = [folder / f"{m.name}.ckpt" for m in methods] + [folder / "check.csv"]
     kept = {path: path.read_bytes() for path in files}
     try:

@@ -281,6 +281,18 @@ def read_check_rows(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _training(config: dict[str, Any]) -> str | None:
+    """The training data a config names (:func:`~learnct.methods.checkpoints.training_data`:
+    its source, and its dose range where it has one; a config written before the range
+    existed has none)."""
+    from learnct.methods.checkpoints import training_data
+
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return None
+    return training_data(data.get("source"), data.get("train_photons_range"))
+
+
 def _differ(run: Any, stored: Any) -> bool:
     """Whether a run's config section differs from ``config.json``'s in a key both name (a
     key added to the configs since ``config.json`` was written takes its default there)."""
@@ -322,6 +334,8 @@ def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fi
     )
     differ = ["physics"] if preset_differences(*physics) else []
     differ += [k for k in ("data", "seed") if _differ(mine.get(k), stored.get(k))]
+    if "data" not in differ and _training(mine) != _training(stored):  # e.g. a dose range
+        differ.append("data")
     if differ:
         raise ValueError(
             f"{method.folder}: its {', '.join(differ)} differ from {folder}/config.json's: "
@@ -415,10 +429,12 @@ def verify_weights(folder: Path) -> list[tuple[dict[str, str], float, float]]:
                 saved_by = checkpoint_method(read_checkpoint(path), path).__name__
                 check_checkpoint(path, saved_by, operator.geometry)  # local, weights only
                 model = load_pretrained(path)  # as learnct.pretrained builds it
-            if model.result_name != name:  # e.g. a weighted LPD listed as the plain one
+            if not name == path.stem == model.result_name:
+                # e.g. a weighted LPD listed, or saved, as the plain one (its card and name)
                 raise ResultsError(
                     f"{folder / 'check.csv'} lists {file_name} as {name}, but it holds a "
-                    f"{model.result_name}: write the check again (make report WEIGHTS=1)"
+                    f"{model.result_name}: export it again (make report WEIGHTS=1, saved as "
+                    f"{model.result_name}.ckpt)"
                 )
             method = RunMethod(name, folder, cfg, model, path)
         n_images = int(mine[0]["n_images"])

@@ -46,6 +46,7 @@ from learnct.run.results import (
     RESULT_FIELDS,
     TEST_METRICS,
     TESTED_KEY,
+    file_digest,
     tested_record,
     weights_folder_source,
     write_results,
@@ -252,6 +253,7 @@ def _test(
         "physics": datamodule.physics.name,
         "train_steps": model.trained_steps if getattr(model, "trainable", True) else None,
         "trained_on": _trained_on(model, checkpoint),
+        "weights_hash": file_digest(checkpoint) if checkpoint else None,
         "device": str(tester.strategy.root_device),
         "run_dir": cfg.paths.output_dir,
         **provenance,
@@ -406,15 +408,15 @@ def _prepare(
 
 
 def _trained_on(model: Any, checkpoint: str | Path | None) -> str | None:
-    """The data the tested weights were last trained on: as their checkpoint records it, else
-    as the committed weights folder holding the checkpoint does
-    (:func:`~learnct.run.results.weights_folder_source`: checkpoints saved before the record);
-    ``None`` for methods with nothing to train, or where unknown."""
+    """The data the tested weights were last trained on: for a checkpoint of a committed
+    weights folder, as the folder's ``config.json`` says (source and dose range:
+    :func:`~learnct.run.results.weights_folder_source`; checkpoints saved before their record
+    named the range say the source alone), else as the checkpoint records it; ``None`` for
+    methods with nothing to train, or where unknown."""
     if not getattr(model, "trainable", True):
         return None
-    if model.trained_on is None and checkpoint:
-        return weights_folder_source(Path(checkpoint).parent)
-    return model.trained_on
+    committed = weights_folder_source(Path(checkpoint).parent) if checkpoint else None
+    return committed or model.trained_on
 
 
 def _check_started_from(init_weights: str, resume: Path) -> None:

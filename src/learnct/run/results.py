@@ -14,6 +14,7 @@ this module.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,7 @@ __all__ = [
     "TEST_METRICS",
     "VALIDATION_COLUMNS",
     "ResultsError",
+    "file_digest",
     "find_results",
     "find_run_folders",
     "n_images",
@@ -63,9 +65,11 @@ TEST_METRICS = ("psnr", "ssim", "ms_per_slice", "fbp_psnr", "fbp_ssim")
 #: train_steps: the optimiser steps that trained the tested weights, those of the weights it
 #: started from (``init_weights``) included (empty for FBP and TV); trained_on: the data they
 #: were last trained on (``data.source``, with the dose range where samples drew their dose
-#: from one, e.g. ``ellipses at 1000-100000 photons``; empty for FBP and TV, or not recorded,
-#: as for checkpoints saved before the range was); test_hash:
-#: digest of the test images and noise; the rest: where and with what it ran.
+#: from one, e.g. ``ellipses at 1000-100000 photons``; a checkpoint saved before the range
+#: was recorded gives its source alone, unless its committed weights folder says the range;
+#: empty for FBP and TV, or not recorded); test_hash: digest of the test images and
+#: noise; weights_hash: :func:`file_digest` of the checkpoint file the test loaded (empty: the
+#: weights in memory, or nothing to load); the rest: where and with what it ran.
 RESULT_FIELDS = (
     "method",
     "physics",
@@ -78,6 +82,7 @@ RESULT_FIELDS = (
     "commit",
     "run_dir",
     "test_hash",
+    "weights_hash",
     "torch_version",
     "lightning_version",
     "python_version",
@@ -85,6 +90,16 @@ RESULT_FIELDS = (
 )
 #: Columns without which a results file is unreadable (older files may lack the others).
 REQUIRED_FIELDS = ("method", "physics", "test_set", "psnr", "ssim")
+
+
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the SHA-256 of the file's bytes: which checkpoint a results
+    row tested (a file exported again under the same name has another)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 class ResultsError(ValueError):
