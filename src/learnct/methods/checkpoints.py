@@ -369,6 +369,19 @@ def training_data(source: Any, photons_range: Any = None) -> str | None:
     return f"{source} at {low}-{high} photons"
 
 
+def config_training(config: dict[str, Any]) -> str | None:
+    """:func:`training_data` of a stored config's ``data`` section (a run's or a weights
+    folder's ``config.json``; one written before the dose range existed has none); ``None``
+    where it names no source, or its range is not two doses."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return None
+    try:
+        return training_data(data.get("source"), data.get("train_photons_range"))
+    except (TypeError, ValueError):  # not two doses: not a run's data section
+        return None
+
+
 def _photons(dose: float) -> str:
     """A dose as written in a label: whole numbers whole (``1000000``, not ``1e+06``)."""
     return f"{dose:.0f}" if dose.is_integer() else f"{dose:g}"

@@ -102,15 +102,15 @@ def _test_set(row: dict[str, str]) -> str:
     return f"{row['test_set']} (`{roots[-1]}`)" if roots else row["test_set"]
 
 
-def _tests_this_file(row: dict[str, str], entry: PretrainedModel) -> bool:
+def _tests_this_file(row: dict[str, str], entry: PretrainedModel, digest: str) -> bool:
     """Whether ``row``'s command tested the committed file itself: ``learnct-eval`` (or
     ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model, and,
-    where the row records the tested file's digest (``weights_hash``), this file's (a row of
-    the file exported before under the same name is not)."""
+    where the row records the tested file's digest (``weights_hash``), this file's
+    (``digest``; a row of the file exported before under the same name is not)."""
     words = shlex.split(row.get("config", ""))
     if not words or not (words[0].endswith("learnct-eval") or "train=false" in words):
         return False
-    if row.get("weights_hash") and row["weights_hash"] != file_digest(entry.path):
+    if row.get("weights_hash") and row["weights_hash"] != digest:
         return False
     tested = [w.removeprefix("ckpt_path=") for w in words if w.startswith("ckpt_path=")]
     own = (entry.setup, "weights", entry.path.name)
@@ -131,7 +131,8 @@ def _rows_of_the_weights(
         if r["file"] == entry.path.name and r.get("run_dir")
     }
     rows = _table_rows(setup_folder, entry.result_name)
-    own = [r for r in rows if _tests_this_file(r, entry) or r.get("run_dir") in exported]
+    digest = file_digest(entry.path)
+    own = [r for r in rows if _tests_this_file(r, entry, digest) or r.get("run_dir") in exported]
     runs = exported | {r["run_dir"] for r in own if r.get("run_dir")}
     return own, [r for r in rows if r not in own], runs
 

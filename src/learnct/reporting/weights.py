@@ -281,18 +281,6 @@ def read_check_rows(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _training(config: dict[str, Any]) -> str | None:
-    """The training data a config names (:func:`~learnct.methods.checkpoints.training_data`:
-    its source, and its dose range where it has one; a config written before the range
-    existed has none)."""
-    from learnct.methods.checkpoints import training_data
-
-    data = config.get("data")
-    if not isinstance(data, dict):
-        return None
-    return training_data(data.get("source"), data.get("train_photons_range"))
-
-
 def _differ(run: Any, stored: Any) -> bool:
     """Whether a run's config section differs from ``config.json``'s in a key both name (a
     key added to the configs since ``config.json`` was written takes its default there)."""
@@ -324,6 +312,7 @@ def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fi
     the command that writes the whole folder."""
     from omegaconf import OmegaConf
 
+    from learnct.methods.checkpoints import config_training
     from learnct.physics.presets import preset_differences
 
     mine = OmegaConf.to_container(method.cfg, resolve=True)
@@ -334,7 +323,7 @@ def check_same_setup(method: RunMethod, stored: dict[str, Any], folder: Path, fi
     )
     differ = ["physics"] if preset_differences(*physics) else []
     differ += [k for k in ("data", "seed") if _differ(mine.get(k), stored.get(k))]
-    if "data" not in differ and _training(mine) != _training(stored):  # e.g. a dose range
+    if "data" not in differ and config_training(mine) != config_training(stored):  # doses
         differ.append("data")
     if differ:
         raise ValueError(

@@ -190,19 +190,13 @@ def weights_folder_source(folder: Path) -> str | None:
     one (:func:`~learnct.methods.checkpoints.training_data`: ``ellipses``, ``ctlike at
     1000-100000 photons``). ``None`` where ``folder`` has no readable ``config.json`` naming
     a source (a run's ``checkpoints/`` folder, or a checkpoint kept anywhere else)."""
-    from learnct.methods.checkpoints import training_data
+    from learnct.methods.checkpoints import config_training
 
     if not (Path(folder) / CONFIG_FILE).is_file():
         return None
     try:
-        data = read_run_config(folder).get("data")
+        return config_training(read_run_config(folder))
     except ResultsError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return training_data(data.get("source"), data.get("train_photons_range"))
-    except (TypeError, ValueError):  # not two doses: its data section is not a run's
         return None
 
 
