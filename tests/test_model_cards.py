@@ -181,11 +181,22 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        card = card_with_check("logs/lpd/runs/the_exported_one")
-        return card.split("Rows of `LearnedPrimalDual` in the table that test other")[0]
+        return card_with_check("logs/lpd/runs/the_exported_one")
 
-    assert "| shepp_logan | 64 | 46.23 |" not in eval_row_tested("0" * 16)  # the card's own
-    assert "| shepp_logan | 64 | 46.23 |" in eval_row_tested(file_digest(entry.path))
+    own, others = eval_row_tested("0" * 16).split("Rows of `LearnedPrimalDual` in the table")
+    assert "| shepp_logan | 64 | 46.23 |" not in own
+    assert "| shepp_logan | 64 | 46.23 |" in others and f"`{eval_run}` (earlier file) |" in others
+    assert (
+        "(1 from runs not exported here: `make report WEIGHTS=1` exports them; 1 from tests "
+        "of the file exported before under this name (earlier file); `make eval EXP=lpd "
+        "CKPT=lpd-fan_lowdose` tests this one)" in others
+    )
+    assert (
+        "| shepp_logan | 64 | 46.23 |"
+        in eval_row_tested(file_digest(entry.path)).split(
+            "Rows of `LearnedPrimalDual` in the table"
+        )[0]
+    )
 
     text = card_with_check(new_run)  # exported from that run: its rows are the file's
     assert "other weights" not in text

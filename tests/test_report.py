@@ -1162,3 +1162,25 @@ def test_weights_trained_over_a_dose_range_are_left_out_of_a_one_dose_table(tmp_
     assert weights_folder_source(weights) == doses
     rows, _ = collect_results(logs, "fan_lowdose", trained_on=weights_folder_source(weights))
     assert [r["psnr"] for r in rows] == ["41.00"]
+
+
+def test_a_training_runs_rows_say_the_doses_its_config_trained_over(tmp_path):
+    """A row written before checkpoints recorded the dose range says ``ellipses`` for weights
+    trained at 1000-100000 photons: the training run's ``config.json`` says the range, so the
+    row is left out of the one-dose table as a dose-aware one; an eval run's config (its data
+    are not its weights' training) leaves its row as it is."""
+    logs = tmp_path / "logs"
+    row = {"method": "LearnedPrimalDual", "physics": "fan_lowdose", "test_set": "ellipses"}
+    row = {**row, "n_images": "64", "ssim": "0.9", "trained_on": "ellipses"}
+    _write(logs / "lpd" / "runs" / "a", [{**row, "psnr": "42.13"}], 100)
+    _write(logs / "dose_lpd" / "runs" / "b", [{**row, "psnr": "41.00"}], 50)
+    data = {"source": "ellipses", "train_photons_range": [1000, 100000]}
+    config = {"train": True, "data": data}
+    (logs / "dose_lpd" / "runs" / "b" / "config.json").write_text(json.dumps(config))
+    rows, (problem,) = collect_results(logs, "fan_lowdose", trained_on="ellipses")
+    assert [(r["psnr"], r["trained_on"]) for r in rows] == [("42.13", "ellipses")]
+    assert "dose_lpd/runs/b: its weights were trained on ellipses at 1000-100000 photons" in problem
+    config["train"] = False  # learnct-eval of one-dose weights, on data with a range set
+    (logs / "dose_lpd" / "runs" / "b" / "config.json").write_text(json.dumps(config))
+    rows, problems = collect_results(logs, "fan_lowdose", trained_on="ellipses")
+    assert [r["psnr"] for r in rows] == ["41.00"] and not problems

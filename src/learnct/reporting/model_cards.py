@@ -102,19 +102,23 @@ def _test_set(row: dict[str, str]) -> str:
     return f"{row['test_set']} (`{roots[-1]}`)" if roots else row["test_set"]
 
 
-def _tests_this_file(row: dict[str, str], entry: PretrainedModel, digest: str) -> bool:
-    """Whether ``row``'s command tested the committed file itself: ``learnct-eval`` (or
-    ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model, and,
-    where the row records the tested file's digest (``weights_hash``), this file's
-    (``digest``; a row of the file exported before under the same name is not)."""
+def _names_this_file(row: dict[str, str], entry: PretrainedModel) -> bool:
+    """Whether ``row``'s command tested a file of this name: ``learnct-eval`` (or
+    ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model."""
     words = shlex.split(row.get("config", ""))
     if not words or not (words[0].endswith("learnct-eval") or "train=false" in words):
-        return False
-    if row.get("weights_hash") and row["weights_hash"] != digest:
         return False
     tested = [w.removeprefix("ckpt_path=") for w in words if w.startswith("ckpt_path=")]
     own = (entry.setup, "weights", entry.path.name)
     return any(t == entry.name or Path(t).parts[-3:] == own for t in tested)
+
+
+def _tests_this_file(row: dict[str, str], entry: PretrainedModel, digest: str) -> bool:
+    """Whether ``row`` tested the committed file itself: :func:`_names_this_file` and, where
+    the row records the tested file's digest (``weights_hash``), this file's (``digest``; a
+    row of the file exported before under the same name is not)."""
+    stale = bool(row.get("weights_hash")) and row["weights_hash"] != digest
+    return _names_this_file(row, entry) and not stale
 
 
 def _rows_of_the_weights(
@@ -162,8 +166,8 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
         *lines,
         "",
         f"Rows of `{entry.result_name}` in the table that test other weights than this file "
-        "(their runs were not exported here: `make report WEIGHTS=1` exports them; "
-        f"`make eval EXP={entry.method} CKPT={entry.name}` tests this one):",
+        f"({_others_why(others, entry)}; `make eval EXP={entry.method} CKPT={entry.name}` "
+        "tests this one):",
         "",
         *_table(
             ["test set", "images", "PSNR (dB)", "steps", "run"],
@@ -173,12 +177,27 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
                     r["n_images"],
                     f"{float(r['psnr']):.2f}",
                     r.get("train_steps") or "?",
-                    f"`{r.get('run_dir', '')}`",
+                    f"`{r.get('run_dir', '')}`"
+                    + (" (earlier file)" if _names_this_file(r, entry) else ""),
                 ]
                 for r in sorted(others, key=lambda r: r["test_set"])
             ],
         ),
     ]
+
+
+def _others_why(others: list[dict[str, str]], entry: PretrainedModel) -> str:
+    """Why the rows ``others`` are not this file's, and the fix: runs not exported here
+    (``make report WEIGHTS=1`` exports them), or tests of a file exported before under this
+    name (another ``weights_hash``; marked ``earlier file``: testing this one replaces them)."""
+    earlier = sum(_names_this_file(r, entry) for r in others)
+    runs = "runs not exported here: `make report WEIGHTS=1` exports them"
+    tests = "tests of the file exported before under this name (earlier file)"
+    if not earlier:
+        return f"their {runs}"
+    if earlier == len(others):
+        return tests
+    return f"{len(others) - earlier} from {runs}; {earlier} from {tests}"
 
 
 def _dose(setup_folder: Path, method: str, trained: str, runs: set[str]) -> list[str]:

@@ -152,12 +152,15 @@ def collect_results(
                 )
                 continue
         stamp = path.stat().st_mtime
+        training = _run_training(path.parent) if trained_on is not None else None
         for row in rows:
             # where the run is now (a run folder moved from a worktree or another machine
             # keeps the run_dir it was written with)
             row["_folder"] = row["run_dir"] = str(path.parent)
             if row["physics"] != setup:
                 continue
+            if training is not None and row.get("trained_on"):
+                row["trained_on"] = training
             if trained_on is not None and row.get("trained_on") not in (None, "", trained_on):
                 other_data.setdefault(str(path.parent), row["trained_on"])
                 continue
@@ -188,6 +191,21 @@ def collect_results(
     rows = [row for _, row in best.values()]
     rows.sort(key=lambda r: (r["test_set"], float(r["psnr"] or "nan")))
     return rows, problems
+
+
+def _run_training(folder: Path) -> str | None:
+    """The data a training run's weights trained on, as its ``config.json`` says
+    (:func:`~learnct.methods.checkpoints.config_training`): what its rows' ``trained_on``
+    says, but also for rows written before the dose range was recorded there (they said
+    ``ellipses`` for weights trained at 1000-100000 photons). ``None`` for a run that did not
+    train (``learnct-eval``: its config is not its weights' training) or without a config."""
+    from learnct.methods.checkpoints import config_training
+
+    try:
+        config = read_run_config(folder)
+    except ResultsError:
+        return None
+    return config_training(config) if config.get("train") is True else None
 
 
 def _folder_name(training: str) -> str:
