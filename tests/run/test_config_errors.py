@@ -288,7 +288,7 @@ def test_data_error_in_a_dataloader_worker_is_one_line_with_status_2(tmp_path, r
         "data=folder",
         f"data.folder_root={tmp_path / 'slices'}",
         "data.num_workers=1",
-        "logger=csv",
+        "logger=none",
     ]
     out = run_cli("train", overrides, timeout=300)
     assert out.returncode == 2, out.stderr
@@ -296,6 +296,14 @@ def test_data_error_in_a_dataloader_worker_is_one_line_with_status_2(tmp_path, r
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path / 'slices' / 'val' / 'nan.npy'}: contains NaN or infinite values"
     )
+    # the run had begun (its validation): a failed run, not a refused command, so its folder
+    # and job log stay although it wrote no logger or checkpoint files
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        ".hydra",
+        "config_tree.log",
+        "run.json",
+        "train.log",
+    ]
 
 
 def test_unknown_config_group_option_lists_the_valid_ones_without_a_traceback(tmp_path, run_cli):

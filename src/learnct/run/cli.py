@@ -38,7 +38,9 @@ def remove_refused_run_folder() -> None:
     and its task folder where that leaves them empty: a refused command leaves no run for the
     dashboard and ``resume`` to find. A folder holding anything else (a ``hydra.run.dir`` with
     files of its own, a run that trained) is left whole; a DDP worker (``LOCAL_RANK`` > 0)
-    removes nothing."""
+    removes nothing. Called only for commands refused before their run began (a user error
+    raised once training or testing began, :data:`~learnct.run.pipeline.IN_RUN`, keeps the
+    folder and its job log, even of a run that wrote no logger or checkpoint files)."""
     import os
 
     from hydra.core.hydra_config import HydraConfig
@@ -66,9 +68,11 @@ def remove_refused_run_folder() -> None:
             break
 
 
-def _exit(err: BaseException, status: int) -> None:
+def _exit(err: BaseException, status: int, refused: bool = False) -> None:
+    """Print ``err`` as one line and exit with ``status``; a ``refused`` command (a user
+    mistake found before its run began) leaves no run folder behind."""
     print(f"error: {err}", file=sys.stderr, flush=True)
-    if status == 2:  # a user mistake: nothing ran
+    if refused:
         remove_refused_run_folder()
     sys.exit(status)
 
@@ -108,13 +112,13 @@ def run_from_cli(cfg: DictConfig) -> float | None:
                 print(note)
             validate_config(cfg)
         except ConfigError as err:
-            _exit(err, 2)
+            _exit(err, 2, refused=True)
 
     import torch
 
     from learnct.run.console import quiet_console
     from learnct.run.nonfinite import NonFiniteResultsError, NonFiniteTrainingError
-    from learnct.run.pipeline import finish_wandb, run
+    from learnct.run.pipeline import IN_RUN, finish_wandb, run
     from learnct.run.sweep_failures import record_failure
 
     torch.set_float32_matmul_precision("high")
@@ -132,8 +136,8 @@ def run_from_cli(cfg: DictConfig) -> float | None:
                 flush=True,
             )
             return None
-        if isinstance(err, user_errors()):
-            _exit(err, 2)
+        if isinstance(err, user_errors()):  # kept where it came once the run began
+            _exit(err, 2, refused=not getattr(err, IN_RUN, False))
         if isinstance(err, (NonFiniteTrainingError, NonFiniteResultsError)):
             _exit(err, 1)
         raise

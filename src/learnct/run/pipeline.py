@@ -31,6 +31,7 @@ from learnct.run.build import (
     build_trainer,
     instantiate_all,
     trainer_config,
+    user_errors,
 )
 from learnct.run.checkpoint_settings import adopt_checkpoint_settings, resolve_checkpoint_names
 from learnct.run.config_checks import (
@@ -58,7 +59,13 @@ if TYPE_CHECKING:
 
     from learnct.physics import RayTransform
 
-__all__ = ["RunResult", "batch_norm_note", "finish_wandb", "run", "single_device_tester"]
+__all__ = ["IN_RUN", "RunResult", "batch_norm_note", "finish_wandb", "run", "single_device_tester"]
+
+
+#: The attribute a user error (``ConfigError``, ``DataError``) gets where it was raised once
+#: training, validation or testing began: a run that failed, whose folder and job log are
+#: kept, not a refused command (:func:`learnct.run.cli.remove_refused_run_folder`).
+IN_RUN = "raised_in_run"
 
 
 @dataclasses.dataclass
@@ -114,15 +121,19 @@ def _run(cfg: DictConfig, checked: bool) -> RunResult:
     for logger in loggers:
         logger.log_hyperparams(flat)
 
-    trained, paused = _fit(cfg, trainer, model, datamodule, resume, identity)
-    objective = _objective(cfg, trainer)
-    rows: list[dict[str, Any]] = []
-    if cfg.get("test", True) and not paused:
-        tester = single_device_tester(cfg, trainer, loggers, [test_hash])
-        if tester is None:  # a DDP rank other than 0: rank 0 tests
-            return RunResult(rows=[], objective=objective)
-        checkpoint = trained or to_test
-        rows = _test(cfg, tester, model, datamodule, checkpoint, test_hash, loggers, provenance)
+    try:
+        trained, paused = _fit(cfg, trainer, model, datamodule, resume, identity)
+        objective = _objective(cfg, trainer)
+        rows: list[dict[str, Any]] = []
+        if cfg.get("test", True) and not paused:
+            tester = single_device_tester(cfg, trainer, loggers, [test_hash])
+            if tester is None:  # a DDP rank other than 0: rank 0 tests
+                return RunResult(rows=[], objective=objective)
+            checkpoint = trained or to_test
+            rows = _test(cfg, tester, model, datamodule, checkpoint, test_hash, loggers, provenance)
+    except user_errors() as err:
+        setattr(err, IN_RUN, True)  # the errors' classes do not declare it
+        raise
     finish_wandb()
     return RunResult(rows=rows, objective=objective)
 
