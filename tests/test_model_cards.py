@@ -169,7 +169,10 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
     assert "| shepp_logan | 64 | 46.23 |" in own  # its learnct-eval row names this file
     assert "50.00" not in own
     assert f"| ellipses | 64 | 50.00 | 9000 | `{new_run}` |" in others
-    assert "`make eval EXP=lpd CKPT=lpd-fan_lowdose`" in others
+    assert (
+        "(their runs were not exported here: `make report WEIGHTS=1` exports them; "
+        "`make eval EXP=lpd CKPT=lpd-fan_lowdose` tests this one)" in others
+    )
     assert "| 1000 | ellipses | 8 | 31.25 |" in text and "52.75" not in text
 
     # a learnct-eval row of a file exported before under this name (another digest) is not
@@ -185,11 +188,12 @@ def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):
 
     own, others = eval_row_tested("0" * 16).split("Rows of `LearnedPrimalDual` in the table")
     assert "| shepp_logan | 64 | 46.23 |" not in own
-    assert "| shepp_logan | 64 | 46.23 |" in others and f"`{eval_run}` (earlier file) |" in others
+    assert "| shepp_logan | 64 | 46.23 |" in others
+    assert f"`{eval_run}` (another file of this name) |" in others
     assert (
-        "(1 from runs not exported here: `make report WEIGHTS=1` exports them; 1 from tests "
-        "of the file exported before under this name (earlier file); `make eval EXP=lpd "
-        "CKPT=lpd-fan_lowdose` tests this one)" in others
+        "(1 of runs not exported here (`make report WEIGHTS=1` exports them), 1 of tests of "
+        "another file of this name; `make eval EXP=lpd CKPT=lpd-fan_lowdose` tests this one)"
+        in others
     )
     assert (
         "| shepp_logan | 64 | 46.23 |"

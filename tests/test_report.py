@@ -1164,11 +1164,12 @@ def test_weights_trained_over_a_dose_range_are_left_out_of_a_one_dose_table(tmp_
     assert [r["psnr"] for r in rows] == ["41.00"]
 
 
-def test_a_training_runs_rows_say_the_doses_its_config_trained_over(tmp_path):
+def test_rows_say_the_doses_of_the_run_that_trained_their_weights(tmp_path):
     """A row written before checkpoints recorded the dose range says ``ellipses`` for weights
     trained at 1000-100000 photons: the training run's ``config.json`` says the range, so the
-    row is left out of the one-dose table as a dose-aware one; an eval run's config (its data
-    are not its weights' training) leaves its row as it is."""
+    row is left out of the one-dose table as a dose-aware one, and so is the row of an eval run
+    that tested a checkpoint of that run (its own config's data are not its weights'
+    training); an eval of weights kept outside a run leaves its row as it is."""
     logs = tmp_path / "logs"
     row = {"method": "LearnedPrimalDual", "physics": "fan_lowdose", "test_set": "ellipses"}
     row = {**row, "n_images": "64", "ssim": "0.9", "trained_on": "ellipses"}
@@ -1180,7 +1181,17 @@ def test_a_training_runs_rows_say_the_doses_its_config_trained_over(tmp_path):
     rows, (problem,) = collect_results(logs, "fan_lowdose", trained_on="ellipses")
     assert [(r["psnr"], r["trained_on"]) for r in rows] == [("42.13", "ellipses")]
     assert "dose_lpd/runs/b: its weights were trained on ellipses at 1000-100000 photons" in problem
-    config["train"] = False  # learnct-eval of one-dose weights, on data with a range set
+    config["train"] = False  # learnct-eval of weights kept outside a run, data with a range
     (logs / "dose_lpd" / "runs" / "b" / "config.json").write_text(json.dumps(config))
     rows, problems = collect_results(logs, "fan_lowdose", trained_on="ellipses")
     assert [r["psnr"] for r in rows] == ["41.00"] and not problems
+    # learnct-eval of the dose-aware run's checkpoint: that run's config says the range
+    trained = logs / "dose_lpd" / "runs" / "t"
+    (trained / "checkpoints").mkdir(parents=True)
+    (trained / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    (trained / "config.json").write_text(json.dumps({"train": True, "data": data}))
+    tested = {"train": False, "tested_checkpoint": str(trained / "checkpoints" / "best.ckpt")}
+    (logs / "dose_lpd" / "runs" / "b" / "config.json").write_text(json.dumps(tested))
+    rows, (problem,) = collect_results(logs, "fan_lowdose", trained_on="ellipses")
+    assert [r["psnr"] for r in rows] == ["42.13"]
+    assert "dose_lpd/runs/b: its weights were trained on ellipses at 1000-100000 photons" in problem

@@ -102,6 +102,10 @@ def _test_set(row: dict[str, str]) -> str:
     return f"{row['test_set']} (`{roots[-1]}`)" if roots else row["test_set"]
 
 
+#: how a card marks the row of a test of another file of this name (exported before)
+_ANOTHER_FILE = "another file of this name"
+
+
 def _names_this_file(row: dict[str, str], entry: PretrainedModel) -> bool:
     """Whether ``row``'s command tested a file of this name: ``learnct-eval`` (or
     ``train=false``) with ``ckpt_path`` naming ``<setup>/weights/<file>`` or the model."""
@@ -178,7 +182,7 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
                     f"{float(r['psnr']):.2f}",
                     r.get("train_steps") or "?",
                     f"`{r.get('run_dir', '')}`"
-                    + (" (earlier file)" if _names_this_file(r, entry) else ""),
+                    + (f" ({_ANOTHER_FILE})" if _names_this_file(r, entry) else ""),
                 ]
                 for r in sorted(others, key=lambda r: r["test_set"])
             ],
@@ -188,16 +192,19 @@ def _results(own: list[dict[str, str]], others: list[dict[str, str]], entry: Any
 
 def _others_why(others: list[dict[str, str]], entry: PretrainedModel) -> str:
     """Why the rows ``others`` are not this file's, and the fix: runs not exported here
-    (``make report WEIGHTS=1`` exports them), or tests of a file exported before under this
-    name (another ``weights_hash``; marked ``earlier file``: testing this one replaces them)."""
+    (``make report WEIGHTS=1`` exports them), or tests of another file of this name (another
+    ``weights_hash``, such as the file exported before; marked so: testing this one replaces
+    them)."""
+    mark = _ANOTHER_FILE
     earlier = sum(_names_this_file(r, entry) for r in others)
-    runs = "runs not exported here: `make report WEIGHTS=1` exports them"
-    tests = "tests of the file exported before under this name (earlier file)"
     if not earlier:
-        return f"their {runs}"
+        return "their runs were not exported here: `make report WEIGHTS=1` exports them"
     if earlier == len(others):
-        return tests
-    return f"{len(others) - earlier} from {runs}; {earlier} from {tests}"
+        return f"they tested {mark}"
+    return (
+        f"{len(others) - earlier} of runs not exported here (`make report WEIGHTS=1` exports "
+        f"them), {earlier} of tests of {mark}"
+    )
 
 
 def _dose(setup_folder: Path, method: str, trained: str, runs: set[str]) -> list[str]:

@@ -24,6 +24,7 @@ from learnct.run.results import (
     read_overrides,
     read_results,
     read_run_config,
+    tested_checkpoint,
 )
 
 __all__ = [
@@ -115,7 +116,8 @@ def collect_results(
     under ``multiruns/``, runs whose physics are not the preset's:
     :func:`physics_difference`, weights trained on other data than ``trained_on``, e.g.
     CT-like fine-tunes or weights trained over a dose range beside ellipse-trained rows at the
-    preset's dose: a row's ``trained_on``, where recorded;
+    preset's dose: a row's ``trained_on``, where recorded, as the config of the run that
+    trained its weights says where that is found (:func:`_config_trained_on`);
     ``None``: any, ``exclude`` patterns that matched nothing). ``exclude``: glob
     patterns of run folders relative to ``log_dir`` (e.g. ``eval_*``, ``eval_fbpunet`` or
     ``lpd/runs/2026-11-26*``) to leave out; a pattern that matches a folder leaves out every
@@ -152,7 +154,7 @@ def collect_results(
                 )
                 continue
         stamp = path.stat().st_mtime
-        training = _run_training(path.parent) if trained_on is not None else None
+        training = _config_trained_on(path.parent) if trained_on is not None else None
         for row in rows:
             # where the run is now (a run folder moved from a worktree or another machine
             # keeps the run_dir it was written with)
@@ -193,16 +195,23 @@ def collect_results(
     return rows, problems
 
 
-def _run_training(folder: Path) -> str | None:
-    """The data a training run's weights trained on, as its ``config.json`` says
-    (:func:`~learnct.methods.checkpoints.config_training`): what its rows' ``trained_on``
-    says, but also for rows written before the dose range was recorded there (they said
-    ``ellipses`` for weights trained at 1000-100000 photons). ``None`` for a run that did not
-    train (``learnct-eval``: its config is not its weights' training) or without a config."""
+def _config_trained_on(folder: Path) -> str | None:
+    """The data the weights a run tested were trained on, as the ``config.json`` of the run
+    that trained them says (:func:`~learnct.methods.checkpoints.config_training`): the run
+    itself where it trained, else (``learnct-eval``) the run whose ``checkpoints/`` hold the
+    tested file. What its rows' ``trained_on`` says, but also for rows written before the
+    dose range was recorded (they said ``ellipses`` for weights trained at 1000-100000
+    photons). ``None`` where no such config is found (a committed weights file: its row says
+    its folder's training already)."""
     from learnct.methods.checkpoints import config_training
 
     try:
         config = read_run_config(folder)
+        if config.get("train") is not True:
+            checkpoint = tested_checkpoint(folder, config)
+            if checkpoint.parent.name != "checkpoints":
+                return None
+            config = read_run_config(checkpoint.parents[1])
     except ResultsError:
         return None
     return config_training(config) if config.get("train") is True else None

@@ -136,7 +136,7 @@ def run_from_cli(cfg: DictConfig) -> float | None:
                 flush=True,
             )
             return None
-        if isinstance(err, user_errors()):  # kept where it came once the run began
+        if isinstance(err, user_errors()):  # raised once the run began: its folder is kept
             _exit(err, 2, refused=not getattr(err, IN_RUN, False))
         if isinstance(err, (NonFiniteTrainingError, NonFiniteResultsError)):
             _exit(err, 1)
