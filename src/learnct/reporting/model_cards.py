@@ -195,15 +195,14 @@ def _others_why(others: list[dict[str, str]], entry: PretrainedModel) -> str:
     (``make report WEIGHTS=1`` exports them), or tests of another file of this name (another
     ``weights_hash``, such as the file exported before; marked so: testing this one replaces
     them)."""
-    mark = _ANOTHER_FILE
     earlier = sum(_names_this_file(r, entry) for r in others)
     if not earlier:
         return "their runs were not exported here: `make report WEIGHTS=1` exports them"
     if earlier == len(others):
-        return f"they tested {mark}"
+        return f"they tested {_ANOTHER_FILE}"
     return (
         f"{len(others) - earlier} of runs not exported here (`make report WEIGHTS=1` exports "
-        f"them), {earlier} of tests of {mark}"
+        f"them), {earlier} of tests of {_ANOTHER_FILE}"
     )
 
 

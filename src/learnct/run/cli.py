@@ -136,7 +136,7 @@ def run_from_cli(cfg: DictConfig) -> float | None:
                 flush=True,
             )
             return None
-        if isinstance(err, user_errors()):  # raised once the run began: its folder is kept
+        if isinstance(err, user_errors()):  # its folder kept where raised once the run began
             _exit(err, 2, refused=not getattr(err, IN_RUN, False))
         if isinstance(err, (NonFiniteTrainingError, NonFiniteResultsError)):
             _exit(err, 1)
