@@ -867,9 +867,9 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
 
 @pytest.mark.slow
 def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
-    """--replace swaps one committed model for a run's and re-measures every check row;
-    --remeasure rewrites the rows from the committed files alone (e.g. after the check data
-    changed)."""
+    """--replace swaps one committed model for a run's, or adds a method not there yet, and
+    re-measures every check row; --remeasure rewrites the rows from the committed files alone
+    (e.g. after the check data changed)."""
     from learnct.reporting.run_weights import main, replace_weights, weights_from_runs
     from learnct.reporting.weights import verify_weights, write_check
 
@@ -905,9 +905,38 @@ def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
     assert (weights / "check.csv").read_text() == good
     with pytest.raises(SystemExit):
         main(["--out", str(out), "--remeasure", str(second)])
-    (weights / "LearnedGradientDescent.ckpt").unlink()
-    with pytest.raises(ValueError, match="--replace swaps committed models"):
-        replace_weights([second], out)
+    # a method the folder does not hold yet is added (a schedule that ends after the others),
+    # checked on the folder's test sets; the rows there are re-measured, not changed
+    lpd = tmp_path / "logs" / "lpd" / "runs" / "a"
+    train_run(lpd, ["experiment=lpd", "model.n_iter=1", *lgd[2:], "trainer.max_steps=2"])
+    lines = replace_weights([lpd], out)
+    assert sorted(p.name for p in weights.glob("*.ckpt")) == [
+        "LearnedGradientDescent.ckpt",
+        "LearnedPrimalDual.ckpt",
+    ]
+    assert (weights / "LearnedPrimalDual.md").is_file()
+    assert [line.split(":")[0] for line in lines] == [
+        "LearnedGradientDescent on ctlike",
+        "LearnedPrimalDual on ctlike",
+    ]
+    assert lines[1].startswith("LearnedPrimalDual on ctlike: (new) -> ")
+    checked = verify_weights(weights)
+    assert [(row["method"], row["file"], row["n_images"]) for row, _, _ in checked] == [
+        ("LearnedGradientDescent", "LearnedGradientDescent.ckpt", "2"),
+        ("LearnedPrimalDual", "LearnedPrimalDual.ckpt", "2"),
+    ]
+    for row, psnr, ssim in checked:
+        assert (float(row["psnr"]), float(row["ssim"])) == (psnr, ssim)
+    assert checked[0][0]["psnr"] == rows[0]["psnr"]  # LGD's, as --remeasure wrote it
+    # an addition whose check fails leaves check.csv as it was and adds no file
+    (weights / "LearnedPrimalDual.ckpt").unlink()
+    write_check(weights / "check.csv", rows)  # LGD's rows alone
+    kept = (weights / "check.csv").read_bytes()
+    (weights / "LearnedGradientDescent.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"LearnedGradientDescent\.ckpt is truncated or corrupt"):
+        replace_weights([lpd], out)
+    assert not (weights / "LearnedPrimalDual.ckpt").exists()
+    assert (weights / "check.csv").read_bytes() == kept
 
 
 def test_real_ct_tv_choice_scores_every_lam_and_iteration_count_of_one_solve():

@@ -223,3 +223,40 @@ def test_a_warm_started_run_continues_its_sources_curve(tmp_path, capsys):
     assert "LearnedGradientDescent started from weights whose training steps are not recorded" in (
         printed.out + printed.err
     )
+
+
+def test_an_evaluation_keeps_the_curve_of_the_schedule_that_trained_its_weights(tmp_path):
+    """``make eval`` of a sittings checkpoint, or of the weights exported from it, tests weights
+    of a schedule whose run folders are gone: the row is the evaluation's, the curve the
+    schedule's (the run id the checkpoint records, kept by the export); the schedule is then
+    not drawn again as one in progress."""
+    import torch
+
+    from learnct.reporting.weights import strip_checkpoint
+
+    logs, out = tmp_path / "logs", tmp_path / "experiments"
+    row = {"physics": "parallel_ellipses", "test_set": "ellipses", "ssim": "0.9", "n_images": "64"}
+    sittings = out / "parallel_ellipses" / "sittings" / "paper_lpd"
+    sittings.mkdir(parents=True)
+    stamp = {"id": "sched1", "settings": {"trainer.max_steps": 100}}
+    state = {"global_step": 60, "learnct_run": stamp, "learnct": {"method": "LearnedPrimalDual"}}
+    state["state_dict"] = {"w": torch.ones(2)}
+    torch.save(state, sittings / "last.ckpt")
+    (sittings / "curve.csv").write_text(
+        "step,val_psnr,val_ssim,nonfinite_steps,run_id\n"
+        "20,25.0,0.7,0,sched1\n60,27.5,0.8,0,sched1\n80,99.0,0.8,0,other\n"
+    )
+    exported = strip_checkpoint(sittings / "last.ckpt", out / "parallel_ellipses" / "w.ckpt")
+    assert torch.load(exported, weights_only=True)["learnct_run"] == {"id": "sched1"}
+    report = ["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"]
+    for k, tested in enumerate((sittings / "last.ckpt", exported)):
+        run = logs / "eval_lpd" / "runs" / f"2026-01-0{k + 1}_e"
+        _write(run, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}], age_s=100 - k)
+        (run / "run.json").write_text(json.dumps({"id": f"eval{k}", "settings": {}}))
+        config = {"train": False, "tested_checkpoint": str(tested)}
+        (run / "config.json").write_text(json.dumps(config))
+        main([*report, "--replace"])
+        assert _curves(out / "parallel_ellipses" / "curves.csv") == [
+            ("LearnedPrimalDual", 20, 25.0),
+            ("LearnedPrimalDual", 60, 27.5),
+        ], tested

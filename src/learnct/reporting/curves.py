@@ -1,12 +1,14 @@
 """Learning curves: validation PSNR (and SSIM) against the training step, one line per method,
 written by ``make report`` as ``experiments/<setup>/curves.csv`` and ``curves.png``.
 
-Each method's curve comes from the run its table row comes from (the row's run folder), joined
-with every run folder of the same run id (``run.json``: the sittings and resumes of one
-schedule), from the validation metrics the CSV logger wrote (``val/psnr``, ``val/ssim``;
-:func:`learnct.run.results.read_metric_curves`), and with the committed curve of its sittings
-(``experiments/<setup>/sittings/*/curve.csv`` of the same run id: the sittings whose run
-folders are gone, on another machine or in another session). A method whose row was kept
+Each method's curve is that of the schedule that trained the weights its table row tested: the
+row's run folder, joined with every run folder of the same run id (``run.json``: the sittings
+and resumes of one schedule; for an evaluation, ``make eval``, the run id its tested
+checkpoint records, so that testing a schedule's checkpoint or its committed weights again
+keeps the schedule's curve), from the validation metrics the CSV logger wrote (``val/psnr``,
+``val/ssim``; :func:`learnct.run.results.read_metric_curves`), and with the committed curve of
+its sittings (``experiments/<setup>/sittings/*/curve.csv`` of the same run id: the sittings
+whose run folders are gone, on another machine or in another session). A method whose row was kept
 from the written table (no run of its here) keeps its written curve, as the table keeps its
 row. FBP and TV (nothing to train) have one validation point: drawn as a dashed level across
 the plot. A run started from trained weights (``init_weights``) is drawn at the optimiser
@@ -33,6 +35,7 @@ from learnct.run.results import (
     ResultsError,
     find_run_folders,
     read_run_config,
+    tested_checkpoint,
     validation_points,
 )
 from learnct.run.sittings import read_sitting_curve, sitting_progress
@@ -43,24 +46,43 @@ __all__ = ["CURVE_FIELDS", "collect_curves", "plot_curves", "write_curves"]
 CURVE_FIELDS = ("method", "step", "val_psnr", "val_ssim", "run_dir")
 
 
-def _schedule_folders(folder: Path, log_dir: Path) -> list[Path]:
-    """``folder`` and every run folder under ``log_dir`` of the same run id (its sittings and
-    resumes), oldest first."""
+def _schedule_id(folder: Path) -> str | None:
+    """The run id of the schedule that trained the weights ``folder``'s run tested: the run's
+    own (``run.json``), or for an evaluation (``learnct-eval``) the id its tested checkpoint
+    records (``learnct_run``: a run's or a sittings checkpoint, or committed weights exported
+    from one); ``None`` where it is not known."""
+    try:
+        config = read_run_config(folder)
+    except ResultsError:
+        config = {}
+    if config.get("train") is False:
+        try:
+            checkpoint = read_checkpoint(tested_checkpoint(folder, config), mmap=True)
+        except (ResultsError, ValueError):  # FBP, TV, or a file that is gone
+            return None
+        stamp = checkpoint.get("learnct_run")
+        return str(stamp["id"]) if isinstance(stamp, dict) and stamp.get("id") else None
     identity = read_identity(folder)
-    if identity is None:
+    return None if identity is None else identity.id
+
+
+def _schedule_folders(folder: Path, run_id: str | None, log_dir: Path) -> list[Path]:
+    """``folder`` and every run folder under ``log_dir`` of the schedule ``run_id`` (its
+    sittings and resumes), oldest first."""
+    if run_id is None:
         return [folder]
     same = [
         f
         for f in find_run_folders(log_dir)
-        if (other := read_identity(f)) is not None and other.id == identity.id
+        if (other := read_identity(f)) is not None and other.id == run_id
     ]
     return sorted({*same, folder}, key=lambda f: f.name)
 
 
-def _steps_before(folders: list[Path], sittings: Path) -> int | None:
+def _steps_before(folders: list[Path], run_id: str | None, sittings: Path) -> int | None:
     """The optimiser steps of the weights a schedule started from, as its checkpoints record
     them (0 from scratch): a checkpoint of its run ``folders``, else its sittings checkpoint
-    under ``sittings`` (of its run id). Where none records them: 0 if its config names no
+    under ``sittings`` (of ``run_id``). Where none records them: 0 if its config names no
     ``init_weights``, else ``None`` (not known)."""
     for path in (p for f in folders for p in sorted((f / "checkpoints").glob("*.ckpt"))):
         try:
@@ -69,13 +91,12 @@ def _steps_before(folders: list[Path], sittings: Path) -> int | None:
             continue
         if recorded is not None:
             return recorded
-    identity = read_identity(folders[-1])
-    for folder in sorted(sittings.glob("*/")) if identity is not None else []:
+    for folder in sorted(sittings.glob("*/")) if run_id is not None else []:
         try:
             progress = sitting_progress(folder)
         except ValueError:  # an unreadable last.ckpt: not this schedule's
             continue
-        if progress is not None and progress.run_id == identity.id:
+        if progress is not None and progress.run_id == run_id:
             if progress.steps_before is not None:
                 return progress.steps_before
     try:
@@ -85,14 +106,13 @@ def _steps_before(folders: list[Path], sittings: Path) -> int | None:
     return None if config.get("init_weights") else 0
 
 
-def _sitting_points(method: str, folder: Path, setup: Path) -> dict[int, dict[str, str]]:
-    """The points of the sittings curves under ``setup/sittings`` of ``folder``'s run id."""
-    identity = read_identity(folder)
+def _sitting_points(method: str, run_id: str | None, setup: Path) -> dict[int, dict[str, str]]:
+    """The points of the sittings curves under ``setup/sittings`` of schedule ``run_id``."""
     points: dict[int, dict[str, str]] = {}
-    if identity is None:
+    if run_id is None:
         return points
     for sittings in sorted((setup / "sittings").glob("*/")):
-        for p in _sitting_curve(method, sittings, identity.id):
+        for p in _sitting_curve(method, sittings, run_id):
             points[int(p["step"])] = p
     return points
 
@@ -170,15 +190,15 @@ def collect_curves(
         if folder is None:
             points += [p for p in old if p.get("method") == method]
             continue
-        if (identity := read_identity(folder)) is not None:
-            drawn.add(identity.id)
+        run_id = _schedule_id(folder)
+        drawn.add(run_id)
         try:
-            schedule = _schedule_folders(folder, log_dir)
-            curve = _run_curve(method, schedule, _sitting_points(method, folder, written.parent))
+            schedule = _schedule_folders(folder, run_id, log_dir)
+            curve = _run_curve(method, schedule, _sitting_points(method, run_id, written.parent))
         except ResultsError as err:
             problems.append(f"curves: skipped {method}: {err}")
             continue
-        before = _steps_before(schedule, written.parent / "sittings")
+        before = _steps_before(schedule, run_id, written.parent / "sittings")
         if before is None:
             problems.append(
                 f"curves: {method} started from weights whose training steps are not recorded: "

@@ -13,8 +13,9 @@ check rows are measured on the first ``n_images`` images of the runs' *validatio
 ``python -m learnct.reporting.run_weights --out experiments/fan_lowdose_ctlike RUN [RUN ...]``
 
 ``--replace``: put the runs' models in place of the same methods' checkpoints of an existing
-``<out>/weights/``, keep the others, and re-measure every check row (the check data may have
-changed since they were written, e.g. the CT-like phantoms). ``--remeasure`` with no runs:
+``<out>/weights/`` (or add a method it does not hold yet: a schedule that ended after the
+others), keep the others, and re-measure every check row (the check data may have changed
+since they were written, e.g. the CT-like phantoms). ``--remeasure`` with no runs:
 only re-measure the check rows (:func:`~learnct.reporting.weights.remeasure_checks`).
 """
 
@@ -43,16 +44,19 @@ def weights_from_runs(runs: Sequence[Path], out: Path, n_images: int = 4) -> lis
 
 def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
     """Put the models of ``runs`` in place of the same methods' checkpoints in ``out/weights/``
-    (each must have one there: a new method needs a full write), keep the others, re-measure
-    every check row and the model cards; returns the re-measured rows (old -> new)."""
+    (a method it does not hold yet is added, checked on the test sets of the rows there: a
+    schedule that ends after the others), keep the others, re-measure every check row and the
+    model cards; returns the re-measured rows (old -> new)."""
 
     from learnct.methods.checkpoints import check_checkpoint
     from learnct.reporting.weights import (
         WEIGHTS_MAX_MB,
         check_same_setup,
         load_weights_config,
+        read_check_rows,
         record_check_runs,
         strip_checkpoint,
+        write_check,
     )
     from learnct.run.provenance import repository_path
 
@@ -60,27 +64,44 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
     methods, _, _, operator = _run_methods(runs)
     stored = load_weights_config(folder)
     for method in methods:
-        target = folder / f"{method.name}.ckpt"
-        if not target.is_file():
-            raise ValueError(
-                f"{target} does not exist: --replace swaps committed models; write a new "
-                "method's weights without --replace (with every method's run)"
-            )
         check_same_setup(method, stored, folder, "run_weights without --replace, every run")
         check_checkpoint(method.checkpoint, type(method.model).__name__, operator.geometry)
+    rows = read_check_rows(folder)
     files = [folder / f"{m.name}.ckpt" for m in methods] + [folder / "check.csv"]
-    kept = {path: path.read_bytes() for path in files}
+    kept = {path: path.read_bytes() for path in files if path.is_file()}
     try:
         for method in methods:
             target = folder / f"{method.name}.ckpt"
+            if target.name not in {row["file"] for row in rows}:  # added: rows to measure
+                rows += _added_rows(rows, method.name, target.name)
             strip_checkpoint(method.checkpoint, target, max_mb=WEIGHTS_MAX_MB)
+        write_check(folder / "check.csv", rows)
         # the check rows of the swapped files name their new run (the model cards' rows)
         record_check_runs(folder, {f"{m.name}.ckpt": repository_path(m.folder) for m in methods})
         return remeasure_weights(out)
-    except BaseException:  # the committed files as they were
-        for path, data in kept.items():
-            path.write_bytes(data)
+    except BaseException:  # the committed files as they were, the added ones gone
+        for path in files:
+            if path in kept:
+                path.write_bytes(kept[path])
+            else:
+                path.unlink(missing_ok=True)
         raise
+
+
+def _added_rows(rows: list[dict[str, str]], name: str, file_name: str) -> list[dict[str, str]]:
+    """The check rows of a method added to a weights folder, to be measured: one per test set
+    of the ``rows`` there, on as many images as they are."""
+    if not rows:
+        raise ValueError(
+            "check.csv has no rows to take the test sets from: write the folder "
+            "without --replace, with every method's run"
+        )
+    test_sets = dict.fromkeys(row["test_set"] for row in rows)
+    return [
+        {"method": name, "file": file_name, "test_set": test_set,
+         "n_images": rows[0]["n_images"], "psnr": "", "ssim": ""}
+        for test_set in test_sets
+    ]  # fmt: skip
 
 
 def remeasure_weights(out: Path) -> list[str]:
@@ -144,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument(
         "--replace",
         action="store_true",
-        help="swap the runs' models into the existing weights/, keep the others, re-measure",
+        help="swap the runs' models into the existing weights/ (a method not there yet is added), "
+        "keep the others, re-measure",
     )
     mode.add_argument(
         "--remeasure", action="store_true", help="only re-measure weights/check.csv (no runs)"

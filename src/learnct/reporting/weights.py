@@ -107,9 +107,14 @@ def strip_checkpoint(
     ``load_state_dict`` casts them back to the model's dtype), or, with ``max_mb``, to float16
     when they would take more than ``max_mb`` as stored; scalars, and tensors that would
     overflow, keep their dtype. A ``target`` that already holds the same entries is left
-    untouched, and equal entries give equal bytes (no churn of committed weights)."""
+    untouched, and equal entries give equal bytes (no churn of committed weights). The run id
+    of the schedule that trained it is kept (``learnct_run``, without the run's settings), so
+    that a test of the file continues that schedule's learning curve in ``make report``."""
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
+    stamp = full.get("learnct_run")
+    if isinstance(stamp, dict) and stamp.get("id"):  # the schedule that trained it (its curve)
+        slim["learnct_run"] = {"id": stamp["id"]}
     if dtype is not None:
         slim = _narrowed_dict(slim, dtype)
     elif max_mb is not None and _saved_bytes(slim) > max_mb * 2**20:
@@ -444,6 +449,6 @@ def remeasure_checks(folder: Path) -> list[str]:
     rows = [{**row, "psnr": psnr, "ssim": ssim} for row, psnr, ssim in checked]
     write_check(Path(folder) / "check.csv", rows)
     return [
-        f"{row['method']} on {row['test_set']}: {row['psnr']} -> {psnr:.4f} dB"
+        f"{row['method']} on {row['test_set']}: {row['psnr'] or '(new)'} -> {psnr:.4f} dB"
         for row, psnr, _ in checked
     ]
