@@ -804,8 +804,8 @@ def test_real_ct_weights_rows_label_each_folder_by_its_training_source(tmp_path)
 @pytest.mark.slow
 def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     """A run's best validation checkpoint becomes a committed model of its own setup name
-    (``lgd-<folder>``), checked on the validation source (the test source may be a folder of
-    slices that is not committed), with a card that names the training dose range."""
+    (``lgd-<folder>``), checked on its synthetic test set (a folder of slices, not committed,
+    gives way to the validation source), with a card that names the training dose range."""
     from learnct.methods.pretrained import pretrained_models
     from learnct.reporting.run_weights import weights_from_runs
     from learnct.reporting.weights import verify_weights
@@ -825,14 +825,14 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
     ]
     checked = verify_weights(weights)
     assert [(row["method"], row["test_set"]) for row, _, _ in checked] == [
-        ("LearnedGradientDescent", "ctlike")
+        ("LearnedGradientDescent", "shepp_logan")
     ]
     for row, psnr, _ in checked:
         assert psnr == pytest.approx(float(row["psnr"]), abs=1e-3)
     assert list(pretrained_models(tmp_path / "experiments")) == ["lgd-fan_lowdose_ctlike"]
     card = (weights / "LearnedGradientDescent.md").read_text()
     assert "Trained at doses drawn per sample from 1000 to 100000 photons" in card
-    assert "| test sets | `ctlike` |" in card  # one source, not its letters
+    assert "| test sets | `shepp_logan` |" in card  # one source, not its letters
     assert "real-CT test set" not in card and "- Not tested on any scan." in card
     assert "- Trained on `ctlike` images: synthetic phantoms, no patient anatomy." in card
     # a real-CT table row that names the checkpoint shows in its card, per slice
@@ -863,6 +863,24 @@ def test_weights_from_runs_commit_a_setup_without_a_table(tmp_path, train_run):
         ValueError, match=r"runs/c: its physics differ .*photons 1000.0 \(10000.0\)"
     ):
         weights_from_runs([run, other], tmp_path / "experiments" / "mixed", n_images=2)
+
+
+def test_weights_are_checked_on_test_sets_that_the_repository_can_make_again():
+    """Synthetic test sets are the check's; a folder of slices (not committed) gives way to the
+    validation source."""
+    from omegaconf import OmegaConf
+
+    from learnct.reporting.run_weights import _check_on_committed_data
+
+    for test, val, checked in (
+        (["ellipses", "shepp_logan"], "ellipses", ["ellipses", "shepp_logan"]),
+        ("ctlike", "ctlike", "ctlike"),
+        (["shepp_logan", "folder"], "ctlike", "ctlike"),
+        ("lodopab", "ellipses", "ellipses"),
+    ):
+        cfg = OmegaConf.create({"data": {"test_source": test, "val_source": val}})
+        _check_on_committed_data(cfg)
+        assert OmegaConf.to_container(cfg)["data"]["test_source"] == checked
 
 
 @pytest.mark.slow

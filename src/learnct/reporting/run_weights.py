@@ -1,14 +1,19 @@
-"""Committed weights from training runs directly, for a setup folder without a results table
+"""Committed weights from run folders directly: for a setup folder without a results table
 (e.g. ``experiments/fan_lowdose_ctlike``: the fan_lowdose methods fine-tuned on CT-like
-phantoms, whose only test is the real-CT table, :mod:`learnct.reporting.real_ct`).
+phantoms, whose only test is the real-CT table, :mod:`learnct.reporting.real_ct`), or one
+whose table's runs are not all here (``make report WEIGHTS=1`` needs them all), such as
+``parallel_ellipses``' schedules, run in sittings over several sessions and tested by
+``make eval`` of their sittings checkpoints.
 
 The checkpoint each run tested (its ``config.json``'s ``tested_checkpoint``: the best by
 validation PSNR, ``checkpoints/step_*.ckpt``, or a sittings schedule's final weights; never
 chosen on a test set) is stripped into ``<out>/weights/<Method>.ckpt`` with ``check.csv`` and
 ``config.json`` (:func:`learnct.reporting.outputs.write_weights`) and its model card. The
-check rows are measured on the first ``n_images`` images of the runs' *validation* source
-(the test source of a ``data=real_ct`` run is a folder of slices that is not committed), so
-``tests/test_committed_weights.py`` can re-measure them from committed files alone.
+check rows are measured on the first ``n_images`` images of the runs' test sets where they are
+synthetic (phantoms from the seed: ``parallel_ellipses``' ellipses and Shepp-Logan), else of
+their *validation* source (the test source of a ``data=real_ct`` run is a folder of slices that
+is not committed), so ``tests/test_committed_weights.py`` can re-measure them from committed
+files alone.
 
 ``python -m learnct.reporting.run_weights --out experiments/fan_lowdose_ctlike RUN [RUN ...]``
 
@@ -127,11 +132,10 @@ def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
         raise ValueError("no run folders given: name the runs whose weights to commit")
     reference = load_run_config(Path(runs[0]))
     preset, operator = build_physics(reference)
-    # the check runs on the validation source: synthetic, reproducible from committed files
-    OmegaConf.update(reference, "data.test_source", reference.data.val_source)
+    _check_on_committed_data(reference)
     methods = [load_run_method(Path(run), operator) for run in runs]  # geometry checked
     for method in methods:  # each run's config as the check sees it
-        OmegaConf.update(method.cfg, "data.test_source", method.cfg.data.val_source)
+        _check_on_committed_data(method.cfg)
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"two runs of one method among {names}: give one run per method")
@@ -152,6 +156,18 @@ def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
             )
         print(f"{method.name}: {method.checkpoint}", flush=True)
     return methods, reference, preset, operator
+
+
+def _check_on_committed_data(cfg: Any) -> None:
+    """Set ``cfg``'s test source to what the check rows measure: its test sources where all are
+    synthetic (phantoms made from the seed), else its validation source (the slices of a
+    ``folder`` test set are not committed)."""
+    from learnct.data.sources import SYNTHETIC_SOURCES
+
+    test = cfg.data.test_source
+    names = [test] if isinstance(test, str) else list(test)
+    if not set(names) <= SYNTHETIC_SOURCES:
+        OmegaConf.update(cfg, "data.test_source", cfg.data.val_source)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
