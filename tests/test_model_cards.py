@@ -119,6 +119,12 @@ def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started
     torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
     (card,) = write_model_cards(setup)
     assert "| run | not recorded (saved before checkpoints named their run) |" in card.read_text()
+    checkpoint["learnct_run"] = {"id": "ccc333"}  # its run stamp alone, as exports keep it
+    torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
+    (card,) = write_model_cards(setup)
+    assert "| run | `ccc333` (its id only: saved before checkpoints recorded more) |" in (
+        card.read_text()
+    )
 
 
 def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):

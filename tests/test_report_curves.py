@@ -228,8 +228,8 @@ def test_a_warm_started_run_continues_its_sources_curve(tmp_path, capsys):
 def test_an_evaluation_keeps_the_curve_of_the_schedule_that_trained_its_weights(tmp_path):
     """``make eval`` of a sittings checkpoint, or of the weights exported from it, tests weights
     of a schedule whose run folders are gone: the row is the evaluation's, the curve the
-    schedule's (the run id the checkpoint records, kept by the export); the schedule is then
-    not drawn again as one in progress."""
+    schedule's (the run id the checkpoint records, kept by the export, or its run record),
+    which is then not drawn again as a schedule in progress."""
     import torch
 
     from learnct.reporting.weights import strip_checkpoint
@@ -248,10 +248,15 @@ def test_an_evaluation_keeps_the_curve_of_the_schedule_that_trained_its_weights(
     )
     exported = strip_checkpoint(sittings / "last.ckpt", out / "parallel_ellipses" / "w.ckpt")
     assert torch.load(exported, weights_only=True)["learnct_run"] == {"id": "sched1"}
+    # weights exported before exports kept the stamp: their run record names the run
+    older = out / "parallel_ellipses" / "older.ckpt"
+    source = {"run_id": "sched1", "task_name": "paper_lpd"}
+    torch.save({**state, "learnct_run": None, "learnct": {**state["learnct"], "source": source}},
+               older)  # fmt: skip
     report = ["--setup", "parallel_ellipses", "--logs", str(logs), "--out", str(out), "--no-figure"]
-    for k, tested in enumerate((sittings / "last.ckpt", exported)):
+    for k, tested in enumerate((sittings / "last.ckpt", exported, older)):
         run = logs / "eval_lpd" / "runs" / f"2026-01-0{k + 1}_e"
-        _write(run, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}], age_s=100 - k)
+        _write(run, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}], age_s=10 - k)
         (run / "run.json").write_text(json.dumps({"id": f"eval{k}", "settings": {}}))
         config = {"train": False, "tested_checkpoint": str(tested)}
         (run / "config.json").write_text(json.dumps(config))

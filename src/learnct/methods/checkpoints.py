@@ -51,6 +51,7 @@ __all__ = [
     "steps_after",
     "steps_before",
     "stored_settings",
+    "trained_by",
     "trained_steps",
     "training_source",
     "weights_source",
@@ -354,6 +355,17 @@ def weights_source(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     identity = checkpoint.get("learnct")
     source = identity.get("source") if isinstance(identity, dict) else None
     return source if isinstance(source, dict) else None
+
+
+def trained_by(checkpoint: dict[str, Any]) -> str | None:
+    """The run id of the schedule that trained a checkpoint's weights: its run stamp
+    (``learnct_run``, which stripped weights keep) or its :func:`weights_source` record;
+    ``None`` where neither names one."""
+    stamp = checkpoint.get("learnct_run")
+    if isinstance(stamp, dict) and stamp.get("id"):
+        return str(stamp["id"])
+    source = weights_source(checkpoint) or {}
+    return str(source["run_id"]) if source.get("run_id") else None
 
 
 def training_data(source: Any, photons_range: Any = None) -> str | None:

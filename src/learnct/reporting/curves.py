@@ -26,7 +26,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from learnct.methods.checkpoints import read_checkpoint, steps_before
+from learnct.methods.checkpoints import read_checkpoint, steps_before, trained_by
 from learnct.run.atomic_files import atomic_open
 from learnct.run.identity import read_identity
 from learnct.run.provenance import repository_path
@@ -49,8 +49,8 @@ CURVE_FIELDS = ("method", "step", "val_psnr", "val_ssim", "run_dir")
 def _schedule_id(folder: Path) -> str | None:
     """The run id of the schedule that trained the weights ``folder``'s run tested: the run's
     own (``run.json``), or for an evaluation (``learnct-eval``) the id its tested checkpoint
-    records (``learnct_run``: a run's or a sittings checkpoint, or committed weights exported
-    from one); ``None`` where it is not known."""
+    records (:func:`~learnct.methods.checkpoints.trained_by`: a run's or a sittings
+    checkpoint, or committed weights exported from one); ``None`` where it is not known."""
     try:
         config = read_run_config(folder)
     except ResultsError:
@@ -60,8 +60,7 @@ def _schedule_id(folder: Path) -> str | None:
             checkpoint = read_checkpoint(tested_checkpoint(folder, config), mmap=True)
         except (ResultsError, ValueError):  # FBP, TV, or a file that is gone
             return None
-        stamp = checkpoint.get("learnct_run")
-        return str(stamp["id"]) if isinstance(stamp, dict) and stamp.get("id") else None
+        return trained_by(checkpoint)
     identity = read_identity(folder)
     return None if identity is None else identity.id
 

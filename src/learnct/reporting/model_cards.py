@@ -27,6 +27,7 @@ from learnct.methods.checkpoints import (
     checkpoint_geometry,
     read_checkpoint,
     steps_before,
+    trained_by,
     trained_steps,
     weights_source,
 )
@@ -328,13 +329,17 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
     sources = [sources] if isinstance(sources, str) else sources  # one source or a list
     tests = ", ".join(f"`{s}`" for s in sources)
     rows = [["optimiser steps", steps], ["data", source], ["test sets", tests]]
-    return _table(["", ""], rows + _source_rows(weights_source(checkpoint)))
+    record, run_id = weights_source(checkpoint), trained_by(checkpoint)
+    return _table(["", ""], rows + _source_rows(record, run_id))
 
 
-def _source_rows(record: dict[str, Any] | None) -> list[list[str]]:
+def _source_rows(record: dict[str, Any] | None, run_id: str | None) -> list[list[str]]:
     """The run that trained the weights and, back along ``init_weights``, the runs whose
-    weights it started from (:func:`~learnct.methods.checkpoints.weights_source`)."""
+    weights it started from (:func:`~learnct.methods.checkpoints.weights_source`); where only
+    its id is recorded (``run_id``), that."""
     if not record:
+        if run_id:
+            return [["run", f"`{run_id}` (its id only: saved before checkpoints recorded more)"]]
         return [["run", "not recorded (saved before checkpoints named their run)"]]
     rows, label = [], "run"
     while record:
