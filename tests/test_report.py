@@ -884,7 +884,7 @@ def test_weights_are_checked_on_test_sets_that_the_repository_can_make_again():
 
 
 @pytest.mark.slow
-def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
+def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys, monkeypatch):
     """--replace swaps one committed model for a run's, or adds a method not there yet, and
     re-measures every check row; --remeasure rewrites the rows from the committed files alone
     (e.g. after the check data changed)."""
@@ -946,15 +946,28 @@ def test_run_weights_replace_and_remeasure(tmp_path, train_run, capsys):
     for row, psnr, ssim in checked:
         assert (float(row["psnr"]), float(row["ssim"])) == (psnr, ssim)
     assert checked[0][0]["psnr"] == rows[0]["psnr"]  # LGD's, as --remeasure wrote it
-    # an addition whose check fails leaves check.csv as it was and adds no file
+    # an addition that fails (here: interrupted while writing the cards) leaves the folder as
+    # it was: check.csv, no checkpoint or card of the added method
     (weights / "LearnedPrimalDual.ckpt").unlink()
+    (weights / "LearnedPrimalDual.md").unlink()
     write_check(weights / "check.csv", rows)  # LGD's rows alone
-    kept = (weights / "check.csv").read_bytes()
+    kept = {p.name: p.read_bytes() for p in weights.iterdir()}
+
+    def interrupted(folder):
+        (folder / "weights" / "LearnedPrimalDual.md").write_text("half a card")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("learnct.reporting.model_cards.write_model_cards", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        replace_weights([lpd], out)
+    assert {p.name: p.read_bytes() for p in weights.iterdir()} == kept
+    monkeypatch.undo()
+    # and one whose check fails likewise
     (weights / "LearnedGradientDescent.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"LearnedGradientDescent\.ckpt is truncated or corrupt"):
         replace_weights([lpd], out)
     assert not (weights / "LearnedPrimalDual.ckpt").exists()
-    assert (weights / "check.csv").read_bytes() == kept
+    assert (weights / "check.csv").read_bytes() == kept["check.csv"]
 
 
 def test_real_ct_tv_choice_scores_every_lam_and_iteration_count_of_one_solve():

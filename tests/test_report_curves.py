@@ -225,11 +225,11 @@ def test_a_warm_started_run_continues_its_sources_curve(tmp_path, capsys):
     )
 
 
-def test_an_evaluation_keeps_the_curve_of_the_schedule_that_trained_its_weights(tmp_path):
+def test_an_evaluation_keeps_the_curve_of_the_schedule_that_trained_its_weights(tmp_path, capsys):
     """``make eval`` of a sittings checkpoint, or of the weights exported from it, tests weights
     of a schedule whose run folders are gone: the row is the evaluation's, the curve the
-    schedule's (the run id the checkpoint records, kept by the export, or its run record),
-    which is then not drawn again as a schedule in progress."""
+    schedule's (the run id the checkpoint records, kept by the export, or its run record) up
+    to the tested weights' step, and the schedule is drawn in progress only beyond it."""
     import torch
 
     from learnct.reporting.weights import strip_checkpoint
@@ -265,3 +265,27 @@ def test_an_evaluation_keeps_the_curve_of_the_schedule_that_trained_its_weights(
             ("LearnedPrimalDual", 20, 25.0),
             ("LearnedPrimalDual", 60, 27.5),
         ], tested
+
+    def evaluate(tested, when):
+        run = logs / "eval_lpd" / "runs" / when
+        _write(run, [{**row, "method": "LearnedPrimalDual", "psnr": "30.1"}])
+        (run / "config.json").write_text(json.dumps({"train": False, "tested_checkpoint": tested}))
+        main(report)
+
+    # weights taken at step 20 of the schedule: its curve to step 20, the schedule in progress
+    # beside it
+    middle = out / "parallel_ellipses" / "step20.ckpt"
+    torch.save({**state, "global_step": 20}, middle)
+    evaluate(str(middle), "2026-01-04_e")
+    lpd = "LearnedPrimalDual (paper_lpd: in progress, step 60 of 100)"
+    assert _curves(out / "parallel_ellipses" / "curves.csv") == [
+        ("LearnedPrimalDual", 20, 25.0),
+        (lpd, 20, 25.0),
+        (lpd, 60, 27.5),
+    ]
+    # weights that record no run: the written curve stays, said so
+    unknown = out / "parallel_ellipses" / "unknown.ckpt"
+    torch.save({**state, "learnct_run": None}, unknown)
+    evaluate(str(unknown), "2026-01-05_e")
+    assert "its run id not recorded): its written curve kept" in capsys.readouterr().out
+    assert _curves(out / "parallel_ellipses" / "curves.csv")[0] == ("LearnedPrimalDual", 20, 25.0)

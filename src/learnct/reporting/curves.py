@@ -4,26 +4,29 @@ written by ``make report`` as ``experiments/<setup>/curves.csv`` and ``curves.pn
 Each method's curve is that of the schedule that trained the weights its table row tested: the
 row's run folder, joined with every run folder of the same run id (``run.json``: the sittings
 and resumes of one schedule; for an evaluation, ``make eval``, the run id its tested
-checkpoint records, so that testing a schedule's checkpoint or its committed weights again
-keeps the schedule's curve), from the validation metrics the CSV logger wrote (``val/psnr``,
-``val/ssim``; :func:`learnct.run.results.read_metric_curves`), and with the committed curve of
-its sittings (``experiments/<setup>/sittings/*/curve.csv`` of the same run id: the sittings
-whose run folders are gone, on another machine or in another session). A method whose row was kept
+checkpoint records, up to that checkpoint's step, so that testing a schedule's checkpoint or
+its committed weights again keeps the schedule's curve; an evaluation whose weights record no
+run id, or whose schedule has no curve here, keeps the written curve), from the validation
+metrics the CSV logger wrote (``val/psnr``, ``val/ssim``;
+:func:`learnct.run.results.read_metric_curves`), and with the committed curve of its sittings
+(``experiments/<setup>/sittings/*/curve.csv`` of the same run id: the sittings whose run
+folders are gone, on another machine or in another session). A method whose row was kept
 from the written table (no run of its here) keeps its written curve, as the table keeps its
 row. FBP and TV (nothing to train) have one validation point: drawn as a dashed level across
 the plot. A run started from trained weights (``init_weights``) is drawn at the optimiser
 steps of its weights in all (its own plus those it started from, the checkpoints'
 ``steps_before``), so that it continues its source's curve instead of starting at 0. A
 schedule still in progress (a sittings checkpoint under ``experiments/<setup>/
-sittings/`` below its planned steps, of no table row's run) is drawn from its committed curve
-as ``<method> (<task>: in progress, step <k> of <n>)``, dotted, so that a long schedule's
-approach shows before it has a row.
+sittings/`` below its planned steps, that no table row draws to its last step) is drawn from
+its committed curve as ``<method> (<task>: in progress, step <k> of <n>)``, dotted, so that a
+long schedule's approach shows before it has a row.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from learnct.methods.checkpoints import read_checkpoint, steps_before, trained_by
@@ -46,11 +49,24 @@ __all__ = ["CURVE_FIELDS", "collect_curves", "plot_curves", "write_curves"]
 CURVE_FIELDS = ("method", "step", "val_psnr", "val_ssim", "run_dir")
 
 
-def _schedule_id(folder: Path) -> str | None:
-    """The run id of the schedule that trained the weights ``folder``'s run tested: the run's
-    own (``run.json``), or for an evaluation (``learnct-eval``) the id its tested checkpoint
-    records (:func:`~learnct.methods.checkpoints.trained_by`: a run's or a sittings
-    checkpoint, or committed weights exported from one); ``None`` where it is not known."""
+@dataclass(frozen=True)
+class _Tested:
+    """The schedule that trained the weights a row's run tested: its run id (``None``: not
+    known) and, for an evaluation, the tested checkpoint's step in that schedule (its curve
+    ends there) and the steps of the weights the schedule started from (``None``: not
+    recorded)."""
+
+    run_id: str | None
+    evaluation: bool = False
+    step: int | None = None
+    steps_before: int | None = None
+
+
+def _tested(folder: Path) -> _Tested:
+    """:class:`_Tested` of the run in ``folder``: its own run id (``run.json``), or for an
+    evaluation (``learnct-eval``) the id its tested checkpoint records
+    (:func:`~learnct.methods.checkpoints.trained_by`: a run's or a sittings checkpoint, or
+    committed weights exported from one)."""
     try:
         config = read_run_config(folder)
     except ResultsError:
@@ -59,10 +75,11 @@ def _schedule_id(folder: Path) -> str | None:
         try:
             checkpoint = read_checkpoint(tested_checkpoint(folder, config), mmap=True)
         except (ResultsError, ValueError):  # FBP, TV, or a file that is gone
-            return None
-        return trained_by(checkpoint)
+            return _Tested(None, evaluation=True)
+        step = int(checkpoint.get("global_step") or 0)
+        return _Tested(trained_by(checkpoint), True, step, steps_before(checkpoint))
     identity = read_identity(folder)
-    return None if identity is None else identity.id
+    return _Tested(None if identity is None else identity.id)
 
 
 def _schedule_folders(folder: Path, run_id: str | None, log_dir: Path) -> list[Path]:
@@ -130,9 +147,10 @@ def _sitting_curve(method: str, sittings: Path, run_id: str) -> list[dict[str, s
     ]
 
 
-def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
+def _in_progress_points(setup: Path, drawn: dict[str, int | None]) -> list[dict[str, str]]:
     """The committed curves of the schedules under ``setup/sittings`` that have not ended and
-    whose run id is not in ``drawn`` (the table rows' runs)."""
+    that no table row draws up to their last step (``drawn``: run id -> the step its row's
+    curve ends at, ``None``: all of it)."""
     points = []
     for folder in sorted((setup / "sittings").glob("*/")):
         try:
@@ -140,8 +158,12 @@ def _in_progress_points(setup: Path, drawn: set[str]) -> list[dict[str, str]]:
         except ValueError as err:  # the curves of the other schedules are still drawn
             print(f"curves: left out {folder.name}: {err}")
             continue
-        if progress is None or progress.ended or progress.run_id in drawn:
+        if progress is None or progress.ended:
             continue
+        if progress.run_id in drawn:
+            end = drawn[progress.run_id]  # a row's curve: None (all of it) or its last step
+            if end is None or end >= progress.step:
+                continue
         of = "" if progress.planned is None else f" of {progress.planned}"
         before = f", from weights of {progress.steps_before} steps" if progress.steps_before else ""
         method = f"{progress.method} ({folder.name}: in progress, step {progress.step}{of}{before})"
@@ -184,20 +206,36 @@ def collect_curves(
         if folders.get(row["method"]) is None:
             folders[row["method"]] = Path(folder) if folder else None
     old = _read_written(written)
-    points, problems, drawn = [], [], set()
+    points, problems = [], []
+    drawn: dict[str, int | None] = {}
     for method, folder in folders.items():
         if folder is None:
             points += [p for p in old if p.get("method") == method]
             continue
-        run_id = _schedule_id(folder)
-        drawn.add(run_id)
+        tested = _tested(folder)
+        run_id = tested.run_id
+        if run_id is not None:
+            drawn[run_id] = tested.step
         try:
             schedule = _schedule_folders(folder, run_id, log_dir)
             curve = _run_curve(method, schedule, _sitting_points(method, run_id, written.parent))
         except ResultsError as err:
             problems.append(f"curves: skipped {method}: {err}")
             continue
-        before = _steps_before(schedule, run_id, written.parent / "sittings")
+        if tested.step is not None:  # the tested weights' step: later sittings are not theirs
+            curve = [p for p in curve if int(p["step"]) <= tested.step]
+        if not curve and tested.evaluation:
+            kept = [p for p in old if p.get("method") == method]
+            problems.append(
+                f"curves: {method}'s row tests weights whose schedule has no curve here (its "
+                f"run id {'not recorded' if run_id is None else run_id}): "
+                + ("its written curve kept" if kept else "none drawn")
+            )
+            points += kept
+            continue
+        before = tested.steps_before
+        if before is None:
+            before = _steps_before(schedule, run_id, written.parent / "sittings")
         if before is None:
             problems.append(
                 f"curves: {method} started from weights whose training steps are not recorded: "

@@ -72,7 +72,9 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
         check_same_setup(method, stored, folder, "run_weights without --replace, every run")
         check_checkpoint(method.checkpoint, type(method.model).__name__, operator.geometry)
     rows = read_check_rows(folder)
-    files = [folder / f"{m.name}.ckpt" for m in methods] + [folder / "check.csv"]
+    # restored (or removed, if new) on failure: checkpoints, their cards and the check rows
+    files = [folder / f"{m.name}{ext}" for m in methods for ext in (".ckpt", ".md")]
+    files.append(folder / "check.csv")
     kept = {path: path.read_bytes() for path in files if path.is_file()}
     try:
         for method in methods:
@@ -102,6 +104,12 @@ def _added_rows(rows: list[dict[str, str]], name: str, file_name: str) -> list[d
             "without --replace, with every method's run"
         )
     test_sets = dict.fromkeys(row["test_set"] for row in rows)
+    counts = {row["n_images"] for row in rows}
+    if len(counts) > 1:
+        raise ValueError(
+            f"check.csv's rows use different image counts ({', '.join(sorted(counts))}): "
+            "re-measure the folder on one (run_weights without --replace, every run)"
+        )
     return [
         {"method": name, "file": file_name, "test_set": test_set,
          "n_images": rows[0]["n_images"], "psnr": "", "ssim": ""}
@@ -122,7 +130,8 @@ def remeasure_weights(out: Path) -> list[str]:
 
 def _run_methods(runs: Sequence[Path]) -> tuple[list, Any, Any, Any]:
     """The learned methods of ``runs`` (one per method, each with its checkpoint) and the
-    first run's config (test source set to its validation source), physics and operator."""
+    first run's config (test source set to what the check measures:
+    :func:`_check_on_committed_data`), physics and operator."""
     from learnct.physics.presets import preset_differences
     from learnct.reporting.run_methods import load_run_config, load_run_method
     from learnct.reporting.weights import stored_preset

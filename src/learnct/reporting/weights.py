@@ -109,7 +109,8 @@ def strip_checkpoint(
     overflow, keep their dtype. A ``target`` that already holds the same entries is left
     untouched, and equal entries give equal bytes (no churn of committed weights). The run id
     of the schedule that trained it is kept (``learnct_run``, without the run's settings), so
-    that a test of the file continues that schedule's learning curve in ``make report``."""
+    that a test of the file continues that schedule's learning curve in ``make report`` (a
+    file exported before that is rewritten once when exported again, with a new digest)."""
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
     stamp = full.get("learnct_run")
