@@ -36,12 +36,12 @@ PSNR_TOL, SSIM_TOL = 0.05, 0.001
 def _trainable(method: str) -> bool:
     """Whether a table's method has weights: its class (``METHODS``), found by the table's
     name without a variant's suffix (``TV-WLS``, ``LearnedPrimalDual-weighted``)."""
-    from learnct.methods import METHODS
+    from learnct.methods.pretrained import _method_classes  # as committed files are named
 
-    classes = {cls.__name__: cls for cls in METHODS.values()}
-    name = method.split("-")[0]
+    classes = _method_classes()
+    name = method.partition("-")[0]
     assert name in classes, f"{method}: not a method of learnct.methods.METHODS"
-    return classes[name].trainable
+    return classes[name][1].trainable
 
 
 def drifted(checked: list[tuple[dict[str, str], float, float]]) -> list[str]:

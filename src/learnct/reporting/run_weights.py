@@ -59,8 +59,8 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
         check_same_setup,
         load_weights_config,
         read_check_rows,
-        record_check_runs,
         strip_checkpoint,
+        with_check_runs,
         write_check,
     )
     from learnct.run.provenance import repository_path
@@ -82,9 +82,9 @@ def replace_weights(runs: Sequence[Path], out: Path) -> list[str]:
             if target.name not in {row["file"] for row in rows}:  # added: rows to measure
                 rows += _added_rows(rows, method.name, target.name)
             strip_checkpoint(method.checkpoint, target, max_mb=WEIGHTS_MAX_MB)
-        write_check(folder / "check.csv", rows)
         # the check rows of the swapped files name their new run (the model cards' rows)
-        record_check_runs(folder, {f"{m.name}.ckpt": repository_path(m.folder) for m in methods})
+        runs = {f"{m.name}.ckpt": repository_path(m.folder) for m in methods}
+        write_check(folder / "check.csv", with_check_runs(rows, runs))
         return remeasure_weights(out)
     except BaseException:  # the committed files as they were, the added ones gone
         for path in files:

@@ -42,12 +42,12 @@ __all__ = [
     "export_weights",
     "load_weights_config",
     "read_check_rows",
-    "record_check_runs",
     "remeasure_checks",
     "stored_preset",
     "strip_checkpoint",
     "update_weightless_checks",
     "verify_weights",
+    "with_check_runs",
     "write_weights_config",
 ]
 
@@ -270,14 +270,10 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     return stored
 
 
-def record_check_runs(folder: Path, runs: dict[str, str]) -> Path:
-    """Set the ``run_dir`` of ``folder/check.csv``'s rows of each file in ``runs`` (file name
-    -> the run folder it now comes from, as ``results.csv`` names runs)."""
-    rows = [
-        {**row, "run_dir": runs.get(row["file"], row.get("run_dir") or "")}
-        for row in read_check_rows(folder)
-    ]
-    return write_check(Path(folder) / "check.csv", rows)
+def with_check_runs(rows: Sequence[dict[str, str]], runs: dict[str, str]) -> list[dict[str, str]]:
+    """Check rows with the ``run_dir`` of each file in ``runs`` set (file name -> the run
+    folder it now comes from, as ``results.csv`` names runs); the others keep theirs."""
+    return [{**row, "run_dir": runs.get(row["file"], row.get("run_dir") or "")} for row in rows]
 
 
 def read_check_rows(folder: Path) -> list[dict[str, str]]:
