@@ -125,6 +125,16 @@ def test_a_card_names_the_run_that_trained_the_weights_and_the_runs_they_started
     assert "| run | `ccc333` (its id only: saved before checkpoints recorded more) |" in (
         card.read_text()
     )
+    # weights started from a file that kept only its run stamp (source_record's {"run_id"})
+    start = {"checkpoint": "w/LPD.ckpt", "steps": 9600, "source": {"run_id": "ccc333"}}
+    checkpoint["learnct"]["source"] = {**first, "run_id": "ddd444", "started_from": start}
+    torch.save(checkpoint, setup / "weights" / "LearnedPrimalDual.ckpt")
+    (card,) = write_model_cards(setup)
+    assert (
+        "| started from | `w/LPD.ckpt` (9,600 steps) |\n"
+        "| its run | `ccc333` (its id only: saved before checkpoints recorded more) |\n"
+        in card.read_text()
+    )
 
 
 def test_a_card_shows_only_the_table_rows_of_its_own_weights(tmp_path):

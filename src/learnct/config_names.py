@@ -8,6 +8,8 @@ each pair equal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "BACKEND_NAMES",
     "FILTERS",
@@ -18,6 +20,7 @@ __all__ = [
     "SOURCES",
     "TRAIN_METRICS",
     "VAL_METRICS",
+    "source_names",
 ]
 
 #: Physics presets (``learnct.physics.presets.PRESETS``).
@@ -59,3 +62,18 @@ TRAIN_METRICS = ("train/loss", "train/loss_step")
 #: validation sources Lightning appends ``/dataloader_idx_<k>`` to each but ``val/psnr_best``
 #: (that of the first source).
 VAL_METRICS = ("val/loss", "val/psnr", "val/ssim", "val/psnr_best")
+
+
+def source_names(value: str | Sequence[str], setting: str = "data.source") -> tuple[str, ...]:
+    """The sources a data setting names (one name or a list: ``data.val_source``,
+    ``data.test_source``), checked once for the config and the data module alike: at least
+    one, each of :data:`SOURCES`, none twice; else a ``ValueError`` naming ``setting``."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names:
+        raise ValueError(f"{setting} must name at least one source from {SOURCES}")
+    for name in names:
+        if name not in SOURCES:
+            raise ValueError(f"unknown data source {name!r} in {setting}: choose one of {SOURCES}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{setting} lists a source twice: {names}")
+    return names

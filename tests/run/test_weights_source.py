@@ -36,6 +36,11 @@ def test_a_fresh_run_and_a_warm_start_name_what_they_start_from(tmp_path):
     init = _checkpoint(tmp_path / "init.ckpt", 100, 400, source=first)
     warm = source_record(OmegaConf.create({"init_weights": str(init)}), IDENTITY, "abc", None)
     assert warm["started_from"] == {"checkpoint": str(init), "steps": 500, "source": first}
+    # committed weights exported before they kept their record keep their run stamp: its id
+    stamped = tmp_path / "stamped.ckpt"
+    torch.save({"global_step": 300, "learnct_run": {"id": "run0"}, "learnct": {}}, stamped)
+    warm = source_record(OmegaConf.create({"init_weights": str(stamped)}), IDENTITY, "a", None)
+    assert warm["started_from"]["source"] == {"run_id": "run0"}
 
 
 def test_a_resume_keeps_its_start_also_from_a_checkpoint_saved_before_sources(tmp_path):

@@ -69,10 +69,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from learnct.checks import check_int
+from learnct.config_names import source_names
 from learnct.data.batch import CTBatch
 from learnct.data.sources import (
     DEFAULT_SIZES,
-    SOURCES,
     SPLITS,
     EllipsesDataset,
     derive_seed,
@@ -259,18 +259,6 @@ def _physics_and_operator(
     return physics, operator
 
 
-def _as_sources(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
-    sources = (value,) if isinstance(value, str) else tuple(value)
-    if not sources:
-        raise ValueError(f"{name} must name at least one source from {SOURCES}")
-    for s in sources:
-        if s not in SOURCES:
-            raise ValueError(f"unknown data source {s!r} in {name}: choose one of {SOURCES}")
-    if len(set(sources)) != len(sources):
-        raise ValueError(f"{name} lists a source twice: {sources}")
-    return sources
-
-
 def _photons_range(
     physics: PhysicsPreset, value: Sequence[float] | None
 ) -> tuple[float, float] | None:
@@ -376,9 +364,9 @@ class CTDataModule(L.LightningDataModule):
         self.operator = operator
         self.geometry = physics.geometry
         self.sources = {
-            "train": _as_sources("source", source),
-            "val": _as_sources("val_source", source if val_source is None else val_source),
-            "test": _as_sources("test_source", source if test_source is None else test_source),
+            "train": source_names(source, "source"),
+            "val": source_names(source if val_source is None else val_source, "val_source"),
+            "test": source_names(source if test_source is None else test_source, "test_source"),
         }
         if len(self.sources["train"]) != 1:
             raise ValueError("source (training) must be a single source name")

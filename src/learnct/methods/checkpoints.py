@@ -48,6 +48,7 @@ __all__ = [
     "load_weights",
     "read_checkpoint",
     "reading_checkpoints_once",
+    "run_stamp",
     "steps_after",
     "steps_before",
     "stored_settings",
@@ -357,12 +358,19 @@ def weights_source(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     return source if isinstance(source, dict) else None
 
 
+def run_stamp(checkpoint: Any) -> dict[str, Any] | None:
+    """A checkpoint's run stamp (``learnct_run``: the schedule's ``id``, and in a run's own
+    checkpoints its ``settings``, :mod:`learnct.run.identity`); ``None`` where it has none
+    that names a run (saved outside ``learnct-train``, or before stamps existed)."""
+    stamp = checkpoint.get("learnct_run") if isinstance(checkpoint, dict) else None
+    return stamp if isinstance(stamp, dict) and stamp.get("id") else None
+
+
 def trained_by(checkpoint: dict[str, Any]) -> str | None:
     """The run id of the schedule that trained a checkpoint's weights: its run stamp
-    (``learnct_run``, which stripped weights keep) or its :func:`weights_source` record;
+    (:func:`run_stamp`, which stripped weights keep) or its :func:`weights_source` record;
     ``None`` where neither names one."""
-    stamp = checkpoint.get("learnct_run")
-    if isinstance(stamp, dict) and stamp.get("id"):
+    if (stamp := run_stamp(checkpoint)) is not None:
         return str(stamp["id"])
     source = weights_source(checkpoint) or {}
     return str(source["run_id"]) if source.get("run_id") else None

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from learnct.config_names import source_names
 from learnct.data.sources import SYNTHETIC_SOURCES
 from learnct.methods.checkpoints import (
     checkpoint_geometry,
@@ -325,9 +326,8 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
         f"`{data.get('source', '?')}` (train_size {data.get('train_size', '?')} per epoch, "
         f"seed {config.get('seed', '?')})"
     )
-    sources = data.get("test_source") or []
-    sources = [sources] if isinstance(sources, str) else sources  # one source or a list
-    tests = ", ".join(f"`{s}`" for s in sources)
+    sources = data.get("test_source")
+    tests = ", ".join(f"`{s}`" for s in source_names(sources, "test_source")) if sources else ""
     rows = [["optimiser steps", steps], ["data", source], ["test sets", tests]]
     record, run_id = weights_source(checkpoint), trained_by(checkpoint)
     return _table(["", ""], rows + _source_rows(record, run_id))
@@ -336,21 +336,13 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
 def _source_rows(record: dict[str, Any] | None, run_id: str | None) -> list[list[str]]:
     """The run that trained the weights and, back along ``init_weights``, the runs whose
     weights it started from (:func:`~learnct.methods.checkpoints.weights_source`); where only
-    its id is recorded (``run_id``), that."""
+    its id is recorded (``run_id``, or a record of ``run_id`` alone), that."""
+    record = record or ({"run_id": run_id} if run_id else None)
     if not record:
-        if run_id:
-            return [["run", f"`{run_id}` (its id only: saved before checkpoints recorded more)"]]
         return [["run", "not recorded (saved before checkpoints named their run)"]]
     rows, label = [], "run"
     while record:
-        command = f": `{record['command']}`" if record.get("command") else ""
-        rows.append(
-            [
-                label,
-                f"`{record.get('run_id')}` (task `{record.get('task_name')}`, started "
-                f"{record.get('started')}, commit `{record.get('commit')}`){command}",
-            ]
-        )
+        rows.append([label, _run_text(record)])
         start = record.get("started_from")
         if not start:
             break
@@ -361,6 +353,18 @@ def _source_rows(record: dict[str, Any] | None, run_id: str | None) -> list[list
         if not record:
             rows.append([label, "not recorded"])
     return rows
+
+
+def _run_text(record: dict[str, Any]) -> str:
+    """One run of a weights' history: id, task, start, commit and command, or the id alone
+    where that is all the weights kept."""
+    if set(record) == {"run_id"}:
+        return f"`{record['run_id']}` (its id only: saved before checkpoints recorded more)"
+    command = f": `{record['command']}`" if record.get("command") else ""
+    return (
+        f"`{record.get('run_id')}` (task `{record.get('task_name')}`, started "
+        f"{record.get('started')}, commit `{record.get('commit')}`){command}"
+    )
 
 
 def _setup_section(config: dict[str, Any], geometry: Geometry, noise: str) -> list[str]:

@@ -171,11 +171,10 @@ def _check_on_committed_data(cfg: Any) -> None:
     """Set ``cfg``'s test source to what the check rows measure: its test sources where all are
     synthetic (phantoms made from the seed), else its validation source (the slices of a
     ``folder`` test set are not committed)."""
+    from learnct.config_names import source_names
     from learnct.data.sources import SYNTHETIC_SOURCES
 
-    test = cfg.data.test_source
-    names = [test] if isinstance(test, str) else list(test)
-    if not set(names) <= SYNTHETIC_SOURCES:
+    if not set(source_names(cfg.data.test_source, "data.test_source")) <= SYNTHETIC_SOURCES:
         OmegaConf.update(cfg, "data.test_source", cfg.data.val_source)
 
 

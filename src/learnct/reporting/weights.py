@@ -111,10 +111,11 @@ def strip_checkpoint(
     of the schedule that trained it is kept (``learnct_run``, without the run's settings), so
     that a test of the file continues that schedule's learning curve in ``make report`` (a
     file exported before that is rewritten once when exported again, with a new digest)."""
+    from learnct.methods.checkpoints import run_stamp
+
     full = torch.load(source, map_location="cpu", weights_only=True)
     slim = {k: full[k] for k in KEEP if k in full}
-    stamp = full.get("learnct_run")
-    if isinstance(stamp, dict) and stamp.get("id"):  # the schedule that trained it (its curve)
+    if (stamp := run_stamp(full)) is not None:  # the schedule that trained it (its curve)
         slim["learnct_run"] = {"id": stamp["id"]}
     if dtype is not None:
         slim = _narrowed_dict(slim, dtype)

@@ -137,10 +137,10 @@ def monitored_metric_names(cfg: DictConfig) -> list[str]:
     """The metrics a trainable method has logged by its first validation, which a checkpoint
     callback's ``monitor`` and ``optimized_metric`` may name (with several validation sources
     the validation metrics end in ``/dataloader_idx_<k>``)."""
-    from learnct.config_names import TRAIN_METRICS, VAL_METRICS
+    from learnct.config_names import TRAIN_METRICS, VAL_METRICS, source_names
 
     sources = _get(cfg, "data.val_source")
-    count = 1 if sources is None or isinstance(sources, str) else len(sources)
+    count = 1 if sources is None else len(source_names(sources, "data.val_source"))
     if count == 1:
         return [*TRAIN_METRICS, *VAL_METRICS]
     per_source = [m for m in VAL_METRICS if m != "val/psnr_best"]
@@ -208,18 +208,17 @@ def check_task_name(cfg: DictConfig) -> None:
 
 
 def check_sources(cfg: DictConfig) -> None:
-    """``data.source`` one source name; ``data.val_source``/``test_source`` one or a list."""
-    from learnct.config_names import SOURCES
+    """``data.source`` one source name; ``data.val_source``/``test_source`` one or a list
+    (:func:`~learnct.config_names.source_names`; null: the training source)."""
+    from learnct.config_names import SOURCES, source_names
 
     check_choice(cfg, "data.source", SOURCES)
-    for key in ("val_source", "test_source"):
-        value = _get(cfg, f"data.{key}")
-        for source in [value] if isinstance(value, str) else (value or []):
-            if source not in SOURCES:
-                raise ConfigError(
-                    f"data.{key} names {source!r}, which is not valid: choose from "
-                    f"{sorted(SOURCES)}"
-                )
+    for key in ("data.val_source", "data.test_source"):
+        if _get(cfg, key) is not None:
+            try:
+                source_names(_get(cfg, key), key)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
 
 
 def check_max_steps(cfg: DictConfig) -> None:

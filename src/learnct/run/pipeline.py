@@ -379,10 +379,12 @@ def _checked_checkpoint(
 
 def _check_run(state: dict[str, Any], path: Path, identity: RunIdentity) -> None:
     """A checkpoint stamped with a run id must be of the run it continues."""
-    stamp = state.get("learnct_run")
-    if isinstance(stamp, dict) and stamp.get("id") not in (None, identity.id):
+    from learnct.methods.checkpoints import run_stamp
+
+    stamp = run_stamp(state)
+    if stamp is not None and stamp["id"] != identity.id:
         raise ConfigError(
-            f"resume: checkpoint {path} belongs to run {stamp.get('id')}, not to the run "
+            f"resume: checkpoint {path} belongs to run {stamp['id']}, not to the run "
             f"{identity.id} of {path.parents[1]} (it was copied or moved between run folders)"
         )
 

@@ -48,7 +48,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from learnct.methods.checkpoints import load_checkpoint_file, steps_before
+from learnct.methods.checkpoints import load_checkpoint_file, run_stamp, steps_before
 from learnct.run.atomic_checkpoint import atomic_torch_save
 from learnct.run.atomic_files import TEMP_SUFFIX, atomic_open
 from learnct.run.config_checks import ConfigError, planned_steps
@@ -154,8 +154,8 @@ def sitting_progress(folder: Path) -> SittingProgress | None:
             f"sittings: {path} cannot be read ({type(err).__name__}: {err}); restore it "
             f"(git checkout -- {path}) or remove it to start that schedule anew"
         ) from err
-    stamp = state.get("learnct_run") if isinstance(state, dict) else None
-    if not isinstance(stamp, dict) or "id" not in stamp:
+    stamp = run_stamp(state)
+    if stamp is None:
         return None
     settings = dict(stamp.get("settings") or {})
     return SittingProgress(
@@ -323,7 +323,7 @@ class SittingEnd(L.Callback):
                 type(obj).__qualname__ for obj in (trainer.datamodule, trainer.precision_plugin)
             )
             atomic_torch_save(strip_for_resume(full, keys), self.target)
-            self.run_id = (full.get("learnct_run") or {}).get("id")
+            self.run_id = (run_stamp(full) or {}).get("id")
         print(f"sitting: step {trainer.global_step} saved to {self.target}", flush=True)
 
     def _write_curve(self, trainer: L.Trainer) -> None:

@@ -27,12 +27,14 @@ def source_record(
     ...; ``data.train_photons_range``: the range each sample's dose is drawn from, ``None``:
     the preset's one dose) and, for weights that
     started from trained ones, ``{"checkpoint", "steps", "source"}``: the ``init_weights``
-    path, the optimiser steps that trained it and its own record (``None``: not recorded).
+    path, the optimiser steps that trained it and its own record (``{"run_id"}`` alone where
+    the file kept only its run stamp; ``None``: not recorded).
     A resumed run keeps the ``started_from`` of the checkpoint it continues (for one saved
     before checkpoints kept it: from ``init_weights``, else from the steps it records)."""
     from learnct.methods.checkpoints import (
         read_checkpoint,
         steps_before,
+        trained_by,
         trained_steps,
         weights_source,
     )
@@ -56,7 +58,7 @@ def source_record(
         record["started_from"] = {
             "checkpoint": repository_path(cfg.init_weights),
             "steps": trained_steps(init),
-            "source": weights_source(init),
+            "source": weights_source(init) or _id_only(trained_by(init)),
         }
     elif continued is not None and steps_before(continued) != 0:  # None: not recorded
         record["started_from"] = {
@@ -65,6 +67,12 @@ def source_record(
             "source": None,
         }
     return record
+
+
+def _id_only(run_id: str | None) -> dict[str, str] | None:
+    """The record of weights that kept only their schedule's run id (exported before
+    checkpoints recorded their run): ``{"run_id"}``; ``None`` where none is kept either."""
+    return {"run_id": run_id} if run_id else None
 
 
 def _plain(value: Any) -> Any:
