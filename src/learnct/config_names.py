@@ -64,16 +64,24 @@ TRAIN_METRICS = ("train/loss", "train/loss_step")
 VAL_METRICS = ("val/loss", "val/psnr", "val/ssim", "val/psnr_best")
 
 
-def source_names(value: str | Sequence[str], setting: str = "data.source") -> tuple[str, ...]:
-    """The sources a data setting names (one name or a list: ``data.val_source``,
-    ``data.test_source``), checked once for the config and the data module alike: at least
-    one, each of :data:`SOURCES`, none twice; else a ``ValueError`` naming ``setting``."""
-    names = (value,) if isinstance(value, str) else tuple(value)
-    if not names:
-        raise ValueError(f"{setting} must name at least one source from {SOURCES}")
+def source_names(value: str | Sequence[str], setting: str) -> tuple[str, ...]:
+    """The sources a data setting names (``data.source``: one name; ``data.val_source``,
+    ``data.test_source``: one name or a list), checked once for the config and the data
+    module alike: at least one, each of :data:`SOURCES`, none twice; else a ``ValueError``
+    ``<setting>=<value> is not valid: ...``."""
+    if isinstance(value, str):
+        names: tuple[str, ...] = (value,)
+    elif isinstance(value, Sequence):  # also OmegaConf's ListConfig
+        names = tuple(value)
+    else:
+        names = ()
+    shown = value if isinstance(value, str) else list(names) if names else value
+    problem = f"{setting}={shown!r} is not valid"
+    if not isinstance(value, str) and not names:
+        raise ValueError(f"{problem}: name a source or a list of them from {SOURCES}")
     for name in names:
         if name not in SOURCES:
-            raise ValueError(f"unknown data source {name!r} in {setting}: choose one of {SOURCES}")
+            raise ValueError(f"{problem}: {name!r} is not a data source; choose from {SOURCES}")
     if len(set(names)) != len(names):
-        raise ValueError(f"{setting} lists a source twice: {names}")
+        raise ValueError(f"{problem}: it names a source twice")
     return names

@@ -140,3 +140,20 @@ def test_verify_weights_refuses_a_weights_config_that_would_run_code(tmp_path, c
     with pytest.raises(ResultsError, match=r"config\.json: model\._target_='torch\.load' refused"):
         verify_weights(weights)
     assert not marker.exists()
+
+
+def test_a_weights_config_with_unknown_test_sources_is_refused_naming_it(tmp_path):
+    """``load_weights_config`` checks the test sources once for every reader (cards,
+    ``run_weights``, the real-CT table): a ``ResultsError`` naming the file, not a card
+    that lists a source no run can make; null test sources are the training source."""
+    from learnct.reporting.weights import load_weights_config
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    config = {"data": {"source": "ellipses", "test_source": ["ellipses", "walnut"]}, "seed": 0}
+    (weights / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ResultsError, match=r"config\.json: data\.test_source=.*'walnut' is not"):
+        load_weights_config(weights)
+    config["data"]["test_source"] = None
+    (weights / "config.json").write_text(json.dumps(config))
+    assert load_weights_config(weights)["data"]["source"] == "ellipses"

@@ -174,7 +174,8 @@ def _check_on_committed_data(cfg: Any) -> None:
     from learnct.config_names import source_names
     from learnct.data.sources import SYNTHETIC_SOURCES
 
-    if not set(source_names(cfg.data.test_source, "data.test_source")) <= SYNTHETIC_SOURCES:
+    test = cfg.data.test_source or cfg.data.source  # null: the training source
+    if not set(source_names(test, "data.test_source")) <= SYNTHETIC_SOURCES:
         OmegaConf.update(cfg, "data.test_source", cfg.data.val_source)
 
 

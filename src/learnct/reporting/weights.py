@@ -259,8 +259,11 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     """``folder/config.json`` of a weights folder (physics, data and seed of the check rows,
     ``methods``: the model sections of FBP and TV), checked like any stored config before
     anything uses it: only learnct's own targets, its ``methods`` too
-    (:mod:`learnct.run.stored_config`). A ``ResultsError`` with the fix when it is missing."""
-    from learnct.run.results import read_run_config
+    (:mod:`learnct.run.stored_config`), and its test sources
+    (:func:`~learnct.config_names.source_names`). A ``ResultsError`` with the fix when it is
+    missing, naming it when it is not valid."""
+    from learnct.config_names import source_names
+    from learnct.run.results import ResultsError, read_run_config
     from learnct.run.stored_config import check_stored_targets
 
     path = _weights_file(folder, "config.json")
@@ -268,6 +271,11 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     check_stored_targets(stored, path)
     for model in (stored.get("methods") or {}).values():
         check_stored_targets({"model": model}, path)
+    data = stored.get("data") or {}
+    try:
+        source_names(data.get("test_source") or data.get("source", ()), "data.test_source")
+    except ValueError as err:
+        raise ResultsError(f"{path}: {err}; write it again with make report WEIGHTS=1") from None
     return stored
 
 

@@ -323,7 +323,8 @@ class SittingEnd(L.Callback):
                 type(obj).__qualname__ for obj in (trainer.datamodule, trainer.precision_plugin)
             )
             atomic_torch_save(strip_for_resume(full, keys), self.target)
-            self.run_id = (run_stamp(full) or {}).get("id")
+            stamp = run_stamp(full)
+            self.run_id = None if stamp is None else str(stamp["id"])
         print(f"sitting: step {trainer.global_step} saved to {self.target}", flush=True)
 
     def _write_curve(self, trainer: L.Trainer) -> None:
