@@ -10,6 +10,7 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from learnct.physics.presets import PRESETS, preset_differences, section_preset
 from learnct.run.atomic_files import atomic_open, atomic_write_text
@@ -93,16 +94,12 @@ def physics_changes(section: object, setup: str) -> list[tuple[str, object, obje
     return preset_differences(section_preset(section), PRESETS[setup]())
 
 
-def physics_difference(folder: Path, setup: str) -> str | None:
-    """How the physics of the run in ``folder`` (its ``config.json``) differ from the preset
-    ``setup`` (:func:`physics_changes`), e.g. ``"photons 1000.0 (fan_lowdose: 10000.0)"``;
-    ``None`` where they are the preset's or the folder records no physics."""
+def physics_difference(config: dict[str, Any], setup: str) -> str | None:
+    """How the physics of a run (its ``config.json``, :func:`_run_config`) differ from the
+    preset ``setup`` (:func:`physics_changes`), e.g. ``"photons 1000.0 (fan_lowdose:
+    10000.0)"``; ``None`` where they are the preset's or the config records no physics."""
     try:
-        section = read_run_config(folder).get("physics")
-    except ResultsError:
-        return None
-    try:
-        changes = physics_changes(section, setup)
+        changes = physics_changes(config.get("physics"), setup)
     except ValueError as err:
         return f"physics that cannot be rebuilt ({err})"
     return ", ".join(f"{k} {run!s} ({setup}: {ours!s})" for k, run, ours in changes) or None
@@ -130,12 +127,7 @@ def collect_results(
         if "multiruns" in run.parts[:-1]:  # <task>/multiruns/<start>/<job>
             sweep_jobs.append(run.as_posix())
             continue
-        folders = [f.as_posix() for f in (run, *run.parents) if f != Path(".") or run == f]
-        matched = {
-            pattern
-            for pattern in exclude
-            if any(fnmatch.fnmatchcase(f, _posix(pattern)) for f in folders)
-        }
+        matched = _matching(run, exclude)
         if matched:
             used |= matched
             continue
@@ -144,8 +136,9 @@ def collect_results(
         except ResultsError as err:
             problems.append(f"skipped unreadable results: {path}: {err}")
             continue
+        config = _run_config(path.parent)
         if any(row["physics"] == setup for row in rows):
-            difference = physics_difference(path.parent, setup)
+            difference = physics_difference(config, setup)
             if difference is not None:
                 problems.append(
                     f"left out {path.parent}: its physics are not the {setup} preset's "
@@ -154,7 +147,7 @@ def collect_results(
                 )
                 continue
         stamp = path.stat().st_mtime
-        training = _config_trained_on(path.parent) if trained_on is not None else None
+        training = _config_trained_on(path.parent, config) if trained_on is not None else None
         for row in rows:
             # where the run is now (a run folder moved from a worktree or another machine
             # keeps the run_dir it was written with)
@@ -195,18 +188,39 @@ def collect_results(
     return rows, problems
 
 
-def _config_trained_on(folder: Path) -> str | None:
+def _matching(run: Path, exclude: Sequence[str]) -> set[str]:
+    """The ``exclude`` patterns that match the run folder ``run`` (relative to the log
+    folder) or a folder above it."""
+    folders = [f.as_posix() for f in (run, *run.parents) if f != Path(".") or run == f]
+    return {
+        pattern
+        for pattern in exclude
+        if any(fnmatch.fnmatchcase(f, _posix(pattern)) for f in folders)
+    }
+
+
+def _run_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of the run in ``folder``; ``{}`` where it cannot be read (a run
+    taken at its word: no physics to compare, no training to look up)."""
+    try:
+        return read_run_config(folder)
+    except ResultsError:
+        return {}
+
+
+def _config_trained_on(folder: Path, config: dict[str, Any]) -> str | None:
     """The data the weights a run tested were trained on, as the ``config.json`` of the run
     that trained them says (:func:`~learnct.methods.checkpoints.config_training`): the run
     itself where it trained, else (``learnct-eval``) the run whose ``checkpoints/`` hold the
-    tested file. What its rows' ``trained_on`` says, but also for rows written before the
-    dose range was recorded (they said ``ellipses`` for weights trained at 1000-100000
-    photons). ``None`` where no such config is found (a committed weights file: its row says
-    its folder's training already)."""
+    tested file (``config``: the run's own, :func:`_run_config`). What its rows'
+    ``trained_on`` says, but also for rows written before the dose range was recorded (they
+    said ``ellipses`` for weights trained at 1000-100000 photons). ``None`` where no such
+    config is found (a committed weights file: its row says its folder's training already)."""
     from learnct.methods.checkpoints import config_training
 
+    if not config:  # the run's own config.json could not be read
+        return None
     try:
-        config = read_run_config(folder)
         if config.get("train") is not True:
             checkpoint = tested_checkpoint(folder, config)
             if checkpoint.parent.name != "checkpoints":
