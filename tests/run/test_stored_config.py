@@ -154,6 +154,15 @@ def test_a_weights_config_with_unknown_test_sources_is_refused_naming_it(tmp_pat
     (weights / "config.json").write_text(json.dumps(config))
     with pytest.raises(ResultsError, match=r"config\.json: data\.test_source=.*'walnut' is not"):
         load_weights_config(weights)
+    for data, message in [
+        ({"source": "ellipses", "val_source": "walnut"}, r"data\.val_source='walnut'"),
+        ({"source": ["ellipses"]}, r"data\.source=\['ellipses'\] is not valid"),
+        ({"test_source": "ellipses"}, r"data=.* is not valid: a data section with a source"),
+        ({"source": "ellipses", "test_source": []}, r"data\.test_source=\[\] is not valid"),
+    ]:
+        (weights / "config.json").write_text(json.dumps({**config, "data": data}))
+        with pytest.raises(ResultsError, match=message):
+            load_weights_config(weights)
     config["data"]["test_source"] = None
     (weights / "config.json").write_text(json.dumps(config))
     assert load_weights_config(weights)["data"]["source"] == "ellipses"

@@ -326,7 +326,8 @@ def _training_section(checkpoint: dict[str, Any], config: dict[str, Any]) -> lis
         f"`{data.get('source', '?')}` (train_size {data.get('train_size', '?')} per epoch, "
         f"seed {config.get('seed', '?')})"
     )
-    sources = source_names(data.get("test_source") or data["source"], "data.test_source")
+    test = data.get("test_source")  # null: the training source
+    sources = source_names(data["source"] if test is None else test, "data.test_source")
     tests = ", ".join(f"`{s}`" for s in sources)  # checked by load_weights_config
     rows = [["optimiser steps", steps], ["data", source], ["test sets", tests]]
     record, run_id = weights_source(checkpoint), trained_by(checkpoint)

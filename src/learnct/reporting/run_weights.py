@@ -174,7 +174,7 @@ def _check_on_committed_data(cfg: Any) -> None:
     from learnct.config_names import source_names
     from learnct.data.sources import SYNTHETIC_SOURCES
 
-    test = cfg.data.test_source or cfg.data.source  # null: the training source
+    test = cfg.data.source if cfg.data.test_source is None else cfg.data.test_source
     if not set(source_names(test, "data.test_source")) <= SYNTHETIC_SOURCES:
         OmegaConf.update(cfg, "data.test_source", cfg.data.val_source)
 

@@ -259,10 +259,12 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     """``folder/config.json`` of a weights folder (physics, data and seed of the check rows,
     ``methods``: the model sections of FBP and TV), checked like any stored config before
     anything uses it: only learnct's own targets, its ``methods`` too
-    (:mod:`learnct.run.stored_config`), and its test sources
-    (:func:`~learnct.config_names.source_names`). A ``ResultsError`` with the fix when it is
+    (:mod:`learnct.run.stored_config`), and its data sources
+    (:func:`~learnct.run.config_checks.check_sources`). A ``ResultsError`` with the fix when it is
     missing, naming it when it is not valid."""
-    from learnct.config_names import source_names
+    from omegaconf import OmegaConf
+
+    from learnct.run.config_checks import check_sources
     from learnct.run.results import ResultsError, read_run_config
     from learnct.run.stored_config import check_stored_targets
 
@@ -271,9 +273,11 @@ def load_weights_config(folder: Path) -> dict[str, Any]:
     check_stored_targets(stored, path)
     for model in (stored.get("methods") or {}).values():
         check_stored_targets({"model": model}, path)
-    data = stored.get("data") or {}
+    data = stored.get("data")
     try:
-        source_names(data.get("test_source") or data.get("source", ()), "data.test_source")
+        if not isinstance(data, dict) or "source" not in data:
+            raise ValueError(f"data={data!r} is not valid: a data section with a source")
+        check_sources(OmegaConf.create({"data": data}))  # as a run's config is checked
     except ValueError as err:
         raise ResultsError(f"{path}: {err}; write it again with make report WEIGHTS=1") from None
     return stored
